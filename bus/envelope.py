@@ -53,11 +53,15 @@ class Envelope:
         values.setdefault("source", "unknown")
         return cls(**values)
 
-    def for_destination(self, destination: str, kind: str, route: str, legal_basis: str | None) -> Envelope:
-        """The envelope of a projection addressed to one destination."""
+    def for_destination(
+        self, destination: str, kind: str, schema_version: int, route: str, legal_basis: str | None
+    ) -> Envelope:
+        """The envelope of a projection (XML, validated) addressed to one destination."""
         return replace(
             self,
             kind=kind,
+            schema_version=schema_version,
+            content_type="application/xml",
             destination=destination,
             route=route,
             legal_basis=legal_basis,

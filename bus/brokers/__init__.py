@@ -1,0 +1,61 @@
+"""Brokers: one contract (`base.Broker`), a module per backend.
+
+`open_broker(url)` picks the backend from the URL (kombu's transport aliases, as data):
+no URL or `sqlite:///path` → the embedded SQLite broker; `amqp://` / `amqps://` → RabbitMQ.
+The broker is returned unconnected: `await broker.connect()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from bus.brokers.base import Broker, Consumer, Delivery, Handler, OutgoingMessage, QueueStats
+from bus.errors import ConfigError
+
+__all__ = [
+    "Broker",
+    "Consumer",
+    "Delivery",
+    "Handler",
+    "OutgoingMessage",
+    "QueueStats",
+    "open_broker",
+]
+
+DEFAULT_FILE = Path("var/broker.sqlite")
+
+
+def open_broker(url: str | None, *, path: Path | None = None) -> Broker:
+    """The broker for `url`; `path` is the embedded broker's file when no URL is given."""
+    if not url:
+        from bus.brokers.embedded import EmbeddedBroker
+
+        return EmbeddedBroker(path or DEFAULT_FILE)
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        from bus.brokers.embedded import EmbeddedBroker
+
+        return EmbeddedBroker(_sqlite_path(url))
+    if scheme in ("amqp", "amqps"):
+        from bus.brokers.amqp import AmqpBroker
+
+        return AmqpBroker(url)
+    raise ConfigError(
+        f"unknown broker URL scheme {scheme!r}: use amqp://, amqps://, sqlite:///path, or no URL "
+        "for the embedded broker",
+        where="broker_url",
+    )
+
+
+def _sqlite_path(url: str) -> Path:
+    """sqlite:///relative/file or sqlite:////absolute/file (SQLAlchemy's convention)."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigError(f"sqlite URL {url!r} names a host; the embedded broker is a local file",
+                          where="broker_url")
+    raw = unquote(parts.path)
+    if not raw or raw == "/":
+        raise ConfigError(f"sqlite URL {url!r} has no file path (sqlite:///var/broker.sqlite)",
+                          where="broker_url")
+    return Path(raw[1:])  # one slash separates the authority; the rest is the path

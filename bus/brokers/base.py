@@ -1,29 +1,43 @@
-"""The broker contract: six primitives every backend fills in.
+"""The broker contract: seven primitives every backend fills in.
 
 A backend (bus/brokers/embedded.py, bus/brokers/amqp.py) implements `connect`, `close`,
-`declare`, `publish_many`, `_start_consumer` and `stats`. Everything else — per-key ordered
-concurrent dispatch, ack on return / requeue on exception — lives here, once.
+`declare`, `publish_many`, `stats`, `_start_consumer` and `_settle` (and may override
+`_fence`). Everything else — per-key ordered concurrent dispatch, ack on return / requeue
+on exception, orderly cancellation — lives here, once.
 
 Semantics every backend guarantees (tests/contract/ proves them on each):
 - `publish`/`publish_many` return only when every message is durable (fsync'd row,
-  publisher confirm); otherwise they raise `PublishNotConfirmed`. Publishing to a queue
-  that was never declared raises `PublishNotConfirmed` too (mandatory routing).
+  publisher confirm); otherwise they raise `PublishNotConfirmed` (nacked, unroutable, not
+  confirmed in time) or `BrokerUnavailable` (no connection) — either way, not accepted.
+  Publishing to a queue that was never declared raises `PublishNotConfirmed` too
+  (mandatory routing). A failed `publish_many` may have stored some of its messages
+  (RabbitMQ) or none (embedded): publish again; consumers see duplicates at worst.
+- Header values are JSON types (str, int, float, bool, None, lists and dicts of them).
 - A delivery whose handler returns is acked; one whose handler raises is requeued, and
   comes back with `redelivered=True`. A consumer that dies without acking (kill -9)
   leaves its deliveries to be redelivered.
 - Messages of one `key` reach the handler in publish order, one at a time; different keys
-  run concurrently up to `concurrency`.
+  run concurrently up to `concurrency`. A requeued message is not overtaken by the later
+  messages of its key that this consumer already holds: they are requeued behind it.
+- `Consumer.cancel()` lets running handlers finish (ack or requeue as usual), requeues the
+  deliveries whose handler has not started, and returns when nothing is left unsettled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 __all__ = ["Broker", "Consumer", "Delivery", "Handler", "OutgoingMessage", "QueueStats"]
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +77,23 @@ class Consumer:
 
     def __init__(self, cancel: Callable[[], Awaitable[None]]) -> None:
         self._cancel = cancel
+        self._cancelled: asyncio.Task[None] | None = None
 
     async def cancel(self) -> None:
-        await self._cancel()
+        """Idempotent; concurrent callers all wait for the same cancellation."""
+        if self._cancelled is None:
+            self._cancelled = asyncio.ensure_future(self._cancel())
+        await asyncio.shield(self._cancelled)
 
 
 class Broker(ABC):
     """A durable queueing backend."""
 
     name: str = "abstract"
+    #: True when the backend itself never hands out a key's next message while an earlier one
+    #: is unsettled (the embedded store). Otherwise the dispatcher guards order after a
+    #: requeue (see `_fence`).
+    _holds_keys: bool = False
 
     @abstractmethod
     async def connect(self) -> None: ...
@@ -95,11 +117,20 @@ class Broker(ABC):
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
     ) -> Callable[[], Awaitable[None]]:
         """Start pushing deliveries of `queue` into `on_delivery` (in queue order, at most
-        `prefetch` unsettled). Return an async stop function."""
+        `prefetch` unsettled). Return an async stop function: it stops new deliveries, waits
+        until every delivery handed out has been settled (the dispatcher keeps settling
+        meanwhile), then releases what the subscription holds."""
 
     @abstractmethod
     async def _settle(self, delivery: Delivery, ok: bool) -> None:
-        """Ack (ok) or requeue (not ok) one delivery."""
+        """Ack (ok) or requeue (not ok) one delivery. A delivery the backend can no longer
+        settle (connection lost, lease reclaimed) is logged and left: it will be redelivered."""
+
+    async def _fence(self, delivery: Delivery) -> None:
+        """Return once every delivery the broker sent this consumer before it processed the
+        requeue of `delivery` has arrived (AMQP: a channel round trip after the nack).
+        The default suits a backend whose deliveries arrive the moment they are handed out."""
+        return None
 
     async def publish(self, queue: str, message: OutgoingMessage) -> None:
         await self.publish_many([(queue, message)])
@@ -112,48 +143,129 @@ class Broker(ABC):
         stop = await self._start_consumer(queue, dispatcher.submit, prefetch or concurrency * 2)
 
         async def cancel() -> None:
-            await stop()
-            await dispatcher.drain()
+            dispatcher.close()
+            try:
+                await stop()
+            finally:
+                await dispatcher.drain()
 
         return Consumer(cancel)
 
 
+@dataclass(slots=True)
+class _Block:
+    """A key whose message was requeued: later messages of it that arrived before the broker
+    put the requeued one back (arrival seq <= until_seq) are requeued behind it."""
+
+    message_id: str
+    until_seq: float = float("inf")
+
+
 class _KeyedDispatcher:
-    """Runs deliveries concurrently across keys, strictly in order within a key."""
+    """Runs deliveries concurrently across keys, strictly in order within a key.
+
+    A deque per key holds its deliveries in arrival order; a key with work is in the
+    `ready` queue at most once; `concurrency` worker tasks take a key, run its first
+    delivery, and put the key back at the end if more are waiting (fair across keys)."""
 
     def __init__(self, broker: Broker, handler: Handler, concurrency: int) -> None:
         self._broker = broker
         self._handler = handler
-        self._slots = asyncio.Semaphore(concurrency)
-        self._chains: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._keys: dict[str, collections.deque[tuple[Delivery, int]]] = {}
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._blocks: dict[str, _Block] = {}
+        self._arrivals = itertools.count(1)
+        self._last_seq = 0
+        self._pending = 0  # submitted, not yet settled
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._closing = False
+        self._helpers: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        self._workers = [loop.create_task(self._work()) for _ in range(max(1, concurrency))]
 
     def submit(self, delivery: Delivery) -> None:
-        previous = self._chains.get(delivery.key)
-        task = asyncio.get_running_loop().create_task(self._run(delivery, previous))
-        self._chains[delivery.key] = task
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._done(delivery.key, t))
+        self._last_seq = seq = next(self._arrivals)
+        self._pending += 1
+        self._empty.clear()
+        waiting = self._keys.get(delivery.key)
+        if waiting is None:
+            self._keys[delivery.key] = collections.deque([(delivery, seq)])
+            self._ready.put_nowait(delivery.key)
+        else:
+            waiting.append((delivery, seq))
 
-    def _done(self, key: str, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if self._chains.get(key) is task:
-            del self._chains[key]
+    def close(self) -> None:
+        """From now on, deliveries whose handler has not started are requeued."""
+        self._closing = True
 
-    async def _run(self, delivery: Delivery, previous: asyncio.Task[None] | None) -> None:
-        if previous is not None:
-            await asyncio.gather(previous, return_exceptions=True)
-        async with self._slots:
+    async def _work(self) -> None:
+        while True:
+            key = await self._ready.get()
+            waiting = self._keys[key]
+            delivery, seq = waiting[0]
             try:
-                await self._handler(delivery)
-            except asyncio.CancelledError:
-                await self._broker._settle(delivery, ok=False)
-                raise
-            except Exception:  # the handler decides; an escaped error means "try again"
-                await self._broker._settle(delivery, ok=False)
-            else:
-                await self._broker._settle(delivery, ok=True)
+                await self._run(delivery, seq)
+            finally:
+                waiting.popleft()
+                if waiting:
+                    self._ready.put_nowait(key)
+                else:
+                    del self._keys[key]
+                self._pending -= 1
+                if not self._pending:
+                    self._empty.set()
+
+    async def _run(self, delivery: Delivery, seq: int) -> None:
+        if self._closing or self._held_back(delivery, seq):
+            await self._settle(delivery, ok=False)
+            return
+        try:
+            await self._handler(delivery)
+        except asyncio.CancelledError:
+            await self._requeue(delivery)
+            raise
+        except Exception:  # the handler decides; an escaped error means "try again"
+            await self._requeue(delivery)
+        else:
+            await self._settle(delivery, ok=True)
+
+    def _held_back(self, delivery: Delivery, seq: int) -> bool:
+        block = self._blocks.get(delivery.key)
+        if block is None:
+            return False
+        if delivery.message_id == block.message_id or seq > block.until_seq:
+            del self._blocks[delivery.key]  # the requeued one is back, or the rest came after it
+            return False
+        return True
+
+    async def _requeue(self, delivery: Delivery) -> None:
+        if not self._broker._holds_keys:
+            self._blocks[delivery.key] = block = _Block(delivery.message_id)
+        await self._settle(delivery, ok=False)
+        if not self._broker._holds_keys:
+            task = asyncio.get_running_loop().create_task(self._lift(delivery, block))
+            self._helpers.add(task)
+            task.add_done_callback(self._helpers.discard)
+
+    async def _lift(self, delivery: Delivery, block: _Block) -> None:
+        try:
+            await self._broker._fence(delivery)
+        except Exception as exc:  # a lost channel also ends what it could still deliver
+            log.debug("broker fence failed", error=repr(exc))
+        block.until_seq = self._last_seq
+
+    async def _settle(self, delivery: Delivery, ok: bool) -> None:
+        try:
+            await self._broker._settle(delivery, ok=ok)
+        except Exception as exc:  # it stays unsettled at the broker and comes back
+            log.warning("could not settle a delivery", queue_key=delivery.key,
+                        message_id=delivery.message_id, ok=ok, error=repr(exc))
 
     async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until every submitted delivery is settled, then stop the workers."""
+        while self._pending:
+            await self._empty.wait()
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, *self._helpers, return_exceptions=True)

@@ -1,0 +1,247 @@
+"""What a simulated receiving system holds: the messages it accepted, its counters, and
+the behaviour it was told to show (ok, slow, fail, reject, down).
+
+Tests and the demo read a `SimulatorState` directly (``cluster.state("zei").effects``);
+remote users read the same through ``GET /received``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from bus.errors import ConfigError
+
+__all__ = ["SYSTEMS", "Behaviour", "Decision", "ReceivedMessage", "SimulatorState", "SystemInfo"]
+
+Mode = Literal["ok", "slow", "fail", "reject", "down"]
+Decision = Literal["ok", "slow", "fail", "reject", "down"]
+_MODES = ("ok", "slow", "fail", "reject", "down")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SystemInfo:
+    system: str
+    kind: str
+    title: str
+
+
+#: the receiving systems that have a simulator, and the kind each expects
+SYSTEMS: dict[str, SystemInfo] = {
+    s.system: s
+    for s in (
+        SystemInfo("zei", "zei.jumin", "個人住民税 (individual resident tax)"),
+        SystemInfo("kokuho", "kokuho.jumin", "国民健康保険 (national health insurance)"),
+        SystemInfo("kaigo", "kaigo.jumin", "介護保険 (long-term care insurance)"),
+        SystemInfo("koki", "koki.jumin", "後期高齢者医療 (late-stage elderly medical care)"),
+        SystemInfo("nenkin", "nenkin.jumin", "国民年金 (national pension)"),
+        SystemInfo("fukushi", "fukushi.jumin", "児童手当・福祉 (child allowance and welfare)"),
+        SystemInfo("chukan", "chukan.fukuhon", "中間サーバー (intermediate server, 副本)"),
+        SystemInfo("portal", "portal.oshirase", "マイナポータル (national portal, notices)"),
+    )
+}
+
+
+@dataclass(slots=True)
+class Behaviour:
+    """What the simulator does with the next messages (``POST /control`` sets it).
+
+    - mode: ok | slow (sleep `delay`, then accept) | fail (answer `fail_status`) |
+      reject (answer 422) | down (cut the connection without an answer).
+    - delay: seconds to wait before answering (slow; also delays fail/reject when set).
+    - ratio: the share of messages the mode applies to (0..1, drawn at random).
+    - reject_subject: with mode reject, reject only messages of this subject pseudonym.
+    - count: apply the mode to the next N messages, then return to ok.
+    - seed: seeds the random draw so a test run is repeatable.
+    """
+
+    mode: Mode = "ok"
+    delay: float = 0.0
+    fail_status: int = 503
+    ratio: float = 1.0
+    reject_subject: str | None = None
+    count: int | None = None
+    seed: int | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Behaviour:
+        """Build from a control request; unknown or invalid settings raise ConfigError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown control settings {unknown}; known: {sorted(known)}")
+        b = cls(**data)
+        if b.mode not in _MODES:
+            raise ConfigError(f"mode must be one of {_MODES}, got {b.mode!r}")
+        if not isinstance(b.delay, int | float) or not 0 <= b.delay <= 600:
+            raise ConfigError("delay must be 0..600 seconds")
+        if not isinstance(b.fail_status, int) or not 400 <= b.fail_status <= 599:
+            raise ConfigError("fail_status must be an HTTP error status (400..599)")
+        if not isinstance(b.ratio, int | float) or not 0 <= b.ratio <= 1:
+            raise ConfigError("ratio must be between 0 and 1")
+        if b.count is not None and (not isinstance(b.count, int) or b.count < 0):
+            raise ConfigError("count must be a non-negative integer")
+        return b
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """One accepted message (its body is kept, as the real system would store it)."""
+
+    key: str
+    message_id: str
+    kind: str
+    municipality: str
+    subject: str
+    sequence: int | None
+    content_type: str
+    body: bytes
+    reference: str
+    received_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+
+    def summary(self) -> dict[str, Any]:
+        """Identifiers only: what ``GET /received`` lists (no personal data)."""
+        data = asdict(self)
+        del data["body"]
+        return data
+
+
+class SimulatorState:
+    """Accepted messages per Idempotency-Key, counters and behaviour of one simulator.
+
+    Counters: `effects` (messages applied, once per key), `duplicates` (repeated keys
+    answered "duplicate"), `rejected` (422: invalid, or told to reject), `failed`
+    (simulated failures and cut connections), `requests` (every POST /messages).
+    """
+
+    def __init__(self, system: str, *, store: str | os.PathLike[str] | None = None) -> None:
+        if system not in SYSTEMS:
+            raise ConfigError(f"no simulator for system {system!r}; known: {', '.join(SYSTEMS)}")
+        self.system = system
+        self.kind = SYSTEMS[system].kind
+        self.store = Path(store) if store is not None else None
+        self.behaviour = Behaviour()
+        self.messages: dict[str, ReceivedMessage] = {}
+        self.rejections: list[dict[str, Any]] = []
+        self.effects = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.failed = 0
+        self.requests = 0
+        self._random = random.Random()
+        if self.store is not None:
+            self.store.mkdir(parents=True, exist_ok=True)
+            self._load_store()
+
+    # -- behaviour --------------------------------------------------------------------
+
+    def control(self, **settings: Any) -> Behaviour:
+        """Set the behaviour (same settings as ``POST /control``); returns it."""
+        self.behaviour = Behaviour.parse(settings)
+        if self.behaviour.seed is not None:
+            self._random.seed(self.behaviour.seed)
+        return self.behaviour
+
+    def decide(self, subject: str | None) -> tuple[Decision, Behaviour]:
+        """What to do with the next message, and the behaviour that decided it.
+
+        Consumes one of `count`; the last one returns the simulator to ok.
+        """
+        b = self.behaviour
+        if b.mode == "ok":
+            return "ok", b
+        if b.mode == "reject" and b.reject_subject is not None and subject != b.reject_subject:
+            return "ok", b
+        if b.ratio < 1 and self._random.random() >= b.ratio:
+            return "ok", b
+        if b.count is not None:
+            if b.count <= 0:
+                self.behaviour = Behaviour()
+                return "ok", b
+            b.count -= 1
+            if b.count == 0:
+                self.behaviour = Behaviour()
+        return b.mode, b
+
+    # -- messages ---------------------------------------------------------------------
+
+    def accept(self, message: ReceivedMessage) -> ReceivedMessage:
+        """Record one accepted message (one effect), in memory and in the store."""
+        self.messages[message.key] = message
+        self.effects += 1
+        if self.store is not None:
+            self._write(message)
+        return message
+
+    def reject(self, key: str | None, issues: list[dict[str, Any]]) -> None:
+        self.rejected += 1
+        codes = sorted({str(i.get("code", "")) for i in issues})
+        self.rejections.append({"key": key, "codes": codes, "at": datetime.now(UTC).isoformat()})
+        del self.rejections[:-1000]  # keep the most recent
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "effects": self.effects,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "requests": self.requests,
+            "held": len(self.messages),
+        }
+
+    def received(self, limit: int | None = None) -> dict[str, Any]:
+        items = list(self.messages.values())
+        if limit is not None:
+            items = items[-limit:] if limit > 0 else []
+        return {
+            "system": self.system,
+            "kind": self.kind,
+            "counts": self.counts(),
+            "behaviour": asdict(self.behaviour),
+            "messages": [m.summary() for m in items],
+            "rejections": self.rejections[-(limit or 100) :],
+        }
+
+    def reset(self) -> None:
+        """Forget everything held in memory (the store directory is left alone)."""
+        self.messages.clear()
+        self.rejections.clear()
+        self.effects = self.duplicates = self.rejected = self.failed = self.requests = 0
+        self.behaviour = Behaviour()
+
+    async def wait_for(self, effects: int, within: float = 10.0) -> None:
+        """Wait until at least `effects` messages were applied (TimeoutError otherwise)."""
+        deadline = time.monotonic() + within
+        while self.effects < effects:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.system}: {self.effects} effects in {within}s, wanted {effects}")
+            await asyncio.sleep(0.01)
+
+    def _write(self, message: ReceivedMessage) -> None:
+        assert self.store is not None
+        if not _KEY.match(message.key):
+            return  # keys come from the sender; never let one name a path outside the store
+        ext = "json" if "json" in message.content_type else "xml"
+        tmp = self.store / f".{message.key}.tmp"
+        tmp.write_bytes(message.body)
+        os.replace(tmp, self.store / f"{message.key}.{ext}")
+        meta = message.summary()
+        (self.store / f".{message.key}.meta.json").write_text(json.dumps(meta, ensure_ascii=False))
+
+    def _load_store(self) -> None:
+        assert self.store is not None
+        for meta_file in sorted(self.store.glob(".*.meta.json")):
+            meta = json.loads(meta_file.read_text())
+            ext = "json" if "json" in meta["content_type"] else "xml"
+            body_file = self.store / f"{meta['key']}.{ext}"
+            if body_file.exists():
+                self.messages[meta["key"]] = ReceivedMessage(**meta, body=body_file.read_bytes())

@@ -1,0 +1,302 @@
+"""Directory source: take message files dropped into an inbox and submit them to the bus.
+
+Producers write a file under a temporary name and rename it when complete; this source
+only looks at final names: dotfiles and names ending in ``.tmp``, ``.part`` or ``~`` are
+ignored. Each file found (oldest name first) is submitted, then moved:
+
+    inbox/processed/<name>               all accepted or duplicate
+    inbox/rejected/<name>                rejected (or a batch with any record rejected)
+    .../<name>.result.json               beside it: status, message ids, issues / summary
+
+A file never leaves the inbox before the bus answered for it: a crash between submit and
+move re-submits it on the next run, and the bus answers "duplicate" — nothing is lost and
+nothing is applied twice. If the broker is unavailable the file stays for the next poll.
+
+Two file types:
+
+- ``*.xml``  one message per file (read with the intake's size cap, +1 byte so an
+  oversized file is rejected by the bus with R100 and audited like any rejection);
+- ``*.avro`` an Avro Object Container File holding many records of one kind (the kind from
+  the `kind` setting, else the file's ``renkei.kind`` metadata, else the schema's
+  namespace ``renkei.<kind with _>.v<N>``). Records are counted first (a file over
+  `max_records` is rejected untouched), then each is submitted on its own as schemaless
+  Avro — re-encoded with the kind's schema when a catalog is given (the file's schema is
+  resolved to it), else with the file's own schema. Progress is reported every
+  `progress_every` records (callback and a structlog event). The result file has the counts
+  and the issues of the first 1,000 rejected records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import fastavro
+import structlog
+
+from adapters.base import Intake, Submission
+from bus.errors import BrokerError, ConfigError, ValidationFailed
+
+__all__ = ["DirectorySource", "FileResult", "Progress"]
+
+log = structlog.get_logger("renkei.source.directory")
+_IGNORED_SUFFIXES = (".tmp", ".part", ".partial", "~", ".result.json")
+_MAX_DETAILED = 1000
+
+
+@dataclass(slots=True)
+class Progress:
+    """Where a batch file stands; passed to the progress callback."""
+
+    file: str
+    done: int
+    total: int
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        """Records per second so far."""
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+
+@dataclass(slots=True)
+class FileResult:
+    """What happened to one file: processed, rejected, or left for the next run (retry)."""
+
+    name: str
+    status: Literal["processed", "rejected", "retry"]
+    counts: dict[str, int]
+    moved_to: Path | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class DirectorySource:
+    """Poll `inbox` for message files and submit each through `intake`."""
+
+    def __init__(
+        self,
+        inbox: str | os.PathLike[str],
+        intake: Intake,
+        *,
+        pattern: str | Sequence[str] = "*.xml",
+        poll: float = 1.0,
+        source: str = "directory",
+        kind: str | None = None,
+        catalog: Any = None,
+        max_size: int = 1024 * 1024,
+        max_records: int = 1_000_000,
+        progress: Callable[[Progress], None] | None = None,
+        progress_every: int = 10_000,
+    ) -> None:
+        if poll <= 0 or max_records < 1 or progress_every < 1 or max_size < 1:
+            raise ConfigError("directory source: poll, max_size, max_records and progress_every must be > 0")
+        self.inbox = Path(inbox)
+        if not self.inbox.is_dir():
+            raise ConfigError(f"directory source: inbox {self.inbox} is not a directory")
+        self.intake = intake
+        self.patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+        self.poll = poll
+        self.source = source
+        self.kind = kind
+        self.catalog = catalog
+        self.max_size = max_size
+        self.max_records = max_records
+        self.progress = progress
+        self.progress_every = progress_every
+        self.processed = self.inbox / "processed"
+        self.rejected = self.inbox / "rejected"
+
+    # -- loop ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Poll until `stop` is set (or the task is cancelled)."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except OSError as exc:
+                log.warning("directory.scan_failed", inbox=str(self.inbox), error=str(exc))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.poll)
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> list[FileResult]:
+        """Take every complete file now in the inbox; stop early if the broker is down."""
+        results: list[FileResult] = []
+        for path in self.pending():
+            result = await self._take(path)
+            results.append(result)
+            if result.status == "retry":
+                break  # the bus cannot accept now; the rest waits for the next poll
+        return results
+
+    def pending(self) -> list[Path]:
+        """Complete files waiting in the inbox, by name."""
+        found: set[Path] = set()
+        for pattern in self.patterns:
+            found.update(self.inbox.glob(pattern))
+        return sorted(p for p in found if _is_final(p))
+
+    # -- one file ----------------------------------------------------------------------
+
+    async def _take(self, path: Path) -> FileResult:
+        try:
+            if path.suffix.lower() == ".avro":
+                result = await self._take_batch(path)
+            elif path.suffix.lower() == ".xml":
+                result = await self._take_message(path)
+            else:
+                issue = {"code": "R220", "message": "unknown file type: expected .xml or .avro"}
+                result = FileResult(path.name, "rejected", {"rejected": 1}, detail={"issues": [issue]})
+        except BrokerError as exc:
+            log.warning("directory.broker_unavailable", file=path.name, error=type(exc).__name__)
+            return FileResult(path.name, "retry", {})
+        self._finish(path, result)
+        log.info("directory.file_done", file=path.name, status=result.status, **result.counts)
+        return result
+
+    async def _take_message(self, path: Path) -> FileResult:
+        with path.open("rb") as fh:
+            raw = fh.read(self.max_size + 1)  # the bus rejects anything over the cap (R100)
+        answer = await self._submit(raw, "application/xml", self.kind)
+        status: Literal["processed", "rejected"] = "rejected" if answer.status == "rejected" else "processed"
+        return FileResult(path.name, status, {answer.status: 1}, detail=answer.to_dict())
+
+    async def _take_batch(self, path: Path) -> FileResult:
+        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        rejected: list[dict[str, Any]] = []
+        try:
+            total = _count_records(path)
+        except Exception as exc:  # any unreadable container: the whole file is rejected
+            msg = f"not a readable Avro container file ({type(exc).__name__})"
+            return _broken(path, counts, rejected, "R212", msg)
+        if total > self.max_records:
+            msg = f"batch holds {total} records, more than the cap of {self.max_records}"
+            return _broken(path, counts, rejected, "R100", msg)
+        progress = Progress(path.name, 0, total)
+        try:
+            with path.open("rb") as fh:
+                records, kind, encode = self._open_batch(fh)
+                for index, record in enumerate(records):
+                    answer = await self._submit(encode(record), "application/avro", kind)
+                    counts[answer.status] += 1
+                    if answer.status == "rejected" and len(rejected) < _MAX_DETAILED:
+                        rejected.append({"record": index, "issues": answer.to_dict()["issues"]})
+                    progress.done += 1
+                    if progress.done % self.progress_every == 0 or progress.done == total:
+                        self._report(progress, counts)
+        except (BrokerError, asyncio.CancelledError):
+            raise
+        except ConfigError as exc:
+            return _broken(path, counts, rejected, "R220", str(exc))
+        except Exception as exc:  # truncated or corrupt blocks after some records went in
+            msg = f"Avro container unreadable at record {progress.done} ({type(exc).__name__})"
+            return _broken(path, counts, rejected, "R210", msg)
+        status: Literal["processed", "rejected"] = "rejected" if counts["rejected"] else "processed"
+        detail = {"kind": kind, "records": total, "rejected_records": rejected}
+        return FileResult(path.name, status, counts, detail=detail)
+
+    def _open_batch(self, fh: io.BufferedReader) -> tuple[Any, str, Callable[[Any], bytes]]:
+        head = fastavro.reader(fh)
+        kind = self.kind or _text(head.metadata.get("renkei.kind")) or self._kind_of(head.writer_schema)
+        if kind is None:
+            raise ConfigError("the file does not say its kind: set `kind`, or write renkei.kind metadata")
+        if self.catalog is None:
+            schema = head.writer_schema
+            return head, kind, lambda record: _schemaless(schema, record)
+        ks = self.catalog.get(kind)
+        fh.seek(0)
+        resolved = fastavro.reader(fh, reader_schema=ks.avro_schema)
+        encode: Callable[[Any], bytes] = ks.to_avro
+        return resolved, kind, encode
+
+    def _kind_of(self, schema: Any) -> str | None:
+        name = schema.get("name", "") if isinstance(schema, dict) else ""
+        parts = name.split(".")
+        if len(parts) < 4 or parts[0] != "renkei" or not parts[-2].startswith("v"):
+            return None
+        flat = parts[1]
+        if self.catalog is not None:
+            for kind in self.catalog.kinds():
+                if kind.replace(".", "_") == flat:
+                    return str(kind)
+        return flat.replace("_", ".", 1)
+
+    async def _submit(self, raw: bytes, content_type: str, kind: str | None) -> Submission:
+        try:
+            return await self.intake.submit(raw, content_type=content_type, source=self.source, kind=kind)
+        except ValidationFailed as exc:
+            return Submission("rejected", kind=kind, issues=tuple(exc.issues))
+
+    def _report(self, progress: Progress, counts: dict[str, int]) -> None:
+        progress.accepted, progress.duplicate, progress.rejected = (
+            counts["accepted"],
+            counts["duplicate"],
+            counts["rejected"],
+        )
+        log.info(
+            "directory.progress",
+            file=progress.file,
+            done=progress.done,
+            total=progress.total,
+            rate=round(progress.rate),
+            **counts,
+        )
+        if self.progress is not None:
+            self.progress(progress)
+
+    def _finish(self, path: Path, result: FileResult) -> None:
+        """Write the result file, then move the input beside it (never overwriting)."""
+        target_dir = self.processed if result.status == "processed" else self.rejected
+        target_dir.mkdir(exist_ok=True)
+        target = target_dir / path.name
+        if target.exists():
+            target = target_dir / f"{path.stem}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}{path.suffix}"
+        detail = {k: v for k, v in result.detail.items() if k != "status"}
+        report = {"file": path.name, "status": result.status, "counts": result.counts, **detail}
+        data = json.dumps(report, ensure_ascii=False, indent=1, default=str).encode()
+        tmp = target_dir / f".{target.name}.result.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, target_dir / f"{target.name}.result.json")
+        os.replace(path, target)
+        result.moved_to = target
+
+
+def _is_final(path: Path) -> bool:
+    name = path.name
+    return path.is_file() and not name.startswith(".") and not name.endswith(_IGNORED_SUFFIXES)
+
+
+def _count_records(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(block.num_records for block in fastavro.block_reader(fh))
+
+
+def _schemaless(schema: Any, record: Any) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, record)
+    return buf.getvalue()
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) and value else None
+
+
+def _broken(
+    path: Path, counts: dict[str, int], rejected: list[dict[str, Any]], code: str, message: str
+) -> FileResult:
+    detail = {"issues": [{"code": code, "message": message}], "rejected_records": rejected}
+    return FileResult(path.name, "rejected", counts, detail=detail)

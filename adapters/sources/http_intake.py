@@ -1,0 +1,113 @@
+"""HTTP intake: the bus's front door for systems that push messages over HTTP.
+
+::
+
+    POST /v1/messages            body: one message (application/xml or application/avro)
+         ?kind=jumin.idou        or header X-Renkei-Kind (optional: XML names its kind)
+         X-Renkei-Source: kiban  which system sends (default "http")
+
+    202 {"status": "accepted", "message_id": ...}   only after the broker confirmed it
+    200 {"status": "duplicate", "message_id": ...}  the same change was sent before
+    422 {"status": "rejected", "issues": [...]}     with every problem found (values masked)
+    413 body over the cap (read with the cap: never buffered beyond it)
+    415 other content types
+    503 the broker is unavailable: try again (Retry-After)
+    GET /healthz                 200 {"status": "ok"}
+
+The app only talks to an `adapters.base.Intake`; the bus wires `bus.intake.BusIntake`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from adapters.base import Intake, Submission
+from bus.errors import BrokerError, ValidationFailed
+from bus.validation.issues import Issue
+
+__all__ = ["CONTENT_TYPES", "MAX_BODY", "BodyTooLarge", "create_intake_app", "read_limited_body"]
+
+MAX_BODY = 1024 * 1024
+CONTENT_TYPES = {
+    "application/xml": "application/xml",
+    "text/xml": "application/xml",
+    "application/avro": "application/avro",
+    "avro/binary": "application/avro",
+}
+log = structlog.get_logger("renkei.intake.http")
+
+
+class BodyTooLarge(Exception):
+    """The request body is longer than the cap."""
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """Read a request body, stopping as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_source: str = "http") -> Starlette:
+    """The intake ASGI app around one `Intake`."""
+
+    async def submit(request: Request) -> JSONResponse:
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        content_type = CONTENT_TYPES.get(media)
+        if content_type is None:
+            return _problem(
+                415, "R220", f"content type must be application/xml or application/avro, got {media!r}"
+            )
+        try:
+            raw = await read_limited_body(request, max_body)
+        except BodyTooLarge:
+            return _problem(413, "R100", f"message larger than {max_body} bytes")
+        kind = request.query_params.get("kind") or request.headers.get("x-renkei-kind") or None
+        source = request.headers.get("x-renkei-source") or default_source
+        try:
+            result = await intake.submit(raw, content_type=content_type, source=source, kind=kind)
+        except ValidationFailed as exc:
+            result = Submission("rejected", kind=kind, issues=tuple(exc.issues))
+        except BrokerError as exc:
+            log.warning("intake.broker_unavailable", source=source, error=type(exc).__name__)
+            body = {"status": "unavailable", "reason": "the bus cannot accept messages now; retry later"}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+        log.info("intake.submitted", source=source, status=result.status, message_id=result.message_id)
+        status = {"accepted": 202, "duplicate": 200, "rejected": 422}[result.status]
+        return JSONResponse(_answer(result), status_code=status)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/v1/messages", submit, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+def _answer(result: Submission) -> dict[str, Any]:
+    body = result.to_dict()
+    if result.status != "rejected":
+        body.pop("issues", None)
+    return body
+
+
+def _problem(status: int, code: str, message: str) -> JSONResponse:
+    issue = Issue(code=code, message=message)
+    return JSONResponse({"status": "rejected", "issues": [issue.to_dict()]}, status_code=status)

@@ -1,0 +1,127 @@
+"""The bus, assembled: broker, state, catalog, routes, intake, router and deliverers.
+
+`Bus` is what `renkei run` and `renkei demo` start; tests start it too. Nothing here is a
+module-level global: settings and, optionally, ready-made sinks are passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.base import Sink
+from adapters.registry import build_sink
+from bus.brokers import open_broker
+from bus.brokers.base import Broker, Consumer
+from bus.catalog import Catalog
+from bus.intake import INTAKE_QUEUE, BusIntake
+from bus.logs import get_logger
+from bus.masking import Pseudonymizer
+from bus.paths import routes_dir
+from bus.pipeline import DEAD_QUEUE, Deliverer, Router, destination_queue
+from bus.routing.router import RouteTable
+from bus.settings import Settings
+from bus.state import StateStore
+from bus.validation.validator import Limits
+
+__all__ = ["Bus", "BusParts"]
+
+log = get_logger("renkei.bus")
+
+
+@dataclass
+class BusParts:
+    """What `Bus.start` may run; a process can run any subset (scale out by role)."""
+
+    router: bool = True
+    deliverers: bool = True
+    only_destinations: frozenset[str] | None = None
+
+
+@dataclass
+class Bus:
+    settings: Settings
+    sinks: dict[str, Sink] = field(default_factory=dict)
+    catalog: Catalog = field(default_factory=Catalog.load)
+
+    def __post_init__(self) -> None:
+        state_dir = self.settings.bus.state_dir
+        self.broker: Broker = open_broker(self.settings.bus.broker_url, path=state_dir / "broker.sqlite")
+        self.state = StateStore(state_dir / "state.sqlite")
+        self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
+        self.intake = BusIntake(
+            self.broker,
+            self.catalog,
+            self.state,
+            Pseudonymizer(self.settings.bus.pseudonym_key),
+            limits=Limits(max_bytes=self.settings.bus.max_message_bytes),
+            municipalities=self.settings.bus.municipalities,
+        )
+        self._consumers: list[Consumer] = []
+
+    @property
+    def destinations(self) -> list[str]:
+        """Every destination a route can address, configured with a sink or not."""
+        return sorted({route.destination for route in self.routes.routes})
+
+    async def connect(self) -> None:
+        """Connect and declare every queue (messages wait for a destination without a sink)."""
+        await self.broker.connect()
+        for queue in (INTAKE_QUEUE, DEAD_QUEUE, *map(destination_queue, self.destinations)):
+            await self.broker.declare(queue)
+
+    async def start(self, parts: BusParts | None = None) -> None:
+        parts = parts or BusParts()
+        await self.connect()
+        if parts.router:
+            router = Router(self.broker, self.catalog, self.routes, self.state)
+            self._consumers.append(await self.broker.consume(INTAKE_QUEUE, router.handle, concurrency=32))
+        if parts.deliverers:
+            for name, sink in self._build_sinks(parts.only_destinations).items():
+                config = self.settings.destinations.get(name)
+                deliverer = Deliverer(self.broker, self.catalog, self.state, name, sink)
+                concurrency = config.concurrency if config else 8
+                consumer = await self.broker.consume(destination_queue(name), deliverer.handle,
+                                                     concurrency=concurrency)
+                self._consumers.append(consumer)
+        log.info("bus started", broker=self.broker.name, destinations=len(self.destinations),
+                 consumers=len(self._consumers))
+
+    def _build_sinks(self, only: frozenset[str] | None) -> dict[str, Sink]:
+        sinks: dict[str, Sink] = {}
+        for name, config in self.settings.destinations.items():
+            sinks[name] = build_sink(config.transport, {"destination": name, **config.options})
+        sinks.update(self.sinks)
+        unknown = sorted(set(sinks) - set(self.destinations))
+        if unknown:
+            log.warning("sinks configured for destinations no route addresses", destinations=unknown)
+        return {k: v for k, v in sinks.items() if only is None or k in only}
+
+    async def stop(self) -> None:
+        for consumer in reversed(self._consumers):
+            await consumer.cancel()
+        self._consumers.clear()
+        await self.broker.close()
+        self.state.close()
+
+    async def __aenter__(self) -> Bus:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    async def wait_idle(self, timeout: float = 60.0, poll: float = 0.05) -> bool:
+        """Wait until every queue but the dead letters is empty and nothing is in flight."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        queues = [INTAKE_QUEUE, *map(destination_queue, self._consumed_destinations())]
+        while loop.time() < deadline:
+            stats = [await self.broker.stats(q) for q in queues]
+            if all(s.ready == 0 and s.in_flight == 0 for s in stats):
+                return True
+            await asyncio.sleep(poll)
+        return False
+
+    def _consumed_destinations(self) -> list[str]:
+        return sorted(set(self.settings.destinations) | set(self.sinks))

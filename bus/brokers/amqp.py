@@ -1,0 +1,309 @@
+"""The RabbitMQ broker (aio-pika): quorum queues, publisher confirms, mandatory routing.
+
+- One robust connection (`connect_robust`: reconnects and restores channels, QoS and
+  consumers). `amqps://` URLs use TLS; aiormq reads `cafile`, `certfile`, `keyfile` and
+  `no_verify_ssl` from the URL query, or pass an `ssl_context`.
+- Publishing: one channel with publisher confirms and `on_return_raises`; every message is
+  persistent and goes through the default exchange with `mandatory=True`, so a queue that
+  does not exist makes the broker return it, and the publish raises. `publish_many` sends
+  all messages and then awaits all confirms together (pipelined: ~4× the rate of awaiting
+  each). aiormq matches a basic.return to its publish by `message_id`, so two publishes of
+  one message id are never in flight at once (the second waits for the first).
+- Consuming: a channel per consumer, `basic_qos(prefetch)`; cancelling a consumer cancels
+  it at the broker, waits for the dispatcher to settle what it holds, then closes the
+  channel (whatever is still unacked goes back to the queue).
+- `delivery_count` comes from the quorum queue's `x-delivery-count` header (+1); the
+  ordering key travels in the `x-renkei-key` header; both are removed from `headers`.
+- Order: RabbitMQ hands out a key's next message while an earlier one is unacked, so the
+  dispatcher guards order (base.py): after a requeue, the later messages of that key this
+  consumer already holds are requeued behind it (their delivery count rises too) until a
+  `basic.qos` round trip (`_fence`) proves nothing older is still on the wire. Across
+  several consumers of one queue RabbitMQ keeps no per-key order: give an ordered queue
+  one consumer (single active consumer, DESIGN §5).
+- `stats`: `ready` and `consumers` from a passive queue declare; `in_flight` counts the
+  unsettled deliveries of this process only (the management plugin, which knows all of
+  them, is not assumed to be enabled). RabbitMQ 3.10 reports 0 consumers for a quorum
+  queue in declare-ok, so this process's own consumers are the floor.
+- Errors: `_mapped` (the one place) turns returns, nacks and confirm timeouts into
+  `PublishNotConfirmed`, lost connections into `BrokerUnavailable`, the rest into
+  `BrokerError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from ssl import SSLContext
+from typing import Any
+
+import aio_pika
+import aiormq.exceptions
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueStats
+from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+
+__all__ = ["KEY_HEADER", "AmqpBroker"]
+
+log = structlog.get_logger(__name__)
+KEY_HEADER = "x-renkei-key"
+QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+class AmqpBroker(Broker):
+    """RabbitMQ at `url` (amqp:// or amqps://)."""
+
+    name = "amqp"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        publish_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        ssl_context: SSLContext | None = None,
+    ) -> None:
+        self.url = url
+        self.publish_timeout = publish_timeout
+        self.connect_timeout = connect_timeout
+        self._ssl_context = ssl_context
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractChannel | None = None
+        self._in_flight_ids: dict[str, asyncio.Future[None]] = {}
+        self._subscriptions: set[_Subscription] = set()
+
+    async def connect(self) -> None:
+        if self._connection is not None:
+            return
+        with _mapped(f"connecting to {_safe(self.url)}"):
+            self._connection = await aio_pika.connect_robust(
+                self.url,
+                timeout=self.connect_timeout,
+                ssl_context=self._ssl_context,
+                client_properties={"connection_name": "renkei"},
+            )
+            self._publisher = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+
+    async def close(self) -> None:
+        connection, self._connection, self._publisher = self._connection, None, None
+        for sub in list(self._subscriptions):
+            sub.stopping = True
+        self._subscriptions.clear()
+        if connection is not None:
+            with _mapped("closing the connection"):
+                await connection.close()
+
+    async def declare(self, queue: str) -> None:
+        with _mapped(f"declaring queue {queue!r}"):
+            async with self._admin_channel() as channel:
+                await channel.declare_queue(queue, durable=True, arguments=QUEUE_ARGUMENTS)
+
+    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]]) -> None:
+        if not items:
+            return
+        results = await asyncio.gather(*(self._publish(q, m) for q, m in items), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            first = failures[0]
+            if not isinstance(first, BrokerError):
+                raise first
+            cls = type(first)
+            more = f" ({len(failures)} of {len(items)} messages not accepted)" if len(items) > 1 else ""
+            raise cls(f"{first}{more}") from first
+
+    async def _publish(self, queue: str, message: OutgoingMessage) -> None:
+        while (earlier := self._in_flight_ids.get(message.message_id)) is not None:
+            await asyncio.wait([earlier])
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight_ids[message.message_id] = done
+        try:
+            with _mapped(f"publishing {message.message_id} to queue {queue!r}", publishing=True):
+                channel = await self._publishing_channel()
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        message.body,
+                        message_id=message.message_id,
+                        headers={**message.headers, KEY_HEADER: message.key},
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key=queue,
+                    mandatory=True,
+                    timeout=self.publish_timeout,
+                )
+        finally:
+            del self._in_flight_ids[message.message_id]
+            done.set_result(None)
+
+    async def stats(self, queue: str) -> QueueStats:
+        with _mapped(f"reading the stats of queue {queue!r}"):
+            async with self._admin_channel() as channel:
+                declared = await channel.declare_queue(queue, passive=True)
+        result = declared.declaration_result
+        mine = [s for s in self._subscriptions if s.queue_name == queue]
+        in_flight = sum(len(s.unsettled) for s in mine)
+        consumers = max(result.consumer_count or 0, len(mine))
+        return QueueStats(queue, result.message_count or 0, in_flight, consumers)
+
+    async def _start_consumer(
+        self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
+    ) -> Callable[[], Awaitable[None]]:
+        connection = self._connected()
+        with _mapped(f"consuming from queue {queue!r}"):
+            channel = await connection.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=prefetch)
+            amqp_queue = await channel.get_queue(queue, ensure=True)
+            sub = _Subscription(self, channel, amqp_queue, on_delivery, prefetch)
+            sub.tag = await amqp_queue.consume(sub.on_message)
+        self._subscriptions.add(sub)
+        return sub.stop
+
+    async def _settle(self, delivery: Delivery, ok: bool) -> None:
+        sub, message = delivery.token
+        try:
+            with _mapped(f"{'acking' if ok else 'requeueing'} {delivery.message_id}"):
+                if ok:
+                    await message.ack()
+                else:
+                    await message.nack(requeue=True)
+        finally:
+            sub.settled(message)
+
+    async def _fence(self, delivery: Delivery) -> None:
+        sub, _ = delivery.token
+        with _mapped("fencing a requeue"):  # basic.qos is answered after the nack is processed
+            underlay = await sub.channel.get_underlay_channel()
+            await underlay.basic_qos(prefetch_count=sub.prefetch)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _connected(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise BrokerUnavailable(f"not connected to {_safe(self.url)} (call connect())")
+        return self._connection
+
+    async def _publishing_channel(self) -> AbstractChannel:
+        if self._publisher is None or self._publisher.is_closed:
+            self._publisher = await self._connected().channel(publisher_confirms=True, on_return_raises=True)
+        return self._publisher
+
+    def _admin_channel(self) -> AbstractChannel:
+        """A short-lived channel for declares: a failed one closes it, not the publisher."""
+        return self._connected().channel(publisher_confirms=False)
+
+
+class _Subscription:
+    def __init__(
+        self,
+        broker: AmqpBroker,
+        channel: AbstractChannel,
+        queue: AbstractQueue,
+        on_delivery: Callable[[Delivery], None],
+        prefetch: int,
+    ) -> None:
+        self.broker, self.channel, self.queue, self.on_delivery = broker, channel, queue, on_delivery
+        self.queue_name = queue.name
+        self.prefetch = prefetch
+        self.tag = ""
+        self.unsettled: set[AbstractIncomingMessage] = set()
+        self.all_settled = asyncio.Event()
+        self.stopping = False
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        # no await before on_delivery: deliveries reach the dispatcher in arrival order
+        self.unsettled.add(message)
+        self.on_delivery(_delivery(message, self))
+
+    def settled(self, message: AbstractIncomingMessage) -> None:
+        self.unsettled.discard(message)
+        if not self.unsettled:
+            self.all_settled.set()
+
+    async def stop(self) -> None:
+        self.stopping = True
+        try:
+            with _mapped(f"cancelling a consumer of {self.queue_name!r}"):
+                await self.queue.cancel(self.tag)
+            for _ in range(3):  # deliveries that raced the cancel reach the dispatcher first
+                await asyncio.sleep(0)
+            while self.unsettled and not self.channel.is_closed:
+                self.all_settled.clear()
+                await self.all_settled.wait()
+        except BrokerError as exc:
+            log.warning("consumer cancel incomplete; unacked messages return to the queue", error=str(exc))
+        finally:
+            self.broker._subscriptions.discard(self)
+            if not self.channel.is_closed:
+                try:
+                    with _mapped("closing a consumer channel"):
+                        await self.channel.close()
+                except BrokerError as exc:
+                    log.debug("consumer channel close failed", error=str(exc))
+
+
+def _delivery(message: AbstractIncomingMessage, sub: _Subscription) -> Delivery:
+    headers = dict(message.headers or {})
+    key = _text(headers.pop(KEY_HEADER, ""))
+    returned = headers.pop("x-delivery-count", None)
+    count = int(returned) + 1 if isinstance(returned, int) else (2 if message.redelivered else 1)
+    return Delivery(
+        body=message.body,
+        message_id=message.message_id or "",
+        key=key,
+        headers={k: _text(v) for k, v in headers.items()},
+        redelivered=bool(message.redelivered) or count > 1,
+        delivery_count=count,
+        token=(sub, message),
+    )
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+@contextmanager
+def _mapped(doing: str, *, publishing: bool = False) -> Iterator[None]:
+    """The one place aio-pika/aiormq errors become renkei's broker errors."""
+    try:
+        yield
+    except BrokerError:
+        raise
+    except aiormq.exceptions.PublishError as exc:  # basic.return: no queue took it
+        raise PublishNotConfirmed(
+            f"{doing}: returned as unroutable ({_reply(exc)}); declare the queue first"
+        ) from exc
+    except aiormq.exceptions.DeliveryError as exc:  # basic.nack
+        raise PublishNotConfirmed(f"{doing}: the broker nacked it; publish again") from exc
+    except TimeoutError as exc:
+        if publishing:
+            raise PublishNotConfirmed(f"{doing}: not confirmed in time; publish again") from exc
+        raise BrokerUnavailable(f"{doing}: timed out") from exc
+    except (aiormq.exceptions.ChannelNotFoundEntity, aiormq.exceptions.ChannelPreconditionFailed) as exc:
+        raise BrokerError(f"{doing}: {exc}") from exc
+    except (aiormq.exceptions.AMQPConnectionError, aiormq.exceptions.ChannelInvalidStateError,
+            aiormq.exceptions.ChannelClosed, ConnectionError, OSError) as exc:
+        raise BrokerUnavailable(f"{doing}: {type(exc).__name__}: {exc}") from exc
+    except aiormq.exceptions.AMQPError as exc:
+        raise BrokerError(f"{doing}: {type(exc).__name__}: {exc}") from exc
+
+
+def _reply(exc: aiormq.exceptions.PublishError) -> str:
+    frame = getattr(exc, "frame", None)
+    text = getattr(frame, "reply_text", None)
+    return str(text) if text else "no route"

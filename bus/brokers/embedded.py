@@ -1,0 +1,296 @@
+"""The embedded broker: durable queues in one local SQLite file (WAL), no server to run.
+
+Each queue is a set of rows in `messages`, in publish order (rowid). A row is *waiting*
+(an earlier row of its key exists), *ready* (the head of its key) or *leased* (handed to a
+consumer of one broker instance, the lease owner). Only heads are ever leased, so a key's
+next message is not handed out — to any consumer, in any process — while its predecessor
+is unsettled. Ack deletes the row and makes the key's next row ready; requeue makes the
+row ready again; the delivery count rises at each lease.
+
+Crash safety: every broker instance registers an owner row (pid, pid namespace, process
+start time, its own `lease_timeout`) and refreshes its heartbeat. Leases of an owner whose
+process is gone (same pid namespace, no such pid, a zombie, or a reused pid — checked at
+connect and at every heartbeat, so a restart after `kill -9` gets them back at once) or
+whose heartbeat is older than its lease timeout (a frozen process, another container) go
+back to ready. A settle carries the lease (owner + delivery count) and does nothing when
+the lease was taken back meanwhile: the message is then delivered again, never lost.
+Leases are not timed per message: a live, beating owner keeps them however long its
+handler runs.
+
+Durability (why FULL only for publishes): the file is in WAL mode. A transaction that
+holds a publish commits with `synchronous=FULL` — the WAL is fsync'd before `publish`
+returns, so "accepted" survives a power cut, as a quorum queue's fsync-before-confirm does.
+Leases, acks, requeues and heartbeats commit with `synchronous=NORMAL`: they survive a crash
+of the process (the WAL is in the page cache) and only a power cut can undo them, which
+means a redelivery — allowed by at-least-once and absorbed by idempotent sinks.
+
+Throughput: one thread owns the connection and runs queued jobs in batches, one
+transaction per batch (group commit): concurrent publishes, leases and settles share one
+commit and one fsync. Consumers lease up to `prefetch` rows per query; a local publish or
+settle wakes them at once, and `poll_interval` covers publishes of other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from bus.brokers import embedded_store as store
+from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueStats
+from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+
+__all__ = ["EmbeddedBroker"]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+class EmbeddedBroker(Broker):
+    """Durable queues in the SQLite file at `path` (created if missing)."""
+
+    name = "embedded"
+    _holds_keys = True
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        lease_timeout: float = 30.0,
+        heartbeat_interval: float = 2.0,
+        poll_interval: float = 0.05,
+    ) -> None:
+        if lease_timeout < 3 * heartbeat_interval:
+            raise ValueError(f"lease_timeout ({lease_timeout} s) must be at least 3 heartbeat intervals "
+                             f"({heartbeat_interval} s): a live broker would look dead")
+        self.path = Path(path)
+        self.lease_timeout = lease_timeout
+        self.heartbeat_interval = heartbeat_interval
+        self.poll_interval = poll_interval
+        self.owner = uuid.uuid4().hex
+        self._db: store.Worker | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._declared: set[str] = set()
+        self._subscriptions: dict[str, set[_Subscription]] = {}
+        self._settles: list[tuple[int, int, bool, asyncio.Future[None]]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self._db is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = await asyncio.to_thread(store.Worker, self.path)
+        except sqlite3.Error as exc:
+            raise store.mapped(exc) from exc
+        me = store.Process.current()
+        await self._run(lambda c: store.register(c, self.owner, me, self.lease_timeout))
+        await self._run(lambda c: store.reclaim(c, self.owner, me))
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(me))
+
+    async def close(self) -> None:
+        if self._db is None:
+            return
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        for subscriptions in list(self._subscriptions.values()):
+            for sub in list(subscriptions):
+                await sub.stop(wait_settled=False)
+        owner = self.owner
+        try:
+            await self._run(lambda c: store.unregister(c, owner))
+        finally:
+            db, self._db = self._db, None
+            await asyncio.to_thread(db.close)
+
+    async def _beat(self, me: store.Process) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._run(lambda c: store.heartbeat(c, self.owner, me, self.lease_timeout))
+            except BrokerError as exc:
+                log.warning("embedded broker heartbeat failed", error=str(exc))
+
+    # -- the contract ----------------------------------------------------------------------
+
+    async def declare(self, queue: str) -> None:
+        await self._run(lambda c: c.execute("INSERT OR IGNORE INTO queues VALUES (?)", (queue,)))
+        self._declared.add(queue)
+
+    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]]) -> None:
+        if not items:
+            return
+        rows = [
+            (q, m.key, m.message_id, json.dumps(m.headers, ensure_ascii=False), m.body) for q, m in items
+        ]
+        queues = {q for q, _ in items}
+        unknown = queues - self._declared  # queues are never deleted: a known one stays known
+        try:
+            await self._run(lambda c: store.insert(c, rows, unknown), durable=True)
+        except PublishNotConfirmed:
+            raise
+        except BrokerError as exc:
+            raise PublishNotConfirmed(f"{len(rows)} message(s) not stored: {exc}") from exc
+        self._declared |= unknown
+        for q in queues:
+            self._wake(q)
+
+    async def stats(self, queue: str) -> QueueStats:
+        ready, in_flight, consumers = await self._run(lambda c: store.stats(c, queue))
+        return QueueStats(queue, ready, in_flight, consumers)
+
+    async def _start_consumer(
+        self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
+    ) -> Callable[[], Awaitable[None]]:
+        if queue not in self._declared:
+            known = await self._run(lambda c: store.is_declared(c, queue))
+            if not known:
+                raise BrokerError(f"cannot consume from queue {queue!r}: it was never declared")
+            self._declared.add(queue)
+        sub = _Subscription(self, queue, on_delivery, max(1, prefetch))
+        owner = self.owner
+        await self._run(lambda c: c.execute("INSERT INTO consumers VALUES (?, ?, ?)", (owner, sub.id, queue)))
+        self._subscriptions.setdefault(queue, set()).add(sub)
+        sub.start()
+        return sub.stop
+
+    async def _settle(self, delivery: Delivery, ok: bool) -> None:
+        lease: _Lease = delivery.token
+        try:
+            for delay in (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, None):  # a busy file is transient
+                try:
+                    await self._settle_soon(lease.row, lease.count, ok)
+                    break
+                except BrokerUnavailable as exc:
+                    if delay is None or self._db is None:
+                        raise  # the row stays leased by this live process until it restarts
+                    log.warning("embedded settle failed, retrying", error=str(exc))
+                    await asyncio.sleep(delay)
+        finally:
+            lease.sub.settled(lease.row)
+            self._wake(lease.sub.queue)
+
+    def _settle_soon(self, row: int, count: int, ok: bool) -> asyncio.Future[None]:
+        """Settles made in one turn of the event loop share one job (one statement batch)."""
+        loop = asyncio.get_running_loop()
+        if not self._settles:
+            loop.call_soon(self._flush_settles)
+        future: asyncio.Future[None] = loop.create_future()
+        self._settles.append((row, count, ok, future))
+        return future
+
+    def _flush_settles(self) -> None:
+        batch, self._settles = self._settles, []
+        rows = [(row, count, ok) for row, count, ok, _ in batch]
+        owner = self.owner
+
+        def done(task: asyncio.Task[None]) -> None:
+            error = None if task.cancelled() else task.exception()
+            for *_, future in batch:
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+        task = asyncio.get_running_loop().create_task(self._run(lambda c: store.settle_rows(c, rows, owner)))
+        task.add_done_callback(done)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _run(self, job: Callable[[sqlite3.Connection], T], *, durable: bool = False) -> T:
+        if self._db is None:
+            raise BrokerUnavailable(f"embedded broker {self.path} is not connected (call connect())")
+        return await self._db.run(job, durable)
+
+    def _wake(self, queue: str) -> None:
+        for sub in self._subscriptions.get(queue, ()):
+            sub.wake.set()
+
+    def _forget(self, sub: _Subscription) -> None:
+        self._subscriptions.get(sub.queue, set()).discard(sub)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lease:
+    sub: _Subscription
+    row: int
+    count: int  # the delivery count at lease time: fences a lease that was reclaimed
+
+
+class _Subscription:
+    """One consumer: leases rows in batches up to `prefetch` unsettled ones."""
+
+    def __init__(
+        self, broker: EmbeddedBroker, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
+    ) -> None:
+        self.broker, self.queue, self.on_delivery, self.prefetch = broker, queue, on_delivery, prefetch
+        self.id = uuid.uuid4().hex
+        self.wake = asyncio.Event()
+        self.unsettled: set[int] = set()
+        self.all_settled = asyncio.Event()
+        self.stopping = False
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        broker, owner = self.broker, self.broker.owner
+        low_water = max(1, self.prefetch // 4)  # lease in batches, not one row per settle
+        while not self.stopping:
+            room = self.prefetch - len(self.unsettled)
+            self.wake.clear()
+            rows: list[tuple[Any, ...]] = []
+            if room >= low_water or (room > 0 and not self.unsettled):
+                try:
+                    lease = functools.partial(store.lease, queue=self.queue, owner=owner, limit=room)
+                    rows = await broker._run(lease)
+                except BrokerError as exc:
+                    log.warning("embedded consumer could not lease", queue=self.queue, error=str(exc))
+            for row_id, key, message_id, headers, body, count in rows:
+                if self.stopping:  # leased but never handed out: undo the lease
+                    await broker._run(functools.partial(store.release, row=row_id, owner=owner, count=count))
+                    continue
+                self.unsettled.add(row_id)
+                self.on_delivery(Delivery(
+                    body=body, message_id=message_id, key=key, headers=json.loads(headers),
+                    redelivered=count > 1, delivery_count=count, token=_Lease(self, row_id, count),
+                ))
+            if rows and len(rows) == room:
+                continue  # there may be more
+            try:
+                await asyncio.wait_for(self.wake.wait(), broker.poll_interval)
+            except TimeoutError:
+                pass
+
+    def settled(self, row: int) -> None:
+        self.unsettled.discard(row)
+        if not self.unsettled:
+            self.all_settled.set()
+
+    async def stop(self, wait_settled: bool = True) -> None:
+        self.stopping = True
+        self.wake.set()
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+        if wait_settled and self.unsettled:
+            self.all_settled.clear()
+            await self.all_settled.wait()
+        self.broker._forget(self)
+        if self.broker._db is not None:
+            await self.broker._run(lambda c: c.execute(
+                "DELETE FROM consumers WHERE owner=? AND consumer=?", (self.broker.owner, self.id)))
+
+

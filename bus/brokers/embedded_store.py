@@ -1,0 +1,358 @@
+"""The SQLite side of the embedded broker (bus/brokers/embedded.py): the schema, the
+statements (plain functions run by the worker thread inside one transaction), owner
+liveness, and the worker thread itself. See embedded.py for the design."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue as queue_module
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+
+__all__ = [
+    "Process", "Worker", "heartbeat", "insert", "is_declared", "lease", "mapped", "reclaim", "register",
+    "release", "settle_rows", "stats", "unregister",
+]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    state INTEGER NOT NULL,              -- 0 waiting, 1 ready, 2 leased
+    delivery_count INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    leased_at REAL
+);
+CREATE INDEX IF NOT EXISTS messages_by_key ON messages (queue, key);
+CREATE INDEX IF NOT EXISTS messages_by_state ON messages (queue, state);
+CREATE TABLE IF NOT EXISTS owners (  -- one row per connected broker instance
+    owner TEXT PRIMARY KEY, pid INTEGER NOT NULL, pid_ns TEXT NOT NULL,
+    started TEXT NOT NULL, heartbeat REAL NOT NULL,
+    lease_timeout REAL NOT NULL DEFAULT 30  -- how long this owner may stay silent
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consumers (
+    owner TEXT NOT NULL, consumer TEXT NOT NULL, queue TEXT NOT NULL,
+    PRIMARY KEY (owner, consumer)
+) WITHOUT ROWID;
+"""
+SCHEMA_VERSION = 1  # PRAGMA user_version of a file this module wrote
+WAITING, READY, LEASED = 0, 1, 2
+_BATCH = 1000  # jobs per transaction at most
+
+
+# -- the SQLite side: plain functions run in the worker thread, inside one transaction ----
+
+
+def is_declared(c: sqlite3.Connection, queue: str) -> bool:
+    return c.execute("SELECT 1 FROM queues WHERE name=?", (queue,)).fetchone() is not None
+
+
+def insert(c: sqlite3.Connection, rows: list[tuple[str, str, str, str, bytes]], unknown: set[str]) -> None:
+    """Checks first, then writes: a job raises only before it wrote anything."""
+    for q in unknown:
+        if not is_declared(c, q):
+            raise PublishNotConfirmed(f"queue {q!r} was never declared: nothing published (declare it first)")
+    c.executemany(
+        "INSERT INTO messages (queue, key, message_id, headers, body, state) SELECT ?1, ?2, ?3, ?4, ?5,"
+        " CASE WHEN EXISTS (SELECT 1 FROM messages WHERE queue=?1 AND key=?2) THEN 0 ELSE 1 END",
+        rows,
+    )
+
+
+def lease(c: sqlite3.Connection, queue: str, owner: str, limit: int) -> list[tuple[Any, ...]]:
+    rows = c.execute(
+        "UPDATE messages SET state=2, lease_owner=?, leased_at=?, delivery_count=delivery_count+1"
+        " WHERE id IN (SELECT id FROM messages WHERE queue=? AND state=1 ORDER BY id LIMIT ?)"
+        " RETURNING id, key, message_id, headers, body, delivery_count",
+        (owner, time.time(), queue, limit),
+    ).fetchall()
+    return sorted(rows)
+
+
+def settle_rows(c: sqlite3.Connection, rows: list[tuple[int, int, bool]], owner: str) -> None:
+    """Ack (delete, then make each key's next row ready) or requeue leased rows; a row whose
+    lease was taken back meanwhile (another owner, another delivery count) is left alone."""
+    requeue = [(row, owner, count) for row, count, ok in rows if not ok]
+    c.executemany(
+        "UPDATE messages SET state=1, lease_owner=NULL, leased_at=NULL"
+        " WHERE id=? AND state=2 AND lease_owner=? AND delivery_count=?",
+        requeue,
+    )
+    acks = [(row, count) for row, count, ok in rows if ok]
+    for start in range(0, len(acks), 400):  # bound the number of SQL variables
+        chunk = acks[start:start + 400]
+        pairs = ",".join("(?, ?)" for _ in chunk)  # placeholders only: no value enters the SQL text
+        delete = f"DELETE FROM messages WHERE state=2 AND lease_owner=? AND (id, delivery_count) IN (VALUES {pairs})"  # noqa: S608, E501
+        gone = c.execute(
+            delete + " RETURNING queue, key",
+            (owner, *(v for pair in chunk for v in pair)),
+        ).fetchall()
+        c.executemany(
+            "UPDATE messages SET state=1 WHERE id=(SELECT min(id) FROM messages WHERE queue=? AND key=?)"
+            " AND state=0",
+            set(gone),
+        )
+
+
+def release(c: sqlite3.Connection, row: int, owner: str, count: int) -> None:
+    c.execute(
+        "UPDATE messages SET state=1, lease_owner=NULL, leased_at=NULL, delivery_count=delivery_count-1"
+        " WHERE id=? AND state=2 AND lease_owner=? AND delivery_count=?",
+        (row, owner, count),
+    )
+
+
+def stats(c: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
+    counts = dict(c.execute("SELECT state, count(*) FROM messages WHERE queue=? GROUP BY state", (queue,)))
+    consumers = c.execute("SELECT count(*) FROM consumers WHERE queue=?", (queue,)).fetchone()[0]
+    return counts.get(WAITING, 0) + counts.get(READY, 0), counts.get(LEASED, 0), int(consumers)
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    """What tells a live owner from a dead one: pid, pid namespace and process start time."""
+
+    pid: int
+    pid_ns: str = field(default="")
+    started: str = field(default="")
+
+    @classmethod
+    def current(cls) -> Process:
+        return cls(os.getpid(), _pid_namespace(), _proc_stat(os.getpid())[1])
+
+    def alive(self, here: Process) -> bool:
+        """False only when it is certain: same pid namespace, and no such process, or a
+        zombie, or the pid now belongs to a process started at another time."""
+        if not self.pid_ns or self.pid_ns != here.pid_ns:
+            return True  # another container's pids mean nothing here: the heartbeat decides
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        state, started = _proc_stat(self.pid)
+        if state == "Z":
+            return False
+        return not (self.started and started and started != self.started)
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _proc_stat(pid: int) -> tuple[str, str]:
+    """(state, start time) from /proc/<pid>/stat; empty strings where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return "", ""
+    return fields[0], fields[19]  # fields 3 and 22 (numbered from pid, comm)
+
+
+def register(c: sqlite3.Connection, owner: str, me: Process, lease_timeout: float) -> None:
+    row = (owner, me.pid, me.pid_ns, me.started, time.time(), lease_timeout)
+    c.execute("INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?, ?, ?)", row)
+
+
+_FREE_OWNED = ("UPDATE messages SET state=1, lease_owner=NULL, leased_at=NULL"
+               " WHERE queue=? AND state=2 AND lease_owner=?")
+_FREE_ORPHANED = ("UPDATE messages SET state=1, lease_owner=NULL, leased_at=NULL"
+                  " WHERE queue=? AND state=2 AND lease_owner NOT IN (SELECT owner FROM owners)")
+
+
+def _free_leases(c: sqlite3.Connection, owner: str | None) -> int:
+    """Rows leased by `owner` (None: by owners no longer registered) back to ready, queue by
+    queue so that the (queue, state) index finds them."""
+    freed = 0
+    for (queue,) in c.execute("SELECT name FROM queues").fetchall():
+        if owner is None:
+            freed += c.execute(_FREE_ORPHANED, (queue,)).rowcount
+        else:
+            freed += c.execute(_FREE_OWNED, (queue, owner)).rowcount
+    return freed
+
+
+def unregister(c: sqlite3.Connection, owner: str) -> None:
+    _free_leases(c, owner)
+    c.execute("DELETE FROM consumers WHERE owner=?", (owner,))
+    c.execute("DELETE FROM owners WHERE owner=?", (owner,))
+
+
+def heartbeat(c: sqlite3.Connection, owner: str, me: Process, lease_timeout: float) -> None:
+    if c.execute("UPDATE owners SET heartbeat=? WHERE owner=?", (time.time(), owner)).rowcount == 0:
+        log.warning("embedded broker was presumed dead by another process; its leases were reclaimed")
+        register(c, owner, me, lease_timeout)
+    reclaim(c, owner, me)
+
+
+def reclaim(c: sqlite3.Connection, owner: str, me: Process) -> None:
+    """Give back the leases of dead owners: gone from this pid namespace, or silent for
+    longer than their own lease timeout; and leases whose owner row is gone."""
+    now = time.time()
+    others = c.execute("SELECT * FROM owners WHERE owner != ?", (owner,)).fetchall()
+    for other, pid, pid_ns, started, heartbeat, lease_timeout in others:
+        if heartbeat < now - lease_timeout or not Process(pid, pid_ns, started).alive(me):
+            n = _free_leases(c, other)
+            c.execute("DELETE FROM consumers WHERE owner=?", (other,))
+            c.execute("DELETE FROM owners WHERE owner=?", (other,))
+            log.warning("reclaimed the leases of a dead embedded broker", pid=pid, messages=n)
+    _free_leases(c, None)
+
+
+# -- the worker thread --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[sqlite3.Connection], Any]
+    durable: bool
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+class Worker:
+    """Owns the connection; runs queued jobs in batches, each batch one transaction (group
+    commit). Rule for jobs: raise a BrokerError only before writing anything."""
+
+    def __init__(self, path: Path) -> None:
+        self._jobs: queue_module.SimpleQueue[_Job | None] = queue_module.SimpleQueue()
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA cache_size=-32000")  # KiB: the hot pages of big queues
+        self._conn.execute("PRAGMA journal_size_limit=67108864")  # a burst's WAL shrinks back
+        self._durable = False
+        with self._transaction():  # executescript would commit on its own
+            self._create_schema()
+        self._thread = threading.Thread(target=self._main, name=f"renkei-embedded:{path.name}", daemon=True)
+        self._thread.start()
+
+    def _create_schema(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise BrokerUnavailable(f"the broker file has schema {version}, newer than this renkei's "
+                                    f"{SCHEMA_VERSION}: upgrade renkei or use another file")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self._conn.execute(statement)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(owners)")}
+        if "lease_timeout" not in columns:  # a file from before schema 1
+            self._conn.execute("ALTER TABLE owners ADD COLUMN lease_timeout REAL NOT NULL DEFAULT 30")
+        self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T], durable: bool) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(fn, durable, loop, future))
+        return await future
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+        self._conn.close()
+
+    def _main(self) -> None:
+        running = True
+        while running:
+            first = self._jobs.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < _BATCH:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue_module.Empty:
+                    break
+                if job is None:
+                    running = False
+                    break
+                batch.append(job)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for job, (ok, value) in zip(batch, self._outcomes(batch), strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, outcomes in by_loop.items():  # one wake-up of each loop per batch
+            loop.call_soon_threadsafe(_resolve, outcomes)
+
+    def _outcomes(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
+        """Run the jobs in one transaction. A job raising a BrokerError has (by rule) written
+        nothing, so the others go on; a job failing otherwise is dropped and the batch rerun
+        without it; a failed BEGIN/COMMIT fails them all."""
+        results: list[tuple[bool, Any]] = []
+        try:
+            with self._transaction(any(job.durable for job in batch)):
+                for index, job in enumerate(batch):
+                    try:
+                        results.append((True, job.fn(self._conn)))
+                    except BrokerError as exc:
+                        results.append((False, exc))
+                    except Exception as exc:
+                        raise _JobFailed(index, exc) from exc
+        except _JobFailed as failed:
+            rest = self._outcomes(batch[:failed.index] + batch[failed.index + 1:])
+            return [*rest[:failed.index], (False, mapped(failed.error)), *rest[failed.index:]]
+        except Exception as exc:
+            return [(False, mapped(exc))] * len(batch)
+        return results
+
+    @contextmanager
+    def _transaction(self, durable: bool = False) -> Iterator[None]:
+        if durable != self._durable:
+            self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+
+class _JobFailed(Exception):
+    def __init__(self, index: int, error: Exception) -> None:
+        self.index, self.error = index, error
+
+
+def mapped(exc: Exception) -> Exception:
+    """The one place SQLite errors become broker errors."""
+    if isinstance(exc, BrokerError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        return BrokerUnavailable(f"embedded broker store: {type(exc).__name__}: {exc}")
+    return exc
+
+
+def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():  # the caller was cancelled; the job ran anyway
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

@@ -1,0 +1,195 @@
+"""`renkei routes`: check the route files, try them on a message offline, export AsyncAPI.
+
+    renkei routes check [--dir routes/]
+    renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json]
+    renkei routes asyncapi [--out asyncapi.yaml]
+
+The schema catalog is the shipped one, or RENKEI_SCHEMAS_DIR.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bus.errors import ConfigError, ValidationFailed
+
+__all__ = ["routes"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _dir_option(fn: F) -> F:
+    option = click.option(
+        "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Directory of the route files (default: RENKEI_ROUTES_DIR, else the shipped routes/).",
+    )
+    return option(fn)
+
+
+@click.group()
+def routes() -> None:
+    """Routes: which destinations a resident change reaches, and what each receives."""
+
+
+@routes.command()
+@_dir_option
+def check(directory: Path | None) -> None:
+    """Load and check every route file; list every problem as file:line: message."""
+    from bus.catalog import Catalog
+    from bus.routing.loader import check_routes
+
+    catalog = _catalog(Catalog)
+    found, errors = check_routes(directory, catalog)
+    if errors:
+        for error in errors:
+            click.echo(str(error), err=True)
+        click.echo(f"{len(errors)} problem(s); no route was loaded", err=True)
+        raise SystemExit(1)
+    by_destination: dict[str, list[Any]] = {}
+    for route in sorted(found, key=lambda r: (r.destination, r.name)):
+        by_destination.setdefault(route.destination, []).append(route)
+    files = len({r.where.rsplit(":", 1)[0] for r in found})
+    click.echo(f"ok: {len(found)} routes in {files} files, {len(by_destination)} destinations")
+    for destination, group in by_destination.items():
+        click.echo(f"  {destination}  ({len(group)} route{'s' if len(group) != 1 else ''})")
+        for r in group:
+            basis = "個人番号: yes (legal basis declared)" if r.legal_basis else "個人番号: no"
+            click.echo(f"    {r.name} → {r.projection.kind}  [{basis}]")
+            click.echo(f"      when: {' '.join(r.when.split())}")
+
+
+@routes.command("test")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_dir_option
+@click.option("--municipality", default=None,
+              help="Municipality of the message (default: its municipality_code).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+def test(file: Path, directory: Path | None, municipality: str | None, as_json: bool) -> None:
+    """Route one jumin.idou XML file offline: which destinations it reaches, why, and what each receives.
+
+    Values are shown as they are in the file (it is your own file); nothing is sent anywhere.
+    """
+    from bus.catalog import Catalog
+    from bus.routing.router import RouteTable
+    from bus.validation.validator import validate
+
+    catalog = _catalog(Catalog)
+    try:
+        table = RouteTable.load(directory, catalog)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc}\n(run `renkei routes check` for the full list)") from exc
+    try:
+        validated = validate(file.read_bytes(), content_type="application/xml", kind="jumin.idou",
+                             catalog=catalog)
+    except ValidationFailed as exc:
+        for issue in exc.issues:
+            click.echo(f"{file}: {issue}", err=True)
+        click.echo(f"{file} is not a valid jumin.idou message; nothing was routed", err=True)
+        raise SystemExit(1) from None
+    record = validated.record
+    where = municipality or str(record.get("municipality_code", ""))
+    context = table.context(record, where)
+    verdicts = table.explain(record, where)
+    matches = table.route(record, where)
+    messages = [_message(m) for m in matches]
+    if as_json:
+        click.echo(json.dumps({
+            "file": str(file),
+            "municipality": where,
+            "context": context,
+            "routes": [{"route": v.route.name, "destination": v.route.destination, "matched": v.matched,
+                        "why": v.reason, "when": v.route.when, "where": v.route.where} for v in verdicts],
+            "messages": messages,
+        }, ensure_ascii=False, indent=2))
+    else:
+        _print_text(file, where, context, verdicts, messages)
+    if any(m["valid"] is not True for m in messages):
+        raise SystemExit(2)
+
+
+def _message(match: Any) -> dict[str, Any]:
+    from lxml import etree
+
+    target = match.target
+    xml: bytes = target.to_xml(match.record)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.fromstring(xml, parser)
+    try:
+        target.xml_schema.assertValid(root)
+        valid: bool | str = True
+    except etree.DocumentInvalid as exc:
+        valid = str(exc)
+    except ConfigError as exc:
+        valid = f"not checked: {exc}"
+    return {
+        "route": match.route.name,
+        "destination": match.route.destination,
+        "kind": target.kind,
+        "version": target.version,
+        "legal_basis": match.route.legal_basis,
+        "valid": valid,
+        "xml": etree.tostring(root, pretty_print=True, encoding="unicode"),
+    }
+
+
+def _print_text(file: Path, municipality: str, context: dict[str, Any], verdicts: list[Any],
+                messages: list[dict[str, Any]]) -> None:
+    matched = [v for v in verdicts if v.matched]
+    click.echo(f"{file}: {context['reason']} ({context['group']}) on {context['effective_date']}, "
+               f"municipality {municipality}")
+    shown = ", ".join(f"{k}={v}" for k, v in context.items() if k not in ("reason", "group"))
+    click.echo(f"context: {shown}")
+    click.echo(f"reaches {len({v.route.destination for v in matched})} destination(s) "
+               f"by {len(matched)} of {len(verdicts)} routes:")
+    for v in verdicts:
+        mark = "✓" if v.matched else "·"
+        click.echo(f"  {mark} {v.route.destination:<8} {v.route.name}: {v.reason}")
+        click.echo(f"      when: {' '.join(v.route.when.split())}")
+    for m in messages:
+        basis = m["legal_basis"] or "none (no 個人番号)"
+        click.echo(f"\n--- {m['destination']} ← {m['route']}: {m['kind']} v{m['version']}; "
+                   f"legal basis: {basis}")
+        if m["valid"] is not True:
+            click.echo(f"!!! the projection does not validate against {m['kind']}: {m['valid']}")
+        click.echo(m["xml"].rstrip())
+
+
+@routes.command()
+@_dir_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (.json for JSON, else YAML); default: print YAML.")
+def asyncapi(directory: Path | None, out: Path | None) -> None:
+    """Export the routes as an AsyncAPI 2.6 document (a channel per destination queue)."""
+    import yaml
+
+    from bus.catalog import Catalog
+    from bus.routing.asyncapi import asyncapi_document
+    from bus.routing.router import RouteTable
+
+    catalog = _catalog(Catalog)
+    try:
+        table = RouteTable.load(directory, catalog)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    document = asyncapi_document(table)
+    if out is not None and out.suffix == ".json":
+        text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=110)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out} ({len(document['channels'])} channels)")
+
+
+def _catalog(catalog_class: Any) -> Any:
+    try:
+        return catalog_class.load()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc

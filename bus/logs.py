@@ -1,0 +1,65 @@
+"""Logging: structlog, JSON in production, readable on a terminal, personal data masked.
+
+`mask_personal` is the safety net: the code logs envelopes (pseudonyms), never records,
+but any event key naming a personal field is masked, and long digit runs (個人番号,
+宛名番号, 住民票コード) in any string value are masked too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from bus.masking import PERSONAL_FIELDS, mask_value
+
+__all__ = ["configure_logging", "get_logger", "mask_personal"]
+
+_DIGIT_RUN = re.compile(r"(?<![0-9a-f])\d{8,15}(?![0-9a-f])")
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _DIGIT_RUN.sub(lambda m: mask_value(m.group()), value)
+    if isinstance(value, dict):
+        return {k: mask_value(v) if k in PERSONAL_FIELDS else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def mask_personal(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: mask personal fields and long digit runs everywhere."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = mask_value(value) if key in PERSONAL_FIELDS else _scrub(value)
+    return event_dict
+
+
+def configure_logging(fmt: str = "console", level: str = "info", stream: Any = None) -> None:
+    """Configure structlog once for the process (CLI entry points call this)."""
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            mask_personal,  # last before rendering: sees exception text too
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

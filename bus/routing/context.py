@@ -1,0 +1,181 @@
+"""The activation a route condition sees: a few facts derived from one resident change.
+
+A condition never sees the record itself. `build_context` turns a `jumin.idou` record into
+a flat mapping of small values (symbols, booleans, ages, dates as ISO text) and nothing
+else: no name, no 宛名番号 / 個人番号 / 住民票コード / 世帯番号, no address. A condition
+cannot leak or depend on personal data it does not need, and a route file can be read by
+anyone who may read the configuration.
+
+Ages are counted as Japanese law counts them (年齢計算ニ関スル法律 and 民法第143条): a
+person reaches the next age at the end of the day before the birthday, so on that day the
+age is already reached (介護保険 第1号被保険者 qualify "on the day they reach 65", which is
+the day before the 65th birthday). A person born on 29 February reaches the next age on
+28 February in a common year. `age_on` implements this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+__all__ = [
+    "CHANGED_BY_REASON",
+    "CONTEXT_VARIABLES",
+    "FUKUHON_ITEMS",
+    "GROUPS",
+    "Variable",
+    "age_on",
+    "build_context",
+    "changed_items",
+]
+
+#: The 副本 items the intermediate server keeps and a change can alter.
+FUKUHON_ITEMS: tuple[str, ...] = ("address", "name", "birth_date", "sex", "death", "moved_out")
+_NEW_PERSON = ("address", "name", "birth_date", "sex")  # a person newly on this registry
+
+#: Which 副本 items a change alters, by 異動事由. A snapshot carries no "before", so this is
+#: derived from the reason; corrections that may touch anything count as touching everything.
+CHANGED_BY_REASON: Mapping[str, tuple[str, ...]] = {
+    "TENNYU": _NEW_PERSON,
+    "KOKUGAI_TENNYU": _NEW_PERSON,
+    "SHUSSEI": _NEW_PERSON,
+    "SHOKKEN_KISAI": _NEW_PERSON,
+    "TENSHUTSU": ("moved_out",),
+    "KOKUGAI_TENSHUTSU": ("moved_out",),
+    "SHIBOU": ("death",),
+    "SHOKKEN_SHOJO": ("moved_out",),
+    "TENKYO": ("address",),
+    "SHIMEI_HENKO": ("name",),
+    "KYUUJI": ("name",),
+    "TSUSHO": ("name",),
+    "KEIBI_SHUSEI": FUKUHON_ITEMS,
+    "SHOKKEN_SHUSEI": FUKUHON_ITEMS,
+    "GOKI_SHUSEI": FUKUHON_ITEMS,
+    "TORIKESHI": FUKUHON_ITEMS,
+    "KOJIN_BANGO_HENKO": (),
+    "JUMINHYO_CODE_HENKO": (),
+    "SETAI_BUNRI": (),
+    "SETAI_GAPPEI": (),
+    "SETAI_HENKO": (),
+    "SETAINUSHI_HENKO": (),
+}
+
+GROUPS: tuple[str, ...] = ("increase", "decrease", "correction")
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One context variable: its CEL type, meaning, and the code list its values come from."""
+
+    name: str
+    type: str  # CEL type: int, string, bool, list(string)
+    description: str
+    codelist: str | None = None  # a schemas/codelists.yaml list, "Group" or "FukuhonItem"
+
+
+def _v(name: str, type_: str, description: str, codelist: str | None = None) -> Variable:
+    return Variable(name, type_, description, codelist)
+
+
+#: Every variable a condition may use; the loader rejects any other name.
+CONTEXT_VARIABLES: Mapping[str, Variable] = {
+    v.name: v
+    for v in (
+        _v("reason", "string", "異動事由 symbol, e.g. 'TENNYU'", "ChangeReason"),
+        _v("group", "string", "group of the reason: 'increase', 'decrease' or 'correction'", "Group"),
+        _v("age", "int", "age in full years on 異動日 (change.effective_date), Japanese counting"),
+        _v("age_on_processed", "int", "age in full years on 処理日 (change.processed_date)"),
+        _v("effective_date", "string", "異動日 as ISO text 'YYYY-MM-DD' (compare as text)"),
+        _v("processed_date", "string", "処理日 as ISO text 'YYYY-MM-DD'"),
+        _v("resident_type", "string", "住民種別: 'JAPANESE' or 'FOREIGN'", "ResidentType"),
+        _v("resident_status", "string", "住民状態: 'RESIDENT' or 'REMOVED'", "ResidentStatus"),
+        _v("relationship", "string", "続柄 symbol, e.g. 'SETAINUSHI', 'KO'", "Relationship"),
+        _v("sex", "string", "性別: 'MALE' or 'FEMALE'", "Sex"),
+        _v("kokuho", "bool", "国民健康保険 被保険者 (insurance.kokuho)"),
+        _v("kokuho_household", "bool", "member of a 国保世帯 (insurance.kokuho_household)"),
+        _v("kaigo", "bool", "介護保険 被保険者 (insurance.kaigo)"),
+        _v("koki", "bool", "後期高齢者医療 被保険者 (insurance.koki)"),
+        _v("nenkin_category", "string", "国民年金 種別: 'NONE', 'DAI1GO', 'DAI2GO', 'DAI3GO'",
+           "PensionCategory"),
+        _v("jido_teate", "bool", "household receives 児童手当 (insurance.jido_teate)"),
+        _v("welfare", "bool", "household receives 生活保護 etc. (insurance.welfare)"),
+        _v("has_personal_number", "bool", "the record carries a 個人番号 (never the number itself)"),
+        _v("municipality", "string", "地方公共団体コード of the message (6 digits)"),
+        _v("changed", "list(string)", "副本 items this change alters: " + ", ".join(FUKUHON_ITEMS),
+           "FukuhonItem"),
+    )
+}
+
+
+def age_on(birth: date, on: date) -> int:
+    """Age in full years on `on`, as Japanese law counts it.
+
+    The age is reached at the end of the day before the birthday, i.e. `on` counts as the
+    day after: born 1985-06-15 → 39 on 2025-06-13, 40 on 2025-06-14 (and 2025-06-15).
+    Born 2000-02-29 → 0 on 2001-02-27, 1 on 2001-02-28.
+    """
+    reference = on + timedelta(days=1)
+    years = reference.year - birth.year
+    if (reference.month, reference.day) < (birth.month, birth.day):
+        years -= 1
+    return years
+
+
+def changed_items(reason: str) -> list[str]:
+    """The 副本 items a change with this reason alters (all of them for an unknown reason)."""
+    return list(CHANGED_BY_REASON.get(reason, FUKUHON_ITEMS))
+
+
+def _as_date(value: Any, field: str) -> date:
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value)
+    raise ValueError(f"{field}: expected a date, got {type(value).__name__}")
+
+
+def build_context(
+    record: Mapping[str, Any],
+    municipality: str,
+    group_of: Callable[[str], str],
+) -> dict[str, Any]:
+    """The CEL activation of a `jumin.idou` record (see CONTEXT_VARIABLES).
+
+    `group_of` maps a ChangeReason symbol to its group (bus.catalog.codelists.CodeLists.group).
+    Missing flags read as false and a missing 国民年金種別 as 'NONE', so every variable is
+    always present with its declared type.
+    """
+    change = record.get("change") or {}
+    reason = str(change.get("reason", ""))
+    birth = _as_date(record.get("birth_date"), "birth_date")
+    effective = _as_date(change.get("effective_date"), "change/effective_date")
+    processed = _as_date(change.get("processed_date") or effective, "change/processed_date")
+    insurance = record.get("insurance") or {}
+    try:
+        group = group_of(reason)
+    except KeyError:
+        group = ""
+    return {
+        "reason": reason,
+        "group": group,
+        "age": age_on(birth, effective),
+        "age_on_processed": age_on(birth, processed),
+        "effective_date": effective.isoformat(),
+        "processed_date": processed.isoformat(),
+        "resident_type": str(record.get("resident_type") or ""),
+        "resident_status": str(record.get("resident_status") or ""),
+        "relationship": str(record.get("relationship") or ""),
+        "sex": str(record.get("sex") or ""),
+        "kokuho": bool(insurance.get("kokuho")),
+        "kokuho_household": bool(insurance.get("kokuho_household")),
+        "kaigo": bool(insurance.get("kaigo")),
+        "koki": bool(insurance.get("koki")),
+        "nenkin_category": str(insurance.get("nenkin_category") or "NONE"),
+        "jido_teate": bool(insurance.get("jido_teate")),
+        "welfare": bool(insurance.get("welfare")),
+        "has_personal_number": bool(record.get("personal_number")),
+        "municipality": municipality,
+        "changed": changed_items(reason),
+    }

@@ -1,0 +1,142 @@
+"""The `portal_oshirase` projection: a notice (お知らせ) to a resident through マイナポータル.
+
+A route names a template in its params (`template: jido_teate`); the notice is built from
+one message, addressed to the person of the change by 団体内統合宛名番号, and never holds a
+個人番号, a name or an address. Title and body are fixed Japanese text plus the date of the
+change. Everything is deterministic: the same message and route give the same notice, so a
+replay is recognised as a duplicate by the portal (`notice_id`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from bus.catalog.spec import Field
+from bus.routing.model import NamedProjection, ProjectionInput
+
+__all__ = ["JST", "PORTAL_OSHIRASE", "TEMPLATES", "NoticeTemplate", "notice_id", "portal_oshirase"]
+
+JST = timezone(timedelta(hours=9), "JST")
+DEFAULT_VALID_DAYS = 90
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeTemplate:
+    key: str
+    category: str
+    title: str
+    body: str  # str.format with {date}: 異動日 in Japanese ("2025年4月1日")
+
+
+TEMPLATES: Mapping[str, NoticeTemplate] = {
+    t.key: t
+    for t in (
+        NoticeTemplate(
+            "jido_teate",
+            "子育て",
+            "児童手当の申請のご案内",
+            "{date}付けの転入の届出を受け付けました。お子さまを養育している方は、児童手当の認定請求"
+            "（申請）が必要です。転入した日の翌日から15日以内に申請すると、転入した月の翌月分から"
+            "支給されます。マイナポータルからも申請できます。公務員の方は勤務先に申請してください。",
+        ),
+        NoticeTemplate(
+            "shussei",
+            "子育て",
+            "出生に伴う手続のご案内",
+            "{date}のご出生の届出を受け付けました。児童手当の認定請求は、出生日の翌日から15日以内に"
+            "行ってください。あわせて、こども医療費助成、健康保険への加入、出産育児一時金などの"
+            "手続をご確認ください。マイナポータルから申請できる手続もあります。",
+        ),
+        NoticeTemplate(
+            "tennyu",
+            "手続き",
+            "転入に伴う手続のご案内",
+            "{date}付けの転入の届出を受け付けました。国民健康保険、国民年金、介護保険、後期高齢者医療など、"
+            "加入している制度によっては手続が必要です。詳しくはお住まいの市区町村の窓口または"
+            "ホームページでご確認ください。",
+        ),
+    )
+}
+
+
+def notice_id(message_id: str | None, route: str, fallback: str) -> str:
+    """A stable notice id: hash of the source message id and the route (32 hex digits).
+
+    Without a message id (offline tests), `fallback` is hashed instead; it is built from
+    values the portal receives anyway (municipality, 団体内統合宛名番号, 履歴番号).
+    """
+    basis = f"{message_id}|{route}" if message_id else f"{fallback}|{route}"
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+
+
+def check_params(params: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    unknown = sorted(set(params) - {"template", "valid_days"})
+    if unknown:
+        problems.append(f"unknown params {', '.join(unknown)} (known: template, valid_days)")
+    template = params.get("template")
+    if template not in TEMPLATES:
+        problems.append(f"params.template must be one of {', '.join(TEMPLATES)}, got {template!r}")
+    days = params.get("valid_days", DEFAULT_VALID_DAYS)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
+        problems.append(f"params.valid_days must be a number of days from 1 to 3650, got {days!r}")
+    return problems
+
+
+def _japanese_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def portal_oshirase(record: Mapping[str, Any], p: ProjectionInput) -> dict[str, Any]:
+    """Build the notice of `p.route`'s template for the person of `record`."""
+    template = TEMPLATES[str(p.route.projection.params["template"])]
+    days = int(p.route.projection.params.get("valid_days", DEFAULT_VALID_DAYS))
+    change = record.get("change") or {}
+    effective = _as_date(change["effective_date"])
+    processed = _as_date(change.get("processed_date") or effective)
+    municipality = str(record.get("municipality_code") or p.context.get("municipality", ""))
+    recipient = str(record["integrated_address_number"])
+    fallback = f"{municipality}|{recipient}|{record.get('history_number')}"
+    values: dict[str, Any] = {
+        "notice_id": notice_id(p.message_id, p.route.name, fallback),
+        "municipality_code": municipality,
+        "recipient_integrated_address_number": recipient,
+        "category": template.category,
+        "title": template.title,
+        "body": template.body.format(date=_japanese_date(effective)),
+        "related_reason": str(change.get("reason", "")),
+        "published_at": datetime.combine(processed, time(0, 0), tzinfo=JST),
+        "expires_on": processed + timedelta(days=days),
+    }
+    return _shape(values, p.target.fields)
+
+
+def _shape(values: Mapping[str, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
+    """Order and type the values as the target spec declares (unknown optional fields: None)."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        value = values.get(f.name)
+        if isinstance(value, datetime) and f.type == "date":
+            value = value.date()
+        elif isinstance(value, date) and f.type == "string":
+            value = value.isoformat()
+        out[f.name] = value
+    return out
+
+
+PORTAL_OSHIRASE = NamedProjection(
+    name="portal_oshirase",
+    target_kind="portal.oshirase",
+    function=portal_oshirase,
+    description="notice (お知らせ) to the person of the change, from a template (params.template)",
+    never=frozenset({"personal_number", "address_number"}),
+    check_params=check_params,
+)

@@ -1,0 +1,134 @@
+"""The route table: which destinations a resident change reaches, and what each receives.
+
+    table = RouteTable.load(routes_dir(), catalog)
+    for match in table.route(record, "131016"):
+        match.route.destination, match.target.kind, match.record
+
+Conditions are compiled once at load; per message the context is built once and shared by
+every condition (a `cel.Context`), and each matching route projects the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cel
+
+from bus.catalog import Catalog
+from bus.catalog.codelists import CodeLists
+from bus.errors import ConfigError
+from bus.routing.conditions import evaluate
+from bus.routing.context import build_context
+from bus.routing.loader import codelists_of, load_routes
+from bus.routing.model import Route, RouteMatch
+from bus.routing.projection import Projector
+
+__all__ = ["RouteTable", "Verdict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One route's answer for one message (for `renkei routes test`): matched, or why not."""
+
+    route: Route
+    matched: bool
+    reason: str  # "condition is true", "condition is false", "not for municipality 131016", ...
+
+
+class RouteTable:
+    """The loaded routes, ready to route messages."""
+
+    def __init__(self, routes: Sequence[Route], catalog: Catalog, codelists: CodeLists | None = None) -> None:
+        self.routes: tuple[Route, ...] = tuple(routes)
+        self.catalog = catalog
+        self.codelists = codelists or codelists_of(catalog)
+        self._group_of: Callable[[str], str] = self.codelists.group
+        self._projectors = {r.name: Projector(r, catalog.get(r.projection.kind)) for r in self.routes}
+        self._by_kind: dict[str, tuple[Route, ...]] = {}
+        for route in self.routes:
+            self._by_kind[route.takes] = (*self._by_kind.get(route.takes, ()), route)
+
+    @classmethod
+    def load(cls, directory: Path | str | None = None, catalog: Catalog | None = None) -> RouteTable:
+        """Load and check the route files (raises bus.routing.loader.RouteErrors)."""
+        if catalog is None:
+            catalog = Catalog.load()
+        codelists = codelists_of(catalog)
+        return cls(load_routes(directory, catalog, codelists), catalog, codelists)
+
+    @property
+    def destinations(self) -> list[str]:
+        return sorted({r.destination for r in self.routes})
+
+    def by_destination(self) -> dict[str, list[Route]]:
+        grouped: dict[str, list[Route]] = {}
+        for route in sorted(self.routes, key=lambda r: (r.destination, r.name)):
+            grouped.setdefault(route.destination, []).append(route)
+        return grouped
+
+    def context(self, record: Mapping[str, Any], municipality: str) -> dict[str, Any]:
+        """The condition context of a record (bus.routing.context.build_context)."""
+        return build_context(record, municipality, self._group_of)
+
+    def route(
+        self,
+        record: Mapping[str, Any],
+        municipality: str,
+        *,
+        kind: str = "jumin.idou",
+        message_id: str | None = None,
+    ) -> list[RouteMatch]:
+        """Every route `record` (of `kind`, from `municipality`) matches, with its projection.
+
+        `message_id` (the envelope's) makes derived ids such as a portal notice id stable.
+        """
+        routes = self._by_kind.get(kind, ())
+        if not routes:
+            return []
+        variables = self.context(record, municipality)
+        activation = _activation(variables)
+        matches: list[RouteMatch] = []
+        for route in routes:
+            if route.applies_to(municipality) and self._holds(route, activation):
+                projector = self._projectors[route.name]
+                matches.append(RouteMatch(route, projector.target, projector(record, variables, message_id)))
+        return matches
+
+    def explain(
+        self, record: Mapping[str, Any], municipality: str, *, kind: str = "jumin.idou"
+    ) -> list[Verdict]:
+        """Every route's verdict on `record`, matched or not, with the reason."""
+        variables = self.context(record, municipality)
+        activation = _activation(variables)
+        verdicts: list[Verdict] = []
+        for route in self.routes:
+            if route.takes != kind:
+                verdicts.append(Verdict(route, False, f"takes {route.takes}, not {kind}"))
+            elif not route.applies_to(municipality):
+                verdicts.append(Verdict(route, False, f"not configured for municipality {municipality}"))
+            else:
+                holds = self._holds(route, activation)
+                verdicts.append(Verdict(route, holds, f"condition is {'true' if holds else 'false'}"))
+        return verdicts
+
+    def _holds(self, route: Route, activation: Any) -> bool:
+        try:
+            return evaluate(route.program, activation)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"route {route.name!r}: the condition failed on this message: {exc}",
+                              where=route.where) from exc
+
+    def routes_for(self, destinations: Iterable[str]) -> list[Route]:
+        wanted = set(destinations)
+        return [r for r in self.routes if r.destination in wanted]
+
+
+def _activation(variables: dict[str, Any]) -> cel.Context:
+    """A CEL context that converts only the variables a condition reads (measured: ~2× faster
+    than converting the whole mapping up front, for the shipped routes)."""
+    activation = cel.Context()
+    activation.set_variable_resolver(variables.get)
+    return activation

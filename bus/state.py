@@ -1,0 +1,134 @@
+"""The bus's own state, in one SQLite file (WAL): what it has seen, routed and rejected.
+
+- `seen`: message ids accepted at intake, so a source re-sending a change hears "duplicate".
+- `routed`: message ids the router has fanned out, so a redelivered or doubly accepted
+  message is dropped before it reaches the destinations again.
+- `rejected`: every rejected message, raw bytes and issues — a rejected message is never
+  lost (DESIGN §3 step 5). This table holds personal data: 特定個人情報 territory.
+- `counters`: accepted/rejected/duplicate per source, delivered/dead per destination,
+  read by `renkei status`.
+
+One host only: with several bus hosts this moves to PostgreSQL (issue: audit stores).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bus.validation.issues import Issue
+
+__all__ = ["RejectedMessage", "StateStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen (message_id TEXT PRIMARY KEY, kind TEXT, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS routed (message_id TEXT PRIMARY KEY, destinations INTEGER NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, content_type TEXT NOT NULL,
+    kind TEXT, codes TEXT NOT NULL, issues TEXT NOT NULL, raw BLOB NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (
+    scope TEXT NOT NULL, name TEXT NOT NULL, counter TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (scope, name, counter));
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedMessage:
+    id: int
+    source: str
+    content_type: str
+    kind: str | None
+    codes: list[str]
+    issues: list[dict[str, object]]
+    at: float
+
+
+class StateStore:
+    """Thread-safe access to the state file; every call is one short transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives process crashes
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- seen / routed ---------------------------------------------------------------
+    def is_seen(self, message_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM seen WHERE message_id = ?", (message_id,)).fetchone()
+        return row is not None
+
+    def mark_seen(self, message_id: str, kind: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (message_id, kind, time.time()))
+
+    def is_routed(self, message_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM routed WHERE message_id = ?", (message_id,)).fetchone()
+        return row is not None
+
+    def mark_routed(self, message_id: str, destinations: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO routed VALUES (?, ?, ?)", (message_id, destinations, time.time()))
+
+    # -- rejected --------------------------------------------------------------------
+    def add_rejected(
+        self, raw: bytes, *, source: str, content_type: str, kind: str | None, issues: list[Issue]
+    ) -> int:
+        codes = sorted({i.code for i in issues})
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO rejected (source, content_type, kind, codes, issues, raw, at) VALUES (?,?,?,?,?,?,?)",
+                (source, content_type, kind, ",".join(codes),
+                 json.dumps([i.to_dict() for i in issues], ensure_ascii=False), raw, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def rejected(self, limit: int = 100) -> list[RejectedMessage]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, source, content_type, kind, codes, issues, at FROM rejected ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [RejectedMessage(r[0], r[1], r[2], r[3], r[4].split(","), json.loads(r[5]), r[6]) for r in rows]
+
+    # -- counters --------------------------------------------------------------------
+    def count(self, scope: str, name: str, counter: str, by: int = 1) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO counters VALUES (?,?,?,?) ON CONFLICT (scope, name, counter)"
+                " DO UPDATE SET value = value + excluded.value",
+                (scope, name, counter, by),
+            )
+
+    def counters(self, scope: str) -> dict[str, dict[str, int]]:
+        with self._lock:
+            rows = self._db.execute("SELECT name, counter, value FROM counters WHERE scope = ?", (scope,)).fetchall()
+        result: dict[str, dict[str, int]] = {}
+        for name, counter, value in rows:
+            result.setdefault(name, {})[counter] = value
+        return result

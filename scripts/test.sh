@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The test command: `bash scripts/test.sh [pytest args...]`.
+#
+# 1. creates .venv if needed and (re)installs the project with its dev extras when
+#    pyproject.toml changed since the last install;
+# 2. starts the private RabbitMQ node (scripts/rabbitmq.sh) unless RENKEI_TEST_AMQP_URL is
+#    already set, and stops it at the end if this run started it (and no other run uses it);
+# 3. runs ruff, mypy --strict (bus/, adapters/) and pytest; exits with pytest's status
+#    (exit 5, "no tests collected", counts as a failure). ruff and mypy report but do not
+#    decide the status unless RENKEI_STRICT_LINT=1.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+step() { printf '\n== %s\n' "$*"; }
+
+# -- 1. the virtualenv -------------------------------------------------------------------
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    step "creating .venv"
+    python3 -m venv "$VENV" || { echo "python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
+fi
+stamp="$VENV/.renkei-installed"
+wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
+    step "installing renkei with its dev extras into .venv"
+    "$PY" -m pip install -q --upgrade pip >/dev/null
+    "$PY" -m pip install -q -e '.[dev]' || { echo "pip install -e '.[dev]' failed"; exit 1; }
+    echo "$wanted" >"$stamp"
+fi
+
+# -- 2. RabbitMQ -----------------------------------------------------------------------
+if [[ -z "${RENKEI_TEST_AMQP_URL:-}" ]]; then
+    step "starting RabbitMQ (scripts/rabbitmq.sh)"
+    if url="$(bash scripts/rabbitmq.sh start --user $$)"; then
+        export RENKEI_TEST_AMQP_URL="$url"
+        trap 'bash scripts/rabbitmq.sh stop --user $$ >/dev/null 2>&1' EXIT
+        echo "RENKEI_TEST_AMQP_URL=$url"
+    else
+        echo "RabbitMQ did not start: the tests marked amqp will skip (or fail when CI is set)"
+    fi
+fi
+
+# -- 3. lint, types, tests ---------------------------------------------------------------
+lint_status=0
+step "ruff check ."
+"$VENV/bin/ruff" check . || lint_status=1
+step "mypy --strict bus adapters"
+"$VENV/bin/mypy" --strict bus adapters || lint_status=1
+
+[[ $lint_status -ne 0 ]] && echo "ruff or mypy reported problems (see above)"
+
+step "pytest"
+"$VENV/bin/pytest" -p no:cacheprovider "$@"
+status=$?
+if [[ $status -eq 5 ]]; then
+    status=1  # no tests collected
+elif [[ $status -eq 0 && $lint_status -ne 0 && "${RENKEI_STRICT_LINT:-}" == 1 ]]; then
+    status=1
+fi
+exit "$status"

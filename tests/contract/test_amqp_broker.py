@@ -1,0 +1,108 @@
+"""The broker contract on RabbitMQ (a real node: `bash scripts/test.sh` starts one), plus
+what only it must prove: a publish the broker does not confirm in time raises."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import pytest
+from broker_cases import BrokerContract, MakeBroker, message, unique_queue
+
+from bus.brokers import open_broker
+from bus.brokers.amqp import AmqpBroker
+from bus.errors import BrokerUnavailable, PublishNotConfirmed
+
+pytestmark = pytest.mark.amqp
+
+
+class TestAmqpBroker(BrokerContract):
+    @pytest.fixture
+    def make_broker(self, amqp_url: str) -> MakeBroker:
+        return lambda: AmqpBroker(amqp_url)
+
+    @pytest.fixture
+    async def queue(self, amqp_url: str) -> AsyncIterator[str]:  # and delete it afterwards
+        name = unique_queue()
+        yield name
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            for suffix in ("", ".never-declared"):
+                channel = await connection.channel()
+                with contextlib.suppress(Exception):
+                    await channel.queue_delete(name + suffix)
+
+
+class PausingProxy:
+    """A TCP proxy between client and broker that can stop forwarding the client's bytes
+    (the broker never sees a publish: as a blocked or stalled connection looks)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        upstream = self._pipe(reader, up_writer, gated=True)
+        downstream = self._pipe(up_reader, writer, gated=False)
+        await asyncio.gather(upstream, downstream, return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gated: bool) -> None:
+        try:
+            while data := await reader.read(65536):
+                if gated:
+                    await self.flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_publish_not_confirmed_within_the_publish_timeout_raises(amqp_url: str) -> None:
+    parts = urlsplit(amqp_url)
+    proxy = PausingProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    port = await proxy.start()
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{port}"
+    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), publish_timeout=0.3)
+    await broker.connect()
+    queue = unique_queue()
+    try:
+        await broker.declare(queue)
+        await broker.publish(queue, message(1))
+        proxy.flowing.clear()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(PublishNotConfirmed, match="not confirmed in time"):
+            await broker.publish_many([(queue, message(n)) for n in range(2, 5)])
+        assert loop.time() - started < 3
+    finally:
+        proxy.flowing.set()
+        with contextlib.suppress(Exception):
+            async with await aio_pika.connect(amqp_url) as connection:
+                await (await connection.channel()).queue_delete(queue)
+        await broker.close()
+        await proxy.stop()
+
+
+async def test_connecting_to_a_closed_port_raises_broker_unavailable() -> None:
+    broker = AmqpBroker("amqp://guest:guest@127.0.0.1:9/", connect_timeout=2)
+    with pytest.raises(BrokerUnavailable):
+        await broker.connect()
+
+
+def test_open_broker_picks_rabbitmq_for_amqp_and_amqps_urls() -> None:
+    assert isinstance(open_broker("amqp://guest:guest@127.0.0.1:5672/"), AmqpBroker)
+    assert isinstance(open_broker("amqps://user:pw@rabbit.example:5671/%2F"), AmqpBroker)

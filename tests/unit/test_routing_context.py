@@ -1,0 +1,138 @@
+"""The condition context: Japanese age counting, reason groups, 副本 items, no personal data."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bus.catalog import Catalog
+from bus.catalog.codelists import CodeLists
+from bus.paths import schemas_dir
+from bus.routing.context import (
+    CHANGED_BY_REASON,
+    CONTEXT_VARIABLES,
+    FUKUHON_ITEMS,
+    age_on,
+    build_context,
+    changed_items,
+)
+from bus.validation.safe_xml import parse_xml
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return Catalog.load()
+
+
+@pytest.fixture(scope="module")
+def tennyu(catalog: Catalog) -> dict:
+    ks = catalog.get("jumin.idou")
+    raw = (schemas_dir() / "jumin.idou/1/samples/valid/tennyu.xml").read_bytes()
+    return ks.from_xml(parse_xml(raw))
+
+
+@pytest.mark.parametrize(
+    ("birth", "on", "age"),
+    [
+        (date(1985, 6, 15), date(2025, 6, 13), 39),  # two days before the 40th birthday
+        (date(1985, 6, 15), date(2025, 6, 14), 40),  # the day before: the age is reached
+        (date(1985, 6, 15), date(2025, 6, 15), 40),  # the birthday itself
+        (date(1985, 6, 15), date(2026, 6, 13), 40),
+        (date(1960, 3, 1), date(2025, 2, 27), 64),
+        (date(1960, 3, 1), date(2025, 2, 28), 65),  # day before 1 March in a common year
+        (date(1964, 3, 1), date(2024, 2, 28), 59),
+        (date(1964, 3, 1), date(2024, 2, 29), 60),  # day before 1 March in a leap year
+        (date(2025, 5, 20), date(2025, 5, 20), 0),  # 出生: age 0 on the day of birth
+        (date(2007, 1, 1), date(2024, 12, 31), 18),  # born 1 January: 18 on 31 December
+        (date(2007, 1, 1), date(2024, 12, 30), 17),
+    ],
+)
+def test_age_is_reached_on_the_day_before_the_birthday(birth: date, on: date, age: int) -> None:
+    assert age_on(birth, on) == age
+
+
+@pytest.mark.parametrize(
+    ("on", "age"),
+    [
+        (date(2001, 2, 27), 0),
+        (date(2001, 2, 28), 1),  # common year: the period ends at the end of 28 February
+        (date(2001, 3, 1), 1),
+        (date(2004, 2, 27), 3),
+        (date(2004, 2, 28), 4),  # leap year: the day before 29 February
+        (date(2004, 2, 29), 4),
+        (date(2040, 2, 28), 40),  # 2040 is a leap year: 40 on 28 February, the day before the birthday
+        (date(2039, 2, 27), 38),
+        (date(2039, 2, 28), 39),
+    ],
+)
+def test_a_person_born_on_29_february_ages_on_28_february(on: date, age: int) -> None:
+    assert age_on(date(2000, 2, 29), on) == age
+
+
+def test_every_change_reason_has_its_fukuhon_items() -> None:
+    reasons = CodeLists.load().symbols("ChangeReason")
+    assert set(reasons) == set(CHANGED_BY_REASON)
+    assert all(set(items) <= set(FUKUHON_ITEMS) for items in CHANGED_BY_REASON.values())
+
+
+@pytest.mark.parametrize(
+    ("reason", "items"),
+    [
+        ("TENKYO", ["address"]),
+        ("SHIMEI_HENKO", ["name"]),
+        ("SHIBOU", ["death"]),
+        ("TENSHUTSU", ["moved_out"]),
+        ("KOKUGAI_TENSHUTSU", ["moved_out"]),
+        ("TENNYU", ["address", "name", "birth_date", "sex"]),
+        ("GOKI_SHUSEI", list(FUKUHON_ITEMS)),
+        ("SHOKKEN_SHUSEI", list(FUKUHON_ITEMS)),
+        ("SETAI_BUNRI", []),
+        ("KOJIN_BANGO_HENKO", []),
+        ("NOT_A_REASON", list(FUKUHON_ITEMS)),
+    ],
+)
+def test_changed_items_are_derived_from_the_reason(reason: str, items: list[str]) -> None:
+    assert changed_items(reason) == items
+
+
+def test_context_has_exactly_the_documented_variables(catalog: Catalog, tennyu: dict) -> None:
+    context = build_context(tennyu, "131016", catalog.codelists.group)
+    assert list(context) == list(CONTEXT_VARIABLES)
+    assert context["reason"] == "TENNYU"
+    assert context["group"] == "increase"
+    assert context["age"] == 39  # born 1985-06-12, 異動日 2025-04-01
+    assert context["kokuho"] is True
+    assert context["has_personal_number"] is True
+    assert context["changed"] == ["address", "name", "birth_date", "sex"]
+
+
+def test_context_carries_no_personal_data(catalog: Catalog, tennyu: dict) -> None:
+    context = build_context(tennyu, "131016", catalog.codelists.group)
+    text = repr(context)
+    personal = [
+        tennyu["address_number"], tennyu["personal_number"], tennyu["resident_code"],
+        tennyu["integrated_address_number"], tennyu["household_number"], tennyu["birth_date"].isoformat(),
+        *[v for v in tennyu["name"].values() if v], *[v for v in tennyu["address"].values() if v],
+    ]
+    for value in personal:
+        if value in ("東京都", "千代田区"):  # prefecture and city are not personal
+            continue
+        assert str(value) not in text, value
+
+
+def test_missing_flags_read_as_false_and_unknown_reason_has_no_group(catalog: Catalog, tennyu: dict) -> None:
+    record = {**tennyu, "insurance": None, "personal_number": None,
+              "change": {**tennyu["change"], "reason": "SOMETHING"}}
+    context = build_context(record, "131016", catalog.codelists.group)
+    assert context["kokuho"] is False and context["welfare"] is False
+    assert context["nenkin_category"] == "NONE"
+    assert context["has_personal_number"] is False
+    assert context["group"] == ""
+
+
+def test_the_routing_package_exports_exactly_its_public_names() -> None:
+    import bus.routing
+
+    assert sorted(bus.routing.__all__) == sorted(set(bus.routing.__all__))
+    assert all(hasattr(bus.routing, name) for name in bus.routing.__all__)
