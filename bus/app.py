@@ -111,10 +111,10 @@ class Bus:
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
 
-    async def wait_idle(self, timeout: float = 60.0, poll: float = 0.05) -> bool:
+    async def wait_idle(self, within: float = 60.0, poll: float = 0.05) -> bool:
         """Wait until every queue but the dead letters is empty and nothing is in flight."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         queues = [INTAKE_QUEUE, *map(destination_queue, self._consumed_destinations())]
         while loop.time() < deadline:
             stats = [await self.broker.stats(q) for q in queues]

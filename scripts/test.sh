@@ -5,9 +5,9 @@
 #    pyproject.toml changed since the last install;
 # 2. starts the private RabbitMQ node (scripts/rabbitmq.sh) unless RENKEI_TEST_AMQP_URL is
 #    already set, and stops it at the end if this run started it (and no other run uses it);
-# 3. runs ruff, mypy --strict (bus/, adapters/) and pytest; exits with pytest's status
-#    (exit 5, "no tests collected", counts as a failure). ruff and mypy report but do not
-#    decide the status unless RENKEI_STRICT_LINT=1.
+# 3. runs ruff, mypy --strict (bus/, adapters/) and pytest; fails when any of them fails
+#    (pytest's exit 5, "no tests collected", counts as a failure). pytest runs even when
+#    lint failed, so one run shows every problem.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,7 +57,7 @@ step "pytest"
 status=$?
 if [[ $status -eq 5 ]]; then
     status=1  # no tests collected
-elif [[ $status -eq 0 && $lint_status -ne 0 && "${RENKEI_STRICT_LINT:-}" == 1 ]]; then
+elif [[ $status -eq 0 && $lint_status -ne 0 ]]; then
     status=1
 fi
 exit "$status"

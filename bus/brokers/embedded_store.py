@@ -101,7 +101,7 @@ def settle_rows(c: sqlite3.Connection, rows: list[tuple[int, int, bool]], owner:
     for start in range(0, len(acks), 400):  # bound the number of SQL variables
         chunk = acks[start:start + 400]
         pairs = ",".join("(?, ?)" for _ in chunk)  # placeholders only: no value enters the SQL text
-        delete = f"DELETE FROM messages WHERE state=2 AND lease_owner=? AND (id, delivery_count) IN (VALUES {pairs})"  # noqa: S608, E501
+        delete = f"DELETE FROM messages WHERE state=2 AND lease_owner=? AND (id, delivery_count) IN (VALUES {pairs})"  # noqa: S608
         gone = c.execute(
             delete + " RETURNING queue, key",
             (owner, *(v for pair in chunk for v in pair)),
