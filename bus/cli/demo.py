@@ -1,0 +1,90 @@
+"""`renkei demo`: resident changes flow to every simulated system, on the embedded broker.
+
+    renkei demo                          1,000 changes, results under ./renkei-demo
+    renkei demo --changes 200 --out /tmp/demo
+
+Nothing else is needed: no broker, no config. It prints what the registry sent and how the
+bus answered, then a table per destination (expected, delivered, rejected, duplicates),
+and writes what each simulated system received to DIR/received/<destination>/, one file
+per message. The bus's own log (JSON, personal data masked) goes to DIR/renkei.log.
+
+Exit status: 0 when every expected delivery happened and nothing unexpected did (and every
+invalid message was rejected with its code, every duplicate answered "duplicate"); 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from bus.demo import DemoOptions, DemoResult, run_demo
+from bus.logs import configure_logging
+
+__all__ = ["demo", "render"]
+
+
+@click.command("demo")
+@click.option("--changes", type=click.IntRange(min=1, max=1_000_000), default=1000, show_default=True,
+              help="How many resident changes the synthetic registry sends.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("renkei-demo"),
+              show_default=True, help="Directory for received messages, the bus's state and its log.")
+@click.option("--seed", type=int, default=2026, show_default=True, help="Same seed, same residents and changes.")
+def demo(changes: int, out: Path, seed: int) -> None:
+    """Run the bus on the embedded broker with in-process simulators and check every delivery."""
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = out / "renkei.log"
+    with log_file.open("w", encoding="utf-8") as log_stream:
+        configure_logging("json", "info", stream=log_stream)
+        click.echo(f"renkei demo: {changes} resident changes through the embedded broker "
+                   f"(state in {out / 'state'}) ...", err=True)
+        options = DemoOptions(changes=changes, out=out, seed=seed)
+        result = asyncio.run(run_demo(options, progress=lambda line: click.echo(line, err=True)))
+    result.log_file = log_file
+    click.echo(render(result))
+    raise SystemExit(0 if result.ok else 1)
+
+
+def render(result: DemoResult) -> str:
+    """The summary a person reads: the source's answers, then one row per destination."""
+    lines: list[str] = []
+    answers = result.answers
+    codes = ", ".join(f"{code}×{n}" for code, n in sorted(result.rejected_codes.items())) or "none"
+    groups = ", ".join(f"{group} {n}" for group, n in sorted(result.groups.items()))
+    lines.append(f"registry (source 'jumin'): sent {result.fed} messages — accepted {answers['accepted']}, "
+                 f"duplicate {answers['duplicate']}, rejected {answers['rejected']} ({codes})")
+    lines.append(f"accepted changes by 異動事由 group: {groups}")
+    lines.append("")
+    header = f"{'destination':<12} {'expected':>9} {'delivered':>9} {'rejected':>9} {'duplicates':>10}  system"
+    lines.append(header)
+    lines.append("-" * len(header))
+    for t in result.destinations:
+        flags = []
+        if t.missing:
+            flags.append(f"MISSING {t.missing}")
+        if t.unexpected:
+            flags.append(f"UNEXPECTED {t.unexpected}")
+        if t.personal_numbers and t.destination in ("chukan", "portal"):
+            flags.append(f"{t.personal_numbers} CARRIED A 個人番号")
+        note = ("  <- " + ", ".join(flags)) if flags else ""
+        lines.append(f"{t.destination:<12} {t.expected:>9} {t.delivered:>9} {t.rejected:>9} {t.duplicates:>10}"
+                     f"  {t.title}{note}")
+    total_expected = sum(t.expected for t in result.destinations)
+    total_delivered = sum(t.delivered for t in result.destinations)
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<12} {total_expected:>9} {total_delivered:>9}")
+    lines.append("")
+    chukan = next((t for t in result.destinations if t.destination == "chukan"), None)
+    if chukan is not None:
+        lines.append(f"中間サーバー (chukan): {chukan.delivered} 副本 updates, "
+                     f"{chukan.personal_numbers} carried a 個人番号")
+    for wrong in result.wrong_answers[:10]:
+        lines.append(f"wrong answer: {wrong}")
+    if not result.idle:
+        lines.append(f"the bus did not drain within {result.options.idle_timeout:.0f} s")
+    out = result.options.out
+    lines.append(f"received messages: {out / 'received'}/<destination>/   log: {result.log_file or out / 'renkei.log'}")
+    verdict = "OK: every expected delivery happened, nothing unexpected" if result.ok else "FAILED (see above)"
+    lines.append(f"{verdict} ({result.seconds:.1f} s)")
+    return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""The demo: resident changes from a synthetic registry flow to every simulated system.
+
+    result = await run_demo(DemoOptions(changes=1000, out=Path("renkei-demo")))
+    result.ok            # every expected delivery happened, nothing unexpected did
+
+It runs the real bus (embedded broker, intake, router, deliverers, HTTP sinks) against the
+in-process simulators. The feed mixes in invalid messages (each must be rejected with its
+error code) and duplicates (each must be answered "duplicate"). What each system should
+receive is worked out from the route table, independently of the bus's queues, and
+compared with what each simulator applied, key by key.
+
+Feeding: one feeder per partition of residents (by 宛名番号), so a resident's changes are
+submitted in registry order while other residents' go in at the same time (as several
+registry batches would); concurrent publishes share one commit of the embedded broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters.simulators import SYSTEMS, SimulatorCluster, has_personal_number
+from adapters.transports.http import HttpSink
+from bus.app import Bus
+from bus.catalog import Catalog
+from bus.masking import Pseudonymizer
+from bus.routing.router import RouteTable
+from bus.settings import BusSettings, Settings
+from bus.synthetic import REASON_GROUPS, Registry, copy_record, corrupt
+from bus.synthetic.invalid import DEMO_CODES
+
+__all__ = ["DemoOptions", "DemoResult", "DestinationTally", "FeedItem", "demo_feed", "run_demo"]
+
+SOURCE = "jumin"  # the registry system's source id
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    changes: int = 1000
+    out: Path = Path("renkei-demo")
+    seed: int = 2026
+    invalid_rate: float = 0.02
+    duplicate_rate: float = 0.02
+    feeders: int = 8
+    idle_timeout: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One message the registry sends, and what the bus must answer."""
+
+    body: bytes
+    expect: str  # "accepted", "duplicate" or an error code such as "R401"
+    partition: int
+    record: dict[str, Any] | None = None  # the valid record (accepted items only)
+
+
+@dataclass(slots=True)
+class DestinationTally:
+    destination: str
+    title: str
+    expected: int = 0
+    delivered: int = 0
+    rejected: int = 0  # answered 422 by the system
+    duplicates: int = 0  # repeated keys the system answered "duplicate"
+    missing: int = 0
+    unexpected: int = 0
+    personal_numbers: int = 0  # messages that carried a 個人番号 (must be 0 for chukan/portal)
+
+
+@dataclass(slots=True)
+class DemoResult:
+    options: DemoOptions
+    fed: int = 0
+    answers: Counter[str] = field(default_factory=Counter)  # accepted / duplicate / rejected
+    wrong_answers: list[str] = field(default_factory=list)  # what was not answered as it should
+    rejected_codes: Counter[str] = field(default_factory=Counter)
+    groups: Counter[str] = field(default_factory=Counter)  # 異動事由 group → accepted changes
+    destinations: list[DestinationTally] = field(default_factory=list)
+    idle: bool = True
+    seconds: float = 0.0
+    log_file: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        deliveries_right = all(t.missing == 0 and t.unexpected == 0 for t in self.destinations)
+        no_leak = all(t.personal_numbers == 0 for t in self.destinations if t.destination in _NO_PERSONAL_NUMBER)
+        return self.idle and deliveries_right and no_leak and not self.wrong_answers
+
+
+#: destinations whose routes never declare a legal basis for the 個人番号
+_NO_PERSONAL_NUMBER = ("chukan", "portal")
+_GROUP_OF = {reason: group for group, reasons in REASON_GROUPS.items() for reason in reasons}
+
+
+def demo_feed(catalog: Catalog, options: DemoOptions) -> Iterator[FeedItem]:
+    """`options.changes` valid changes, with invalid variants before and duplicates after some."""
+    ks = catalog.get("jumin.idou")
+    rng = random.Random(options.seed)
+    registry = Registry(seed=options.seed)
+    for record in registry.events(options.changes):
+        partition = zlib.crc32(record["address_number"].encode()) % options.feeders
+        if rng.random() < options.invalid_rate:
+            code = DEMO_CODES[rng.randrange(len(DEMO_CODES))]
+            broken, code = corrupt(record, rng, code, catalog=catalog)
+            body = broken if isinstance(broken, bytes) else ks.to_xml(broken)
+            yield FeedItem(body, code, partition)
+        body = ks.to_xml(record)
+        yield FeedItem(body, "accepted", partition, copy_record(record))
+        if rng.random() < options.duplicate_rate:
+            yield FeedItem(body, "duplicate", partition)
+
+
+async def run_demo(
+    options: DemoOptions, *, catalog: Catalog | None = None, progress: Callable[[str], None] | None = None
+) -> DemoResult:
+    """Run the whole demo; `progress` is called now and then with a one-line status."""
+    catalog = catalog or Catalog.load()
+    out = options.out
+    for part in ("received", "state"):
+        shutil.rmtree(out / part, ignore_errors=True)
+    result = DemoResult(options)
+    started = time.monotonic()
+    settings = Settings(bus=BusSettings(state_dir=out / "state"))
+    feed = list(demo_feed(catalog, options))
+    async with SimulatorCluster(catalog=catalog, store=str(out / "received")) as sims:
+        sinks = {name: HttpSink(sims.messages_url(name), name=name) for name in sims.states}
+        bus = Bus(settings, sinks=dict(sinks), catalog=catalog)
+        reporter: asyncio.Task[None] | None = None
+        try:
+            await bus.start()
+            reporter = asyncio.create_task(_report(progress, sims, result, len(feed))) if progress else None
+            await _feed(bus, feed, options.feeders, result)
+            result.idle = await bus.wait_idle(within=options.idle_timeout)
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+            await bus.stop()
+            for sink in sinks.values():
+                await sink.aclose()
+        expected = _expected(feed, catalog, bus.routes, Pseudonymizer(settings.bus.pseudonym_key))
+        result.destinations = [_tally(name, sims, expected.get(name, set())) for name in SYSTEMS]
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _feed(bus: Bus, feed: list[FeedItem], feeders: int, result: DemoResult) -> None:
+    queues: list[list[FeedItem]] = [[] for _ in range(feeders)]
+    for item in feed:
+        queues[item.partition].append(item)
+
+    async def feeder(items: list[FeedItem]) -> None:
+        for item in items:
+            answer = await bus.intake.submit(item.body, content_type="application/xml", source=SOURCE)
+            _check_answer(item, answer.status, [i.code for i in answer.issues], result)
+
+    await asyncio.gather(*(feeder(items) for items in queues))
+    result.fed = len(feed)
+
+
+async def _report(progress: Callable[[str], None], sims: SimulatorCluster, result: DemoResult, total: int) -> None:
+    while True:
+        await asyncio.sleep(2.0)
+        applied = sum(state.effects for state in sims.states.values())
+        progress(f"  sent {sum(result.answers.values())}/{total} messages, {applied} deliveries applied")
+
+
+def _check_answer(item: FeedItem, status: str, codes: list[str], result: DemoResult) -> None:
+    result.answers[status] += 1
+    if status == "rejected":
+        result.rejected_codes.update(set(codes))
+        if item.expect not in codes:
+            result.wrong_answers.append(f"expected {item.expect}, got rejected with {','.join(codes)}")
+    elif status != item.expect:
+        result.wrong_answers.append(f"expected {item.expect}, got {status}")
+    if status == "accepted" and item.record is not None:
+        result.groups[_GROUP_OF.get(item.record["change"]["reason"], "other")] += 1
+
+
+def _expected(
+    feed: list[FeedItem], catalog: Catalog, routes: RouteTable, pseudonyms: Pseudonymizer
+) -> dict[str, set[str]]:
+    """destination → the idempotency keys it must apply, from the route table alone."""
+    expected: dict[str, set[str]] = {}
+    for item in feed:
+        record = item.record
+        if record is None:
+            continue
+        municipality = record["municipality_code"]
+        message_id = pseudonyms.message_id(municipality, record["address_number"], int(record["history_number"]))
+        for match in routes.route(record, municipality):
+            destination = match.route.destination
+            expected.setdefault(destination, set()).add(f"{message_id}.{destination}")
+    return expected
+
+
+def _tally(name: str, sims: SimulatorCluster, expected: set[str]) -> DestinationTally:
+    state = sims.state(name)
+    delivered = set(state.messages)
+    return DestinationTally(
+        destination=name,
+        title=SYSTEMS[name].title,
+        expected=len(expected),
+        delivered=len(delivered & expected),
+        rejected=state.rejected,
+        duplicates=state.duplicates,
+        missing=len(expected - delivered),
+        unexpected=len(delivered - expected),
+        personal_numbers=sum(1 for m in state.messages.values() if has_personal_number(m.body)),
+    )
