@@ -7,6 +7,8 @@
 #                                            by a `start --user` and no other user is alive)
 #   scripts/rabbitmq.sh url                  print the AMQP URL
 #   scripts/rabbitmq.sh status               exit 0 when the node answers
+#   scripts/rabbitmq.sh vhost NAME           create vhost NAME (guest may use it); print its URL
+#   scripts/rabbitmq.sh drop-vhost NAME      delete vhost NAME and everything in it
 #
 # Settings (environment): RENKEI_RABBITMQ_DIR, RENKEI_RABBITMQ_PORT (5673; the distribution
 # port is this + 20000), RENKEI_RABBITMQ_NODENAME (renkei-test@localhost).
@@ -201,9 +203,16 @@ case "$cmd" in
         stop_node
         ;;
     url) echo "$URL" ;;
+    vhost)
+        name="${2:?vhost needs a NAME}"
+        ctl add_vhost "$name" >/dev/null 2>&1 || ctl list_vhosts name | grep -qx "$name"
+        ctl set_permissions -p "$name" guest '.*' '.*' '.*' >/dev/null
+        echo "${URL}${name}"
+        ;;
+    drop-vhost) ctl delete_vhost "${2:?drop-vhost needs a NAME}" >/dev/null ;;
     status) running ;;
     *)
-        echo "usage: $0 start|stop [--user PID] | url | status" >&2
+        echo "usage: $0 start|stop [--user PID] | url | status | vhost NAME | drop-vhost NAME" >&2
         exit 2
         ;;
 esac

@@ -13,7 +13,7 @@ import os
 import random
 import re
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -107,6 +107,7 @@ class ReceivedMessage:
     body: bytes
     reference: str
     received_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    number: int = 0  # the how-manieth effect of this simulator it was (set by `accept`): the order applied
 
     def summary(self) -> dict[str, Any]:
         """Identifiers only: what ``GET /received`` lists (no personal data)."""
@@ -176,8 +177,9 @@ class SimulatorState:
 
     def accept(self, message: ReceivedMessage) -> ReceivedMessage:
         """Record one accepted message (one effect), in memory and in the store."""
-        self.messages[message.key] = message
         self.effects += 1
+        message = replace(message, number=self.effects)
+        self.messages[message.key] = message
         if self.store is not None:
             self._write(message)
         return message

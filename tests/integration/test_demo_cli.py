@@ -1,0 +1,58 @@
+"""`renkei demo` as a newcomer runs it: one command, nothing else installed, a summary a
+person can read, and an exit status that tells whether every delivery was right."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bus.cli.demo import render
+from bus.demo import DemoOptions, DemoResult, DestinationTally
+
+
+def test_the_demo_delivers_to_every_system_and_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "bus.cli", "demo", "--changes", "120", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for destination in ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal"):
+        row = next(line for line in lines if line.startswith(destination + " "))
+        expected, delivered = (int(n) for n in row.split()[1:3])
+        assert expected == delivered > 0, row
+        files = list((out / "received" / destination).glob("*.xml"))
+        assert len(files) == delivered  # one file per message received
+    zei = next(line for line in lines if line.startswith("zei "))
+    assert zei.split()[1:3] == ["120", "120"]  # the tax system gets every change
+    assert "0 carried a 個人番号" in done.stdout
+    assert lines[-1].startswith("OK: every expected delivery happened")
+    assert (out / "renkei.log").stat().st_size > 0
+
+
+def test_a_missing_delivery_fails_the_demo_and_is_pointed_out() -> None:
+    result = DemoResult(DemoOptions(changes=3))
+    result.fed = 3
+    result.answers.update(accepted=3)
+    result.destinations = [
+        DestinationTally("zei", "個人住民税", expected=3, delivered=3),
+        DestinationTally("kaigo", "介護保険", expected=2, delivered=1, missing=1),
+    ]
+    assert not result.ok
+    text = render(result)
+    assert "MISSING 1" in text
+    assert text.splitlines()[-1].startswith("FAILED")
+
+
+def test_a_personal_number_at_the_intermediate_server_fails_the_demo() -> None:
+    result = DemoResult(DemoOptions(changes=1))
+    result.destinations = [DestinationTally("chukan", "中間サーバー", expected=1, delivered=1, personal_numbers=1)]
+    assert not result.ok
+    assert "1 CARRIED A 個人番号" in render(result)
+
+
+def test_a_wrong_answer_to_the_source_fails_the_demo() -> None:
+    result = DemoResult(DemoOptions(changes=1))
+    result.wrong_answers.append("expected R401, got accepted")
+    assert not result.ok
+    assert "wrong answer: expected R401, got accepted" in render(result)
