@@ -59,6 +59,9 @@ class Bus:
             municipalities=self.settings.bus.municipalities,
         )
         self._consumers: list[Consumer] = []
+        self._built_sinks: list[Sink] = []
+        #: the queues this process consumes, once started (read by `renkei status` reports)
+        self.consumed_queues: list[str] = []
 
     @property
     def destinations(self) -> list[str]:
@@ -77,6 +80,7 @@ class Bus:
         if parts.router:
             router = Router(self.broker, self.catalog, self.routes, self.state)
             self._consumers.append(await self.broker.consume(INTAKE_QUEUE, router.handle, concurrency=32))
+            self.consumed_queues.append(INTAKE_QUEUE)
         if parts.deliverers:
             for name, sink in self._build_sinks(parts.only_destinations).items():
                 config = self.settings.destinations.get(name)
@@ -85,13 +89,16 @@ class Bus:
                 consumer = await self.broker.consume(destination_queue(name), deliverer.handle,
                                                      concurrency=concurrency)
                 self._consumers.append(consumer)
+                self.consumed_queues.append(destination_queue(name))
         log.info("bus started", broker=self.broker.name, destinations=len(self.destinations),
                  consumers=len(self._consumers))
 
     def _build_sinks(self, only: frozenset[str] | None) -> dict[str, Sink]:
         sinks: dict[str, Sink] = {}
         for name, config in self.settings.destinations.items():
-            sinks[name] = build_sink(config.transport, {"destination": name, **config.options})
+            if name not in self.sinks and (only is None or name in only):
+                sinks[name] = build_sink(config.transport, {"destination": name, **config.options})
+        self._built_sinks.extend(sinks.values())
         sinks.update(self.sinks)
         unknown = sorted(set(sinks) - set(self.destinations))
         if unknown:
@@ -99,9 +106,19 @@ class Bus:
         return {k: v for k, v in sinks.items() if only is None or k in only}
 
     async def stop(self) -> None:
+        """Let in-flight handlers finish, then close the sinks the bus built, the broker and the state."""
         for consumer in reversed(self._consumers):
             await consumer.cancel()
         self._consumers.clear()
+        self.consumed_queues.clear()
+        for sink in self._built_sinks:  # sinks passed in belong to the caller
+            close = getattr(sink, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception as exc:  # closing is best effort; nothing is in flight any more
+                    log.warning("closing a sink failed", error=repr(exc))
+        self._built_sinks.clear()
         await self.broker.close()
         self.state.close()
 

@@ -20,6 +20,13 @@ inbox = "var/inbox"              # optional directory source
 format = "console"               # or "json"
 level = "info"
 
+[audit]
+store = "var/audit.sqlite"       # a path (SQLite) or postgresql://… (several workers); env RENKEI_AUDIT_STORE
+signing_key_file = "/etc/renkei/audit-signing.pem"  # Ed25519, `renkei audit keygen`; or env RENKEI_AUDIT_SIGNING_KEY
+trusted_keys = ["/etc/renkei/audit-signing-2024.pub"]  # public keys of earlier signing keys (rotation)
+previous_pseudonym_key_files = ["/etc/renkei/pseudonym-2024.key"]  # earlier pseudonym keys (rotation)
+checkpoint_every = 1000          # sign the chain head every N records
+
 [destinations.zei]
 transport = "http"               # http | file | an entry point in renkei.adapters
 url = "http://127.0.0.1:9101/messages"
@@ -30,6 +37,7 @@ concurrency = 8
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +45,7 @@ from typing import Any
 
 from bus.errors import ConfigError
 
-__all__ = ["BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings"]
+__all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings"]
 
 _DEV_KEY_NOTICE = "renkei-development-key-not-for-production"
 
@@ -66,6 +74,23 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The audit trail (DESIGN §6): where it is kept, how its head is signed, old keys.
+
+    `store` is a SQLite file path or a ``postgresql://`` URL. `signing_key` is the PEM of the
+    Ed25519 private key that signs checkpoints (None: no checkpoints are written);
+    `trusted_keys` are PEMs of public keys of earlier signing keys, still accepted by verify.
+    `previous_pseudonym_keys` are earlier pseudonym keys, tried by `renkei audit trail`.
+    """
+
+    store: str = "var/audit.sqlite"
+    signing_key: bytes | None = field(default=None, repr=False)
+    trusted_keys: tuple[bytes, ...] = ()
+    previous_pseudonym_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    checkpoint_every: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class DestinationSettings:
     name: str
     transport: str
@@ -78,6 +103,7 @@ class Settings:
     bus: BusSettings = field(default_factory=BusSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     destinations: dict[str, DestinationSettings] = field(default_factory=dict)
     source_file: Path | None = None
 
@@ -87,26 +113,107 @@ class Settings:
 
     @classmethod
     def load(cls, path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
-        """Read `path` (if given) and apply RENKEI_* overrides from `env` (default os.environ)."""
+        """Read `path` (if given) and apply RENKEI_* overrides from `env` (default os.environ).
+
+        Every mistake is a ConfigError that names the file and line (or the variable)."""
         env = dict(os.environ if env is None else env)
         data: dict[str, Any] = {}
+        text = ""
         if path is not None:
             try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
             except FileNotFoundError:
                 raise ConfigError("config file not found", where=str(path)) from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"cannot read the config file ({_reason(exc)})", where=str(path)) from None
+            try:
+                data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
-        base = path.parent if path is not None else Path.cwd()
-        where = str(path) if path else "environment"
-        _no_unknown(data, where, "the top level", ("bus", "intake", "logging", "destinations"))
+        base = path.resolve().parent if path is not None else Path.cwd()
+        at = _Where(path, text)
+        _no_unknown(data, at(), "the top level", ("bus", "intake", "logging", "audit", "destinations"))
+        bus = _bus(_table(data, "bus", at), env, base, at)
         return cls(
-            bus=_bus(data.get("bus", {}), env, base, where),
-            intake=_intake(data.get("intake", {}), env, base, where),
-            logging=_logging(data.get("logging", {}), env, where),
-            destinations=_destinations(data.get("destinations", {}), where),
+            bus=bus,
+            intake=_intake(_table(data, "intake", at), env, base, at),
+            logging=_logging(_table(data, "logging", at), env, at),
+            audit=_audit(_table(data, "audit", at), env, base, at, bus.state_dir),
+            destinations=_destinations(_table(data, "destinations", at), at),
             source_file=path,
         )
+
+
+class _Where:
+    """Says where a setting is: ``file:line`` of its key (found in the text), or the variable."""
+
+    def __init__(self, path: Path | None, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def __call__(self, section: str | None = None, key: str | None = None, env: str | None = None) -> str:
+        if env is not None:
+            return f"environment variable {env}"
+        if self.path is None:
+            return "settings"
+        line = self._line(section, key)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def _line(self, section: str | None, key: str | None) -> int | None:
+        start = 0
+        if section is not None:
+            header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, section.split("."))) + r"\s*\]")
+            found = next((i for i, line in enumerate(self.lines) if header.match(line)), None)
+            if found is None:
+                return None
+            start = found
+        if key is None:
+            return start + 1 if section is not None else None
+        assignment = re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=")
+        for i in range(start + (section is not None), len(self.lines)):
+            if section is not None and self.lines[i].lstrip().startswith("["):
+                break
+            if assignment.match(self.lines[i]):
+                return i + 1
+        return start + 1 if section is not None else None
+
+
+def _reason(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+
+
+def _table(data: dict[str, Any], name: str, at: _Where) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a table ([{name}]), got {type(value).__name__}", where=at(key=name))
+    return value
+
+
+def _setting(raw: dict[str, Any], env: dict[str, str], key: str, var: str | None, at: _Where, section: str,
+             default: Any) -> tuple[Any, str]:
+    """The value of `key` (the environment variable `var` wins) and where it came from."""
+    if var is not None and env.get(var):
+        return env[var], at(env=var)
+    return raw.get(key, default), at(section, key)
+
+
+def _int(value: Any, where: str, what: str, minimum: int = 0, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"{what} must be an integer, got {value!r}", where=where)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{what} must be an integer, got {value!r}", where=where) from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"{what} must be {bounds}, got {number}", where=where)
+    return number
+
+
+def _text(value: Any, where: str, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{what} must be a non-empty string, got {value!r}", where=where)
+    return value
 
 
 def _no_unknown(data: dict[str, Any], where: str, section: str, known: tuple[str, ...]) -> None:
@@ -117,61 +224,144 @@ def _no_unknown(data: dict[str, Any], where: str, section: str, known: tuple[str
         )
 
 
-def _bus(raw: dict[str, Any], env: dict[str, str], base: Path, where: str) -> BusSettings:
+def _bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> BusSettings:
     known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir")
-    _no_unknown(raw, where, "[bus]", known)
-    key = _pseudonym_key(raw, env, base, where)
-    routes_dir = env.get("RENKEI_ROUTES_DIR") or raw.get("routes_dir")
+    _no_unknown(raw, at("bus"), "[bus]", known)
+    key = _pseudonym_key(raw, env, base, at)
+    url, where = _setting(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
+    if url is not None:
+        url = _text(url, where, "[bus] broker_url")
+    state_dir, where = _setting(raw, env, "state_dir", "RENKEI_STATE_DIR", at, "bus", "var")
+    state_dir = _text(state_dir, where, "[bus] state_dir")
+    size, where = _setting(raw, env, "max_message_bytes", "RENKEI_MAX_MESSAGE_BYTES", at, "bus", 1024 * 1024)
+    municipalities = raw.get("municipalities", [])
+    if not isinstance(municipalities, list) or not all(
+        isinstance(m, str) and len(m) == 6 and m.isdigit() for m in municipalities
+    ):
+        raise ConfigError("[bus] municipalities must be a list of 6-digit 地方公共団体コード strings, "
+                          f"got {municipalities!r}", where=at("bus", "municipalities"))
+    routes, where = _setting(raw, env, "routes_dir", "RENKEI_ROUTES_DIR", at, "bus", None)
     return BusSettings(
-        broker_url=env.get("RENKEI_BROKER_URL") or raw.get("broker_url") or None,
-        state_dir=base / Path(env.get("RENKEI_STATE_DIR") or raw.get("state_dir", "var")),
+        broker_url=url,
+        state_dir=base / Path(state_dir),
         pseudonym_key=key,
-        max_message_bytes=int(env.get("RENKEI_MAX_MESSAGE_BYTES") or raw.get("max_message_bytes", 1024 * 1024)),
-        municipalities=tuple(str(m) for m in raw.get("municipalities", ())),
-        routes_dir=base / routes_dir if routes_dir else None,
+        max_message_bytes=_int(size, where, "[bus] max_message_bytes", minimum=1),
+        municipalities=tuple(municipalities),
+        routes_dir=base / _text(routes, where, "[bus] routes_dir") if routes else None,
     )
 
 
-def _pseudonym_key(raw: dict[str, Any], env: dict[str, str], base: Path, where: str) -> bytes:
+def _pseudonym_key(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> bytes:
     if env.get("RENKEI_PSEUDONYM_KEY"):
+        if len(env["RENKEI_PSEUDONYM_KEY"].encode()) < 16:
+            raise ConfigError("the pseudonym key must be at least 16 bytes", where=at(env="RENKEI_PSEUDONYM_KEY"))
         return env["RENKEI_PSEUDONYM_KEY"].encode()
-    key_file = env.get("RENKEI_PSEUDONYM_KEY_FILE") or raw.get("pseudonym_key_file")
+    key_file, where = _setting(raw, env, "pseudonym_key_file", "RENKEI_PSEUDONYM_KEY_FILE", at, "bus", None)
     if not key_file:
         return _DEV_KEY_NOTICE.encode()
     try:
-        key = (base / key_file).read_bytes().strip()
+        key = (base / _text(key_file, where, "[bus] pseudonym_key_file")).read_bytes().strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read pseudonym_key_file ({exc.strerror})", where=where) from None
+        raise ConfigError(f"cannot read pseudonym_key_file ({_reason(exc)})", where=where) from None
     if len(key) < 16:
         raise ConfigError("the pseudonym key must be at least 16 bytes", where=where)
     return key
 
 
-def _intake(raw: dict[str, Any], env: dict[str, str], base: Path, where: str) -> IntakeSettings:
-    _no_unknown(raw, where, "[intake]", ("http_host", "http_port", "inbox"))
+def _intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> IntakeSettings:
+    _no_unknown(raw, at("intake"), "[intake]", ("http_host", "http_port", "inbox"))
+    host, where = _setting(raw, env, "http_host", "RENKEI_HTTP_HOST", at, "intake", "127.0.0.1")
+    host = _text(host, where, "[intake] http_host")
+    port, where = _setting(raw, env, "http_port", "RENKEI_HTTP_PORT", at, "intake", 8080)
+    port = _int(port, where, "[intake] http_port", minimum=0, maximum=65535)
     inbox = raw.get("inbox")
-    return IntakeSettings(
-        http_host=env.get("RENKEI_HTTP_HOST") or raw.get("http_host", "127.0.0.1"),
-        http_port=int(env.get("RENKEI_HTTP_PORT") or raw.get("http_port", 8080)),
-        inbox=base / inbox if inbox else None,
-    )
+    if inbox is not None:
+        inbox = _text(inbox, at("intake", "inbox"), "[intake] inbox")
+    return IntakeSettings(http_host=host, http_port=port, inbox=base / inbox if inbox else None)
 
 
-def _logging(raw: dict[str, Any], env: dict[str, str], where: str) -> LoggingSettings:
-    _no_unknown(raw, where, "[logging]", ("format", "level"))
-    fmt = env.get("RENKEI_LOG_FORMAT") or raw.get("format", "console")
+def _logging(raw: dict[str, Any], env: dict[str, str], at: _Where) -> LoggingSettings:
+    _no_unknown(raw, at("logging"), "[logging]", ("format", "level"))
+    fmt, where = _setting(raw, env, "format", "RENKEI_LOG_FORMAT", at, "logging", "console")
     if fmt not in ("console", "json"):
         raise ConfigError(f"[logging] format must be 'console' or 'json', got {fmt!r}", where=where)
-    return LoggingSettings(format=fmt, level=(env.get("RENKEI_LOG_LEVEL") or raw.get("level", "info")).lower())
+    level, where = _setting(raw, env, "level", "RENKEI_LOG_LEVEL", at, "logging", "info")
+    if not isinstance(level, str) or level.lower() not in _LEVELS:
+        raise ConfigError(f"[logging] level must be one of {', '.join(_LEVELS)}, got {level!r}", where=where)
+    return LoggingSettings(format=fmt, level=level.lower())
 
 
-def _destinations(raw: dict[str, Any], where: str) -> dict[str, DestinationSettings]:
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where, state_dir: Path) -> AuditSettings:
+    known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every")
+    _no_unknown(raw, at("audit"), "[audit]", known)
+    store, where = _setting(raw, env, "store", "RENKEI_AUDIT_STORE", at, "audit", None)
+    if store is None:
+        store = str(state_dir / "audit.sqlite")
+    elif "://" not in _text(store, where, "[audit] store"):
+        store = str(base / store)
+    every, where = _setting(raw, env, "checkpoint_every", "RENKEI_AUDIT_CHECKPOINT_EVERY", at, "audit", 1000)
+    every = _int(every, where, "[audit] checkpoint_every", minimum=1)
+    signing_key: bytes | None = None
+    if env.get("RENKEI_AUDIT_SIGNING_KEY"):
+        signing_key = env["RENKEI_AUDIT_SIGNING_KEY"].encode()
+        _check_pem(signing_key, "PRIVATE KEY", at(env="RENKEI_AUDIT_SIGNING_KEY"))
+    else:
+        key_file, where = _setting(raw, env, "signing_key_file", "RENKEI_AUDIT_SIGNING_KEY_FILE", at, "audit", None)
+        if key_file:
+            signing_key = _read_key(base / _text(key_file, where, "[audit] signing_key_file"), where)
+            _check_pem(signing_key, "PRIVATE KEY", where)
+    trusted = []
+    for name, where in _key_files(raw, env, "trusted_keys", "RENKEI_AUDIT_TRUSTED_KEYS", at):
+        pem = _read_key(base / name, where)
+        _check_pem(pem, "PUBLIC KEY", where)
+        trusted.append(pem)
+    previous = []
+    for name, where in _key_files(raw, env, "previous_pseudonym_key_files",
+                                  "RENKEI_AUDIT_PREVIOUS_PSEUDONYM_KEY_FILES", at):
+        key = _read_key(base / name, where)
+        if len(key) < 16:
+            raise ConfigError(f"the previous pseudonym key {name} is shorter than 16 bytes", where=where)
+        previous.append(key)
+    return AuditSettings(store=store, signing_key=signing_key, trusted_keys=tuple(trusted),
+                         previous_pseudonym_keys=tuple(previous), checkpoint_every=every)
+
+
+def _key_files(raw: dict[str, Any], env: dict[str, str], key: str, var: str, at: _Where) -> list[tuple[str, str]]:
+    """File names from a list setting, or from `var` (separated by os.pathsep), each with where it was given."""
+    if env.get(var):
+        return [(name, at(env=var)) for name in env[var].split(os.pathsep) if name]
+    names = raw.get(key, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"[audit] {key} must be a list of file paths, got {names!r}", where=at("audit", key))
+    return [(name, at("audit", key)) for name in names]
+
+
+def _read_key(path: Path, where: str) -> bytes:
+    try:
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the key file {path} ({_reason(exc)})", where=where) from None
+
+
+def _check_pem(pem: bytes, label: str, where: str) -> None:
+    """A cheap shape check; bus.audit.signing parses the key itself when the trail opens."""
+    if f"-----BEGIN {label}-----".encode() not in pem:
+        raise ConfigError(f"not a PEM {label.lower()} (expected '-----BEGIN {label}-----'; "
+                          "make one with `renkei audit keygen`)", where=where)
+
+
+def _destinations(raw: dict[str, Any], at: _Where) -> dict[str, DestinationSettings]:
     result = {}
     for name, options in raw.items():
+        section = f"destinations.{name}"
         if not isinstance(options, dict) or "transport" not in options:
-            raise ConfigError(f"[destinations.{name}] needs a 'transport'", where=where)
+            raise ConfigError(f"[{section}] needs a 'transport'", where=at(section))
         opts = dict(options)
-        transport = str(opts.pop("transport"))
-        concurrency = int(opts.pop("concurrency", 8))
+        transport = _text(opts.pop("transport"), at(section, "transport"), f"[{section}] transport")
+        concurrency = _int(opts.pop("concurrency", 8), at(section, "concurrency"), f"[{section}] concurrency",
+                           minimum=1, maximum=1024)
         result[name] = DestinationSettings(name=name, transport=transport, concurrency=concurrency, options=opts)
     return result

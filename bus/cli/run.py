@@ -1,0 +1,218 @@
+"""`renkei run`: run the bus from a config file until SIGINT or SIGTERM.
+
+    renkei run --config renkei.toml                      # everything in one process
+    renkei run --config renkei.toml --with-simulators    # plus the simulators, on the
+                                                         # ports of the destination URLs
+    renkei run --config renkei.toml --role router        # intake + router only
+    renkei run --config renkei.toml --role deliver --destination zei --destination kokuho
+
+Roles scale the bus out: `all` (default) runs the intake ([intake] http_host/http_port, and
+the directory source when [intake] inbox is set), the router and every destination's
+deliverer; `router` runs the intake and the router; `deliver` runs deliverers only (all
+configured destinations, or those named by --destination).
+
+Stopping (SIGINT/SIGTERM): the intake stops taking messages (a request being answered is
+answered), the directory source finishes its file, the consumers let their running
+handlers finish and requeue what has not started, then the broker closes. Exit status 0.
+A configuration mistake exits 2 with one line saying what and where; a broker that cannot
+be reached at start exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import click
+
+from adapters.simulators import SYSTEMS, EmbeddedServer, SimulatorState, create_app
+from adapters.sources.directory import DirectorySource
+from adapters.sources.http_intake import create_intake_app
+from bus.app import Bus, BusParts
+from bus.cli.config import CONFIG_ERROR, RUNTIME_ERROR, load_settings
+from bus.errors import BrokerError, ConfigError
+from bus.logs import configure_logging, get_logger
+from bus.settings import Settings
+from bus.status import ProcessReporter, display_url
+
+__all__ = ["run", "simulator_ports"]
+
+Role = Literal["all", "router", "deliver"]
+log = get_logger("renkei.run")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@click.command("run")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The bus's renkei.toml (RENKEI_* environment variables override it).")
+@click.option("--with-simulators", is_flag=True,
+              help="Also run the simulators, in this process, on the ports of the destinations' URLs.")
+@click.option("--role", type=click.Choice(["all", "router", "deliver"]), default="all", show_default=True,
+              help="all: intake, router and deliverers; router: intake and router; deliver: deliverers.")
+@click.option("--destination", "destinations", multiple=True, metavar="NAME",
+              help="With --role all|deliver: deliver to these destinations only (repeatable).")
+def run(config: Path, with_simulators: bool, role: Role, destinations: tuple[str, ...]) -> None:
+    """Run the bus of CONFIG until interrupted (SIGINT or SIGTERM stop it gracefully)."""
+    settings = load_settings("run", config)
+    if destinations and role == "router":
+        click.echo("renkei run: error: --destination applies to --role all or deliver", err=True)
+        raise SystemExit(CONFIG_ERROR)
+    configure_logging(settings.logging.format, settings.logging.level)
+    runner = _Runner(settings, role=role, only=frozenset(destinations) or None, with_simulators=with_simulators)
+    raise SystemExit(asyncio.run(runner.main()))
+
+
+class _Failed(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def simulator_ports(settings: Settings, destinations: list[str]) -> dict[str, int]:
+    """destination → port of the simulator `--with-simulators` starts for it (HTTP sinks only)."""
+    ports: dict[str, int] = {}
+    for name in destinations:
+        config = settings.destinations.get(name)
+        if config is None or config.transport != "http":
+            continue
+        where = f"[destinations.{name}] url"
+        if name not in SYSTEMS:
+            raise ConfigError(f"--with-simulators: there is no simulator for destination {name!r} "
+                              f"(simulators: {', '.join(SYSTEMS)})", where=str(settings.source_file))
+        parts = urlsplit(str(config.options.get("url", "")))
+        if parts.scheme != "http" or parts.hostname not in _LOOPBACK or parts.path.rstrip("/") != "/messages":
+            raise ConfigError(f"--with-simulators: {where} must be http://127.0.0.1:PORT/messages "
+                              f"(the simulators run on this machine), got {config.options.get('url')!r}",
+                              where=str(settings.source_file))
+        ports[name] = parts.port or 80
+    used = [*ports.values(), settings.intake.http_port]
+    shared = sorted({p for p in used if p and used.count(p) > 1})
+    if shared:
+        raise ConfigError(f"--with-simulators: two servers would listen on port {shared[0]}",
+                          where=str(settings.source_file))
+    return ports
+
+
+class _Runner:
+    def __init__(self, settings: Settings, *, role: Role, only: frozenset[str] | None,
+                 with_simulators: bool) -> None:
+        self.settings = settings
+        self.role = role
+        self.only = only
+        self.with_simulators = with_simulators
+        self.stopping = asyncio.Event()
+
+    async def main(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await self._start(stack)
+            except _Failed as failed:
+                click.echo(f"renkei run: error: {failed}", err=True)
+                return failed.code
+            except ConfigError as exc:
+                click.echo(f"renkei run: error: {exc}", err=True)
+                return CONFIG_ERROR
+            _say("ready (SIGINT or SIGTERM stops the bus)")
+            await self.stopping.wait()
+            _say("stopping: no new messages; letting those in flight finish")
+        _say("stopped")
+        return 0
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.stopping.is_set():
+            return  # already stopping: in-flight work is finishing
+        log.info("signal received, stopping", signal=sig.name)
+        self.stopping.set()
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        settings = self.settings
+        bus = Bus(settings)  # loads the catalog and the routes: a ConfigError says file:line
+        simulators: list[EmbeddedServer] = []
+        stack.push_async_callback(_stop_all, simulators)  # last: deliveries in flight reach them
+        stack.push_async_callback(bus.stop)
+        known = sorted(set(bus.destinations) | set(settings.destinations))
+        unknown = sorted((self.only or set()) - set(known))
+        if unknown:
+            raise _Failed(f"--destination {', '.join(unknown)}: no route or [destinations] table addresses it "
+                          f"(known: {', '.join(known)})", CONFIG_ERROR)
+        delivers = self.role in ("all", "deliver")
+        routes = self.role in ("all", "router")
+        delivered = sorted(n for n in settings.destinations if self.only is None or n in self.only)
+        if self.with_simulators and delivers:
+            await self._start_simulators(simulators, bus, simulator_ports(settings, delivered))
+        url = settings.bus.broker_url
+        broker = display_url(url) if url else f"embedded ({settings.bus.state_dir / 'broker.sqlite'})"
+        try:
+            await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only))
+        except BrokerError as exc:
+            raise _Failed(f"cannot use the broker {broker}: {exc}", RUNTIME_ERROR) from exc
+        _say(f"broker {broker}, state in {settings.bus.state_dir}, role {self.role}")
+        if settings.uses_development_key:
+            _say("warning: the development pseudonym key is in use; set RENKEI_PSEUDONYM_KEY (or "
+                 "[bus] pseudonym_key_file) in production")
+        intake_url = await self._start_intake(stack, bus) if routes else None
+        if delivers:
+            without = sorted(set(bus.destinations) - set(settings.destinations))
+            _say(f"delivering to {', '.join(delivered) or 'no destination'}"
+                 + (f"; no sink configured for {', '.join(without)} (their messages wait in the queue)"
+                    if without and self.only is None else ""))
+        reporter = ProcessReporter(bus.broker, bus.consumed_queues, settings.bus.state_dir, role=self.role,
+                                   intake=intake_url)
+        await reporter.start()
+        stack.push_async_callback(reporter.stop)
+
+    async def _start_intake(self, stack: contextlib.AsyncExitStack, bus: Bus) -> str:
+        intake = self.settings.intake
+        app = create_intake_app(bus.intake, max_body=self.settings.bus.max_message_bytes)
+        server = EmbeddedServer(app, host=intake.http_host, port=intake.http_port)
+        try:
+            await server.start()
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise _Failed(f"{self.settings.source_file}: [intake] cannot listen on {intake.http_host}:"
+                          f"{intake.http_port} ({why}): choose another http_port", CONFIG_ERROR) from exc
+        stack.push_async_callback(server.stop)
+        url = f"{server.url}/v1/messages"
+        _say(f"intake listening on {url}")
+        if intake.inbox is not None:
+            intake.inbox.mkdir(parents=True, exist_ok=True)
+            source = DirectorySource(intake.inbox, bus.intake, pattern=("*.xml", "*.avro"), catalog=bus.catalog,
+                                     max_size=self.settings.bus.max_message_bytes)
+            done = asyncio.Event()
+            task = asyncio.get_running_loop().create_task(source.run(done))
+
+            async def stop_source() -> None:
+                done.set()  # the file being taken is finished first
+                await asyncio.gather(task, return_exceptions=True)
+
+            stack.push_async_callback(stop_source)
+            _say(f"inbox {intake.inbox} (*.xml, *.avro)")
+        return url
+
+    async def _start_simulators(self, servers: list[EmbeddedServer], bus: Bus, ports: dict[str, int]) -> None:
+        store = self.settings.bus.state_dir / "simulators"
+        for name, port in ports.items():
+            state = SimulatorState(name, store=store / name)
+            server = EmbeddedServer(create_app(name, catalog=bus.catalog, state=state), port=port)
+            try:
+                await server.start()
+            except OSError as exc:
+                raise _Failed(f"--with-simulators: cannot listen on 127.0.0.1:{port} for {name} "
+                              f"({exc.strerror or exc})", CONFIG_ERROR) from exc
+            servers.append(server)
+            _say(f"simulator {name} ({SYSTEMS[name].kind}) on {server.url}/messages")
+
+
+async def _stop_all(servers: list[EmbeddedServer]) -> None:
+    await asyncio.gather(*(server.stop() for server in servers))
+
+
+def _say(text: str) -> None:
+    click.echo(f"renkei run: {text}")

@@ -1,0 +1,138 @@
+"""`renkei status`: per destination and per source, what the bus holds and has done.
+
+    renkei status --config renkei.toml             # a table
+    renkei status --config renkei.toml --json      # stable JSON (schema renkei.status/1)
+    renkei status --config renkei.toml --watch 2   # refresh every 2 s, with rates
+
+Read-only and safe while the bus runs in another process; what each figure comes from is
+in bus/status.py. Counts and names only: never a message's content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from bus.cli.config import RUNTIME_ERROR, fail, load_settings, route_destinations
+from bus.errors import ConfigError
+from bus.settings import Settings
+from bus.status import NOT_REPORTED, QueueFigures, StatusReport, gather_status, with_rates
+
+__all__ = ["render_json", "render_table", "status"]
+
+_CLEAR = "\x1b[H\x1b[2J"
+
+
+@click.command("status")
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+              help="renkei.toml of the bus (default: RENKEI_* environment and defaults).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one document; one per line with --watch).")
+@click.option("--watch", "watch", type=click.FloatRange(min=0.2), metavar="SECONDS",
+              help="Refresh every SECONDS until interrupted; adds delivered and accepted rates.")
+def status(config: Path | None, as_json: bool, watch: float | None) -> None:
+    """Show, per destination, ready / in flight / consumers / delivered / dead, and per
+    source, accepted / duplicate / rejected, on the embedded broker or RabbitMQ."""
+    settings = load_settings("status", config)
+    destinations = route_destinations("status", settings)
+    if watch is None:
+        report = _gather(settings, destinations)
+        click.echo(render_json(report) if as_json else render_table(report))
+        if not report.broker_reachable:
+            raise SystemExit(RUNTIME_ERROR)
+        return
+    clear = not as_json and sys.stdout.isatty()
+    previous: StatusReport | None = None
+    try:
+        while True:
+            started = time.monotonic()
+            report = with_rates(_gather(settings, destinations), previous)
+            if as_json:
+                click.echo(json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":")))
+            else:
+                click.echo((_CLEAR if clear else "") + render_table(report, watching=watch))
+            previous = report
+            time.sleep(max(0.0, watch - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        return
+
+
+def _gather(settings: Settings, destinations: Sequence[str]) -> StatusReport:
+    try:
+        return asyncio.run(gather_status(settings, destinations))
+    except ConfigError as exc:  # e.g. an unknown broker URL scheme
+        fail("status", str(exc))
+
+
+def render_json(report: StatusReport) -> str:
+    return json.dumps(report.to_dict(), ensure_ascii=False, indent=2)
+
+
+def render_table(report: StatusReport, *, watching: float | None = None) -> str:
+    """The terminal form: a header line, destinations, queues, sources, processes, notes."""
+    data = report.to_dict()
+    lines = [f"renkei status  {data['at']}  broker {report.broker} ({report.where})"
+             + (f"  every {watching:g} s" if watching else "")]
+    lines += ["", *_columns(
+        ["DESTINATION", "SINK", "READY", "IN FLIGHT", "CONSUMERS", "ROUTED", "DELIVERED", "DUPLICATE",
+         "RETRIED", "DEAD", "RATE/s", "RETRYING", "HELD", "OLDEST"],
+        [[d["name"], d["sink"] or "(none)", d["ready"], d["in_flight"], d["consumers"], d["routed"],
+          d["delivered"], d["duplicate"], d["retried"], d["dead"], d["rate_per_second"], d["retrying"],
+          d["held"], d["oldest_age_seconds"]] for d in data["destinations"]],
+        empty="(no destinations)", text=2,
+    )]
+    lines += ["", *_columns(
+        ["QUEUE", "READY", "IN FLIGHT", "CONSUMERS"],
+        [_queue_row(report.intake), _queue_row(report.dead_letters)],
+    )]
+    lines += ["", *_columns(
+        ["SOURCE", "ACCEPTED", "DUPLICATE", "REJECTED", "RATE/s"],
+        [[s["name"], s["accepted"], s["duplicate"], s["rejected"], s["rate_per_second"]] for s in data["sources"]],
+        empty="(no source has sent anything yet)",
+    )]
+    lines.append("")
+    if report.processes:
+        for p in data["processes"]:
+            where = f", intake {p['intake']}" if p["intake"] else ""
+            lines.append(f"bus process {p['pid']}: role {p['role']}{where}, up since {p['started']}")
+    else:
+        lines.append("no bus process of this state_dir is running")
+    missing = [k for k in NOT_REPORTED if k in data["not_reported"]]
+    lines.append("- = not reported:")
+    lines += [f"  {_label(k)}: {data['not_reported'][k]}" for k in missing]
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def _queue_row(q: QueueFigures) -> list[object]:
+    return [q.queue + ("" if q.declared else " (not declared)"), q.ready, q.in_flight, q.consumers]
+
+
+def _label(key: str) -> str:
+    return {"oldest_age_seconds": "oldest", "rate_per_second": "rate"}.get(key, key)
+
+
+def _columns(header: list[str], rows: list[list[object]], empty: str | None = None, text: int = 1) -> list[str]:
+    """The first `text` columns left-aligned, the figures right-aligned; None shows as '-'."""
+    cells = [header] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    out = []
+    for row in cells:
+        padded = [v.ljust(w) if i < text else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))]
+        out.append("  ".join(padded).rstrip())
+    if not rows and empty:
+        out.append(empty)
+    return out
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)

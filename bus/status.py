@@ -1,0 +1,413 @@
+"""What `renkei status` reports, gathered read-only from outside the running bus (DESIGN §7).
+
+Sources of each figure, and why each is honest:
+
+- **embedded broker**: the broker file (SQLite, WAL) opened read-only — ready (waiting and
+  ready rows), in flight (leased rows), consumers (of broker instances whose heartbeat is
+  fresh and whose process is alive). A read-only reader never blocks the bus's writer.
+- **RabbitMQ**: a passive queue declare — ready and consumers. RabbitMQ tells the
+  unacknowledged count only through its management API (not assumed), so in flight is the
+  sum of what the bus processes of this state directory report about their own consumers
+  (`ProcessReporter`), and null when consumers the reports do not cover exist.
+- **state store** (state.sqlite, read-only): per destination routed / delivered /
+  duplicate / retried / dead, per source accepted / duplicate / rejected (bus.state counters).
+- **process reports** (``<state_dir>/processes/*.json``): every `renkei run` process writes
+  its pid, role, intake address and its own queues' figures each second; a report whose
+  process is gone or whose heartbeat is stale is ignored.
+
+Not reported yet (null in JSON, "-" in the table, explained under `not_reported`):
+retrying and held (no delay tiers or parked set exist yet), oldest age (neither broker
+records an enqueue time status can read); the rate is computed between two refreshes of
+``--watch`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bus.brokers import open_broker
+from bus.brokers.base import Broker
+from bus.brokers.embedded import EmbeddedBroker
+from bus.brokers.embedded_store import LEASED, Process
+from bus.errors import BrokerError, BrokerUnavailable
+from bus.intake import INTAKE_QUEUE
+from bus.logs import get_logger
+from bus.pipeline import DEAD_QUEUE, destination_queue
+from bus.settings import Settings
+
+__all__ = [
+    "NOT_REPORTED",
+    "STATUS_SCHEMA",
+    "DestinationStatus",
+    "ProcessReporter",
+    "QueueFigures",
+    "SourceStatus",
+    "StatusReport",
+    "display_url",
+    "gather_status",
+    "with_rates",
+]
+
+STATUS_SCHEMA = "renkei.status/1"
+REPORT_INTERVAL = 1.0
+log = get_logger("renkei.status")
+
+#: figure → why it is not reported (yet); the JSON carries these keys with null values
+NOT_REPORTED: dict[str, str] = {
+    "retrying": "no broker delay tiers yet: a transient failure is requeued at once (see `retried`)",
+    "held": "no parked set of held residents yet",
+    "oldest_age_seconds": "neither broker records an enqueue time that status can read",
+    "rate_per_second": "computed between two refreshes: use --watch",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    """One queue as the broker (and the bus processes' reports) see it; None = not known."""
+
+    queue: str
+    ready: int | None
+    in_flight: int | None
+    consumers: int | None
+    declared: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"queue": self.queue, "declared": self.declared, "ready": self.ready,
+                "in_flight": self.in_flight, "consumers": self.consumers}
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationStatus:
+    name: str
+    sink: str | None  # the configured transport, None: messages wait for a sink
+    queue: QueueFigures
+    routed: int = 0
+    delivered: int = 0  # every receipt, applied or duplicate
+    duplicate: int = 0  # receipts where the receiver said it had it already
+    retried: int = 0  # transient failures, each attempt counted
+    dead: int = 0
+    rate: float | None = None  # delivered per second between two --watch refreshes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "queue": self.queue.queue, "sink": self.sink, "declared": self.queue.declared,
+            "ready": self.queue.ready, "in_flight": self.queue.in_flight, "consumers": self.queue.consumers,
+            "routed": self.routed, "delivered": self.delivered, "duplicate": self.duplicate,
+            "retried": self.retried, "dead": self.dead,
+            "retrying": None, "held": None, "oldest_age_seconds": None,
+            "rate_per_second": None if self.rate is None else round(self.rate, 2),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    name: str
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    rate: float | None = None  # accepted per second between two --watch refreshes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "accepted": self.accepted, "duplicate": self.duplicate,
+                "rejected": self.rejected, "rate_per_second": None if self.rate is None else round(self.rate, 2)}
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """A live bus process, from its report."""
+
+    pid: int
+    role: str
+    intake: str | None
+    started: float
+    heartbeat: float
+    queues: dict[str, dict[str, int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "role": self.role, "intake": self.intake,
+                "started": _iso(self.started), "heartbeat": _iso(self.heartbeat),
+                "queues": sorted(self.queues)}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    at: float
+    broker: str
+    where: str
+    intake: QueueFigures
+    dead_letters: QueueFigures
+    destinations: list[DestinationStatus]
+    sources: list[SourceStatus]
+    processes: list[ProcessInfo] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    broker_reachable: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON form (`renkei status --json`); every key is always present."""
+        watched = any(d.rate is not None for d in self.destinations) or any(s.rate is not None for s in self.sources)
+        not_reported = {k: v for k, v in NOT_REPORTED.items() if not (watched and k == "rate_per_second")}
+        return {
+            "schema": STATUS_SCHEMA,
+            "at": _iso(self.at),
+            "broker": {"name": self.broker, "where": self.where, "reachable": self.broker_reachable},
+            "queues": {"intake": self.intake.to_dict(), "dead": self.dead_letters.to_dict()},
+            "destinations": [d.to_dict() for d in self.destinations],
+            "sources": [s.to_dict() for s in self.sources],
+            "processes": [p.to_dict() for p in self.processes],
+            "not_reported": not_reported,
+            "notes": list(self.notes),
+        }
+
+
+def display_url(url: str) -> str:
+    """A broker URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# -- gathering ------------------------------------------------------------------------------
+
+
+async def gather_status(settings: Settings, destinations: Iterable[str] = ()) -> StatusReport:
+    """A snapshot of the bus of `settings`: `destinations` (e.g. those of the routes) plus the
+    configured ones plus any the counters know."""
+    state_dir = settings.bus.state_dir
+    notes: list[str] = []
+    try:
+        counters = _read_counters(state_dir / "state.sqlite")
+    except sqlite3.Error as exc:
+        notes.append(f"cannot read the state file {state_dir / 'state.sqlite'}: {exc}")
+        counters = {}
+    if counters is None:
+        notes.append(f"no state file at {state_dir / 'state.sqlite'}: the bus has not run with this state_dir")
+        counters = {}
+    names = sorted(set(destinations) | set(settings.destinations) | set(counters.get("destination", {})))
+    queues = [INTAKE_QUEUE, DEAD_QUEUE, *map(destination_queue, names)]
+    processes = read_process_reports(state_dir)
+    broker = open_broker(settings.bus.broker_url, path=state_dir / "broker.sqlite")
+    reachable = True
+    if isinstance(broker, EmbeddedBroker):
+        where = str(broker.path)
+        try:
+            figures = _embedded_figures(broker.path, queues, notes)
+        except sqlite3.Error as exc:
+            reachable = False
+            notes.append(f"cannot read the broker file {broker.path}: {exc}")
+            figures = {q: QueueFigures(q, None, None, None) for q in queues}
+    else:
+        where = display_url(settings.bus.broker_url or "")
+        try:
+            figures = await _amqp_figures(broker, queues, processes, notes)
+        except BrokerUnavailable as exc:
+            reachable = False
+            notes.append(f"the broker is unreachable: {exc}")
+            figures = {q: QueueFigures(q, None, None, None) for q in queues}
+    dest_counters = counters.get("destination", {})
+    return StatusReport(
+        at=time.time(),
+        broker=broker.name,
+        where=where,
+        intake=figures[INTAKE_QUEUE],
+        dead_letters=figures[DEAD_QUEUE],
+        destinations=[_destination(n, settings, figures[destination_queue(n)], dest_counters.get(n, {}))
+                      for n in names],
+        sources=[_source(n, c) for n, c in sorted(counters.get("source", {}).items())],
+        processes=processes,
+        notes=notes,
+        broker_reachable=reachable,
+    )
+
+
+def with_rates(report: StatusReport, previous: StatusReport | None) -> StatusReport:
+    """`report` with delivered/accepted per second since `previous` (a --watch refresh)."""
+    if previous is None or report.at <= previous.at:
+        return report
+    elapsed = report.at - previous.at
+    before_d = {d.name: d.delivered for d in previous.destinations}
+    before_s = {s.name: s.accepted for s in previous.sources}
+    destinations = [dataclasses.replace(d, rate=max(0, d.delivered - before_d.get(d.name, 0)) / elapsed)
+                    for d in report.destinations]
+    sources = [dataclasses.replace(s, rate=max(0, s.accepted - before_s.get(s.name, 0)) / elapsed)
+               for s in report.sources]
+    return dataclasses.replace(report, destinations=destinations, sources=sources)
+
+
+def _destination(name: str, settings: Settings, queue: QueueFigures, c: dict[str, int]) -> DestinationStatus:
+    config = settings.destinations.get(name)
+    return DestinationStatus(
+        name=name, sink=config.transport if config else None, queue=queue,
+        routed=c.get("routed", 0), delivered=c.get("applied", 0) + c.get("duplicate", 0),
+        duplicate=c.get("duplicate", 0), retried=c.get("retried", 0), dead=c.get("dead", 0),
+    )
+
+
+def _source(name: str, c: dict[str, int]) -> SourceStatus:
+    return SourceStatus(name, c.get("accepted", 0), c.get("duplicate", 0), c.get("rejected", 0))
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    db.execute("PRAGMA query_only=1")
+    return db
+
+
+def _read_counters(path: Path) -> dict[str, dict[str, dict[str, int]]] | None:
+    """scope → name → counter → value, read-only from the state file (bus.state's `counters`)."""
+    if not path.exists():
+        return None
+    result: dict[str, dict[str, dict[str, int]]] = {}
+    with contextlib.closing(_read_only(path)) as db:
+        try:
+            rows = db.execute("SELECT scope, name, counter, value FROM counters").fetchall()
+        except sqlite3.OperationalError:  # a file from before counters existed
+            return result
+    for scope, name, counter, value in rows:
+        result.setdefault(scope, {}).setdefault(name, {})[counter] = int(value)
+    return result
+
+
+def _embedded_figures(path: Path, queues: list[str], notes: list[str]) -> dict[str, QueueFigures]:
+    if not path.exists():
+        notes.append(f"no broker file at {path}: the bus has not run with this state_dir")
+        return {q: QueueFigures(q, 0, 0, 0, declared=False) for q in queues}
+    here = Process.current()
+    now = time.time()
+    with contextlib.closing(_read_only(path)) as db:
+        db.execute("BEGIN")  # one snapshot for every figure
+        declared = {row[0] for row in db.execute("SELECT name FROM queues")}
+        counts: dict[tuple[str, int], int] = {
+            (q, s): n for q, s, n in db.execute("SELECT queue, state, count(*) FROM messages GROUP BY queue, state")
+        }
+        owners = db.execute("SELECT owner, pid, pid_ns, started, heartbeat, lease_timeout FROM owners").fetchall()
+        live = {o for o, pid, ns, started, beat, timeout in owners
+                if beat >= now - timeout and Process(pid, ns, started).alive(here)}
+        consumers: dict[str, int] = {}
+        for owner, queue in db.execute("SELECT owner, queue FROM consumers"):
+            if owner in live:
+                consumers[queue] = consumers.get(queue, 0) + 1
+        db.execute("COMMIT")
+    result = {}
+    for q in queues:
+        in_flight = counts.get((q, LEASED), 0)
+        ready = sum(n for (queue, state), n in counts.items() if queue == q and state != LEASED)
+        result[q] = QueueFigures(q, ready, in_flight, consumers.get(q, 0), declared=q in declared)
+    return result
+
+
+async def _amqp_figures(
+    broker: Broker, queues: list[str], processes: list[ProcessInfo], notes: list[str]
+) -> dict[str, QueueFigures]:
+    await broker.connect()
+    try:
+        result = {}
+        uncovered = []
+        for q in queues:
+            try:
+                stats = await broker.stats(q)
+            except BrokerUnavailable:
+                raise
+            except BrokerError:  # not declared (yet)
+                result[q] = QueueFigures(q, 0, 0, 0, declared=False)
+                continue
+            reported = [p.queues[q] for p in processes if q in p.queues]
+            covered = sum(r.get("consumers", 0) for r in reported)
+            in_flight: int | None = sum(r.get("in_flight", 0) for r in reported)
+            if stats.consumers > covered:
+                in_flight = None
+                uncovered.append(q)
+            result[q] = QueueFigures(q, stats.ready, in_flight, stats.consumers)
+        if uncovered:
+            notes.append("in flight is unknown where consumers run outside this state_dir's bus processes: "
+                         + ", ".join(uncovered))
+        return result
+    finally:
+        with contextlib.suppress(BrokerError):
+            await broker.close()
+
+
+# -- process reports ------------------------------------------------------------------------
+
+
+def read_process_reports(state_dir: Path) -> list[ProcessInfo]:
+    """The live bus processes of a state directory, from their report files."""
+    here = Process.current()
+    now = time.time()
+    found = []
+    for path in sorted((state_dir / "processes").glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            process = Process(int(data["pid"]), str(data["pid_ns"]), str(data["process_started"]))
+            fresh = float(data["heartbeat"]) >= now - 3 * float(data["interval"]) - 1
+            if fresh and process.alive(here):
+                found.append(ProcessInfo(process.pid, str(data["role"]), data.get("intake"),
+                                         float(data["started"]), float(data["heartbeat"]),
+                                         {str(k): dict(v) for k, v in data["queues"].items()}))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # being replaced, or not a report: skip it
+    return found
+
+
+class ProcessReporter:
+    """Writes this process's report (see the module docstring) every `interval` seconds."""
+
+    def __init__(self, broker: Broker, queues: list[str], state_dir: Path, *, role: str,
+                 intake: str | None = None, interval: float = REPORT_INTERVAL) -> None:
+        self._broker, self._queues, self._role, self._intake = broker, queues, role, intake
+        self._interval = interval
+        self._dir = state_dir / "processes"
+        self._path = self._dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        self._started = time.time()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        await self.write()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        with contextlib.suppress(OSError):
+            self._path.unlink()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.write()
+            except (BrokerError, OSError) as exc:
+                log.warning("could not write the process report", error=str(exc))
+
+    async def write(self) -> None:
+        queues = {}
+        for q in list(self._queues):
+            stats = await self._broker.stats(q)
+            queues[q] = {"in_flight": stats.in_flight, "consumers": 1}
+        me = Process.current()
+        data = {"pid": me.pid, "pid_ns": me.pid_ns, "process_started": me.started, "role": self._role,
+                "intake": self._intake, "started": self._started, "heartbeat": time.time(),
+                "interval": self._interval, "queues": queues}
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self._path)
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
