@@ -12,24 +12,11 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
-VENV="$ROOT/.venv"
-PY="$VENV/bin/python"
 
 step() { printf '\n== %s\n' "$*"; }
 
-# -- 1. the virtualenv -------------------------------------------------------------------
-if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-    step "creating .venv"
-    python3 -m venv "$VENV" || { echo "python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
-fi
-stamp="$VENV/.renkei-installed"
-wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
-    step "installing renkei with its dev extras into .venv"
-    "$PY" -m pip install -q --upgrade pip >/dev/null
-    "$PY" -m pip install -q -e '.[dev]' || { echo "pip install -e '.[dev]' failed"; exit 1; }
-    echo "$wanted" >"$stamp"
-fi
+# -- 1. the virtualenv (scripts/venv.sh) --------------------------------------------------
+source scripts/venv.sh dev || exit 1
 
 # -- 2. RabbitMQ -----------------------------------------------------------------------
 if [[ -z "${RENKEI_TEST_AMQP_URL:-}" ]]; then
@@ -40,6 +27,19 @@ if [[ -z "${RENKEI_TEST_AMQP_URL:-}" ]]; then
         echo "RENKEI_TEST_AMQP_URL=$url"
     else
         echo "RabbitMQ did not start: the tests marked amqp will skip (or fail when CI is set)"
+    fi
+fi
+
+# -- 2b. PostgreSQL (scripts/postgres.sh), the same way; its stop joins the EXIT trap --------
+if [[ -z "${RENKEI_TEST_POSTGRES_URL:-}" ]]; then
+    step "starting PostgreSQL (scripts/postgres.sh)"
+    if pg_url="$(bash scripts/postgres.sh start --user $$)"; then
+        export RENKEI_TEST_POSTGRES_URL="$pg_url"
+        prev_trap="$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")"
+        trap "${prev_trap:+$prev_trap; }bash scripts/postgres.sh stop --user $$ >/dev/null 2>&1" EXIT
+        echo "RENKEI_TEST_POSTGRES_URL=$pg_url"
+    else
+        echo "PostgreSQL did not start: the tests marked postgres will skip (or fail when CI is set)"
     fi
 fi
 
