@@ -22,3 +22,19 @@ def amqp_url() -> str:
             pytest.fail(f"{why} (CI is set, so this is an error, not a skip)", pytrace=False)
         pytest.skip(why)
     return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The DSN of a real PostgreSQL (`bash scripts/test.sh` starts one and sets it).
+
+    Skipped locally without it, failed under CI, like `amqp_url`.
+    """
+    url = os.environ.get("RENKEI_TEST_POSTGRES_URL", "").strip()
+    if not url:
+        why = ("PostgreSQL is not configured: run `bash scripts/test.sh`, or "
+               "`export RENKEI_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start)`")
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI is set, so this is an error, not a skip)", pytrace=False)
+        pytest.skip(why)
+    return url

@@ -1,0 +1,98 @@
+"""The life events of a message (DESIGN §6) and the one object the pipeline hands the trail.
+
+    received → rejected (codes) | duplicate | accepted
+    accepted → routed (destination, route, projection, legal basis) per destination
+    routed   → delivered (receipt) | retried (attempt, reason) … | dead_lettered (reason)
+    dead     → replayed | discarded (actor, reason)
+    any      → held | released (ordering: the resident's earlier change is not yet resolved)
+
+An `AuditEvent` holds no personal data: the resident is only its `subject` pseudonym
+(bus.masking.Pseudonymizer.subject). bus.audit.guard checks this at append time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bus.envelope import Envelope
+
+__all__ = ["AuditEvent", "EventType", "utc_now"]
+
+
+class EventType(StrEnum):
+    """What happened to a message; the value is what the trail stores."""
+
+    RECEIVED = "received"
+    REJECTED = "rejected"
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    ROUTED = "routed"
+    DELIVERED = "delivered"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+    REPLAYED = "replayed"
+    DISCARDED = "discarded"
+    HELD = "held"
+    RELEASED = "released"
+
+
+def utc_now() -> str:
+    """The trail's timestamp: ISO 8601, UTC, microseconds (sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One life event, as the pipeline reports it.
+
+    `kind` is the message's kind at that stage; `projection` the target kind a route made of
+    it (routed, delivered); `codes` the validation error codes (rejected); `receipt` the
+    sink's receipt reference (delivered) or the rejected-store id (rejected); `actor` and
+    `reason` who did it and why (discarded, replayed, dead_lettered, retried); `attempt`
+    the delivery attempt (retried). `at` is when it happened (set when made).
+    """
+
+    event: EventType
+    message_id: str | None = None
+    municipality: str | None = None
+    subject: str | None = None
+    sequence: int | None = None
+    kind: str | None = None
+    source: str | None = None
+    destination: str | None = None
+    route: str | None = None
+    projection: str | None = None
+    legal_basis: str | None = None
+    codes: tuple[str, ...] = ()
+    receipt: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    attempt: int | None = None
+    at: str = field(default_factory=utc_now)
+
+    @classmethod
+    def of(cls, event: EventType | str, envelope: Envelope, **fields: Any) -> AuditEvent:
+        """The event of `envelope` at this stage; `fields` add or override (receipt=…, reason=…).
+
+        An envelope addressed to a destination (Envelope.for_destination) brings its
+        destination, route, legal basis and, as `projection`, its kind.
+        """
+        values: dict[str, Any] = {
+            "message_id": envelope.message_id,
+            "municipality": envelope.municipality,
+            "subject": envelope.subject,
+            "sequence": envelope.sequence,
+            "kind": envelope.kind,
+            "source": envelope.source,
+        }
+        if envelope.destination:
+            values.update(destination=envelope.destination, route=envelope.route,
+                          legal_basis=envelope.legal_basis, projection=envelope.kind)
+        values.update(fields)
+        if "codes" in values:
+            values["codes"] = tuple(values["codes"])
+        return cls(EventType(event), **values)

@@ -1,0 +1,108 @@
+"""No plaintext personal data in the trail: a cheap check of every event at append time.
+
+The trail names a person only by the `subject` pseudonym. What can be caught cheaply is
+caught here, before anything is written:
+
+- `subject` must be a pseudonym (32 lowercase hex characters, as Pseudonymizer.subject makes);
+  a number of 1–15 digits there is a raw 宛名番号;
+- identifiers (message_id, municipality, kind, source, destination, route, projection, codes,
+  actor) must be short tokens; message_id, source, destination, route and actor must not be
+  all digits (a raw 宛名番号 put in the wrong field);
+- no identifier may hold a 12-digit number with a valid 個人番号 check digit, nor an 11-digit
+  one with a valid 住民票コード check digit. A hex message_id is exempt (a random hex id has
+  such a run now and then); in free text (`reason`, `receipt`, `legal_basis`) such a number is
+  masked instead, so an exception text quoting a message never stops the pipeline.
+
+Identifier problems raise PersonalDataInAudit: they are bugs in the caller.
+Names and addresses cannot be recognised cheaply: free text (`reason`, `receipt`,
+`legal_basis`) is for operators' words, status codes and references, never message content.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from bus.audit.events import AuditEvent
+from bus.errors import RenkeiError
+from bus.masking import mask_value
+
+__all__ = ["PersonalDataInAudit", "screen"]
+
+_PSEUDONYM = re.compile(r"[0-9a-f]{32}")
+_HEX_ID = re.compile(r"[0-9a-f]{32,64}")
+_TOKEN = re.compile(r"[\w.:/@+\-]{1,200}")
+_MUNICIPALITY = re.compile(r"\d{6}")
+_DIGIT_RUN = re.compile(r"(?<!\d)(\d{11}|\d{12})(?!\d)")
+_ALL_DIGITS = re.compile(r"\d{1,15}")
+_TEXT_LIMIT = 1000
+_PERSONAL_NUMBER_WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+_RESIDENT_CODE_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+
+
+class PersonalDataInAudit(RenkeiError, ValueError):
+    """An audit event would have put personal data, or something that looks like it, in the trail."""
+
+
+def screen(event: AuditEvent) -> AuditEvent:
+    """`event` as the trail may keep it: raises PersonalDataInAudit naming the field when an
+    identifier may be personal data; masks 個人番号/住民票コード-like numbers in free text."""
+    if event.subject is not None and not _PSEUDONYM.fullmatch(event.subject):
+        _fail(event, "subject", "is not a pseudonym (32 hex characters from Pseudonymizer.subject)")
+    if event.municipality is not None and not _MUNICIPALITY.fullmatch(event.municipality):
+        _fail(event, "municipality", "is not a 6-digit 地方公共団体コード")
+    tokens = {
+        "message_id": event.message_id, "kind": event.kind, "source": event.source,
+        "destination": event.destination, "route": event.route, "projection": event.projection,
+        "actor": event.actor,
+    }
+    tokens.update({f"codes[{i}]": code for i, code in enumerate(event.codes)})
+    for name, value in tokens.items():
+        if value is None:
+            continue
+        if not _TOKEN.fullmatch(value):
+            _fail(event, name, "is not an identifier (letters, digits and . : / @ + - _ only, at most 200)")
+        if _ALL_DIGITS.fullmatch(value) and not name.startswith("codes"):
+            _fail(event, name, "is all digits and may be a raw 宛名番号")
+        if name == "message_id" and _HEX_ID.fullmatch(value):
+            continue
+        what = _personal_number(value)
+        if what:
+            _fail(event, name, f"holds {what}")
+    masked: dict[str, Any] = {}
+    for name in ("reason", "receipt", "legal_basis"):
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if len(value) > _TEXT_LIMIT:
+            value = value[:_TEXT_LIMIT] + "…"
+        if _personal_number(value):
+            value = _DIGIT_RUN.sub(lambda m: mask_value(m.group(0)) if _personal_number(m.group(0)) else m.group(0),
+                                   value)
+        if value != getattr(event, name):
+            masked[name] = value
+    return replace(event, **masked) if masked else event
+
+
+def _personal_number(text: str) -> str | None:
+    """What kind of personal number `text` holds, if any."""
+    for run in _DIGIT_RUN.findall(text):
+        if len(run) == 12 and _check_digit(run, _PERSONAL_NUMBER_WEIGHTS):
+            return "a 12-digit number that is a valid 個人番号"
+        if len(run) == 11 and _check_digit(run, _RESIDENT_CODE_WEIGHTS):
+            return "an 11-digit number that is a valid 住民票コード"
+    return None
+
+
+def _check_digit(digits: str, weights: tuple[int, ...]) -> bool:
+    remainder = sum(int(d) * w for d, w in zip(digits, weights, strict=False)) % 11
+    return int(digits[-1]) == (0 if remainder <= 1 else 11 - remainder)
+
+
+def _fail(event: AuditEvent, field: str, what: str) -> None:
+    where = f"message {event.message_id}" if event.message_id and field != "message_id" else "an event"
+    raise PersonalDataInAudit(
+        f"audit {event.event.value} event of {where}: field {field!r} {what}; the trail never holds "
+        "personal data (pass Envelope.subject, never the 宛名番号, 個人番号 or name)"
+    )

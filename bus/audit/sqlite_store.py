@@ -1,0 +1,79 @@
+"""The audit store in one SQLite file (WAL): the default, for one host.
+
+Several processes may append at once: each append is one `BEGIN IMMEDIATE` transaction
+(SQLite's write lock, waited for up to `timeout` seconds), so the chain stays linear.
+WAL with synchronous=NORMAL survives a killed process; an operating-system crash may lose
+the last transactions, never corrupt the chain.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bus.audit.chain import GENESIS
+from bus.audit.store import AuditStoreError, SqlAuditStore, _Cursor
+
+__all__ = ["SqliteAuditStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_records (
+    seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, event TEXT NOT NULL,
+    message_id TEXT, municipality TEXT, subject TEXT, sequence INTEGER, kind TEXT, source TEXT,
+    destination TEXT, route TEXT, projection TEXT, legal_basis TEXT, codes TEXT NOT NULL,
+    receipt TEXT, actor TEXT, reason TEXT, attempt INTEGER, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_records_message ON audit_records (message_id);
+CREATE INDEX IF NOT EXISTS audit_records_subject ON audit_records (subject);
+CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
+    hash TEXT NOT NULL);
+INSERT INTO audit_head VALUES (1, 0, '@GENESIS@') ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL,
+    signed_at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_records_no_update BEFORE UPDATE ON audit_records
+    BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_records_no_delete BEFORE DELETE ON audit_records
+    BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+""".replace("@GENESIS@", GENESIS)
+
+
+class SqliteAuditStore(SqlAuditStore):
+    """Thread-safe: one connection, one lock; every append one short write transaction."""
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        self.path = path
+        self.location = str(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")  # several processes may open at once
+        except (sqlite3.Error, OSError) as exc:
+            raise AuditStoreError(f"cannot open the audit store {path}: {exc}") from None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _locked(self) -> Iterator[_Cursor]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise AuditStoreError(f"cannot write the audit store {self.path}: {exc}") from None
+            try:
+                yield self._db.cursor()
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _reading(self) -> Iterator[_Cursor]:
+        with self._lock:
+            yield self._db.cursor()

@@ -1,0 +1,246 @@
+"""The audit store contract, and the SQL both backends share.
+
+    AuditStore                 the contract: append in one transaction, read back, query
+    └── SqlAuditStore          the SQL of it; a backend fills in connection and locking
+        ├── SqliteAuditStore       (bus.audit.sqlite_store)   one host, the default
+        └── PostgresAuditStore     (bus.audit.postgres_store) several workers or hosts
+
+`append` holds the store's head lock for the whole transaction (SQLite BEGIN IMMEDIATE,
+PostgreSQL a row lock on `audit_head`): read the head, link the events after it, insert
+them, move the head, and sign it when a checkpoint is due. So any number of processes
+appending at once still build one linear chain. Records are never updated or deleted: the
+tables refuse it with a trigger (someone with the database's owner rights can drop the
+trigger, which is what bus.audit.verify is for).
+
+`open_store("var/audit.sqlite")`, `open_store("sqlite:///var/audit.sqlite")`,
+`open_store("postgresql://renkei@db/renkei?schema=audit")` (`schema` is ours: the
+PostgreSQL schema holding the tables, default `renkei_audit`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol
+
+from bus.audit.chain import EVENT_FIELDS, GENESIS, AuditRecord, Head, link
+from bus.audit.events import AuditEvent, EventType
+from bus.audit.signing import Checkpoint, CheckpointSigner
+from bus.errors import RenkeiError
+
+__all__ = ["COLUMNS", "AuditStore", "AuditStoreError", "SqlAuditStore", "open_store"]
+
+#: the column order of audit_records
+COLUMNS: tuple[str, ...] = ("seq", "prev_hash", "hash", *EVENT_FIELDS)
+_CHECKPOINT_COLUMNS = ("seq", "hash", "signed_at", "key_id", "signature")
+# SQL is built from these constants only; values always travel as parameters (hence the noqa: S608)
+_INSERT = f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records WHERE "  # noqa: S608
+_INSERT_CHECKPOINT = (f"INSERT INTO audit_checkpoints ({', '.join(_CHECKPOINT_COLUMNS)}) "  # noqa: S608
+                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING")
+_SELECT_CHECKPOINTS = f"SELECT {', '.join(_CHECKPOINT_COLUMNS)} FROM audit_checkpoints ORDER BY seq"  # noqa: S608
+
+
+class AuditStoreError(RenkeiError):
+    """The audit store cannot be opened, read or written."""
+
+
+class AuditStore(abc.ABC):
+    """Where the records and checkpoints of the trail are kept."""
+
+    #: a human name for messages: the file or the server (never a password)
+    location: str = ""
+
+    @abc.abstractmethod
+    def append(self, events: Sequence[AuditEvent], signer: CheckpointSigner | None = None,
+               checkpoint_every: int = 0) -> list[AuditRecord]:
+        """Append `events` in one transaction, chained after the head; when `signer` is given and
+        the head crosses a multiple of `checkpoint_every`, sign the new head in the same transaction."""
+
+    @abc.abstractmethod
+    def add_checkpoint(self, signer: CheckpointSigner) -> Checkpoint | None:
+        """Sign the current head now (None when the trail is empty or the head is already signed)."""
+
+    @abc.abstractmethod
+    def head(self) -> Head: ...
+
+    @abc.abstractmethod
+    def page(self, after: int, limit: int) -> list[AuditRecord]:
+        """Up to `limit` records with seq > `after`, in seq order (as stored, even if tampered)."""
+
+    @abc.abstractmethod
+    def checkpoints(self) -> list[Checkpoint]: ...
+
+    @abc.abstractmethod
+    def by_message(self, message_id: str) -> list[AuditRecord]: ...
+
+    @abc.abstractmethod
+    def by_subjects(self, subjects: Sequence[str], *, events: Sequence[EventType] = (),
+                    municipality: str | None = None, since: str | None = None) -> list[AuditRecord]:
+        """Records of these pseudonyms (optionally only these events, one municipality, at ≥ since)."""
+
+    @abc.abstractmethod
+    def municipalities(self) -> list[str]:
+        """The municipality codes that occur in the trail."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def records(self, page_size: int = 5000) -> Iterator[AuditRecord]:
+        """Every record in seq order, read a page at a time (memory stays flat)."""
+        after = 0
+        while True:
+            batch = self.page(after, page_size)
+            yield from batch
+            if len(batch) < page_size:
+                return
+            after = batch[-1].seq
+
+    def __enter__(self) -> AuditStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Cursor(Protocol):
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class SqlAuditStore(AuditStore):
+    """The SQL of the contract; backends give a locked transaction and a read cursor.
+
+    Statements are written with `?` placeholders; `placeholder` is the backend's.
+    """
+
+    placeholder = "?"
+
+    @abc.abstractmethod
+    def _locked(self) -> AbstractContextManager[_Cursor]:
+        """A transaction that holds the head lock until it commits (or rolls back on error)."""
+
+    @abc.abstractmethod
+    def _reading(self) -> AbstractContextManager[_Cursor]:
+        """A cursor for reads."""
+
+    def _lock_head_sql(self) -> str:
+        return "SELECT seq, hash FROM audit_head WHERE id = 1"
+
+    def _sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    # -- writes ------------------------------------------------------------------------
+    def append(self, events: Sequence[AuditEvent], signer: CheckpointSigner | None = None,
+               checkpoint_every: int = 0) -> list[AuditRecord]:
+        if not events:
+            return []
+        insert = self._sql(_INSERT)
+        with self._locked() as cur:
+            head = self._read_head(cur)
+            records = link(head, events)
+            cur.executemany(insert, [_row(r) for r in records])
+            new = Head(records[-1].seq, records[-1].hash)
+            cur.execute(self._sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"), (new.seq, new.hash))
+            due = checkpoint_every > 0 and head.seq // checkpoint_every != new.seq // checkpoint_every
+            if signer is not None and due:
+                self._insert_checkpoint(cur, signer.sign(new))
+        return records
+
+    def add_checkpoint(self, signer: CheckpointSigner) -> Checkpoint | None:
+        with self._locked() as cur:
+            head = self._read_head(cur)
+            if head.seq == 0:
+                return None
+            cur.execute(self._sql("SELECT 1 FROM audit_checkpoints WHERE seq = ?"), (head.seq,))
+            if cur.fetchone() is not None:
+                return None
+            checkpoint = signer.sign(head)
+            self._insert_checkpoint(cur, checkpoint)
+        return checkpoint
+
+    def _read_head(self, cur: _Cursor) -> Head:
+        cur.execute(self._lock_head_sql())
+        row = cur.fetchone()
+        return Head(int(row[0]), str(row[1])) if row else Head()
+
+    def _insert_checkpoint(self, cur: _Cursor, checkpoint: Checkpoint) -> None:
+        cur.execute(self._sql(_INSERT_CHECKPOINT),
+                    (checkpoint.seq, checkpoint.hash, checkpoint.signed_at, checkpoint.key_id, checkpoint.signature))
+
+    # -- reads -------------------------------------------------------------------------
+    def head(self) -> Head:
+        with self._reading() as cur:
+            cur.execute("SELECT seq, hash FROM audit_head WHERE id = 1")
+            row = cur.fetchone()
+        return Head(int(row[0]), str(row[1])) if row else Head(0, GENESIS)
+
+    def page(self, after: int, limit: int) -> list[AuditRecord]:
+        return self._select("seq > ? ORDER BY seq LIMIT ?", (after, limit))
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self._reading() as cur:
+            cur.execute(_SELECT_CHECKPOINTS)
+            rows = cur.fetchall()
+        return [Checkpoint(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
+
+    def by_message(self, message_id: str) -> list[AuditRecord]:
+        return self._select("message_id = ? ORDER BY seq", (message_id,))
+
+    def by_subjects(self, subjects: Sequence[str], *, events: Sequence[EventType] = (),
+                    municipality: str | None = None, since: str | None = None) -> list[AuditRecord]:
+        if not subjects:
+            return []
+        where = [f"subject IN ({', '.join('?' for _ in subjects)})"]
+        params: list[Any] = list(subjects)
+        if events:
+            where.append(f"event IN ({', '.join('?' for _ in events)})")
+            params.extend(str(e) for e in events)
+        if municipality:
+            where.append("municipality = ?")
+            params.append(municipality)
+        if since:
+            where.append("at >= ?")
+            params.append(since)
+        return self._select(" AND ".join(where) + " ORDER BY seq", tuple(params))
+
+    def municipalities(self) -> list[str]:
+        with self._reading() as cur:
+            cur.execute("SELECT DISTINCT municipality FROM audit_records WHERE municipality IS NOT NULL "
+                        "ORDER BY municipality")
+            return [str(r[0]) for r in cur.fetchall()]
+
+    def _select(self, condition: str, params: tuple[Any, ...]) -> list[AuditRecord]:
+        with self._reading() as cur:
+            cur.execute(self._sql(_SELECT + condition), params)
+            rows = cur.fetchall()
+        return [AuditRecord.from_row(dict(zip(COLUMNS, row, strict=True))) for row in rows]
+
+
+def _row(record: AuditRecord) -> tuple[Any, ...]:
+    event = record.event
+    values: dict[str, Any] = {name: getattr(event, name) for name in EVENT_FIELDS}
+    values["event"] = str(event.event)
+    values["codes"] = ",".join(event.codes)
+    return (record.seq, record.prev_hash, record.hash, *(values[name] for name in EVENT_FIELDS))
+
+
+def open_store(location: str | Path, **options: Any) -> AuditStore:
+    """The store at `location`: a path or sqlite:/// URL (SQLite), or a postgresql:// URL."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        from bus.audit.postgres_store import PostgresAuditStore
+
+        return PostgresAuditStore(text, **options)
+    if text.startswith("sqlite:///"):
+        text = text.removeprefix("sqlite://")
+    elif "://" in text:
+        raise AuditStoreError(f"unknown audit store {text.split('://', 1)[0]}://: use a file path, "
+                              "sqlite:///path or postgresql://…")
+    from bus.audit.sqlite_store import SqliteAuditStore
+
+    return SqliteAuditStore(Path(text), **options)

@@ -1,0 +1,317 @@
+"""The audit store contract: one suite, every store (SQLite, PostgreSQL).
+
+A subclass gives `make_store` (a fresh, empty trail), `query` (runs SQL on that trail's
+tables through a connection of its own and returns the rows), `tamper` (the same as someone
+with the database owner's rights would, the append-only triggers bypassed) and
+`store_location` (how another process opens the same trail).
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bus.audit import AuditEvent, AuditLog, AuditStore, CheckpointSigner, CheckpointVerifier, EventType, verify
+from bus.audit.chain import link
+from bus.audit.store import COLUMNS, open_store
+from bus.envelope import Envelope
+from bus.masking import Pseudonymizer
+
+MakeStore = Callable[[], AuditStore]
+Tamper = Callable[[str, tuple[Any, ...]], None]
+Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+KEY = b"contract-test-pseudonym-key-0001"
+MUNICIPALITY = "131016"
+ADDRESS_NUMBER = "000123456789"
+PERSONAL_NUMBER = "123456789018"
+
+
+def subject(address_number: str = ADDRESS_NUMBER) -> str:
+    return Pseudonymizer(KEY).subject(MUNICIPALITY, address_number)
+
+
+def envelope(history: int = 1, address_number: str = ADDRESS_NUMBER) -> Envelope:
+    p = Pseudonymizer(KEY)
+    return Envelope(message_id=p.message_id(MUNICIPALITY, address_number, history), kind="jumin.idou",
+                    schema_version=1, content_type="application/xml", municipality=MUNICIPALITY,
+                    source="jumin", subject=p.subject(MUNICIPALITY, address_number), sequence=history)
+
+
+def life(history: int = 1, address_number: str = ADDRESS_NUMBER) -> list[AuditEvent]:
+    """A message's events: received, accepted, routed and delivered to two systems."""
+    env = envelope(history, address_number)
+    zei = env.for_destination("zei", "zei.jumin", 1, "zei-all", None)
+    kokuho = env.for_destination("kokuho", "kokuho.jumin", 1, "kokuho-household", "番号法第9条別表第一の三十")
+    return [
+        AuditEvent.of(EventType.RECEIVED, env),
+        AuditEvent.of(EventType.ACCEPTED, env),
+        AuditEvent.of(EventType.ROUTED, zei),
+        AuditEvent.of(EventType.ROUTED, kokuho),
+        AuditEvent.of(EventType.DELIVERED, zei, receipt="zei-r-1"),
+        AuditEvent.of(EventType.RETRIED, kokuho, attempt=1, reason="HTTP 503"),
+        AuditEvent.of(EventType.DELIVERED, kokuho, receipt="kokuho-r-1"),
+    ]
+
+
+def signer() -> CheckpointSigner:
+    return CheckpointSigner(Ed25519PrivateKey.generate())
+
+
+def verifier_of(s: CheckpointSigner) -> CheckpointVerifier:
+    return CheckpointVerifier([s.public_key])
+
+
+def append_worker(location: str, options: dict[str, Any], worker: int, rounds: int, pem: bytes,
+                  start: Any) -> None:
+    """A process appending `rounds` small batches (1–3 events) as fast as it can."""
+    store = open_store(location, **options)
+    log = AuditLog(store, CheckpointSigner.from_pem(pem), checkpoint_every=25)
+    start.wait(30)
+    for i in range(rounds):
+        env = envelope(i + 1, f"9{worker:03d}")
+        log.append([AuditEvent.of(EventType.ROUTED, env, reason=f"worker {worker} round {i}")] * (1 + i % 3))
+    store.close()
+
+
+class AuditStoreContract:
+    """What every audit store does; subclasses supply the fixtures."""
+
+    @pytest.fixture
+    def make_store(self) -> MakeStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def tamper(self) -> Tamper:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def query(self) -> Query:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store_location(self) -> tuple[str, dict[str, Any]]:
+        """How another process opens the same trail: open_store(location, **options)."""
+        raise NotImplementedError
+
+    # -- appending and reading back --------------------------------------------------------
+    def test_appended_events_come_back_chained_in_order(self, make_store: MakeStore) -> None:
+        """Each record names its predecessor's hash; reading gives back exactly what was appended."""
+        store = make_store()
+        events = life()
+        records = store.append(events)
+        assert [r.seq for r in records] == list(range(1, len(events) + 1))
+        assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
+        stored = list(store.records())
+        assert [r.event for r in stored] == events
+        assert [r.hash for r in stored] == [r.hash for r in records]
+        assert store.head().seq == len(events) and store.head().hash == records[-1].hash
+        assert verify(store).ok
+
+    def test_an_empty_trail_verifies(self, make_store: MakeStore) -> None:
+        """Nothing appended yet: verify is OK with zero records."""
+        report = verify(make_store())
+        assert report.ok and report.records == 0
+
+    def test_appends_continue_the_chain(self, make_store: MakeStore) -> None:
+        """A second append links to the first one's last record."""
+        store = make_store()
+        first = store.append(life(1))
+        second = store.append(life(2))
+        assert second[0].prev_hash == first[-1].hash and second[0].seq == first[-1].seq + 1
+        assert verify(store).ok
+
+    def test_a_message_life_is_found_by_its_id(self, make_store: MakeStore) -> None:
+        """by_message returns every event of that message and nothing of another."""
+        store = make_store()
+        store.append(life(1) + life(2))
+        found = store.by_message(envelope(1).message_id)
+        assert [r.event.event for r in found] == [e.event for e in life(1)]
+
+    def test_records_of_a_resident_are_found_by_pseudonym(self, make_store: MakeStore) -> None:
+        """by_subjects filters by pseudonym, event type, municipality and time."""
+        store = make_store()
+        store.append(life(1) + life(1, "000999"))
+        delivered = store.by_subjects([subject()], events=(EventType.DELIVERED,))
+        assert [r.event.destination for r in delivered] == ["zei", "kokuho"]
+        assert store.by_subjects([subject()], municipality="011002") == []
+        assert store.by_subjects([subject()], since="9999-01-01T00:00:00+00:00") == []
+        assert store.municipalities() == [MUNICIPALITY]
+
+    def test_the_tables_refuse_to_update_or_delete_records(self, make_store: MakeStore, query: Query) -> None:
+        """UPDATE and DELETE of records fail (append-only) unless someone drops the guard first."""
+        store = make_store()
+        store.append(life())
+        with pytest.raises(Exception, match="append-only"):
+            query("DELETE FROM audit_records", ())
+        with pytest.raises(Exception, match="append-only"):
+            query("UPDATE audit_records SET destination = 'x'", ())
+        assert len(list(store.records())) == len(life())
+
+    # -- tampering -------------------------------------------------------------------------
+    def test_an_altered_record_is_named(self, make_store: MakeStore, tamper: Tamper) -> None:
+        """Changing one field of record 4 makes verify name record 4 as altered."""
+        store = make_store()
+        store.append(life())
+        tamper("UPDATE audit_records SET destination = ? WHERE seq = ?", ("nenkin", 4))
+        report = verify(store)
+        assert not report.ok
+        assert report.first is not None and report.first.seq == 4
+        assert "altered" in report.first.what
+
+    def test_a_removed_record_is_named(self, make_store: MakeStore, tamper: Tamper) -> None:
+        """Deleting record 3 makes verify name record 3 as missing."""
+        store = make_store()
+        store.append(life())
+        tamper("DELETE FROM audit_records WHERE seq = ?", (3,))
+        report = verify(store)
+        assert report.first is not None and report.first.seq == 3
+        assert "missing" in report.first.what
+
+    def test_records_removed_from_the_end_are_named(self, make_store: MakeStore, tamper: Tamper) -> None:
+        """Deleting the last two records: the head still says 7, so record 6 is missing."""
+        store = make_store()
+        store.append(life())
+        tamper("DELETE FROM audit_records WHERE seq >= ?", (6,))
+        report = verify(store)
+        assert report.first is not None and report.first.seq == 6
+        assert "missing" in report.first.what
+
+    def test_a_removed_and_renumbered_record_is_named(self, make_store: MakeStore, tamper: Tamper) -> None:
+        """Deleting record 3 and renumbering the rest: record 3 (formerly 4) does not follow record 2."""
+        store = make_store()
+        store.append(life())
+        tamper("DELETE FROM audit_records WHERE seq = ?", (3,))
+        for seq in range(4, 8):
+            tamper("UPDATE audit_records SET seq = ? WHERE seq = ?", (seq - 1, seq))
+        tamper("UPDATE audit_head SET seq = ? WHERE id = 1", (6,))
+        report = verify(store)
+        assert report.first is not None and report.first.seq == 3
+        assert "does not follow record 2" in report.first.what
+
+    def test_reordered_records_are_named(self, make_store: MakeStore, tamper: Tamper) -> None:
+        """Swapping records 4 and 5 makes verify name record 4 first."""
+        store = make_store()
+        store.append(life())
+        tamper("UPDATE audit_records SET seq = ? WHERE seq = ?", (-5, 5))
+        tamper("UPDATE audit_records SET seq = ? WHERE seq = ?", (5, 4))
+        tamper("UPDATE audit_records SET seq = ? WHERE seq = ?", (4, -5))
+        report = verify(store)
+        assert report.first is not None and report.first.seq == 4
+        assert "does not follow record 3" in report.first.what
+
+    def test_a_consistently_rewritten_chain_is_caught_by_its_checkpoint(self, make_store: MakeStore,
+                                                                        tamper: Tamper) -> None:
+        """Altering record 2 and recomputing every later hash passes the chain check, not the checkpoint."""
+        store = make_store()
+        key = signer()
+        store.append(life(), key, checkpoint_every=7)
+        assert [c.seq for c in store.checkpoints()] == [7]
+        records = list(store.records())
+        forged = link(_head_before(records[1]), [replace(r.event, destination="nenkin") if r.seq == 2 else r.event
+                                                  for r in records[1:]])
+        for record in forged:
+            tamper("UPDATE audit_records SET destination = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                   (record.event.destination, record.prev_hash, record.hash, record.seq))
+        tamper("UPDATE audit_head SET hash = ? WHERE id = 1", (forged[-1].hash,))
+        report = verify(store, verifier_of(key))
+        assert [p.seq for p in report.problems] == [7]
+        assert "rewritten" in report.problems[0].what
+
+    def test_records_cut_off_after_a_checkpoint_are_caught(self, make_store: MakeStore, tamper: Tamper) -> None:
+        """Deleting the tail and moving the head back still leaves the signed checkpoint pointing past it."""
+        store = make_store()
+        key = signer()
+        store.append(life(), key, checkpoint_every=7)
+        tamper("DELETE FROM audit_records WHERE seq >= ?", (5,))
+        records = list(store.records())
+        tamper("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (4, records[-1].hash))
+        report = verify(store, verifier_of(key))
+        assert report.first is not None and report.first.seq == 7
+        assert "missing" in report.first.what
+
+    def test_a_forged_checkpoint_signature_is_detected(self, make_store: MakeStore, tamper: Tamper) -> None:
+        """A checkpoint whose signature was replaced does not verify."""
+        store = make_store()
+        key = signer()
+        store.append(life(), key, checkpoint_every=7)
+        forged = signer().sign(store.head())
+        tamper("UPDATE audit_checkpoints SET signature = ? WHERE seq = ?", (forged.signature, 7))
+        report = verify(store, verifier_of(key))
+        assert report.first is not None and report.first.seq == 7
+        assert "does not verify" in report.first.what
+
+    def test_a_checkpoint_by_an_unknown_key_is_detected(self, make_store: MakeStore) -> None:
+        """A checkpoint signed by a key the verifier does not trust is reported."""
+        store = make_store()
+        store.append(life(), signer(), checkpoint_every=7)
+        report = verify(store, verifier_of(signer()))
+        assert report.first is not None and "not a trusted key" in report.first.what
+
+    def test_checkpoints_are_written_every_n_records_and_on_demand(self, make_store: MakeStore) -> None:
+        """checkpoint_every=5: appends of 7 cross 5 and 10, so heads 7 and 14 are signed; add_checkpoint
+        signs the head now, once."""
+        store = make_store()
+        key = signer()
+        for _ in range(2):
+            store.append(life(), key, checkpoint_every=5)
+        assert [c.seq for c in store.checkpoints()] == [7, 14]
+        assert store.add_checkpoint(key) is None  # the head is already signed
+        store.append(life()[:1])  # no signer: the head (15) stays unsigned
+        assert store.add_checkpoint(key) is not None
+        assert store.add_checkpoint(key) is None
+        report = verify(store, verifier_of(key))
+        assert report.ok and report.checkpoints == 3 and report.unsigned == 0 and report.last_checkpoint == 15
+
+    # -- personal data ---------------------------------------------------------------------
+    def test_stored_rows_hold_no_plaintext_personal_value(self, make_store: MakeStore, query: Query) -> None:
+        """Every stored column of every row, read raw, holds neither the 宛名番号 nor the 個人番号."""
+        store = make_store()
+        log = AuditLog(store)
+        for history in (1, 2):
+            log.append(life(history))
+        log.append([AuditEvent.of(EventType.DEAD_LETTERED, envelope(3), reason=f"rejected {PERSONAL_NUMBER}")])
+        dump = repr(query(f"SELECT {', '.join(COLUMNS)} FROM audit_records", ()))
+        assert ADDRESS_NUMBER not in dump and PERSONAL_NUMBER not in dump
+        assert subject() in dump
+
+    # -- concurrency -----------------------------------------------------------------------
+    def test_processes_appending_at_once_keep_one_chain(self, make_store: MakeStore,
+                                                        store_location: tuple[str, dict[str, Any]]) -> None:
+        """Four processes append small batches at the same time: the chain verifies and none is lost."""
+        store = make_store()
+        pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption())
+        key = CheckpointSigner.from_pem(pem)
+        location, options = store_location
+        ctx = multiprocessing.get_context("spawn")
+        start = ctx.Event()
+        workers, rounds = 4, 40
+        processes = [ctx.Process(target=append_worker, args=(location, options, w, rounds, pem, start))
+                     for w in range(workers)]
+        for p in processes:
+            p.start()
+        start.set()
+        for p in processes:
+            p.join(120)
+        assert [p.exitcode for p in processes] == [0] * workers
+        seqs = [r.seq for r in store.records()]
+        assert seqs == list(range(1, len(seqs) + 1))
+        expected = workers * sum(1 + i % 3 for i in range(rounds))
+        report = verify(store, verifier_of(key))
+        assert report.ok, report.problems[:3]
+        assert report.records == expected == store.head().seq
+        assert report.checkpoints == expected // 25
+
+
+def _head_before(record: Any) -> Any:
+    from bus.audit.chain import Head
+
+    return Head(record.seq - 1, record.prev_hash)

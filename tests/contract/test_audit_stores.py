@@ -1,0 +1,104 @@
+"""The audit store contract on SQLite (the default) and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from audit_cases import AuditStoreContract, MakeStore, Query, Tamper
+
+from bus.audit.postgres_store import PostgresAuditStore
+from bus.audit.sqlite_store import SqliteAuditStore
+
+
+class TestSqliteAuditStore(AuditStoreContract):
+    @pytest.fixture
+    def path(self, tmp_path: Path) -> Path:
+        return tmp_path / "audit.sqlite"
+
+    @pytest.fixture
+    def make_store(self, path: Path) -> Iterator[MakeStore]:
+        stores: list[SqliteAuditStore] = []
+
+        def make() -> SqliteAuditStore:
+            stores.append(SqliteAuditStore(path))
+            return stores[-1]
+
+        yield make
+        for store in stores:
+            store.close()
+
+    @pytest.fixture
+    def query(self, path: Path) -> Query:
+        def run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            with sqlite3.connect(path, isolation_level=None) as db:
+                return db.execute(sql, params).fetchall()
+
+        return run
+
+    @pytest.fixture
+    def tamper(self, path: Path) -> Tamper:
+        def run(sql: str, params: tuple[Any, ...]) -> None:
+            db = sqlite3.connect(path, isolation_level=None)
+            db.execute("DROP TRIGGER IF EXISTS audit_records_no_update")
+            db.execute("DROP TRIGGER IF EXISTS audit_records_no_delete")
+            db.execute(sql, params)
+            db.close()
+
+        return run
+
+    @pytest.fixture
+    def store_location(self, path: Path) -> tuple[str, dict[str, Any]]:
+        return str(path), {}
+
+
+@pytest.mark.postgres
+class TestPostgresAuditStore(AuditStoreContract):
+    @pytest.fixture
+    def schema(self, postgres_url: str) -> Iterator[str]:
+        """A schema of its own per test, dropped afterwards."""
+        name = f"audit_test_{uuid.uuid4().hex[:12]}"
+        yield name
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+    @pytest.fixture
+    def make_store(self, postgres_url: str, schema: str) -> Iterator[MakeStore]:
+        stores: list[PostgresAuditStore] = []
+
+        def make() -> PostgresAuditStore:
+            stores.append(PostgresAuditStore(postgres_url, schema=schema))
+            return stores[-1]
+
+        yield make
+        for store in stores:
+            store.close()
+
+    @pytest.fixture
+    def query(self, postgres_url: str, schema: str) -> Query:
+        def run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute(f"SET search_path TO {schema}")
+                cur = conn.execute(sql.replace("?", "%s"), params)
+                return cur.fetchall() if cur.description else []
+
+        return run
+
+    @pytest.fixture
+    def tamper(self, postgres_url: str, schema: str) -> Tamper:
+        def run(sql: str, params: tuple[Any, ...]) -> None:
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute(f"SET search_path TO {schema}")
+                conn.execute("SET session_replication_role = replica")  # the owner's way around triggers
+                conn.execute(sql.replace("?", "%s"), params)
+
+        return run
+
+    @pytest.fixture
+    def store_location(self, postgres_url: str, schema: str) -> tuple[str, dict[str, Any]]:
+        return postgres_url, {"schema": schema}

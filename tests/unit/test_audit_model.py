@@ -1,0 +1,92 @@
+"""The audit record model: events from envelopes, canonical hashing, and the personal-data guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from bus.audit import AuditEvent, EventType, PersonalDataInAudit, screen
+from bus.audit.chain import GENESIS, Head, canonical, link, record_hash
+from bus.envelope import Envelope
+from bus.masking import Pseudonymizer
+
+P = Pseudonymizer(b"unit-test-pseudonym-key-000001")
+SUBJECT = P.subject("131016", "000123456789")
+
+
+def envelope() -> Envelope:
+    return Envelope(message_id=P.message_id("131016", "000123456789", 3), kind="jumin.idou", schema_version=1,
+                    content_type="application/xml", municipality="131016", source="jumin", subject=SUBJECT,
+                    sequence=3)
+
+
+def test_every_life_event_of_design_section_6_has_a_type() -> None:
+    """received … released: the twelve events of DESIGN §6, stored by their value."""
+    assert {e.value for e in EventType} == {
+        "received", "rejected", "accepted", "duplicate", "routed", "delivered", "retried", "dead_lettered",
+        "replayed", "discarded", "held", "released"}
+
+
+def test_an_event_of_a_projection_envelope_carries_destination_route_and_legal_basis() -> None:
+    """AuditEvent.of takes the envelope's ids and, for a projection, where it went and why."""
+    projection = envelope().for_destination("kokuho", "kokuho.jumin", 1, "kokuho-household", "番号法第9条")
+    event = AuditEvent.of(EventType.DELIVERED, projection, receipt="r-1")
+    assert (event.message_id, event.subject, event.sequence) == (envelope().message_id, SUBJECT, 3)
+    assert (event.destination, event.route, event.projection, event.legal_basis, event.receipt) == (
+        "kokuho", "kokuho-household", "kokuho.jumin", "番号法第9条", "r-1")
+    rejected = AuditEvent.of("rejected", envelope(), codes=["R300", "R402"])
+    assert rejected.codes == ("R300", "R402") and rejected.destination is None
+
+
+def test_the_canonical_form_is_stable_and_covers_every_field() -> None:
+    """Same content, same bytes; any field, the seq or the prev_hash changes the hash."""
+    event = AuditEvent.of(EventType.ACCEPTED, envelope())
+    assert canonical(1, GENESIS, event) == canonical(1, GENESIS, AuditEvent(**{
+        f: getattr(event, f) for f in event.__dataclass_fields__}))
+    base = record_hash(1, GENESIS, event)
+    assert record_hash(2, GENESIS, event) != base
+    assert record_hash(1, "f" * 64, event) != base
+    for change in ({"destination": "zei"}, {"at": "2020-01-01T00:00:00+00:00"}, {"codes": ("R1",)}):
+        from dataclasses import replace
+
+        assert record_hash(1, GENESIS, replace(event, **change)) != base  # type: ignore[arg-type]
+
+
+def test_link_chains_each_record_to_the_one_before() -> None:
+    """link() numbers records after the head and gives each the previous hash."""
+    events = [AuditEvent.of(EventType.RECEIVED, envelope()), AuditEvent.of(EventType.ACCEPTED, envelope())]
+    records = link(Head(41, "a" * 64), events)
+    assert [r.seq for r in records] == [42, 43]
+    assert records[0].prev_hash == "a" * 64 and records[1].prev_hash == records[0].hash
+    assert all(r.computed_hash == r.hash for r in records)
+
+
+@pytest.mark.parametrize(("field", "value", "what"), [
+    ("subject", "000123456789", "not a pseudonym"),
+    ("message_id", "000123456789", "all digits"),
+    ("destination", "zei 123456789018", "not an identifier"),
+    ("route", "route-123456789018", "個人番号"),
+    ("actor", "12345", "all digits"),
+    ("municipality", "13101", "6-digit"),
+])
+def test_identifiers_that_may_be_personal_data_are_refused(field: str, value: str, what: str) -> None:
+    """A raw 宛名番号 or a 個人番号 in an identifier field raises, naming the field."""
+    values = {"message_id": envelope().message_id, "subject": SUBJECT, field: value}
+    event = AuditEvent(EventType.ROUTED, **values)
+    with pytest.raises(PersonalDataInAudit, match=f"'{field}'.*{what}"):
+        screen(event)
+
+
+def test_personal_numbers_in_free_text_are_masked_not_kept() -> None:
+    """A valid 個人番号 or 住民票コード quoted in a reason is masked; other numbers stay."""
+    event = AuditEvent(EventType.DEAD_LETTERED, subject=SUBJECT,
+                       reason="HTTP 422: personal_number 123456789018 / resident 12345678903 / attempt 3")
+    screened = screen(event)
+    assert screened.reason is not None
+    assert "123456789018" not in screened.reason and "12345678903" not in screened.reason
+    assert "************ (12 chars)" in screened.reason and "attempt 3" in screened.reason
+
+
+def test_an_ordinary_event_passes_the_guard_unchanged() -> None:
+    """Pseudonyms, hex ids, codes and plain reasons are what the trail is for."""
+    event = AuditEvent.of(EventType.RETRIED, envelope(), attempt=2, reason="HTTP 503", codes=["R300"])
+    assert screen(event) is event
