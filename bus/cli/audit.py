@@ -1,0 +1,226 @@
+"""`renkei audit`: verify the trail, show a message's life, answer who received a resident's data.
+
+    renkei audit verify [--public-key FILE]        OK: N records, M checkpoints … | BROKEN at record S: …
+    renkei audit show MESSAGE_ID [--json]          every event of one message, in order
+    renkei audit trail --resident 宛名番号 [--municipality M] [--since T] [--csv]
+                                                   who received this person's data, when, under
+                                                   which route and legal basis
+    renkei audit checkpoint                        sign the chain head now
+    renkei audit keygen FILE                       a new Ed25519 signing key (FILE, FILE.pub)
+
+Settings come from --config (renkei.toml) and RENKEI_* variables; --store overrides
+`[audit] store`. Exit status: 0 OK; 1 the chain is
+broken, or nothing was found (show, trail); 2 usage or configuration error. Output names a
+person only by pseudonym: the 宛名番号 given to `trail` is never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from bus.audit import AuditLog
+    from bus.settings import Settings
+
+__all__ = ["audit"]
+
+
+def _settings(command: str, config: Path | None) -> Settings:
+    from bus.cli.config import load_settings
+
+    return load_settings(f"audit {command}", config)
+
+
+def _open(command: str, settings: Settings, store: str | None) -> AuditLog:
+    from bus.audit import AuditLog, AuditStoreError, CheckpointSigner, open_store
+    from bus.cli.config import fail
+    from bus.errors import ConfigError
+
+    audit = settings.audit
+    location = store or audit.store
+    if "://" not in location and not Path(location).is_file():
+        fail(f"audit {command}", f"no audit trail at {location} (see [audit] store, or give --store)")
+    try:
+        signer = CheckpointSigner.from_pem(audit.signing_key) if audit.signing_key else None
+        return AuditLog(open_store(location), signer, audit.checkpoint_every, audit.trusted_keys)
+    except (ConfigError, AuditStoreError) as exc:
+        fail(f"audit {command}", str(exc))
+
+
+_config = click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                       help="renkei.toml of the bus (default: RENKEI_* environment and defaults).")
+_store = click.option("--store", default=None, metavar="PATH|URL",
+                      help="The audit store (overrides [audit] store).")
+
+
+@click.group("audit")
+def audit() -> None:
+    """The audit trail: verify it, show a message's life, a resident's trail."""
+
+
+@audit.command("verify")
+@_config
+@_store
+@click.option("--public-key", "public_keys", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also trust this Ed25519 public key (PEM; repeatable), e.g. an auditor's copy.")
+def verify_command(config: Path | None, store: str | None, public_keys: tuple[Path, ...]) -> None:
+    """Check every record's hash and link and every checkpoint's signature; name the first break."""
+    from bus.cli.config import fail
+    from bus.errors import ConfigError
+
+    log = _open("verify", _settings("verify", config), store)
+    try:
+        report = log.verify([p.read_bytes() for p in public_keys])
+    except ConfigError as exc:
+        fail("audit verify", str(exc))
+    finally:
+        log.close()
+    where = log.store.location
+    if report.first is not None:
+        more = len(report.problems) - 1
+        click.echo(f"{where}: BROKEN at record {report.first.seq}: {report.first.what}"
+                   + (f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""))
+        raise SystemExit(1)
+    signed = f", last checkpoint at record {report.last_checkpoint}" if report.checkpoints else ""
+    click.echo(f"{where}: OK: {report.records} records, {report.checkpoints} checkpoints{signed}")
+    if report.checkpoints == 0 and report.records:
+        click.echo("warning: no signed checkpoints: configure [audit] signing_key_file so that a rewritten "
+                   "chain can be told from a good one", err=True)
+    elif report.unsigned:
+        click.echo(f"note: {report.unsigned} records after the last checkpoint are protected by the chain only",
+                   err=True)
+
+
+def _record_line(data: dict[str, Any]) -> str:
+    parts = [f"{data['seq']:>8}", data["at"], f"{data['event']:<13}"]
+    for name in ("destination", "route", "projection", "legal_basis", "receipt", "attempt", "actor", "reason",
+                 "source", "kind"):
+        if data.get(name) not in (None, "") and not (name == "kind" and data[name] == data.get("projection")):
+            parts.append(f"{name}={data[name]}")
+    if data.get("codes"):
+        parts.append("codes=" + ",".join(data["codes"]))
+    return "  ".join(parts)
+
+
+@audit.command("show")
+@click.argument("message_id")
+@_config
+@_store
+@click.option("--json", "as_json", is_flag=True, help="Print the records as one JSON document.")
+def show(message_id: str, config: Path | None, store: str | None, as_json: bool) -> None:
+    """Show the whole life of MESSAGE_ID: every event, in order."""
+    log = _open("show", _settings("show", config), store)
+    try:
+        records = log.life(message_id)
+    finally:
+        log.close()
+    if not records:
+        click.echo(f"no audit records for message {message_id} in {log.store.location}", err=True)
+        raise SystemExit(1)
+    rows = [r.to_dict() for r in records]
+    if as_json:
+        click.echo(json.dumps({"message_id": message_id, "records": rows}, ensure_ascii=False, indent=2))
+        return
+    first = records[0].event
+    click.echo(f"message {message_id}  municipality {first.municipality or '-'}  subject {first.subject or '-'}"
+               f"  sequence {first.sequence if first.sequence is not None else '-'}")
+    for row in rows:
+        click.echo(_record_line(row))
+
+
+def _since(value: str | None) -> str | None:
+    """ISO date or date-time; without an offset it is local time. Returned as the trail's UTC text."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("expected an ISO date or date-time, e.g. 2026-04-01 or 2026-04-01T09:00+09:00",
+                                 param_hint="--since") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@audit.command("trail")
+@click.option("--resident", required=True, metavar="宛名番号",
+              help="The resident's 宛名番号 (pseudonymised here, never stored or printed).")
+@click.option("--municipality", default=None, metavar="CODE",
+              help="Only this municipality (default: those in [bus] municipalities, else all in the trail).")
+@click.option("--since", default=None, metavar="ISO", help="Only deliveries at or after this date/time.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (UTF-8, header row) instead of a table.")
+@_config
+@_store
+def trail(resident: str, municipality: str | None, since: str | None, as_csv: bool, config: Path | None,
+          store: str | None) -> None:
+    """Who received this resident's data, when, under which route and legal basis."""
+    from bus.audit import resident_trail, write_csv
+
+    if not (resident.isascii() and resident.isdigit() and 1 <= len(resident) <= 15):
+        raise click.BadParameter("must be a 宛名番号 of 1 to 15 digits", param_hint="--resident")
+    if municipality is not None and not (municipality.isascii() and municipality.isdigit() and len(municipality) == 6):
+        raise click.BadParameter("must be a 6-digit 地方公共団体コード", param_hint="--municipality")
+    settings = _settings("trail", config)
+    log = _open("trail", settings, store)
+    keys = [settings.bus.pseudonym_key, *settings.audit.previous_pseudonym_keys]
+    asked = [municipality] if municipality else list(settings.bus.municipalities)
+    try:
+        entries = resident_trail(log.store, resident, keys=keys, municipalities=asked, since=_since(since))
+    finally:
+        log.close()
+    if as_csv:
+        write_csv(entries, sys.stdout)
+    elif entries:
+        click.echo(f"{'at':<32}  {'municipality':<12}  {'destination':<12}  {'kind':<14}  {'route':<20}  legal basis")
+        for e in entries:
+            click.echo(f"{e.at:<32}  {e.municipality:<12}  {e.destination:<12}  {e.kind:<14}  {e.route:<20}  "
+                       f"{e.legal_basis or '-'}")
+        click.echo(f"{len(entries)} deliveries; subject {entries[0].subject}")
+    if not entries:
+        click.echo("no deliveries of this resident's data are recorded", err=True)
+        raise SystemExit(1)
+
+
+@audit.command("checkpoint")
+@_config
+@_store
+def checkpoint(config: Path | None, store: str | None) -> None:
+    """Sign the chain head now (needs [audit] signing_key_file)."""
+    from bus.cli.config import fail
+
+    settings = _settings("checkpoint", config)
+    if settings.audit.signing_key is None:
+        fail("audit checkpoint", "no signing key: set [audit] signing_key_file or RENKEI_AUDIT_SIGNING_KEY")
+    log = _open("checkpoint", settings, store)
+    try:
+        made = log.checkpoint()
+        head = log.store.head()
+    finally:
+        log.close()
+    if made is None:
+        click.echo(f"nothing to sign: the head (record {head.seq}) is already signed or the trail is empty")
+    else:
+        click.echo(f"signed record {made.seq} with key {made.key_id}")
+
+
+@audit.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def keygen(path: Path) -> None:
+    """Write a new Ed25519 signing key to PATH (mode 0600) and its public key to PATH.pub."""
+    from bus.audit import generate_key_file
+    from bus.cli.config import fail
+
+    if path.exists() or path.with_name(path.name + ".pub").exists():
+        fail("audit keygen", f"{path} or {path}.pub exists; keys are never overwritten")
+    try:
+        public, key_id = generate_key_file(path)
+    except OSError as exc:
+        fail("audit keygen", f"cannot write {path}: {exc.strerror}")
+    click.echo(f"wrote {path} (private, keep it out of the repository) and {public}; key id {key_id}")
