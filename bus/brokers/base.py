@@ -106,8 +106,13 @@ class Broker(ABC):
         """Create a durable queue if it does not exist (idempotent)."""
 
     @abstractmethod
-    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]]) -> None:
-        """Publish to (queue, message) pairs; return when all are durable, else raise."""
+    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
+        """Publish to (queue, message) pairs; return when all are durable, else raise.
+
+        With `delay` (seconds; the retry tiers) no message is delivered before that time.
+        A delayed message takes its place in its key's order when it becomes due (RabbitMQ:
+        at the tail, after a delay queue), not when it was published: keeping a resident's
+        order across a retry is the deliverer's job (its parked set), not the broker's."""
 
     @abstractmethod
     async def stats(self, queue: str) -> QueueStats: ...
@@ -132,8 +137,8 @@ class Broker(ABC):
         The default suits a backend whose deliveries arrive the moment they are handed out."""
         return None
 
-    async def publish(self, queue: str, message: OutgoingMessage) -> None:
-        await self.publish_many([(queue, message)])
+    async def publish(self, queue: str, message: OutgoingMessage, *, delay: float = 0.0) -> None:
+        await self.publish_many([(queue, message)], delay=delay)
 
     async def consume(
         self, queue: str, handler: Handler, *, concurrency: int = 16, prefetch: int | None = None

@@ -127,7 +127,7 @@ class EmbeddedBroker(Broker):
         await self._run(lambda c: c.execute("INSERT OR IGNORE INTO queues VALUES (?)", (queue,)))
         self._declared.add(queue)
 
-    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]]) -> None:
+    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
         if not items:
             return
         rows = [
@@ -136,7 +136,7 @@ class EmbeddedBroker(Broker):
         queues = {q for q, _ in items}
         unknown = queues - self._declared  # queues are never deleted: a known one stays known
         try:
-            await self._run(lambda c: store.insert(c, rows, unknown), durable=True)
+            await self._run(lambda c: store.insert(c, rows, unknown, delay), durable=True)
         except PublishNotConfirmed:
             raise
         except BrokerError as exc:

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS messages (
     state INTEGER NOT NULL,              -- 0 waiting, 1 ready, 2 leased
     delivery_count INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,
-    leased_at REAL
+    leased_at REAL,
+    visible_at REAL NOT NULL DEFAULT 0   -- not leased before this time (a delayed publish)
 );
 CREATE INDEX IF NOT EXISTS messages_by_key ON messages (queue, key);
 CREATE INDEX IF NOT EXISTS messages_by_state ON messages (queue, state);
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS consumers (
     PRIMARY KEY (owner, consumer)
 ) WITHOUT ROWID;
 """
-SCHEMA_VERSION = 1  # PRAGMA user_version of a file this module wrote
+SCHEMA_VERSION = 2  # PRAGMA user_version of a file this module wrote (2: visible_at)
 WAITING, READY, LEASED = 0, 1, 2
 _BATCH = 1000  # jobs per transaction at most
 
@@ -66,24 +67,29 @@ def is_declared(c: sqlite3.Connection, queue: str) -> bool:
     return c.execute("SELECT 1 FROM queues WHERE name=?", (queue,)).fetchone() is not None
 
 
-def insert(c: sqlite3.Connection, rows: list[tuple[str, str, str, str, bytes]], unknown: set[str]) -> None:
-    """Checks first, then writes: a job raises only before it wrote anything."""
+def insert(
+    c: sqlite3.Connection, rows: list[tuple[str, str, str, str, bytes]], unknown: set[str], delay: float = 0.0
+) -> None:
+    """Checks first, then writes: a job raises only before it wrote anything. With `delay`
+    the rows are not leased before that many seconds from now."""
     for q in unknown:
         if not is_declared(c, q):
             raise PublishNotConfirmed(f"queue {q!r} was never declared: nothing published (declare it first)")
+    visible_at = time.time() + delay if delay > 0 else 0.0
     c.executemany(
-        "INSERT INTO messages (queue, key, message_id, headers, body, state) SELECT ?1, ?2, ?3, ?4, ?5,"
-        " CASE WHEN EXISTS (SELECT 1 FROM messages WHERE queue=?1 AND key=?2) THEN 0 ELSE 1 END",
-        rows,
+        "INSERT INTO messages (queue, key, message_id, headers, body, state, visible_at)"
+        " SELECT ?1, ?2, ?3, ?4, ?5,"
+        " CASE WHEN EXISTS (SELECT 1 FROM messages WHERE queue=?1 AND key=?2) THEN 0 ELSE 1 END, ?6",
+        [(*row, visible_at) for row in rows],
     )
 
 
 def lease(c: sqlite3.Connection, queue: str, owner: str, limit: int) -> list[tuple[Any, ...]]:
     rows = c.execute(
         "UPDATE messages SET state=2, lease_owner=?, leased_at=?, delivery_count=delivery_count+1"
-        " WHERE id IN (SELECT id FROM messages WHERE queue=? AND state=1 ORDER BY id LIMIT ?)"
+        " WHERE id IN (SELECT id FROM messages WHERE queue=? AND state=1 AND visible_at<=? ORDER BY id LIMIT ?)"
         " RETURNING id, key, message_id, headers, body, delivery_count",
-        (owner, time.time(), queue, limit),
+        (owner, time.time(), queue, time.time(), limit),
     ).fetchall()
     return sorted(rows)
 
@@ -261,6 +267,8 @@ class Worker:
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(owners)")}
         if "lease_timeout" not in columns:  # a file from before schema 1
             self._conn.execute("ALTER TABLE owners ADD COLUMN lease_timeout REAL NOT NULL DEFAULT 30")
+        if "visible_at" not in {row[1] for row in self._conn.execute("PRAGMA table_info(messages)")}:
+            self._conn.execute("ALTER TABLE messages ADD COLUMN visible_at REAL NOT NULL DEFAULT 0")  # before 2
         self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], durable: bool) -> T:

@@ -242,6 +242,29 @@ class BrokerContract:
         assert sorted(handler.done_ids()) == sorted(f"m-{n}" for n in range(10))
 
 
+    async def test_a_delayed_message_is_not_delivered_before_its_delay_and_then_is(
+        self, broker: Broker, declared: str
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        await broker.publish(declared, message(1, key="retrying", attempt=2), delay=DELAY)
+        await broker.publish(declared, message(2, key="others"))
+        seen_at: dict[str, float] = {}
+
+        async def handler(delivery: Delivery) -> None:
+            seen_at[delivery.message_id] = loop.time()
+
+        consumer = await broker.consume(declared, handler)
+        await eventually(lambda: len(seen_at) == 2)
+        await consumer.cancel()
+        assert seen_at["m-2"] - sent_at < DELAY  # the other resident was not held back
+        assert seen_at["m-1"] - sent_at >= DELAY - 0.05  # timers may round down a few ms
+
+
+#: the delay of the delay case (a delay queue `<queue>.delay.600ms` on RabbitMQ)
+DELAY = 0.6
+
+
 async def _counts(broker: Broker, queue: str, expected: tuple[int, int]) -> bool:
     stats = await broker.stats(queue)
     return (stats.ready, stats.in_flight) == expected

@@ -30,7 +30,7 @@ class TestAmqpBroker(BrokerContract):
         yield name
         connection = await aio_pika.connect(amqp_url)
         async with connection:
-            for suffix in ("", ".never-declared"):
+            for suffix in ("", ".never-declared", ".delay.600ms"):
                 channel = await connection.channel()
                 with contextlib.suppress(Exception):
                     await channel.queue_delete(name + suffix)
