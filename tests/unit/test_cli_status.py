@@ -179,3 +179,27 @@ def test_status_reports_an_unreachable_broker_and_exits_1(tmp_path: Path) -> Non
 def test_dataclasses_stay_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         _report().broker = "x"  # type: ignore[misc]
+
+
+def test_watch_prints_a_json_line_per_refresh_with_rates_from_the_second_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "var"\n')
+    StateStore(tmp_path / "var" / "state.sqlite").close()
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:  # the refresh interval; the third one is the operator's Ctrl-C
+        naps.append(seconds)
+        if len(naps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", nap)
+    result = CliRunner().invoke(status, ["--config", str(config), "--json", "--watch", "0.5"])
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.output.splitlines())
+    assert first["destinations"][0]["rate_per_second"] is None and "rate_per_second" in first["not_reported"]
+    assert second["destinations"][0]["rate_per_second"] == 0.0 and "rate_per_second" not in second["not_reported"]
+    assert all(0 <= n <= 0.5 for n in naps)
