@@ -15,10 +15,13 @@ Sources of each figure, and why each is honest:
   its pid, role, intake address and its own queues' figures each second; a report whose
   process is gone or whose heartbeat is stale is ignored.
 
-Not reported yet (null in JSON, "-" in the table, explained under `not_reported`):
-retrying and held (no delay tiers or parked set exist yet), oldest age (neither broker
-records an enqueue time status can read); the rate is computed between two refreshes of
-``--watch`` only.
+Retrying: on the embedded broker, the rows of a queue whose delay has not passed yet
+(broker delay tiers, `visible_at`); on RabbitMQ not reported, as its delay queues cannot be
+listed over AMQP.
+
+Not reported yet (null in JSON, "-" in the table, explained under `not_reported`): held (no
+parked set exists yet), oldest age (neither broker records an enqueue time status can
+read), retrying on RabbitMQ; the rate is computed between two refreshes of ``--watch`` only.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ log = get_logger("renkei.status")
 
 #: figure → why it is not reported (yet); the JSON carries these keys with null values
 NOT_REPORTED: dict[str, str] = {
-    "retrying": "no broker delay tiers yet: a transient failure is requeued at once (see `retried`)",
+    "retrying": "RabbitMQ's delay queues cannot be listed over AMQP (see `retried` for attempts)",
     "held": "no parked set of held residents yet",
     "oldest_age_seconds": "neither broker records an enqueue time that status can read",
     "rate_per_second": "computed between two refreshes: use --watch",
@@ -83,10 +86,11 @@ class QueueFigures:
     in_flight: int | None
     consumers: int | None
     declared: bool = True
+    delayed: int | None = None  # waiting for a delay to pass (a retry tier), not in `ready`
 
     def to_dict(self) -> dict[str, Any]:
         return {"queue": self.queue, "declared": self.declared, "ready": self.ready,
-                "in_flight": self.in_flight, "consumers": self.consumers}
+                "in_flight": self.in_flight, "consumers": self.consumers, "delayed": self.delayed}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,7 @@ class DestinationStatus:
             "ready": self.queue.ready, "in_flight": self.queue.in_flight, "consumers": self.queue.consumers,
             "routed": self.routed, "delivered": self.delivered, "duplicate": self.duplicate,
             "retried": self.retried, "dead": self.dead,
-            "retrying": None, "held": None, "oldest_age_seconds": None,
+            "retrying": self.queue.delayed, "held": None, "oldest_age_seconds": None,
             "rate_per_second": None if self.rate is None else round(self.rate, 2),
         }
 
@@ -155,10 +159,15 @@ class StatusReport:
     notes: list[str] = field(default_factory=list)
     broker_reachable: bool = True
 
+    @property
+    def retrying_known(self) -> bool:
+        return self.broker == "embedded" and self.broker_reachable
+
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON form (`renkei status --json`); every key is always present."""
         watched = any(d.rate is not None for d in self.destinations) or any(s.rate is not None for s in self.sources)
-        not_reported = {k: v for k, v in NOT_REPORTED.items() if not (watched and k == "rate_per_second")}
+        not_reported = {k: v for k, v in NOT_REPORTED.items()
+                        if not (watched and k == "rate_per_second") and not (k == "retrying" and self.retrying_known)}
         return {
             "schema": STATUS_SCHEMA,
             "at": _iso(self.at),
@@ -285,14 +294,17 @@ def _read_counters(path: Path) -> dict[str, dict[str, dict[str, int]]] | None:
 def _embedded_figures(path: Path, queues: list[str], notes: list[str]) -> dict[str, QueueFigures]:
     if not path.exists():
         notes.append(f"no broker file at {path}: the bus has not run with this state_dir")
-        return {q: QueueFigures(q, 0, 0, 0, declared=False) for q in queues}
+        return {q: QueueFigures(q, 0, 0, 0, declared=False, delayed=0) for q in queues}
     here = Process.current()
     now = time.time()
     with contextlib.closing(_read_only(path)) as db:
         db.execute("BEGIN")  # one snapshot for every figure
         declared = {row[0] for row in db.execute("SELECT name FROM queues")}
-        counts: dict[tuple[str, int], int] = {
-            (q, s): n for q, s, n in db.execute("SELECT queue, state, count(*) FROM messages GROUP BY queue, state")
+        columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+        delayed = "visible_at > ?" if "visible_at" in columns else "0 AND ?"  # files before delays: none
+        counts: dict[tuple[str, int, bool], int] = {
+            (q, s, bool(d)): n for q, s, d, n in db.execute(
+                f"SELECT queue, state, {delayed}, count(*) FROM messages GROUP BY 1, 2, 3", (now,))  # noqa: S608
         }
         owners = db.execute("SELECT owner, pid, pid_ns, started, heartbeat, lease_timeout FROM owners").fetchall()
         live = {o for o, pid, ns, started, beat, timeout in owners
@@ -304,9 +316,11 @@ def _embedded_figures(path: Path, queues: list[str], notes: list[str]) -> dict[s
         db.execute("COMMIT")
     result = {}
     for q in queues:
-        in_flight = counts.get((q, LEASED), 0)
-        ready = sum(n for (queue, state), n in counts.items() if queue == q and state != LEASED)
-        result[q] = QueueFigures(q, ready, in_flight, consumers.get(q, 0), declared=q in declared)
+        mine = [(state, late, n) for (queue, state, late), n in counts.items() if queue == q]
+        in_flight = sum(n for state, _, n in mine if state == LEASED)
+        ready = sum(n for state, late, n in mine if state != LEASED and not late)
+        waiting = sum(n for state, late, n in mine if state != LEASED and late)
+        result[q] = QueueFigures(q, ready, in_flight, consumers.get(q, 0), declared=q in declared, delayed=waiting)
     return result
 
 

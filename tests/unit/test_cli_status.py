@@ -1,5 +1,5 @@
 """`renkei status`: the table and JSON forms, the rates of --watch, and the read-only view of an
-embedded state directory while a bus holds messages in it."""
+embedded state directory while a bus holds messages in it (ready, in flight, delayed for a retry)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_the_json_form_has_every_key_always_with_null_for_what_is_not_known() ->
     assert data["at"] == "2023-11-14T22:13:20Z"
     assert data["broker"] == {"name": "amqp", "where": "amqp://guest:***@127.0.0.1:5673/t", "reachable": True}
     assert data["queues"]["intake"] == {"queue": "renkei.intake", "declared": True, "ready": 2,
-                                        "in_flight": None, "consumers": 1}
+                                        "in_flight": None, "consumers": 1, "delayed": None}
     zei = data["destinations"][1]
     assert zei == {
         "name": "zei", "queue": "renkei.dest.zei", "sink": "http", "declared": True,
@@ -122,6 +122,7 @@ async def test_an_embedded_state_dir_is_read_while_a_bus_holds_a_message_in_flig
         for queue in ("renkei.intake", "renkei.dead", "renkei.dest.zei"):
             await broker.declare(queue)
         await broker.publish_many([("renkei.dest.zei", OutgoingMessage(b"x", f"m{i}", f"k{i}")) for i in range(3)])
+        await broker.publish("renkei.dest.zei", OutgoingMessage(b"x", "m9", "k9"), delay=600)  # a retry tier
         state.count("destination", "zei", "routed", 3)
         state.count("destination", "zei", "applied", 2)
         state.count("destination", "zei", "duplicate", 1)
@@ -143,10 +144,11 @@ async def test_an_embedded_state_dir_is_read_while_a_bus_holds_a_message_in_flig
         await broker.close()
         state.close()
     zei = next(d for d in report.destinations if d.name == "zei")
-    assert (zei.queue.ready, zei.queue.in_flight, zei.queue.consumers) == (2, 1, 1)
+    assert (zei.queue.ready, zei.queue.in_flight, zei.queue.consumers, zei.queue.delayed) == (2, 1, 1, 1)
+    assert report.to_dict()["destinations"][1]["retrying"] == 1 and "retrying" not in report.to_dict()["not_reported"]
     assert (zei.routed, zei.delivered, zei.duplicate, zei.dead) == (3, 3, 1, 1)
     kaigo = next(d for d in report.destinations if d.name == "kaigo")
-    assert kaigo.queue == QueueFigures("renkei.dest.kaigo", 0, 0, 0, declared=False)
+    assert kaigo.queue == QueueFigures("renkei.dest.kaigo", 0, 0, 0, declared=False, delayed=0)
     assert report.sources == [SourceStatus("http", accepted=3, duplicate=0, rejected=1)]
     assert report.intake.declared and report.broker == "embedded" and report.notes == []
 
