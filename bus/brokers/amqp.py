@@ -8,8 +8,8 @@
   does not exist makes the broker return it, and the publish raises. `publish_many` sends
   all messages and then awaits all confirms together (pipelined: ~4× the rate of awaiting
   each). A publish goes straight to the channel's aiormq underlay (what aio-pika's
-  `Exchange.publish` does after building an `aio_pika.Message`; skipping that object and the
-  socket-drain wait measured ~7% of the router's CPU per message). aiormq matches a
+  `Exchange.publish` does after building an `aio_pika.Message`: that object cost ~30 µs per
+  publish, ~150 µs of the router's CPU per message at 5 destinations). aiormq matches a
   basic.return to its publish by `message_id`, so two publishes of one message id are never
   in flight at once (the second waits for the first).
 - Consuming: a channel per consumer, `basic_qos(prefetch)`; cancelling a consumer cancels
@@ -165,7 +165,6 @@ class AmqpBroker(Broker):
                     ),
                     mandatory=True,
                     timeout=self.publish_timeout,
-                    wait=False,  # the confirm is what counts; it comes after the frames were sent
                 )
         finally:
             del self._in_flight_ids[message.message_id]
