@@ -15,11 +15,13 @@ from adapters.registry import build_sink
 from bus.brokers import open_broker
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
+from bus.delivery.deliverer import Deliverer
+from bus.delivery.store import DeliveryStore
 from bus.intake import INTAKE_QUEUE, BusIntake
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
-from bus.pipeline import DEAD_QUEUE, Deliverer, Router, destination_queue
+from bus.pipeline import DEAD_QUEUE, Router, destination_queue
 from bus.routing.router import RouteTable
 from bus.settings import Settings
 from bus.state import StateStore
@@ -49,6 +51,7 @@ class Bus:
         state_dir = self.settings.bus.state_dir
         self.broker: Broker = open_broker(self.settings.bus.broker_url, path=state_dir / "broker.sqlite")
         self.state = StateStore(state_dir / "state.sqlite")
+        self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         self.intake = BusIntake(
             self.broker,
@@ -84,7 +87,9 @@ class Bus:
         if parts.deliverers:
             for name, sink in self._build_sinks(parts.only_destinations).items():
                 config = self.settings.destinations.get(name)
-                deliverer = Deliverer(self.broker, self.catalog, self.state, name, sink)
+                deliverer = Deliverer(self.broker, self.catalog, self.state, self.deliveries, name, sink,
+                                      policy=self.settings.retry_of(name))
+                await deliverer.resume()
                 concurrency = config.concurrency if config else 8
                 consumer = await self.broker.consume(destination_queue(name), deliverer.handle,
                                                      concurrency=concurrency)
@@ -121,6 +126,7 @@ class Bus:
         self._built_sinks.clear()
         await self.broker.close()
         self.state.close()
+        self.deliveries.close()
 
     async def __aenter__(self) -> Bus:
         return self
@@ -129,13 +135,15 @@ class Bus:
         await self.stop()
 
     async def wait_idle(self, within: float = 60.0, poll: float = 0.05) -> bool:
-        """Wait until every queue but the dead letters is empty and nothing is in flight."""
+        """Wait until every queue is empty, nothing is in flight and no resident waits for a
+        retry (dead letters wait for an operator: they do not count)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         queues = [INTAKE_QUEUE, *map(destination_queue, self._consumed_destinations())]
         while loop.time() < deadline:
             stats = [await self.broker.stats(q) for q in queues]
-            if all(s.ready == 0 and s.in_flight == 0 for s in stats):
+            waiting = [p for p in self.deliveries.parked_all() if p.status != "dead"]
+            if all(s.ready == 0 and s.in_flight == 0 for s in stats) and not waiting:
                 return True
             await asyncio.sleep(poll)
         return False

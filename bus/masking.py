@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-__all__ = ["PERSONAL_FIELDS", "Pseudonymizer", "is_personal", "mask_value"]
+__all__ = ["PERSONAL_FIELDS", "Pseudonymizer", "is_personal", "mask_record", "mask_value"]
 
 #: Leaf field names whose values are personal data (特定個人情報 or 個人情報).
 PERSONAL_FIELDS: frozenset[str] = frozenset(
@@ -64,6 +64,26 @@ def mask_value(value: object) -> str:
     """
     text = "" if value is None else str(value)
     return f"{'*' * min(len(text), 12)} ({len(text)} chars)"
+
+
+def mask_record(record: object) -> object:
+    """A copy of a decoded message with every personal leaf masked (what an operator sees).
+
+    Records nest (``name.family_name``): a personal key whose value is a record is masked
+    leaf by leaf, so the shape stays readable; every other leaf is kept as text."""
+    if isinstance(record, dict):
+        return {k: _mask_all(v) if k in PERSONAL_FIELDS else mask_record(v) for k, v in record.items()}
+    if isinstance(record, list | tuple):
+        return [mask_record(v) for v in record]
+    return record if record is None or isinstance(record, bool | int | float | str) else str(record)
+
+
+def _mask_all(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _mask_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_all(v) for v in value]
+    return None if value is None else mask_value(value)
 
 
 class Pseudonymizer:

@@ -36,6 +36,7 @@ concurrency = 8
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bus.delivery.policy import RetryPolicy
 from bus.errors import ConfigError
 
 __all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings"]
@@ -96,6 +98,7 @@ class DestinationSettings:
     transport: str
     concurrency: int = 8
     options: dict[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,11 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     destinations: dict[str, DestinationSettings] = field(default_factory=dict)
     source_file: Path | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # of a destination without its own
+
+    def retry_of(self, destination: str) -> RetryPolicy:
+        config = self.destinations.get(destination)
+        return config.retry if config is not None else self.retry
 
     @property
     def uses_development_key(self) -> bool:
@@ -132,15 +140,17 @@ class Settings:
                 raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
         base = path.resolve().parent if path is not None else Path.cwd()
         at = _Where(path, text)
-        _no_unknown(data, at(), "the top level", ("bus", "intake", "logging", "audit", "destinations"))
+        _no_unknown(data, at(), "the top level", ("bus", "intake", "logging", "audit", "retry", "destinations"))
         bus = _bus(_table(data, "bus", at), env, base, at)
+        retry = RetryPolicy().merged(_table(data, "retry", at), lambda key: at("retry", key))
         return cls(
             bus=bus,
             intake=_intake(_table(data, "intake", at), env, base, at),
             logging=_logging(_table(data, "logging", at), env, at),
             audit=_audit(_table(data, "audit", at), env, base, at, bus.state_dir),
-            destinations=_destinations(_table(data, "destinations", at), at),
+            destinations=_destinations(_table(data, "destinations", at), at, retry),
             source_file=path,
+            retry=retry,
         )
 
 
@@ -353,7 +363,11 @@ def _check_pem(pem: bytes, label: str, where: str) -> None:
                           "make one with `renkei audit keygen`)", where=where)
 
 
-def _destinations(raw: dict[str, Any], at: _Where) -> dict[str, DestinationSettings]:
+def _retry_where(at: _Where, section: str, key: str) -> str:
+    return at(section, key)
+
+
+def _destinations(raw: dict[str, Any], at: _Where, retry: RetryPolicy) -> dict[str, DestinationSettings]:
     result = {}
     for name, options in raw.items():
         section = f"destinations.{name}"
@@ -363,5 +377,10 @@ def _destinations(raw: dict[str, Any], at: _Where) -> dict[str, DestinationSetti
         transport = _text(opts.pop("transport"), at(section, "transport"), f"[{section}] transport")
         concurrency = _int(opts.pop("concurrency", 8), at(section, "concurrency"), f"[{section}] concurrency",
                            minimum=1, maximum=1024)
-        result[name] = DestinationSettings(name=name, transport=transport, concurrency=concurrency, options=opts)
+        own = opts.pop("retry", {})
+        if not isinstance(own, dict):
+            raise ConfigError(f"[{section}] retry must be a table ([{section}.retry])", where=at(section, "retry"))
+        policy = retry.merged(own, functools.partial(_retry_where, at, f"{section}.retry"))
+        result[name] = DestinationSettings(name=name, transport=transport, concurrency=concurrency, options=opts,
+                                           retry=policy)
     return result

@@ -1,0 +1,204 @@
+"""The delivery stage on the (real, file-backed) embedded broker with a scripted sink:
+retries in process and through delay tiers, dead letters, per-resident order kept by
+parking a failing resident while the others flow, and the operator's replay and discard."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from adapters.base import Outbound, Receipt
+from bus.brokers.base import OutgoingMessage
+from bus.brokers.embedded import EmbeddedBroker
+from bus.catalog import Catalog
+from bus.delivery import DeadFilter, Deliverer, DeliveryStore, RetryPolicy
+from bus.delivery.dead import DeadLetterNotFound, DeadLetters
+from bus.envelope import Envelope
+from bus.errors import PermanentError, RenkeiError, TransientError
+from bus.pipeline import destination_queue
+from bus.routing.router import RouteTable
+from bus.state import StateStore
+from bus.synthetic import Registry
+
+QUEUE = destination_queue("zei")
+FAST = RetryPolicy(attempts=2, backoff=0.001, tiers=(0.15, 0.3), deadline=30.0, poison_after=3)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return Catalog.load()
+
+
+@pytest.fixture(scope="module")
+def zei_body(catalog: Catalog) -> bytes:
+    """A valid zei.jumin projection (the sink decodes it; its content does not matter here)."""
+    routes = RouteTable.load(catalog=catalog)
+    record = next(Registry(seed=3).events(1))
+    match = next(m for m in routes.route(record, record["municipality_code"]) if m.route.destination == "zei")
+    return match.target.to_xml(match.record)
+
+
+def envelope(resident: str, sequence: int) -> Envelope:
+    return Envelope(message_id=f"{resident}-{sequence:03d}", kind="zei.jumin", schema_version=1,
+                    content_type="application/xml", municipality="131016", source="jumin",
+                    subject=f"{resident:0>32}", sequence=sequence, destination="zei", route="zei-all-changes")
+
+
+@dataclass
+class ScriptedSink:
+    """Answers by resident: `script(resident, sequence)` returns None (applied) or raises."""
+
+    script: Callable[[str, int], None] = lambda resident, sequence: None
+    applied: list[tuple[str, int]] = field(default_factory=list)
+    calls: int = 0
+
+    async def deliver(self, message: Outbound) -> Receipt:
+        self.calls += 1
+        resident = message.envelope.subject.lstrip("0")
+        self.script(resident, message.envelope.sequence)
+        self.applied.append((resident, message.envelope.sequence))
+        return Receipt.applied(message)
+
+    def order(self, resident: str) -> list[int]:
+        return [seq for r, seq in self.applied if r == resident]
+
+
+@dataclass
+class Harness:
+    broker: EmbeddedBroker
+    store: DeliveryStore
+    state: StateStore
+    sink: ScriptedSink
+    deliverer: Deliverer
+    body: bytes
+
+    async def send(self, resident: str, *sequences: int) -> None:
+        for seq in sequences:
+            env = envelope(resident, seq)
+            await self.broker.publish(QUEUE, OutgoingMessage(self.body, env.message_id, env.subject,
+                                                             dict(env.to_headers())))
+
+    async def until(self, check: Callable[[], bool], within: float = 10.0) -> None:
+        deadline = asyncio.get_running_loop().time() + within
+        while not check():
+            assert asyncio.get_running_loop().time() < deadline, "not reached in time"
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, catalog: Catalog, zei_body: bytes) -> AsyncIterator[Harness]:
+    broker = EmbeddedBroker(tmp_path / "broker.sqlite", poll_interval=0.02)
+    await broker.connect()
+    await broker.declare(QUEUE)
+    store, state, sink = DeliveryStore(tmp_path / "delivery.sqlite"), StateStore(tmp_path / "state.sqlite"), \
+        ScriptedSink()
+    deliverer = Deliverer(broker, catalog, state, store, "zei", sink, policy=FAST)
+    consumer = await broker.consume(QUEUE, deliverer.handle, concurrency=4)
+    yield Harness(broker, store, state, sink, deliverer, zei_body)
+    await consumer.cancel()
+    await broker.close()
+    store.close()
+    state.close()
+
+
+def fail_times(n: int, error: Exception, resident: str = "a") -> Callable[[str, int], None]:
+    left = {"n": n}
+
+    def script(who: str, sequence: int) -> None:
+        if who == resident and left["n"] > 0:
+            left["n"] -= 1
+            raise error
+    return script
+
+
+async def test_a_brief_failure_is_absorbed_by_the_in_process_retry(harness: Harness) -> None:
+    harness.sink.script = fail_times(1, TransientError("503"))
+    await harness.send("a", 1)
+    await harness.until(lambda: harness.sink.applied == [("a", 1)])
+    assert harness.sink.calls == 2
+    assert harness.state.counters("destination")["zei"].get("retried", 0) == 0  # no broker tier needed
+
+
+async def test_a_longer_outage_retries_through_the_delay_tiers_and_keeps_the_residents_order(
+    harness: Harness,
+) -> None:
+    harness.sink.script = fail_times(3, TransientError("503"))  # two in-process tries, then a tier
+    await harness.send("a", 1, 2, 3)
+    await harness.send("b", 1, 2)
+    await harness.until(lambda: len(harness.sink.applied) == 5)
+    assert harness.sink.order("a") == [1, 2, 3]
+    assert harness.sink.order("b") == [1, 2]
+    assert harness.sink.applied.index(("b", 2)) < harness.sink.applied.index(("a", 1))  # b was not held up
+    counters = harness.state.counters("destination")["zei"]
+    assert counters["retried"] >= 1 and counters["held"] >= 1
+    await harness.until(lambda: harness.store.parked("zei", envelope("a", 1).subject) is None)
+
+
+async def test_a_refused_change_is_dead_lettered_and_holds_back_only_its_resident(harness: Harness) -> None:
+    harness.sink.script = fail_times(1, PermanentError("422 R401"))
+    await harness.send("a", 1, 2, 3)
+    await harness.send("b", 1)
+    await harness.until(lambda: ("b", 1) in harness.sink.applied and len(harness.store.dead_list()) == 1)
+    await harness.until(lambda: harness.store.held_counts().get("zei") == (1, 2))
+    [letter] = harness.store.dead_list()
+    assert (letter.code, letter.message_id, letter.state) == ("D100", "a-001", "dead")
+    assert harness.sink.order("a") == []  # 2 and 3 wait behind 1
+
+    letters = DeadLetters(harness.store, harness.broker, Catalog.load())
+    await letters.replay(letter.id, by="ops")  # the receiver was fixed: the script fails no more
+    await harness.until(lambda: harness.sink.order("a") == [1, 2, 3])
+    assert harness.store.parked("zei", envelope("a", 1).subject) is None
+    assert harness.store.dead_list() == []
+    assert harness.store.dead(letter.id).state == "replayed"  # type: ignore[union-attr]
+
+
+async def test_a_discarded_change_releases_the_later_ones_in_order(harness: Harness) -> None:
+    harness.sink.script = fail_times(1, PermanentError("422"))
+    await harness.send("a", 1, 2, 3)
+    await harness.until(lambda: harness.store.held_counts().get("zei") == (1, 2))
+    [letter] = harness.store.dead_list()
+    letters = DeadLetters(harness.store, harness.broker, Catalog.load())
+    with pytest.raises(RenkeiError, match="reason"):
+        await letters.discard(letter.id, by="ops", reason=" ")
+    await letters.discard(letter.id, by="ops", reason="entered twice at the counter")
+    await harness.until(lambda: harness.sink.order("a") == [2, 3])
+    resolved = harness.store.dead(letter.id)
+    assert resolved is not None and (resolved.state, resolved.resolved_by) == ("discarded", "ops")
+    assert resolved.resolved_reason == "entered twice at the counter"
+    with pytest.raises(DeadLetterNotFound, match="already discarded"):
+        await letters.replay(letter.id, by="ops")
+
+
+async def test_past_the_deadline_a_failing_change_is_dead_lettered(harness: Harness) -> None:
+    harness.deliverer.policy = RetryPolicy(attempts=1, backoff=0.001, tiers=(0.1,), deadline=0.35)
+    harness.sink.script = lambda who, seq: (_ for _ in ()).throw(TransientError("down"))
+    await harness.send("a", 1)
+    await harness.until(lambda: len(harness.store.dead_list()) == 1)
+    [letter] = harness.store.dead_list(DeadFilter(code="D200"))
+    assert letter.attempts >= 3  # the first try and at least two tiers
+    assert "deadline" in letter.reason
+
+
+async def test_a_poison_message_is_dead_lettered_after_crashing_the_handler_repeatedly(harness: Harness) -> None:
+    harness.sink.script = lambda who, seq: (_ for _ in ()).throw(KeyError("bug"))
+    await harness.send("a", 1)
+    await harness.send("b", 1)
+    await harness.until(lambda: len(harness.store.dead_list(DeadFilter(code="D300"))) == 2)
+    assert harness.sink.calls == 2 * FAST.poison_after
+
+
+async def test_dead_letters_are_shown_masked(harness: Harness) -> None:
+    harness.sink.script = fail_times(1, PermanentError("422"))
+    await harness.send("a", 1)
+    await harness.until(lambda: len(harness.store.dead_list()) == 1)
+    [letter] = harness.store.dead_list()
+    shown = DeadLetters(harness.store, harness.broker, Catalog.load()).show(letter.id)
+    assert shown.masked
+    text = repr(shown.record)
+    assert "personal_number" in text and "(12 chars)" in text
+    raw = DeadLetters(harness.store, harness.broker, Catalog.load()).show(letter.id, unmasked_by="ops")
+    assert not raw.masked and raw.record != shown.record
