@@ -12,6 +12,9 @@ from typing import Any
 
 from adapters.base import Sink
 from adapters.registry import build_sink
+from bus.audit.hooks import AuditDeliveryEvents
+from bus.audit.log import AuditLog
+from bus.audit.recorder import AuditRecorder
 from bus.brokers import open_broker
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
@@ -52,6 +55,8 @@ class Bus:
         self.broker: Broker = open_broker(self.settings.bus.broker_url, path=state_dir / "broker.sqlite")
         self.state = StateStore(state_dir / "state.sqlite")
         self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
+        self.audit = AuditLog.open(self.settings)
+        self.recorder = AuditRecorder(self.audit)  # buffered: no stage waits on the trail
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         self.intake = BusIntake(
             self.broker,
@@ -60,6 +65,7 @@ class Bus:
             Pseudonymizer(self.settings.bus.pseudonym_key),
             limits=Limits(max_bytes=self.settings.bus.max_message_bytes),
             municipalities=self.settings.bus.municipalities,
+            recorder=self.recorder,
         )
         self._consumers: list[Consumer] = []
         self._built_sinks: list[Sink] = []
@@ -81,14 +87,15 @@ class Bus:
         parts = parts or BusParts()
         await self.connect()
         if parts.router:
-            router = Router(self.broker, self.catalog, self.routes, self.state)
+            router = Router(self.broker, self.catalog, self.routes, self.state, recorder=self.recorder)
             self._consumers.append(await self.broker.consume(INTAKE_QUEUE, router.handle, concurrency=32))
             self.consumed_queues.append(INTAKE_QUEUE)
         if parts.deliverers:
             for name, sink in self._build_sinks(parts.only_destinations).items():
                 config = self.settings.destinations.get(name)
                 deliverer = Deliverer(self.broker, self.catalog, self.state, self.deliveries, name, sink,
-                                      policy=self.settings.retry_of(name))
+                                      policy=self.settings.retry_of(name),
+                                      events=AuditDeliveryEvents(self.recorder))
                 await deliverer.resume()
                 concurrency = config.concurrency if config else 8
                 consumer = await self.broker.consume(destination_queue(name), deliverer.handle,
@@ -125,6 +132,9 @@ class Bus:
                     log.warning("closing a sink failed", error=repr(exc))
         self._built_sinks.clear()
         await self.broker.close()
+        await self.recorder.aclose()
+        self.audit.checkpoint()  # sign the head the bus leaves (no-op without a signing key)
+        self.audit.close()
         self.state.close()
         self.deliveries.close()
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.base import Submission
+from bus.audit.events import AuditEvent, EventType
+from bus.audit.recorder import AuditRecorder
 from bus.brokers.base import Broker, OutgoingMessage
 from bus.catalog import Catalog, KindSchema
 from bus.envelope import Envelope
@@ -51,6 +53,7 @@ class BusIntake:
         *,
         limits: Limits | None = None,
         municipalities: tuple[str, ...] = (),
+        recorder: AuditRecorder | None = None,
     ) -> None:
         self._broker = broker
         self._catalog = catalog
@@ -58,6 +61,7 @@ class BusIntake:
         self._pseudonyms = pseudonyms
         self._limits = limits or Limits()
         self._municipalities = frozenset(municipalities)
+        self._recorder = recorder
 
     async def submit(
         self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
@@ -67,16 +71,23 @@ class BusIntake:
             envelope = self._envelope(validated.kind_schema, validated.record, content_type, source)
         except ValidationFailed as failed:
             return self._reject(raw, failed.issues, content_type=content_type, source=source, kind=kind)
+        self._audit(EventType.RECEIVED, envelope)
         if self._state.is_seen(envelope.message_id):
             self._state.count("source", source, "duplicate")
+            self._audit(EventType.DUPLICATE, envelope)
             log.info("duplicate", source=source, message_id=envelope.message_id, subject=envelope.subject)
             return Submission("duplicate", envelope.message_id, envelope.kind)
         message = OutgoingMessage(raw, envelope.message_id, envelope.subject, envelope.to_headers())
         await self._broker.publish(INTAKE_QUEUE, message)  # raises unless durable
         self._state.mark_seen(envelope.message_id, envelope.kind)
         self._state.count("source", source, "accepted")
+        self._audit(EventType.ACCEPTED, envelope)
         log.debug("accepted", source=source, message_id=envelope.message_id, kind=envelope.kind)
         return Submission("accepted", envelope.message_id, envelope.kind)
+
+    def _audit(self, event: EventType, envelope: Envelope) -> None:
+        if self._recorder is not None:
+            self._recorder.event(event, envelope)
 
     def _envelope(self, ks: KindSchema, record: dict[str, Any], content_type: str, source: str) -> Envelope:
         identity = identity_of(ks.kind, record)
@@ -102,7 +113,12 @@ class BusIntake:
     def _reject(
         self, raw: bytes, issues: list[Issue], *, content_type: str, source: str, kind: str | None
     ) -> Submission:
-        self._state.add_rejected(raw, source=source, content_type=content_type, kind=kind, issues=issues)
+        rejected_id = self._state.add_rejected(raw, source=source, content_type=content_type, kind=kind,
+                                               issues=issues)
         self._state.count("source", source, "rejected")
+        if self._recorder is not None:  # no envelope: an invalid message may have no identity at all
+            codes = tuple(sorted({i.code for i in issues}))
+            self._recorder.emit(AuditEvent(EventType.REJECTED, source=source, kind=kind, codes=codes,
+                                           receipt=f"rejected:{rejected_id}"))
         log.info("rejected", source=source, codes=sorted({i.code for i in issues}))
         return Submission("rejected", None, kind, tuple(issues))

@@ -17,7 +17,7 @@ import structlog
 
 from bus.masking import PERSONAL_FIELDS, mask_value
 
-__all__ = ["configure_logging", "get_logger", "mask_personal"]
+__all__ = ["configure_logging", "get_logger", "mask_personal", "scrub"]
 
 _DIGIT_RUN = re.compile(r"(?<![0-9a-f])\d{8,15}(?![0-9a-f])")
 
@@ -30,6 +30,13 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     return value
+
+
+def scrub(text: str) -> str:
+    """`text` with long digit runs (個人番号, 宛名番号, 住民票コード) masked: for free text that
+    is shown or stored, such as a receiver's error message."""
+    result: str = _scrub(text)
+    return result
 
 
 def mask_personal(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

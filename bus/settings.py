@@ -85,7 +85,7 @@ class AuditSettings:
     `previous_pseudonym_keys` are earlier pseudonym keys, tried by `renkei audit trail`.
     """
 
-    store: str = "var/audit.sqlite"
+    store: str | None = None  # None: audit.sqlite in the bus's state_dir (Settings.audit_store)
     signing_key: bytes | None = field(default=None, repr=False)
     trusted_keys: tuple[bytes, ...] = ()
     previous_pseudonym_keys: tuple[bytes, ...] = field(default=(), repr=False)
@@ -110,6 +110,11 @@ class Settings:
     destinations: dict[str, DestinationSettings] = field(default_factory=dict)
     source_file: Path | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # of a destination without its own
+
+    @property
+    def audit_store(self) -> str:
+        """Where the audit trail is: `[audit] store`, or audit.sqlite beside the bus's state."""
+        return self.audit.store or str(self.bus.state_dir / "audit.sqlite")
 
     def retry_of(self, destination: str) -> RetryPolicy:
         config = self.destinations.get(destination)

@@ -5,6 +5,7 @@
     routed   → delivered (receipt) | retried (attempt, reason) … | dead_lettered (reason)
     dead     → replayed | discarded (actor, reason)
     any      → held | released (ordering: the resident's earlier change is not yet resolved)
+    dead     → viewed_unmasked (actor: an operator looked at the personal data)
 
 An `AuditEvent` holds no personal data: the resident is only its `subject` pseudonym
 (bus.masking.Pseudonymizer.subject). bus.audit.guard checks this at append time.
@@ -38,6 +39,7 @@ class EventType(StrEnum):
     DISCARDED = "discarded"
     HELD = "held"
     RELEASED = "released"
+    VIEWED_UNMASKED = "viewed_unmasked"  # an operator asked to see a message's personal data
 
 
 def utc_now() -> str:

@@ -45,7 +45,7 @@ class AuditLog:
         """The trail configured in `settings.audit`."""
         audit = settings.audit
         signer = CheckpointSigner.from_pem(audit.signing_key) if audit.signing_key else None
-        return cls(open_store(audit.store), signer, audit.checkpoint_every, audit.trusted_keys)
+        return cls(open_store(settings.audit_store), signer, audit.checkpoint_every, audit.trusted_keys)
 
     def append(self, events: Iterable[AuditEvent]) -> list[AuditRecord]:
         """Screen and append `events` in one transaction; returns the records as chained."""

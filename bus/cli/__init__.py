@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "run": "bus.cli.run:run",
     "demo": "bus.cli.demo:demo",
     "status": "bus.cli.status:status",
+    "dead": "bus.cli.dead:dead",
     "audit": "bus.cli.audit:audit",
     "schemas": "bus.cli.schemas:schemas",
 }

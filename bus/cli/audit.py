@@ -43,7 +43,7 @@ def _open(command: str, settings: Settings, store: str | None) -> AuditLog:
     from bus.errors import ConfigError
 
     audit = settings.audit
-    location = store or audit.store
+    location = store or settings.audit_store
     if "://" not in location and not Path(location).is_file():
         fail(f"audit {command}", f"no audit trail at {location} (see [audit] store, or give --store)")
     try:

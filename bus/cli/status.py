@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from bus.cli.config import RUNTIME_ERROR, fail, load_settings, route_destinations
+from bus.cli.tables import columns
 from bus.errors import ConfigError
 from bus.settings import Settings
 from bus.status import NOT_REPORTED, QueueFigures, StatusReport, gather_status, with_rates
@@ -78,7 +79,7 @@ def render_table(report: StatusReport, *, watching: float | None = None) -> str:
     data = report.to_dict()
     lines = [f"renkei status  {data['at']}  broker {report.broker} ({report.where})"
              + (f"  every {watching:g} s" if watching else "")]
-    lines += ["", *_columns(
+    lines += ["", *columns(
         ["DESTINATION", "SINK", "READY", "IN FLIGHT", "CONSUMERS", "ROUTED", "DELIVERED", "DUPLICATE",
          "RETRIED", "DEAD", "RATE/s", "RETRYING", "HELD", "OLDEST"],
         [[d["name"], d["sink"] or "(none)", d["ready"], d["in_flight"], d["consumers"], d["routed"],
@@ -86,11 +87,11 @@ def render_table(report: StatusReport, *, watching: float | None = None) -> str:
           d["held"], d["oldest_age_seconds"]] for d in data["destinations"]],
         empty="(no destinations)", text=2,
     )]
-    lines += ["", *_columns(
+    lines += ["", *columns(
         ["QUEUE", "READY", "IN FLIGHT", "CONSUMERS"],
         [_queue_row(report.intake), _queue_row(report.dead_letters)],
     )]
-    lines += ["", *_columns(
+    lines += ["", *columns(
         ["SOURCE", "ACCEPTED", "DUPLICATE", "REJECTED", "RATE/s"],
         [[s["name"], s["accepted"], s["duplicate"], s["rejected"], s["rate_per_second"]] for s in data["sources"]],
         empty="(no source has sent anything yet)",
@@ -115,24 +116,3 @@ def _queue_row(q: QueueFigures) -> list[object]:
 
 def _label(key: str) -> str:
     return {"oldest_age_seconds": "oldest", "rate_per_second": "rate"}.get(key, key)
-
-
-def _columns(header: list[str], rows: list[list[object]], empty: str | None = None, text: int = 1) -> list[str]:
-    """The first `text` columns left-aligned, the figures right-aligned; None shows as '-'."""
-    cells = [header] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    out = []
-    for row in cells:
-        padded = [v.ljust(w) if i < text else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))]
-        out.append("  ".join(padded).rstrip())
-    if not rows and empty:
-        out.append(empty)
-    return out
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return str(value)
