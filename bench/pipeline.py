@@ -1,0 +1,204 @@
+"""Pipeline benchmark: renkei's router on RabbitMQ against a hand-written aio-pika pipeline.
+
+    .venv/bin/python -m bench.pipeline --messages 5000 --out bench/results/pipeline.json
+
+Both sides get the same workload (bench.workload: N valid jumin.idou changes, each routed to
+exactly 5 destinations) pre-loaded into their own input queue, and are timed from the first
+consumed message to the last one whose 5 outputs were confirmed. With `--rounds R` the sides
+alternate (reference first in odd rounds, renkei first in even ones) and the medians count.
+Prints messages/s of both and the ratio renkei / reference; writes everything to a JSON file.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+
+from bench.meter import SideResult
+from bench.reference import run_reference
+from bench.renkei_side import ROUTER_CONCURRENCY, run_renkei
+from bench.workload import FANOUT, QueueSet, Workload, build_workload
+from bus.logs import configure_logging
+
+__all__ = ["Options", "amqp_url", "main", "run"]
+
+TARGET = 0.7
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "bench" / "results" / "pipeline.json"
+MEASURED = "from the first consumed message to the last message whose outputs were all confirmed"
+REFERENCE_WHAT = ("aio-pika: consume, lxml parse + XSD validate, publish to 5 queues (persistent, mandatory, "
+                  "confirms awaited together), ack")
+RENKEI_WHAT = "bus.pipeline.Router on bus.brokers.amqp.AmqpBroker with the shipped routes"
+COMPARABILITY = (f"every input message routes to exactly {FANOUT} distinct destinations under the shipped "
+                 f"routes (picked from the synthetic registry); the reference publishes each input message "
+                 f"to {FANOUT} queues")
+
+
+@dataclass(frozen=True)
+class Options:
+    url: str
+    messages: int = 2000
+    rounds: int = 3
+    seed: int = 1
+    out: Path | None = DEFAULT_OUT
+    within: float = 300.0  # seconds a side may take
+
+
+def amqp_url(given: str | None) -> str:
+    """--amqp-url, else RENKEI_BENCH_AMQP_URL / RENKEI_TEST_AMQP_URL, else start the test node."""
+    for url in (given, os.environ.get("RENKEI_BENCH_AMQP_URL"), os.environ.get("RENKEI_TEST_AMQP_URL")):
+        if url and url.strip():
+            return url.strip()
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "rabbitmq.sh"), "start"],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"no AMQP URL given and scripts/rabbitmq.sh could not start a node:\n{done.stderr}")
+    return done.stdout.strip()
+
+
+async def run(options: Options, *, echo: bool = True) -> dict[str, Any]:
+    """Run the benchmark; return the result (also written to `options.out` unless None)."""
+    say = print if echo else (lambda *_a, **_k: None)
+    workload = build_workload(options.messages, seed=options.seed)
+    say(f"workload: {len(workload)} jumin.idou changes x {FANOUT} destinations "
+        f"(from {workload.candidates} synthetic changes), {options.rounds} round(s)")
+    rounds: list[dict[str, SideResult]] = []
+    for number in range(1, options.rounds + 1):
+        order = ("reference", "renkei") if number % 2 else ("renkei", "reference")  # drift cancels
+        results = {side: await _side(side, options, workload) for side in order}
+        rounds.append(results)
+        ref, ren = results["reference"], results["renkei"]
+        say(f"round {number}: reference {ref.messages_per_s:7.1f} msg/s ({_cpu_ms(ref):.2f} ms CPU/msg)   "
+            f"renkei {ren.messages_per_s:7.1f} msg/s ({_cpu_ms(ren):.2f} ms CPU/msg)   "
+            f"ratio {ren.messages_per_s / ref.messages_per_s:.3f}")
+    result = await _summary(options, workload, rounds)
+    say(f"reference (aio-pika): {result['reference']['messages_per_s']:8.1f} msg/s")
+    say(f"renkei (Router):      {result['renkei']['messages_per_s']:8.1f} msg/s")
+    say(f"ratio renkei/reference: {result['ratio']:.3f} (target >= {TARGET}: {'PASS' if result['passed'] else 'FAIL'})")
+    if options.out is not None:
+        options.out.parent.mkdir(parents=True, exist_ok=True)
+        options.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        say(f"wrote {options.out}")
+    return result
+
+
+async def _side(side: str, options: Options, workload: Workload) -> SideResult:
+    outputs = workload.destinations if side == "renkei" else tuple(f"q{i}" for i in range(1, FANOUT + 1))
+    queues = QueueSet(side, outputs)
+    connection = await aio_pika.connect(options.url, client_properties={"connection_name": "renkei-bench-admin"})
+    try:
+        channel = await connection.channel()
+        await queues.declare(channel)
+        try:
+            if side == "renkei":
+                result = await run_renkei(options.url, workload, queues, within=options.within)
+            else:
+                result = await run_reference(options.url, workload, queues, prefetch=2 * ROUTER_CONCURRENCY,
+                                             within=options.within)
+        finally:
+            await queues.delete(channel)
+    finally:
+        await connection.close()
+    _check(result, len(workload))
+    return result
+
+
+def _cpu_ms(result: SideResult) -> float:
+    return 1000 * result.cpu_seconds / result.messages
+
+
+def _check(result: SideResult, n: int) -> None:
+    if result.processed != n or result.outputs != n * FANOUT or result.input_left:
+        raise RuntimeError(f"{result.side}: processed {result.processed} of {n}, {result.outputs} outputs "
+                           f"(expected {n * FANOUT}), {result.input_left} left in the input queue")
+
+
+async def _summary(options: Options, workload: Workload, rounds: list[dict[str, SideResult]]) -> dict[str, Any]:
+    def median(side: str, of: Callable[[SideResult], float]) -> float:
+        return statistics.median(of(r[side]) for r in rounds)
+
+    ratio = statistics.median(r["renkei"].messages_per_s / r["reference"].messages_per_s for r in rounds)
+    sides = {
+        side: {"messages_per_s": round(median(side, lambda r: r.messages_per_s), 1),
+               "cpu_ms_per_message": round(median(side, _cpu_ms), 3),
+               "what": what}
+        for side, what in (("reference", REFERENCE_WHAT), ("renkei", RENKEI_WHAT))
+    }
+    return {
+        "benchmark": "pipeline",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "messages": len(workload),
+        "outputs_per_message": FANOUT,
+        "comparability": COMPARABILITY,
+        "destinations": list(workload.destinations),
+        "measured": MEASURED,
+        **sides,
+        "ratio": round(ratio, 3),
+        "ratio_is": "median over rounds of renkei msg/s / reference msg/s in the same round",
+        "target": TARGET,
+        "passed": ratio >= TARGET,
+        "rounds": [{side: r[side].to_dict() for side in ("reference", "renkei")} for r in rounds],
+        "settings": {"seed": options.seed, "router_concurrency": ROUTER_CONCURRENCY,
+                     "prefetch": 2 * ROUTER_CONCURRENCY, "queue_type": "quorum", "rounds": options.rounds},
+        "machine": await _machine(options.url),
+    }
+
+
+async def _machine(url: str) -> dict[str, Any]:
+    connection = await aio_pika.connect(url)
+    try:
+        transport = connection.transport
+        rabbitmq = _text(transport.connection.server_properties.get("version")) if transport else "unknown"
+    finally:
+        await connection.close()
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "rabbitmq": rabbitmq,
+        "aio_pika": metadata.version("aio-pika"),
+        "lxml": metadata.version("lxml"),
+    }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", "-n", type=int, default=Options.messages, help="input messages per side")
+    parser.add_argument("--rounds", type=int, default=Options.rounds,
+                        help="runs of each side, alternating which goes first; medians are reported")
+    parser.add_argument("--seed", type=int, default=Options.seed, help="synthetic registry seed")
+    parser.add_argument("--amqp-url", help="RabbitMQ URL (default: RENKEI_BENCH_AMQP_URL, RENKEI_TEST_AMQP_URL, "
+                                           "else the private test node from scripts/rabbitmq.sh)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON file")
+    args = parser.parse_args(argv)
+    if args.messages < 1 or args.rounds < 1:
+        parser.error("--messages and --rounds must be at least 1")
+    configure_logging(level="info")  # as `renkei run` logs: debug events are not rendered
+    options = Options(amqp_url(args.amqp_url), messages=args.messages, rounds=args.rounds, seed=args.seed,
+                      out=args.out)
+    result = asyncio.run(run(options))
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The router's hot-path shortcuts give exactly what the slower general calls give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bus.envelope import Envelope
+from bus.pipeline import _headers
+from bus.state import StateStore
+
+
+def _envelope(**extra: object) -> Envelope:
+    return Envelope(message_id="m1", kind="jumin.idou", schema_version=1, content_type="application/xml",
+                    municipality="131016", source="s", subject="abc", sequence=3, **extra)  # type: ignore[arg-type]
+
+
+def test_router_headers_equal_the_envelope_headers() -> None:
+    base = _envelope()
+    routed = base.for_destination("zei", "zei.jumin", 1, "zei-all-changes", "番号法 第9条")
+    unrouted = base.for_destination("chukan", "chukan.fukuhon", 1, "chukan-fukuhon", None)
+    for envelope in (base, routed, unrouted, _envelope(trace="t", correlation_id="c")):
+        assert _headers(envelope) == envelope.to_headers()
+        assert list(_headers(envelope)) == list(envelope.to_headers())
+
+
+def test_record_routed_marks_the_message_and_counts_each_destination(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.sqlite")
+    state.record_routed("m1", ["zei", "kaigo"])
+    state.record_routed("m2", ["zei"])
+    state.record_routed("m3", [])
+    assert state.is_routed("m1") and state.is_routed("m2") and state.is_routed("m3")
+    assert not state.is_routed("m4")
+    assert state.counters("destination") == {"zei": {"routed": 2}, "kaigo": {"routed": 1}}
+    state.close()
