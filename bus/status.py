@@ -1,27 +1,41 @@
 """What `renkei status` reports, gathered read-only from outside the running bus (DESIGN §7).
 
+JSON schema `renkei.status/2` (since the delivery store): per destination `retrying`,
+`held`, `held_messages`, `dead` and `oldest_parked_age_seconds` come from the delivery
+store, `dead` counts the unresolved dead letters (the counter of every dead-lettering is
+`dead_lettered_total`), `delayed` is the former embedded-only `retrying`; the `renkei.dead`
+queue is gone from `queues` and a `dead_letters` section (total, by destination, by code)
+takes its place. (`renkei.status/1` had `retrying` = delayed rows, `held` always null,
+`dead` from the counters, and `queues.dead`.)
+
 Sources of each figure, and why each is honest:
 
 - **embedded broker**: the broker file (SQLite, WAL) opened read-only — ready (waiting and
   ready rows), in flight (leased rows), consumers (of broker instances whose heartbeat is
-  fresh and whose process is alive). A read-only reader never blocks the bus's writer.
+  fresh and whose process is alive), delayed (rows whose retry delay has not passed yet,
+  `visible_at`). A read-only reader never blocks the bus's writer.
 - **RabbitMQ**: a passive queue declare — ready and consumers. RabbitMQ tells the
   unacknowledged count only through its management API (not assumed), so in flight is the
   sum of what the bus processes of this state directory report about their own consumers
   (`ProcessReporter`), and null when consumers the reports do not cover exist.
 - **state store** (state.sqlite, read-only): per destination routed / delivered /
-  duplicate / retried / dead, per source accepted / duplicate / rejected (bus.state counters).
+  duplicate / retried / dead_lettered_total, per source accepted / duplicate / rejected
+  (bus.state counters).
+- **delivery store** (delivery.sqlite, read-only; absent → zeros), the same on both brokers:
+  `retrying` = residents parked behind a change that waits for a retry (or is being
+  released), `held` / `held_messages` = residents held back and the later changes held
+  behind them (`DeliveryStore.held_counts`), `dead` = dead letters not yet replayed or
+  discarded (`DeliveryStore.dead_counts`), `oldest_parked_age_seconds` = how long the
+  longest-parked resident has waited (0 when none is parked). Counts only: no subject, no
+  reason text, nothing of a message.
 - **process reports** (``<state_dir>/processes/*.json``): every `renkei run` process writes
   its pid, role, intake address and its own queues' figures each second; a report whose
   process is gone or whose heartbeat is stale is ignored.
 
-Retrying: on the embedded broker, the rows of a queue whose delay has not passed yet
-(broker delay tiers, `visible_at`); on RabbitMQ not reported, as its delay queues cannot be
-listed over AMQP.
-
-Not reported yet (null in JSON, "-" in the table, explained under `not_reported`): held (no
-parked set exists yet), oldest age (neither broker records an enqueue time status can
-read), retrying on RabbitMQ; the rate is computed between two refreshes of ``--watch`` only.
+Not reported (null in JSON, "-" in the table, explained under `not_reported`): delayed on
+RabbitMQ (its delay queues cannot be listed over AMQP), the age of a queue's oldest message
+(neither broker records an enqueue time status can read), the rate except between two
+refreshes of ``--watch``, and the delivery store's figures when its file cannot be read.
 """
 
 from __future__ import annotations
@@ -48,12 +62,14 @@ from bus.brokers.embedded_store import LEASED, Process
 from bus.errors import BrokerError, BrokerUnavailable
 from bus.intake import INTAKE_QUEUE
 from bus.logs import get_logger
-from bus.pipeline import DEAD_QUEUE, destination_queue
+from bus.pipeline import destination_queue
 from bus.settings import Settings
 
 __all__ = [
     "NOT_REPORTED",
     "STATUS_SCHEMA",
+    "DeadLetterSummary",
+    "DeliveryFigures",
     "DestinationStatus",
     "ProcessReporter",
     "QueueFigures",
@@ -64,17 +80,20 @@ __all__ = [
     "with_rates",
 ]
 
-STATUS_SCHEMA = "renkei.status/1"
+STATUS_SCHEMA = "renkei.status/2"
 REPORT_INTERVAL = 1.0
 log = get_logger("renkei.status")
 
-#: figure → why it is not reported (yet); the JSON carries these keys with null values
+#: figure → why it is not reported; the JSON carries these keys with null values
 NOT_REPORTED: dict[str, str] = {
-    "retrying": "RabbitMQ's delay queues cannot be listed over AMQP (see `retried` for attempts)",
-    "held": "no parked set of held residents yet",
-    "oldest_age_seconds": "neither broker records an enqueue time that status can read",
+    "delayed": "RabbitMQ's delay queues cannot be listed over AMQP (`retrying` counts the residents waiting on one)",
+    "oldest_age_seconds": "neither broker records an enqueue time that status can read "
+                          "(oldest_parked_age_seconds: how long the longest-parked resident has waited)",
     "rate_per_second": "computed between two refreshes: use --watch",
 }
+#: the figures of the delivery store, null (and explained so) when its file cannot be read
+DELIVERY_FIGURES = ("retrying", "held", "held_messages", "dead", "oldest_parked_age_seconds")
+DELIVERY_UNREADABLE = "the delivery store could not be read (see notes)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +113,34 @@ class QueueFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryFigures:
+    """One destination in the delivery store (bus.delivery.store); None = the store could not be read."""
+
+    retrying: int | None = 0  # residents parked behind a change waiting for a retry, or being released
+    held_residents: int | None = 0  # residents whose later changes are held back
+    held_messages: int | None = 0  # those changes
+    dead: int | None = 0  # dead letters not yet replayed or discarded
+    oldest_parked_age: float | None = 0.0  # seconds the longest-parked resident has waited; 0: none parked
+
+
+UNKNOWN_DELIVERY = DeliveryFigures(None, None, None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterSummary:
+    """The unresolved dead letters of the delivery store (`renkei dead list` shows them); counts only."""
+
+    total: int | None = 0
+    by_destination: dict[str, int] = field(default_factory=dict)
+    by_code: dict[str, int] = field(default_factory=dict)
+    oldest_age: float | None = 0.0  # seconds since the oldest was dead-lettered; 0: none
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "by_destination": dict(sorted(self.by_destination.items())),
+                "by_code": dict(sorted(self.by_code.items())), "oldest_age_seconds": _round(self.oldest_age)}
+
+
+@dataclass(frozen=True, slots=True)
 class DestinationStatus:
     name: str
     sink: str | None  # the configured transport, None: messages wait for a sink
@@ -102,17 +149,20 @@ class DestinationStatus:
     delivered: int = 0  # every receipt, applied or duplicate
     duplicate: int = 0  # receipts where the receiver said it had it already
     retried: int = 0  # transient failures, each attempt counted
-    dead: int = 0
+    dead_lettered: int = 0  # every dead-lettering ever (the counter), replayed and discarded ones too
+    delivery: DeliveryFigures = field(default_factory=DeliveryFigures)
     rate: float | None = None  # delivered per second between two --watch refreshes
 
     def to_dict(self) -> dict[str, Any]:
+        d = self.delivery
         return {
             "name": self.name, "queue": self.queue.queue, "sink": self.sink, "declared": self.queue.declared,
             "ready": self.queue.ready, "in_flight": self.queue.in_flight, "consumers": self.queue.consumers,
             "routed": self.routed, "delivered": self.delivered, "duplicate": self.duplicate,
-            "retried": self.retried, "dead": self.dead,
-            "retrying": self.queue.delayed, "held": None, "oldest_age_seconds": None,
-            "rate_per_second": None if self.rate is None else round(self.rate, 2),
+            "retried": self.retried, "retrying": d.retrying, "held": d.held_residents,
+            "held_messages": d.held_messages, "dead": d.dead, "dead_lettered_total": self.dead_lettered,
+            "delayed": self.queue.delayed, "oldest_age_seconds": None,
+            "oldest_parked_age_seconds": _round(d.oldest_parked_age), "rate_per_second": _round(self.rate, 2),
         }
 
 
@@ -126,7 +176,7 @@ class SourceStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "accepted": self.accepted, "duplicate": self.duplicate,
-                "rejected": self.rejected, "rate_per_second": None if self.rate is None else round(self.rate, 2)}
+                "rejected": self.rejected, "rate_per_second": _round(self.rate, 2)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +202,7 @@ class StatusReport:
     broker: str
     where: str
     intake: QueueFigures
-    dead_letters: QueueFigures
+    dead_letters: DeadLetterSummary
     destinations: list[DestinationStatus]
     sources: list[SourceStatus]
     processes: list[ProcessInfo] = field(default_factory=list)
@@ -160,23 +210,34 @@ class StatusReport:
     broker_reachable: bool = True
 
     @property
-    def retrying_known(self) -> bool:
+    def delayed_known(self) -> bool:
         return self.broker == "embedded" and self.broker_reachable
+
+    @property
+    def delivery_known(self) -> bool:
+        return self.dead_letters.total is not None
+
+    def not_reported(self) -> dict[str, str]:
+        """figure → why it is null in this report."""
+        watched = any(d.rate is not None for d in self.destinations) or any(s.rate is not None for s in self.sources)
+        found = {k: v for k, v in NOT_REPORTED.items()
+                 if not (watched and k == "rate_per_second") and not (k == "delayed" and self.delayed_known)}
+        if not self.delivery_known:
+            found.update(dict.fromkeys(DELIVERY_FIGURES, DELIVERY_UNREADABLE))
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON form (`renkei status --json`); every key is always present."""
-        watched = any(d.rate is not None for d in self.destinations) or any(s.rate is not None for s in self.sources)
-        not_reported = {k: v for k, v in NOT_REPORTED.items()
-                        if not (watched and k == "rate_per_second") and not (k == "retrying" and self.retrying_known)}
         return {
             "schema": STATUS_SCHEMA,
             "at": _iso(self.at),
             "broker": {"name": self.broker, "where": self.where, "reachable": self.broker_reachable},
-            "queues": {"intake": self.intake.to_dict(), "dead": self.dead_letters.to_dict()},
+            "queues": {"intake": self.intake.to_dict()},
             "destinations": [d.to_dict() for d in self.destinations],
+            "dead_letters": self.dead_letters.to_dict(),
             "sources": [s.to_dict() for s in self.sources],
             "processes": [p.to_dict() for p in self.processes],
-            "not_reported": not_reported,
+            "not_reported": self.not_reported(),
             "notes": list(self.notes),
         }
 
@@ -195,7 +256,7 @@ def display_url(url: str) -> str:
 
 async def gather_status(settings: Settings, destinations: Iterable[str] = ()) -> StatusReport:
     """A snapshot of the bus of `settings`: `destinations` (e.g. those of the routes) plus the
-    configured ones plus any the counters know."""
+    configured ones plus any the counters or the delivery store know."""
     state_dir = settings.bus.state_dir
     notes: list[str] = []
     try:
@@ -206,8 +267,14 @@ async def gather_status(settings: Settings, destinations: Iterable[str] = ()) ->
     if counters is None:
         notes.append(f"no state file at {state_dir / 'state.sqlite'}: the bus has not run with this state_dir")
         counters = {}
-    names = sorted(set(destinations) | set(settings.destinations) | set(counters.get("destination", {})))
-    queues = [INTAKE_QUEUE, DEAD_QUEUE, *map(destination_queue, names)]
+    try:
+        delivery, dead_letters = _read_delivery(state_dir / "delivery.sqlite", time.time())
+    except sqlite3.Error as exc:
+        notes.append(f"cannot read the delivery store {state_dir / 'delivery.sqlite'}: {exc}")
+        delivery, dead_letters = {}, DeadLetterSummary(None, {}, {}, None)
+    names = sorted(set(destinations) | set(settings.destinations) | set(counters.get("destination", {}))
+                   | set(delivery))
+    queues = [INTAKE_QUEUE, *map(destination_queue, names)]
     processes = read_process_reports(state_dir)
     broker = open_broker(settings.bus.broker_url, path=state_dir / "broker.sqlite")
     reachable = True
@@ -228,13 +295,15 @@ async def gather_status(settings: Settings, destinations: Iterable[str] = ()) ->
             notes.append(f"the broker is unreachable: {exc}")
             figures = {q: QueueFigures(q, None, None, None) for q in queues}
     dest_counters = counters.get("destination", {})
+    unknown = dead_letters.total is None
     return StatusReport(
         at=time.time(),
         broker=broker.name,
         where=where,
         intake=figures[INTAKE_QUEUE],
-        dead_letters=figures[DEAD_QUEUE],
-        destinations=[_destination(n, settings, figures[destination_queue(n)], dest_counters.get(n, {}))
+        dead_letters=dead_letters,
+        destinations=[_destination(n, settings, figures[destination_queue(n)], dest_counters.get(n, {}),
+                                   UNKNOWN_DELIVERY if unknown else delivery.get(n, DeliveryFigures()))
                       for n in names],
         sources=[_source(n, c) for n, c in sorted(counters.get("source", {}).items())],
         processes=processes,
@@ -257,12 +326,14 @@ def with_rates(report: StatusReport, previous: StatusReport | None) -> StatusRep
     return dataclasses.replace(report, destinations=destinations, sources=sources)
 
 
-def _destination(name: str, settings: Settings, queue: QueueFigures, c: dict[str, int]) -> DestinationStatus:
+def _destination(name: str, settings: Settings, queue: QueueFigures, c: dict[str, int],
+                 delivery: DeliveryFigures) -> DestinationStatus:
     config = settings.destinations.get(name)
     return DestinationStatus(
         name=name, sink=config.transport if config else None, queue=queue,
         routed=c.get("routed", 0), delivered=c.get("applied", 0) + c.get("duplicate", 0),
-        duplicate=c.get("duplicate", 0), retried=c.get("retried", 0), dead=c.get("dead", 0),
+        duplicate=c.get("duplicate", 0), retried=c.get("retried", 0), dead_lettered=c.get("dead", 0),
+        delivery=delivery,
     )
 
 
@@ -289,6 +360,50 @@ def _read_counters(path: Path) -> dict[str, dict[str, dict[str, int]]] | None:
     for scope, name, counter, value in rows:
         result.setdefault(scope, {}).setdefault(name, {})[counter] = int(value)
     return result
+
+
+def _read_delivery(path: Path, now: float) -> tuple[dict[str, DeliveryFigures], DeadLetterSummary]:
+    """Per destination the parked residents, held messages and unresolved dead letters, and
+    the dead letters' summary, read-only from the delivery store (bus.delivery.store) in one
+    snapshot. The held and dead queries are `DeliveryStore.held_counts` / `dead_counts`
+    (tests/unit/test_cli_status.py checks they agree). No file (or no table yet): zeros."""
+    if not path.exists():
+        return {}, DeadLetterSummary()
+    with contextlib.closing(_read_only(path)) as db:
+        db.execute("BEGIN")  # one snapshot for every figure
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        parked = db.execute(
+            "SELECT destination, sum(status IN ('retrying', 'releasing')), min(since) FROM parked GROUP BY 1"
+        ).fetchall() if "parked" in tables else []
+        held = db.execute(
+            "SELECT destination, count(DISTINCT subject), count(*) FROM held GROUP BY 1"
+        ).fetchall() if "held" in tables else []
+        dead = db.execute(
+            "SELECT destination, code, count(*), min(dead_at) FROM dead WHERE state = 'dead' GROUP BY 1, 2"
+        ).fetchall() if "dead" in tables else []
+        db.execute("COMMIT")
+    retrying = {d: int(n) for d, n, _ in parked}
+    oldest = {d: max(0.0, now - float(since)) for d, _, since in parked}
+    held_by = {d: (int(r), int(m)) for d, r, m in held}
+    by_destination: dict[str, int] = {}
+    by_code: dict[str, int] = {}
+    for destination, code, n, _ in dead:
+        by_destination[destination] = by_destination.get(destination, 0) + int(n)
+        by_code[code] = by_code.get(code, 0) + int(n)
+    figures = {
+        d: DeliveryFigures(retrying=retrying.get(d, 0), held_residents=held_by.get(d, (0, 0))[0],
+                           held_messages=held_by.get(d, (0, 0))[1], dead=by_destination.get(d, 0),
+                           oldest_parked_age=oldest.get(d, 0.0))
+        for d in set(retrying) | set(held_by) | set(by_destination)
+    }
+    first_dead = min((float(at) for *_, at in dead), default=None)
+    summary = DeadLetterSummary(sum(by_destination.values()), by_destination, by_code,
+                                0.0 if first_dead is None else max(0.0, now - first_dead))
+    return figures, summary
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _embedded_figures(path: Path, queues: list[str], notes: list[str]) -> dict[str, QueueFigures]:

@@ -1,7 +1,7 @@
 """`renkei status`: per destination and per source, what the bus holds and has done.
 
     renkei status --config renkei.toml             # a table
-    renkei status --config renkei.toml --json      # stable JSON (schema renkei.status/1)
+    renkei status --config renkei.toml --json      # stable JSON (schema renkei.status/2)
     renkei status --config renkei.toml --watch 2   # refresh every 2 s, with rates
 
 Read-only and safe while the bus runs in another process; what each figure comes from is
@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,7 +24,7 @@ from bus.cli.config import RUNTIME_ERROR, fail, load_settings, route_destination
 from bus.cli.tables import columns
 from bus.errors import ConfigError
 from bus.settings import Settings
-from bus.status import NOT_REPORTED, QueueFigures, StatusReport, gather_status, with_rates
+from bus.status import QueueFigures, StatusReport, gather_status, with_rates
 
 __all__ = ["render_json", "render_table", "status"]
 
@@ -37,8 +38,9 @@ _CLEAR = "\x1b[H\x1b[2J"
 @click.option("--watch", "watch", type=click.FloatRange(min=0.2), metavar="SECONDS",
               help="Refresh every SECONDS until interrupted; adds delivered and accepted rates.")
 def status(config: Path | None, as_json: bool, watch: float | None) -> None:
-    """Show, per destination, ready / in flight / consumers / delivered / dead, and per
-    source, accepted / duplicate / rejected, on the embedded broker or RabbitMQ."""
+    """Show, per destination, ready / in flight / consumers / delivered / retrying / held /
+    dead, the dead letters by destination and code, and per source, accepted / duplicate /
+    rejected, on the embedded broker or RabbitMQ."""
     settings = load_settings("status", config)
     destinations = route_destinations("status", settings)
     if watch is None:
@@ -75,22 +77,21 @@ def render_json(report: StatusReport) -> str:
 
 
 def render_table(report: StatusReport, *, watching: float | None = None) -> str:
-    """The terminal form: a header line, destinations, queues, sources, processes, notes."""
+    """The terminal form: a header line, destinations, dead letters, queues, sources,
+    processes, notes."""
     data = report.to_dict()
     lines = [f"renkei status  {data['at']}  broker {report.broker} ({report.where})"
              + (f"  every {watching:g} s" if watching else "")]
     lines += ["", *columns(
         ["DESTINATION", "SINK", "READY", "IN FLIGHT", "CONSUMERS", "ROUTED", "DELIVERED", "DUPLICATE",
-         "RETRIED", "DEAD", "RATE/s", "RETRYING", "HELD", "OLDEST"],
+         "RETRIED", "RETRYING", "HELD", "DEAD", "RATE/s", "OLDEST PARKED"],
         [[d["name"], d["sink"] or "(none)", d["ready"], d["in_flight"], d["consumers"], d["routed"],
-          d["delivered"], d["duplicate"], d["retried"], d["dead"], d["rate_per_second"], d["retrying"],
-          d["held"], d["oldest_age_seconds"]] for d in data["destinations"]],
+          d["delivered"], d["duplicate"], d["retried"], d["retrying"], d["held"], d["dead"],
+          d["rate_per_second"], _age(d["oldest_parked_age_seconds"])] for d in data["destinations"]],
         empty="(no destinations)", text=2,
     )]
-    lines += ["", *columns(
-        ["QUEUE", "READY", "IN FLIGHT", "CONSUMERS"],
-        [_queue_row(report.intake), _queue_row(report.dead_letters)],
-    )]
+    lines += ["", _dead_line(data["dead_letters"])]
+    lines += ["", *columns(["QUEUE", "READY", "IN FLIGHT", "CONSUMERS"], [_queue_row(report.intake)])]
     lines += ["", *columns(
         ["SOURCE", "ACCEPTED", "DUPLICATE", "REJECTED", "RATE/s"],
         [[s["name"], s["accepted"], s["duplicate"], s["rejected"], s["rate_per_second"]] for s in data["sources"]],
@@ -103,11 +104,32 @@ def render_table(report: StatusReport, *, watching: float | None = None) -> str:
             lines.append(f"bus process {p['pid']}: role {p['role']}{where}, up since {p['started']}")
     else:
         lines.append("no bus process of this state_dir is running")
-    missing = [k for k in NOT_REPORTED if k in data["not_reported"]]
-    lines.append("- = not reported:")
-    lines += [f"  {_label(k)}: {data['not_reported'][k]}" for k in missing]
+    lines.append("not reported (- here, null in --json):")
+    lines += [f"  {_label(k)}: {why}" for k, why in data["not_reported"].items()]
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
+
+
+def _dead_line(dead: dict[str, Any]) -> str:
+    """One line: the unresolved dead letters, by destination and by code (counts only)."""
+    if dead["total"] is None:
+        return "dead letters: - (the delivery store could not be read)"
+    if not dead["total"]:
+        return "dead letters: none"
+    by_destination = ", ".join(f"{name} {n}" for name, n in dead["by_destination"].items())
+    by_code = ", ".join(f"{code} {n}" for code, n in dead["by_code"].items())
+    return (f"dead letters: {dead['total']} unresolved ({by_destination}; codes {by_code}), "
+            f"oldest {_age(dead['oldest_age_seconds'])} ago: renkei dead list")
+
+
+def _age(seconds: float | None) -> str | None:
+    """12s, 4m, 3h, 2d (whole units, rounded down); None stays None ('-')."""
+    if seconds is None:
+        return None
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
 
 
 def _queue_row(q: QueueFigures) -> list[object]:
@@ -115,4 +137,5 @@ def _queue_row(q: QueueFigures) -> list[object]:
 
 
 def _label(key: str) -> str:
-    return {"oldest_age_seconds": "oldest", "rate_per_second": "rate"}.get(key, key)
+    return {"oldest_age_seconds": "oldest message", "oldest_parked_age_seconds": "oldest parked",
+            "rate_per_second": "rate"}.get(key, key.replace("_", " "))

@@ -83,9 +83,11 @@ async def test_run_with_simulators_delivers_what_the_routes_say_and_status_count
     assert set(destinations) == set(SYSTEMS)
     for name, ids in expected.items():
         d = destinations[name]
-        assert (d["routed"], d["delivered"], d["dead"], d["ready"], d["in_flight"]) == (len(ids), len(ids), 0, 0, 0)
-        assert d["consumers"] == 1 and d["sink"] == "http" and d["retrying"] == 0
-    assert data["queues"]["intake"]["consumers"] == 1 and data["queues"]["dead"]["ready"] == 0
+        assert (d["routed"], d["delivered"], d["ready"], d["in_flight"]) == (len(ids), len(ids), 0, 0)
+        assert (d["retrying"], d["held"], d["held_messages"], d["dead"], d["dead_lettered_total"]) == (0, 0, 0, 0, 0)
+        assert d["consumers"] == 1 and d["sink"] == "http" and d["delayed"] == 0
+    assert data["queues"]["intake"]["consumers"] == 1 and set(data["queues"]) == {"intake"}
+    assert data["dead_letters"] == {"total": 0, "by_destination": {}, "by_code": {}, "oldest_age_seconds": 0.0}
     sources = by_name(data["sources"])
     assert (sources["http"]["accepted"], sources["http"]["duplicate"], sources["http"]["rejected"]) == (SENT, 1, 1)
     assert sources["directory"]["accepted"] == 1

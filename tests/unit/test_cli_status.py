@@ -1,11 +1,14 @@
-"""`renkei status`: the table and JSON forms, the rates of --watch, and the read-only view of an
-embedded state directory while a bus holds messages in it (ready, in flight, delayed for a retry)."""
+"""`renkei status`: the table and JSON forms, the rates of --watch, the read-only view of an
+embedded state directory while a bus holds messages in it (ready, in flight, delayed for a
+retry), and the delivery store's parked residents, held changes and dead letters."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +17,14 @@ from click.testing import CliRunner
 from bus.brokers.base import Delivery, OutgoingMessage
 from bus.brokers.embedded import EmbeddedBroker
 from bus.cli.status import render_json, render_table, status
+from bus.delivery.store import DeliveryStore
 from bus.settings import Settings
 from bus.state import StateStore
 from bus.status import (
     NOT_REPORTED,
     STATUS_SCHEMA,
+    DeadLetterSummary,
+    DeliveryFigures,
     DestinationStatus,
     QueueFigures,
     SourceStatus,
@@ -35,11 +41,13 @@ def _report(at: float = 1_700_000_000.0, delivered: int = 4, accepted: int = 6) 
         broker="amqp",
         where="amqp://guest:***@127.0.0.1:5673/t",
         intake=QueueFigures("renkei.intake", 2, None, 1),
-        dead_letters=QueueFigures("renkei.dead", 1, 0, 0),
+        dead_letters=DeadLetterSummary(1, {"zei": 1}, {"D100": 1}, 4000.0),
         destinations=[
             DestinationStatus("kaigo", None, QueueFigures("renkei.dest.kaigo", 3, 0, 0, declared=True)),
             DestinationStatus("zei", "http", QueueFigures("renkei.dest.zei", 0, 1, 1), routed=5,
-                              delivered=delivered, duplicate=1, retried=2, dead=1),
+                              delivered=delivered, duplicate=1, retried=2, dead_lettered=2,
+                              delivery=DeliveryFigures(retrying=1, held_residents=2, held_messages=3, dead=1,
+                                                       oldest_parked_age=4000.04)),
         ],
         sources=[SourceStatus("http", accepted=accepted, duplicate=1, rejected=2)],
         notes=["in flight is unknown where consumers run outside this state_dir's bus processes: renkei.intake"],
@@ -57,10 +65,14 @@ def test_the_json_form_has_every_key_always_with_null_for_what_is_not_known() ->
     assert zei == {
         "name": "zei", "queue": "renkei.dest.zei", "sink": "http", "declared": True,
         "ready": 0, "in_flight": 1, "consumers": 1, "routed": 5, "delivered": 4, "duplicate": 1,
-        "retried": 2, "dead": 1, "retrying": None, "held": None, "oldest_age_seconds": None,
-        "rate_per_second": None,
+        "retried": 2, "retrying": 1, "held": 2, "held_messages": 3, "dead": 1, "dead_lettered_total": 2,
+        "delayed": None, "oldest_age_seconds": None, "oldest_parked_age_seconds": 4000.0, "rate_per_second": None,
     }
     assert set(data["destinations"][0]) == set(zei)
+    assert data["destinations"][0]["dead"] == 0 and data["destinations"][0]["oldest_parked_age_seconds"] == 0.0
+    assert set(data["queues"]) == {"intake"}  # no renkei.dead queue: dead letters are in the delivery store
+    assert data["dead_letters"] == {"total": 1, "by_destination": {"zei": 1}, "by_code": {"D100": 1},
+                                    "oldest_age_seconds": 4000.0}
     assert data["sources"] == [{"name": "http", "accepted": 6, "duplicate": 1, "rejected": 2,
                                 "rate_per_second": None}]
     assert data["not_reported"] == NOT_REPORTED
@@ -72,9 +84,11 @@ def test_the_table_shows_a_row_per_destination_and_source_with_a_dash_for_unknow
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("DESTINATION"))
     assert header.split() == ["DESTINATION", "SINK", "READY", "IN", "FLIGHT", "CONSUMERS", "ROUTED", "DELIVERED",
-                              "DUPLICATE", "RETRIED", "DEAD", "RATE/s", "RETRYING", "HELD", "OLDEST"]
+                              "DUPLICATE", "RETRIED", "RETRYING", "HELD", "DEAD", "RATE/s", "OLDEST", "PARKED"]
     zei = next(line for line in lines if line.startswith("zei "))
-    assert zei.split() == ["zei", "http", "0", "1", "1", "5", "4", "1", "2", "1", "-", "-", "-", "-"]
+    assert zei.split() == ["zei", "http", "0", "1", "1", "5", "4", "1", "2", "1", "2", "1", "-", "1h"]
+    assert "dead letters: 1 unresolved (zei 1; codes D100 1), oldest 1h ago: renkei dead list" in lines
+    assert not any(line.startswith("renkei.dead") for line in lines)
     kaigo = next(line for line in lines if line.startswith("kaigo "))
     assert kaigo.split()[:3] == ["kaigo", "(none)", "3"]
     intake = next(line for line in lines if line.startswith("renkei.intake"))
@@ -83,8 +97,9 @@ def test_the_table_shows_a_row_per_destination_and_source_with_a_dash_for_unknow
     assert http.split() == ["http", "6", "1", "2", "-"]
     assert "no bus process of this state_dir is running" in text
     assert "note: in flight is unknown" in text
-    for key in ("retrying", "held", "oldest", "rate"):
+    for key in ("delayed", "oldest message", "rate"):
         assert f"  {key}: " in text
+    assert "  held: " not in text and "  retrying: " not in text  # reported now, from the delivery store
 
 
 def test_figures_line_up_under_their_headers() -> None:
@@ -119,14 +134,13 @@ async def test_an_embedded_state_dir_is_read_while_a_bus_holds_a_message_in_flig
     state = StateStore(state_dir / "state.sqlite")
     await broker.connect()
     try:
-        for queue in ("renkei.intake", "renkei.dead", "renkei.dest.zei"):
+        for queue in ("renkei.intake", "renkei.dest.zei"):
             await broker.declare(queue)
         await broker.publish_many([("renkei.dest.zei", OutgoingMessage(b"x", f"m{i}", f"k{i}")) for i in range(3)])
         await broker.publish("renkei.dest.zei", OutgoingMessage(b"x", "m9", "k9"), delay=600)  # a retry tier
         state.count("destination", "zei", "routed", 3)
         state.count("destination", "zei", "applied", 2)
         state.count("destination", "zei", "duplicate", 1)
-        state.count("destination", "zei", "dead", 1)
         state.count("source", "http", "accepted", 3)
         state.count("source", "http", "rejected", 1)
         started, release = asyncio.Event(), asyncio.Event()
@@ -145,8 +159,9 @@ async def test_an_embedded_state_dir_is_read_while_a_bus_holds_a_message_in_flig
         state.close()
     zei = next(d for d in report.destinations if d.name == "zei")
     assert (zei.queue.ready, zei.queue.in_flight, zei.queue.consumers, zei.queue.delayed) == (2, 1, 1, 1)
-    assert report.to_dict()["destinations"][1]["retrying"] == 1 and "retrying" not in report.to_dict()["not_reported"]
-    assert (zei.routed, zei.delivered, zei.duplicate, zei.dead) == (3, 3, 1, 1)
+    assert report.to_dict()["destinations"][1]["delayed"] == 1 and "delayed" not in report.to_dict()["not_reported"]
+    assert (zei.routed, zei.delivered, zei.duplicate, zei.dead_lettered) == (3, 3, 1, 0)
+    assert zei.delivery == DeliveryFigures()  # no delivery store yet: nothing parked, held or dead
     kaigo = next(d for d in report.destinations if d.name == "kaigo")
     assert kaigo.queue == QueueFigures("renkei.dest.kaigo", 0, 0, 0, declared=False, delayed=0)
     assert report.sources == [SourceStatus("http", accepted=3, duplicate=0, rejected=1)]
@@ -205,3 +220,92 @@ def test_watch_prints_a_json_line_per_refresh_with_rates_from_the_second_on(
     assert first["destinations"][0]["rate_per_second"] is None and "rate_per_second" in first["not_reported"]
     assert second["destinations"][0]["rate_per_second"] == 0.0 and "rate_per_second" not in second["not_reported"]
     assert all(0 <= n <= 0.5 for n in naps)
+
+
+def _park_hold_and_kill(store: DeliveryStore) -> None:
+    """zei: resident A retrying with two changes held behind it, resident B dead (D100) with
+    one held, and an older dead letter of C already discarded; kokuho: D dead past its deadline."""
+    headers = {"municipality": "131016"}
+    store.park("zei", "a" * 32, "a-001", "retrying")
+    assert store.hold("zei", "a" * 32, 2, "a-002", headers, b"<secret>A2</secret>")
+    assert store.hold("zei", "a" * 32, 3, "a-003", headers, b"<secret>A3</secret>")
+    for destination, subject, code in (("zei", "c" * 32, "D100"), ("zei", "b" * 32, "D100"),
+                                       ("kokuho", "d" * 32, "D200")):
+        store.add_dead(destination=destination, subject=subject, municipality="131016",
+                       message_id=f"{subject[0]}-001", sequence=1, code=code, reason=f"refused {subject[0]}",
+                       attempts=1, first_failed=time.time(), headers=headers, body=b"<secret>dead</secret>")
+    assert store.hold("zei", "b" * 32, 2, "b-002", headers, b"<secret>B2</secret>")
+    discarded = store.dead_list()[0]
+    assert discarded.subject == "c" * 32
+    assert store.resolve_dead(discarded.id, "discarded", "ops", "entered twice")
+    assert store.unpark_if_drained("zei", "c" * 32)
+
+
+@pytest.mark.parametrize("broker_url", [None, "amqp://guest:guest@127.0.0.1:1/"], ids=["embedded", "amqp-down"])
+def test_status_reports_parked_residents_held_changes_and_dead_letters_from_the_delivery_store(
+    tmp_path: Path, broker_url: str | None
+) -> None:
+    """Retrying, held and dead come from the delivery store on either broker (even one that is
+    down): as many as DeliveryStore itself counts, discarded letters not among them, no subject."""
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "var"\n' + (f'broker_url = "{broker_url}"\n' if broker_url else ""))
+    store = DeliveryStore(tmp_path / "var" / "delivery.sqlite")
+    try:
+        _park_hold_and_kill(store)
+        assert store.held_counts() == {"zei": (2, 3)} and store.dead_counts() == {"zei": 1, "kokuho": 1}
+        result = CliRunner().invoke(status, ["--config", str(config), "--json"])
+        table = CliRunner().invoke(status, ["--config", str(config)])
+    finally:
+        store.close()
+    assert result.exit_code == table.exit_code == (0 if broker_url is None else 1), result.output
+    data = json.loads(result.output)
+    assert data["schema"] == "renkei.status/2"
+    destinations = {d["name"]: d for d in data["destinations"]}
+    zei, kokuho = destinations["zei"], destinations["kokuho"]
+    assert (zei["retrying"], zei["held"], zei["held_messages"], zei["dead"]) == (1, 2, 3, 1)
+    assert (kokuho["retrying"], kokuho["held"], kokuho["held_messages"], kokuho["dead"]) == (0, 0, 0, 1)
+    assert destinations["kaigo"]["dead"] == 0 and destinations["kaigo"]["oldest_parked_age_seconds"] == 0.0
+    assert 0 <= zei["oldest_parked_age_seconds"] < 60 and zei["oldest_age_seconds"] is None
+    assert zei["dead_lettered_total"] == 0  # the counters are the bus's own, not written here
+    assert data["dead_letters"]["total"] == 2
+    assert data["dead_letters"]["by_destination"] == {"kokuho": 1, "zei": 1}
+    assert data["dead_letters"]["by_code"] == {"D100": 1, "D200": 1}
+    assert 0 <= data["dead_letters"]["oldest_age_seconds"] < 60
+    assert "queues" in data and set(data["queues"]) == {"intake"}
+    assert not {"retrying", "held", "dead"} & set(data["not_reported"])
+    assert ("delayed" in data["not_reported"]) == (broker_url is not None)
+    zei_row = next(line for line in table.output.splitlines() if line.startswith("zei "))
+    assert zei_row.split()[9:12] == ["1", "2", "1"]  # RETRYING, HELD (residents), DEAD
+    assert "dead letters: 2 unresolved (kokuho 1, zei 1; codes D100 1, D200 1)" in table.output
+    for output in (result.output, table.output):  # counts only: no subject, reason or body
+        assert "aaaa" not in output and "bbbb" not in output and "refused" not in output and "secret" not in output
+
+
+def test_an_unreadable_delivery_store_leaves_its_figures_null_and_says_why(tmp_path: Path) -> None:
+    """A damaged delivery.sqlite is not shown as zeros: null, explained, and noted."""
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "var"\n')
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "delivery.sqlite").write_bytes(b"not a database, just bytes " * 40)
+    result = CliRunner().invoke(status, ["--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    zei = next(d for d in data["destinations"] if d["name"] == "zei")
+    assert (zei["retrying"], zei["held"], zei["held_messages"], zei["dead"]) == (None, None, None, None)
+    assert data["dead_letters"]["total"] is None
+    assert data["not_reported"]["dead"] == "the delivery store could not be read (see notes)"
+    assert any("cannot read the delivery store" in n for n in data["notes"])
+    table = CliRunner().invoke(status, ["--config", str(config)]).output
+    assert "dead letters: - (the delivery store could not be read)" in table
+    assert "  dead: the delivery store could not be read (see notes)" in table
+
+
+def test_a_delivery_store_with_no_tables_yet_counts_zero(tmp_path: Path) -> None:
+    """A file the bus has just created (no schema committed yet) is not an error."""
+    (tmp_path / "var").mkdir()
+    sqlite3.connect(tmp_path / "var" / "delivery.sqlite").close()
+    settings = Settings.load(None, env={"RENKEI_STATE_DIR": str(tmp_path / "var")})
+    report = asyncio.run(gather_status(settings, ["zei"]))
+    assert report.dead_letters == DeadLetterSummary()
+    assert report.destinations[0].delivery == DeliveryFigures()
+    assert not any("delivery store" in n for n in report.notes)
