@@ -39,7 +39,8 @@ class AuditRecorder:
         self._queue: list[AuditEvent] = []
         self._emitted = 0
         self._written = 0
-        self._wakeup = asyncio.Event()
+        self._pending_event = asyncio.Event()  # set: the queue is not empty
+        self._wakeup = asyncio.Event()  # set: write now (a full batch, a flush)
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -55,6 +56,7 @@ class AuditRecorder:
             raise AuditStoreError("the audit recorder is closed")
         self._queue.append(screen(event))
         self._emitted += 1
+        self._pending_event.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="renkei-audit-recorder")
         if len(self._queue) >= self.max_batch:
@@ -96,9 +98,9 @@ class AuditRecorder:
         backoff = 0.1
         while True:
             if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            if len(self._queue) < self.max_batch:
+                self._pending_event.clear()
+                await self._pending_event.wait()
+            if len(self._queue) < self.max_batch:  # let a batch gather for at most max_delay
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), self.max_delay)
                 except TimeoutError:

@@ -38,3 +38,24 @@ async def test_a_bad_event_raises_where_it_is_emitted(tmp_path: Path) -> None:
     await recorder.aclose()
     assert [r.event.event for r in log.store.records()] == [EventType.ACCEPTED]
     log.close()
+
+
+async def test_an_event_emitted_after_an_idle_spell_is_written_without_a_flush(tmp_path: Path) -> None:
+    """The writer wakes for the first event after its queue ran empty (a long-running bus
+    never calls flush: events must reach the store within about max_delay)."""
+    import asyncio
+
+    log = AuditLog(open_store(tmp_path / "a.sqlite"))
+    recorder = AuditRecorder(log, max_delay=0.02)
+    recorder.event(EventType.ACCEPTED, cases.envelope())
+    await recorder.flush()
+    await asyncio.sleep(0.05)  # the writer is now idle, waiting
+    recorder.event(EventType.ROUTED, cases.envelope())
+    for _ in range(100):
+        if recorder.pending == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert recorder.pending == 0
+    assert [r.event.event for r in log.store.records()] == [EventType.ACCEPTED, EventType.ROUTED]
+    await recorder.aclose()
+    log.close()
