@@ -24,7 +24,7 @@ from bus.intake import INTAKE_QUEUE, BusIntake
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
-from bus.pipeline import DEAD_QUEUE, Router, destination_queue
+from bus.pipeline import Router, destination_queue
 from bus.routing.router import RouteTable
 from bus.settings import Settings
 from bus.state import StateStore
@@ -78,9 +78,10 @@ class Bus:
         return sorted({route.destination for route in self.routes.routes})
 
     async def connect(self) -> None:
-        """Connect and declare every queue (messages wait for a destination without a sink)."""
+        """Connect and declare every queue (messages wait for a destination without a sink).
+        Dead letters are not a queue: they live in the delivery store (`self.deliveries`)."""
         await self.broker.connect()
-        for queue in (INTAKE_QUEUE, DEAD_QUEUE, *map(destination_queue, self.destinations)):
+        for queue in (INTAKE_QUEUE, *map(destination_queue, self.destinations)):
             await self.broker.declare(queue)
 
     async def start(self, parts: BusParts | None = None) -> None:

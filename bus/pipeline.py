@@ -25,9 +25,8 @@ from bus.routing.router import RouteTable
 from bus.state import StateStore
 from bus.validation.safe_xml import parse_xml
 
-__all__ = ["DEAD_QUEUE", "Router", "decode", "destination_queue"]
+__all__ = ["Router", "decode", "destination_queue"]
 
-DEAD_QUEUE = "renkei.dead"
 log = get_logger("renkei.pipeline")
 
 
