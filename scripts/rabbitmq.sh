@@ -2,7 +2,13 @@
 # A private RabbitMQ node for the tests: no systemd, no system config, nothing outside the
 # node directory (default .renkei/rabbitmq in the repository).
 #
-#   scripts/rabbitmq.sh start [--user PID]   start (or reuse) the node; print its AMQP URL
+#   scripts/rabbitmq.sh start [--user PID] [--keep]
+#                                            start (or reuse) the node; print its AMQP URL
+#                                            (--keep: keep the data of an earlier run)
+#   scripts/rabbitmq.sh restart              stop the node gracefully and start it again,
+#                                            keeping its data (queues, messages)
+#   scripts/rabbitmq.sh kill                 kill -9 the node's VM (fault tests; data is kept
+#                                            for a `start --keep`)
 #   scripts/rabbitmq.sh stop  [--user PID]   stop it (with --user: only if the node was started
 #                                            by a `start --user` and no other user is alive)
 #   scripts/rabbitmq.sh url                  print the AMQP URL
@@ -23,7 +29,8 @@
 #   and then polls only every 10 s: we wait for the AMQP port instead, then ask await_startup.
 # - The node starts epmd itself when none runs; epmd outlives the node (harmless).
 # - The node's data is disposable: it is wiped on every fresh start, so stale queues, a
-#   renamed node or an aborted earlier run never leak into the next one.
+#   renamed node or an aborted earlier run never leak into the next one. Only `restart` and
+#   `start --keep` keep it (the fault tests restart a broker and expect its messages back).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -119,7 +126,11 @@ start_node() {
         log "port $PORT is taken by another program; set RENKEI_RABBITMQ_PORT"
         exit 1
     fi
-    rm -rf "$DIR/mnesia" "$DIR/log" "$DIR/plugins-expand" "$DIR/rabbitmq.pid" "$DIR/users"
+    if [[ -n "$keep" ]]; then
+        rm -f "$DIR/rabbitmq.pid"
+    else
+        rm -rf "$DIR/mnesia" "$DIR/log" "$DIR/plugins-expand" "$DIR/rabbitmq.pid" "$DIR/users"
+    fi
     mkdir -p "$DIR/users" "$DIR/log"
     echo '[rabbitmq_consistent_hash_exchange].' >"$DIR/enabled_plugins"
     cat >"$DIR/rabbitmq.conf" <<EOF
@@ -127,7 +138,7 @@ listeners.tcp.default = $PORT
 loopback_users.guest = true
 disk_free_limit.absolute = 50MB
 log.console = false
-log.file.level = warning
+log.file.level = ${RENKEI_RABBITMQ_LOG_LEVEL:-warning}
 EOF
     echo '[].' >"$DIR/advanced.config"
     log "starting $NODE on 127.0.0.1:$PORT (data in $DIR)"
@@ -171,9 +182,30 @@ live_users() {  # registered users (test runs) whose process is still alive, exc
     done
 }
 
+kill_node() {
+    local pid
+    pid="$(node_pid)" || { log "not running"; return 0; }
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { log "killed pid $pid"; return 0; }; sleep 0.05; done
+    log "pid $pid is still alive after kill -9"
+    return 1
+}
+
 cmd="${1:-}"
 user=""
-if [[ "${2:-}" == "--user" ]]; then user="${3:?--user needs a PID}"; fi
+keep=""
+if [[ "$cmd" == start ]]; then
+    shift
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --user) user="${2:?--user needs a PID}"; shift 2 ;;
+            --keep) keep=1; shift ;;
+            *) echo "rabbitmq.sh start: unknown option $1" >&2; exit 2 ;;
+        esac
+    done
+elif [[ "${2:-}" == "--user" ]]; then
+    user="${3:?--user needs a PID}"
+fi
 
 case "$cmd" in
     start)
@@ -183,7 +215,7 @@ case "$cmd" in
         if [[ -n "$user" ]]; then
             touch "$DIR/users/$user"
             [[ -z "$was_running" ]] && touch "$DIR/users/.auto"
-        else
+        elif [[ -z "$keep" ]]; then
             rm -f "$DIR/users/.auto"  # started by hand: only a plain `stop` stops it
         fi
         echo "$URL"
@@ -202,6 +234,13 @@ case "$cmd" in
         fi
         stop_node
         ;;
+    restart)
+        stop_node
+        keep=1
+        start_node
+        echo "$URL"
+        ;;
+    kill) kill_node ;;
     url) echo "$URL" ;;
     vhost)
         name="${2:?vhost needs a NAME}"
@@ -212,7 +251,8 @@ case "$cmd" in
     drop-vhost) ctl delete_vhost "${2:?drop-vhost needs a NAME}" >/dev/null ;;
     status) running ;;
     *)
-        echo "usage: $0 start|stop [--user PID] | url | status | vhost NAME | drop-vhost NAME" >&2
+        echo "usage: $0 start [--user PID] [--keep] | stop [--user PID] | restart | kill | url | status |" \
+             "vhost NAME | drop-vhost NAME" >&2
         exit 2
         ;;
 esac
