@@ -1,0 +1,77 @@
+"""Driving the 3-node RabbitMQ cluster of scripts/rabbitmq-cluster.sh from the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "rabbitmq-cluster.sh"
+NODES = ("c1", "c2", "c3")
+
+
+def node_name(node: str) -> str:
+    return f"renkei-{node}@localhost"
+
+
+def script(*args: str, timeout: float = 120) -> str:
+    done = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/rabbitmq-cluster.sh {' '.join(args)} failed ({done.returncode}): "
+                           f"{done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The running cluster: one AMQP URL per node, and the script's operations on it."""
+
+    urls: dict[str, str]  # c1 → amqp://guest:guest@127.0.0.1:5681/
+
+    def vhost(self, name: str) -> dict[str, str]:
+        """Create vhost `name` (guest may use it); node → URL of that vhost on the node."""
+        script("ctl", "c1", "add_vhost", name)
+        script("ctl", "c1", "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        return {node: f"{url}{name}" for node, url in self.urls.items()}
+
+    def kill(self, node: str) -> None:
+        """kill -9 the node's VM."""
+        script("kill", node)
+
+    def restart(self, node: str) -> None:
+        """Start a killed node again with its data: it rejoins and its queue members catch up."""
+        script("restart", node, timeout=180)
+
+    def queues(self, vhost: str, *, via: str = "c1") -> dict[str, dict[str, Any]]:
+        """name → {type, leader, members, online, messages, messages_ready, messages_unacknowledged}
+        of every queue of `vhost`, as node `via` sees it."""
+        out = script("ctl", via, "list_queues", "-p", vhost, "name", "type", "leader", "members", "online",
+                      "messages", "messages_ready", "messages_unacknowledged", "--formatter", "json")
+        return {q["name"]: q for q in json.loads(out or "[]")}
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, within: float) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another test run holds {path} (it kills nodes: runs take turns)") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
