@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from ssl import SSLContext
 from typing import Any
 
 from adapters.base import Sink
@@ -28,6 +29,8 @@ from bus.pipeline import Router, destination_queue
 from bus.routing.router import RouteTable
 from bus.settings import Settings
 from bus.state import StateStore
+from bus.tenants import Gate, SourceBinding, Sources, Tenancy, TenantGuardSink
+from bus.tls import broker_context
 from bus.validation.validator import Limits
 
 __all__ = ["Bus", "BusParts"]
@@ -52,12 +55,17 @@ class Bus:
 
     def __post_init__(self) -> None:
         state_dir = self.settings.bus.state_dir
-        self.broker: Broker = open_broker(self.settings.bus.broker_url, path=state_dir / "broker.sqlite")
+        self.broker: Broker = open_broker(self.settings.bus.broker_url, path=state_dir / "broker.sqlite",
+                                          ssl_context=self.broker_ssl_context())
         self.state = StateStore(state_dir / "state.sqlite")
         self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # buffered: no stage waits on the trail
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
+        self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
+        self.gate = Gate(Sources(SourceBinding(s.id, frozenset(s.municipalities), s.token_sha256, s.inbox, s.amqp_user)
+                                 for s in self.settings.sources.values()),
+                         recorder=self.recorder, state=self.state)
         self.intake = BusIntake(
             self.broker,
             self.catalog,
@@ -66,6 +74,7 @@ class Bus:
             limits=Limits(max_bytes=self.settings.bus.max_message_bytes),
             municipalities=self.settings.bus.municipalities,
             recorder=self.recorder,
+            gate=self.gate,
         )
         self._consumers: list[Consumer] = []
         self._built_sinks: list[Sink] = []
@@ -74,8 +83,16 @@ class Bus:
 
     @property
     def destinations(self) -> list[str]:
-        """Every destination a route can address, configured with a sink or not."""
-        return sorted({route.destination for route in self.routes.routes})
+        """Every destination a route can address, configured with a sink or not (with tenancy:
+        the configured destinations of each route's system, bus.tenants.Tenancy)."""
+        return self.tenancy.addressable(route.destination for route in self.routes.routes)
+
+    def broker_ssl_context(self) -> SSLContext | None:
+        """The TLS context of an amqps:// broker URL ([bus] broker_ca_file …), else None."""
+        bus = self.settings.bus
+        if not (bus.broker_url or "").lower().startswith("amqps:"):
+            return None
+        return broker_context(bus.broker_ca_file, bus.broker_cert_file, bus.broker_key_file)
 
     async def connect(self) -> None:
         """Connect and declare every queue (messages wait for a destination without a sink).
@@ -88,12 +105,14 @@ class Bus:
         parts = parts or BusParts()
         await self.connect()
         if parts.router:
-            router = Router(self.broker, self.catalog, self.routes, self.state, recorder=self.recorder)
+            router = Router(self.broker, self.catalog, self.routes, self.state, recorder=self.recorder,
+                            tenancy=self.tenancy)
             self._consumers.append(await self.broker.consume(INTAKE_QUEUE, router.handle, concurrency=32))
             self.consumed_queues.append(INTAKE_QUEUE)
         if parts.deliverers:
             for name, sink in self._build_sinks(parts.only_destinations).items():
                 config = self.settings.destinations.get(name)
+                sink = TenantGuardSink(sink, name, self.tenancy)  # the last line: never another municipality's
                 deliverer = Deliverer(self.broker, self.catalog, self.state, self.deliveries, name, sink,
                                       policy=self.settings.retry_of(name),
                                       events=AuditDeliveryEvents(self.recorder))

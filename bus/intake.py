@@ -3,6 +3,8 @@
 validate → derive the envelope (pseudonymous ids) → duplicate? → publish, confirmed → "accepted".
 A source hears "accepted" only after the broker confirmed the message durable. A rejected
 message is kept, with its issues, in the rejected store; nothing accepted is ever lost.
+With sources configured (bus.tenants), a source may submit only for its own municipalities:
+another municipality's change raises SourceForbidden (audited `forbidden`, not stored).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bus.errors import ValidationFailed
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.state import StateStore
+from bus.tenants import Gate, SourceForbidden
 from bus.validation.issues import Issue
 from bus.validation.validator import Limits, validate
 
@@ -54,6 +57,7 @@ class BusIntake:
         limits: Limits | None = None,
         municipalities: tuple[str, ...] = (),
         recorder: AuditRecorder | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._broker = broker
         self._catalog = catalog
@@ -62,6 +66,7 @@ class BusIntake:
         self._limits = limits or Limits()
         self._municipalities = frozenset(municipalities)
         self._recorder = recorder
+        self._gate = gate
 
     async def submit(
         self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
@@ -71,6 +76,10 @@ class BusIntake:
             envelope = self._envelope(validated.kind_schema, validated.record, content_type, source)
         except ValidationFailed as failed:
             return self._reject(raw, failed.issues, content_type=content_type, source=source, kind=kind)
+        except SourceForbidden as refusal:  # not kept: it is another municipality's data
+            if self._gate is not None:
+                self._gate.forbidden(refusal, kind=validated.kind_schema.kind)
+            raise
         self._audit(EventType.RECEIVED, envelope)
         if self._state.is_seen(envelope.message_id):
             self._state.count("source", source, "duplicate")
@@ -99,6 +108,8 @@ class BusIntake:
             raise ValidationFailed([Issue("R450", f"municipality {municipality} is not served by this bus",
                                           path="/municipality_code",
                                           expected=", ".join(sorted(self._municipalities)))])
+        if self._gate is not None:
+            self._gate.sources.check(source, municipality)  # raises SourceForbidden
         return Envelope(
             message_id=self._pseudonyms.message_id(municipality, person, sequence),
             kind=ks.kind,

@@ -3,6 +3,8 @@
     renkei.intake ──Router──▶ renkei.dest.<destination> ──Deliverer (bus.delivery)──▶ sink
                      │ drop duplicates by message_id
                      │ route (CEL) → project → validate the projection (target XSD)
+                     │ tenancy (bus.tenants): the route's destination → this municipality's
+                     │   destinations; one of another municipality is refused (audited), never sent
                      └ publish to every destination queue, confirmed, then ack
 
 Each stage is a handler for `Broker.consume`: it returns to ack, raises to requeue.
@@ -23,6 +25,7 @@ from bus.envelope import Envelope
 from bus.logs import get_logger
 from bus.routing.router import RouteTable
 from bus.state import StateStore
+from bus.tenants import CROSS_TENANT, Tenancy
 from bus.validation.safe_xml import parse_xml
 
 __all__ = ["Router", "decode", "destination_queue"]
@@ -59,13 +62,15 @@ class Router:
     their own, uniquely named, queues)."""
 
     def __init__(self, broker: Broker, catalog: Catalog, routes: RouteTable, state: StateStore, *,
-                 queue_of: Callable[[str], str] = destination_queue, recorder: AuditRecorder | None = None) -> None:
+                 queue_of: Callable[[str], str] = destination_queue, recorder: AuditRecorder | None = None,
+                 tenancy: Tenancy | None = None) -> None:
         self._broker = broker
         self._recorder = recorder
         self._catalog = catalog
         self._routes = routes
         self._state = state
         self._queue_of = queue_of
+        self._tenancy = tenancy
 
     async def handle(self, delivery: Delivery) -> None:
         envelope = Envelope.from_headers(delivery.headers)
@@ -80,13 +85,19 @@ class Router:
             target = match.target
             xml = target.to_xml(match.record)
             target.xml_schema.assertValid(etree.fromstring(xml))  # a projection must be valid, or it is a bug
-            out = envelope.for_destination(
-                match.route.destination, target.kind, target.version, match.route.name, match.route.legal_basis
-            )
-            message = OutgoingMessage(xml, out.idempotency_key, envelope.subject, _headers(out))
-            outgoing.append((self._queue_of(match.route.destination), message))
-            destinations.append(match.route.destination)
-            routed.append(out)
+            names = [match.route.destination]
+            if self._tenancy is not None:
+                names = self._tenancy.targets(match.route.destination, envelope.municipality)
+            for name in names:
+                out = envelope.for_destination(name, target.kind, target.version, match.route.name,
+                                               match.route.legal_basis)
+                if self._tenancy is not None and not self._tenancy.admits(name, envelope.municipality):
+                    self._refuse(out)  # whatever the route says: never another municipality's destination
+                    continue
+                message = OutgoingMessage(xml, out.idempotency_key, envelope.subject, _headers(out))
+                outgoing.append((self._queue_of(name), message))
+                destinations.append(name)
+                routed.append(out)
         if outgoing:
             await self._broker.publish_many(outgoing)
         self._state.record_routed(envelope.message_id, destinations)  # durable before the ack
@@ -94,3 +105,12 @@ class Router:
             for out in routed:
                 self._recorder.event(EventType.ROUTED, out)
         log.debug("routed", message_id=envelope.message_id, destinations=len(outgoing))
+
+    def _refuse(self, out: Envelope) -> None:
+        log.warning("cross-tenant route refused", route=out.route, destination=out.destination,
+                    municipality=out.municipality, message_id=out.message_id)
+        self._state.count("destination", out.destination or "", "refused")
+        if self._recorder is not None:
+            self._recorder.event(EventType.REFUSED, out, codes=[CROSS_TENANT],
+                                 reason=f"destination {out.destination} does not belong to municipality "
+                                        f"{out.municipality} (route {out.route})")

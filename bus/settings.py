@@ -31,7 +31,19 @@ checkpoint_every = 1000          # sign the chain head every N records
 transport = "http"               # http | file | an entry point in renkei.adapters
 url = "http://127.0.0.1:9101/messages"
 concurrency = 8
+system = "zei"                   # the route destination it serves (default: its own name)
+municipality = "131016"          # or municipalities = [...]; required when the bus serves several
+
+[sources.jumin-131016]           # the id is the envelope's `source` (docs/tenants.md)
+municipalities = ["131016"]      # what it may submit for
+token_file = "/etc/renkei/tokens/jumin-131016"   # HTTP bearer token (or its sha256:…); or env
+                                 # RENKEI_SOURCE_JUMIN_131016_TOKEN
+inbox = "var/inbox/jumin-131016" # its own directory source
+amqp_user = "jumin-131016"       # its broker user (AMQP intake)
 ```
+
+TLS: `broker_url = "amqps://…"` with `[bus] broker_ca_file` (and optionally
+`broker_cert_file`/`broker_key_file`); `[intake] tls_cert_file`/`tls_key_file` serve https.
 """
 
 from __future__ import annotations
@@ -46,8 +58,10 @@ from typing import Any
 
 from bus.delivery.policy import RetryPolicy
 from bus.errors import ConfigError
+from bus.validation.checkdigits import is_valid_municipality_code
 
-__all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings"]
+__all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings",
+           "SourceSettings"]
 
 _DEV_KEY_NOTICE = "renkei-development-key-not-for-production"
 
@@ -60,6 +74,9 @@ class BusSettings:
     max_message_bytes: int = 1024 * 1024
     municipalities: tuple[str, ...] = ()
     routes_dir: Path | None = None
+    broker_ca_file: Path | None = None  # amqps: the CA of the broker's certificate (default: system CAs)
+    broker_cert_file: Path | None = None  # amqps: a client certificate (mutual TLS), with broker_key_file
+    broker_key_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +84,10 @@ class IntakeSettings:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     inbox: Path | None = None
+    tls_cert_file: Path | None = None  # both set: the HTTP intake serves https only
+    tls_key_file: Path | None = None
+    amqp_vhosts: dict[str, str] = field(default_factory=dict)  # municipality → vhost of its AMQP intake
+    amqp_queue: str = "renkei.submit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +120,19 @@ class DestinationSettings:
     concurrency: int = 8
     options: dict[str, Any] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    system: str = ""  # the route destination it serves; "" = its own name
+    municipalities: frozenset[str] | None = None  # None: any municipality (a bus of one)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """`[sources.<id>]`: a source, what it may submit for and how it proves who it is."""
+
+    id: str
+    municipalities: tuple[str, ...]
+    token_sha256: bytes | None = field(default=None, repr=False)
+    inbox: Path | None = None
+    amqp_user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +142,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     destinations: dict[str, DestinationSettings] = field(default_factory=dict)
+    sources: dict[str, SourceSettings] = field(default_factory=dict)
     source_file: Path | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # of a destination without its own
 
@@ -119,6 +154,11 @@ class Settings:
     def retry_of(self, destination: str) -> RetryPolicy:
         config = self.destinations.get(destination)
         return config.retry if config is not None else self.retry
+
+    @property
+    def multi_tenant(self) -> bool:
+        """Several municipalities, or destinations bound to one: tenancy is enforced (bus.tenants)."""
+        return len(self.bus.municipalities) > 1 or any(d.municipalities for d in self.destinations.values())
 
     @property
     def uses_development_key(self) -> bool:
@@ -145,15 +185,21 @@ class Settings:
                 raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
         base = path.resolve().parent if path is not None else Path.cwd()
         at = _Where(path, text)
-        _no_unknown(data, at(), "the top level", ("bus", "intake", "logging", "audit", "retry", "destinations"))
+        _no_unknown(data, at(), "the top level",
+                    ("bus", "intake", "logging", "audit", "retry", "destinations", "sources"))
         bus = _bus(_table(data, "bus", at), env, base, at)
         retry = RetryPolicy().merged(_table(data, "retry", at), lambda key: at("retry", key))
+        intake = _intake(_table(data, "intake", at), env, base, at)
+        destinations = _destinations(_table(data, "destinations", at), at, retry)
+        sources = _sources(_table(data, "sources", at), env, base, at, bus.municipalities)
+        _check_tenancy(bus, intake, destinations, sources, at)
         return cls(
             bus=bus,
-            intake=_intake(_table(data, "intake", at), env, base, at),
+            intake=intake,
             logging=_logging(_table(data, "logging", at), env, at),
             audit=_audit(_table(data, "audit", at), env, base, at, bus.state_dir),
-            destinations=_destinations(_table(data, "destinations", at), at, retry),
+            destinations=destinations,
+            sources=sources,
             source_file=path,
             retry=retry,
         )
@@ -240,7 +286,8 @@ def _no_unknown(data: dict[str, Any], where: str, section: str, known: tuple[str
 
 
 def _bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> BusSettings:
-    known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir")
+    known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir",
+             "broker_ca_file", "broker_cert_file", "broker_key_file")
     _no_unknown(raw, at("bus"), "[bus]", known)
     key = _pseudonym_key(raw, env, base, at)
     url, where = _setting(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
@@ -263,7 +310,22 @@ def _bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> Bu
         max_message_bytes=_int(size, where, "[bus] max_message_bytes", minimum=1),
         municipalities=tuple(municipalities),
         routes_dir=base / _text(routes, where, "[bus] routes_dir") if routes else None,
+        broker_ca_file=_file(raw, env, "broker_ca_file", "RENKEI_BROKER_CA_FILE", base, at, "bus"),
+        broker_cert_file=_file(raw, env, "broker_cert_file", "RENKEI_BROKER_CERT_FILE", base, at, "bus"),
+        broker_key_file=_file(raw, env, "broker_key_file", "RENKEI_BROKER_KEY_FILE", base, at, "bus"),
     )
+
+
+def _file(raw: dict[str, Any], env: dict[str, str], key: str, var: str, base: Path, at: _Where,
+          section: str) -> Path | None:
+    """An existing file named by `key` (or `var`), relative to the config file."""
+    value, where = _setting(raw, env, key, var, at, section, None)
+    if value is None:
+        return None
+    path = base / _text(value, where, f"[{section}] {key}")
+    if not path.is_file():
+        raise ConfigError(f"[{section}] {key}: no such file {path}", where=where)
+    return path
 
 
 def _pseudonym_key(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> bytes:
@@ -284,7 +346,8 @@ def _pseudonym_key(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Wh
 
 
 def _intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> IntakeSettings:
-    _no_unknown(raw, at("intake"), "[intake]", ("http_host", "http_port", "inbox"))
+    _no_unknown(raw, at("intake"), "[intake]",
+                ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue"))
     host, where = _setting(raw, env, "http_host", "RENKEI_HTTP_HOST", at, "intake", "127.0.0.1")
     host = _text(host, where, "[intake] http_host")
     port, where = _setting(raw, env, "http_port", "RENKEI_HTTP_PORT", at, "intake", 8080)
@@ -292,7 +355,20 @@ def _intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) ->
     inbox = raw.get("inbox")
     if inbox is not None:
         inbox = _text(inbox, at("intake", "inbox"), "[intake] inbox")
-    return IntakeSettings(http_host=host, http_port=port, inbox=base / inbox if inbox else None)
+    cert = _file(raw, env, "tls_cert_file", "RENKEI_HTTP_TLS_CERT_FILE", base, at, "intake")
+    key = _file(raw, env, "tls_key_file", "RENKEI_HTTP_TLS_KEY_FILE", base, at, "intake")
+    if (cert is None) != (key is None):
+        raise ConfigError("[intake] tls_cert_file and tls_key_file go together (https needs both)",
+                          where=at("intake", "tls_cert_file" if cert is None else "tls_key_file"))
+    vhosts = raw.get("amqp_vhosts", {})
+    if not isinstance(vhosts, dict) or not all(
+        is_valid_municipality_code(m) and isinstance(v, str) and v for m, v in vhosts.items()
+    ):
+        raise ConfigError("[intake] amqp_vhosts maps 地方公共団体コード to vhost names "
+                          '({ "131016" = "renkei-131016" })', where=at("intake", "amqp_vhosts"))
+    queue = _text(raw.get("amqp_queue", "renkei.submit"), at("intake", "amqp_queue"), "[intake] amqp_queue")
+    return IntakeSettings(http_host=host, http_port=port, inbox=base / inbox if inbox else None,
+                          tls_cert_file=cert, tls_key_file=key, amqp_vhosts=dict(vhosts), amqp_queue=queue)
 
 
 def _logging(raw: dict[str, Any], env: dict[str, str], at: _Where) -> LoggingSettings:
@@ -386,6 +462,105 @@ def _destinations(raw: dict[str, Any], at: _Where, retry: RetryPolicy) -> dict[s
         if not isinstance(own, dict):
             raise ConfigError(f"[{section}] retry must be a table ([{section}.retry])", where=at(section, "retry"))
         policy = retry.merged(own, functools.partial(_retry_where, at, f"{section}.retry"))
+        system = opts.pop("system", "")
+        if system:
+            system = _text(system, at(section, "system"), f"[{section}] system")
+        municipalities = _destination_municipalities(opts, at, section)
         result[name] = DestinationSettings(name=name, transport=transport, concurrency=concurrency, options=opts,
-                                           retry=policy)
+                                           retry=policy, system=system, municipalities=municipalities)
     return result
+
+
+def _codes(value: Any, where: str, what: str) -> tuple[str, ...]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values or not all(is_valid_municipality_code(v) for v in values):
+        raise ConfigError(f"{what} must be 地方公共団体コード (6 digits with a valid check digit, e.g. \"131016\"), "
+                          f"got {value!r}", where=where)
+    return tuple(values)
+
+
+def _destination_municipalities(opts: dict[str, Any], at: _Where, section: str) -> frozenset[str] | None:
+    if "municipality" in opts and "municipalities" in opts:
+        raise ConfigError(f"[{section}] give municipality or municipalities, not both", where=at(section))
+    key = "municipality" if "municipality" in opts else "municipalities"
+    if key not in opts:
+        return None
+    return frozenset(_codes(opts.pop(key), at(section, key), f"[{section}] {key}"))
+
+
+_SOURCE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def _sources(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where,
+             served: tuple[str, ...]) -> dict[str, SourceSettings]:
+    """`[sources.<id>]`: tokens are read here and only their SHA-256 digest is kept."""
+    from bus.tenants import token_digest
+
+    result = {}
+    for source, options in raw.items():
+        section = f"sources.{source}"
+        if not _SOURCE_ID.fullmatch(source) or source.isdigit():
+            raise ConfigError(f"[{section}]: a source id is lower-case letters, digits, '-', '_' or '.' "
+                              "(not all digits)", where=at(section))
+        if not isinstance(options, dict):
+            raise ConfigError(f"[{section}] must be a table", where=at(section))
+        _no_unknown(options, at(section), f"[{section}]", ("municipalities", "token_file", "inbox", "amqp_user"))
+        municipalities = _codes(options.get("municipalities"), at(section, "municipalities"),
+                                f"[{section}] municipalities")
+        outside = sorted(set(municipalities) - set(served)) if served else []
+        if outside:
+            raise ConfigError(f"[{section}] municipalities {', '.join(outside)} are not served by this bus "
+                              f"([bus] municipalities)", where=at(section, "municipalities"))
+        var = "RENKEI_SOURCE_" + re.sub(r"[^A-Z0-9]", "_", source.upper()) + "_TOKEN"
+        digest = None
+        if env.get(var):
+            configured, where = env[var], at(env=var)
+        elif options.get("token_file"):
+            where = at(section, "token_file")
+            token_path = base / _text(options["token_file"], where, f"[{section}] token_file")
+            try:
+                configured = token_path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"cannot read the token file {token_path} ({_reason(exc)})", where=where) from None
+        else:
+            configured = ""
+        if configured:
+            try:
+                digest = token_digest(configured)
+            except ValueError as exc:
+                raise ConfigError(f"[{section}] token: {exc}", where=where) from None
+        inbox = options.get("inbox")
+        user = options.get("amqp_user")
+        if digest is None and not inbox and not user:
+            raise ConfigError(f"[{section}] has no way to submit: set token_file (or {var}), inbox or amqp_user",
+                              where=at(section))
+        result[source] = SourceSettings(
+            id=source, municipalities=municipalities, token_sha256=digest,
+            inbox=base / _text(inbox, at(section, "inbox"), f"[{section}] inbox") if inbox else None,
+            amqp_user=_text(user, at(section, "amqp_user"), f"[{section}] amqp_user") if user else None,
+        )
+    return result
+
+
+def _check_tenancy(bus: BusSettings, intake: IntakeSettings, destinations: dict[str, DestinationSettings],
+                   sources: dict[str, SourceSettings], at: _Where) -> None:
+    """The rules that span sections: a bus of several municipalities binds every destination."""
+    several = len(bus.municipalities) > 1 or any(d.municipalities for d in destinations.values())
+    for name, config in destinations.items():
+        if several and not config.municipalities:
+            raise ConfigError(f"[destinations.{name}] needs municipality = \"…\": this bus serves several "
+                              "municipalities and a destination belongs to one (or a list)",
+                              where=at(f"destinations.{name}"))
+        outside = sorted((config.municipalities or set()) - set(bus.municipalities)) if bus.municipalities else []
+        if outside:
+            raise ConfigError(f"[destinations.{name}] municipalities {', '.join(outside)} are not served by this "
+                              "bus ([bus] municipalities)", where=at(f"destinations.{name}"))
+    if sources and intake.inbox is not None:
+        raise ConfigError("[intake] inbox is a source of no one: with [sources] configured, give each source "
+                          "its own inbox ([sources.<id>] inbox)", where=at("intake", "inbox"))
+    users = [s.amqp_user for s in sources.values() if s.amqp_user]
+    if len(users) != len(set(users)):
+        raise ConfigError("two sources share one amqp_user: a broker user is one source", where=at())
+    if intake.amqp_vhosts and not bus.broker_url:
+        raise ConfigError("[intake] amqp_vhosts needs a RabbitMQ broker_url (the AMQP intake uses its host and "
+                          "credentials)", where=at("intake", "amqp_vhosts"))

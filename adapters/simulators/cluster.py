@@ -45,19 +45,22 @@ class EmbeddedServer:
     """One ASGI app served by uvicorn on a loopback socket inside the running loop.
 
     `port=0` picks a free port; after `start()`, `port` and `url` are known, and a
-    `stop()` + `start()` listens on the same port again.
+    `stop()` + `start()` listens on the same port again. `tls` = (certificate file, key file)
+    serves https only (the HTTP intake's `[intake] tls_cert_file`/`tls_key_file`).
     """
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0,
+                 tls: tuple[str, str] | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.tls = tls
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -71,7 +74,8 @@ class EmbeddedServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=1
+            self.app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=1,
+            ssl_certfile=self.tls[0] if self.tls else None, ssl_keyfile=self.tls[1] if self.tls else None,
         )
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn:{self.port}")

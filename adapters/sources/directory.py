@@ -8,6 +8,11 @@ ignored. Each file found (oldest name first) is submitted, then moved:
     inbox/rejected/<name>                rejected (or a batch with any record rejected)
     .../<name>.result.json               beside it: status, message ids, issues / summary
 
+Tenants: an inbox belongs to one source (`[sources.<id>] inbox`; `renkei run` starts one
+`DirectorySource(inbox, intake, source=<id>)` per source), so whoever can write into it speaks
+as that source; the bus then takes only changes of the source's own municipalities. A file
+of another municipality is rejected with A403 (audited `forbidden`, its content not kept).
+
 A file never leaves the inbox before the bus answered for it: a crash between submit and
 move re-submits it on the next run, and the bus answers "duplicate" — nothing is lost and
 nothing is applied twice. If the broker is unavailable the file stays for the next poll.
@@ -43,6 +48,8 @@ import structlog
 
 from adapters.base import Intake, Submission
 from bus.errors import BrokerError, ConfigError, ValidationFailed
+from bus.tenants import SourceRefused
+from bus.validation.issues import Issue
 
 __all__ = ["DirectorySource", "FileResult", "Progress"]
 
@@ -238,6 +245,8 @@ class DirectorySource:
             return await self.intake.submit(raw, content_type=content_type, source=self.source, kind=kind)
         except ValidationFailed as exc:
             return Submission("rejected", kind=kind, issues=tuple(exc.issues))
+        except SourceRefused as refusal:  # audited by the bus; the file is this source's own mistake
+            return Submission("rejected", kind=kind, issues=(Issue(refusal.code, str(refusal), path="/"),))
 
     def _report(self, progress: Progress, counts: dict[str, int]) -> None:
         progress.accepted, progress.duplicate, progress.rejected = (

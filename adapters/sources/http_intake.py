@@ -4,17 +4,24 @@
 
     POST /v1/messages            body: one message (application/xml or application/avro)
          ?kind=jumin.idou        or header X-Renkei-Kind (optional: XML names its kind)
-         X-Renkei-Source: kiban  which system sends (default "http")
+         Authorization: Bearer <token>   the source's token, when sources are configured
+         X-Renkei-Source: kiban  which system sends (default "http"; with tokens: the token's
+                                 source, and a different value is refused)
 
     202 {"status": "accepted", "message_id": ...}   only after the broker confirmed it
     200 {"status": "duplicate", "message_id": ...}  the same change was sent before
     422 {"status": "rejected", "issues": [...]}     with every problem found (values masked)
     413 body over the cap (read with the cap: never buffered beyond it)
     415 other content types
+    401 no or unknown token (WWW-Authenticate: Bearer); the body is not read
+    403 the token's source may not submit for the message's municipality (or names another
+        source); the message is not kept
     503 the broker is unavailable: try again (Retry-After)
     GET /healthz                 200 {"status": "ok"}
 
-The app only talks to an `adapters.base.Intake`; the bus wires `bus.intake.BusIntake`.
+The app only talks to an `adapters.base.Intake`; the bus wires `bus.intake.BusIntake`, and
+a `bus.tenants.Gate` that checks tokens and audits every refusal (`auth_failed`, `forbidden`).
+Without configured sources the intake is open (development only: `renkei run` says so).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from starlette.routing import Route
 
 from adapters.base import Intake, Submission
 from bus.errors import BrokerError, ValidationFailed
+from bus.tenants import AuthenticationFailed, Gate, SourceForbidden
 from bus.validation.issues import Issue
 
 __all__ = ["CONTENT_TYPES", "MAX_BODY", "BodyTooLarge", "create_intake_app", "read_limited_body"]
@@ -62,10 +70,26 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_source: str = "http") -> Starlette:
-    """The intake ASGI app around one `Intake`."""
+def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_source: str = "http",
+                      gate: Gate | None = None) -> Starlette:
+    """The intake ASGI app around one `Intake`; with a `gate` that enforces sources, every
+    request needs a source's bearer token."""
 
     async def submit(request: Request) -> JSONResponse:
+        claimed = request.headers.get("x-renkei-source")
+        source = claimed or default_source
+        if gate is not None and gate.enforced:  # before anything of the request is read
+            peer = request.client.host if request.client else None
+            try:
+                source = gate.authenticate_token(request.headers.get("authorization"), peer=peer).id
+            except AuthenticationFailed as failed:
+                error = "invalid_token" if request.headers.get("authorization") else "invalid_request"
+                return _problem(401, "A401", f"authentication failed: {failed}", answer="unauthorized",
+                                headers={"WWW-Authenticate": f'Bearer realm="renkei", error="{error}"'})
+            if claimed and claimed != source:
+                refusal = SourceForbidden(source, None, f"the token is of source {source!r}, not {claimed!r}")
+                gate.forbidden(refusal)
+                return _problem(403, "A403", str(refusal), answer="forbidden")
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         content_type = CONTENT_TYPES.get(media)
         if content_type is None:
@@ -77,9 +101,11 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
         except BodyTooLarge:
             return _problem(413, "R100", f"message larger than {max_body} bytes")
         kind = request.query_params.get("kind") or request.headers.get("x-renkei-kind") or None
-        source = request.headers.get("x-renkei-source") or default_source
         try:
             result = await intake.submit(raw, content_type=content_type, source=source, kind=kind)
+        except SourceForbidden as refusal:  # audited by the intake
+            log.info("intake.forbidden", source=source, municipality=refusal.municipality)
+            return _problem(403, "A403", str(refusal), answer="forbidden")
         except ValidationFailed as exc:
             result = Submission("rejected", kind=kind, issues=tuple(exc.issues))
         except BrokerError as exc:
@@ -108,6 +134,7 @@ def _answer(result: Submission) -> dict[str, Any]:
     return body
 
 
-def _problem(status: int, code: str, message: str) -> JSONResponse:
+def _problem(status: int, code: str, message: str, *, answer: str = "rejected",
+             headers: dict[str, str] | None = None) -> JSONResponse:
     issue = Issue(code=code, message=message)
-    return JSONResponse({"status": "rejected", "issues": [issue.to_dict()]}, status_code=status)
+    return JSONResponse({"status": answer, "issues": [issue.to_dict()]}, status_code=status, headers=headers)

@@ -7,6 +7,12 @@
     any      → held | released (ordering: the resident's earlier change is not yet resolved)
     dead     → viewed_unmasked (actor: an operator looked at the personal data)
 
+and, before or instead of a message's life (tenants, bus.tenants):
+
+    auth_failed  a source without valid credentials (actor: channel and peer; nothing of the body)
+    forbidden    a known source submitting for a municipality it may not (source, municipality)
+    refused      a projection for a destination of another municipality, not delivered
+
 An `AuditEvent` holds no personal data: the resident is only its `subject` pseudonym
 (bus.masking.Pseudonymizer.subject). bus.audit.guard checks this at append time.
 """
@@ -40,6 +46,9 @@ class EventType(StrEnum):
     HELD = "held"
     RELEASED = "released"
     VIEWED_UNMASKED = "viewed_unmasked"  # an operator asked to see a message's personal data
+    AUTH_FAILED = "auth_failed"  # a source's credentials were missing or unknown (HTTP 401)
+    FORBIDDEN = "forbidden"  # a source submitted for a municipality it may not (HTTP 403)
+    REFUSED = "refused"  # the router refused a destination of another municipality (tenancy guard)
 
 
 def utc_now() -> str:

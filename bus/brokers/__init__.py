@@ -8,6 +8,7 @@ The broker is returned unconnected: `await broker.connect()`.
 from __future__ import annotations
 
 from pathlib import Path
+from ssl import SSLContext
 from urllib.parse import unquote, urlsplit
 
 from bus.brokers.base import Broker, Consumer, Delivery, Handler, OutgoingMessage, QueueStats
@@ -26,8 +27,9 @@ __all__ = [
 DEFAULT_FILE = Path("var/broker.sqlite")
 
 
-def open_broker(url: str | None, *, path: Path | None = None) -> Broker:
-    """The broker for `url`; `path` is the embedded broker's file when no URL is given."""
+def open_broker(url: str | None, *, path: Path | None = None, ssl_context: SSLContext | None = None) -> Broker:
+    """The broker for `url`; `path` is the embedded broker's file when no URL is given;
+    `ssl_context` is used for an amqps:// URL (bus.tls.broker_context)."""
     if not url:
         from bus.brokers.embedded import EmbeddedBroker
 
@@ -40,7 +42,7 @@ def open_broker(url: str | None, *, path: Path | None = None) -> Broker:
     if scheme in ("amqp", "amqps"):
         from bus.brokers.amqp import AmqpBroker
 
-        return AmqpBroker(url)
+        return AmqpBroker(url, ssl_context=ssl_context if scheme == "amqps" else None)
     raise ConfigError(
         f"unknown broker URL scheme {scheme!r}: use amqp://, amqps://, sqlite:///path, or no URL "
         "for the embedded broker",

@@ -11,6 +11,10 @@ the directory source when [intake] inbox is set), the router and every destinati
 deliverer; `router` runs the intake and the router; `deliver` runs deliverers only (all
 configured destinations, or those named by --destination).
 
+Tenants (docs/tenants.md): with `[sources.<id>]` the HTTP intake needs each source's bearer
+token, each source's `inbox` gets its own directory source, and `[intake] amqp_vhosts` starts
+one AMQP intake per municipality vhost; `[intake] tls_cert_file`/`tls_key_file` serve https.
+
 Stopping (SIGINT/SIGTERM): the intake stops taking messages (a request being answered is
 answered), the directory source finishes its file, the consumers let their running
 handlers finish and requeue what has not started, then the broker closes. Exit status 0.
@@ -30,6 +34,7 @@ from urllib.parse import urlsplit
 import click
 
 from adapters.simulators import SYSTEMS, EmbeddedServer, SimulatorState, create_app
+from adapters.sources.amqp_intake import AmqpIntake, vhost_url
 from adapters.sources.directory import DirectorySource
 from adapters.sources.http_intake import create_intake_app
 from bus.app import Bus, BusParts
@@ -157,6 +162,10 @@ class _Runner:
         if settings.uses_development_key:
             _say("warning: the development pseudonym key is in use; set RENKEI_PSEUDONYM_KEY (or "
                  "[bus] pseudonym_key_file) in production")
+        unserved = bus.tenancy.unaddressed(r.destination for r in bus.routes.routes) if bus.tenancy.strict else []
+        if unserved:
+            _say(f"tenancy: no destination is configured for {', '.join(unserved)}; changes routed there go "
+                 "nowhere (one queue for every municipality would mix them)")
         intake_url = await self._start_intake(stack, bus) if routes else None
         if delivers:
             without = sorted(set(bus.destinations) - set(settings.destinations))
@@ -170,8 +179,9 @@ class _Runner:
 
     async def _start_intake(self, stack: contextlib.AsyncExitStack, bus: Bus) -> str:
         intake = self.settings.intake
-        app = create_intake_app(bus.intake, max_body=self.settings.bus.max_message_bytes)
-        server = EmbeddedServer(app, host=intake.http_host, port=intake.http_port)
+        app = create_intake_app(bus.intake, max_body=self.settings.bus.max_message_bytes, gate=bus.gate)
+        tls = (str(intake.tls_cert_file), str(intake.tls_key_file)) if intake.tls_cert_file else None
+        server = EmbeddedServer(app, host=intake.http_host, port=intake.http_port, tls=tls)
         try:
             await server.start()
         except OSError as exc:
@@ -180,21 +190,38 @@ class _Runner:
                           f"{intake.http_port} ({why}): choose another http_port", CONFIG_ERROR) from exc
         stack.push_async_callback(server.stop)
         url = f"{server.url}/v1/messages"
-        _say(f"intake listening on {url}")
+        _say(f"intake listening on {url}" + ("" if bus.gate.enforced else
+             " (open: no [sources] configured, any caller is taken on trust; development only)"))
+        inboxes = [(s.inbox, s.id) for s in self.settings.sources.values() if s.inbox is not None]
         if intake.inbox is not None:
-            intake.inbox.mkdir(parents=True, exist_ok=True)
-            source = DirectorySource(intake.inbox, bus.intake, pattern=("*.xml", "*.avro"), catalog=bus.catalog,
-                                     max_size=self.settings.bus.max_message_bytes)
-            done = asyncio.Event()
-            task = asyncio.get_running_loop().create_task(source.run(done))
-
-            async def stop_source() -> None:
-                done.set()  # the file being taken is finished first
-                await asyncio.gather(task, return_exceptions=True)
-
-            stack.push_async_callback(stop_source)
-            _say(f"inbox {intake.inbox} (*.xml, *.avro)")
+            inboxes.append((intake.inbox, "directory"))
+        for inbox, source_id in inboxes:
+            self._start_inbox(stack, bus, inbox, source_id)
+        for municipality, vhost in sorted(intake.amqp_vhosts.items()):
+            assert self.settings.bus.broker_url is not None  # settings check it
+            amqp = AmqpIntake(vhost_url(self.settings.bus.broker_url, vhost), municipality, bus.intake, bus.gate,
+                              queue=intake.amqp_queue, ssl_context=bus.broker_ssl_context())
+            try:
+                await amqp.start()
+            except BrokerError as exc:
+                raise _Failed(str(exc), RUNTIME_ERROR) from exc
+            stack.push_async_callback(amqp.stop)
+            _say(f"AMQP intake of {municipality}: vhost {vhost}, queue {intake.amqp_queue}")
         return url
+
+    def _start_inbox(self, stack: contextlib.AsyncExitStack, bus: Bus, inbox: Path, source_id: str) -> None:
+        inbox.mkdir(parents=True, exist_ok=True)
+        source = DirectorySource(inbox, bus.intake, pattern=("*.xml", "*.avro"), catalog=bus.catalog,
+                                 max_size=self.settings.bus.max_message_bytes, source=source_id)
+        done = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(source.run(done))
+
+        async def stop_source() -> None:
+            done.set()  # the file being taken is finished first
+            await asyncio.gather(task, return_exceptions=True)
+
+        stack.push_async_callback(stop_source)
+        _say(f"inbox {inbox} (*.xml, *.avro) of source {source_id}")
 
     async def _start_simulators(self, servers: list[EmbeddedServer], bus: Bus, ports: dict[str, int]) -> None:
         store = self.settings.bus.state_dir / "simulators"

@@ -1,0 +1,337 @@
+"""Tenants (DESIGN §8): one bus, several municipalities, their messages never mixed.
+
+Two bindings, both from `renkei.toml` (docs/tenants.md):
+
+- a **source** (`[sources.<id>]`, id = the envelope's `source`) may submit only for its
+  `municipalities`; it proves who it is with a bearer token (HTTP intake), an inbox
+  directory of its own (directory source) or a broker user (AMQP intake, RabbitMQ's
+  validated `user_id`). `Sources` answers "who is this token / user" and "may this source
+  submit for municipality M"; `Gate` does the same and audits every refusal.
+- a **destination** (`[destinations.<name>]`) belongs to one or more municipalities and
+  serves one `system` (the name a route's `destination` uses; default its own name).
+  `Tenancy` maps a route's destination and a change's municipality to the concrete
+  destinations that may receive it (`targets`), and is asked again at the delivery
+  boundary (`admits`): the router refuses a projection for a destination of another
+  municipality whatever the route says, and `TenantGuardSink` refuses it at the sink.
+
+Tokens are never kept: only their SHA-256 digest, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from adapters.base import Outbound, Receipt, Sink
+from bus.audit.events import AuditEvent, EventType
+from bus.errors import PermanentError, RenkeiError
+from bus.logs import get_logger
+
+if TYPE_CHECKING:
+    from bus.audit.recorder import AuditRecorder
+    from bus.state import StateStore
+
+__all__ = [
+    "AUTH_FAILED",
+    "CROSS_TENANT",
+    "FORBIDDEN",
+    "AuthenticationFailed",
+    "DestinationTenant",
+    "Gate",
+    "SourceBinding",
+    "SourceForbidden",
+    "SourceRefused",
+    "Sources",
+    "Tenancy",
+    "TenantGuardSink",
+    "hash_token",
+    "new_token",
+    "token_digest",
+]
+
+log = get_logger("renkei.tenants")
+
+#: stable codes of the refusals (docs/error-codes.md, A4xx)
+AUTH_FAILED = "A401"  # no, malformed or unknown credentials
+FORBIDDEN = "A403"  # a known source submitting for a municipality it may not
+CROSS_TENANT = "A410"  # a projection addressed to a destination of another municipality
+HASH_SCHEME = "sha256:"
+MIN_TOKEN_LENGTH = 32
+
+
+def hash_token(token: str) -> str:
+    """The form a token is configured in without the token itself: ``sha256:<hex>``."""
+    return HASH_SCHEME + hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh bearer token (256 random bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(configured: str) -> bytes:
+    """The SHA-256 digest of a configured token: the token itself, or ``sha256:<64 hex>``.
+
+    Raises ValueError when it is neither a long enough token nor a well-formed hash."""
+    text = configured.strip()
+    if text.startswith(HASH_SCHEME):
+        hexdigest = text[len(HASH_SCHEME):]
+        if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+            raise ValueError("a token hash is 'sha256:' and 64 lower-case hex digits")
+        return bytes.fromhex(hexdigest)
+    if len(text) < MIN_TOKEN_LENGTH or any(c.isspace() for c in text):
+        raise ValueError(f"a token is at least {MIN_TOKEN_LENGTH} characters without spaces "
+                         "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    return hashlib.sha256(text.encode()).digest()
+
+
+class SourceRefused(RenkeiError):
+    """A source was refused before its message entered the bus; `code` is A401 or A403."""
+
+    code = AUTH_FAILED
+    status = 401
+
+
+class AuthenticationFailed(SourceRefused):
+    """No credentials, or credentials the bus does not know (HTTP 401)."""
+
+
+class SourceForbidden(SourceRefused):
+    """A known source submitting for a municipality it may not (HTTP 403)."""
+
+    code = FORBIDDEN
+    status = 403
+
+    def __init__(self, source: str, municipality: str | None, why: str) -> None:
+        self.source = source
+        self.municipality = municipality
+        super().__init__(why)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceBinding:
+    """One `[sources.<id>]`: who the source is and what it may submit for."""
+
+    id: str
+    municipalities: frozenset[str]
+    token_sha256: bytes | None = field(default=None, repr=False)
+    inbox: Path | None = None
+    amqp_user: str | None = None
+
+    def may_submit_for(self, municipality: str) -> bool:
+        return municipality in self.municipalities
+
+
+class Sources:
+    """The configured sources. Without any, the intake is open (development): every
+    source id is taken on trust and may submit for every municipality the bus serves."""
+
+    def __init__(self, bindings: Iterable[SourceBinding] = ()) -> None:
+        self._by_id = {b.id: b for b in bindings}
+        self._tokens = [b for b in self._by_id.values() if b.token_sha256 is not None]
+        self._by_user = {b.amqp_user: b for b in self._by_id.values() if b.amqp_user}
+
+    @property
+    def enforced(self) -> bool:
+        return bool(self._by_id)
+
+    def __iter__(self) -> Iterator[SourceBinding]:
+        return iter(self._by_id.values())
+
+    def get(self, source: str) -> SourceBinding | None:
+        return self._by_id.get(source)
+
+    def by_token(self, token: str) -> SourceBinding | None:
+        """The source whose token this is; every configured digest is compared (constant time,
+        no early exit), so the answer's timing says nothing about which tokens exist."""
+        digest = hashlib.sha256(token.encode()).digest()
+        found = None
+        for binding in self._tokens:
+            assert binding.token_sha256 is not None
+            if hmac.compare_digest(binding.token_sha256, digest):
+                found = binding
+        return found
+
+    def by_amqp_user(self, user: str) -> SourceBinding | None:
+        return self._by_user.get(user)
+
+    def check(self, source: str, municipality: str) -> None:
+        """Raise SourceForbidden unless `source` may submit for `municipality`."""
+        if not self.enforced:
+            return
+        binding = self._by_id.get(source)
+        if binding is None:
+            raise SourceForbidden(source, municipality, f"source {source!r} is not configured ([sources.{source}])")
+        if not binding.may_submit_for(municipality):
+            raise SourceForbidden(source, municipality, f"source {source!r} may not submit for municipality "
+                                  f"{municipality} (it may for {', '.join(sorted(binding.municipalities))})")
+
+
+class Gate:
+    """Authenticates sources and records every refusal (audit event and counter).
+
+    The refused request's body is never read: an `auth_failed` event names the channel,
+    the peer and the reason, nothing of the message."""
+
+    def __init__(self, sources: Sources, *, recorder: AuditRecorder | None = None,
+                 state: StateStore | None = None) -> None:
+        self.sources = sources
+        self._recorder = recorder
+        self._state = state
+
+    @property
+    def enforced(self) -> bool:
+        return self.sources.enforced
+
+    def authenticate_token(self, authorization: str | None, *, peer: str | None = None) -> SourceBinding:
+        """The source of an ``Authorization: Bearer <token>`` header, or AuthenticationFailed (audited)."""
+        if not authorization:
+            raise self.refuse("http", "no Authorization header", peer=peer)
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise self.refuse("http", "the Authorization header is not 'Bearer <token>'", peer=peer)
+        binding = self.sources.by_token(token.strip())
+        if binding is None:
+            raise self.refuse("http", "unknown token", peer=peer)
+        return binding
+
+    def authenticate_user(self, user: str | None, *, channel: str = "amqp", peer: str | None = None) -> SourceBinding:
+        """The source of a broker user (the validated `user_id` of a message), or AuthenticationFailed."""
+        binding = self.sources.by_amqp_user(user) if user else None
+        if binding is None:
+            raise self.refuse(channel, "message without user_id" if not user else "no source has this broker user",
+                              peer=peer)
+        return binding
+
+    def refuse(self, channel: str, reason: str, *, peer: str | None = None) -> AuthenticationFailed:
+        """Audit and count a failed authentication; returns the error to raise."""
+        actor = f"{channel}:{peer}" if peer else channel
+        if self._recorder is not None:
+            self._recorder.emit(AuditEvent(EventType.AUTH_FAILED, actor=_token(actor), codes=(AUTH_FAILED,),
+                                           reason=reason))
+        if self._state is not None:
+            self._state.count("auth", channel, "failed")
+        log.warning("source authentication failed", channel=channel, peer=peer, reason=reason)
+        return AuthenticationFailed(reason)
+
+    def forbidden(self, refusal: SourceForbidden, *, kind: str | None = None) -> None:
+        """Audit and count a known source refused for a municipality (BusIntake calls it)."""
+        if self._recorder is not None:
+            self._recorder.emit(AuditEvent(EventType.FORBIDDEN, source=refusal.source,
+                                           municipality=refusal.municipality, kind=kind, codes=(FORBIDDEN,),
+                                           reason=str(refusal)))
+        if self._state is not None:
+            self._state.count("source", refusal.source, "forbidden")
+        log.warning("source forbidden", source=refusal.source, municipality=refusal.municipality)
+
+
+def _token(text: str) -> str:
+    """`text` as an audit identifier (letters, digits and . : / @ + - _ only)."""
+    return "".join(c if c.isalnum() or c in ".:/@+-_" else "_" for c in text)[:200]
+
+
+class _DestinationConfig(Protocol):
+    @property
+    def system(self) -> str: ...
+    @property
+    def municipalities(self) -> frozenset[str] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationTenant:
+    """A destination's tenancy: the system it is, the municipalities it belongs to (None: any)."""
+
+    name: str
+    system: str
+    municipalities: frozenset[str] | None
+
+    def serves(self, municipality: str) -> bool:
+        return self.municipalities is None or municipality in self.municipalities
+
+
+class Tenancy:
+    """Which destinations a route's destination names, per municipality, and the guard.
+
+    A route's `destination` is a *system* (`zei`): it addresses every configured destination
+    of that system that serves the change's municipality (`[destinations.zei-131016]
+    system = "zei"`, `municipality = "131016"`). A route may also name one destination
+    directly (`destination: zei-131016`); then only the guard (`admits`) stands between a
+    careless route and another municipality's destination, and it always asks.
+
+    `strict` (a bus of several municipalities, or any destination bound to one): a route's
+    destination that names no configured destination addresses nothing (a queue shared by
+    every municipality would mix them); otherwise it addresses the queue of that name.
+    """
+
+    def __init__(self, destinations: Mapping[str, _DestinationConfig] | None = None, *, strict: bool = False) -> None:
+        self.strict = strict
+        self._by_name = {
+            name: DestinationTenant(name, config.system or name, config.municipalities)
+            for name, config in (destinations or {}).items()
+        }
+        self._by_system: dict[str, list[DestinationTenant]] = {}
+        for tenant in self._by_name.values():
+            self._by_system.setdefault(tenant.system, []).append(tenant)
+
+    def targets(self, destination: str, municipality: str) -> list[str]:
+        """The destinations a route addressing `destination` sends a change of `municipality` to."""
+        if destination in self._by_system:
+            return [t.name for t in self._by_system[destination] if t.serves(municipality)]
+        if destination in self._by_name:
+            return [destination]  # a route naming one destination: the guard decides
+        return [] if self.strict else [destination]
+
+    def admits(self, destination: str, municipality: str) -> bool:
+        """May `destination` receive a change of `municipality`? The delivery boundary's question."""
+        tenant = self._by_name.get(destination)
+        if tenant is None:
+            return not self.strict
+        return tenant.serves(municipality)
+
+    def addressable(self, route_destinations: Iterable[str]) -> list[str]:
+        """Every destination (queue) the routes can address, for declaring queues."""
+        names: set[str] = set()
+        for destination in route_destinations:
+            if destination in self._by_system:
+                names.update(t.name for t in self._by_system[destination])
+            elif destination in self._by_name or not self.strict:
+                names.add(destination)
+        return sorted(names)
+
+    def unaddressed(self, route_destinations: Iterable[str]) -> list[str]:
+        """Route destinations that name no configured destination (strict: they address nothing)."""
+        return sorted({d for d in route_destinations if d not in self._by_system and d not in self._by_name})
+
+    def tenant(self, destination: str) -> DestinationTenant | None:
+        return self._by_name.get(destination)
+
+
+class TenantGuardSink:
+    """The last line at the sink: a message of another municipality is never delivered.
+
+    It can reach a destination's queue only around the router (a replayed dead letter of an
+    older configuration, a hand-published message); it is dead-lettered (A410), not sent."""
+
+    def __init__(self, sink: Sink, destination: str, tenancy: Tenancy) -> None:
+        self.sink = sink
+        self.destination = destination
+        self.tenancy = tenancy
+
+    async def deliver(self, message: Outbound) -> Receipt:
+        municipality = message.envelope.municipality
+        if not self.tenancy.admits(self.destination, municipality):
+            log.warning("cross-tenant delivery refused", destination=self.destination, municipality=municipality,
+                        message_id=message.envelope.message_id)
+            raise PermanentError(f"{CROSS_TENANT}: destination {self.destination} does not belong to "
+                                 f"municipality {municipality}; not delivered")
+        return await self.sink.deliver(message)
+
+    async def aclose(self) -> None:
+        close = getattr(self.sink, "aclose", None)
+        if close is not None:
+            await close()

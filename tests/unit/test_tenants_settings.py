@@ -1,0 +1,82 @@
+"""Tenancy in renkei.toml: sources with their municipalities and tokens, destinations bound
+to a municipality, and the mistakes that would let two municipalities mix."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from tenant_fixtures import TOKEN_A, TOKEN_B, A, B, write_tenant_config
+
+from bus.errors import ConfigError
+from bus.settings import Settings
+
+
+def test_a_two_municipality_config_binds_sources_and_destinations(tmp_path: Path) -> None:
+    """Each source has its municipalities, its token digest, inbox and broker user; each
+    destination its system and municipality."""
+    settings = Settings.load(write_tenant_config(tmp_path), env={})
+    a, b = settings.sources["jumin-a"], settings.sources["jumin-b"]
+    assert a.municipalities == (A,) and b.municipalities == (B,)
+    assert a.token_sha256 == hashlib.sha256(TOKEN_A.encode()).digest()
+    assert b.token_sha256 == hashlib.sha256(TOKEN_B.encode()).digest()  # configured as sha256:…
+    assert a.inbox == tmp_path / "inbox" / "jumin-a" and a.amqp_user == "vendor-jumin-a"
+    zei_a = settings.destinations[f"zei-{A}"]
+    assert (zei_a.system, zei_a.municipalities) == ("zei", frozenset({A}))
+    assert "system" not in zei_a.options and "municipality" not in zei_a.options
+    assert settings.multi_tenant
+
+
+def test_no_token_is_kept_in_the_settings(tmp_path: Path) -> None:
+    """Only the digest: neither the token nor its hex digest shows in the settings' repr."""
+    settings = Settings.load(write_tenant_config(tmp_path), env={})
+    text = repr(settings)
+    assert TOKEN_A not in text and hashlib.sha256(TOKEN_A.encode()).hexdigest() not in text
+
+
+def test_the_environment_gives_a_token_instead_of_the_file(tmp_path: Path) -> None:
+    other = "env-token-" + "x" * 40
+    settings = Settings.load(write_tenant_config(tmp_path), env={"RENKEI_SOURCE_JUMIN_A_TOKEN": other})
+    assert settings.sources["jumin-a"].token_sha256 == hashlib.sha256(other.encode()).digest()
+
+
+def test_a_short_token_is_refused_with_where_it_came_from(tmp_path: Path) -> None:
+    config = write_tenant_config(tmp_path)
+    (tmp_path / "secrets" / "jumin-a.token").write_text("secret", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"renkei.toml:\d+: \[sources.jumin-a\] token: a token is at least 32"):
+        Settings.load(config, env={})
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('[destinations.shared]\ntransport = "http"\nurl = "http://127.0.0.1:9/messages"\n',
+     r"\[destinations.shared\] needs municipality"),
+    ('[destinations.zei-x]\ntransport = "http"\nurl = "http://x/messages"\nmunicipality = "011002"\n',
+     r"municipalities 011002 are not served by this bus"),
+    ('[destinations.zei-y]\ntransport = "http"\nurl = "http://x/messages"\nmunicipality = "131017"\n',
+     r"地方公共団体コード"),
+    ('[sources.kiban]\nmunicipalities = ["131016"]\n', r"\[sources.kiban\] has no way to submit"),
+    ('[sources.kiban]\nmunicipalities = ["011002"]\ninbox = "x"\n', r"011002 are not served"),
+    ('[sources.kiban]\nmunicipalities = []\ninbox = "x"\n', r"\[sources.kiban\] municipalities must be"),
+    ('[sources.kiban]\nmunicipalities = ["131016"]\namqp_user = "vendor-jumin-a"\n', r"share one amqp_user"),
+])
+def test_configs_that_would_mix_municipalities_are_refused(tmp_path: Path, extra: str, message: str) -> None:
+    """A destination of no municipality in a shared bus, codes the bus does not serve,
+    a source that cannot authenticate, one broker user for two sources: each a ConfigError."""
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(write_tenant_config(tmp_path, extra="\n" + extra), env={})
+
+
+def test_a_shared_inbox_is_refused_once_sources_are_configured(tmp_path: Path) -> None:
+    config = write_tenant_config(tmp_path)
+    config.write_text(config.read_text().replace("http_port = 0", 'http_port = 0\ninbox = "inbox"'))
+    with pytest.raises(ConfigError, match=r"\[intake\] inbox is a source of no one"):
+        Settings.load(config, env={})
+
+
+def test_https_needs_both_the_certificate_and_the_key(tmp_path: Path) -> None:
+    config = write_tenant_config(tmp_path)
+    (tmp_path / "cert.pem").write_text("x")
+    config.write_text(config.read_text().replace("http_port = 0", 'http_port = 0\ntls_cert_file = "cert.pem"'))
+    with pytest.raises(ConfigError, match="tls_cert_file and tls_key_file go together"):
+        Settings.load(config, env={})
