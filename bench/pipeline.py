@@ -43,7 +43,8 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "pipeline.json"
 MEASURED = "from the first consumed message to the last message whose outputs were all confirmed"
 REFERENCE_WHAT = ("aio-pika: consume, lxml parse + XSD validate, publish to 5 queues (persistent, mandatory, "
                   "confirms awaited together), ack")
-RENKEI_WHAT = "bus.pipeline.Router on bus.brokers.amqp.AmqpBroker with the shipped routes"
+RENKEI_WHAT = ("bus.pipeline.Router on bus.brokers.amqp.AmqpBroker with the shipped routes, state and "
+               "(unless --no-audit) the audit recorder, as bus.app.Bus runs it")
 COMPARABILITY = (f"every input message routes to exactly {FANOUT} distinct destinations under the shipped "
                  f"routes (picked from the synthetic registry); the reference publishes each input message "
                  f"to {FANOUT} queues")
@@ -55,6 +56,7 @@ class Options:
     messages: int = 2000
     rounds: int = 3
     seed: int = 1
+    audit: bool = True  # renkei records its audit trail, as bus.app.Bus has it do
     out: Path | None = DEFAULT_OUT
     within: float = 300.0  # seconds a side may take
 
@@ -74,6 +76,7 @@ def amqp_url(given: str | None) -> str:
 async def run(options: Options, *, echo: bool = True) -> dict[str, Any]:
     """Run the benchmark; return the result (also written to `options.out` unless None)."""
     say = print if echo else (lambda *_a, **_k: None)
+    load_at_start = _load()
     workload = build_workload(options.messages, seed=options.seed)
     say(f"workload: {len(workload)} jumin.idou changes x {FANOUT} destinations "
         f"(from {workload.candidates} synthetic changes), {options.rounds} round(s)")
@@ -86,10 +89,11 @@ async def run(options: Options, *, echo: bool = True) -> dict[str, Any]:
         say(f"round {number}: reference {ref.messages_per_s:7.1f} msg/s ({_cpu_ms(ref):.2f} ms CPU/msg)   "
             f"renkei {ren.messages_per_s:7.1f} msg/s ({_cpu_ms(ren):.2f} ms CPU/msg)   "
             f"ratio {ren.messages_per_s / ref.messages_per_s:.3f}")
-    result = await _summary(options, workload, rounds)
+    result = await _summary(options, workload, rounds, load_at_start)
     say(f"reference (aio-pika): {result['reference']['messages_per_s']:8.1f} msg/s")
     say(f"renkei (Router):      {result['renkei']['messages_per_s']:8.1f} msg/s")
-    say(f"ratio renkei/reference: {result['ratio']:.3f} (target >= {TARGET}: {'PASS' if result['passed'] else 'FAIL'})")
+    say(f"ratio renkei/reference: {result['ratio']:.3f} (target >= {TARGET}: {'PASS' if result['passed'] else 'FAIL'})"
+        f"   CPU ratio {result['cpu_ratio']:.3f}")
     if options.out is not None:
         options.out.parent.mkdir(parents=True, exist_ok=True)
         options.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -106,7 +110,7 @@ async def _side(side: str, options: Options, workload: Workload) -> SideResult:
         await queues.declare(channel)
         try:
             if side == "renkei":
-                result = await run_renkei(options.url, workload, queues, within=options.within)
+                result = await run_renkei(options.url, workload, queues, audit=options.audit, within=options.within)
             else:
                 result = await run_reference(options.url, workload, queues, prefetch=2 * ROUTER_CONCURRENCY,
                                              within=options.within)
@@ -128,11 +132,13 @@ def _check(result: SideResult, n: int) -> None:
                            f"(expected {n * FANOUT}), {result.input_left} left in the input queue")
 
 
-async def _summary(options: Options, workload: Workload, rounds: list[dict[str, SideResult]]) -> dict[str, Any]:
+async def _summary(options: Options, workload: Workload, rounds: list[dict[str, SideResult]],
+                   load_at_start: list[float]) -> dict[str, Any]:
     def median(side: str, of: Callable[[SideResult], float]) -> float:
         return statistics.median(of(r[side]) for r in rounds)
 
     ratio = statistics.median(r["renkei"].messages_per_s / r["reference"].messages_per_s for r in rounds)
+    cpu_ratio = statistics.median(r["reference"].cpu_seconds / r["renkei"].cpu_seconds for r in rounds)
     sides = {
         side: {"messages_per_s": round(median(side, lambda r: r.messages_per_s), 1),
                "cpu_ms_per_message": round(median(side, _cpu_ms), 3),
@@ -150,12 +156,16 @@ async def _summary(options: Options, workload: Workload, rounds: list[dict[str, 
         **sides,
         "ratio": round(ratio, 3),
         "ratio_is": "median over rounds of renkei msg/s / reference msg/s in the same round",
+        "cpu_ratio": round(cpu_ratio, 3),
+        "cpu_ratio_is": "median over rounds of reference CPU/msg / renkei CPU/msg (this process; steadier "
+                        "than msg/s when other work shares the machine)",
         "target": TARGET,
         "passed": ratio >= TARGET,
         "rounds": [{side: r[side].to_dict() for side in ("reference", "renkei")} for r in rounds],
         "settings": {"seed": options.seed, "router_concurrency": ROUTER_CONCURRENCY,
-                     "prefetch": 2 * ROUTER_CONCURRENCY, "queue_type": "quorum", "rounds": options.rounds},
-        "machine": await _machine(options.url),
+                     "prefetch": 2 * ROUTER_CONCURRENCY, "queue_type": "quorum", "rounds": options.rounds,
+                     "renkei_audit": options.audit},
+        "machine": {**await _machine(options.url), "load_average_start": load_at_start},
     }
 
 
@@ -170,11 +180,15 @@ async def _machine(url: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average_end": _load(),
         "rabbitmq": rabbitmq,
         "aio_pika": metadata.version("aio-pika"),
         "lxml": metadata.version("lxml"),
     }
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _text(value: Any) -> str:
@@ -189,13 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=Options.seed, help="synthetic registry seed")
     parser.add_argument("--amqp-url", help="RabbitMQ URL (default: RENKEI_BENCH_AMQP_URL, RENKEI_TEST_AMQP_URL, "
                                            "else the private test node from scripts/rabbitmq.sh)")
+    parser.add_argument("--no-audit", dest="audit", action="store_false",
+                        help="renkei without its audit trail (default: with it, as `renkei run` has it)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON file")
     args = parser.parse_args(argv)
     if args.messages < 1 or args.rounds < 1:
         parser.error("--messages and --rounds must be at least 1")
     configure_logging(level="info")  # as `renkei run` logs: debug events are not rendered
     options = Options(amqp_url(args.amqp_url), messages=args.messages, rounds=args.rounds, seed=args.seed,
-                      out=args.out)
+                      audit=args.audit, out=args.out)
     result = asyncio.run(run(options))
     return 0 if result["passed"] else 1
 

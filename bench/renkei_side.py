@@ -4,7 +4,8 @@
 the concurrency `bus.app.Bus` gives it, and with the shipped routes: per message it drops
 duplicates (state), decodes the XML through the hardened parser, routes (CEL), projects,
 validates each projection against its target XSD, publishes to every destination queue
-(confirmed), records the message as routed, and returns so the broker acks it.
+(confirmed), records the message as routed, queues its audit events, and returns so the
+broker acks it.
 Only the queue names differ from `Bus`: they are the run's own (`QueueSet`).
 """
 
@@ -17,12 +18,15 @@ import aio_pika
 
 from bench.meter import Meter, SideResult
 from bench.workload import QueueSet, Workload, preload
+from bus.audit.log import AuditLog
+from bus.audit.recorder import AuditRecorder
 from bus.brokers.amqp import AmqpBroker
 from bus.brokers.base import Delivery
 from bus.catalog import Catalog
 from bus.paths import routes_dir
 from bus.pipeline import Router
 from bus.routing.router import RouteTable
+from bus.settings import BusSettings, Settings
 from bus.state import StateStore
 
 __all__ = ["ROUTER_CONCURRENCY", "run_renkei"]
@@ -30,14 +34,18 @@ __all__ = ["ROUTER_CONCURRENCY", "run_renkei"]
 ROUTER_CONCURRENCY = 32  # as bus.app.Bus starts the router (prefetch: twice that)
 
 
-async def run_renkei(url: str, workload: Workload, queues: QueueSet, *, state_dir: Path | None = None,
-                     within: float = 300.0) -> SideResult:
-    """Preload `queues.input`, then run renkei's router until every message is routed."""
+async def run_renkei(url: str, workload: Workload, queues: QueueSet, *, audit: bool = True,
+                     state_dir: Path | None = None, within: float = 300.0) -> SideResult:
+    """Preload `queues.input`, then run renkei's router until every message is routed.
+
+    `audit`: record the audit trail's "routed" events as `bus.app.Bus` does (buffered, written
+    in batches by a worker thread; the router does not wait for them)."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-", dir=state_dir) as tmp:
-        return await _run(url, workload, queues, Path(tmp), within)
+        return await _run(url, workload, queues, Path(tmp), audit, within)
 
 
-async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, within: float) -> SideResult:
+async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, audit: bool,
+               within: float) -> SideResult:
     connection = await aio_pika.connect(url, client_properties={"connection_name": "renkei-bench-loader"})
     try:
         await preload(await connection.channel(publisher_confirms=True), queues.input, workload.messages)
@@ -50,7 +58,9 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
         catalog.get(kind).xml_schema  # noqa: B018 - compiled before the clock, as in a running bus
     broker = AmqpBroker(url)
     state = StateStore(state_dir / "state.sqlite")
-    router = Router(broker, catalog, routes, state, queue_of=queues.output)
+    trail = AuditLog.open(Settings(bus=BusSettings(state_dir=state_dir))) if audit else None
+    recorder = AuditRecorder(trail) if trail is not None else None
+    router = Router(broker, catalog, routes, state, queue_of=queues.output, recorder=recorder)
     meter = Meter(len(workload))
 
     async def handle(delivery: Delivery) -> None:
@@ -67,12 +77,19 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
             await consumer.cancel()  # returns when every delivery is settled (acked)
         depths = {q: (await broker.stats(q)).ready for q in queues.all}
         routed = state.counters("destination")
+        audited = 0
+        if recorder is not None and trail is not None:
+            await recorder.aclose()  # every routed event is in the trail
+            audited = trail.store.head().seq
     finally:
         await broker.close()
         state.close()
+        if trail is not None:
+            trail.close()
     outputs = sum(depths[q] for q in queues.outputs.values())
     counted = sum(c.get("routed", 0) for c in routed.values())
-    if counted != outputs:
-        raise RuntimeError(f"renkei counted {counted} routed outputs but the queues hold {outputs}")
+    if counted != outputs or (audit and audited != outputs):
+        raise RuntimeError(f"renkei counted {counted} routed outputs and audited {audited}, "
+                           f"but the queues hold {outputs}")
     return SideResult("renkei", len(workload), meter.seconds, meter.cpu_seconds, meter.done_count, outputs,
                       depths[queues.input])
