@@ -1,0 +1,135 @@
+"""AMQP intake: vendor code publishes into its municipality's vhost; the bus takes it in.
+
+::
+
+    vhost renkei-131016                         vhost renkei-271004
+      queue renkei.submit  ◀── vendor of 131016    queue renkei.submit  ◀── vendor of 271004
+            │ (user jumin-131016: write only)            │
+            └──────────── AmqpIntake (user renkei-bus) ──┴──▶ BusIntake.submit ─▶ renkei.intake
+
+A vendor publishes one message per AMQP message to the default exchange, routing key
+``renkei.submit``, with ``user_id`` set to its broker user (RabbitMQ refuses a ``user_id``
+that is not the connection's user, so it names the publisher truthfully), ``content_type``
+``application/xml`` or ``application/avro`` and, for Avro, a ``kind`` header. With
+``reply_to`` (and ``correlation_id``) it gets the bus's answer as JSON:
+``{"status": "accepted" | "duplicate" | "rejected" | "forbidden" | "unauthorized", ...}``.
+
+The broker does the first half of tenancy: a vendor's user has permissions in its own
+municipality's vhost only (scripts/rabbitmq.sh `user`), so its credentials cannot even open
+another municipality's vhost. The bus does the second half: the `user_id` must be a
+configured source's `amqp_user` (else `auth_failed`), the vhost's municipality must be one
+of the source's, and so must the change's (else `forbidden`) — both audited.
+
+A message is acked after the bus answered (accepted means durable in the bus's intake
+queue); when the bus's broker is unavailable it is requeued for a later try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from ssl import SSLContext
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from adapters.base import Intake, Submission
+from bus.errors import BrokerError, BrokerUnavailable, ValidationFailed
+from bus.tenants import AuthenticationFailed, Gate, SourceForbidden, SourceRefused
+
+__all__ = ["SUBMIT_QUEUE", "AmqpIntake", "vhost_url"]
+
+SUBMIT_QUEUE = "renkei.submit"
+log = structlog.get_logger("renkei.intake.amqp")
+
+
+def vhost_url(url: str, vhost: str) -> str:
+    """`url` (amqp:// or amqps://, with the bus's credentials) pointed at `vhost`."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), parts.query, ""))
+
+
+class AmqpIntake:
+    """Consumes one municipality's submission queue (in its vhost) into the bus's intake."""
+
+    def __init__(self, url: str, municipality: str, intake: Intake, gate: Gate, *, queue: str = SUBMIT_QUEUE,
+                 ssl_context: SSLContext | None = None, prefetch: int = 16) -> None:
+        self.url = url
+        self.municipality = municipality
+        self.intake = intake
+        self.gate = gate
+        self.queue = queue
+        self.ssl_context = ssl_context
+        self.prefetch = prefetch
+        self.vhost = urlsplit(url).path.lstrip("/") or "/"
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+
+    async def start(self) -> None:
+        try:
+            self._connection = await aio_pika.connect_robust(
+                self.url, ssl_context=self.ssl_context, timeout=10,
+                client_properties={"connection_name": f"renkei-intake-{self.municipality}"})
+            self._channel = await self._connection.channel()
+            await self._channel.set_qos(prefetch_count=self.prefetch)
+            queue = await self._channel.declare_queue(self.queue, durable=True,
+                                                      arguments={"x-queue-type": "quorum"})
+            await queue.consume(self._on_message)
+        except Exception as exc:
+            await self.stop()
+            raise BrokerUnavailable(f"AMQP intake of {self.municipality} (vhost {self.vhost}): "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        log.info("amqp intake consuming", municipality=self.municipality, vhost=self.vhost, queue=self.queue)
+
+    async def stop(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            await connection.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            answer = await self._answer(message)
+        except BrokerError as exc:  # the bus cannot accept now: the message waits in the queue
+            log.warning("amqp intake: bus unavailable, requeueing", vhost=self.vhost, error=type(exc).__name__)
+            await asyncio.sleep(1.0)
+            await message.nack(requeue=True)
+            return
+        await self._reply(message, answer)
+        await message.ack()
+
+    async def _answer(self, message: AbstractIncomingMessage) -> dict[str, Any]:
+        channel = f"amqp:{self.vhost}"
+        try:
+            source = self.gate.authenticate_user(message.user_id, channel=channel)
+            if self.gate.enforced and not source.may_submit_for(self.municipality):
+                refusal = SourceForbidden(source.id, self.municipality, f"source {source.id!r} may not publish "
+                                          f"into the intake of municipality {self.municipality}")
+                self.gate.forbidden(refusal)
+                raise refusal
+            kind = message.headers.get("kind") if message.headers else None
+            try:
+                result = await self.intake.submit(message.body, content_type=message.content_type or "",
+                                                  source=source.id, kind=str(kind) if kind else None)
+            except ValidationFailed as exc:
+                result = Submission("rejected", kind=str(kind) if kind else None, issues=tuple(exc.issues))
+        except AuthenticationFailed as failed:
+            return {"status": "unauthorized", "code": failed.code, "reason": str(failed)}
+        except SourceRefused as refusal:
+            return {"status": "forbidden", "code": refusal.code, "reason": str(refusal)}
+        body = result.to_dict()
+        if result.status != "rejected":
+            body.pop("issues", None)
+        return body
+
+    async def _reply(self, message: AbstractIncomingMessage, answer: dict[str, Any]) -> None:
+        if not message.reply_to or self._channel is None:
+            return
+        reply = aio_pika.Message(json.dumps(answer, ensure_ascii=False).encode(), content_type="application/json",
+                                 correlation_id=message.correlation_id)
+        try:
+            await self._channel.default_exchange.publish(reply, routing_key=message.reply_to)
+        except Exception as exc:  # the publisher went away; its message was still answered in the trail
+            log.info("amqp intake: reply not delivered", vhost=self.vhost, error=type(exc).__name__)
