@@ -27,6 +27,15 @@
   unsettled deliveries of this process only (the management plugin, which knows all of
   them, is not assumed to be enabled). RabbitMQ 3.10 reports 0 consumers for a quorum
   queue in declare-ok, so this process's own consumers are the floor.
+- Order across processes (DESIGN §5): every queue has `x-single-active-consumer`, so however
+  many bus processes consume a queue, RabbitMQ feeds one of them and keeps the others as hot
+  standbys — which is what keeps a resident's changes in order (RabbitMQ itself keeps no
+  per-key order across consumers). To scale out anyway, `shards=N` turns each queue into a
+  consistent-hash exchange of that name hashing the `x-renkei-key` header (the resident's
+  pseudonym) over N quorum queues `<queue>.shard<i>`, each with its own single active
+  consumer: one resident always lands in the same shard (order kept), and N processes share
+  the load, one active consumer per shard. `publish`, `consume`, `stats` and the delay
+  queues speak of the logical queue; the shards are this module's business.
 - Errors: `_mapped` (the one place) turns returns, nacks and confirm timeouts into
   `PublishNotConfirmed`, lost connections into `BrokerUnavailable`, the rest into
   `BrokerError`.
@@ -57,7 +66,8 @@ __all__ = ["KEY_HEADER", "AmqpBroker"]
 
 log = structlog.get_logger(__name__)
 KEY_HEADER = "x-renkei-key"
-QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum", "x-single-active-consumer": True}
+HASH_EXCHANGE = "x-consistent-hash"
 _PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 
@@ -73,8 +83,12 @@ class AmqpBroker(Broker):
         publish_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         ssl_context: SSLContext | None = None,
+        shards: int = 1,
     ) -> None:
+        if not 1 <= shards <= 64:
+            raise ValueError(f"shards must be 1..64, got {shards}")
         self.url = url
+        self.shards = shards
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
         self._ssl_context = ssl_context
@@ -83,6 +97,7 @@ class AmqpBroker(Broker):
         self._in_flight_ids: dict[str, asyncio.Future[None]] = {}
         self._subscriptions: set[_Subscription] = set()
         self._delay_queues: set[str] = set()
+        self._exchanges: set[str] = set()  # sharded queues' exchanges known to exist
 
     async def connect(self) -> None:
         if self._connection is not None:
@@ -108,7 +123,31 @@ class AmqpBroker(Broker):
     async def declare(self, queue: str) -> None:
         with _mapped(f"declaring queue {queue!r}"):
             async with self._admin_channel() as channel:
-                await channel.declare_queue(queue, durable=True, arguments=QUEUE_ARGUMENTS)
+                if self.shards == 1:
+                    await channel.declare_queue(queue, durable=True, arguments=QUEUE_ARGUMENTS)
+                    return
+                exchange = await channel.declare_exchange(queue, HASH_EXCHANGE, durable=True,
+                                                          arguments={"hash-header": KEY_HEADER})
+                for shard in self._shard_names(queue):
+                    declared = await channel.declare_queue(shard, durable=True, arguments=QUEUE_ARGUMENTS)
+                    await declared.bind(exchange, routing_key="1")  # equal weights
+        self._exchanges.add(queue)
+
+    def _shard_names(self, queue: str) -> list[str]:
+        return [queue] if self.shards == 1 else [f"{queue}.shard{i}" for i in range(self.shards)]
+
+    async def _address(self, queue: str) -> tuple[str, str]:
+        """(exchange, routing key) of a publish to the logical `queue`."""
+        if self.shards == 1 or queue in self._delay_queues:
+            return "", queue
+        if queue not in self._exchanges:  # publishing to a missing exchange would close the channel
+            try:
+                async with self._admin_channel() as channel:
+                    await channel.get_exchange(queue, ensure=True)
+            except aiormq.exceptions.ChannelNotFoundEntity as exc:
+                raise PublishNotConfirmed(f"queue {queue!r} was never declared: nothing published") from exc
+            self._exchanges.add(queue)
+        return queue, "hash"  # the exchange hashes the x-renkei-key header, not the routing key
 
     async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
         if not items:
@@ -136,7 +175,9 @@ class AmqpBroker(Broker):
             arguments = {
                 **QUEUE_ARGUMENTS,
                 "x-message-ttl": millis,
-                "x-dead-letter-exchange": "",
+                # back into the queue: the default exchange by name, or a sharded queue's exchange
+                # (which hashes the x-renkei-key header the message still carries)
+                "x-dead-letter-exchange": "" if self.shards == 1 else queue,
                 "x-dead-letter-routing-key": queue,
                 "x-dead-letter-strategy": "at-least-once",
                 "x-overflow": "reject-publish",
@@ -153,11 +194,13 @@ class AmqpBroker(Broker):
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight_ids[message.message_id] = done
         try:
+            exchange, routing_key = await self._address(queue)
             with _mapped(f"publishing {message.message_id} to queue {queue!r}", publishing=True):
                 channel = await (await self._publishing_channel()).get_underlay_channel()
                 await channel.basic_publish(
                     message.body,
-                    routing_key=queue,
+                    exchange=exchange,
+                    routing_key=routing_key,
                     properties=aiormq.spec.Basic.Properties(
                         message_id=message.message_id,
                         headers={**message.headers, KEY_HEADER: message.key},
@@ -171,27 +214,39 @@ class AmqpBroker(Broker):
             done.set_result(None)
 
     async def stats(self, queue: str) -> QueueStats:
+        ready = consumers = 0
         with _mapped(f"reading the stats of queue {queue!r}"):
             async with self._admin_channel() as channel:
-                declared = await channel.declare_queue(queue, passive=True)
-        result = declared.declaration_result
+                for name in self._shard_names(queue):
+                    result = (await channel.declare_queue(name, passive=True)).declaration_result
+                    ready += result.message_count or 0
+                    consumers = max(consumers, result.consumer_count or 0)  # per shard: active + standbys
         mine = [s for s in self._subscriptions if s.queue_name == queue]
         in_flight = sum(len(s.unsettled) for s in mine)
-        consumers = max(result.consumer_count or 0, len(mine))
-        return QueueStats(queue, result.message_count or 0, in_flight, consumers)
+        return QueueStats(queue, ready, in_flight, max(consumers, len(mine) // max(1, self.shards)))
 
     async def _start_consumer(
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
     ) -> Callable[[], Awaitable[None]]:
         connection = self._connected()
         with _mapped(f"consuming from queue {queue!r}"):
-            channel = await connection.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=prefetch)
-            amqp_queue = await channel.get_queue(queue, ensure=True)
-            sub = _Subscription(self, channel, amqp_queue, on_delivery, prefetch)
-            sub.tag = await amqp_queue.consume(sub.on_message)
-        self._subscriptions.add(sub)
-        return sub.stop
+            subs = []
+            # each shard gets the whole prefetch (quorum queues have no channel-wide QoS): a key's
+            # messages are all in one shard, so its consumer can hold as many as without shards
+            per_shard = prefetch
+            for name in self._shard_names(queue):
+                channel = await connection.channel(publisher_confirms=False)
+                await channel.set_qos(prefetch_count=per_shard)
+                amqp_queue = await channel.get_queue(name, ensure=True)
+                sub = _Subscription(self, channel, amqp_queue, on_delivery, per_shard, logical=queue)
+                sub.tag = await amqp_queue.consume(sub.on_message)
+                self._subscriptions.add(sub)
+                subs.append(sub)
+
+        async def stop() -> None:
+            await asyncio.gather(*(sub.stop() for sub in subs))
+
+        return stop
 
     async def _settle(self, delivery: Delivery, ok: bool) -> None:
         sub, message = delivery.token
@@ -235,9 +290,10 @@ class _Subscription:
         queue: AbstractQueue,
         on_delivery: Callable[[Delivery], None],
         prefetch: int,
+        logical: str,
     ) -> None:
         self.broker, self.channel, self.queue, self.on_delivery = broker, channel, queue, on_delivery
-        self.queue_name = queue.name
+        self.queue_name = logical  # the queue the bus asked for (a shard's name is queue.name)
         self.prefetch = prefetch
         self.tag = ""
         self.unsettled: set[AbstractIncomingMessage] = set()

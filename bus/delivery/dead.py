@@ -22,7 +22,7 @@ from typing import Any
 
 from bus.brokers.base import Broker, OutgoingMessage
 from bus.catalog import Catalog
-from bus.delivery.deliverer import FIRST_FAILED_HEADER, TIER_HEADER
+from bus.delivery.deliverer import CRASHES_HEADER, FIRST_FAILED_HEADER, TIER_HEADER
 from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore
 from bus.envelope import Envelope
 from bus.errors import RenkeiError
@@ -105,7 +105,7 @@ class DeadLetters:
 
     async def _publish(self, destination: str, subject: str, message_id: str, headers: dict[str, Any],
                        body: bytes) -> None:
-        fresh = {k: v for k, v in headers.items() if k not in (TIER_HEADER, FIRST_FAILED_HEADER)}
+        fresh = {k: v for k, v in headers.items() if k not in (TIER_HEADER, FIRST_FAILED_HEADER, CRASHES_HEADER)}
         await self._broker.publish(destination_queue(destination), OutgoingMessage(body, message_id, subject, fresh))
 
     def _get(self, dead_id: int, *, only_dead: bool = True) -> DeadLetter:

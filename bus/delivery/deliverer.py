@@ -14,8 +14,10 @@ For each message of resident R:
    deadline (counted from the first failure) → dead letter.
 5. `PermanentError` → dead letter at once (code D100); R stays parked until an operator
    replays or discards it (`renkei dead`), which the audit trail records.
-6. Anything else is a bug or a poison message: requeued, and dead-lettered (D300) once it
-   has crashed the handler `poison_after` times.
+6. Anything else is a bug or a poison message: retried like a transient failure (R parked,
+   the delay tiers), and dead-lettered (D300) once it has crashed the handler `poison_after`
+   times. Never requeued: on RabbitMQ a requeue lets the resident's later changes that the
+   broker has not handed out yet overtake it.
 
 Crash safety: R is parked before the retry copy is published, and the copy is published
 before the original is acked; a message is held (durably) before it is acked. A crash in
@@ -47,9 +49,11 @@ __all__ = ["FIRST_FAILED_HEADER", "TIER_HEADER", "Deliverer", "DeliveryEvents"]
 
 log = get_logger("renkei.delivery")
 
-#: headers a retry copy carries: how many delay tiers it went through, and when it first failed
+#: headers a retry copy carries: how many delay tiers it went through, when it first failed, and
+#: how often it crashed the handler
 TIER_HEADER = "x-renkei-tier"
 FIRST_FAILED_HEADER = "x-renkei-first-failed"
+CRASHES_HEADER = "x-renkei-crashes"
 
 # stable codes of the dead letters (docs/error-codes.md)
 REFUSED, DEADLINE, POISON = "D100", "D200", "D300"
@@ -118,15 +122,26 @@ class Deliverer:
                          message_id=envelope.message_id, subject=envelope.subject)
                 return
             parked = None  # released meanwhile
-        try:
-            delivered = await self._attempt(message)
-        except Exception:
-            if delivery.delivery_count < self.policy.poison_after:
-                raise  # requeued: a bug may be transient too (a reconnecting pool, a full disk)
-            await self._dead(message, POISON, f"the handler crashed {delivery.delivery_count} times")
-            return
+        delivered = await self._attempt_or_crash(message)
         if delivered and parked is not None:
             await self._release(envelope.subject)
+
+    async def _attempt_or_crash(self, message: _Message) -> bool:
+        """`_attempt`, with a crash of the handler (a bug, a poison message) retried through the
+        delay tiers — a bug may be transient too (a reconnecting pool, a full disk) — until it
+        has crashed `poison_after` times: then it is dead-lettered (D300)."""
+        try:
+            return await self._attempt(message)
+        except Exception as error:
+            crashes = int(message.headers.get(CRASHES_HEADER) or 0) + 1
+            log.error("delivery crashed", destination=self.destination, message_id=message.envelope.message_id,
+                      error=type(error).__name__, crashes=crashes)
+            if crashes >= self.policy.poison_after:
+                await self._dead(message, POISON, f"the handler crashed {crashes} times ({type(error).__name__})")
+            else:
+                crashed = _Message(message.envelope, {**message.headers, CRASHES_HEADER: crashes}, message.body)
+                await self._retry_later(crashed, f"the handler crashed ({type(error).__name__})")
+            return False
 
     async def _attempt(self, message: _Message) -> bool:
         """Deliver `message` now; on failure, schedule its retry or dead-letter it. True when
@@ -185,7 +200,7 @@ class Deliverer:
             destination=self.destination, subject=envelope.subject, municipality=envelope.municipality,
             message_id=envelope.message_id, sequence=envelope.sequence, code=code, reason=reason,
             attempts=int(headers.get(TIER_HEADER) or 0) + 1, first_failed=first_failed,
-            headers={k: v for k, v in headers.items() if k not in (TIER_HEADER, FIRST_FAILED_HEADER)},
+            headers={k: v for k, v in headers.items() if k not in (TIER_HEADER, FIRST_FAILED_HEADER, CRASHES_HEADER)},
             body=message.body,
         )
         self._state.count("destination", self.destination, "dead")
@@ -205,13 +220,7 @@ class Deliverer:
             message = self._held_message(held)
             self._store.park(self.destination, subject, held.message_id, "releasing")
             self._events.released(message.envelope)
-            try:
-                delivered = await self._attempt(message)
-            except Exception as error:  # a bug: this message waits its turn in the delay tiers
-                log.error("delivery crashed", destination=self.destination, message_id=held.message_id,
-                          error=type(error).__name__)
-                await self._retry_later(message, f"the handler crashed ({type(error).__name__})")
-                delivered = False
+            delivered = await self._attempt_or_crash(message)
             self._store.drop_held(held.id)  # delivered, or now a retry copy / a dead letter
             if not delivered:
                 return

@@ -10,10 +10,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import pytest
-from broker_cases import BrokerContract, MakeBroker, message, unique_queue
+from broker_cases import BrokerContract, MakeBroker, Recorder, eventually, message, unique_queue
 
 from bus.brokers import open_broker
 from bus.brokers.amqp import AmqpBroker
+from bus.brokers.base import Broker
 from bus.errors import BrokerUnavailable, PublishNotConfirmed
 
 pytestmark = pytest.mark.amqp
@@ -34,6 +35,87 @@ class TestAmqpBroker(BrokerContract):
                 channel = await connection.channel()
                 with contextlib.suppress(Exception):
                     await channel.queue_delete(name + suffix)
+
+
+class TestShardedAmqpBroker(BrokerContract):
+    """The same contract with each queue spread over 3 consistent-hash shards."""
+
+    @pytest.fixture
+    def make_broker(self, amqp_url: str) -> MakeBroker:
+        return lambda: AmqpBroker(amqp_url, shards=3)
+
+    @pytest.fixture
+    async def queue(self, amqp_url: str) -> AsyncIterator[str]:
+        name = unique_queue()
+        yield name
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            for suffix in (".shard0", ".shard1", ".shard2", ".delay.600ms"):
+                channel = await connection.channel()
+                with contextlib.suppress(Exception):
+                    await channel.queue_delete(name + suffix)
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(name)
+
+    async def test_stats_count_ready_and_in_flight_messages(self, broker: Broker, declared: str) -> None:
+        """Prefetch is per shard: quorum queues have no channel-wide QoS."""
+        await broker.publish_many([(declared, message(n, key=f"r{n}")) for n in range(9)])
+        await eventually(lambda: _counts(broker, declared, (9, 0)))
+        handler = Recorder()
+        handler.gate = asyncio.Event()
+        consumer = await broker.consume(declared, handler, concurrency=2, prefetch=1)  # 1 per shard
+        await eventually(lambda: len(handler.seen) == 2)
+
+        async def bounded() -> bool:
+            stats = await broker.stats(declared)
+            return stats.ready + stats.in_flight == 9 and 2 <= stats.in_flight <= 3
+
+        await eventually(bounded)
+        handler.gate.set()
+        await eventually(lambda: len(handler.done) == 9)
+        await consumer.cancel()
+        await eventually(lambda: _counts(broker, declared, (0, 0)))
+
+
+async def _counts(broker: Broker, queue: str, expected: tuple[int, int]) -> bool:
+    stats = await broker.stats(queue)
+    return (stats.ready, stats.in_flight) == expected
+
+
+async def test_a_resident_always_lands_in_one_shard_and_the_shards_share_the_residents(amqp_url: str) -> None:
+    broker = AmqpBroker(amqp_url, shards=3)
+    await broker.connect()
+    name = unique_queue()
+    try:
+        await broker.declare(name)
+        await broker.publish_many([(name, message(n, key=f"resident-{n % 30}")) for n in range(90)])
+        where: dict[str, set[int]] = {}
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            for shard in range(3):  # quorum queues with a single active consumer allow no basic.get
+                queue = await channel.declare_queue(f"{name}.shard{shard}", passive=True)
+
+                async def take(got: aio_pika.abc.AbstractIncomingMessage, shard: int = shard) -> None:
+                    key = got.headers["x-renkei-key"]
+                    where.setdefault(key.decode() if isinstance(key, bytes) else str(key), set()).add(shard)
+                    await got.ack()
+
+                await queue.consume(take)
+            await eventually(lambda: sum(len(s) for s in where.values()) >= 30 and len(where) == 30)
+            await asyncio.sleep(0.3)
+        assert len(where) == 30
+        assert all(len(shards) == 1 for shards in where.values())  # one resident, one shard
+        assert len({next(iter(s)) for s in where.values()}) == 3  # and every shard has some
+    finally:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            for shard in range(3):
+                await channel.queue_delete(f"{name}.shard{shard}")
+            await channel.exchange_delete(name)
+        await broker.close()
 
 
 class PausingProxy:
