@@ -15,6 +15,10 @@
 #   scripts/rabbitmq.sh status               exit 0 when the node answers
 #   scripts/rabbitmq.sh vhost NAME           create vhost NAME (guest may use it); print its URL
 #   scripts/rabbitmq.sh drop-vhost NAME      delete vhost NAME and everything in it
+#   scripts/rabbitmq.sh user NAME PASSWORD VHOST [CONFIGURE WRITE READ]
+#                                            create (or re-password) user NAME with these
+#                                            permission regexes on VHOST (default '.*' each)
+#   scripts/rabbitmq.sh drop-user NAME       delete user NAME
 #
 # Settings (environment): RENKEI_RABBITMQ_DIR, RENKEI_RABBITMQ_PORT (5673; the distribution
 # port is this + 20000), RENKEI_RABBITMQ_NODENAME (renkei-test@localhost).
@@ -39,6 +43,10 @@ PORT="${RENKEI_RABBITMQ_PORT:-5673}"
 NODE="${RENKEI_RABBITMQ_NODENAME:-renkei-test@localhost}"
 SBIN=/usr/lib/rabbitmq/bin
 URL="amqp://guest:guest@127.0.0.1:${PORT}/"
+# RENKEI_RABBITMQ_TLS_DIR (holding ca.pem, server.pem, server.key): the node listens with TLS
+# only (amqps) on PORT, no plain-text listener; the tenancy tests start such a second node.
+TLS_DIR="${RENKEI_RABBITMQ_TLS_DIR:-}"
+[[ -n "$TLS_DIR" ]] && URL="amqps://guest:guest@localhost:${PORT}/"
 
 log() { echo "rabbitmq.sh: $*" >&2; }
 
@@ -133,8 +141,19 @@ start_node() {
     fi
     mkdir -p "$DIR/users" "$DIR/log"
     echo '[rabbitmq_consistent_hash_exchange].' >"$DIR/enabled_plugins"
+    if [[ -n "$TLS_DIR" ]]; then
+        listeners="listeners.tcp = none
+listeners.ssl.default = $PORT
+ssl_options.cacertfile = $TLS_DIR/ca.pem
+ssl_options.certfile = $TLS_DIR/server.pem
+ssl_options.keyfile = $TLS_DIR/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false"
+    else
+        listeners="listeners.tcp.default = $PORT"
+    fi
     cat >"$DIR/rabbitmq.conf" <<EOF
-listeners.tcp.default = $PORT
+$listeners
 loopback_users.guest = true
 disk_free_limit.absolute = 50MB
 log.console = false
@@ -249,10 +268,16 @@ case "$cmd" in
         echo "${URL}${name}"
         ;;
     drop-vhost) ctl delete_vhost "${2:?drop-vhost needs a NAME}" >/dev/null ;;
+    user)
+        name="${2:?user needs NAME PASSWORD VHOST}" password="${3:?user needs a PASSWORD}" vhost="${4:?user needs a VHOST}"
+        ctl add_user "$name" "$password" >/dev/null 2>&1 || ctl change_password "$name" "$password" >/dev/null
+        ctl set_permissions -p "$vhost" "$name" "${5:-.*}" "${6:-.*}" "${7:-.*}" >/dev/null
+        ;;
+    drop-user) ctl delete_user "${2:?drop-user needs a NAME}" >/dev/null 2>&1 || true ;;
     status) running ;;
     *)
         echo "usage: $0 start [--user PID] [--keep] | stop [--user PID] | restart | kill | url | status |" \
-             "vhost NAME | drop-vhost NAME" >&2
+             "vhost NAME | drop-vhost NAME | user NAME PASSWORD VHOST [CONF WRITE READ] | drop-user NAME" >&2
         exit 2
         ;;
 esac
