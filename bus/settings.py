@@ -561,6 +561,9 @@ def _check_tenancy(bus: BusSettings, intake: IntakeSettings, destinations: dict[
     users = [s.amqp_user for s in sources.values() if s.amqp_user]
     if len(users) != len(set(users)):
         raise ConfigError("two sources share one amqp_user: a broker user is one source", where=at())
+    if intake.amqp_vhosts and not users:
+        raise ConfigError("[intake] amqp_vhosts needs sources that publish over AMQP ([sources.<id>] amqp_user)",
+                          where=at("intake", "amqp_vhosts"))
     if intake.amqp_vhosts and not bus.broker_url:
         raise ConfigError("[intake] amqp_vhosts needs a RabbitMQ broker_url (the AMQP intake uses its host and "
                           "credentials)", where=at("intake", "amqp_vhosts"))

@@ -37,9 +37,13 @@ def load_settings(command: str, config: Path | None) -> Settings:
 
 
 def route_destinations(command: str, settings: Settings, catalog: Catalog | None = None) -> list[str]:
-    """Every destination the routes of `settings` address, or exit 2 on a broken route file."""
+    """Every destination the routes of `settings` address (with tenants: each system's configured
+    per-municipality destinations, bus.tenants.Tenancy), or exit 2 on a broken route file."""
+    from bus.tenants import Tenancy
+
     try:
         table = RouteTable.load(settings.bus.routes_dir or routes_dir(), catalog or Catalog.load())
     except ConfigError as exc:
         fail(command, str(exc))
-    return sorted({route.destination for route in table.routes})
+    tenancy = Tenancy(settings.destinations, strict=settings.multi_tenant)
+    return tenancy.addressable(route.destination for route in table.routes)

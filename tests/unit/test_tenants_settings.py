@@ -4,11 +4,13 @@ to a municipality, and the mistakes that would let two municipalities mix."""
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
 from tenant_fixtures import TOKEN_A, TOKEN_B, A, B, write_tenant_config
 
+from bus.cli.config import route_destinations
 from bus.errors import ConfigError
 from bus.settings import Settings
 
@@ -79,4 +81,32 @@ def test_https_needs_both_the_certificate_and_the_key(tmp_path: Path) -> None:
     (tmp_path / "cert.pem").write_text("x")
     config.write_text(config.read_text().replace("http_port = 0", 'http_port = 0\ntls_cert_file = "cert.pem"'))
     with pytest.raises(ConfigError, match="tls_cert_file and tls_key_file go together"):
+        Settings.load(config, env={})
+
+
+def test_the_model_in_docs_tenants_md_is_a_config_that_loads(tmp_path: Path) -> None:
+    """The first TOML block of docs/tenants.md, as an integrator would copy it."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "tenants.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", text, re.DOTALL)
+    assert block is not None
+    (tmp_path / "renkei.toml").write_text(block.group(1), encoding="utf-8")
+    settings = Settings.load(tmp_path / "renkei.toml", env={})
+    assert settings.multi_tenant
+    assert {(d.name, d.system, tuple(d.municipalities or ())) for d in settings.destinations.values()} == {
+        ("zei-131016", "zei", ("131016",)), ("zei-271004", "zei", ("271004",))}
+
+
+def test_status_and_run_see_each_municipalitys_destinations_not_the_systems(tmp_path: Path) -> None:
+    """The queues are per destination: `renkei status` asks for zei-131016 …, never for a shared `zei`."""
+    settings = Settings.load(write_tenant_config(tmp_path), env={})
+    assert route_destinations("status", settings) == [f"kokuho-{A}", f"kokuho-{B}", f"zei-{A}", f"zei-{B}"]
+
+
+def test_an_amqp_intake_without_amqp_sources_is_refused(tmp_path: Path) -> None:
+    config = write_tenant_config(tmp_path)
+    text = config.read_text().replace('amqp_user = "vendor-jumin-a"\n', "").replace(
+        'amqp_user = "vendor-jumin-b"\n', "")
+    config.write_text(text.replace("http_port = 0", 'http_port = 0\namqp_vhosts = { "131016" = "v-a" }')
+                      .replace("[bus]", '[bus]\nbroker_url = "amqp://x@127.0.0.1/core"'))
+    with pytest.raises(ConfigError, match="amqp_vhosts needs sources that publish over AMQP"):
         Settings.load(config, env={})
