@@ -83,9 +83,11 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
             try:
                 source = gate.authenticate_token(request.headers.get("authorization"), peer=peer).id
             except AuthenticationFailed as failed:
-                error = "invalid_token" if request.headers.get("authorization") else "invalid_request"
+                challenge = 'Bearer realm="renkei"'  # RFC 6750 §3: an error code only when a token was sent
+                if request.headers.get("authorization"):
+                    challenge += ', error="invalid_token"'
                 return _problem(401, "A401", f"authentication failed: {failed}", answer="unauthorized",
-                                headers={"WWW-Authenticate": f'Bearer realm="renkei", error="{error}"'})
+                                headers={"WWW-Authenticate": challenge})
             if claimed and claimed != source:
                 refusal = SourceForbidden(source, None, f"the token is of source {source!r}, not {claimed!r}")
                 gate.forbidden(refusal)
