@@ -107,7 +107,7 @@ class Deliverer:
     async def resume(self) -> None:
         """Finish releases a crash interrupted (a resident whose head is a held message)."""
         for parked in self._store.parked_all(self.destination, status="releasing"):
-            await self._release(parked.subject)
+            await self._release(parked.subject, delivered=None)
 
     async def handle(self, delivery: Delivery) -> None:
         message = _Message(Envelope.from_headers(delivery.headers), dict(delivery.headers), delivery.body)
@@ -124,7 +124,7 @@ class Deliverer:
             parked = None  # released meanwhile
         delivered = await self._attempt_or_crash(message)
         if delivered and parked is not None:
-            await self._release(envelope.subject)
+            await self._release(envelope.subject, envelope.message_id)
 
     async def _attempt_or_crash(self, message: _Message) -> bool:
         """`_attempt`, with a crash of the handler (a bug, a poison message) retried through the
@@ -208,8 +208,10 @@ class Deliverer:
         log.warning("dead-lettered", destination=self.destination, message_id=envelope.message_id,
                     code=code, reason=reason)
 
-    async def _release(self, subject: str) -> None:
-        """Deliver what is held behind `subject`, in order, until one fails or none is left."""
+    async def _release(self, subject: str, delivered: str | None) -> None:
+        """Deliver what is held behind `subject`, in order, until one fails or none is left.
+        `delivered` is the change just delivered: a held copy of it is dropped, not sent again
+        (an operator's release publishes the first held change before it drops it)."""
         while True:
             held = self._store.next_held(self.destination, subject)
             if held is None:
@@ -217,13 +219,17 @@ class Deliverer:
                     log.info("released", destination=self.destination, subject=subject)
                     return
                 continue  # something was held just now: deliver it too
+            if held.message_id == delivered:
+                self._store.drop_held(held.id)
+                continue
             message = self._held_message(held)
             self._store.park(self.destination, subject, held.message_id, "releasing")
             self._events.released(message.envelope)
-            delivered = await self._attempt_or_crash(message)
+            ok = await self._attempt_or_crash(message)
             self._store.drop_held(held.id)  # delivered, or now a retry copy / a dead letter
-            if not delivered:
+            if not ok:
                 return
+            delivered = held.message_id
 
     @staticmethod
     def _held_message(held: Held) -> _Message:
