@@ -1,5 +1,5 @@
 """The 3-node RabbitMQ cluster of scripts/rabbitmq-cluster.sh, started for this directory's
-tests and stopped after them.
+tests and stopped after each module.
 
 Tests here kill nodes, so two test runs must never share the cluster at once: the fixture
 holds an exclusive lock (.renkei/cluster-test.lock) for as long as it uses the cluster. A
@@ -17,9 +17,10 @@ import pytest
 from cluster_support import NODES, ROOT, Cluster, exclusive, script
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rabbitmq_cluster() -> Iterator[Cluster]:
-    """A running 3-node cluster, this test run's alone; stopped at the end of the session."""
+    """A running 3-node cluster, this test run's alone; stopped after the module, so its three
+    VMs do not idle through the rest of the suite."""
     with exclusive(ROOT / ".renkei" / "cluster-test.lock", within=600):
         try:
             urls = script("start", timeout=300).splitlines()

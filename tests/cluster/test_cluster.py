@@ -149,6 +149,10 @@ async def _scenario(cluster: Cluster, vhost: str, urls: dict[str, str], state_di
         for queue in (INTAKE_QUEUE, *map(destination_queue, bus.destinations)):
             await leader.declare(queue)
         await leader.close()
+        before = await asyncio.to_thread(cluster.queues, vhost)
+        led = {name: q["leader"] for name, q in before.items()}
+        assert set(led.values()) == {node_name(VICTIM)}, f"the victim must lead every queue: {led}"
+        assert all(len(q["members"]) == 3 for q in before.values()), before
         try:
             await bus.start()
             run.started_at = time.monotonic()
@@ -217,9 +221,15 @@ def test_killing_the_node_that_leads_every_queue_mid_stream_loses_nothing(
 
     # the killed node comes back with its data, rejoins, and its members catch up
     rabbitmq_cluster.restart(VICTIM)
-    queues = rabbitmq_cluster.queues(vhost, via=VICTIM)
+    deadline = time.monotonic() + 20
+    while True:
+        queues = rabbitmq_cluster.queues(vhost, via=VICTIM)
+        if all(len(queues[name]["online"]) == 3 for name in bus_queues) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     for name in bus_queues:
         assert len(queues[name]["online"]) == 3, queues[name]
+        assert queues[name]["messages"] == 0, queues[name]
     print(f"cluster: {node_name(VICTIM)} restarted; every queue has 3 members online again")
 
 
