@@ -24,8 +24,8 @@
 # port, then await_startup; data wiped on a fresh start). What the cluster adds:
 # - All three nodes and the CLI must share ONE cookie: a fresh start writes a new random
 #   cookie into every node's HOME.
-# - Joining: c1 boots alone; c2 and c3 boot with classic-config peer discovery naming c1 and
-#   join it during their first boot (no stop_app/join_cluster/start_app round, so they boot
+# - Joining: c1 boots alone; c2 and c3 boot with classic-config peer discovery (the three nodes)
+#   and join c1 during their first boot (no stop_app/join_cluster/start_app round, so they boot
 #   in parallel). A node with data (restart after kill) ignores discovery and rejoins.
 # - quorum_cluster_size 3 (the default initial group size, spelled out): every quorum queue
 #   the bus declares gets a member on each node. queue_leader_locator client-local: a queue's
