@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from ssl import SSLContext
 from typing import Any
 
 from adapters.base import Sink
@@ -16,7 +15,7 @@ from adapters.registry import build_sink
 from bus.audit.hooks import AuditDeliveryEvents
 from bus.audit.log import AuditLog
 from bus.audit.recorder import AuditRecorder
-from bus.brokers import open_broker
+from bus.brokers import broker_for
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
 from bus.delivery.deliverer import Deliverer
@@ -30,7 +29,6 @@ from bus.routing.router import RouteTable
 from bus.settings import Settings
 from bus.state import StateStore
 from bus.tenants import Gate, SourceBinding, Sources, Tenancy, TenantGuardSink
-from bus.tls import broker_context
 from bus.validation.validator import Limits
 
 __all__ = ["Bus", "BusParts"]
@@ -55,8 +53,7 @@ class Bus:
 
     def __post_init__(self) -> None:
         state_dir = self.settings.bus.state_dir
-        self.broker: Broker = open_broker(self.settings.bus.broker_url, path=state_dir / "broker.sqlite",
-                                          ssl_context=self.broker_ssl_context())
+        self.broker: Broker = broker_for(self.settings)
         self.state = StateStore(state_dir / "state.sqlite")
         self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
         self.audit = AuditLog.open(self.settings)
@@ -86,13 +83,6 @@ class Bus:
         """Every destination a route can address, configured with a sink or not (with tenancy:
         the configured destinations of each route's system, bus.tenants.Tenancy)."""
         return self.tenancy.addressable(route.destination for route in self.routes.routes)
-
-    def broker_ssl_context(self) -> SSLContext | None:
-        """The TLS context of an amqps:// broker URL ([bus] broker_ca_file …), else None."""
-        bus = self.settings.bus
-        if not (bus.broker_url or "").lower().startswith("amqps:"):
-            return None
-        return broker_context(bus.broker_ca_file, bus.broker_cert_file, bus.broker_key_file)
 
     async def connect(self) -> None:
         """Connect and declare every queue (messages wait for a destination without a sink).

@@ -52,6 +52,7 @@ class DemoOptions:
     feeders: int = 8
     idle_timeout: float = 300.0
     broker_url: str | None = None  # None: the embedded broker in out/state
+    shards: int = 1  # RabbitMQ: consistent-hash shards per queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,7 @@ async def run_demo(
         shutil.rmtree(out / part, ignore_errors=True)
     result = DemoResult(options)
     started = time.monotonic()
-    settings = Settings(bus=BusSettings(state_dir=out / "state", broker_url=options.broker_url))
+    settings = Settings(bus=BusSettings(state_dir=out / "state", broker_url=options.broker_url, shards=options.shards))
     feed = list(demo_feed(catalog, options))
     async with SimulatorCluster(catalog=catalog, store=str(out / "received")) as sims:
         sinks = {name: HttpSink(sims.messages_url(name), name=name) for name in sims.states}

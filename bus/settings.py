@@ -77,6 +77,7 @@ class BusSettings:
     broker_ca_file: Path | None = None  # amqps: the CA of the broker's certificate (default: system CAs)
     broker_cert_file: Path | None = None  # amqps: a client certificate (mutual TLS), with broker_key_file
     broker_key_file: Path | None = None
+    shards: int = 1  # RabbitMQ: consistent-hash shards per queue (bus/brokers/amqp.py); embedded: ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +288,7 @@ def _no_unknown(data: dict[str, Any], where: str, section: str, known: tuple[str
 
 def _bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> BusSettings:
     known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir",
-             "broker_ca_file", "broker_cert_file", "broker_key_file")
+             "broker_ca_file", "broker_cert_file", "broker_key_file", "shards")
     _no_unknown(raw, at("bus"), "[bus]", known)
     key = _pseudonym_key(raw, env, base, at)
     url, where = _setting(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
@@ -303,7 +304,9 @@ def _bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> Bu
         raise ConfigError("[bus] municipalities must be a list of 6-digit 地方公共団体コード strings, "
                           f"got {municipalities!r}", where=at("bus", "municipalities"))
     routes, where = _setting(raw, env, "routes_dir", "RENKEI_ROUTES_DIR", at, "bus", None)
+    shards, shards_at = _setting(raw, env, "shards", "RENKEI_BROKER_SHARDS", at, "bus", 1)
     return BusSettings(
+        shards=_int(shards, shards_at, "[bus] shards", minimum=1, maximum=64),
         broker_url=url,
         state_dir=base / Path(state_dir),
         pseudonym_key=key,

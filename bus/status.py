@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bus.brokers import open_broker
+from bus.brokers import broker_for
 from bus.brokers.base import Broker
 from bus.brokers.embedded import EmbeddedBroker
 from bus.brokers.embedded_store import LEASED, Process
@@ -276,7 +276,7 @@ async def gather_status(settings: Settings, destinations: Iterable[str] = ()) ->
                    | set(delivery))
     queues = [INTAKE_QUEUE, *map(destination_queue, names)]
     processes = read_process_reports(state_dir)
-    broker = open_broker(settings.bus.broker_url, path=state_dir / "broker.sqlite")
+    broker = broker_for(settings)
     reachable = True
     if isinstance(broker, EmbeddedBroker):
         where = str(broker.path)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from ssl import SSLContext
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from bus.brokers.base import Broker, Consumer, Delivery, Handler, OutgoingMessage, QueueStats
 from bus.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bus.settings import Settings
 
 __all__ = [
     "Broker",
@@ -21,6 +25,8 @@ __all__ = [
     "Handler",
     "OutgoingMessage",
     "QueueStats",
+    "broker_for",
+    "broker_tls",
     "open_broker",
 ]
 
@@ -48,6 +54,28 @@ def open_broker(url: str | None, *, path: Path | None = None, ssl_context: SSLCo
         "for the embedded broker",
         where="broker_url",
     )
+
+
+def broker_for(settings: Settings) -> Broker:
+    """The broker `settings` configure, unconnected: URL (or the embedded file in state_dir),
+    TLS for amqps:// ([bus] broker_ca_file …) and shards. Every command opens it this way."""
+    bus = settings.bus
+    url = bus.broker_url
+    if url and urlsplit(url).scheme.lower() in ("amqp", "amqps"):
+        from bus.brokers.amqp import AmqpBroker
+
+        return AmqpBroker(url, ssl_context=broker_tls(settings), shards=bus.shards)
+    return open_broker(url, path=bus.state_dir / "broker.sqlite")
+
+
+def broker_tls(settings: Settings) -> SSLContext | None:
+    """The TLS context of an amqps:// broker URL ([bus] broker_ca_file …), else None."""
+    bus = settings.bus
+    if not (bus.broker_url or "").lower().startswith("amqps:"):
+        return None
+    from bus.tls import broker_context
+
+    return broker_context(bus.broker_ca_file, bus.broker_cert_file, bus.broker_key_file)
 
 
 def _sqlite_path(url: str) -> Path:

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bus.brokers import open_broker
+from bus.brokers import broker_for
 from bus.catalog import Catalog
 from bus.cli.config import RUNTIME_ERROR, fail, load_settings
 from bus.cli.tables import columns
@@ -78,7 +78,7 @@ def list_(config: Path | None, destination: str | None, municipality: str | None
           since: str | None, every_state: bool, as_json: bool) -> None:
     """List dead letters, oldest first."""
     where = _where(destination, municipality, code, since, every_state)
-    with _stores(load_settings("dead", config)) as (store, _):
+    with _stores(load_settings("dead", config)) as store:
         letters = store.dead_list(where)
     if as_json:
         click.echo(json.dumps([_summary(d) for d in letters], ensure_ascii=False, indent=2))
@@ -100,9 +100,8 @@ def list_(config: Path | None, destination: str | None, municipality: str | None
 def show(config: Path | None, operator: str | None, dead_id: int, unmasked: bool, as_json: bool) -> None:
     """Show one dead letter and its message (personal data masked)."""
     settings = load_settings("dead", config)
-    with _stores(settings) as (store, broker_url):
-        letters = DeadLetters(store, open_broker(broker_url, path=settings.bus.state_dir / "broker.sqlite"),
-                              Catalog.load(), _events(settings))
+    with _stores(settings) as store:
+        letters = DeadLetters(store, broker_for(settings), Catalog.load(), _events(settings))
         shown = _or_fail(lambda: letters.show(dead_id, unmasked_by=_who(operator) if unmasked else None))
     document = {**_summary(shown.letter), "masked": shown.masked, "message": shown.record}
     if as_json:
@@ -130,7 +129,7 @@ def replay(config: Path | None, operator: str | None, dead_id: int | None, all_m
         raise click.UsageError("filters go with --all-matching, not with an ID")
     settings = load_settings("dead", config)
     who = _who(operator)
-    with _stores(settings) as (store, _):
+    with _stores(settings) as store:
         targets = [dead_id] if dead_id is not None else [
             d.id for d in store.dead_list(_where(destination, municipality, code, since, False))]
         if not targets:
@@ -157,7 +156,7 @@ def discard(config: Path | None, operator: str | None, dead_id: int, reason: str
     """Resolve a dead letter without delivering it; the resident's later changes then flow."""
     settings = load_settings("dead", config)
     who = _who(operator)
-    with _stores(settings) as (store, _):
+    with _stores(settings) as store:
         async def run(letters: DeadLetters) -> None:
             letter = await letters.discard(dead_id, by=who, reason=reason)
             click.echo(f"discarded {letter.id}: {letter.message_id} ({letter.destination}), by {who}")
@@ -169,20 +168,20 @@ def discard(config: Path | None, operator: str | None, dead_id: int, reason: str
 
 
 @contextmanager
-def _stores(settings: Settings) -> Iterator[tuple[DeliveryStore, str | None]]:
+def _stores(settings: Settings) -> Iterator[DeliveryStore]:
     path = settings.bus.state_dir / "delivery.sqlite"
     if not path.exists():
         fail("dead", f"no delivery store at {path}: has a bus run with this state_dir?", RUNTIME_ERROR)
     store = DeliveryStore(path)
     try:
-        yield store, settings.bus.broker_url
+        yield store
     finally:
         store.close()
 
 
 def _with_broker(settings: Settings, store: DeliveryStore, run: Callable[[DeadLetters], Awaitable[None]]) -> None:
     async def main() -> None:
-        broker = open_broker(settings.bus.broker_url, path=settings.bus.state_dir / "broker.sqlite")
+        broker = broker_for(settings)
         await broker.connect()
         try:
             await run(DeadLetters(store, broker, Catalog.load(), _events(settings)))

@@ -38,6 +38,7 @@ from adapters.sources.amqp_intake import AmqpIntake, vhost_url
 from adapters.sources.directory import DirectorySource
 from adapters.sources.http_intake import create_intake_app
 from bus.app import Bus, BusParts
+from bus.brokers import broker_tls
 from bus.cli.config import CONFIG_ERROR, RUNTIME_ERROR, load_settings
 from bus.errors import BrokerError, ConfigError
 from bus.logs import configure_logging, get_logger
@@ -200,7 +201,7 @@ class _Runner:
         for municipality, vhost in sorted(intake.amqp_vhosts.items()):
             assert self.settings.bus.broker_url is not None  # settings check it
             amqp = AmqpIntake(vhost_url(self.settings.bus.broker_url, vhost), municipality, bus.intake, bus.gate,
-                              queue=intake.amqp_queue, ssl_context=bus.broker_ssl_context())
+                              queue=intake.amqp_queue, ssl_context=broker_tls(bus.settings))
             try:
                 await amqp.start()
             except BrokerError as exc:

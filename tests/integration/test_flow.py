@@ -32,9 +32,9 @@ def catalog() -> Catalog:
     return Catalog.load()
 
 
-def _options(out: Path, broker_url: str | None) -> DemoOptions:
+def _options(out: Path, broker_url: str | None, shards: int = 1) -> DemoOptions:
     return DemoOptions(changes=CHANGES, out=out, seed=11, invalid_rate=0.08, duplicate_rate=0.08,
-                       feeders=4, idle_timeout=120, broker_url=broker_url)
+                       feeders=4, idle_timeout=120, broker_url=broker_url, shards=shards)
 
 
 @dataclass
@@ -45,11 +45,13 @@ class Flow:
     options: DemoOptions
 
 
-@pytest.fixture(scope="module", params=["embedded", pytest.param("amqp", marks=pytest.mark.amqp)])
+@pytest.fixture(scope="module", params=["embedded", pytest.param("amqp", marks=pytest.mark.amqp),
+                                        pytest.param("amqp-3-shards", marks=pytest.mark.amqp)])
 def flow(request: pytest.FixtureRequest, catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Flow:
     """One run of the whole flow per broker, shared by the tests of this module."""
     broker_url = None if request.param == "embedded" else request.getfixturevalue("amqp_vhost_url")
-    options = _options(tmp_path_factory.mktemp(f"flow-{request.param}"), broker_url)
+    options = _options(tmp_path_factory.mktemp(f"flow-{request.param}"), broker_url,
+                       shards=3 if request.param.endswith("shards") else 1)
     stream = io.StringIO()
     configure_logging("json", "debug", stream=stream)
     try:
@@ -135,3 +137,38 @@ def test_no_personal_value_reaches_the_log(flow: Flow, catalog: Catalog) -> None
     assert len(values) > CHANGES
     leaked = sorted(v for v in values if v in text)
     assert leaked == []
+
+
+def test_the_audit_trail_holds_every_messages_life_and_verifies(flow: Flow) -> None:
+    """On each broker: the chain verifies, and every delivered message's life reads received →
+    accepted → routed (per destination) → delivered (per destination); rejections and
+    duplicates are there too."""
+    from bus.audit import open_store, verify
+
+    store = open_store(flow.options.out / "state" / "audit.sqlite")
+    try:
+        report = verify(store)
+        assert report.ok, report
+        events: dict[str, list[tuple[str, str | None]]] = {}
+        kinds: set[str] = set()
+        for record in store.records():
+            kinds.add(record.event.event.value)
+            if record.event.message_id:
+                events.setdefault(record.event.message_id, []).append((record.event.event.value,
+                                                                        record.event.destination))
+    finally:
+        store.close()
+    assert {"received", "accepted", "rejected", "duplicate", "routed", "delivered"} <= kinds
+    delivered = {t.destination: t.delivered for t in flow.result.destinations}
+    counted = {d: 0 for d in delivered}
+    for message_id, life in events.items():
+        names = [name for name, _ in life]
+        if "accepted" not in names:
+            continue
+        assert names.index("received") < names.index("accepted") < names.index("routed"), message_id
+        routed = {d for name, d in life if name == "routed"}
+        done = {d for name, d in life if name == "delivered"}
+        assert routed == done, (message_id, routed, done)
+        for d in done:
+            counted[d] += 1
+    assert counted == delivered

@@ -124,3 +124,20 @@ def test_the_sample_config_loads_and_wires_every_default_destination_to_a_simula
     assert set(settings.destinations) == set(SYSTEMS)
     ports = simulator_ports(settings, sorted(settings.destinations))
     assert len(set(ports.values())) == len(SYSTEMS)
+
+
+def test_bus_shards_are_read_checked_and_given_to_the_rabbitmq_broker(tmp_path: Path) -> None:
+    """[bus] shards reaches the AMQP broker; out of range is an error naming file:line."""
+    from bus.brokers import broker_for
+    from bus.brokers.amqp import AmqpBroker
+    from bus.errors import ConfigError
+    from bus.settings import Settings
+
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nbroker_url = "amqp://u:p@127.0.0.1:5672/v"\nshards = 4\n', encoding="utf-8")
+    broker = broker_for(Settings.load(config, env={}))
+    assert isinstance(broker, AmqpBroker) and broker.shards == 4
+    config.write_text('[bus]\nshards = 0\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"shards") as info:
+        Settings.load(config, env={})
+    assert f"{config}:2" in str(info.value)
