@@ -266,7 +266,7 @@ def test_the_dockerfile_builds_the_cli_as_a_non_root_user() -> None:
     for source in re.findall(r"^COPY\s+(.+)\s+\S+$", text, re.MULTILINE):
         for path in source.split():
             assert (ROOT / path).exists(), f"COPY {path}: not in the repository"
-    assert "schemas" in text  # the wheel does not ship the catalog: the image must copy it
+    assert "COPY schemas" in text and "COPY routes" in text  # the wheel built in the image ships both
     for service in _compose()["services"].values():
         if "build" in service:
             assert service["build"] == {"context": "..", "dockerfile": "docker/Dockerfile"}

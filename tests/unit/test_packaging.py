@@ -1,0 +1,29 @@
+"""The wheel ships the data the bus needs: every file of the schema catalog and every route
+file is named by a `[tool.setuptools.data-files]` entry of pyproject.toml, under the
+directory bus/paths.py looks in (`<prefix>/share/renkei/...`)."""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_schema_and_route_file_is_shipped_where_bus_paths_finds_it() -> None:
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "data-files"]
+    shipped: dict[str, str] = {}
+    for target, patterns in data_files.items():
+        for pattern in patterns:
+            for path in ROOT.glob(pattern):
+                if path.is_file():
+                    shipped[path.relative_to(ROOT).as_posix()] = target
+    wanted = [p for folder in ("schemas", "routes") for p in (ROOT / folder).rglob("*") if p.is_file()]
+    assert wanted
+    missing = sorted(p.relative_to(ROOT).as_posix() for p in wanted if p.relative_to(ROOT).as_posix() not in shipped)
+    assert missing == [], "add them to [tool.setuptools.data-files] in pyproject.toml"
+    for relative, target in shipped.items():
+        assert target == f"share/renkei/{Path(relative).parent.as_posix()}", relative
+        assert fnmatch.fnmatch(relative, "*") and not relative.endswith(".pyc")
