@@ -58,11 +58,12 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from yarl import URL
 
 from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 
-__all__ = ["KEY_HEADER", "AmqpBroker"]
+__all__ = ["KEY_HEADER", "AmqpBroker", "node_urls"]
 
 log = structlog.get_logger(__name__)
 KEY_HEADER = "x-renkei-key"
@@ -100,16 +101,27 @@ class AmqpBroker(Broker):
         self._exchanges: set[str] = set()  # sharded queues' exchanges known to exist
 
     async def connect(self) -> None:
+        """Connect to the first node that answers (a URL may list a cluster's nodes:
+        ``amqp://user:pw@host1:5672,host2:5672,host3:5672/vhost``)."""
         if self._connection is not None:
             return
+        nodes = node_urls(self.url)
+        for n in range(len(nodes)):
+            order = nodes[n:] + nodes[:n]
+            connection = _FailoverConnection(URL(order[0]), failover=order, ssl_context=self._ssl_context,
+                                             client_properties={"connection_name": "renkei"})
+            try:
+                with _mapped(f"connecting to {_safe(order[0])}"):
+                    await connection.connect(timeout=self.connect_timeout)
+            except BrokerUnavailable:
+                if n == len(nodes) - 1:
+                    raise
+                log.warning("broker node unreachable; trying the next", node=_safe(order[0]))
+                continue
+            self._connection = connection
+            break
         with _mapped(f"connecting to {_safe(self.url)}"):
-            self._connection = await aio_pika.connect_robust(
-                self.url,
-                timeout=self.connect_timeout,
-                ssl_context=self._ssl_context,
-                client_properties={"connection_name": "renkei"},
-            )
-            self._publisher = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._publisher = await self._connected().channel(publisher_confirms=True, on_return_raises=True)
 
     async def close(self) -> None:
         connection, self._connection, self._publisher = self._connection, None, None
@@ -274,12 +286,46 @@ class AmqpBroker(Broker):
 
     async def _publishing_channel(self) -> AbstractChannel:
         if self._publisher is None or self._publisher.is_closed:
-            self._publisher = await self._connected().channel(publisher_confirms=True, on_return_raises=True)
+            connection = self._connected()
+            if not connection.connected.is_set():  # reconnecting (to this node, or the next one)
+                try:
+                    await asyncio.wait_for(connection.connected.wait(), self.publish_timeout)
+                except TimeoutError:
+                    raise BrokerUnavailable(f"not connected to {_safe(self.url)}: reconnecting") from None
+            if self._publisher is None or self._publisher.is_closed:  # else restored with the connection
+                self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
         return self._publisher
 
     def _admin_channel(self) -> AbstractChannel:
         """A short-lived channel for declares: a failed one closes it, not the publisher."""
         return self._connected().channel(publisher_confirms=False)
+
+
+class _FailoverConnection(aio_pika.RobustConnection):
+    """aio-pika's robust connection over the nodes of a cluster: after a lost connection the
+    reconnect goes to the next node (aio-pika itself reconnects to its one URL), and restores
+    the channels, QoS and consumers there. Quorum queues live on every node, so a consumer
+    resumes where the lost node left off; what it had unacked is redelivered (idempotent sinks)."""
+
+    def __init__(self, url: URL, *, failover: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._nodes = [URL(u) for u in failover] or [url]
+        self._node = 0
+
+    async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        if len(self._nodes) > 1 and not self._close_called:
+            self._node = (self._node + 1) % len(self._nodes)
+            self.url = self._nodes[self._node]
+            log.warning("broker connection lost; reconnecting to the next node", node=_safe(str(self.url)))
+        await super()._on_connection_close(closing)
+
+
+def node_urls(url: str) -> list[str]:
+    """One URL per node of ``amqp://user:pw@h1:p1,h2:p2/vhost?query`` (a single-node URL as it is)."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    credentials, at, hosts = authority.rpartition("@")
+    return [f"{scheme}{sep}{credentials}{at}{host.strip()}{slash}{path}" for host in hosts.split(",") if host.strip()]
 
 
 class _Subscription:
@@ -386,6 +432,10 @@ def _mapped(doing: str, *, publishing: bool = False) -> Iterator[None]:
         raise BrokerUnavailable(f"{doing}: {type(exc).__name__}: {exc}") from exc
     except aiormq.exceptions.AMQPError as exc:
         raise BrokerError(f"{doing}: {type(exc).__name__}: {exc}") from exc
+    except RuntimeError as exc:
+        if "closed" not in str(exc):  # aiormq: "<Connection ...> closed" while it reconnects
+            raise
+        raise BrokerUnavailable(f"{doing}: the connection is closed (reconnecting)") from exc
 
 
 def _reply(exc: aiormq.exceptions.PublishError) -> str:

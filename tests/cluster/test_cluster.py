@@ -9,8 +9,9 @@ c1 and c3 and the flow goes on. At the end every delivery the route table expect
 reached its simulator, exactly once in effect and in each resident's order, and after c2
 is restarted every queue has three members online again.
 
-Killing c1, the node the bus is connected to, needs client failover (several URLs): see
-docker/README.md "Scaling out".
+The second scenario kills the node the bus is connected to — c1, which also leads every
+queue — with the bus given the cluster URL of all three nodes: the connection fails over to
+the next node, restores its channels and consumers there, and the same counts hold.
 """
 
 from __future__ import annotations
@@ -45,7 +46,29 @@ pytestmark = pytest.mark.cluster
 CHANGES = 200  # resident changes fed (about 4 deliveries each)
 RATE = 40.0  # changes per second at most: the feed lasts 5 s or more, the kill falls in its first half
 FEEDERS = 6  # residents are partitioned over the feeders, so each resident's changes stay in order
-VICTIM, BUS_NODE = "c2", "c1"
+NODES = ("c1", "c2", "c3")
+
+
+@dataclass(frozen=True)
+class Setup:
+    victim: str  # the node killed mid-stream (declared the queues: it leads them all)
+    bus_nodes: tuple[str, ...]  # the nodes of the bus's broker URL, in order
+
+
+SETUPS = {
+    "leader-killed-bus-elsewhere": Setup("c2", ("c1",)),
+    "bus-node-killed-failover": Setup("c1", ("c1", "c2", "c3")),
+}
+
+
+def _bus_url(urls: dict[str, str], nodes: tuple[str, ...]) -> str:
+    """One URL naming `nodes` (amqp://u:p@h1:p1,h2:p2/vhost), as bus.brokers.amqp.node_urls reads it."""
+    first = urls[nodes[0]]
+    scheme, _, rest = first.partition("://")
+    credentials, _, tail = rest.partition("@")
+    path = tail.partition("/")[2]
+    hosts = ",".join(urls[n].partition("@")[2].partition("/")[0] for n in nodes)
+    return f"{scheme}://{credentials}@{hosts}/{path}"
 
 
 @dataclass
@@ -63,7 +86,7 @@ class Run:
     sims: SimulatorCluster | None = None
 
 
-def _settled_queues(cluster: Cluster, vhost: str) -> dict[str, dict[str, Any]]:
+def _settled_queues(cluster: Cluster, vhost: str, via: str) -> dict[str, dict[str, Any]]:
     """The queues once the broker counts nothing ready or unacked in any of them.
 
     A quorum queue's counts are refreshed on its tick (seconds), so right after the bus went
@@ -71,7 +94,7 @@ def _settled_queues(cluster: Cluster, vhost: str) -> dict[str, dict[str, Any]]:
     its count up and fail here."""
     deadline = time.monotonic() + 20
     while True:
-        queues = cluster.queues(vhost)
+        queues = cluster.queues(vhost, via=via)
         if all(q["messages"] == 0 for q in queues.values()) or time.monotonic() > deadline:
             return queues
         time.sleep(0.5)
@@ -120,7 +143,7 @@ async def _feed(bus: Bus, feed: list[FeedItem], run: Run) -> None:
     await asyncio.gather(*(lane(items) for items in lanes))
 
 
-async def _kill_mid_stream(cluster: Cluster, run: Run) -> None:
+async def _kill_mid_stream(cluster: Cluster, run: Run, victim: str) -> None:
     assert run.sims is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # a quarter of the feed accepted, and deliveries arriving
@@ -130,38 +153,40 @@ async def _kill_mid_stream(cluster: Cluster, run: Run) -> None:
     run.accepted_at_kill = run.accepted
     run.delivered_at_kill = sum(s.effects for s in run.sims.states.values())
     run.killed_at = time.monotonic()
-    await asyncio.to_thread(cluster.kill, VICTIM)
+    await asyncio.to_thread(cluster.kill, victim)
 
 
-async def _scenario(cluster: Cluster, vhost: str, urls: dict[str, str], state_dir: Path, catalog: Catalog) -> Run:
+async def _scenario(cluster: Cluster, vhost: str, urls: dict[str, str], state_dir: Path, catalog: Catalog,
+                    setup: Setup) -> Run:
     run = Run()
     options = DemoOptions(changes=CHANGES, seed=7, invalid_rate=0.0, duplicate_rate=0.0, feeders=FEEDERS)
     feed = list(demo_feed(catalog, options))
-    settings = Settings(bus=BusSettings(state_dir=state_dir, broker_url=urls[BUS_NODE]))
+    settings = Settings(bus=BusSettings(state_dir=state_dir, broker_url=_bus_url(urls, setup.bus_nodes)))
+    survivor = next(n for n in NODES if n != setup.victim)
     async with SimulatorCluster(catalog=catalog) as sims:
         run.sims = sims
         sinks = {name: HttpSink(sims.messages_url(name), name=name) for name in sims.states}
         bus = Bus(settings, sinks=dict(sinks), catalog=catalog)
         run.expected = _expected(bus, feed)
         # declared through the victim first: it leads every queue the bus uses
-        leader = AmqpBroker(urls[VICTIM])
+        leader = AmqpBroker(urls[setup.victim])
         await leader.connect()
         for queue in (INTAKE_QUEUE, *map(destination_queue, bus.destinations)):
             await leader.declare(queue)
         await leader.close()
         before = await asyncio.to_thread(cluster.queues, vhost)
         led = {name: q["leader"] for name, q in before.items()}
-        assert set(led.values()) == {node_name(VICTIM)}, f"the victim must lead every queue: {led}"
+        assert set(led.values()) == {node_name(setup.victim)}, f"the victim must lead every queue: {led}"
         assert all(len(q["members"]) == 3 for q in before.values()), before
         try:
             await bus.start()
             run.started_at = time.monotonic()
-            await asyncio.gather(_feed(bus, feed, run), _kill_mid_stream(cluster, run))
+            await asyncio.gather(_feed(bus, feed, run), _kill_mid_stream(cluster, run, setup.victim))
             assert await bus.wait_idle(within=90), "the bus did not drain its queues after the node loss"
             run.drained_at = time.monotonic()
             dead = bus.deliveries.dead_list()
             assert not dead, f"{len(dead)} messages were dead-lettered: {dead[:3]}"
-            run.queues = await asyncio.to_thread(_settled_queues, cluster, vhost)
+            run.queues = await asyncio.to_thread(_settled_queues, cluster, vhost, survivor)
             run.settled_at = time.monotonic()
         finally:
             await bus.stop()
@@ -170,13 +195,16 @@ async def _scenario(cluster: Cluster, vhost: str, urls: dict[str, str], state_di
     return run
 
 
+@pytest.mark.parametrize("name", list(SETUPS))
 def test_killing_the_node_that_leads_every_queue_mid_stream_loses_nothing(
-    rabbitmq_cluster: Cluster, cluster_vhost: tuple[str, dict[str, str]], tmp_path: Path
+    rabbitmq_cluster: Cluster, cluster_vhost: tuple[str, dict[str, str]], tmp_path: Path, name: str
 ) -> None:
+    setup = SETUPS[name]
+    victim = setup.victim
     vhost, urls = cluster_vhost
     configure_logging("console", "warning", stream=sys.stderr)  # the bus's warnings, not a line per message
     try:
-        run = asyncio.run(_scenario(rabbitmq_cluster, vhost, urls, tmp_path / "state", Catalog.load()))
+        run = asyncio.run(_scenario(rabbitmq_cluster, vhost, urls, tmp_path / "state", Catalog.load(), setup))
     finally:
         structlog.reset_defaults()
     assert run.sims is not None
@@ -189,7 +217,8 @@ def test_killing_the_node_that_leads_every_queue_mid_stream_loses_nothing(
     duplicated = sum(s.effects - len(s.messages) for s in states.values())  # the simulators count per key
     answered_duplicate = sum(s.duplicates for s in states.values())  # redeliveries that reached a sink
     out_of_order = _out_of_order(run)
-    print(f"\ncluster: bus on {node_name(BUS_NODE)}; killed {node_name(VICTIM)}, leader of every queue, "
+    print(f"\ncluster [{name}]: bus on {', '.join(map(node_name, setup.bus_nodes))}; killed {node_name(victim)}, "
+          "leader of every queue, "
           f"{run.killed_at - run.started_at:.1f} s into the stream ({run.accepted_at_kill} accepted, "
           f"{run.delivered_at_kill} delivered); drained {run.drained_at - run.killed_at:.1f} s after the kill")
     print(f"cluster: accepted {run.accepted}/{CHANGES} (submits retried {run.retried_submits}), expected {expected}, "
@@ -210,27 +239,27 @@ def test_killing_the_node_that_leads_every_queue_mid_stream_loses_nothing(
     bus_queues = {INTAKE_QUEUE, *(destination_queue(name) for name in SYSTEMS)}
     queues = run.queues
     assert bus_queues <= set(queues)
-    survivors = {node_name("c1"), node_name("c3")}
+    survivors = {node_name(n) for n in NODES if n != victim}
     for name in bus_queues:
         queue = queues[name]
         assert queue["type"] == "quorum", queue
-        assert set(queue["members"]) == {*survivors, node_name(VICTIM)}, queue
+        assert set(queue["members"]) == {*survivors, node_name(victim)}, queue
         assert queue["leader"] in survivors, queue
         assert set(queue["online"]) == survivors, queue
         assert (queue["messages_ready"], queue["messages_unacknowledged"]) == (0, 0), queue
 
     # the killed node comes back with its data, rejoins, and its members catch up
-    rabbitmq_cluster.restart(VICTIM)
+    rabbitmq_cluster.restart(victim)
     deadline = time.monotonic() + 20
     while True:
-        queues = rabbitmq_cluster.queues(vhost, via=VICTIM)
+        queues = rabbitmq_cluster.queues(vhost, via=victim)
         if all(len(queues[name]["online"]) == 3 for name in bus_queues) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     for name in bus_queues:
         assert len(queues[name]["online"]) == 3, queues[name]
         assert queues[name]["messages"] == 0, queues[name]
-    print(f"cluster: {node_name(VICTIM)} restarted; every queue has 3 members online again")
+    print(f"cluster: {node_name(victim)} restarted; every queue has 3 members online again")
 
 
 def _out_of_order(run: Run) -> int:

@@ -188,3 +188,41 @@ async def test_connecting_to_a_closed_port_raises_broker_unavailable() -> None:
 def test_open_broker_picks_rabbitmq_for_amqp_and_amqps_urls() -> None:
     assert isinstance(open_broker("amqp://guest:guest@127.0.0.1:5672/"), AmqpBroker)
     assert isinstance(open_broker("amqps://user:pw@rabbit.example:5671/%2F"), AmqpBroker)
+
+
+def test_a_cluster_url_names_each_node_with_the_same_credentials_vhost_and_options() -> None:
+    from bus.brokers.amqp import node_urls
+
+    assert node_urls("amqp://u:p@h1:5681,h2:5682, h3:5683/renkei?heartbeat=30") == [
+        "amqp://u:p@h1:5681/renkei?heartbeat=30", "amqp://u:p@h2:5682/renkei?heartbeat=30",
+        "amqp://u:p@h3:5683/renkei?heartbeat=30"]
+    assert node_urls("amqps://u:p@one:5671/") == ["amqps://u:p@one:5671/"]
+
+
+async def test_the_broker_connects_to_the_first_node_that_answers(amqp_url: str) -> None:
+    """A cluster URL whose first node is down: the next one is used."""
+    parts = urlsplit(amqp_url)
+    dead = socket_port()
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{dead},127.0.0.1:{parts.port}"
+    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), connect_timeout=3)
+    await broker.connect()
+    try:
+        name = unique_queue()
+        await broker.declare(name)
+        await broker.publish(name, message(1))
+        assert (await broker.stats(name)).ready == 1
+    finally:
+        await broker.close()
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(name)
+
+
+def socket_port() -> int:
+    """A loopback port nobody listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
