@@ -19,6 +19,7 @@ import click
 import pytest
 import yaml
 
+from bus.brokers.amqp import node_urls
 from bus.cli import main
 from bus.settings import Settings
 
@@ -151,11 +152,13 @@ def broker_problems(compose: dict[str, Any], settings: Settings) -> list[str]:
             urls.append((f"{name}: RENKEI_BROKER_URL", _interpolate(url)))
     problems = []
     for where, url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("amqp", "amqps") or parts.hostname not in hosts:
-            problems.append(f"{where} = {url!r} does not name a RabbitMQ service ({', '.join(sorted(rabbits))})")
-        elif (parts.port or 5672) != 5672:
+        nodes = [urlsplit(node) for node in node_urls(url)]
+        if not nodes or any(p.scheme not in ("amqp", "amqps") or p.hostname not in hosts for p in nodes):
+            problems.append(f"{where} = {url!r} does not name RabbitMQ services ({', '.join(sorted(rabbits))})")
+        elif any((p.port or 5672) != 5672 for p in nodes):
             problems.append(f"{where} = {url!r}: the nodes listen on 5672")
+        elif len({p.hostname for p in nodes}) != len(rabbits):
+            problems.append(f"{where} = {url!r}: name every node, so the worker fails over to the others")
     return problems
 
 
