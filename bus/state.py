@@ -14,14 +14,12 @@ One host only: with several bus hosts this moves to PostgreSQL (issue: audit sto
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bus.sqlite import LocalFile
 from bus.validation.issues import Issue
 
 __all__ = ["RejectedMessage", "StateStore"]
@@ -55,33 +53,17 @@ class StateStore:
     """Thread-safe access to the state file; every call is one short transaction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives process crashes
-        self._db.executescript(_SCHEMA)
+        self._file = LocalFile(path, synchronous="NORMAL", schema=_SCHEMA)  # WAL + NORMAL survives process crashes
+        self._tx = self._file.tx
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._file.close()
 
     # -- seen / routed ---------------------------------------------------------------
     def is_seen(self, message_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT 1 FROM seen WHERE message_id = ?", (message_id,)).fetchone()
+        with self._file.read() as db:
+            row = db.execute("SELECT 1 FROM seen WHERE message_id = ?", (message_id,)).fetchone()
         return row is not None
 
     def mark_seen(self, message_id: str, kind: str) -> None:
@@ -89,8 +71,8 @@ class StateStore:
             db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (message_id, kind, time.time()))
 
     def is_routed(self, message_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT 1 FROM routed WHERE message_id = ?", (message_id,)).fetchone()
+        with self._file.read() as db:
+            row = db.execute("SELECT 1 FROM routed WHERE message_id = ?", (message_id,)).fetchone()
         return row is not None
 
     def mark_routed(self, message_id: str, destinations: int) -> None:
@@ -118,8 +100,8 @@ class StateStore:
             return int(cur.lastrowid or 0)
 
     def rejected(self, limit: int = 100) -> list[RejectedMessage]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._file.read() as db:
+            rows = db.execute(
                 "SELECT id, source, content_type, kind, codes, issues, at FROM rejected ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -131,8 +113,8 @@ class StateStore:
             db.execute(_COUNT, (scope, name, counter, by))
 
     def counters(self, scope: str) -> dict[str, dict[str, int]]:
-        with self._lock:
-            rows = self._db.execute("SELECT name, counter, value FROM counters WHERE scope = ?", (scope,)).fetchall()
+        with self._file.read() as db:
+            rows = db.execute("SELECT name, counter, value FROM counters WHERE scope = ?", (scope,)).fetchall()
         result: dict[str, dict[str, int]] = {}
         for name, counter, value in rows:
             result.setdefault(name, {})[counter] = value

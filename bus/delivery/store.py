@@ -19,14 +19,12 @@ each atomic, so a message arriving while a resident is released is never strande
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from bus.sqlite import LocalFile
 
 __all__ = ["DeadFilter", "DeadLetter", "DeliveryStore", "Held", "Parked"]
 
@@ -125,37 +123,19 @@ class DeliveryStore:
     """Thread-safe; every call is one short transaction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a held message has been acked from the broker
-        with self._tx() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+        # FULL: a held message has been acked from the broker
+        self._file = LocalFile(path, synchronous="FULL", schema=_SCHEMA)
+        self._tx = self._file.tx
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._file.close()
 
     # -- parked residents ------------------------------------------------------------------
 
     def parked(self, destination: str, subject: str) -> Parked | None:
-        with self._lock:
-            row = self._db.execute("SELECT destination, subject, head, status, since FROM parked"
+        with self._file.read() as db:
+            row = db.execute("SELECT destination, subject, head, status, since FROM parked"
                                    " WHERE destination = ? AND subject = ?", (destination, subject)).fetchone()
         return Parked(*row) if row else None
 
@@ -174,8 +154,8 @@ class DeliveryStore:
         if status is not None:
             sql += " AND status = ?"
             args.append(status)
-        with self._lock:
-            return [Parked(*row) for row in self._db.execute(sql + " ORDER BY since", args).fetchall()]
+        with self._file.read() as db:
+            return [Parked(*row) for row in db.execute(sql + " ORDER BY since", args).fetchall()]
 
     def unpark_if_drained(self, destination: str, subject: str) -> bool:
         """Unpark the resident when nothing is held behind it; False if something is."""
@@ -202,8 +182,8 @@ class DeliveryStore:
             return True
 
     def next_held(self, destination: str, subject: str) -> Held | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._file.read() as db:
+            row = db.execute(
                 "SELECT id, destination, subject, sequence, message_id, headers, body FROM held"
                 " WHERE destination = ? AND subject = ? ORDER BY sequence, id LIMIT 1", (destination, subject)
             ).fetchone()
@@ -217,8 +197,8 @@ class DeliveryStore:
 
     def held_counts(self) -> dict[str, tuple[int, int]]:
         """destination → (residents held back, messages held)."""
-        with self._lock:
-            rows = self._db.execute("SELECT destination, count(DISTINCT subject), count(*) FROM held"
+        with self._file.read() as db:
+            rows = db.execute("SELECT destination, count(DISTINCT subject), count(*) FROM held"
                                     " GROUP BY destination").fetchall()
         return {d: (residents, messages) for d, residents, messages in rows}
 
@@ -241,21 +221,21 @@ class DeliveryStore:
             return int(cur.lastrowid or 0)
 
     def dead(self, dead_id: int) -> DeadLetter | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_DEAD_COLUMNS} FROM dead WHERE id = ?", (dead_id,)).fetchone()  # noqa: S608
+        with self._file.read() as db:
+            row = db.execute(f"SELECT {_DEAD_COLUMNS} FROM dead WHERE id = ?", (dead_id,)).fetchone()  # noqa: S608
         return _dead(row) if row else None
 
     def dead_list(self, where: DeadFilter | None = None, limit: int = 1000) -> list[DeadLetter]:
         clause, args = (where or DeadFilter()).where()
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_DEAD_COLUMNS} FROM dead WHERE {clause} ORDER BY id LIMIT ?",  # noqa: S608
+        with self._file.read() as db:
+            rows = db.execute(f"SELECT {_DEAD_COLUMNS} FROM dead WHERE {clause} ORDER BY id LIMIT ?",  # noqa: S608
                                     (*args, limit)).fetchall()
         return [_dead(row) for row in rows]
 
     def dead_counts(self) -> dict[str, int]:
         """destination → dead letters not yet resolved."""
-        with self._lock:
-            rows = self._db.execute("SELECT destination, count(*) FROM dead WHERE state = 'dead'"
+        with self._file.read() as db:
+            rows = db.execute("SELECT destination, count(*) FROM dead WHERE state = 'dead'"
                                     " GROUP BY destination").fetchall()
         return dict(rows)
 
