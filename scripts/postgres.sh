@@ -25,6 +25,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/lib.sh"
 DIR="${RENKEI_POSTGRES_DIR:-$ROOT/.renkei/postgres}"
 PORT="${RENKEI_POSTGRES_PORT:-5433}"
 DB="${RENKEI_POSTGRES_DB:-renkei_test}"
@@ -42,19 +43,7 @@ bindir() {  # the newest installed major version's binaries
 
 ensure_installed() {
     bindir >/dev/null && return 0
-    if [[ "$(id -u)" != 0 ]]; then
-        log "PostgreSQL is not installed; run as root to install it, or: apt-get install postgresql"
-        exit 1
-    fi
-    log "installing postgresql (apt-get)"
-    local policy_added=""
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then  # keep the package from starting the system cluster
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-        policy_added=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-    [[ -n "$policy_added" ]] && rm -f /usr/sbin/policy-rc.d
+    apt_install postgresql PostgreSQL
     bindir >/dev/null || { log "postgresql installed, but no /usr/lib/postgresql/*/bin/pg_ctl"; exit 1; }
 }
 

@@ -35,6 +35,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/lib.sh"
 BASE="${RENKEI_CLUSTER_DIR:-$ROOT/.renkei/cluster}"
 FIRST_PORT="${RENKEI_CLUSTER_PORT:-5681}"
 SBIN=/usr/lib/rabbitmq/bin
@@ -60,38 +61,12 @@ node_env() {  # the environment of node $1, for the server and the CLI alike
     local dir port
     dir="$(dir_of "$1")"
     port="$(port_of "$1")"
-    export HOME="$dir" \
-        RABBITMQ_NODENAME="$(name_of "$1")" \
-        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-        RABBITMQ_NODE_PORT="$port" \
-        RABBITMQ_DIST_PORT="$((port + 20000))" \
-        RABBITMQ_CONF_ENV_FILE=/dev/null \
-        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" \
-        RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config" \
-        RABBITMQ_MNESIA_BASE="$dir/mnesia" \
-        RABBITMQ_LOG_BASE="$dir/log" \
-        RABBITMQ_PID_FILE="$dir/rabbitmq.pid" \
-        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
-        RABBITMQ_PLUGINS_EXPAND_DIR="$dir/plugins-expand" \
-        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"
+    rabbitmq_env "$dir" "$(name_of "$1")" "$port"
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"
 }
 
 ensure_installed() {
-    [[ -x "$SBIN/rabbitmq-server" ]] && return 0
-    if [[ "$(id -u)" != 0 ]]; then
-        log "rabbitmq-server is not installed; run as root to install it, or: apt-get install rabbitmq-server"
-        exit 1
-    fi
-    log "installing rabbitmq-server (apt-get)"
-    local policy_added=""
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then  # keep the package from starting the system node
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-        policy_added=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
-    [[ -n "$policy_added" ]] && rm -f /usr/sbin/policy-rc.d
-    return 0
+    [[ -x "$SBIN/rabbitmq-server" ]] || apt_install rabbitmq-server rabbitmq-server
 }
 
 ctl() { local i="$1"; shift; (node_env "$i" && "$SBIN/rabbitmqctl" -q -n "$(name_of "$i")" "$@"); }

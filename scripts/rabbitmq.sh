@@ -50,36 +50,11 @@ TLS_DIR="${RENKEI_RABBITMQ_TLS_DIR:-}"
 
 log() { echo "rabbitmq.sh: $*" >&2; }
 
-export HOME="$DIR" \
-    RABBITMQ_NODENAME="$NODE" \
-    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-    RABBITMQ_NODE_PORT="$PORT" \
-    RABBITMQ_DIST_PORT="$((PORT + 20000))" \
-    RABBITMQ_CONF_ENV_FILE=/dev/null \
-    RABBITMQ_CONFIG_FILE="$DIR/rabbitmq.conf" \
-    RABBITMQ_ADVANCED_CONFIG_FILE="$DIR/advanced.config" \
-    RABBITMQ_MNESIA_BASE="$DIR/mnesia" \
-    RABBITMQ_LOG_BASE="$DIR/log" \
-    RABBITMQ_PID_FILE="$DIR/rabbitmq.pid" \
-    RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/enabled_plugins" \
-    RABBITMQ_PLUGINS_EXPAND_DIR="$DIR/plugins-expand"
+source "$ROOT/scripts/lib.sh"
+rabbitmq_env "$DIR" "$NODE" "$PORT"
 
 ensure_installed() {
-    [[ -x "$SBIN/rabbitmq-server" ]] && return 0
-    if [[ "$(id -u)" != 0 ]]; then
-        log "rabbitmq-server is not installed; run as root to install it, or: apt-get install rabbitmq-server"
-        exit 1
-    fi
-    log "installing rabbitmq-server (apt-get)"
-    local policy_added=""
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then  # keep the package from starting the system node
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-        policy_added=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
-    [[ -n "$policy_added" ]] && rm -f /usr/sbin/policy-rc.d
-    return 0
+    [[ -x "$SBIN/rabbitmq-server" ]] || apt_install rabbitmq-server rabbitmq-server
 }
 
 ctl() { "$SBIN/rabbitmqctl" -q -n "$NODE" "$@"; }
