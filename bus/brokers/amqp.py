@@ -83,6 +83,7 @@ class AmqpBroker(Broker):
         *,
         publish_timeout: float = 10.0,
         connect_timeout: float = 10.0,
+        settle_timeout: float = 5.0,
         ssl_context: SSLContext | None = None,
         shards: int = 1,
     ) -> None:
@@ -92,6 +93,7 @@ class AmqpBroker(Broker):
         self.shards = shards
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
+        self.settle_timeout = settle_timeout
         self._ssl_context = ssl_context
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
@@ -264,10 +266,13 @@ class AmqpBroker(Broker):
         sub, message = delivery.token
         try:
             with _mapped(f"{'acking' if ok else 'requeueing'} {delivery.message_id}"):
-                if ok:
-                    await message.ack()
-                else:
-                    await message.nack(requeue=True)
+                # Bounded: after a lost connection, aiormq waits forever to queue the ack of a
+                # delivery of the old channel (the dead connection's frame queue is full and
+                # nobody drains it), which hung the dispatcher's workers and `cancel()` (found
+                # by tests/faults, the network cut). Shielded: on a connection that is only
+                # slow (blocked by an alarm) the frame still goes out after the timeout.
+                settle = message.ack() if ok else message.nack(requeue=True)
+                await asyncio.wait_for(asyncio.shield(settle), self.settle_timeout)
         finally:
             sub.settled(message)
 
@@ -433,7 +438,8 @@ def _mapped(doing: str, *, publishing: bool = False) -> Iterator[None]:
     except aiormq.exceptions.AMQPError as exc:
         raise BrokerError(f"{doing}: {type(exc).__name__}: {exc}") from exc
     except RuntimeError as exc:
-        if "closed" not in str(exc):  # aiormq: "<Connection ...> closed" while it reconnects
+        if "closed" not in str(exc) and "not opened" not in str(exc):  # aiormq: "<Connection ...> closed",
+            # aio-pika: "Connection was not opened", while it reconnects
             raise
         raise BrokerUnavailable(f"{doing}: the connection is closed (reconnecting)") from exc
 
