@@ -383,6 +383,13 @@ class _Subscription:
                     log.debug("consumer channel close failed", error=str(exc))
 
 
+#: RabbitMQ's own dead-lettering record, added when a message comes back from a delay queue:
+#: `x-death` is a list of tables holding timestamps, not JSON (the contract's header values
+#: are), so holding or dead-lettering a message that had been through a delay tier failed
+#: on json.dumps, and the handler looped on it (found by tests/faults, the poison message).
+_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
+
+
 def _delivery(message: AbstractIncomingMessage, sub: _Subscription) -> Delivery:
     headers = dict(message.headers or {})
     key = _text(headers.pop(KEY_HEADER, ""))
@@ -392,7 +399,7 @@ def _delivery(message: AbstractIncomingMessage, sub: _Subscription) -> Delivery:
         body=message.body,
         message_id=message.message_id or "",
         key=key,
-        headers={k: _text(v) for k, v in headers.items()},
+        headers={k: _text(v) for k, v in headers.items() if not k.startswith(_DEATH_HEADERS)},
         redelivered=bool(message.redelivered) or count > 1,
         delivery_count=count,
         token=(sub, message),
