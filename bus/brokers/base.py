@@ -230,7 +230,10 @@ class _KeyedDispatcher:
         except asyncio.CancelledError:
             await self._requeue(delivery)
             raise
-        except Exception:  # the handler decides; an escaped error means "try again"
+        except Exception as exc:  # the handler decides; an escaped error means "try again"
+            # the type only: an exception's text may quote the message (personal data)
+            log.warning("handler failed; requeued", message_id=delivery.message_id, error=type(exc).__name__,
+                        delivery_count=delivery.delivery_count)
             await self._requeue(delivery)
         else:
             await self._settle(delivery, ok=True)
