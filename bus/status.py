@@ -148,7 +148,8 @@ class DestinationStatus:
     routed: int = 0
     delivered: int = 0  # every receipt, applied or duplicate
     duplicate: int = 0  # receipts where the receiver said it had it already
-    retried: int = 0  # transient failures, each attempt counted
+    retried: int = 0  # deliveries sent to a broker delay tier (each counted)
+    attempts: int = 0  # every try of the sink: first tries, in-process retries and tier retries
     dead_lettered: int = 0  # every dead-lettering ever (the counter), replayed and discarded ones too
     delivery: DeliveryFigures = field(default_factory=DeliveryFigures)
     rate: float | None = None  # delivered per second between two --watch refreshes
@@ -159,7 +160,7 @@ class DestinationStatus:
             "name": self.name, "queue": self.queue.queue, "sink": self.sink, "declared": self.queue.declared,
             "ready": self.queue.ready, "in_flight": self.queue.in_flight, "consumers": self.queue.consumers,
             "routed": self.routed, "delivered": self.delivered, "duplicate": self.duplicate,
-            "retried": self.retried, "retrying": d.retrying, "held": d.held_residents,
+            "attempts": self.attempts, "retried": self.retried, "retrying": d.retrying, "held": d.held_residents,
             "held_messages": d.held_messages, "dead": d.dead, "dead_lettered_total": self.dead_lettered,
             "delayed": self.queue.delayed, "oldest_age_seconds": None,
             "oldest_parked_age_seconds": _round(d.oldest_parked_age), "rate_per_second": _round(self.rate, 2),
@@ -332,7 +333,8 @@ def _destination(name: str, settings: Settings, queue: QueueFigures, c: dict[str
     return DestinationStatus(
         name=name, sink=config.transport if config else None, queue=queue,
         routed=c.get("routed", 0), delivered=c.get("applied", 0) + c.get("duplicate", 0),
-        duplicate=c.get("duplicate", 0), retried=c.get("retried", 0), dead_lettered=c.get("dead", 0),
+        duplicate=c.get("duplicate", 0), retried=c.get("retried", 0), attempts=c.get("attempts", 0),
+        dead_lettered=c.get("dead", 0),
         delivery=delivery,
     )
 

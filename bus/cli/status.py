@@ -84,9 +84,9 @@ def render_table(report: StatusReport, *, watching: float | None = None) -> str:
              + (f"  every {watching:g} s" if watching else "")]
     lines += ["", *columns(
         ["DESTINATION", "SINK", "READY", "IN FLIGHT", "CONSUMERS", "ROUTED", "DELIVERED", "DUPLICATE",
-         "RETRIED", "RETRYING", "HELD", "DEAD", "RATE/s", "OLDEST PARKED"],
+         "ATTEMPTS", "RETRIED", "RETRYING", "HELD", "DEAD", "RATE/s", "OLDEST PARKED"],
         [[d["name"], d["sink"] or "(none)", d["ready"], d["in_flight"], d["consumers"], d["routed"],
-          d["delivered"], d["duplicate"], d["retried"], d["retrying"], d["held"], d["dead"],
+          d["delivered"], d["duplicate"], d["attempts"], d["retried"], d["retrying"], d["held"], d["dead"],
           d["rate_per_second"], _age(d["oldest_parked_age_seconds"])] for d in data["destinations"]],
         empty="(no destinations)", text=2,
     )]

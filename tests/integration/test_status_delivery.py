@@ -79,9 +79,10 @@ async def test_status_shows_the_refused_resident_dead_and_held_while_the_others_
         assert data["dead_letters"]["total"] == 1
         assert data["dead_letters"]["by_destination"] == {"zei": 1}
         assert data["dead_letters"]["by_code"] == {"D100": 1}
+        assert zei_status["attempts"] >= OTHERS + 1  # every try of the sink is counted, the refused one too
         assert all(d["dead"] == 0 and d["held"] == 0 for d in data["destinations"] if d["name"] != "zei")
         row = next(line for line in table.splitlines() if line.startswith("zei "))
-        assert row.split()[9:12] == ["0", "1", "1"]  # RETRYING, HELD, DEAD
+        assert row.split()[10:13] == ["0", "1", "1"]  # RETRYING, HELD, DEAD
         assert "dead letters: 1 unresolved (zei 1; codes D100 1)" in table
 
         refusing = False  # the receiving system was fixed: the operator replays the letter

@@ -45,7 +45,7 @@ def _report(at: float = 1_700_000_000.0, delivered: int = 4, accepted: int = 6) 
         destinations=[
             DestinationStatus("kaigo", None, QueueFigures("renkei.dest.kaigo", 3, 0, 0, declared=True)),
             DestinationStatus("zei", "http", QueueFigures("renkei.dest.zei", 0, 1, 1), routed=5,
-                              delivered=delivered, duplicate=1, retried=2, dead_lettered=2,
+                              delivered=delivered, duplicate=1, retried=2, attempts=9, dead_lettered=2,
                               delivery=DeliveryFigures(retrying=1, held_residents=2, held_messages=3, dead=1,
                                                        oldest_parked_age=4000.04)),
         ],
@@ -65,7 +65,8 @@ def test_the_json_form_has_every_key_always_with_null_for_what_is_not_known() ->
     assert zei == {
         "name": "zei", "queue": "renkei.dest.zei", "sink": "http", "declared": True,
         "ready": 0, "in_flight": 1, "consumers": 1, "routed": 5, "delivered": 4, "duplicate": 1,
-        "retried": 2, "retrying": 1, "held": 2, "held_messages": 3, "dead": 1, "dead_lettered_total": 2,
+        "attempts": 9, "retried": 2, "retrying": 1, "held": 2, "held_messages": 3, "dead": 1,
+        "dead_lettered_total": 2,
         "delayed": None, "oldest_age_seconds": None, "oldest_parked_age_seconds": 4000.0, "rate_per_second": None,
     }
     assert set(data["destinations"][0]) == set(zei)
@@ -84,9 +85,10 @@ def test_the_table_shows_a_row_per_destination_and_source_with_a_dash_for_unknow
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("DESTINATION"))
     assert header.split() == ["DESTINATION", "SINK", "READY", "IN", "FLIGHT", "CONSUMERS", "ROUTED", "DELIVERED",
-                              "DUPLICATE", "RETRIED", "RETRYING", "HELD", "DEAD", "RATE/s", "OLDEST", "PARKED"]
+                              "DUPLICATE", "ATTEMPTS", "RETRIED", "RETRYING", "HELD", "DEAD", "RATE/s", "OLDEST",
+                              "PARKED"]
     zei = next(line for line in lines if line.startswith("zei "))
-    assert zei.split() == ["zei", "http", "0", "1", "1", "5", "4", "1", "2", "1", "2", "1", "-", "1h"]
+    assert zei.split() == ["zei", "http", "0", "1", "1", "5", "4", "1", "9", "2", "1", "2", "1", "-", "1h"]
     assert "dead letters: 1 unresolved (zei 1; codes D100 1), oldest 1h ago: renkei dead list" in lines
     assert not any(line.startswith("renkei.dead") for line in lines)
     kaigo = next(line for line in lines if line.startswith("kaigo "))
@@ -275,7 +277,7 @@ def test_status_reports_parked_residents_held_changes_and_dead_letters_from_the_
     assert not {"retrying", "held", "dead"} & set(data["not_reported"])
     assert ("delayed" in data["not_reported"]) == (broker_url is not None)
     zei_row = next(line for line in table.output.splitlines() if line.startswith("zei "))
-    assert zei_row.split()[9:12] == ["1", "2", "1"]  # RETRYING, HELD (residents), DEAD
+    assert zei_row.split()[10:13] == ["1", "2", "1"]  # RETRYING, HELD (residents), DEAD
     assert "dead letters: 2 unresolved (kokuho 1, zei 1; codes D100 1, D200 1)" in table.output
     for output in (result.output, table.output):  # counts only: no subject, reason or body
         assert "aaaa" not in output and "bbbb" not in output and "refused" not in output and "secret" not in output
