@@ -27,7 +27,7 @@ from bus.catalog import Catalog
 
 pytestmark = [pytest.mark.amqp, pytest.mark.integration]
 SENT = 10
-SLOW = 5.0  # seconds the first 個人住民税 delivery takes
+SLOW = 10.0  # seconds the first 個人住民税 delivery takes (long enough for several status polls under load)
 
 
 async def test_run_on_rabbitmq_delivers_and_status_reports_in_flight_and_counts(
