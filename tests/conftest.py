@@ -7,17 +7,15 @@ import os
 import pytest
 
 
-@pytest.fixture(scope="session")
-def amqp_url() -> str:
-    """The AMQP URL of a real RabbitMQ (`bash scripts/test.sh` starts one and sets it).
+def server_url(variable: str, server: str, script: str) -> str:
+    """The URL of a real server the test command started (in `variable`).
 
     Without it the test is skipped locally, but fails under CI: a missing server must not
     turn into a green build (dramatiq's `raise if CI else skip`).
     """
-    url = os.environ.get("RENKEI_TEST_AMQP_URL", "").strip()
+    url = os.environ.get(variable, "").strip()
     if not url:
-        why = ("RabbitMQ is not configured: run `bash scripts/test.sh`, or "
-               "`export RENKEI_TEST_AMQP_URL=$(bash scripts/rabbitmq.sh start)`")
+        why = f"{server} is not configured: run `bash scripts/test.sh`, or `export {variable}=$(bash {script} start)`"
         if os.environ.get("CI"):
             pytest.fail(f"{why} (CI is set, so this is an error, not a skip)", pytrace=False)
         pytest.skip(why)
@@ -25,16 +23,12 @@ def amqp_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """The DSN of a real PostgreSQL (`bash scripts/test.sh` starts one and sets it).
+def amqp_url() -> str:
+    """The AMQP URL of a real RabbitMQ (`bash scripts/test.sh` starts one and sets it)."""
+    return server_url("RENKEI_TEST_AMQP_URL", "RabbitMQ", "scripts/rabbitmq.sh")
 
-    Skipped locally without it, failed under CI, like `amqp_url`.
-    """
-    url = os.environ.get("RENKEI_TEST_POSTGRES_URL", "").strip()
-    if not url:
-        why = ("PostgreSQL is not configured: run `bash scripts/test.sh`, or "
-               "`export RENKEI_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start)`")
-        if os.environ.get("CI"):
-            pytest.fail(f"{why} (CI is set, so this is an error, not a skip)", pytrace=False)
-        pytest.skip(why)
-    return url
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The DSN of a real PostgreSQL (`bash scripts/test.sh` starts one and sets it)."""
+    return server_url("RENKEI_TEST_POSTGRES_URL", "PostgreSQL", "scripts/postgres.sh")
