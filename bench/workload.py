@@ -24,7 +24,7 @@ from itertools import islice
 import aio_pika
 from aio_pika.abc import AbstractChannel
 
-from bus.brokers.amqp import KEY_HEADER, QUEUE_ARGUMENTS
+from bus.brokers.amqp import QUEUE_ARGUMENTS, wire_headers
 from bus.brokers.base import OutgoingMessage
 from bus.catalog import Catalog
 from bus.envelope import Envelope
@@ -126,7 +126,7 @@ async def preload(channel: AbstractChannel, queue: str, messages: Sequence[Outgo
     while chunk := list(islice(it, batch)):
         await asyncio.gather(*(
             exchange.publish(
-                aio_pika.Message(m.body, message_id=m.message_id, headers={**m.headers, KEY_HEADER: m.key},
+                aio_pika.Message(m.body, message_id=m.message_id, headers=wire_headers(m),
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                 routing_key=queue, mandatory=True)
             for m in chunk))

@@ -44,8 +44,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from ssl import SSLContext
 from typing import Any
 
@@ -58,15 +60,18 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aiormq.abc import ChannelFrame
+from pamqp.header import ContentHeader
 from yarl import URL
 
 from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 
-__all__ = ["KEY_HEADER", "AmqpBroker", "node_urls"]
+__all__ = ["ENVELOPE_HEADER", "KEY_HEADER", "AmqpBroker", "node_urls", "wire_headers"]
 
 log = structlog.get_logger(__name__)
 KEY_HEADER = "x-renkei-key"
+ENVELOPE_HEADER = "x-renkei-envelope"  # the message's headers (the envelope), as one JSON object
 QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum", "x-single-active-consumer": True}
 HASH_EXCHANGE = "x-consistent-hash"
 _PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
@@ -168,7 +173,11 @@ class AmqpBroker(Broker):
             return
         if delay > 0:
             items = [(await self._delay_queue(q, delay), m) for q, m in items]
-        results = await asyncio.gather(*(self._publish(q, m) for q, m in items), return_exceptions=True)
+        ids = [m.message_id for _, m in items]
+        if len(set(ids)) == len(ids) and not any(i in self._in_flight_ids for i in ids):
+            results = await self._publish_batch(items)
+        else:  # a message id twice, or already in flight: aiormq matches returns by id, so one at a time
+            results = await asyncio.gather(*(self._publish(q, m) for q, m in items), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             first = failures[0]
@@ -177,6 +186,42 @@ class AmqpBroker(Broker):
             cls = type(first)
             more = f" ({len(failures)} of {len(items)} messages not accepted)" if len(items) > 1 else ""
             raise cls(f"{first}{more}") from first
+
+    async def _publish_batch(self, items: Sequence[tuple[str, OutgoingMessage]]) -> list[BaseException | None]:
+        """Publish `items` in one socket write and await their confirms together: what
+        `basic_publish` does for each, with one channel lock, one frame write and no drain per
+        message (`_send_batch`). The result per item: None, or the renkei error it raised."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for _, message in items:
+            self._in_flight_ids[message.message_id] = done
+        try:
+            with _mapped(f"publishing {len(items)} messages", publishing=True):
+                addresses = [await self._address(q) for q, _ in items]
+                channel = await (await self._publishing_channel()).get_underlay_channel()
+                outcomes = await _send_batch(channel, [
+                    (exchange, routing_key, message.body, self._properties(message))
+                    for (exchange, routing_key), (_, message) in zip(addresses, items, strict=True)
+                ], self.publish_timeout)
+            results: list[BaseException | None] = []
+            for (queue, message), outcome in zip(items, outcomes, strict=True):
+                if outcome is None:
+                    results.append(None)
+                    continue
+                try:
+                    with _mapped(f"publishing {message.message_id} to queue {queue!r}", publishing=True):
+                        raise outcome
+                except BaseException as exc:  # every outcome is reported, mapped
+                    results.append(exc)
+            return results
+        finally:
+            for _, message in items:
+                self._in_flight_ids.pop(message.message_id, None)
+            done.set_result(None)
+
+    @staticmethod
+    def _properties(message: OutgoingMessage) -> aiormq.spec.Basic.Properties:
+        return aiormq.spec.Basic.Properties(message_id=message.message_id, headers=wire_headers(message),
+                                            delivery_mode=_PERSISTENT)
 
     async def _delay_queue(self, queue: str, delay: float) -> str:
         """The queue where messages for `queue` wait `delay` seconds: a quorum queue whose
@@ -215,11 +260,7 @@ class AmqpBroker(Broker):
                     message.body,
                     exchange=exchange,
                     routing_key=routing_key,
-                    properties=aiormq.spec.Basic.Properties(
-                        message_id=message.message_id,
-                        headers={**message.headers, KEY_HEADER: message.key},
-                        delivery_mode=_PERSISTENT,
-                    ),
+                    properties=self._properties(message),
                     mandatory=True,
                     timeout=self.publish_timeout,
                 )
@@ -392,6 +433,9 @@ _DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
 
 def _delivery(message: AbstractIncomingMessage, sub: _Subscription) -> Delivery:
     headers = dict(message.headers or {})
+    packed = headers.pop(ENVELOPE_HEADER, None)
+    if packed is not None:  # renkei's own publish; other publishers (vendors' kombu) send plain headers
+        headers.update(_unpack(packed))
     key = _text(headers.pop(KEY_HEADER, ""))
     returned = headers.pop("x-delivery-count", None)
     count = int(returned) + 1 if isinstance(returned, int) else (2 if message.redelivered else 1)
@@ -408,6 +452,93 @@ def _delivery(message: AbstractIncomingMessage, sub: _Subscription) -> Delivery:
 
 def _text(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def wire_headers(message: OutgoingMessage) -> dict[str, Any]:
+    """The AMQP headers of a renkei publish. The message's headers (the envelope) travel as
+    one JSON object in `ENVELOPE_HEADER`: pamqp encodes and decodes a header table in Python,
+    and the 14 entries of a routed envelope cost ~50 µs a publish that way. The ordering key
+    has its own header, which a sharded queue's consistent-hash exchange hashes."""
+    return {ENVELOPE_HEADER: _ENCODE(message.headers), KEY_HEADER: message.key}
+
+
+def _unpack(packed: Any) -> dict[str, Any]:
+    """The headers packed by `wire_headers`. Anything else is kept as it came (as text), so
+    the handler fails on the missing envelope and the message takes the poison path to the
+    dead letters, where an operator can see it; raising here would leave it unacked."""
+    try:
+        value = json.loads(packed)
+    except (TypeError, ValueError):
+        value = None
+    return value if isinstance(value, dict) else {ENVELOPE_HEADER: str(_text(packed))[:1000]}
+
+
+#: what `_send_batch` uses of aiormq's channel, beside its public API (aiormq 7.2's
+#: `Channel.basic_publish` does the same per message); without it, publishes go one by one
+_BATCH_INTERNALS = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag", "write_queue",
+                    "_split_body", "number", "create_future")
+
+
+async def _send_batch(channel: aiormq.abc.AbstractChannel,
+                      items: Sequence[tuple[str, str, bytes, aiormq.spec.Basic.Properties]],
+                      confirm_within: float) -> list[BaseException | None]:
+    """Publish (exchange, routing key, body, properties) items, mandatory, on a channel with
+    publisher confirms: under the channel's lock, give each a delivery tag and a confirmation
+    (matched to a basic.return by message id, as aiormq does), marshal all their frames into
+    one write, then await the confirms together. Per item: None when confirmed, else the
+    aiormq error (a return, a nack, a closed channel). A timeout raises TimeoutError.
+
+    aiormq's `basic_publish` takes the lock, marshals and awaits the socket drain for every
+    message: ~140 µs of CPU each. This is ~70 µs: a third of the router's publishing cost."""
+    if not all(hasattr(channel, name) for name in _BATCH_INTERNALS):  # another aiormq: the public way
+        results = await asyncio.gather(*(
+            channel.basic_publish(body, exchange=exchange, routing_key=routing_key, properties=properties,
+                                  mandatory=True, timeout=confirm_within)
+            for exchange, routing_key, body, properties in items), return_exceptions=True)
+        return [r if isinstance(r, BaseException) else None for r in results]
+    ch: Any = channel
+    confirmations: list[asyncio.Future[Any]] = []
+    async with asyncio.timeout(confirm_within):
+        async with ch.lock:
+            if channel.is_closed:
+                raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+            first_tag = ch.delivery_tag
+            frames: list[Any] = []
+            try:
+                for exchange, routing_key, body, properties in items:
+                    ch.delivery_tag += 1
+                    tag = ch.delivery_tag
+                    confirmation = ch.create_future()
+                    ch.confirmations[tag] = confirmation
+                    ch.message_id_delivery_tag[properties.message_id] = tag
+                    confirmations.append(confirmation)
+                    frames.append(aiormq.spec.Basic.Publish(exchange=exchange, routing_key=routing_key,
+                                                            mandatory=True))
+                    frames.append(ContentHeader(properties=properties, body_size=len(body)))
+                    frames.extend(ch._split_body(body))
+                await ch.write_queue.put(ChannelFrame.marshall(channel_number=ch.number, frames=frames))
+            except BaseException:  # nothing went out: give the tags back, as basic_publish does
+                ch.delivery_tag = first_tag
+                for tag, (_, _, _, properties) in enumerate(items[: len(confirmations)], first_tag + 1):
+                    ch.confirmations.pop(tag, None)
+                    if ch.message_id_delivery_tag.get(properties.message_id) == tag:
+                        ch.message_id_delivery_tag.pop(properties.message_id)
+                for confirmation in confirmations:
+                    confirmation.cancel()
+                raise
+            for tag, (confirmation, (_, _, _, properties)) in enumerate(zip(confirmations, items, strict=True),
+                                                                         first_tag + 1):
+                confirmation.add_done_callback(partial(_forget_message_id, ch, str(properties.message_id), tag))
+        outcomes = await asyncio.gather(*confirmations, return_exceptions=True)
+    return [o if isinstance(o, BaseException) else None for o in outcomes]
+
+
+def _forget_message_id(channel: Any, message_id: str, tag: int, _: object) -> None:
+    if channel.message_id_delivery_tag.get(message_id) == tag:
+        channel.message_id_delivery_tag.pop(message_id)
 
 
 def _safe(url: str) -> str:
