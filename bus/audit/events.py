@@ -92,6 +92,13 @@ class AuditEvent:
         An envelope addressed to a destination (Envelope.for_destination) brings its
         destination, route, legal basis and, as `projection`, its kind.
         """
+        if not fields:  # the hot path (routed, delivered … of the router and deliverer): no dict
+            if envelope.destination:
+                return cls(EventType(event), envelope.message_id, envelope.municipality, envelope.subject,
+                           envelope.sequence, envelope.kind, envelope.source, envelope.destination,
+                           envelope.route, envelope.kind, envelope.legal_basis)
+            return cls(EventType(event), envelope.message_id, envelope.municipality, envelope.subject,
+                       envelope.sequence, envelope.kind, envelope.source)
         values: dict[str, Any] = {
             "message_id": envelope.message_id,
             "municipality": envelope.municipality,

@@ -52,24 +52,16 @@ def screen(event: AuditEvent) -> AuditEvent:
         _fail(event, "subject", "is not a pseudonym (32 hex characters from Pseudonymizer.subject)")
     if event.municipality is not None and not _MUNICIPALITY.fullmatch(event.municipality):
         _fail(event, "municipality", "is not a 6-digit 地方公共団体コード")
-    tokens = {
-        "message_id": event.message_id, "kind": event.kind, "source": event.source,
-        "destination": event.destination, "route": event.route, "projection": event.projection,
-        "actor": event.actor,
-    }
-    tokens.update({f"codes[{i}]": code for i, code in enumerate(event.codes)})
-    for name, value in tokens.items():
-        if value is None:
-            continue
-        if not _TOKEN.fullmatch(value):
-            _fail(event, name, "is not an identifier (letters, digits and . : / @ + - _ only, at most 200)")
-        if _ALL_DIGITS.fullmatch(value) and not name.startswith("codes"):
-            _fail(event, name, "is all digits and may be a raw 宛名番号")
-        if name == "message_id" and _HEX_ID.fullmatch(value):
-            continue
-        what = _personal_number(value)
-        if what:
-            _fail(event, name, f"holds {what}")
+    message_id = event.message_id
+    if message_id is not None and not (len(message_id) >= 32 and _HEX_ID.fullmatch(message_id)):
+        _check_token(event, "message_id", message_id)
+    for name in ("kind", "source", "destination", "route", "projection", "actor"):
+        value = getattr(event, name)
+        if value is not None and value not in _PASSED:
+            _check_token(event, name, value)
+            _remember(value)
+    for i, code in enumerate(event.codes):
+        _check_token(event, f"codes[{i}]", code)
     masked: dict[str, Any] = {}
     for name in ("reason", "receipt", "legal_basis"):
         value = getattr(event, name)
@@ -83,6 +75,28 @@ def screen(event: AuditEvent) -> AuditEvent:
         if value != getattr(event, name):
             masked[name] = value
     return replace(event, **masked) if masked else event
+
+
+#: identifier values that passed `_check_token` (kinds, sources, destinations, routes, actors
+#: recur on every event; a message id or a code is checked each time): bounded, cleared when full
+_PASSED: set[str] = set()
+_PASSED_LIMIT = 4096
+
+
+def _remember(value: str) -> None:
+    if len(_PASSED) >= _PASSED_LIMIT:
+        _PASSED.clear()
+    _PASSED.add(value)
+
+
+def _check_token(event: AuditEvent, name: str, value: str) -> None:
+    if not _TOKEN.fullmatch(value):
+        _fail(event, name, "is not an identifier (letters, digits and . : / @ + - _ only, at most 200)")
+    if _ALL_DIGITS.fullmatch(value) and not name.startswith("codes"):
+        _fail(event, name, "is all digits and may be a raw 宛名番号")
+    what = _personal_number(value)
+    if what:
+        _fail(event, name, f"holds {what}")
 
 
 def _personal_number(text: str) -> str | None:

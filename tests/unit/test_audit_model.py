@@ -92,3 +92,23 @@ def test_an_ordinary_event_passes_the_guard_unchanged() -> None:
     """Pseudonyms, hex ids, codes and plain reasons are what the trail is for."""
     event = AuditEvent.of(EventType.RETRIED, envelope(), attempt=2, reason="HTTP 503", codes=["R300"])
     assert screen(event) is event
+
+
+def test_the_fast_path_of_of_makes_the_same_event_as_the_general_one() -> None:
+    """`of` without extra fields (the router's and deliverer's hot path) skips the dict."""
+    for env in (envelope(), envelope().for_destination("zei", "zei.jumin", 1, "zei-default", "番号法第9条")):
+        fast = AuditEvent.of(EventType.ROUTED, env)
+        general = AuditEvent.of(EventType.ROUTED, env, at=fast.at)
+        assert fast == general
+
+
+def test_an_identifier_that_passed_once_does_not_let_a_bad_one_through_later() -> None:
+    """The guard remembers values that passed (kinds, routes …), never ones that failed."""
+    good = AuditEvent(EventType.ROUTED, message_id=envelope().message_id, subject=SUBJECT, route="zei-default")
+    for _ in range(3):
+        assert screen(good) is good
+    for value in ("route-123456789018", "12345"):
+        with pytest.raises(PersonalDataInAudit, match="'route'"):
+            screen(AuditEvent(EventType.ROUTED, message_id=envelope().message_id, subject=SUBJECT, route=value))
+        with pytest.raises(PersonalDataInAudit, match="'route'"):  # and again: it was not remembered
+            screen(AuditEvent(EventType.ROUTED, message_id=envelope().message_id, subject=SUBJECT, route=value))
