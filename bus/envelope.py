@@ -7,7 +7,7 @@ HMAC pseudonym of the 宛名番号 (see bus.masking.Pseudonymizer).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,16 +59,10 @@ class Envelope:
         self, destination: str, kind: str, schema_version: int, route: str, legal_basis: str | None
     ) -> Envelope:
         """The envelope of a projection (XML, validated) addressed to one destination."""
-        return replace(
-            self,
-            kind=kind,
-            schema_version=schema_version,
-            content_type="application/xml",
-            destination=destination,
-            route=route,
-            legal_basis=legal_basis,
-            correlation_id=self.correlation_id or self.message_id,
-        )
+        # the constructor, not dataclasses.replace (~3x its cost; five times per change in the router)
+        return Envelope(self.message_id, kind, schema_version, "application/xml", self.municipality, self.source,
+                        self.subject, self.sequence, self.occurred_at, self.correlation_id or self.message_id,
+                        self.trace, destination, route, legal_basis)
 
     @property
     def idempotency_key(self) -> str:

@@ -14,10 +14,11 @@ Changing any field, the order, or removing a record changes a hash that a later 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
+
+import orjson
 
 from bus.audit.events import AuditEvent, EventType
 
@@ -27,7 +28,6 @@ FORMAT_VERSION = 1
 GENESIS = "0" * 64
 #: the fields of AuditEvent, in their declared order (also the stores' column order)
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AuditEvent))
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,9 @@ def _fields(seq: int, prev_hash: str, event: AuditEvent) -> dict[str, Any]:
 
 def canonical(seq: int, prev_hash: str, event: AuditEvent) -> bytes:
     """The bytes a record's hash is taken over."""
-    return _ENCODER.encode(_fields(seq, prev_hash, event)).encode("utf-8")
+    # orjson: the same bytes as json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # (tests/unit/test_audit_model.py proves it over arbitrary text), in a tenth of the time
+    return orjson.dumps(_fields(seq, prev_hash, event), option=orjson.OPT_SORT_KEYS)
 
 
 def record_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:

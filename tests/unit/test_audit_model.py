@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bus.audit import AuditEvent, EventType, PersonalDataInAudit, screen
 from bus.audit.chain import GENESIS, Head, canonical, link, record_hash
@@ -112,3 +117,25 @@ def test_an_identifier_that_passed_once_does_not_let_a_bad_one_through_later() -
             screen(AuditEvent(EventType.ROUTED, message_id=envelope().message_id, subject=SUBJECT, route=value))
         with pytest.raises(PersonalDataInAudit, match="'route'"):  # and again: it was not remembered
             screen(AuditEvent(EventType.ROUTED, message_id=envelope().message_id, subject=SUBJECT, route=value))
+
+
+_texts = st.text(st.characters(exclude_categories=("Cs",)))
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(st.sampled_from(["event", "reason", "seq", "codes", "v", "a", "z"]),
+                       st.one_of(st.none(), st.integers(-2**62, 2**62), _texts, st.lists(_texts, max_size=3))))
+def test_the_canonical_bytes_are_what_the_json_module_writes(data: dict[str, object]) -> None:
+    """canonical() uses orjson for speed; its bytes must stay those of the documented form (json,
+    keys sorted, no spaces, UTF-8), or trails written before would no longer verify."""
+    documented = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert orjson.dumps(data, option=orjson.OPT_SORT_KEYS) == documented
+
+
+def test_an_event_with_control_characters_and_every_plane_hashes_as_documented() -> None:
+    reason = "\x00\x1f\x7f\u2028\ue000\uffff\U0010ffff\"\\/\b\f\n\r\t 番号法"
+    event = AuditEvent(EventType.DISCARDED, subject=SUBJECT, reason=reason, actor="operator-1")
+    data = {name: getattr(event, name) for name in event.__dataclass_fields__}
+    data.update(event="discarded", codes=[], seq=1, prev_hash=GENESIS, v=1)
+    assert canonical(1, GENESIS, event) == json.dumps(data, sort_keys=True, separators=(",", ":"),
+                                                      ensure_ascii=False).encode("utf-8")

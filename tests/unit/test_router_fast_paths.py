@@ -34,3 +34,11 @@ def test_record_routed_marks_the_message_and_counts_each_destination(tmp_path: P
     assert not state.is_routed("m4")
     assert state.counters("destination") == {"zei": {"routed": 2}, "kaigo": {"routed": 1}}
     state.close()
+
+
+def test_for_destination_is_the_envelope_with_only_the_addressing_fields_replaced() -> None:
+    for base in (_envelope(), _envelope(trace="t", correlation_id="c")):
+        got = base.for_destination("zei", "zei.jumin", 2, "zei-all-changes", "番号法 第9条")
+        assert got == dataclasses.replace(
+            base, kind="zei.jumin", schema_version=2, content_type="application/xml", destination="zei",
+            route="zei-all-changes", legal_basis="番号法 第9条", correlation_id=base.correlation_id or base.message_id)
