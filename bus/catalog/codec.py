@@ -30,8 +30,9 @@ Reader = Callable[[etree._Element], Any]
 Writer = Callable[[list[str], Any], None]
 # the keys in order, and Clark tag -> (key, reader) per child of a record
 _ReadPlan = tuple[list[str], dict[str, tuple[str, Reader]]]
-# (key, "<key>", "</key>", writer) per field of a record
-_WritePlan = list[tuple[str, str, str, Writer]]
+# (key, "<key>", "</key>", format, writer) per field of a record: a scalar has its format
+# (value -> text, written in one append), a record or list its writer
+_WritePlan = list[tuple[str, str, str, Callable[[Any], str] | None, Writer | None]]
 
 _DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
 #: characters that need escaping, or that XML 1.0 cannot carry at all
@@ -85,7 +86,7 @@ class XmlCodec:
         return _SCALAR_READERS[f.type]
 
     def _writes(self, fields: tuple[Field, ...]) -> _WritePlan:
-        return [(f.name, f"<{f.name}>", f"</{f.name}>", self._writer(f)) for f in fields]
+        return [(f.name, f"<{f.name}>", f"</{f.name}>", _FORMATS.get(f.type), self._writer(f)) for f in fields]
 
     def _writer(self, f: Field) -> Writer:
         if f.type == "record":
@@ -119,9 +120,13 @@ def _read_record(el: etree._Element, plan: _ReadPlan) -> dict[str, Any]:
 
 
 def _write_record(parts: list[str], record: dict[str, Any], plan: _WritePlan) -> None:
-    for key, open_tag, close_tag, write in plan:
+    for key, open_tag, close_tag, fmt, write in plan:
         value = record.get(key)
-        if value is not None:
+        if value is None:
+            continue
+        if fmt is not None:  # a scalar: one append, no call through a writer
+            parts.append(f"{open_tag}{fmt(value)}{close_tag}")
+        elif write is not None:
             parts.append(open_tag)
             write(parts, value)
             parts.append(close_tag)
