@@ -71,6 +71,17 @@ class BusIntake:
     async def submit(
         self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
     ) -> Submission:
+        """Validate, deduplicate and publish one message; its audit events are in the trail
+        before the source hears the answer (a crash loses no event of an answered submit)."""
+        try:
+            return await self._submit(raw, content_type=content_type, source=source, kind=kind)
+        finally:
+            if self._recorder is not None:
+                await self._recorder.flush()
+
+    async def _submit(
+        self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
+    ) -> Submission:
         try:
             validated = validate(raw, content_type=content_type, kind=kind, catalog=self._catalog, limits=self._limits)
             envelope = self._envelope(validated.kind_schema, validated.record, content_type, source)

@@ -5,7 +5,8 @@
                      │ route (CEL) → project → validate the projection (target XSD)
                      │ tenancy (bus.tenants): the route's destination → this municipality's
                      │   destinations; one of another municipality is refused (audited), never sent
-                     └ publish to every destination queue, confirmed, then ack
+                     └ publish to every destination queue, confirmed; record it routed and
+                       its audit events (in the trail before the ack), then ack
 
 Each stage is a handler for `Broker.consume`: it returns to ack, raises to requeue.
 """
@@ -94,6 +95,7 @@ class Router:
         if self._recorder is not None:
             for out in routed:
                 self._recorder.event(EventType.ROUTED, out)
+            await self._recorder.flush()  # in the trail before the ack: a crash loses no event
         log.debug("routed", message_id=envelope.message_id, destinations=len(outgoing))
 
     def _refuse(self, out: Envelope) -> None:

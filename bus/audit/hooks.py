@@ -1,8 +1,9 @@
 """The pipeline's hooks, filled in with audit events: what each stage reports, recorded.
 
 - `AuditDeliveryEvents` (bus.delivery.DeliveryEvents): delivered, retried, dead_lettered,
-  held, released — buffered through an `AuditRecorder` (the deliverer never waits on the
-  trail; `Bus.stop` flushes it).
+  held, released — through an `AuditRecorder`, which writes them in batches; the deliverer
+  awaits `written()` before each ack, so concurrent deliveries share one transaction and a
+  crash loses no event of an acked message.
 - `AuditOperatorEvents` (bus.delivery.dead.OperatorEvents): replayed, discarded, and an
   operator's unmasked view — written at once (a CLI process is short-lived).
 """
@@ -40,6 +41,9 @@ class AuditDeliveryEvents(DeliveryEvents):
 
     def released(self, envelope: Envelope) -> None:
         self._recorder.event(EventType.RELEASED, envelope)
+
+    async def written(self) -> None:
+        await self._recorder.flush()
 
 
 class AuditOperatorEvents(OperatorEvents):

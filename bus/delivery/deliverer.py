@@ -61,13 +61,17 @@ REFUSED, DEADLINE, POISON = "D100", "D200", "D300"
 
 class DeliveryEvents:
     """Hooks for what happens to a message here (the audit trail subclasses it); they do
-    nothing unless overridden, and must not raise."""
+    nothing unless overridden. The reports must not raise; `written` raises when the trail
+    cannot keep them (bus.audit.AuditStoreError), and the message is then not acked."""
 
     def delivered(self, envelope: Envelope, receipt: Receipt) -> None: ...
     def retried(self, envelope: Envelope, attempt: int, reason: str, delay: float) -> None: ...
     def dead_lettered(self, envelope: Envelope, code: str, reason: str) -> None: ...
     def held(self, envelope: Envelope) -> None: ...
     def released(self, envelope: Envelope) -> None: ...
+
+    async def written(self) -> None:
+        """Return when every event reported so far is kept (the deliverer awaits it before the ack)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +112,17 @@ class Deliverer:
         """Finish releases a crash interrupted (a resident whose head is a held message)."""
         for parked in self._store.parked_all(self.destination, status="releasing"):
             await self._release(parked.subject, delivered=None)
+        await self._events.written()
 
     async def handle(self, delivery: Delivery) -> None:
+        """Deliver one message (or hold it behind its resident's earlier change); its audit
+        events are in the trail before this returns and the broker acks it."""
+        try:
+            await self._handle(delivery)
+        finally:
+            await self._events.written()
+
+    async def _handle(self, delivery: Delivery) -> None:
         message = _Message(Envelope.from_headers(delivery.headers), dict(delivery.headers), delivery.body)
         envelope = message.envelope
         parked = self._store.parked(self.destination, envelope.subject)

@@ -39,7 +39,8 @@ def test_a_publish_is_byte_for_byte_what_pamqp_marshals(channel: int, exchange: 
 
 
 def test_a_renkei_publish_with_a_japanese_envelope_and_a_body_over_one_frame() -> None:
-    headers = {"x-renkei-envelope": '{"legal_basis":"番号法 別表 第30","kind":"kokuho.shikaku"}', "x-renkei-key": "b" * 32}
+    headers = {"x-renkei-envelope": '{"legal_basis":"番号法 別表 第30","kind":"kokuho.shikaku"}',
+               "x-renkei-key": "b" * 32}
     body = "<住民>".encode() * 5000
     args = (7, "", "renkei.dest.kokuho", body, "a" * 64 + ".kokuho", headers, 131064)
     assert publish_frames(*args) == _pamqp_publish(*args)
