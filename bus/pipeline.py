@@ -9,6 +9,13 @@
                        its audit events (in the trail before the ack), then ack
 
 Each stage is a handler for `Broker.consume`: it returns to ack, raises to requeue.
+
+A publish the broker does not take (unavailable, not confirmed) is retried here, for up to
+`publish_retry_for` seconds, before the router gives up and the change is requeued: a
+requeued change goes back to the broker, where a later change of the same resident may be
+routed before it; retried in place, the resident's later changes wait behind it (the
+dispatcher runs one key at a time). Publishing again after a partial failure can put a
+projection in a destination queue twice; the sinks' idempotency keys absorb that.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from bus.audit.events import EventType
 from bus.audit.recorder import AuditRecorder
 from bus.brokers.base import Broker, Delivery, OutgoingMessage
 from bus.catalog import Catalog, KindSchema
 from bus.envelope import Envelope
+from bus.errors import BrokerUnavailable, PublishNotConfirmed
 from bus.logs import get_logger
 from bus.routing.router import RouteTable
 from bus.state import StateStore
@@ -54,8 +63,9 @@ class Router:
 
     def __init__(self, broker: Broker, catalog: Catalog, routes: RouteTable, state: StateStore, *,
                  queue_of: Callable[[str], str] = destination_queue, recorder: AuditRecorder | None = None,
-                 tenancy: Tenancy | None = None) -> None:
+                 tenancy: Tenancy | None = None, publish_retry_for: float = 10.0) -> None:
         self._broker = broker
+        self._publish_retry_for = publish_retry_for
         self._recorder = recorder
         self._catalog = catalog
         self._routes = routes
@@ -90,13 +100,26 @@ class Router:
                 destinations.append(name)
                 routed.append(out)
         if outgoing:
-            await self._broker.publish_many(outgoing)
+            await self._publish(outgoing, envelope.message_id)
         self._state.record_routed(envelope.message_id, destinations)  # durable before the ack
         if self._recorder is not None:
             for out in routed:
                 self._recorder.event(EventType.ROUTED, out)
             await self._recorder.flush()  # in the trail before the ack: a crash loses no event
         log.debug("routed", message_id=envelope.message_id, destinations=len(outgoing))
+
+    async def _publish(self, outgoing: list[tuple[str, OutgoingMessage]], message_id: str) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((BrokerUnavailable, PublishNotConfirmed)),
+            stop=stop_after_delay(self._publish_retry_for),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    log.warning("publishing again", message_id=message_id,
+                                attempt=attempt.retry_state.attempt_number)
+                await self._broker.publish_many(outgoing)
 
     def _refuse(self, out: Envelope) -> None:
         log.warning("cross-tenant route refused", route=out.route, destination=out.destination,

@@ -6,40 +6,23 @@ have put the events in the store by the time they return."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pipeline_support import CapturingBroker, accepted_delivery, intake_of
 
 from adapters.base import Outbound, Receipt
 from bus.audit import AuditLog, AuditRecorder, open_store
 from bus.audit.hooks import AuditDeliveryEvents
-from bus.brokers.base import Delivery, OutgoingMessage
+from bus.brokers.base import Delivery
 from bus.catalog import Catalog
 from bus.delivery import Deliverer, DeliveryStore
 from bus.envelope import Envelope
-from bus.intake import BusIntake
-from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
 from bus.pipeline import Router
 from bus.routing.router import RouteTable
 from bus.state import StateStore
-from bus.synthetic.samples import sample_records
-
-KEY = b"unit-test-pseudonym-key-000001"
-
-
-class CapturingBroker:
-    """Takes every publish at once (a broker is not what these tests are about)."""
-
-    def __init__(self) -> None:
-        self.published: list[tuple[str, OutgoingMessage]] = []
-
-    async def publish(self, queue: str, message: OutgoingMessage, *, delay: float = 0.0) -> None:
-        self.published.append((queue, message))
-
-    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
-        self.published.extend(items)
 
 
 class AppliedSink:
@@ -65,19 +48,10 @@ def _written(log: AuditLog) -> list[str]:
     return [str(r.event.event) for r in log.store.records()]
 
 
-async def _accepted(catalog: Catalog, tmp_path: Path, recorder: AuditRecorder | None = None
-                    ) -> tuple[BusIntake, CapturingBroker, bytes]:
-    record = next(iter(sample_records("jumin.idou", catalog, seed=4, n=1)))
-    broker = CapturingBroker()
-    intake = BusIntake(broker, catalog, StateStore(tmp_path / "intake-state.sqlite"),  # type: ignore[arg-type]
-                       Pseudonymizer(KEY), recorder=recorder)
-    return intake, broker, catalog.get("jumin.idou").to_xml(record)
-
-
 async def test_intake_answers_only_after_the_events_of_the_submit_are_written(
         catalog: Catalog, tmp_path: Path, trail: tuple[AuditLog, AuditRecorder]) -> None:
     log, recorder = trail
-    intake, _, body = await _accepted(catalog, tmp_path, recorder)
+    intake, _, body = intake_of(catalog, tmp_path, recorder)
     assert (await intake.submit(body, content_type="application/xml", source="jumin")).status == "accepted"
     assert _written(log) == ["received", "accepted"]
     assert (await intake.submit(body, content_type="application/xml", source="jumin")).status == "duplicate"
@@ -89,13 +63,10 @@ async def test_intake_answers_only_after_the_events_of_the_submit_are_written(
 async def test_the_router_returns_to_the_ack_only_after_its_routed_events_are_written(
         catalog: Catalog, tmp_path: Path, trail: tuple[AuditLog, AuditRecorder]) -> None:
     log, recorder = trail
-    intake, submitted, body = await _accepted(catalog, tmp_path)
-    await intake.submit(body, content_type="application/xml", source="jumin")
-    [(_, message)] = submitted.published
     broker = CapturingBroker()
     router = Router(broker, catalog, RouteTable.load(routes_dir(), catalog),  # type: ignore[arg-type]
                     StateStore(tmp_path / "state.sqlite"), recorder=recorder)
-    await router.handle(Delivery(message.body, message.message_id, message.key, dict(message.headers)))
+    await router.handle(await accepted_delivery(catalog, tmp_path))
     assert broker.published, "the change reaches some destination"
     assert _written(log) == ["routed"] * len(broker.published)
 
@@ -103,13 +74,10 @@ async def test_the_router_returns_to_the_ack_only_after_its_routed_events_are_wr
 async def test_the_deliverer_returns_to_the_ack_only_after_its_delivered_event_is_written(
         catalog: Catalog, tmp_path: Path, trail: tuple[AuditLog, AuditRecorder]) -> None:
     log, recorder = trail
-    intake, submitted, body = await _accepted(catalog, tmp_path)
-    await intake.submit(body, content_type="application/xml", source="jumin")
-    [(_, message)] = submitted.published
     routed = CapturingBroker()
     router = Router(routed, catalog, RouteTable.load(routes_dir(), catalog),  # type: ignore[arg-type]
                     StateStore(tmp_path / "state.sqlite"))
-    await router.handle(Delivery(message.body, message.message_id, message.key, dict(message.headers)))
+    await router.handle(await accepted_delivery(catalog, tmp_path))
     _, projection = routed.published[0]
     destination = Envelope.from_headers(projection.headers).destination
     assert destination is not None
