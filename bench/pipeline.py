@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -33,6 +34,7 @@ from bench.meter import SideResult
 from bench.reference import run_reference
 from bench.renkei_side import ROUTER_CONCURRENCY, run_renkei
 from bench.workload import FANOUT, QueueSet, Workload, build_workload
+from bus.heap import settle_heap
 from bus.logs import configure_logging
 
 __all__ = ["Options", "amqp_url", "main", "run"]
@@ -78,6 +80,7 @@ async def run(options: Options, *, echo: bool = True) -> dict[str, Any]:
     say = print if echo else (lambda *_a, **_k: None)
     load_at_start = _load()
     workload = build_workload(options.messages, seed=options.seed)
+    settle_heap()  # the process's GC settings, as `renkei run` has them, for both sides alike
     say(f"workload: {len(workload)} jumin.idou changes x {FANOUT} destinations "
         f"(from {workload.candidates} synthetic changes), {options.rounds} round(s)")
     rounds: list[dict[str, SideResult]] = []
@@ -164,7 +167,8 @@ async def _summary(options: Options, workload: Workload, rounds: list[dict[str, 
         "rounds": [{side: r[side].to_dict() for side in ("reference", "renkei")} for r in rounds],
         "settings": {"seed": options.seed, "router_concurrency": ROUTER_CONCURRENCY,
                      "prefetch": 2 * ROUTER_CONCURRENCY, "queue_type": "quorum", "rounds": options.rounds,
-                     "renkei_audit": options.audit},
+                     "renkei_audit": options.audit,
+                     "gc": {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count() > 0}},
         "machine": {**await _machine(options.url), "load_average_start": load_at_start},
     }
 

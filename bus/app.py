@@ -57,7 +57,7 @@ class Bus:
         self.state = StateStore(state_dir / "state.sqlite")
         self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
         self.audit = AuditLog.open(self.settings)
-        self.recorder = AuditRecorder(self.audit)  # buffered: no stage waits on the trail
+        self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
         self.gate = Gate(Sources(SourceBinding(s.id, frozenset(s.municipalities), s.token_sha256, s.inbox, s.amqp_user)

@@ -41,6 +41,7 @@ from bus.app import Bus, BusParts
 from bus.brokers import broker_tls
 from bus.cli.config import CONFIG_ERROR, RUNTIME_ERROR, load_settings
 from bus.errors import BrokerError, ConfigError
+from bus.heap import settle_heap
 from bus.logs import configure_logging, get_logger
 from bus.settings import Settings
 from bus.status import ProcessReporter, display_url
@@ -159,6 +160,7 @@ class _Runner:
             await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only))
         except BrokerError as exc:
             raise _Failed(f"cannot use the broker {broker}: {exc}", RUNTIME_ERROR) from exc
+        settle_heap()  # everything the process keeps is loaded: freeze it, collect less often
         _say(f"broker {broker}, state in {settings.bus.state_dir}, role {self.role}")
         if settings.uses_development_key:
             _say("warning: the development pseudonym key is in use; set RENKEI_PSEUDONYM_KEY (or "
