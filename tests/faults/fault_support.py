@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import processes
 from checker import Checker, Report
+from processes import free_ports
 
 from adapters.simulators import SYSTEMS, SimulatorCluster, SimulatorState
 from bus.catalog import Catalog
@@ -89,17 +91,6 @@ class FaultsNode:
 
 # -- configuration and processes ---------------------------------------------------------
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def write_config(path: Path, *, destinations: dict[str, str], intake_port: int, broker_url: str | None,
                  retry: dict[str, Any] | None = None, concurrency: int = 8) -> Path:
     lines = ["[bus]", 'state_dir = "var"']
@@ -115,9 +106,7 @@ def write_config(path: Path, *, destinations: dict[str, str], intake_port: int, 
 
 
 def bus_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RENKEI_")}
-    env["RENKEI_PSEUDONYM_KEY"] = PSEUDONYM_KEY
-    env["PYTHONUNBUFFERED"] = "1"
+    env = processes.bus_env(PSEUDONYM_KEY)
     env["PYTHONPATH"] = str(Path(__file__).parent / "debug_site")  # SIGUSR2: dump the asyncio tasks
     return env
 

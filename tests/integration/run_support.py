@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+import processes
+from processes import free_ports as free_ports  # re-exported: the integration tests import it from here
 
 from bus.catalog import Catalog
 from bus.masking import PERSONAL_FIELDS, Pseudonymizer
@@ -28,21 +29,7 @@ _NOT_CHECKED = {"birth_date", "body", "title", "name"}  # dates collide with tim
 
 def bus_env() -> dict[str, str]:
     """The environment of a bus subprocess: no RENKEI_* from outside, a test pseudonym key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RENKEI_")}
-    env["RENKEI_PSEUDONYM_KEY"] = PSEUDONYM_KEY
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    return processes.bus_env(PSEUDONYM_KEY)
 
 
 def write_config(path: Path, *, destinations: dict[str, str], broker_url: str | None = None,

@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from run_support import PSEUDONYM_KEY, BusProcess, eventually, free_ports, renkei
+from processes import free_ports
+from run_support import PSEUDONYM_KEY, BusProcess, eventually, renkei
 
 from adapters.simulators import SYSTEMS
 from bus.catalog import Catalog
