@@ -20,6 +20,7 @@ projection in a destination queue twice; the sinks' idempotency keys absorb that
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,7 @@ class Router:
         self._state = state
         self._queue_of = queue_of
         self._tenancy = tenancy
+        self._routed = _GroupCommit(state)
 
     async def handle(self, delivery: Delivery) -> None:
         envelope = Envelope.from_headers(delivery.headers)
@@ -101,7 +103,7 @@ class Router:
                 routed.append(out)
         if outgoing:
             await self._publish(outgoing, envelope.message_id)
-        self._state.record_routed(envelope.message_id, destinations)  # durable before the ack
+        await self._routed.record(envelope.message_id, destinations)  # durable before the ack
         if self._recorder is not None:
             for out in routed:
                 self._recorder.event(EventType.ROUTED, out)
@@ -129,3 +131,35 @@ class Router:
             self._recorder.event(EventType.REFUSED, out, codes=[CROSS_TENANT],
                                  reason=f"destination {out.destination} does not belong to municipality "
                                         f"{out.municipality} (route {out.route})")
+
+
+class _GroupCommit:
+    """`StateStore.record_routed` for the messages that finish in one turn of the event loop, in
+    one transaction: the router's concurrent messages often finish together (one broker frame
+    confirms many publishes), and a transaction each cost ~80 µs, ~30 µs shared by eight.
+    Each caller returns once its own row is committed (or gets the transaction's error)."""
+
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
+        self._pending: list[tuple[str, list[str], asyncio.Future[None]]] = []
+
+    async def record(self, message_id: str, destinations: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._commit)
+        self._pending.append((message_id, destinations, done))
+        await done
+
+    def _commit(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            self._state.record_routed_many([(message_id, destinations) for message_id, destinations, _ in batch])
+        except Exception as exc:
+            for *_, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for *_, done in batch:
+            if not done.done():
+                done.set_result(None)

@@ -86,6 +86,18 @@ class StateStore:
             db.execute("INSERT OR IGNORE INTO routed VALUES (?, ?, ?)", (message_id, len(destinations), time.time()))
             db.executemany(_COUNT, [("destination", d, "routed", 1) for d in destinations])
 
+    def record_routed_many(self, routed: Sequence[tuple[str, Sequence[str]]]) -> None:
+        """`record_routed` for several messages in one transaction (the router's group commit)."""
+        counts: dict[str, int] = {}
+        for _, destinations in routed:
+            for d in destinations:
+                counts[d] = counts.get(d, 0) + 1
+        now = time.time()
+        with self._tx() as db:
+            db.executemany("INSERT OR IGNORE INTO routed VALUES (?, ?, ?)",
+                           [(message_id, len(destinations), now) for message_id, destinations in routed])
+            db.executemany(_COUNT, [("destination", d, "routed", n) for d, n in counts.items()])
+
     # -- rejected --------------------------------------------------------------------
     def add_rejected(
         self, raw: bytes, *, source: str, content_type: str, kind: str | None, issues: list[Issue]

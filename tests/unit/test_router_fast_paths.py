@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -42,3 +43,46 @@ def test_for_destination_is_the_envelope_with_only_the_addressing_fields_replace
         assert got == dataclasses.replace(
             base, kind="zei.jumin", schema_version=2, content_type="application/xml", destination="zei",
             route="zei-all-changes", legal_basis="番号法 第9条", correlation_id=base.correlation_id or base.message_id)
+
+
+def test_record_routed_many_is_record_routed_for_each(tmp_path: Path) -> None:
+    one, many = StateStore(tmp_path / "one.sqlite"), StateStore(tmp_path / "many.sqlite")
+    batch = [("m1", ["zei", "kaigo"]), ("m2", ["zei"]), ("m3", [])]
+    for message_id, destinations in batch:
+        one.record_routed(message_id, destinations)
+    many.record_routed_many(batch)
+    assert many.counters("destination") == one.counters("destination") == {"zei": {"routed": 2},
+                                                                            "kaigo": {"routed": 1}}
+    assert all(many.is_routed(m) for m, _ in batch) and not many.is_routed("m4")
+    one.close()
+    many.close()
+
+
+async def test_messages_finishing_in_one_loop_turn_share_one_transaction(tmp_path: Path) -> None:
+    from bus.pipeline import _GroupCommit
+
+    state = StateStore(tmp_path / "state.sqlite")
+    transactions: list[int] = []
+    record_many = state.record_routed_many
+
+    def counted(routed: list[tuple[str, list[str]]]) -> None:
+        transactions.append(len(routed))
+        record_many(routed)
+
+    state.record_routed_many = counted  # type: ignore[method-assign]
+    group = _GroupCommit(state)
+    await asyncio.gather(*(group.record(f"m{n}", ["zei"]) for n in range(8)))
+    await group.record("m8", ["kaigo"])
+    assert transactions == [8, 1]
+    assert state.counters("destination") == {"zei": {"routed": 8}, "kaigo": {"routed": 1}}
+    state.close()
+
+
+async def test_a_failed_group_commit_fails_every_message_in_it(tmp_path: Path) -> None:
+    from bus.pipeline import _GroupCommit
+
+    state = StateStore(tmp_path / "state.sqlite")
+    state.close()  # every write now fails
+    group = _GroupCommit(state)
+    results = await asyncio.gather(*(group.record(f"m{n}", ["zei"]) for n in range(3)), return_exceptions=True)
+    assert len(results) == 3 and all(isinstance(r, Exception) for r in results)
