@@ -80,7 +80,6 @@ async def run(options: Options, *, echo: bool = True) -> dict[str, Any]:
     say = print if echo else (lambda *_a, **_k: None)
     load_at_start = _load()
     workload = build_workload(options.messages, seed=options.seed)
-    settle_heap()  # the process's GC settings, as `renkei run` has them, for both sides alike
     say(f"workload: {len(workload)} jumin.idou changes x {FANOUT} destinations "
         f"(from {workload.candidates} synthetic changes), {options.rounds} round(s)")
     rounds: list[dict[str, SideResult]] = []
@@ -214,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.messages < 1 or args.rounds < 1:
         parser.error("--messages and --rounds must be at least 1")
     configure_logging(level="info")  # as `renkei run` logs: debug events are not rendered
+    settle_heap()  # the GC settings `renkei run` has, for both sides alike (run() leaves them as they are)
     options = Options(amqp_url(args.amqp_url), messages=args.messages, rounds=args.rounds, seed=args.seed,
                       audit=args.audit, out=args.out)
     result = asyncio.run(run(options))
