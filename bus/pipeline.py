@@ -111,16 +111,18 @@ class Router:
         log.debug("routed", message_id=envelope.message_id, destinations=len(outgoing))
 
     async def _publish(self, outgoing: list[tuple[str, OutgoingMessage]], message_id: str) -> None:
-        async for attempt in AsyncRetrying(
+        try:
+            await self._broker.publish_many(outgoing)
+            return
+        except (BrokerUnavailable, PublishNotConfirmed) as exc:
+            log.warning("publish not taken; publishing again", message_id=message_id, error=type(exc).__name__)
+        async for attempt in AsyncRetrying(  # built only on a failure: the hot path has no retry object
             retry=retry_if_exception_type((BrokerUnavailable, PublishNotConfirmed)),
             stop=stop_after_delay(self._publish_retry_for),
             wait=wait_exponential(multiplier=0.1, max=2.0),
             reraise=True,
         ):
             with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    log.warning("publishing again", message_id=message_id,
-                                attempt=attempt.retry_state.attempt_number)
                 await self._broker.publish_many(outgoing)
 
     def _refuse(self, out: Envelope) -> None:

@@ -82,9 +82,7 @@ class StateStore:
     def record_routed(self, message_id: str, destinations: Sequence[str]) -> None:
         """Mark `message_id` routed and count one "routed" per destination, in one transaction
         (the router's per-message write: one commit instead of one per destination)."""
-        with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO routed VALUES (?, ?, ?)", (message_id, len(destinations), time.time()))
-            db.executemany(_COUNT, [("destination", d, "routed", 1) for d in destinations])
+        self.record_routed_many([(message_id, destinations)])
 
     def record_routed_many(self, routed: Sequence[tuple[str, Sequence[str]]]) -> None:
         """`record_routed` for several messages in one transaction (the router's group commit)."""

@@ -456,8 +456,6 @@ def _text(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
-
-
 def wire_headers(message: OutgoingMessage) -> dict[str, Any]:
     """The AMQP headers of a renkei publish. The message's headers (the envelope) travel as
     one JSON object in `ENVELOPE_HEADER`: pamqp encodes and decodes a header table in Python,
@@ -481,6 +479,17 @@ def _unpack(packed: Any) -> dict[str, Any]:
 #: `Channel.basic_publish` does the same per message); without it, publishes go one by one
 _BATCH_INTERNALS = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag", "write_queue",
                     "max_content_size", "number", "create_future")
+_ACK_INTERNALS = ("write_queue", "number")
+#: (channel class, internals) -> whether its channels have them: looked up once per class
+_HAS: dict[tuple[type, tuple[str, ...]], bool] = {}
+
+
+def _has(channel: object, internals: tuple[str, ...]) -> bool:
+    key = (type(channel), internals)
+    found = _HAS.get(key)
+    if found is None:
+        found = _HAS[key] = all(hasattr(channel, name) for name in internals)
+    return found
 
 
 async def _send_batch(channel: aiormq.abc.AbstractChannel, items: Sequence[tuple[str, str, OutgoingMessage]],
@@ -494,7 +503,7 @@ async def _send_batch(channel: aiormq.abc.AbstractChannel, items: Sequence[tuple
 
     aiormq's `basic_publish` takes the lock, marshals through pamqp and awaits the socket
     drain for every message (~140 µs of CPU each); this is ~40 µs."""
-    if not all(hasattr(channel, name) for name in _BATCH_INTERNALS):  # another aiormq: the public way
+    if not _has(channel, _BATCH_INTERNALS):  # another aiormq: the public way
         results = await asyncio.gather(*(
             channel.basic_publish(message.body, exchange=exchange, routing_key=routing_key, mandatory=True,
                                   properties=AmqpBroker._properties(message), timeout=confirm_within)
@@ -545,7 +554,7 @@ def _ack_now(message: AbstractIncomingMessage) -> bool:
     except aiormq.exceptions.ChannelInvalidStateError:
         return False
     tag = message.delivery_tag
-    if tag is None or not all(hasattr(channel, name) for name in ("write_queue", "number")):
+    if tag is None or not _has(channel, _ACK_INTERNALS):
         return False
     try:
         channel.write_queue.put_nowait(ChannelFrame(payload=ack_frame(channel.number, tag), should_close=False))
