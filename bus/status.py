@@ -82,6 +82,8 @@ __all__ = [
 
 STATUS_SCHEMA = "renkei.status/2"
 REPORT_INTERVAL = 1.0
+#: how long `ProcessReporter.stop` waits for a report being written (a broker call) to end
+STOP_WITHIN = 5.0
 log = get_logger("renkei.status")
 
 #: figure → why it is not reported; the JSON carries these keys with null values
@@ -505,6 +507,7 @@ class ProcessReporter:
         self._path = self._dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         self._started = time.time()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -512,14 +515,15 @@ class ProcessReporter:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
+        self._stopping = True  # ends the loop even if a broker call swallows the cancellation
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait({self._task}, timeout=STOP_WITHIN)
         with contextlib.suppress(OSError):
             self._path.unlink()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self._interval)
             try:
                 await self.write()

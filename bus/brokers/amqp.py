@@ -44,8 +44,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from ssl import SSLContext
 from typing import Any
@@ -207,11 +207,11 @@ class AmqpBroker(Broker):
                 if outcome is None:
                     results.append(None)
                     continue
-                try:
-                    with _mapped(f"publishing {message.message_id} to queue {queue!r}", publishing=True):
-                        raise outcome
-                except BaseException as exc:  # every outcome is reported, mapped
-                    results.append(exc)
+                mapped = (_broker_error(f"publishing {message.message_id} to queue {queue!r}", outcome,
+                                        publishing=True) if isinstance(outcome, Exception) else None)
+                if mapped is not None:
+                    mapped.__cause__ = outcome
+                results.append(mapped or outcome)
             return results
         finally:
             for _, message in items:
@@ -344,9 +344,24 @@ class AmqpBroker(Broker):
                 self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
         return self._publisher
 
-    def _admin_channel(self) -> AbstractChannel:
-        """A short-lived channel for declares: a failed one closes it, not the publisher."""
-        return self._connected().channel(publisher_confirms=False)
+    @asynccontextmanager
+    async def _admin_channel(self) -> AsyncIterator[AbstractChannel]:
+        """A short-lived channel for declares: a failed one closes it, not the publisher.
+
+        Closing it is best effort and never replaces what is already on its way out: aio-pika's
+        own ``async with channel`` awaits ``close()`` on the way out, and on a lost connection
+        that raises, so a cancellation (a process stopping) became a BrokerUnavailable, and a
+        loop that retries on BrokerError never saw that it had been asked to stop (found by
+        tests/faults: a worker that did not stop after the broker was killed -9)."""
+        channel = self._connected().channel(publisher_confirms=False)
+        await channel.initialize()
+        try:
+            yield channel
+        finally:
+            try:
+                await channel.close()
+            except Exception as exc:  # the connection is gone, and the channel with it
+                log.debug("admin channel close failed", error=f"{type(exc).__name__}: {exc}")
 
 
 class _FailoverConnection(aio_pika.RobustConnection):
@@ -585,28 +600,46 @@ def _mapped(doing: str, *, publishing: bool = False) -> Iterator[None]:
         yield
     except BrokerError:
         raise
-    except aiormq.exceptions.PublishError as exc:  # basic.return: no queue took it
-        raise PublishNotConfirmed(
-            f"{doing}: returned as unroutable ({_reply(exc)}); declare the queue first"
-        ) from exc
-    except aiormq.exceptions.DeliveryError as exc:  # basic.nack
-        raise PublishNotConfirmed(f"{doing}: the broker nacked it; publish again") from exc
-    except TimeoutError as exc:
-        if publishing:
-            raise PublishNotConfirmed(f"{doing}: not confirmed in time; publish again") from exc
-        raise BrokerUnavailable(f"{doing}: timed out") from exc
-    except (aiormq.exceptions.ChannelNotFoundEntity, aiormq.exceptions.ChannelPreconditionFailed) as exc:
-        raise BrokerError(f"{doing}: {exc}") from exc
-    except (aiormq.exceptions.AMQPConnectionError, aiormq.exceptions.ChannelInvalidStateError,
-            aiormq.exceptions.ChannelClosed, ConnectionError, OSError) as exc:
-        raise BrokerUnavailable(f"{doing}: {type(exc).__name__}: {exc}") from exc
-    except aiormq.exceptions.AMQPError as exc:
-        raise BrokerError(f"{doing}: {type(exc).__name__}: {exc}") from exc
-    except RuntimeError as exc:
-        if "closed" not in str(exc) and "not opened" not in str(exc):  # aiormq: "<Connection ...> closed",
-            # aio-pika: "Connection was not opened", while it reconnects
+    except Exception as exc:
+        if _cancelling():
+            # the task was cancelled and aio-pika, cleaning up, raised something else in place
+            # of the CancelledError: stopping wins, or a caller retrying on BrokerError never stops
+            raise asyncio.CancelledError(f"{doing}: cancelled") from exc
+        mapped = _broker_error(doing, exc, publishing=publishing)
+        if mapped is None:
             raise
-        raise BrokerUnavailable(f"{doing}: the connection is closed (reconnecting)") from exc
+        raise mapped from exc
+
+
+def _cancelling() -> bool:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return False
+    return task is not None and task.cancelling() > 0
+
+
+def _broker_error(doing: str, exc: Exception, *, publishing: bool) -> BrokerError | None:
+    """Renkei's error for an aio-pika/aiormq one; None for an error that is not the broker's."""
+    if isinstance(exc, aiormq.exceptions.PublishError):  # basic.return: no queue took it
+        return PublishNotConfirmed(f"{doing}: returned as unroutable ({_reply(exc)}); declare the queue first")
+    if isinstance(exc, aiormq.exceptions.DeliveryError):  # basic.nack
+        return PublishNotConfirmed(f"{doing}: the broker nacked it; publish again")
+    if isinstance(exc, TimeoutError):
+        if publishing:
+            return PublishNotConfirmed(f"{doing}: not confirmed in time; publish again")
+        return BrokerUnavailable(f"{doing}: timed out")
+    if isinstance(exc, (aiormq.exceptions.ChannelNotFoundEntity, aiormq.exceptions.ChannelPreconditionFailed)):
+        return BrokerError(f"{doing}: {exc}")
+    if isinstance(exc, (aiormq.exceptions.AMQPConnectionError, aiormq.exceptions.ChannelInvalidStateError,
+                        aiormq.exceptions.ChannelClosed, ConnectionError, OSError)):
+        return BrokerUnavailable(f"{doing}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, aiormq.exceptions.AMQPError):
+        return BrokerError(f"{doing}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, RuntimeError) and ("closed" in str(exc) or "not opened" in str(exc)):
+        # aiormq: "<Connection ...> closed"; aio-pika: "Connection was not opened", while it reconnects
+        return BrokerUnavailable(f"{doing}: the connection is closed (reconnecting)")
+    return None
 
 
 def _reply(exc: aiormq.exceptions.PublishError) -> str:
