@@ -50,10 +50,16 @@ class ConfigError(RenkeiError):
 
 
 class ValidationFailed(RenkeiError):
-    """A message failed validation; `issues` lists every problem found."""
+    """A message failed validation; `issues` lists every problem found.
 
-    def __init__(self, issues: list[Issue]) -> None:
+    `municipality` is the 地方公共団体コード the message names, when it could still be read
+    (the message parsed, and the code has its six digits): the intake checks it against the
+    source before it keeps an invalid message, so another municipality's data is refused
+    (403, not kept) whether or not it is valid."""
+
+    def __init__(self, issues: list[Issue], *, municipality: str | None = None) -> None:
         self.issues = issues
+        self.municipality = municipality
         first = issues[0] if issues else None
         summary = f"{first.code} at {first.path or '/'}: {first.message}" if first else "invalid message"
         more = f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""

@@ -4,7 +4,8 @@ validate → derive the envelope (pseudonymous ids) → duplicate? → publish, 
 A source hears "accepted" only after the broker confirmed the message durable. A rejected
 message is kept, with its issues, in the rejected store; nothing accepted is ever lost.
 With sources configured (bus.tenants), a source may submit only for its own municipalities:
-another municipality's change raises SourceForbidden (audited `forbidden`, not stored).
+another municipality's change raises SourceForbidden (audited `forbidden`, not stored),
+valid or not: an invalid message whose 地方公共団体コード can still be read is checked too.
 """
 
 from __future__ import annotations
@@ -86,11 +87,8 @@ class BusIntake:
             validated = validate(raw, content_type=content_type, kind=kind, catalog=self._catalog, limits=self._limits)
             envelope = self._envelope(validated.kind_schema, validated.record, content_type, source)
         except ValidationFailed as failed:
+            self._check_source(source, failed.municipality, kind)  # invalid is no reason to keep B's data
             return self._reject(raw, failed.issues, content_type=content_type, source=source, kind=kind)
-        except SourceForbidden as refusal:  # not kept: it is another municipality's data
-            if self._gate is not None:
-                self._gate.forbidden(refusal, kind=validated.kind_schema.kind)
-            raise
         self._audit(EventType.RECEIVED, envelope)
         if self._state.is_seen(envelope.message_id):
             self._state.count("source", source, "duplicate")
@@ -104,6 +102,20 @@ class BusIntake:
         self._audit(EventType.ACCEPTED, envelope)
         log.debug("accepted", source=source, message_id=envelope.message_id, kind=envelope.kind)
         return Submission("accepted", envelope.message_id, envelope.kind)
+
+    def _check_source(self, source: str, municipality: str | None, kind: str | None) -> None:
+        """Refuse (SourceForbidden, audited) an invalid message naming a municipality that this
+        bus serves and `source` may not submit for: like a valid one, it is not kept. One naming
+        no readable municipality, or one this bus does not serve, is rejected as invalid."""
+        if self._gate is None or municipality is None:
+            return
+        if self._municipalities and municipality not in self._municipalities:
+            return
+        try:
+            self._gate.sources.check(source, municipality)
+        except SourceForbidden as refusal:
+            self._gate.forbidden(refusal, kind=kind)
+            raise
 
     def _audit(self, event: EventType, envelope: Envelope) -> None:
         if self._recorder is not None:
@@ -119,8 +131,7 @@ class BusIntake:
             raise ValidationFailed([Issue("R450", f"municipality {municipality} is not served by this bus",
                                           path="/municipality_code",
                                           expected=", ".join(sorted(self._municipalities)))])
-        if self._gate is not None:
-            self._gate.sources.check(source, municipality)  # raises SourceForbidden
+        self._check_source(source, municipality, ks.kind)  # not kept: it is another municipality's data
         return Envelope(
             message_id=self._pseudonyms.message_id(municipality, person, sequence),
             kind=ks.kind,

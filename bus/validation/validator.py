@@ -25,6 +25,7 @@ from bus.catalog import Catalog, KindSchema
 from bus.errors import ConfigError, ValidationFailed
 from bus.masking import is_personal, mask_value
 from bus.validation.chargate import Personal, check_characters
+from bus.validation.checkdigits import is_valid_municipality_code
 from bus.validation.issues import Issue
 from bus.validation.rules import rules_for
 from bus.validation.safe_avro import decode_avro
@@ -89,8 +90,25 @@ def validate(
     issues = rules.check(record)
     issues += check_characters(record, root=ks.root_element, personal=rules.personal)
     if issues:
-        raise ValidationFailed(issues)
+        raise ValidationFailed(issues, municipality=_municipality(record.get(MUNICIPALITY)))
     return Validated(ks, record)
+
+
+#: the field (and XML element, a child of the root) naming the message's municipality
+MUNICIPALITY = "municipality_code"
+
+
+def _municipality(value: Any) -> str | None:
+    """`value` if it is a 地方公共団体コード, check digit and all: a mistyped code names no
+    municipality (its source hears R402, not that it may not submit for some other one)."""
+    if isinstance(value, str) and is_valid_municipality_code(value.strip()):
+        return value.strip()
+    return None
+
+
+def _municipality_in(root: etree._Element, namespace: str) -> str | None:
+    element = root.find(f"{{{namespace}}}{MUNICIPALITY}")
+    return _municipality(element.text) if element is not None else None
 
 
 def _fail(code: str, message: str, **extra: Any) -> ValidationFailed:
@@ -126,12 +144,14 @@ def _xml(raw: bytes, kind: str | None, version: int | None, catalog: Catalog,
         ks.xml_schema.assertValid(root)
     except etree.DocumentInvalid as err:
         personal = rules_for(ks, catalog.codelists).personal
-        raise ValidationFailed(xsd_issues(err.error_log, root, raw, ks, personal)) from None
+        raise ValidationFailed(xsd_issues(err.error_log, root, raw, ks, personal),
+                               municipality=_municipality_in(root, namespace)) from None
     try:
         return ks, ks.from_xml(root)
     except (ValueError, TypeError):  # schema-valid but unreadable: a catalog bug, still a rejection
-        raise _fail("R300", "message passed the XSD but cannot be read as a record",
-                    path="/" + etree.QName(root).localname) from None
+        raise ValidationFailed([Issue("R300", "message passed the XSD but cannot be read as a record",
+                                      path="/" + etree.QName(root).localname)],
+                               municipality=_municipality_in(root, namespace)) from None
 
 
 def _avro(raw: bytes, kind: str | None, version: int | None, catalog: Catalog,
@@ -145,7 +165,8 @@ def _avro(raw: bytes, kind: str | None, version: int | None, catalog: Catalog,
     if violations:
         root = ks.root_element
         personal = rules_for(ks, catalog.codelists).personal
-        raise ValidationFailed([_facet_issue(root, record, personal, *v) for v in violations])
+        raise ValidationFailed([_facet_issue(root, record, personal, *v) for v in violations],
+                               municipality=_municipality(record.get(MUNICIPALITY)))
     return ks, record
 
 

@@ -124,6 +124,56 @@ async def test_a_token_of_a_submitting_for_b_is_403_audited_and_not_kept(tenants
     assert tenants.bus.state.rejected() == []  # nor kept in the rejected store
 
 
+def _broken(body: bytes, how: str) -> bytes:
+    """`body` made invalid at one step of validation (DESIGN §3)."""
+    if how == "schema":  # XSD: a required element gone
+        start, end = body.index(b"<history_number>"), body.index(b"</history_number>") + len(b"</history_number>")
+        return body[:start] + body[end:]
+    if how == "rules":  # schema-valid, but 個人番号's check digit is wrong
+        start = body.index(b"<personal_number>") + len(b"<personal_number>")
+        digit = body[start + 11: start + 12]
+        return body[:start + 11] + (b"0" if digit != b"0" else b"1") + body[start + 12:]
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["schema", "rules"])
+async def test_an_invalid_change_of_b_from_as_token_is_403_not_kept(tenants: Tenants, catalog: Catalog,
+                                                                    how: str) -> None:
+    """Invalid is no reason to keep another municipality's data: the municipality code still
+    reads, so the refusal comes first (before, this was a 422 and B's change sat in A's
+    rejected store, with its issues told to A)."""
+    body, record = change_of(catalog, B, seed=7)
+    response = await tenants.post(_broken(body, how), TOKEN_A)
+    assert response.status_code == 403, response.text
+    assert response.json()["issues"][0]["code"] == "A403"
+    trail = await tenants.trail()
+    assert [(r.event.event.value, r.event.source, r.event.municipality) for r in trail] == [
+        ("forbidden", "jumin-a", B)]
+    assert not [v for v in personal_values([record]) if v in trail_text(trail) + response.text]
+    assert tenants.bus.state.rejected() == []
+    assert tenants.bus.state.counters("source") == {"jumin-a": {"forbidden": 1}}
+
+
+@pytest.mark.parametrize("how", ["schema", "rules"])
+async def test_an_invalid_change_of_the_sources_own_municipality_is_422_and_kept(
+        tenants: Tenants, catalog: Catalog, how: str) -> None:
+    body, _ = change_of(catalog, A, seed=8)
+    response = await tenants.post(_broken(body, how), TOKEN_A)
+    assert response.status_code == 422, response.text
+    assert [r.event.event.value for r in await tenants.trail()] == ["rejected"]
+    assert len(tenants.bus.state.rejected()) == 1
+
+
+async def test_an_unreadable_municipality_code_is_422_and_kept(tenants: Tenants, catalog: Catalog) -> None:
+    """No municipality to check the source against: an ordinary rejection, kept for A's operators."""
+    body, _ = change_of(catalog, B, seed=9)
+    body = body.replace(f"<municipality_code>{B}</municipality_code>".encode(),
+                        b"<municipality_code>27100X</municipality_code>")
+    response = await tenants.post(body, TOKEN_A)
+    assert response.status_code == 422, response.text
+    assert [r.event.event.value for r in await tenants.trail()] == ["rejected"]
+
+
 async def test_a_token_cannot_speak_for_another_source(tenants: Tenants, catalog: Catalog) -> None:
     body, _ = change_of(catalog, A)
     response = await tenants.post(body, TOKEN_A, **{"X-Renkei-Source": "jumin-b"})

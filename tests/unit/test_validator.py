@@ -211,6 +211,49 @@ def test_avro_rules_and_gate_run_after_decoding(catalog: Catalog) -> None:
     assert codes == ["R402", "R207"]
 
 
+# --- the municipality an invalid message names (the intake checks its source against it) ------
+
+
+def named_municipality(raw: bytes, catalog: Catalog, **kwargs: Any) -> str | None:
+    kwargs.setdefault("content_type", "application/xml")
+    with pytest.raises(ValidationFailed) as info:
+        validate(raw, catalog=catalog, **kwargs)
+    return info.value.municipality
+
+
+def test_an_invalid_message_still_names_its_municipality(catalog: Catalog) -> None:
+    ks = catalog.get("jumin.idou")
+    raw = tennyu_xml(catalog).encode()
+    code = ks.from_xml(parse_xml(raw))["municipality_code"]
+    schema_invalid = re.sub(rb"<history_number>\d+</history_number>", b"", raw)
+    rules_invalid = re.sub(rb"(<effective_date>)\d{4}", rb"\g<1>2999", raw)  # after the notification
+    assert failure(schema_invalid, catalog)[0].code.startswith("R3")
+    assert not failure(rules_invalid, catalog)[0].code.startswith("R3")
+    assert named_municipality(schema_invalid, catalog) == code
+    assert named_municipality(rules_invalid, catalog) == code
+    record = avro_record(catalog)
+    record["address"]["postal_code"] = "12-34"
+    assert named_municipality(ks.to_avro(record), catalog, content_type="application/avro",
+                              kind="jumin.idou") == record["municipality_code"]
+
+
+@pytest.mark.parametrize("code", ["131017", "13101", "13101X", ""], ids=["check-digit", "short", "letter", "empty"])
+def test_a_mistyped_municipality_code_names_none(code: str, catalog: Catalog) -> None:
+    raw = re.sub(rb"<municipality_code>\d+</municipality_code>",
+                 f"<municipality_code>{code}</municipality_code>".encode(), tennyu_xml(catalog).encode())
+    assert named_municipality(raw, catalog) is None
+    record = avro_record(catalog)
+    record["municipality_code"] = code
+    assert named_municipality(catalog.get("jumin.idou").to_avro(record), catalog,
+                              content_type="application/avro", kind="jumin.idou") is None
+
+
+@pytest.mark.parametrize("raw", [b"<ResidentChange", b"\x00\x01", b"<x xmlns='urn:nothing'/>"],
+                         ids=["not-well-formed", "binary", "unknown-kind"])
+def test_a_message_that_does_not_parse_names_no_municipality(raw: bytes, catalog: Catalog) -> None:
+    assert named_municipality(raw, catalog) is None
+
+
 # --- the masking proof ---------------------------------------------------------------------------
 
 #: distinctive personal values; none may appear in any error text
