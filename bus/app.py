@@ -60,7 +60,7 @@ class Bus:
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
-        self.gate = Gate(Sources(SourceBinding(s.id, frozenset(s.municipalities), s.token_sha256, s.inbox, s.amqp_user)
+        self.gate = Gate(Sources(SourceBinding(s.id, frozenset(s.municipalities), s.token_sha256s, s.inbox, s.amqp_user)
                                  for s in self.settings.sources.values()),
                          recorder=self.recorder, state=self.state)
         self.intake = BusIntake(

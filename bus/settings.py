@@ -37,7 +37,7 @@ municipality = "131016"          # or municipalities = [...]; required when the 
 [sources.jumin-131016]           # the id is the envelope's `source` (docs/tenants.md)
 municipalities = ["131016"]      # what it may submit for
 token_file = "/etc/renkei/tokens/jumin-131016"   # HTTP bearer token (or its sha256:…); or env
-                                 # RENKEI_SOURCE_JUMIN_131016_TOKEN
+                                 # RENKEI_SOURCE_JUMIN_131016_TOKEN; one per line, two while rotating
 inbox = "var/inbox/jumin-131016" # its own directory source
 amqp_user = "jumin-131016"       # its broker user (AMQP intake)
 ```
@@ -131,7 +131,7 @@ class SourceSettings:
 
     id: str
     municipalities: tuple[str, ...]
-    token_sha256: bytes | None = field(default=None, repr=False)
+    token_sha256s: tuple[bytes, ...] = field(default=(), repr=False)  # two while a token is rotated
     inbox: Path | None = None
     amqp_user: str | None = None
 
@@ -497,7 +497,7 @@ _SOURCE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 def _sources(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where,
              served: tuple[str, ...]) -> dict[str, SourceSettings]:
     """`[sources.<id>]`: tokens are read here and only their SHA-256 digest is kept."""
-    from bus.tenants import token_digest
+    from bus.tenants import token_digests
 
     result = {}
     for source, options in raw.items():
@@ -515,7 +515,7 @@ def _sources(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where,
             raise ConfigError(f"[{section}] municipalities {', '.join(outside)} are not served by this bus "
                               f"([bus] municipalities)", where=at(section, "municipalities"))
         var = "RENKEI_SOURCE_" + re.sub(r"[^A-Z0-9]", "_", source.upper()) + "_TOKEN"
-        digest = None
+        digests: tuple[bytes, ...] = ()
         if env.get(var):
             configured, where = env[var], at(env=var)
         elif options.get("token_file"):
@@ -529,16 +529,16 @@ def _sources(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where,
             configured = ""
         if configured:
             try:
-                digest = token_digest(configured)
+                digests = token_digests(configured)
             except ValueError as exc:
                 raise ConfigError(f"[{section}] token: {exc}", where=where) from None
         inbox = options.get("inbox")
         user = options.get("amqp_user")
-        if digest is None and not inbox and not user:
+        if not digests and not inbox and not user:
             raise ConfigError(f"[{section}] has no way to submit: set token_file (or {var}), inbox or amqp_user",
                               where=at(section))
         result[source] = SourceSettings(
-            id=source, municipalities=municipalities, token_sha256=digest,
+            id=source, municipalities=municipalities, token_sha256s=digests,
             inbox=base / _text(inbox, at(section, "inbox"), f"[{section}] inbox") if inbox else None,
             amqp_user=_text(user, at(section, "amqp_user"), f"[{section}] amqp_user") if user else None,
         )

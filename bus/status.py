@@ -19,8 +19,10 @@ Sources of each figure, and why each is honest:
   sum of what the bus processes of this state directory report about their own consumers
   (`ProcessReporter`), and null when consumers the reports do not cover exist.
 - **state store** (state.sqlite, read-only): per destination routed / delivered /
-  duplicate / retried / dead_lettered_total, per source accepted / duplicate / rejected
-  (bus.state counters).
+  duplicate / retried / dead_lettered_total, per source accepted / duplicate / rejected /
+  forbidden and `tokens` (token id → requests it authenticated: during a token rotation,
+  the old token at 0 can go) (bus.state counters). `forbidden` and `tokens` were added to
+  renkei.status/2 later; a reader of the older form ignores them.
 - **delivery store** (delivery.sqlite, read-only; absent → zeros), the same on both brokers:
   `retrying` = residents parked behind a change that waits for a retry (or is being
   released), `held` / `held_messages` = residents held back and the later changes held
@@ -77,6 +79,7 @@ __all__ = [
     "StatusReport",
     "display_url",
     "gather_status",
+    "source_statuses",
     "with_rates",
 ]
 
@@ -176,10 +179,13 @@ class SourceStatus:
     duplicate: int = 0
     rejected: int = 0
     rate: float | None = None  # accepted per second between two --watch refreshes
+    forbidden: int = 0  # refused for another municipality's change (A403)
+    tokens: dict[str, int] = field(default_factory=dict)  # token id → authenticated requests
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "accepted": self.accepted, "duplicate": self.duplicate,
-                "rejected": self.rejected, "rate_per_second": _round(self.rate, 2)}
+                "rejected": self.rejected, "forbidden": self.forbidden, "rate_per_second": _round(self.rate, 2),
+                "tokens": dict(sorted(self.tokens.items()))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +314,7 @@ async def gather_status(settings: Settings, destinations: Iterable[str] = ()) ->
         destinations=[_destination(n, settings, figures[destination_queue(n)], dest_counters.get(n, {}),
                                    UNKNOWN_DELIVERY if unknown else delivery.get(n, DeliveryFigures()))
                       for n in names],
-        sources=[_source(n, c) for n, c in sorted(counters.get("source", {}).items())],
+        sources=source_statuses(counters.get("source", {}), counters.get("token", {})),
         processes=processes,
         notes=notes,
         broker_reachable=reachable,
@@ -341,8 +347,14 @@ def _destination(name: str, settings: Settings, queue: QueueFigures, c: dict[str
     )
 
 
-def _source(name: str, c: dict[str, int]) -> SourceStatus:
-    return SourceStatus(name, c.get("accepted", 0), c.get("duplicate", 0), c.get("rejected", 0))
+def source_statuses(submitted: dict[str, dict[str, int]], tokens: dict[str, dict[str, int]]) -> list[SourceStatus]:
+    """Every source that submitted or authenticated, with what it sent and the tokens it used."""
+    result = []
+    for name in sorted(submitted.keys() | tokens.keys()):
+        c = submitted.get(name, {})
+        result.append(SourceStatus(name, c.get("accepted", 0), c.get("duplicate", 0), c.get("rejected", 0),
+                                   forbidden=c.get("forbidden", 0), tokens=dict(tokens.get(name, {}))))
+    return result
 
 
 def _read_only(path: Path) -> sqlite3.Connection:

@@ -52,6 +52,8 @@ __all__ = [
     "hash_token",
     "new_token",
     "token_digest",
+    "token_digests",
+    "token_id",
 ]
 
 log = get_logger("renkei.tenants")
@@ -72,6 +74,35 @@ def hash_token(token: str) -> str:
 def new_token() -> str:
     """A fresh bearer token (256 random bits, URL-safe)."""
     return secrets.token_urlsafe(32)
+
+
+def token_digests(configured: str) -> tuple[bytes, ...]:
+    """The digests of every token in a token file or variable: one per line (blank lines and
+    ``#`` comments are ignored; a variable may separate them with spaces). Two at once is how a
+    token is rotated: add the new one, hand it over, remove the old one when `renkei status`
+    shows it unused.
+
+    Raises ValueError for a malformed entry, none at all, or one listed twice."""
+    entries = [word for line in configured.splitlines() if not line.lstrip().startswith("#")
+               for word in line.split()]
+    if not entries:
+        raise ValueError("no token in it (one token or sha256:… hash per line)")
+    digests: list[bytes] = []
+    for n, entry in enumerate(entries, 1):
+        try:
+            digest = token_digest(entry)
+        except ValueError as exc:
+            raise ValueError(f"entry {n}: {exc}" if len(entries) > 1 else str(exc)) from None
+        if digest in digests:
+            raise ValueError(f"entry {n} is the same token as entry {digests.index(digest) + 1}")
+        digests.append(digest)
+    return tuple(digests)
+
+
+def token_id(digest: bytes) -> str:
+    """A token's name in counters and `renkei status`: the start of its configured hash form
+    (``sha256:<first 12 hex>``), which says nothing of the token itself."""
+    return HASH_SCHEME + digest.hex()[:12]
 
 
 def token_digest(configured: str) -> bytes:
@@ -119,7 +150,7 @@ class SourceBinding:
 
     id: str
     municipalities: frozenset[str]
-    token_sha256: bytes | None = field(default=None, repr=False)
+    token_sha256s: tuple[bytes, ...] = field(default=(), repr=False)  # more than one while rotating
     inbox: Path | None = None
     amqp_user: str | None = None
 
@@ -133,7 +164,7 @@ class Sources:
 
     def __init__(self, bindings: Iterable[SourceBinding] = ()) -> None:
         self._by_id = {b.id: b for b in bindings}
-        self._tokens = [b for b in self._by_id.values() if b.token_sha256 is not None]
+        self._tokens = [(digest, b) for b in self._by_id.values() for digest in b.token_sha256s]
         self._by_user = {b.amqp_user: b for b in self._by_id.values() if b.amqp_user}
 
     @property
@@ -147,14 +178,19 @@ class Sources:
         return self._by_id.get(source)
 
     def by_token(self, token: str) -> SourceBinding | None:
-        """The source whose token this is; every configured digest is compared (constant time,
-        no early exit), so the answer's timing says nothing about which tokens exist."""
+        """The source whose token this is (see `identify`)."""
+        found = self.identify(token)
+        return found[0] if found else None
+
+    def identify(self, token: str) -> tuple[SourceBinding, str] | None:
+        """The source whose token this is and the token's id (`token_id`); every configured
+        digest is compared (constant time, no early exit), so the answer's timing says nothing
+        about which tokens exist."""
         digest = hashlib.sha256(token.encode()).digest()
         found = None
-        for binding in self._tokens:
-            assert binding.token_sha256 is not None
-            if hmac.compare_digest(binding.token_sha256, digest):
-                found = binding
+        for configured, binding in self._tokens:
+            if hmac.compare_digest(configured, digest):
+                found = binding, token_id(configured)
         return found
 
     def by_amqp_user(self, user: str) -> SourceBinding | None:
@@ -195,9 +231,12 @@ class Gate:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise self.refuse("http", "the Authorization header is not 'Bearer <token>'", peer=peer)
-        binding = self.sources.by_token(token.strip())
-        if binding is None:
+        found = self.sources.identify(token.strip())
+        if found is None:
             raise self.refuse("http", "unknown token", peer=peer)
+        binding, used = found
+        if self._state is not None:  # which token a source still uses, for its rotation
+            self._state.count("token", binding.id, used)
         return binding
 
     def authenticate_user(self, user: str | None, *, channel: str = "amqp", peer: str | None = None) -> SourceBinding:

@@ -93,9 +93,10 @@ def render_table(report: StatusReport, *, watching: float | None = None) -> str:
     lines += ["", _dead_line(data["dead_letters"])]
     lines += ["", *columns(["QUEUE", "READY", "IN FLIGHT", "CONSUMERS"], [_queue_row(report.intake)])]
     lines += ["", *columns(
-        ["SOURCE", "ACCEPTED", "DUPLICATE", "REJECTED", "RATE/s"],
-        [[s["name"], s["accepted"], s["duplicate"], s["rejected"], s["rate_per_second"]] for s in data["sources"]],
-        empty="(no source has sent anything yet)",
+        ["SOURCE", "ACCEPTED", "DUPLICATE", "REJECTED", "FORBIDDEN", "RATE/s", "TOKENS USED"],
+        [[s["name"], s["accepted"], s["duplicate"], s["rejected"], s["forbidden"], s["rate_per_second"],
+          _tokens(s["tokens"])] for s in data["sources"]],
+        empty="(no source has sent anything yet)", text=1,
     )]
     lines.append("")
     if report.processes:
@@ -108,6 +109,12 @@ def render_table(report: StatusReport, *, watching: float | None = None) -> str:
     lines += [f"  {_label(k)}: {why}" for k, why in data["not_reported"].items()]
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)
+
+
+def _tokens(used: dict[str, int]) -> str | None:
+    """``sha256:3f2a…(12 hex) 120, sha256:… 3``: how often each of a source's tokens was used
+    (an old token at 0 since the rotation can go); None ('-') for a source without tokens."""
+    return ", ".join(f"{token} {n}" for token, n in used.items()) or None
 
 
 def _dead_line(dead: dict[str, Any]) -> str:

@@ -54,6 +54,18 @@ def _report(at: float = 1_700_000_000.0, delivered: int = 4, accepted: int = 6) 
     )
 
 
+def test_a_sources_tokens_and_refusals_are_shown() -> None:
+    """During a token rotation: how often each token was used, so the old one can go at 0."""
+    report = dataclasses.replace(_report(), sources=[
+        SourceStatus("jumin-a", accepted=7, forbidden=1, tokens={"sha256:bbbbbbbbbbbb": 2, "sha256:aaaaaaaaaaaa": 5})])
+    lines = render_table(report).splitlines()
+    assert next(line for line in lines if line.startswith("SOURCE")).split()[-3:] == ["RATE/s", "TOKENS", "USED"]
+    row = next(line for line in lines if line.startswith("jumin-a "))
+    assert row.split() == ["jumin-a", "7", "0", "0", "1", "-", "sha256:aaaaaaaaaaaa", "5,", "sha256:bbbbbbbbbbbb", "2"]
+    [source] = json.loads(render_json(report))["sources"]
+    assert (source["forbidden"], list(source["tokens"])) == (1, ["sha256:aaaaaaaaaaaa", "sha256:bbbbbbbbbbbb"])
+
+
 def test_the_json_form_has_every_key_always_with_null_for_what_is_not_known() -> None:
     data = json.loads(render_json(_report()))
     assert data["schema"] == STATUS_SCHEMA
@@ -74,8 +86,8 @@ def test_the_json_form_has_every_key_always_with_null_for_what_is_not_known() ->
     assert set(data["queues"]) == {"intake"}  # no renkei.dead queue: dead letters are in the delivery store
     assert data["dead_letters"] == {"total": 1, "by_destination": {"zei": 1}, "by_code": {"D100": 1},
                                     "oldest_age_seconds": 4000.0}
-    assert data["sources"] == [{"name": "http", "accepted": 6, "duplicate": 1, "rejected": 2,
-                                "rate_per_second": None}]
+    assert data["sources"] == [{"name": "http", "accepted": 6, "duplicate": 1, "rejected": 2, "forbidden": 0,
+                                "rate_per_second": None, "tokens": {}}]
     assert data["not_reported"] == NOT_REPORTED
     assert data["processes"] == []
 
@@ -96,7 +108,7 @@ def test_the_table_shows_a_row_per_destination_and_source_with_a_dash_for_unknow
     intake = next(line for line in lines if line.startswith("renkei.intake"))
     assert intake.split() == ["renkei.intake", "2", "-", "1"]
     http = next(line for line in lines if line.startswith("http "))
-    assert http.split() == ["http", "6", "1", "2", "-"]
+    assert http.split() == ["http", "6", "1", "2", "0", "-", "-"]  # forbidden 0, no rate, no tokens
     assert "no bus process of this state_dir is running" in text
     assert "note: in flight is unknown" in text
     for key in ("delayed", "oldest message", "rate"):

@@ -37,6 +37,8 @@ from bus.catalog import Catalog
 from bus.envelope import Envelope
 from bus.pipeline import destination_queue
 from bus.settings import Settings
+from bus.status import source_statuses
+from bus.tenants import hash_token
 
 XML = {"Content-Type": "application/xml"}
 
@@ -64,8 +66,12 @@ class Tenants:
 
 
 @pytest.fixture
-async def tenants(tmp_path: Path, catalog: Catalog) -> AsyncIterator[Tenants]:
-    settings = Settings.load(write_tenant_config(tmp_path), env={"RENKEI_PSEUDONYM_KEY": PSEUDONYM_KEY})
+async def tenants(tmp_path: Path, catalog: Catalog, request: pytest.FixtureRequest) -> AsyncIterator[Tenants]:
+    config = write_tenant_config(tmp_path)
+    token_file_a = getattr(request, "param", None)  # indirect: another token file for jumin-a
+    if token_file_a is not None:
+        (tmp_path / "secrets" / "jumin-a.token").write_text(token_file_a, encoding="utf-8")
+    settings = Settings.load(config, env={"RENKEI_PSEUDONYM_KEY": PSEUDONYM_KEY})
     received: dict[str, list[Outbound]] = {}
 
     def sink(name: str) -> FunctionSink:
@@ -105,6 +111,33 @@ async def test_a_wrong_or_malformed_token_is_401_and_audited(tenants: Tenants, c
     assert [r.event.event.value for r in trail] == ["auth_failed"]
     assert TOKEN_A not in trail_text(trail)  # the presented token is never written down
     assert not [v for v in personal_values([record]) if v in trail_text(trail)]
+
+
+NEW_TOKEN_A = "rotated-token-of-a-" + "r" * 32
+
+
+@pytest.mark.parametrize("tenants", [f"{TOKEN_A}\n{hash_token(NEW_TOKEN_A)}\n"], indirect=True)
+async def test_during_a_rotation_both_tokens_speak_for_the_source_and_each_is_counted(
+        tenants: Tenants, catalog: Catalog) -> None:
+    """The operator sees which token the vendor still uses (renkei status, TOKENS USED), and
+    the one a request used is never written down (the counter has the hash's first digits)."""
+    for seed, token in ((11, TOKEN_A), (12, NEW_TOKEN_A), (13, NEW_TOKEN_A)):
+        assert (await tenants.post(change_of(catalog, A, seed=seed)[0], token)).status_code == 202
+    assert (await tenants.post(change_of(catalog, A, seed=14)[0], TOKEN_B)).status_code == 403  # B's token
+    used = tenants.bus.state.counters("token")
+    assert used == {"jumin-a": {hash_token(TOKEN_A)[:19]: 1, hash_token(NEW_TOKEN_A)[:19]: 2},
+                    "jumin-b": {hash_token(TOKEN_B)[:19]: 1}}
+    [a] = [s for s in source_statuses(tenants.bus.state.counters("source"), used) if s.name == "jumin-a"]
+    assert (a.accepted, a.tokens) == (3, used["jumin-a"])
+    assert [s.forbidden for s in source_statuses(tenants.bus.state.counters("source"), used)] == [0, 1]
+    text = trail_text(await tenants.trail())
+    assert NEW_TOKEN_A not in text and hash_token(NEW_TOKEN_A)[7:] not in text
+
+
+@pytest.mark.parametrize("tenants", [f"{hash_token(NEW_TOKEN_A)}\n"], indirect=True)
+async def test_once_the_old_token_is_removed_it_is_refused(tenants: Tenants, catalog: Catalog) -> None:
+    assert (await tenants.post(change_of(catalog, A, seed=15)[0], TOKEN_A)).status_code == 401
+    assert (await tenants.post(change_of(catalog, A, seed=16)[0], NEW_TOKEN_A)).status_code == 202
 
 
 async def test_a_token_of_a_submitting_for_b_is_403_audited_and_not_kept(tenants: Tenants,

@@ -12,7 +12,16 @@ import pytest
 from adapters.base import FunctionSink, Outbound, Receipt
 from bus.envelope import Envelope
 from bus.errors import PermanentError
-from bus.tenants import SourceBinding, SourceForbidden, Sources, Tenancy, TenantGuardSink, hash_token, token_digest
+from bus.tenants import (
+    SourceBinding,
+    SourceForbidden,
+    Sources,
+    Tenancy,
+    TenantGuardSink,
+    hash_token,
+    token_digest,
+    token_id,
+)
 
 A, B = "131016", "271004"
 TOKEN = "t" * 43
@@ -26,8 +35,8 @@ class Dest:
 
 def sources() -> Sources:
     return Sources([
-        SourceBinding("jumin-a", frozenset({A}), hashlib.sha256(TOKEN.encode()).digest(), amqp_user="vendor-a"),
-        SourceBinding("jumin-b", frozenset({B}), token_digest(hash_token("u" * 43))),
+        SourceBinding("jumin-a", frozenset({A}), (hashlib.sha256(TOKEN.encode()).digest(),), amqp_user="vendor-a"),
+        SourceBinding("jumin-b", frozenset({B}), (token_digest(hash_token("u" * 43)), token_digest("v" * 43))),
     ])
 
 
@@ -37,6 +46,16 @@ def test_a_token_names_its_source_and_nothing_else_does() -> None:
     assert s.by_token("u" * 43).id == "jumin-b"  # type: ignore[union-attr]
     assert s.by_token(TOKEN + "x") is None and s.by_token("") is None
     assert s.by_amqp_user("vendor-a").id == "jumin-a" and s.by_amqp_user("guest") is None  # type: ignore[union-attr]
+
+
+def test_each_of_a_sources_tokens_names_it_with_the_tokens_id() -> None:
+    """Two tokens while one is rotated: either names the source; the id is the start of the
+    token's configured hash form, so the operator can tell which line is still in use."""
+    s = sources()
+    assert s.identify("u" * 43) == (s.get("jumin-b"), hash_token("u" * 43)[:19])
+    assert s.identify("v" * 43) == (s.get("jumin-b"), hash_token("v" * 43)[:19])
+    assert token_id(token_digest("v" * 43)) == hash_token("v" * 43)[:len("sha256:") + 12]
+    assert s.identify("w" * 43) is None
 
 
 def test_a_source_may_submit_only_for_its_own_municipalities() -> None:

@@ -13,6 +13,7 @@ from tenant_fixtures import TOKEN_A, TOKEN_B, A, B, write_tenant_config
 from bus.cli.config import route_destinations
 from bus.errors import ConfigError
 from bus.settings import Settings
+from bus.tenants import hash_token
 
 
 def test_a_two_municipality_config_binds_sources_and_destinations(tmp_path: Path) -> None:
@@ -21,8 +22,8 @@ def test_a_two_municipality_config_binds_sources_and_destinations(tmp_path: Path
     settings = Settings.load(write_tenant_config(tmp_path), env={})
     a, b = settings.sources["jumin-a"], settings.sources["jumin-b"]
     assert a.municipalities == (A,) and b.municipalities == (B,)
-    assert a.token_sha256 == hashlib.sha256(TOKEN_A.encode()).digest()
-    assert b.token_sha256 == hashlib.sha256(TOKEN_B.encode()).digest()  # configured as sha256:…
+    assert a.token_sha256s == (hashlib.sha256(TOKEN_A.encode()).digest(),)
+    assert b.token_sha256s == (hashlib.sha256(TOKEN_B.encode()).digest(),)  # configured as sha256:…
     assert a.inbox == tmp_path / "inbox" / "jumin-a" and a.amqp_user == "vendor-jumin-a"
     zei_a = settings.destinations[f"zei-{A}"]
     assert (zei_a.system, zei_a.municipalities) == ("zei", frozenset({A}))
@@ -40,7 +41,32 @@ def test_no_token_is_kept_in_the_settings(tmp_path: Path) -> None:
 def test_the_environment_gives_a_token_instead_of_the_file(tmp_path: Path) -> None:
     other = "env-token-" + "x" * 40
     settings = Settings.load(write_tenant_config(tmp_path), env={"RENKEI_SOURCE_JUMIN_A_TOKEN": other})
-    assert settings.sources["jumin-a"].token_sha256 == hashlib.sha256(other.encode()).digest()
+    assert settings.sources["jumin-a"].token_sha256s == (hashlib.sha256(other.encode()).digest(),)
+
+
+def test_a_token_file_may_hold_two_tokens_while_one_is_rotated(tmp_path: Path) -> None:
+    """One per line, comments and blank lines aside; the old token and the new one's hash."""
+    config = write_tenant_config(tmp_path)
+    new = "rotated-token-" + "n" * 40
+    (tmp_path / "secrets" / "jumin-a.token").write_text(
+        f"# the old token, until 2026-12-31\n{TOKEN_A}\n\n# the new one\n{hash_token(new)}\n", encoding="utf-8")
+    settings = Settings.load(config, env={})
+    assert settings.sources["jumin-a"].token_sha256s == tuple(
+        hashlib.sha256(t.encode()).digest() for t in (TOKEN_A, new))
+    both = Settings.load(config, env={"RENKEI_SOURCE_JUMIN_A_TOKEN": f"{TOKEN_A} {new}"})  # a variable: spaces
+    assert both.sources["jumin-a"].token_sha256s == settings.sources["jumin-a"].token_sha256s
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (f"{TOKEN_A}\nsecret\n", r"token: entry 2: a token is at least 32"),
+    (f"{TOKEN_A}\n{hash_token(TOKEN_A)}\n", r"token: entry 2 is the same token as entry 1"),
+    ("# only a comment\n", r"token: no token in it"),
+])
+def test_a_bad_entry_of_a_token_file_is_refused_with_which_one(tmp_path: Path, text: str, message: str) -> None:
+    config = write_tenant_config(tmp_path)
+    (tmp_path / "secrets" / "jumin-a.token").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"renkei.toml:\d+: \[sources.jumin-a\] " + message):
+        Settings.load(config, env={})
 
 
 def test_a_short_token_is_refused_with_where_it_came_from(tmp_path: Path) -> None:
