@@ -72,6 +72,7 @@ class Bus:
             municipalities=self.settings.bus.municipalities,
             recorder=self.recorder,
             gate=self.gate,
+            previous_pseudonyms=[Pseudonymizer(k) for k in self.settings.audit.previous_pseudonym_keys],
         )
         self._consumers: list[Consumer] = []
         self._built_sinks: list[Sink] = []

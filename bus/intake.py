@@ -10,7 +10,7 @@ valid or not: an invalid message whose 地方公共団体コード can still be 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from adapters.base import Submission
@@ -59,6 +59,7 @@ class BusIntake:
         municipalities: tuple[str, ...] = (),
         recorder: AuditRecorder | None = None,
         gate: Gate | None = None,
+        previous_pseudonyms: Sequence[Pseudonymizer] = (),
     ) -> None:
         self._broker = broker
         self._catalog = catalog
@@ -68,6 +69,7 @@ class BusIntake:
         self._municipalities = frozenset(municipalities)
         self._recorder = recorder
         self._gate = gate
+        self._previous = tuple(previous_pseudonyms)  # earlier keys: a change seen before a rotation
 
     async def submit(
         self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
@@ -85,16 +87,18 @@ class BusIntake:
     ) -> Submission:
         try:
             validated = validate(raw, content_type=content_type, kind=kind, catalog=self._catalog, limits=self._limits)
-            envelope = self._envelope(validated.kind_schema, validated.record, content_type, source)
+            envelope, identity = self._envelope(validated.kind_schema, validated.record, content_type, source)
         except ValidationFailed as failed:
             self._check_source(source, failed.municipality, kind)  # invalid is no reason to keep B's data
             return self._reject(raw, failed.issues, content_type=content_type, source=source, kind=kind)
         self._audit(EventType.RECEIVED, envelope)
-        if self._state.is_seen(envelope.message_id):
+        seen_as = self._seen_as(envelope.message_id, identity)
+        if seen_as is not None:
             self._state.count("source", source, "duplicate")
             self._audit(EventType.DUPLICATE, envelope)
-            log.info("duplicate", source=source, message_id=envelope.message_id, subject=envelope.subject)
-            return Submission("duplicate", envelope.message_id, envelope.kind)
+            log.info("duplicate", source=source, message_id=envelope.message_id, subject=envelope.subject,
+                     **({"accepted_as": seen_as} if seen_as != envelope.message_id else {}))
+            return Submission("duplicate", seen_as, envelope.kind)
         message = OutgoingMessage(raw, envelope.message_id, envelope.subject, envelope.to_headers())
         await self._broker.publish(INTAKE_QUEUE, message)  # raises unless durable
         self._state.mark_seen(envelope.message_id, envelope.kind)
@@ -102,6 +106,18 @@ class BusIntake:
         self._audit(EventType.ACCEPTED, envelope)
         log.debug("accepted", source=source, message_id=envelope.message_id, kind=envelope.kind)
         return Submission("accepted", envelope.message_id, envelope.kind)
+
+    def _seen_as(self, message_id: str, identity: tuple[str, str, int]) -> str | None:
+        """The id under which this change was accepted before, if it was: its id now, or its id
+        under a previous pseudonym key (after a rotation the same change has a new id, and
+        without this it would be accepted, and delivered, a second time)."""
+        if self._state.is_seen(message_id):
+            return message_id
+        for previous in self._previous:
+            old = previous.message_id(*identity)
+            if self._state.is_seen(old):
+                return old
+        return None
 
     def _check_source(self, source: str, municipality: str | None, kind: str | None) -> None:
         """Refuse (SourceForbidden, audited) an invalid message naming a municipality that this
@@ -121,7 +137,8 @@ class BusIntake:
         if self._recorder is not None:
             self._recorder.event(event, envelope)
 
-    def _envelope(self, ks: KindSchema, record: dict[str, Any], content_type: str, source: str) -> Envelope:
+    def _envelope(self, ks: KindSchema, record: dict[str, Any], content_type: str,
+                  source: str) -> tuple[Envelope, tuple[str, str, int]]:
         identity = identity_of(ks.kind, record)
         if identity is None:
             raise ValidationFailed([Issue("R220", f"kind {ks.kind} is not accepted at intake", path="/",
@@ -141,7 +158,7 @@ class BusIntake:
             source=source,
             subject=self._pseudonyms.subject(municipality, person),
             sequence=sequence,
-        )
+        ), identity
 
     def _reject(
         self, raw: bytes, issues: list[Issue], *, content_type: str, source: str, kind: str | None
