@@ -10,6 +10,7 @@ its head signed at checkpoints, with no personal data in it.
     recorder    AuditRecorder                  buffered, non-blocking appends for async code
     verify      verify, Report, Problem        the first broken record
     trail       resident_trail, write_csv      who received a resident's data (情報提供等記録)
+    export      export_municipality, verify_export   one municipality's records, for its auditor
 
 See docs/audit.md.
 """

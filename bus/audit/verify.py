@@ -15,13 +15,14 @@ the database could rewrite them consistently. `Report.unsigned` says how many th
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bus.audit.chain import GENESIS
-from bus.audit.signing import CheckpointVerifier
+from bus.audit.signing import Checkpoint, CheckpointVerifier
 from bus.audit.store import AuditStore
 
-__all__ = ["Problem", "Report", "verify"]
+__all__ = ["Problem", "Report", "check_checkpoints", "verify"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,14 @@ def verify(store: AuditStore, verifier: CheckpointVerifier | None = None) -> Rep
                                                  "(records removed from the end)"))
     elif head.seq != last or (last and head.hash != prev):
         report.problems.append(Problem(last, f"does not match the head (seq {head.seq}): the head was altered"))
+    check_checkpoints(report, checkpoints, hashes, verifier)
+    return report
+
+
+def check_checkpoints(report: Report, checkpoints: Sequence[Checkpoint], hashes: Mapping[int, str],
+                      verifier: CheckpointVerifier | None) -> None:
+    """Add to `report` every checkpoint whose signature does not verify, or whose hash is not
+    the chain's hash at its seq (`hashes`: seq → hash, at least at every checkpoint's seq)."""
     for checkpoint in checkpoints:
         report.checkpoints += 1
         bad = verifier.problem(checkpoint) if verifier is not None else None
@@ -102,4 +111,3 @@ def verify(store: AuditStore, verifier: CheckpointVerifier | None = None) -> Rep
         elif hashes[checkpoint.seq] != checkpoint.hash:
             report.problems.append(Problem(checkpoint.seq, "does not have the hash its signed checkpoint holds: "
                                                            f"the chain up to {checkpoint.seq} was rewritten"))
-    return report

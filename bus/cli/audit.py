@@ -5,6 +5,9 @@
     renkei audit trail --resident 宛名番号 [--municipality M] [--since T] [--csv]
                                                    who received this person's data, when, under
                                                    which route and legal basis
+    renkei audit export --municipality M [--out F] one municipality's records, the chain around
+                                                   them withheld, for its auditor (JSON Lines)
+    renkei audit verify-export F [--public-key K]  check an export with only the file and keys
     renkei audit checkpoint                        sign the chain head now
     renkei audit keygen FILE                       a new Ed25519 signing key (FILE, FILE.pub)
 
@@ -186,6 +189,69 @@ def trail(resident: str, municipality: str | None, since: str | None, as_csv: bo
     if not entries:
         click.echo("no deliveries of this resident's data are recorded", err=True)
         raise SystemExit(1)
+
+
+@audit.command("export")
+@click.option("--municipality", required=True, metavar="CODE", help="The 地方公共団体コード whose records to export.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the export here (default: standard output).")
+@_config
+@_store
+def export_command(municipality: str, out_path: Path | None, config: Path | None, store: str | None) -> None:
+    """One municipality's records, with the chain around them, for its auditor (JSON Lines)."""
+    from bus.audit.export import export_municipality
+
+    if not (municipality.isascii() and municipality.isdigit() and len(municipality) == 6):
+        raise click.BadParameter("must be a 6-digit 地方公共団体コード", param_hint="--municipality")
+    log = _open("export", _settings("export", config), store)
+    try:
+        if out_path is None:
+            summary = export_municipality(log.store, municipality, sys.stdout)
+        else:
+            tmp = out_path.with_name(out_path.name + ".part")
+            with tmp.open("w", encoding="utf-8") as out:
+                summary = export_municipality(log.store, municipality, out)
+            tmp.replace(out_path)
+    finally:
+        log.close()
+    click.echo(f"exported {summary.records} records of municipality {municipality} "
+               f"({summary.withheld} of others withheld, {summary.checkpoints} checkpoints, head {summary.head_seq})"
+               + (f" to {out_path}" if out_path else "") + "; check it with `renkei audit verify-export`", err=True)
+
+
+@audit.command("verify-export")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--public-key", "public_keys", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A public key the checkpoints may be signed with (PEM; repeatable).")
+def verify_export_command(path: Path, public_keys: tuple[Path, ...]) -> None:
+    """Check an export with nothing but the file and the public keys: every record's hash, the
+    chain through the withheld runs, the head and every checkpoint's signature."""
+    from bus.audit import CheckpointVerifier
+    from bus.audit.export import ExportUnreadable, verify_export
+    from bus.cli.config import fail
+    from bus.errors import ConfigError
+
+    try:
+        verifier = CheckpointVerifier.from_pems([p.read_bytes() for p in public_keys], where="--public-key") \
+            if public_keys else None
+        with path.open(encoding="utf-8") as lines:
+            municipality, report = verify_export(lines, verifier)
+    except (ConfigError, UnicodeDecodeError) as exc:
+        fail("audit verify-export", str(exc))
+    except ExportUnreadable as exc:
+        fail("audit verify-export", f"{path}: {exc}", code=1)  # not a good export: as broken as a bad hash
+    if report.first is not None:
+        more = len(report.problems) - 1
+        click.echo(f"{path}: BROKEN at record {report.first.seq}: {report.first.what}"
+                   + (f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""))
+        raise SystemExit(1)
+    click.echo(f"{path}: OK: {report.records} records of municipality {municipality}, chain to record "
+               f"{report.head_seq}, {report.checkpoints} checkpoints"
+               + (" (signatures checked)" if verifier else ""))
+    if verifier is None and report.checkpoints:
+        click.echo("warning: no --public-key: the checkpoints' signatures were not checked, so a rewritten "
+                   "chain cannot be told from a good one", err=True)
 
 
 @audit.command("checkpoint")

@@ -270,6 +270,26 @@ class AuditStoreContract:
         report = verify(store, verifier_of(key))
         assert report.ok and report.checkpoints == 3 and report.unsigned == 0 and report.last_checkpoint == 15
 
+    # -- a municipality's export ------------------------------------------------------------
+    def test_a_municipalitys_export_verifies_and_withholds_the_others(self, make_store: MakeStore) -> None:
+        """bus.audit.export on this store: only the municipality's records, the others' as runs,
+        every checkpoint; verify_export proves it with only the lines and the public key."""
+        import io
+
+        from bus.audit.export import export_municipality, verify_export
+
+        store = make_store()
+        key = signer()
+        other = [replace(e, municipality="271004", subject="b" * 32) for e in life(2)]
+        store.append(life(1) + other + life(3), key, checkpoint_every=5)
+        out = io.StringIO()
+        summary = export_municipality(store, MUNICIPALITY, out)
+        assert (summary.records, summary.withheld) == (2 * len(life()), len(other))
+        assert "b" * 32 not in out.getvalue()
+        municipality, report = verify_export(out.getvalue().splitlines(), verifier_of(key))
+        assert municipality == MUNICIPALITY and report.ok, report.problems[:3]
+        assert report.checkpoints == len(store.checkpoints()) > 0 and report.head_seq == store.head().seq
+
     # -- personal data ---------------------------------------------------------------------
     def test_stored_rows_hold_no_plaintext_personal_value(self, make_store: MakeStore, query: Query) -> None:
         """Every stored column of every row, read raw, holds neither the 宛名番号 nor the 個人番号."""

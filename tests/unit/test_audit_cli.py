@@ -140,10 +140,11 @@ def test_no_cli_output_holds_a_plaintext_personal_value(config: Path) -> None:
     outputs = [run(config, "verify").output, run(config, "show", cases.envelope(1).message_id).output,
                run(config, "show", cases.envelope(2).message_id, "--json").output,
                run(config, "trail", "--resident", cases.ADDRESS_NUMBER).output,
-               run(config, "trail", "--resident", cases.ADDRESS_NUMBER, "--csv").output]
+               run(config, "trail", "--resident", cases.ADDRESS_NUMBER, "--csv").output,
+               run(config, "export", "--municipality", cases.MUNICIPALITY).output]
     for output in outputs:
         assert cases.ADDRESS_NUMBER not in output and cases.PERSONAL_NUMBER not in output
-    assert "operator-1" in outputs[2]
+    assert "operator-1" in outputs[2] and "operator-1" in outputs[-1]  # the export holds the records
 
 
 def test_checkpoint_signs_the_head_once(config: Path) -> None:

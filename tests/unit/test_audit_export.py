@@ -1,0 +1,176 @@
+"""`renkei audit export` and `verify-export`: one municipality's records for its auditor, the
+others' withheld, verifiable with nothing but the file and the public key, and every kind of
+tampering found."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bus.audit import AuditEvent, AuditLog
+from bus.cli import main
+from bus.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
+import audit_cases as cases  # the contract suite's sample life of a message
+
+A, B = cases.MUNICIPALITY, "271004"
+
+
+def of_b(events: list[AuditEvent]) -> list[AuditEvent]:
+    return [dataclasses.replace(e, municipality=B, subject="b" * 32, message_id="c" * 32) for e in events]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A shared trail: A's and B's records interleaved, a checkpoint every 5 records."""
+    assert CliRunner().invoke(main, ["audit", "keygen", str(tmp_path / "audit.pem")]).exit_code == 0
+    (tmp_path / "pseudonym.key").write_bytes(cases.KEY)
+    path = tmp_path / "renkei.toml"
+    path.write_text(f'[bus]\npseudonym_key_file = "pseudonym.key"\nmunicipalities = ["{A}", "{B}"]\n'
+                    '[audit]\nstore = "audit.sqlite"\nsigning_key_file = "audit.pem"\ncheckpoint_every = 5\n',
+                    encoding="utf-8")
+    with AuditLog.open(Settings.load(path, env={})) as log:
+        log.append(cases.life(1)[:3])
+        log.append(of_b(cases.life(1)))
+        log.append(cases.life(2))
+        log.append(of_b(cases.life(2))[:2])  # the trail ends with B's records
+    return path
+
+
+def export(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["audit", "export", "--config", str(config), *args],
+                              env={"RENKEI_PSEUDONYM_KEY": ""})
+
+
+def verify(path: Path, *keys: Path) -> Result:
+    return CliRunner().invoke(main, ["audit", "verify-export", str(path),
+                                     *[arg for k in keys for arg in ("--public-key", str(k))]])
+
+
+@pytest.fixture
+def exported(config: Path) -> Path:
+    out = config.parent / "export-a.jsonl"
+    result = export(config, "--municipality", A, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def entries(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def rewrite(path: Path, lines: list[dict]) -> None:  # type: ignore[type-arg]
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines), encoding="utf-8")
+
+
+def test_an_export_holds_only_the_municipalitys_records_and_verifies(config: Path, exported: Path) -> None:
+    lines = entries(exported)
+    header, body, end = lines[0], lines[1:-1], lines[-1]["end"]
+    records = [e["record"] for e in body if "record" in e]
+    runs = [e["withheld"] for e in body if "withheld" in e]
+    checkpoints = [e["checkpoint"] for e in body if "checkpoint" in e]
+    n_a, n_b = 3 + len(cases.life(2)), len(cases.life(1)) + 2
+    assert header["municipality"] == A and (end["records"], end["withheld"]) == (n_a, n_b)
+    assert header["head"]["seq"] == n_a + n_b
+    assert {r["municipality"] for r in records} == {A}
+    assert sum(r["to"] - r["from"] + 1 for r in runs) == n_b
+    text = exported.read_text(encoding="utf-8")
+    assert "b" * 32 not in text and "c" * 32 not in text and B not in text  # nothing of B's records
+    known = {r["seq"] for r in records} | {r["to"] for r in runs}
+    assert checkpoints and {c["seq"] for c in checkpoints} <= known  # each checkpoint's hash is in the file
+    result = verify(exported, config.parent / "audit.pem.pub")
+    assert result.exit_code == 0, result.output
+    assert f"OK: {n_a} records of municipality {A}, chain to record {n_a + n_b}" in result.output
+    assert "signatures checked" in result.output
+
+
+def test_an_export_of_a_municipality_without_records_is_all_withheld(config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "none.jsonl"
+    assert export(config, "--municipality", "011002", "--out", str(out)).exit_code == 0
+    assert entries(out)[-1]["end"]["records"] == 0
+    assert verify(out, config.parent / "audit.pem.pub").exit_code == 0
+
+
+def test_without_a_public_key_the_signatures_are_not_checked_and_it_says_so(exported: Path) -> None:
+    result = verify(exported)
+    assert result.exit_code == 0
+    assert "signatures were not checked" in result.output
+
+
+def _first(lines: list[dict], kind: str) -> dict:  # type: ignore[type-arg]
+    return next(e for e in lines[1:] if kind in e)
+
+
+@pytest.mark.parametrize(("tamper", "found"), [
+    ("alter a record", "was altered"),
+    ("relabel a record", "was altered"),
+    ("remove a record", "is out of place"),
+    ("change a withheld hash", "does not follow|the chain up to"),  # the next entry, or a checkpoint
+    ("cut the end", "is missing"),
+    ("forge a checkpoint", "does not verify"),
+    ("remove a checkpoint", "the end line counts"),
+    ("append a record", "after the end line"),
+    ("rewrite the chain under a checkpoint", "the chain up to"),
+])
+def test_every_kind_of_tampering_is_found(config: Path, exported: Path, tamper: str, found: str) -> None:
+    lines = entries(exported)
+    if tamper == "alter a record":
+        _first(lines, "record")["record"]["destination"] = "somewhere-else"
+    elif tamper == "relabel a record":  # pass another municipality's record off as A's, or back
+        _first(lines, "record")["record"]["municipality"] = B
+    elif tamper == "remove a record":
+        lines.remove(_first(lines, "record"))
+    elif tamper == "change a withheld hash":
+        _first(lines, "withheld")["withheld"]["hash"] = "f" * 64
+    elif tamper == "cut the end":
+        lines = [e for e in lines if "checkpoint" not in e][:-2]
+    elif tamper == "forge a checkpoint":
+        checkpoint = _first(lines, "checkpoint")["checkpoint"]
+        checkpoint["signature"] = ("0" if checkpoint["signature"][0] != "0" else "1") + checkpoint["signature"][1:]
+    elif tamper == "remove a checkpoint":
+        lines.remove(_first(lines, "checkpoint"))
+    elif tamper == "append a record":
+        lines.append(_first(lines, "record"))
+    elif tamper == "rewrite the chain under a checkpoint":  # linked again, but not what was signed
+        signed = {e["checkpoint"]["seq"] for e in lines[1:] if "checkpoint" in e}
+        at = next(i for i, e in enumerate(lines) if "withheld" in e and i and e["withheld"]["to"] in signed
+                  and "record" in lines[i + 1])
+        lines[at]["withheld"]["hash"] = lines[at + 1]["record"]["prev_hash"] = "e" * 64
+    rewrite(exported, lines)
+    result = verify(exported, config.parent / "audit.pem.pub")
+    assert result.exit_code == 1, result.output
+    assert "BROKEN at record" in result.output and re.search(found, result.output)
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("", "line 1: not a renkei audit export"),
+    ('{"schema": "something else"}\n', "line 1: not a renkei audit export"),
+    ('{"schema": "renkei.audit-export/1", "head": {"seq": 0}}\n{not json\n', "line 2: not JSON"),
+    ('{"schema": "renkei.audit-export/1", "head": {"seq": 0}}\n{"other": 1}\n', "line 2: neither a record"),
+    ('{"schema": "renkei.audit-export/1", "head": {"seq": 0}}\n{"withheld": {"from": 1}}\n', "line 2: malformed"),
+])
+def test_a_file_that_is_not_an_export_is_refused_with_its_line(tmp_path: Path, text: str, found: str) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text(text, encoding="utf-8")
+    result = verify(path)
+    assert result.exit_code == 1
+    assert found in result.output
+
+
+def test_export_refuses_a_malformed_municipality_code(config: Path) -> None:
+    result = export(config, "--municipality", "13101")
+    assert result.exit_code == 2 and "6-digit" in result.output
+
+
+def test_export_to_standard_output(config: Path) -> None:
+    result = CliRunner().invoke(main, ["audit", "export", "--config", str(config), "--municipality", A],
+                                env={"RENKEI_PSEUDONYM_KEY": ""})
+    assert result.exit_code == 0
+    assert json.loads(result.stdout.splitlines()[0])["schema"] == "renkei.audit-export/1"
