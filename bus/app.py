@@ -31,9 +31,15 @@ from bus.state import StateStore
 from bus.tenants import Gate, SourceBinding, Sources, Tenancy, TenantGuardSink
 from bus.validation.validator import Limits
 
-__all__ = ["Bus", "BusParts"]
+__all__ = ["Bus", "BusParts", "sources_of"]
 
 log = get_logger("renkei.bus")
+
+
+def sources_of(settings: Settings) -> Sources:
+    """The [sources] of `settings` as the gate checks them."""
+    return Sources(SourceBinding(s.id, frozenset(s.municipalities), s.token_sha256s, s.inbox, s.amqp_user)
+                   for s in settings.sources.values())
 
 
 @dataclass
@@ -60,9 +66,7 @@ class Bus:
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
-        self.gate = Gate(Sources(SourceBinding(s.id, frozenset(s.municipalities), s.token_sha256s, s.inbox, s.amqp_user)
-                                 for s in self.settings.sources.values()),
-                         recorder=self.recorder, state=self.state)
+        self.gate = Gate(sources_of(self.settings), recorder=self.recorder, state=self.state)
         self.intake = BusIntake(
             self.broker,
             self.catalog,
@@ -91,6 +95,11 @@ class Bus:
         await self.broker.connect()
         for queue in (INTAKE_QUEUE, *map(destination_queue, self.destinations)):
             await self.broker.declare(queue)
+
+    def reload_sources(self, settings: Settings) -> None:
+        """Take `settings`' [sources] (tokens, municipalities, broker users) from now on: the
+        next request is checked against them. Inboxes are watched as they were at start."""
+        self.gate.sources = sources_of(settings)
 
     async def start(self, parts: BusParts | None = None) -> None:
         parts = parts or BusParts()

@@ -20,6 +20,11 @@ answered), the directory source finishes its file, the consumers let their runni
 handlers finish and requeue what has not started, then the broker closes. Exit status 0.
 A configuration mistake exits 2 with one line saying what and where; a broker that cannot
 be reached at start exits 1.
+
+Reloading (SIGHUP): the config file is read again and its [sources] (tokens, municipalities,
+broker users) apply from the next request on, so a source's token is rotated without a
+restart (docs/tenants.md). A file that does not load changes nothing and says why; inboxes,
+routes, destinations and the rest change only with a restart.
 """
 
 from __future__ import annotations
@@ -112,11 +117,13 @@ class _Runner:
         self.only = only
         self.with_simulators = with_simulators
         self.stopping = asyncio.Event()
+        self.bus: Bus | None = None
 
     async def main(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_sources)
         async with contextlib.AsyncExitStack() as stack:
             try:
                 await self._start(stack)
@@ -126,7 +133,7 @@ class _Runner:
             except ConfigError as exc:
                 click.echo(f"renkei run: error: {exc}", err=True)
                 return CONFIG_ERROR
-            _say("ready (SIGINT or SIGTERM stops the bus)")
+            _say("ready (SIGINT or SIGTERM stops the bus; SIGHUP reloads [sources] and their tokens)")
             await self.stopping.wait()
             _say("stopping: no new messages; letting those in flight finish")
         _say("stopped")
@@ -138,9 +145,34 @@ class _Runner:
         log.info("signal received, stopping", signal=sig.name)
         self.stopping.set()
 
+    def _reload_sources(self) -> None:
+        """SIGHUP: read the config file again and take its [sources] (tokens, municipalities,
+        broker users) from the next request on; a token is rotated without a restart. A file
+        that does not load changes nothing. Inboxes and everything else are as at start."""
+        bus, path = self.bus, self.settings.source_file
+        if bus is None or self.stopping.is_set():
+            return
+        if path is None:
+            _say("reload: no --config file to read again; nothing changed")
+            return
+        try:
+            fresh = Settings.load(path)
+        except ConfigError as exc:
+            log.warning("sources not reloaded", error=str(exc))
+            _say(f"reload refused, the sources stay as they were: {exc}")
+            return
+        before, after = self.settings.sources, fresh.sources
+        restart = sorted(set(before) ^ set(after)) + sorted(
+            n for n in set(before) & set(after) if before[n].inbox != after[n].inbox)
+        bus.reload_sources(fresh)
+        tokens = sum(len(s.token_sha256s) for s in after.values())
+        log.info("sources reloaded", sources=len(after), tokens=tokens)
+        _say(f"reloaded [sources] from {path}: {_count(len(after), 'source')}, {_count(tokens, 'token')}"
+             + (f"; the inboxes of {', '.join(restart)} change only with a restart" if restart else ""))
+
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
-        bus = Bus(settings)  # loads the catalog and the routes: a ConfigError says file:line
+        bus = self.bus = Bus(settings)  # loads the catalog and the routes: a ConfigError says file:line
         simulators: list[EmbeddedServer] = []
         stack.push_async_callback(_stop_all, simulators)  # last: deliveries in flight reach them
         stack.push_async_callback(bus.stop)
@@ -242,6 +274,10 @@ class _Runner:
 
 async def _stop_all(servers: list[EmbeddedServer]) -> None:
     await asyncio.gather(*(server.stop() for server in servers))
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _say(text: str) -> None:
