@@ -67,7 +67,7 @@ from bus.brokers.amqp_frames import ack_frame, publish_frames
 from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 
-__all__ = ["ENVELOPE_HEADER", "KEY_HEADER", "AmqpBroker", "node_urls", "wire_headers"]
+__all__ = ["ENVELOPE_HEADER", "KEY_HEADER", "QUEUE_ARGUMENTS", "AmqpBroker", "node_urls", "reply_text", "wire_headers"]
 
 log = structlog.get_logger(__name__)
 KEY_HEADER = "x-renkei-key"
@@ -141,7 +141,7 @@ class AmqpBroker(Broker):
 
     async def declare(self, queue: str) -> None:
         with _mapped(f"declaring queue {queue!r}"):
-            async with self._admin_channel() as channel:
+            async with self.admin_channel() as channel:
                 if self.shards == 1:
                     await channel.declare_queue(queue, durable=True, arguments=QUEUE_ARGUMENTS)
                     return
@@ -161,7 +161,7 @@ class AmqpBroker(Broker):
             return "", queue
         if queue not in self._exchanges:  # publishing to a missing exchange would close the channel
             try:
-                async with self._admin_channel() as channel:
+                async with self.admin_channel() as channel:
                     await channel.get_exchange(queue, ensure=True)
             except aiormq.exceptions.ChannelNotFoundEntity as exc:
                 raise PublishNotConfirmed(f"queue {queue!r} was never declared: nothing published") from exc
@@ -231,21 +231,29 @@ class AmqpBroker(Broker):
         millis = max(1, round(delay * 1000))
         name = f"{queue}.delay.{millis}ms"
         if name not in self._delay_queues:
-            arguments = {
-                **QUEUE_ARGUMENTS,
-                "x-message-ttl": millis,
-                # back into the queue: the default exchange by name, or a sharded queue's exchange
-                # (which hashes the x-renkei-key header the message still carries)
-                "x-dead-letter-exchange": "" if self.shards == 1 else queue,
-                "x-dead-letter-routing-key": queue,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            }
+            arguments = self.delay_arguments(queue, millis)
             with _mapped(f"declaring delay queue {name!r}"):
-                async with self._admin_channel() as channel:
+                async with self.admin_channel() as channel:
                     await channel.declare_queue(name, durable=True, arguments=arguments)
             self._delay_queues.add(name)
         return name
+
+    def delay_arguments(self, queue: str, millis: int) -> dict[str, Any]:
+        """The arguments of the delay queue `<queue>.delay.<millis>ms`."""
+        return {
+            **QUEUE_ARGUMENTS,
+            "x-message-ttl": millis,
+            # back into the queue: the default exchange by name, or a sharded queue's exchange
+            # (which hashes the x-renkei-key header the message still carries)
+            "x-dead-letter-exchange": "" if self.shards == 1 else queue,
+            "x-dead-letter-routing-key": queue,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def physical_queues(self, queue: str) -> list[str]:
+        """The RabbitMQ queues of the logical `queue` (itself, or its shards)."""
+        return self._shard_names(queue)
 
     async def _publish(self, queue: str, message: OutgoingMessage) -> None:
         while (earlier := self._in_flight_ids.get(message.message_id)) is not None:
@@ -271,7 +279,7 @@ class AmqpBroker(Broker):
     async def stats(self, queue: str) -> QueueStats:
         ready = consumers = 0
         with _mapped(f"reading the stats of queue {queue!r}"):
-            async with self._admin_channel() as channel:
+            async with self.admin_channel() as channel:
                 for name in self._shard_names(queue):
                     result = (await channel.declare_queue(name, passive=True)).declaration_result
                     ready += result.message_count or 0
@@ -345,7 +353,7 @@ class AmqpBroker(Broker):
         return self._publisher
 
     @asynccontextmanager
-    async def _admin_channel(self) -> AsyncIterator[AbstractChannel]:
+    async def admin_channel(self, *, confirms: bool = False) -> AsyncIterator[AbstractChannel]:
         """A short-lived channel for declares: a failed one closes it, not the publisher.
 
         Closing it is best effort and never replaces what is already on its way out: aio-pika's
@@ -353,7 +361,7 @@ class AmqpBroker(Broker):
         that raises, so a cancellation (a process stopping) became a BrokerUnavailable, and a
         loop that retries on BrokerError never saw that it had been asked to stop (found by
         tests/faults: a worker that did not stop after the broker was killed -9)."""
-        channel = self._connected().channel(publisher_confirms=False)
+        channel = self._connected().channel(publisher_confirms=confirms, on_return_raises=confirms)
         await channel.initialize()
         try:
             yield channel
@@ -622,7 +630,8 @@ def _cancelling() -> bool:
 def _broker_error(doing: str, exc: Exception, *, publishing: bool) -> BrokerError | None:
     """Renkei's error for an aio-pika/aiormq one; None for an error that is not the broker's."""
     if isinstance(exc, aiormq.exceptions.PublishError):  # basic.return: no queue took it
-        return PublishNotConfirmed(f"{doing}: returned as unroutable ({_reply(exc)}); declare the queue first")
+        return PublishNotConfirmed(f"{doing}: returned as unroutable ({reply_text(exc, 'no route')}); "
+                                   "declare the queue first")
     if isinstance(exc, aiormq.exceptions.DeliveryError):  # basic.nack
         return PublishNotConfirmed(f"{doing}: the broker nacked it; publish again")
     if isinstance(exc, TimeoutError):
@@ -630,6 +639,9 @@ def _broker_error(doing: str, exc: Exception, *, publishing: bool) -> BrokerErro
             return PublishNotConfirmed(f"{doing}: not confirmed in time; publish again")
         return BrokerUnavailable(f"{doing}: timed out")
     if isinstance(exc, (aiormq.exceptions.ChannelNotFoundEntity, aiormq.exceptions.ChannelPreconditionFailed)):
+        if "inequivalent arg" in str(exc):  # made by an earlier renkei, or by hand
+            return BrokerError(f"{doing}: {exc}; the queue exists with other arguments: stop the bus and run "
+                               "`renkei queues migrate` (it keeps every message)")
         return BrokerError(f"{doing}: {exc}")
     if isinstance(exc, (aiormq.exceptions.AMQPConnectionError, aiormq.exceptions.ChannelInvalidStateError,
                         aiormq.exceptions.ChannelClosed, ConnectionError, OSError)):
@@ -642,7 +654,8 @@ def _broker_error(doing: str, exc: Exception, *, publishing: bool) -> BrokerErro
     return None
 
 
-def _reply(exc: aiormq.exceptions.PublishError) -> str:
+def reply_text(exc: Exception, default: str) -> str:
+    """What the broker said (the reply text of the frame an aiormq error carries)."""
     frame = getattr(exc, "frame", None)
     text = getattr(frame, "reply_text", None)
-    return str(text) if text else "no route"
+    return str(text) if text else default

@@ -1,0 +1,187 @@
+"""RabbitMQ queues declared by an earlier renkei with other arguments: found, and migrated.
+
+RabbitMQ never changes a queue's arguments: declaring one that exists with other arguments
+fails (PRECONDITION_FAILED, "inequivalent arg"), so a bus whose queues were made before every
+queue had `x-single-active-consumer` (or, one day, another argument) does not start on them.
+`renkei queues check` says which queues differ; `renkei queues migrate` rebuilds each with the
+arguments this renkei declares, keeping every message, in order:
+
+1. declare `<queue>.migrating` (a plain quorum queue) and move every message into it;
+2. delete the queue (only if empty and unused) and declare it again with the new arguments;
+3. move the messages back, delete `<queue>.migrating`; a sharded queue is bound to its
+   exchange again (deleting a queue deletes its bindings).
+
+A move takes a message, publishes a copy (body, headers, properties) with a publisher confirm,
+then acks the original: a crash in between leaves the message in both queues, which renkei's
+duplicate handling absorbs (at least once, never lost). Running `migrate` again resumes an
+interrupted migration: a `<queue>.migrating` that still holds messages is moved back first.
+The bus must be stopped: a queue with consumers is refused ("busy"), since a message moved
+out from under a consumer would overtake the ones it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aio_pika
+import aiormq.exceptions
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from bus.brokers.amqp import QUEUE_ARGUMENTS, AmqpBroker, reply_text
+from bus.errors import BrokerError
+
+__all__ = ["MIGRATING", "QueueState", "expected_arguments", "inspect_queue", "migrate_queue"]
+
+log = structlog.get_logger(__name__)
+
+MIGRATING = ".migrating"
+_HOLDING: dict[str, Any] = {"x-queue-type": "quorum"}
+_PREFETCH = 100
+_SETTLE_TRIES = 10
+_IDLE = 0.5  # seconds without a message before asking the queue whether it is empty
+_DELAY = re.compile(r"^(?P<queue>.+)\.delay\.(?P<millis>[0-9]+)ms$")
+_SHARD = re.compile(r"^(?P<queue>.+)\.shard[0-9]+$")
+#: headers a queue adds on the way out, which the copy must not carry into the new queue
+_QUEUE_HEADERS = ("x-delivery-count",)
+
+Status = Literal["ok", "missing", "differs", "interrupted", "busy", "migrated"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    name: str
+    status: Status
+    messages: int = 0  # ready in the queue (and in its <queue>.migrating, when interrupted)
+    consumers: int = 0
+    detail: str = ""
+
+    @property
+    def needs_migration(self) -> bool:
+        return self.status in ("differs", "interrupted")
+
+
+def expected_arguments(broker: AmqpBroker, name: str) -> dict[str, Any]:
+    """The arguments this renkei declares the RabbitMQ queue `name` with."""
+    delay = _DELAY.match(name)
+    if delay:
+        return broker.delay_arguments(delay["queue"], int(delay["millis"]))
+    return dict(QUEUE_ARGUMENTS)
+
+
+async def _passive(channel_of: Callable[[], Any], name: str) -> tuple[int, int] | None:
+    """(ready, consumers) of queue `name`, or None when there is none (a fresh channel each:
+    a failed declare closes its channel)."""
+    async with channel_of() as channel:
+        try:
+            result = (await channel.declare_queue(name, passive=True)).declaration_result
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return None
+    return result.message_count or 0, result.consumer_count or 0
+
+
+async def inspect_queue(broker: AmqpBroker, name: str) -> QueueState:
+    """Whether the queue `name` has the arguments this renkei declares it with; declares nothing."""
+    found = await _passive(broker.admin_channel, name)
+    held = await _passive(broker.admin_channel, name + MIGRATING)
+    if held is not None and held[0]:
+        ready = (found or (0, 0))[0] + held[0]
+        return QueueState(name, "interrupted", ready, (found or (0, 0))[1],
+                          f"{name}{MIGRATING} still holds {held[0]} messages: run `renkei queues migrate` again")
+    if found is None:
+        return QueueState(name, "missing", detail="the bus declares it when it starts")
+    ready, consumers = found
+    async with broker.admin_channel() as channel:  # same name, same arguments: a no-op when they match
+        try:
+            await channel.declare_queue(name, durable=True, arguments=expected_arguments(broker, name))
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            return QueueState(name, "differs", ready, consumers, reply_text(exc, str(exc)))
+    return QueueState(name, "ok", ready, consumers)
+
+
+async def migrate_queue(broker: AmqpBroker, name: str,
+                        progress: Callable[[str], None] | None = None) -> QueueState:
+    """Rebuild the queue `name` with this renkei's arguments, moving its messages through
+    `<name>.migrating` (see the module text); a queue that needs nothing is left alone."""
+    state = await inspect_queue(broker, name)
+    if not state.needs_migration:
+        return state
+    if state.consumers:
+        return QueueState(name, "busy", state.messages, state.consumers,
+                          f"{state.consumers} consumers: stop the bus (every `renkei run`) first")
+    say = progress or (lambda text: None)
+    holding = name + MIGRATING
+    async with broker.admin_channel() as channel:
+        await channel.declare_queue(holding, durable=True, arguments=_HOLDING)
+    if state.status == "differs":
+        moved = await _move(broker, name, holding)
+        say(f"{name}: {moved} messages moved to {holding}")
+        await _delete_empty(broker, name)
+    async with broker.admin_channel() as channel:
+        await channel.declare_queue(name, durable=True, arguments=expected_arguments(broker, name))
+    back = await _move(broker, holding, name)
+    await _delete_empty(broker, holding)
+    say(f"{name}: declared again with {_describe(expected_arguments(broker, name))}; {back} messages back")
+    shard = _SHARD.match(name)
+    if shard and broker.shards > 1:
+        await broker.declare(shard["queue"])  # its binding went with the old queue
+    log.info("queue migrated", queue=name, messages=back)
+    return QueueState(name, "migrated", back)
+
+
+async def _move(broker: AmqpBroker, source: str, target: str) -> int:
+    """Move every message of `source` to `target` in order: copy, confirm, ack, one at a time.
+    A consumer, not basic.get (which a single-active-consumer quorum queue refuses). Done when
+    none has come for `_IDLE` seconds and the queue says it is empty: a quorum queue applies
+    acks through its log, so right after one its count can still include it."""
+    moved = 0
+    async with broker.admin_channel(confirms=True) as channel:  # closed at the end: its consumer goes
+        await channel.set_qos(prefetch_count=_PREFETCH)
+        queue = await channel.get_queue(source, ensure=False)
+        arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        await queue.consume(arrived.put)
+        while True:
+            try:
+                message = await asyncio.wait_for(arrived.get(), _IDLE)
+            except TimeoutError:
+                ready = (await channel.declare_queue(source, passive=True)).declaration_result.message_count
+                if not ready and arrived.empty():
+                    return moved
+                continue
+            await channel.default_exchange.publish(_copy(message), routing_key=target, mandatory=True)
+            await message.ack()
+            moved += 1
+
+
+async def _delete_empty(broker: AmqpBroker, name: str) -> None:
+    """Delete the queue `name`, which must be empty and unused (quorum queues take neither
+    if-empty nor if-unused: the check is here, just before)."""
+    async with broker.admin_channel() as channel:
+        for _ in range(_SETTLE_TRIES):  # a consumer of the move, its channel just closed, may still count
+            result = (await channel.declare_queue(name, passive=True)).declaration_result
+            if not (result.message_count or result.consumer_count):
+                break
+            await asyncio.sleep(_IDLE)
+        else:
+            raise BrokerError(f"queue {name!r} is not empty ({result.message_count} messages, "
+                              f"{result.consumer_count} consumers) after the move: nothing deleted; is a bus running?")
+        await channel.queue_delete(name)
+
+
+def _copy(message: AbstractIncomingMessage) -> aio_pika.Message:
+    headers = {k: v for k, v in (message.headers or {}).items() if k not in _QUEUE_HEADERS}
+    return aio_pika.Message(
+        message.body, headers=headers, message_id=message.message_id, content_type=message.content_type,
+        content_encoding=message.content_encoding, correlation_id=message.correlation_id,
+        reply_to=message.reply_to, timestamp=message.timestamp, type=message.type, app_id=message.app_id,
+        priority=message.priority, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+def _describe(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(arguments.items()))
+
