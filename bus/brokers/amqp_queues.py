@@ -17,6 +17,12 @@ duplicate handling absorbs (at least once, never lost). Running `migrate` again 
 interrupted migration: a `<queue>.migrating` that still holds messages is moved back first.
 The bus must be stopped: a queue with consumers is refused ("busy"), since a message moved
 out from under a consumer would overtake the ones it holds.
+
+Messages are taken by basic.get. A queue that already has a single active consumer and
+differs in another argument refuses basic.get (RESOURCE_LOCKED); it is refused here with
+nothing moved (drain it with the bus instead). Moving by consumer was tried and dropped: a
+quorum queue went on counting the closed channel's consumer for over 30 s under load, so the
+delete that must follow could not tell a finished move from a running bus.
 """
 
 from __future__ import annotations
@@ -41,9 +47,8 @@ log = structlog.get_logger(__name__)
 
 MIGRATING = ".migrating"
 _HOLDING: dict[str, Any] = {"x-queue-type": "quorum"}
-_PREFETCH = 100
 _SETTLE_TRIES = 10
-_IDLE = 0.5  # seconds without a message before asking the queue whether it is empty
+_IDLE = 0.5  # seconds between two looks at a queue about to be deleted
 _DELAY = re.compile(r"^(?P<queue>.+)\.delay\.(?P<millis>[0-9]+)ms$")
 _SHARD = re.compile(r"^(?P<queue>.+)\.shard[0-9]+$")
 #: headers a queue adds on the way out, which the copy must not carry into the new queue
@@ -95,12 +100,21 @@ async def inspect_queue(broker: AmqpBroker, name: str) -> QueueState:
     if found is None:
         return QueueState(name, "missing", detail="the bus declares it when it starts")
     ready, consumers = found
-    async with broker.admin_channel() as channel:  # same name, same arguments: a no-op when they match
+    differs = await _differs(broker, name)
+    if differs:
+        return QueueState(name, "differs", ready, consumers, differs)
+    return QueueState(name, "ok", ready, consumers)
+
+
+async def _differs(broker: AmqpBroker, name: str) -> str | None:
+    """What RabbitMQ says is different about the existing queue `name`, or None when it has
+    this renkei's arguments (declaring a queue again with the same ones changes nothing)."""
+    async with broker.admin_channel() as channel:
         try:
             await channel.declare_queue(name, durable=True, arguments=expected_arguments(broker, name))
         except aiormq.exceptions.ChannelPreconditionFailed as exc:
-            return QueueState(name, "differs", ready, consumers, reply_text(exc, str(exc)))
-    return QueueState(name, "ok", ready, consumers)
+            return reply_text(exc, str(exc))
+    return None
 
 
 async def migrate_queue(broker: AmqpBroker, name: str,
@@ -117,8 +131,15 @@ async def migrate_queue(broker: AmqpBroker, name: str,
     holding = name + MIGRATING
     async with broker.admin_channel() as channel:
         await channel.declare_queue(holding, durable=True, arguments=_HOLDING)
-    if state.status == "differs":
-        moved = await _move(broker, name, holding)
+    # the old queue, if it is still there (a first run, or one interrupted during the first move:
+    # what it still holds comes after what <name>.migrating already has)
+    if await _passive(broker.admin_channel, name) is not None and await _differs(broker, name):
+        try:
+            moved = await _move(broker, name, holding)
+        except BrokerError:
+            if state.status == "differs":  # a first run: the holding queue is empty, remove it
+                await _delete_empty(broker, holding)
+            raise
         say(f"{name}: {moved} messages moved to {holding}")
         await _delete_empty(broker, name)
     async with broker.admin_channel() as channel:
@@ -134,27 +155,23 @@ async def migrate_queue(broker: AmqpBroker, name: str,
 
 
 async def _move(broker: AmqpBroker, source: str, target: str) -> int:
-    """Move every message of `source` to `target` in order: copy, confirm, ack, one at a time.
-    A consumer, not basic.get (which a single-active-consumer quorum queue refuses). Done when
-    none has come for `_IDLE` seconds and the queue says it is empty: a quorum queue applies
-    acks through its log, so right after one its count can still include it."""
+    """Move every message of `source` to `target` in order: copy, confirm, ack, one at a time,
+    by basic.get (no consumer: a quorum queue may go on counting a closed channel's consumer,
+    sometimes for longer than 30 s, and the delete that follows waits for none)."""
     moved = 0
-    async with broker.admin_channel(confirms=True) as channel:  # closed at the end: its consumer goes
-        await channel.set_qos(prefetch_count=_PREFETCH)
+    async with broker.admin_channel(confirms=True) as channel:
         queue = await channel.get_queue(source, ensure=False)
-        arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        await queue.consume(arrived.put)
-        while True:
-            try:
-                message = await asyncio.wait_for(arrived.get(), _IDLE)
-            except TimeoutError:
-                ready = (await channel.declare_queue(source, passive=True)).declaration_result.message_count
-                if not ready and arrived.empty():
-                    return moved
-                continue
-            await channel.default_exchange.publish(_copy(message), routing_key=target, mandatory=True)
-            await message.ack()
-            moved += 1
+        try:
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                await channel.default_exchange.publish(_copy(message), routing_key=target, mandatory=True)
+                await message.ack()
+                moved += 1
+        except aiormq.exceptions.ChannelLockedResource as exc:  # refused before any message was taken
+            raise BrokerError(
+                f"queue {source!r} has a single active consumer and differs in another argument: RabbitMQ "
+                f"refuses basic.get on it ({reply_text(exc, 'RESOURCE_LOCKED')}), so it is not migrated here. "
+                f"Nothing was moved; drain it with the bus, then delete it and let the bus declare it") from exc
+    return moved
 
 
 async def _delete_empty(broker: AmqpBroker, name: str) -> None:

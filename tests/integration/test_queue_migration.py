@@ -109,6 +109,21 @@ def test_an_old_queue_is_found_migrated_with_every_message_in_order(tmp_path: Pa
     asyncio.run(_delete(url, ZEI))
 
 
+def test_a_single_active_consumer_queue_with_another_argument_is_refused_with_nothing_moved(
+        tmp_path: Path, amqp_vhost_url: str) -> None:
+    """One day an argument other than x-single-active-consumer may change: such a queue refuses
+    basic.get, so it is refused with a clear error, every message still where it was."""
+    url, queue = amqp_vhost_url, "renkei.dest.nenkin"
+    asyncio.run(_fill(url, queue, 30, arguments={**QUEUE_ARGUMENTS, "x-max-length": 100000}))
+    config = _config(tmp_path, url)
+    assert "inequivalent arg 'x-max-length'" in _queues(config, "check", queue).output
+    result = _queues(config, "migrate", queue)
+    assert result.exit_code == 1 and "refuses basic.get" in result.output and "Nothing was moved" in result.output
+    assert not asyncio.run(_exists(url, queue + ".migrating"))
+    assert [m.message_id for m in asyncio.run(_drain(url, queue, 30))] == [f"m-{i}" for i in range(30)]
+    asyncio.run(_delete(url, queue))
+
+
 def test_a_queue_with_a_consumer_is_refused_and_left_alone(tmp_path: Path, amqp_vhost_url: str) -> None:
     url = amqp_vhost_url
     asyncio.run(_fill(url, KOKUHO, 5))
@@ -154,6 +169,31 @@ def test_an_interrupted_migration_resumes(tmp_path: Path, amqp_vhost_url: str) -
 
     asyncio.run(arguments_match())
     assert [m.message_id for m in asyncio.run(_drain(url, queue, 12))] == [f"m-{i}" for i in range(12)]
+    asyncio.run(_delete(url, queue))
+
+
+def test_a_migration_interrupted_during_its_first_move_keeps_the_order(tmp_path: Path, amqp_vhost_url: str) -> None:
+    """The first 3 messages already in <queue>.migrating, the other 5 still in the old queue:
+    the rest follows them, and the rebuilt queue holds all 8 in their order."""
+    url = amqp_vhost_url
+    queue = "renkei.dest.koki"
+
+    async def half_moved() -> None:
+        async with await aio_pika.connect(url) as connection:
+            channel = await connection.channel()
+            await channel.declare_queue(queue + ".migrating", durable=True, arguments=OLD_ARGUMENTS)
+            await channel.declare_queue(queue, durable=True, arguments=OLD_ARGUMENTS)
+            for i in range(8):
+                await channel.default_exchange.publish(aio_pika.Message(f"body {i}".encode(), message_id=f"m-{i}"),
+                                                       routing_key=queue + ".migrating" if i < 3 else queue)
+
+    asyncio.run(half_moved())
+    config = _config(tmp_path, url)
+    assert "interrupted (8 messages)" in _queues(config, "check", queue).output
+    result = _queues(config, "migrate", queue)
+    assert result.exit_code == 0 and f"{queue}: migrated (8 messages)" in result.output, result.output
+    assert _queues(config, "check", queue).exit_code == 0
+    assert [m.message_id for m in asyncio.run(_drain(url, queue, 8))] == [f"m-{i}" for i in range(8)]
     asyncio.run(_delete(url, queue))
 
 
