@@ -53,7 +53,7 @@ class ValidationFailed(RenkeiError):
     """A message failed validation; `issues` lists every problem found.
 
     `municipality` is the 地方公共団体コード the message names, when it could still be read
-    (the message parsed, and the code has its six digits): the intake checks it against the
+    (the message parsed, and the code has six digits and a valid check digit): the intake checks it against the
     source before it keeps an invalid message, so another municipality's data is refused
     (403, not kept) whether or not it is valid."""
 

@@ -78,10 +78,10 @@ def expected_arguments(broker: AmqpBroker, name: str) -> dict[str, Any]:
     return dict(QUEUE_ARGUMENTS)
 
 
-async def _passive(channel_of: Callable[[], Any], name: str) -> tuple[int, int] | None:
+async def _passive(broker: AmqpBroker, name: str) -> tuple[int, int] | None:
     """(ready, consumers) of queue `name`, or None when there is none (a fresh channel each:
     a failed declare closes its channel)."""
-    async with channel_of() as channel:
+    async with broker.admin_channel() as channel:
         try:
             result = (await channel.declare_queue(name, passive=True)).declaration_result
         except aiormq.exceptions.ChannelNotFoundEntity:
@@ -91,8 +91,8 @@ async def _passive(channel_of: Callable[[], Any], name: str) -> tuple[int, int] 
 
 async def inspect_queue(broker: AmqpBroker, name: str) -> QueueState:
     """Whether the queue `name` has the arguments this renkei declares it with; declares nothing."""
-    found = await _passive(broker.admin_channel, name)
-    held = await _passive(broker.admin_channel, name + MIGRATING)
+    found = await _passive(broker, name)
+    held = await _passive(broker, name + MIGRATING)
     if held is not None and held[0]:
         ready = (found or (0, 0))[0] + held[0]
         return QueueState(name, "interrupted", ready, (found or (0, 0))[1],
@@ -133,7 +133,7 @@ async def migrate_queue(broker: AmqpBroker, name: str,
         await channel.declare_queue(holding, durable=True, arguments=_HOLDING)
     # the old queue, if it is still there (a first run, or one interrupted during the first move:
     # what it still holds comes after what <name>.migrating already has)
-    if await _passive(broker.admin_channel, name) is not None and await _differs(broker, name):
+    if await _passive(broker, name) is not None and await _differs(broker, name):
         try:
             moved = await _move(broker, name, holding)
         except BrokerError:
