@@ -187,7 +187,8 @@ class Settings:
         base = path.resolve().parent if path is not None else Path.cwd()
         at = _Where(path, text)
         _no_unknown(data, at(), "the top level",
-                    ("bus", "intake", "logging", "audit", "retry", "destinations", "sources"))
+                    ("bus", "intake", "logging", "audit", "retry", "destinations", "sources",
+                     "console"))  # [console]: read by bus.console.config
         bus = _bus(_table(data, "bus", at), env, base, at)
         retry = RetryPolicy().merged(_table(data, "retry", at), lambda key: at("retry", key))
         intake = _intake(_table(data, "intake", at), env, base, at)
