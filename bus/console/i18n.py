@@ -103,6 +103,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dead.masked": ("個人情報はマスクされています。", "Personal data is masked."),
     "dead.unmasked": ("マスクなしで表示しています（この閲覧は監査証跡に記録されました）。",
                       "Shown unmasked (this view was recorded in the audit trail)."),
+    "dead.record": ("メッセージの内容", "The message"),
     "dead.life": ("このメッセージの経過", "This message's life"),
     "search.title": ("メッセージ検索", "Message search"),
     "search.by_id": ("メッセージIDで検索", "By message id"),
