@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from adapters.simulators.cluster import EmbeddedServer
+from adapters.server import EmbeddedServer
 from bus.brokers.base import Broker
 from bus.console.accounts import Account, Accounts
 from bus.console.alerts import Alerts, webhook_sender

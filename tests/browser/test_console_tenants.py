@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from console_support import WIDE, log_in, shoot, until
 
-from adapters.base import FunctionSink, Outbound, Receipt
 from bus.app import Bus
 from bus.audit.log import AuditLog
 from bus.catalog import Catalog
 from bus.console import Accounts, Console, console_options
 from bus.errors import PermanentError
 from bus.masking import Pseudonymizer
+from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import Settings
 from bus.synthetic.samples import sample_records
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters.simulators.cluster import EmbeddedServer
+from adapters.server import EmbeddedServer
 from bus.console.alerts import Alerts, Condition, webhook_sender
 
 ZEI = Condition("destination:zei", "destination zei: 3 dead letters", (("reason.dead", {"n": 3}),))
