@@ -200,6 +200,7 @@ def trail(resident: str, municipality: str | None, since: str | None, as_csv: bo
 def export_command(municipality: str, out_path: Path | None, config: Path | None, store: str | None) -> None:
     """One municipality's records, with the chain around them, for its auditor (JSON Lines)."""
     from bus.audit.export import export_municipality
+    from bus.cli.progress import counting_lines, progress
 
     if not (municipality.isascii() and municipality.isdigit() and len(municipality) == 6):
         raise click.BadParameter("must be a 6-digit 地方公共団体コード", param_hint="--municipality")
@@ -209,8 +210,8 @@ def export_command(municipality: str, out_path: Path | None, config: Path | None
             summary = export_municipality(log.store, municipality, sys.stdout)
         else:
             tmp = out_path.with_name(out_path.name + ".part")
-            with tmp.open("w", encoding="utf-8") as out:
-                summary = export_municipality(log.store, municipality, out)
+            with tmp.open("w", encoding="utf-8") as out, progress("exporting lines") as advance:
+                summary = export_municipality(log.store, municipality, counting_lines(out, advance))
             tmp.replace(out_path)
     finally:
         log.close()
