@@ -13,7 +13,7 @@ import io
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -22,10 +22,7 @@ from bus.console.accounts import Account
 from bus.console.data import EventType, RenkeiError, scrub
 from bus.console.health import svg_chart
 from bus.console.metrics import CONTENT_TYPE
-from bus.console.web import SESSION_COOKIE, redirect
-
-if TYPE_CHECKING:
-    from bus.console.web import Console, Job
+from bus.console.parts import SESSION_COOKIE, ConsoleLike, Job, redirect
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -35,7 +32,7 @@ _MESSAGE_ID = re.compile(r"[\w.:\-]{1,128}")
 # -- login -----------------------------------------------------------------------------------
 
 
-async def login_page(console: Console, request: Request) -> Response:
+async def login_page(console: ConsoleLike, request: Request) -> Response:
     if console.account(request) is not None:
         return redirect("/")
     session = console.session(request) or console.sessions.new()
@@ -44,7 +41,7 @@ async def login_page(console: Console, request: Request) -> Response:
     return response
 
 
-async def login(console: Console, request: Request) -> Response:
+async def login(console: ConsoleLike, request: Request) -> Response:
     form = await request.form()
     session = console.session(request)
     if session is None or not session.csrf_ok(_text(form.get("csrf"))):
@@ -74,7 +71,7 @@ async def login(console: Console, request: Request) -> Response:
     return response
 
 
-async def logout(console: Console, request: Request) -> Response:
+async def logout(console: ConsoleLike, request: Request) -> Response:
     form = await request.form()
     session = console.session(request)
     if session is not None and session.csrf_ok(_text(form.get("csrf"))):
@@ -87,7 +84,7 @@ async def logout(console: Console, request: Request) -> Response:
 # -- overview ----------------------------------------------------------------------------------
 
 
-async def overview(console: Console, request: Request) -> Response:
+async def overview(console: ConsoleLike, request: Request) -> Response:
     account = console.account(request)
     if account is None:
         return redirect("/login")
@@ -124,7 +121,7 @@ def _since(age: str) -> float | None:
     return time.time() - float(match.group(1)) * _SECONDS[match.group(2)] if match else None
 
 
-def _letters(console: Console, account: Account, f: dict[str, str]) -> list[Any]:
+def _letters(console: ConsoleLike, account: Account, f: dict[str, str]) -> list[Any]:
     if f["municipality"] and account.scope is not None and f["municipality"] not in account.scope:
         return []
     return console.data.dead_letters(account.scope, destination=f["destination"] or None,
@@ -132,7 +129,7 @@ def _letters(console: Console, account: Account, f: dict[str, str]) -> list[Any]
                                      since=_since(f["age"]))
 
 
-async def dead_list(console: Console, request: Request) -> Response:
+async def dead_list(console: ConsoleLike, request: Request) -> Response:
     account = console.account(request)
     if account is None:
         return redirect("/login")
@@ -145,7 +142,7 @@ async def dead_list(console: Console, request: Request) -> Response:
                           when=_when, scrub=console_scrub)
 
 
-async def dead_show(console: Console, request: Request) -> Response:
+async def dead_show(console: ConsoleLike, request: Request) -> Response:
     account = console.account(request)
     if account is None:
         return redirect("/login")
@@ -168,14 +165,11 @@ async def dead_show(console: Console, request: Request) -> Response:
                           record=record, life=life, when=_when, scrub=console_scrub)
 
 
-async def dead_resolve(console: Console, request: Request) -> Response:
-    account = console.account(request)
-    if account is None:
-        return redirect("/login")
-    form = await request.form()
-    session = console.session(request)
-    if session is None or not session.csrf_ok(_text(form.get("csrf"))):
-        return _csrf_refused(console, request)
+async def dead_resolve(console: ConsoleLike, request: Request) -> Response:
+    posted = await _posted(console, request)
+    if isinstance(posted, Response):
+        return posted
+    account, form = posted
     action = _text(form.get("action"))
     if action not in ("replay", "discard") or not account.may(action):
         return console.render(request, "message.html", status_code=403, text="error.forbidden")
@@ -206,7 +200,7 @@ async def dead_resolve(console: Console, request: Request) -> Response:
     return redirect(f"/jobs/{job.id}")
 
 
-async def job_page(console: Console, request: Request) -> Response:
+async def job_page(console: ConsoleLike, request: Request) -> Response:
     account = console.account(request)
     if account is None:
         return redirect("/login")
@@ -219,7 +213,7 @@ async def job_page(console: Console, request: Request) -> Response:
 # -- search, audit, alerts ---------------------------------------------------------------------------
 
 
-async def search(console: Console, request: Request) -> Response:
+async def search(console: ConsoleLike, request: Request) -> Response:
     account = console.account(request)
     if account is None:
         return redirect("/login")
@@ -237,14 +231,11 @@ async def search(console: Console, request: Request) -> Response:
                           trail=trail, searched=searched, error=error)
 
 
-async def search_resident(console: Console, request: Request) -> Response:
-    account = console.account(request)
-    if account is None:
-        return redirect("/login")
-    form = await request.form()
-    session = console.session(request)
-    if session is None or not session.csrf_ok(_text(form.get("csrf"))):
-        return _csrf_refused(console, request)
+async def search_resident(console: ConsoleLike, request: Request) -> Response:
+    posted = await _posted(console, request)
+    if isinstance(posted, Response):
+        return posted
+    account, form = posted
     number = (_text(form.get("address_number")) or "").strip()
     if not (number.isascii() and number.isdigit() and 1 <= len(number) <= 15):
         return console.render(request, "search.html", status_code=400, account=account, message_id="", life=[],
@@ -255,7 +246,7 @@ async def search_resident(console: Console, request: Request) -> Response:
                           searched=True, error=None)
 
 
-async def audit_page(console: Console, request: Request) -> Response:
+async def audit_page(console: ConsoleLike, request: Request) -> Response:
     account = console.account(request)
     if account is None:
         return redirect("/login")
@@ -266,27 +257,21 @@ async def audit_page(console: Console, request: Request) -> Response:
                           municipalities=municipalities)
 
 
-async def audit_verify(console: Console, request: Request) -> Response:
-    account = console.account(request)
-    if account is None:
-        return redirect("/login")
-    form = await request.form()
-    session = console.session(request)
-    if session is None or not session.csrf_ok(_text(form.get("csrf"))):
-        return _csrf_refused(console, request)
+async def audit_verify(console: ConsoleLike, request: Request) -> Response:
+    posted = await _posted(console, request)
+    if isinstance(posted, Response):
+        return posted
+    _account, _form = posted
     console.monitor.verify_soon()
     await console.monitor.look()
     return redirect("/audit")
 
 
-async def audit_export(console: Console, request: Request) -> Response:
-    account = console.account(request)
-    if account is None:
-        return redirect("/login")
-    form = await request.form()
-    session = console.session(request)
-    if session is None or not session.csrf_ok(_text(form.get("csrf"))):
-        return _csrf_refused(console, request)
+async def audit_export(console: ConsoleLike, request: Request) -> Response:
+    posted = await _posted(console, request)
+    if isinstance(posted, Response):
+        return posted
+    account, form = posted
     municipality = (_text(form.get("municipality")) or "").strip()
     allowed = account.scope is None or municipality in account.scope
     if not account.may("export") or not allowed or not (len(municipality) == 6 and municipality.isdigit()):
@@ -298,7 +283,7 @@ async def audit_export(console: Console, request: Request) -> Response:
         "Cache-Control": "no-store"})
 
 
-async def alerts_page(console: Console, request: Request) -> Response:
+async def alerts_page(console: ConsoleLike, request: Request) -> Response:
     account = console.account(request)
     if account is None:
         return redirect("/login")
@@ -308,14 +293,11 @@ async def alerts_page(console: Console, request: Request) -> Response:
                           refresh=10)
 
 
-async def demo_action(console: Console, request: Request) -> Response:
-    account = console.account(request)
-    if account is None:
-        return redirect("/login")
-    form = await request.form()
-    session = console.session(request)
-    if session is None or not session.csrf_ok(_text(form.get("csrf"))):
-        return _csrf_refused(console, request)
+async def demo_action(console: ConsoleLike, request: Request) -> Response:
+    posted = await _posted(console, request)
+    if isinstance(posted, Response):
+        return posted
+    account, _form = posted
     demo = console.demo
     system, action = request.path_params["system"], request.path_params["action"]
     if demo is None or not account.may("demo"):
@@ -333,15 +315,15 @@ async def demo_action(console: Console, request: Request) -> Response:
 # -- metrics and health --------------------------------------------------------------------------------
 
 
-async def metrics(console: Console, request: Request) -> Response:
+async def metrics(console: ConsoleLike, request: Request) -> Response:
     return Response(console.monitor.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-async def healthz(console: Console, request: Request) -> Response:
+async def healthz(console: ConsoleLike, request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
-async def readyz(console: Console, request: Request) -> Response:
+async def readyz(console: ConsoleLike, request: Request) -> Response:
     checks: dict[str, str] = {}
     try:
         report = await asyncio.wait_for(console.data.status(), timeout=10)
@@ -362,7 +344,19 @@ async def readyz(console: Console, request: Request) -> Response:
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
-def _csrf_refused(console: Console, request: Request) -> Response:
+async def _posted(console: ConsoleLike, request: Request) -> tuple[Account, Any] | Response:
+    """The account and form of a POST with the session's CSRF token; else the answer to give."""
+    account = console.account(request)
+    if account is None:
+        return redirect("/login")
+    form = await request.form()
+    session = console.session(request)
+    if session is None or not session.csrf_ok(_text(form.get("csrf"))):
+        return _csrf_refused(console, request)
+    return account, form
+
+
+def _csrf_refused(console: ConsoleLike, request: Request) -> Response:
     return console.render(request, "message.html", status_code=403, text="error.csrf")
 
 

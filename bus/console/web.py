@@ -14,59 +14,34 @@ need is served from here (no CDN). Besides the pages: `/metrics` (Prometheus), `
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from adapters.server import EmbeddedServer
 from bus.brokers.base import Broker
+from bus.console import pages
 from bus.console.accounts import Account, Accounts
 from bus.console.alerts import Alerts, webhook_sender
 from bus.console.config import ConsoleOptions
 from bus.console.data import BusData
 from bus.console.i18n import LANGUAGES, t
 from bus.console.monitor import Monitor
+from bus.console.parts import LANG_COOKIE, SESSION_COOKIE, DemoControls, Job, language
 from bus.console.sessions import LoginThrottle, Session, Sessions
 from bus.settings import Settings
 
-__all__ = ["Console", "DemoControls", "Job"]
+__all__ = ["Console", "DemoControls", "Job"]  # the last two: from bus.console.parts
 
 HERE = Path(__file__).parent
-SESSION_COOKIE = "renkei_session"
-LANG_COOKIE = "renkei_lang"
-
-
-class DemoControls(Protocol):
-    """What `renkei demo --console` lets an operator do from the console."""
-
-    def systems(self) -> dict[str, bool]: ...  # system → running
-    async def take_down(self, system: str) -> None: ...
-    async def bring_up(self, system: str) -> None: ...
-    async def send(self, changes: int) -> None: ...
-
-
-@dataclass(slots=True)
-class Job:
-    """A replay or discard of many letters, running while its page shows the progress."""
-
-    id: str
-    what: str  # replay | discard
-    total: int
-    owner: str
-    done: int = 0
-    finished: bool = False
-    error: str | None = None
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class Console:
@@ -155,11 +130,6 @@ class Console:
         return job
 
 
-def language(request: Request) -> str:
-    asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
-    return asked if asked in LANGUAGES else "ja"
-
-
 def _scope_text(lang: str, account: Account | None) -> str:
     if account is None:
         return ""
@@ -167,8 +137,6 @@ def _scope_text(lang: str, account: Account | None) -> str:
 
 
 def _build_app(console: Console) -> Starlette:
-    from bus.console import pages
-
     def bind(handler: Callable[[Console, Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             response = await handler(console, request)
@@ -201,6 +169,3 @@ def _build_app(console: Console) -> Starlette:
     ]
     return Starlette(routes=routes)
 
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
