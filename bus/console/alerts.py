@@ -93,7 +93,8 @@ class Alerts:
             alert = self._open.get(key)
             if alert is not None:
                 self._clearing.pop(key, None)
-                alert.summary, alert.reasons = c.summary, c.reasons
+                merged = dict(alert.reasons) | dict(c.reasons)  # what it ever was while open, latest figures
+                alert.summary, alert.reasons = c.summary, tuple(merged.items())
                 continue
             first = self._pending.setdefault(key, now)
             if now - first >= self.quiet_period:

@@ -91,3 +91,12 @@ async def test_a_webhook_that_is_down_does_not_stop_the_alerts() -> None:
     alerts = Alerts(webhook_sender(url, timeout=2), quiet_period=0)
     assert await alerts.evaluate([ZEI], now=1) is not None
     assert [a.key for a in alerts.open] == ["destination:zei"]
+
+
+async def test_an_open_alert_keeps_every_reason_it_had_with_the_latest_figures() -> None:
+    alerts = Alerts(None, quiet_period=0)
+    await alerts.evaluate([Condition("destination:zei", "down", (("reason.down", {"seconds": 9}),))], now=1)
+    await alerts.evaluate([Condition("destination:zei", "dead", (("reason.dead", {"n": 4}),
+                                                                   ("reason.down", {"seconds": 20})))], now=2)
+    await alerts.evaluate([Condition("destination:zei", "down", (("reason.down", {"seconds": 30}),))], now=3)
+    assert dict(alerts.open[0].reasons) == {"reason.down": {"seconds": 30}, "reason.dead": {"n": 4}}
