@@ -42,9 +42,12 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
     return config
 
 
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    settings = Settings.load(_config(tmp_path), env={"RENKEI_PSEUDONYM_KEY": PSEUDONYM_KEY})
+@pytest.fixture(params=["embedded", pytest.param("amqp", marks=pytest.mark.amqp)])
+async def running(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
+    env = {"RENKEI_PSEUDONYM_KEY": PSEUDONYM_KEY}
+    if request.param == "amqp":
+        env["RENKEI_BROKER_URL"] = str(request.getfixturevalue("amqp_vhost_url"))
+    settings = Settings.load(_config(tmp_path), env=env)
     options = console_options(settings, env={})
     assert options.users_file is not None
     Accounts(options.users_file).add("sato", PASSWORD, role="operator", municipalities=["131016"])
