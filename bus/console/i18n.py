@@ -35,6 +35,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "overview.destinations": ("送信先", "Destinations"),
     "overview.sources": ("送信元", "Sources"),
     "overview.chart": ("直近の処理量（件/秒、線）と滞留（面）", "Recent rate (per second, line) and backlog (area)"),
+    "overview.chart_max": ("最大 {rate} 件/秒・滞留 最大 {backlog} 件", "max {rate}/s, backlog max {backlog}"),
     "overview.no_history": ("グラフはまだありません（数回の観測後に表示されます）。",
                             "No chart yet (it appears after a few samples)."),
     "overview.refreshed": ("{at} 時点", "as of {at}"),

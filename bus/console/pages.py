@@ -102,8 +102,11 @@ async def overview(console: ConsoleLike, request: Request) -> Response:
         sources = [s for s in report.sources if account.sees(console.data.source_municipalities(s.name))]
     rates, backlog = monitor.history.series([r["d"].name for r in rows])
     alerts = [a for a in console.alerts.open if _sees_alert(account, a.municipalities)]
+    caption = {"start": _clock(min(t for t, _ in backlog)), "end": _clock(max(t for t, _ in backlog)),
+               "rate": max((v for _, v in rates), default=0.0), "backlog": int(max(v for _, v in backlog))} \
+        if backlog else None
     return console.render(request, "overview.html", account=account, report=report, rows=rows, sources=sources,
-                          chart=svg_chart(rates, backlog), alerts=alerts, refresh=10,
+                          chart=svg_chart(rates, backlog), caption=caption, alerts=alerts, refresh=10,
                           at=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.at)) if report else "",
                           systems=console.demo.systems() if console.demo else {})
 
@@ -366,6 +369,10 @@ def _sees_alert(account: Account, municipalities: frozenset[str] | None) -> bool
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M", time.localtime(epoch))
 
 
 def _when(epoch: float | None) -> str:
