@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import structlog
 
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.sqlite import enable_wal
 
 __all__ = [
     "Process", "Worker", "heartbeat", "insert", "is_declared", "lease", "mapped", "reclaim", "register",
@@ -246,7 +247,7 @@ class Worker:
     def __init__(self, path: Path) -> None:
         self._jobs: queue_module.SimpleQueue[_Job | None] = queue_module.SimpleQueue()
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA cache_size=-32000")  # KiB: the hot pages of big queues
         self._conn.execute("PRAGMA journal_size_limit=67108864")  # a burst's WAL shrinks back
