@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import structlog
 
 from bus.brokers import embedded_store as store
-from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueStats
+from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 
 __all__ = ["EmbeddedBroker"]
@@ -148,6 +148,20 @@ class EmbeddedBroker(Broker):
     async def stats(self, queue: str) -> QueueStats:
         ready, in_flight, consumers = await self._run(lambda c: store.stats(c, queue))
         return QueueStats(queue, ready, in_flight, consumers)
+
+    async def describe(self, queues: Sequence[str]) -> BrokerDescription:
+        """From the broker file opened read-only (connected or not: status reads the file of
+        a bus running elsewhere); a missing file is not created."""
+        try:
+            found = await asyncio.to_thread(store.snapshot, self.path, queues)
+        except FileNotFoundError:
+            problem = f"no broker file at {self.path}: no bus has run with this state directory"
+        except sqlite3.Error as exc:
+            problem = f"cannot read the broker file {self.path}: {type(exc).__name__}: {exc}"
+        else:
+            return BrokerDescription(self.name, str(self.path), True, found)
+        return BrokerDescription(self.name, str(self.path), False,
+                                 {q: QueueDescription.unknown(q) for q in queues}, problem)
 
     async def _start_consumer(
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int

@@ -10,7 +10,7 @@ import queue as queue_module
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +18,12 @@ from typing import Any, TypeVar
 
 import structlog
 
+from bus.brokers.base import QueueDescription
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 
 __all__ = [
     "Process", "Worker", "heartbeat", "insert", "is_declared", "lease", "mapped", "reclaim", "register",
-    "release", "settle_rows", "stats", "unregister",
+    "release", "settle_rows", "snapshot", "stats", "unregister",
 ]
 
 log = structlog.get_logger(__name__)
@@ -131,6 +132,49 @@ def stats(c: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
     counts = dict(c.execute("SELECT state, count(*) FROM messages WHERE queue=? GROUP BY state", (queue,)))
     consumers = c.execute("SELECT count(*) FROM consumers WHERE queue=?", (queue,)).fetchone()[0]
     return counts.get(WAITING, 0) + counts.get(READY, 0), counts.get(LEASED, 0), int(consumers)
+
+
+def snapshot(path: Path, queues: Sequence[str]) -> dict[str, QueueDescription]:
+    """`queues` in the broker file at `path`, read-only and in one read transaction (a reader
+    never blocks the bus's writer): ready (waiting and ready rows), delayed (not yet visible),
+    in flight (leased), consumers (of owners whose heartbeat is fresh and whose process is
+    alive). Raises FileNotFoundError for a missing file, sqlite3.Error for an unreadable one."""
+    if not path.exists():
+        raise FileNotFoundError(path)
+    here = Process.current()
+    now = time.time()
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        db.execute("PRAGMA query_only=1")
+        db.execute("BEGIN")  # one snapshot for every figure
+        declared = {row[0] for row in db.execute("SELECT name FROM queues")}
+        columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+        late = "visible_at > ?" if "visible_at" in columns else "0 AND ?"  # files before delays: none
+        counts: dict[tuple[str, int, bool], int] = {
+            (q, s, bool(d)): n for q, s, d, n in db.execute(
+                f"SELECT queue, state, {late}, count(*) FROM messages GROUP BY 1, 2, 3", (now,))  # noqa: S608
+        }
+        owners = db.execute("SELECT owner, pid, pid_ns, started, heartbeat, lease_timeout FROM owners").fetchall()
+        live = {o for o, pid, ns, started, beat, timeout in owners
+                if beat >= now - timeout and Process(pid, ns, started).alive(here)}
+        consumers: dict[str, int] = {}
+        for owner, queue in db.execute("SELECT owner, queue FROM consumers"):
+            if owner in live:
+                consumers[queue] = consumers.get(queue, 0) + 1
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    result = {}
+    for q in queues:
+        mine = [(state, delayed, n) for (queue, state, delayed), n in counts.items() if queue == q]
+        result[q] = QueueDescription(
+            q, declared=q in declared,
+            ready=sum(n for state, delayed, n in mine if state != LEASED and not delayed),
+            delayed=sum(n for state, delayed, n in mine if state != LEASED and delayed),
+            in_flight=sum(n for state, _, n in mine if state == LEASED),
+            consumers=consumers.get(q, 0),
+        )
+    return result
 
 
 @dataclass(frozen=True, slots=True)
