@@ -19,16 +19,15 @@ from bus.brokers import broker_for
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
 from bus.delivery.deliverer import Deliverer
-from bus.delivery.store import DeliveryStore
-from bus.intake import INTAKE_QUEUE, BusIntake
+from bus.intake import BusIntake
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
-from bus.pipeline import Router, destination_queue
+from bus.pipeline import Router
 from bus.routing.router import RouteTable
 from bus.settings import Settings
-from bus.state import StateStore
 from bus.tenants import Gate, SourceBinding, Sources, Tenancy, TenantGuardSink
+from bus.topology import INTAKE_QUEUE, StateDir, destination_queue
 from bus.validation.validator import Limits
 
 __all__ = ["Bus", "BusParts", "sources_of"]
@@ -60,8 +59,8 @@ class Bus:
     def __post_init__(self) -> None:
         state_dir = self.settings.bus.state_dir
         self.broker: Broker = broker_for(self.settings)
-        self.state = StateStore(state_dir / "state.sqlite")
-        self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
+        self.state = StateDir(state_dir).open_state()
+        self.deliveries = StateDir(state_dir).open_delivery()
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)

@@ -3,6 +3,7 @@
     RenkeiError
     ├── ConfigError            a settings, route or catalog file is wrong (says file:line)
     ├── ValidationFailed       a message was rejected; carries the list of Issues
+    ├── StoreUnreadable        a state file exists but cannot be read (damaged, locked, not SQLite)
     ├── BrokerError            the broker refused or lost contact
     │   ├── PublishNotConfirmed    the broker nacked, returned (unroutable) or timed out
     │   └── BrokerUnavailable      cannot connect / connection lost
@@ -29,6 +30,7 @@ __all__ = [
     "PermanentError",
     "PublishNotConfirmed",
     "RenkeiError",
+    "StoreUnreadable",
     "TransientError",
     "ValidationFailed",
 ]
@@ -64,6 +66,10 @@ class ValidationFailed(RenkeiError):
         summary = f"{first.code} at {first.path or '/'}: {first.message}" if first else "invalid message"
         more = f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""
         super().__init__(summary + more)
+
+
+class StoreUnreadable(RenkeiError):
+    """A store's file (state, delivery, broker) exists but cannot be read; says which and why."""
 
 
 class BrokerError(RenkeiError):

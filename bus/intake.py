@@ -24,12 +24,12 @@ from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.state import StateStore
 from bus.tenants import Gate, SourceForbidden
+from bus.topology import INTAKE_QUEUE
 from bus.validation.issues import Issue
 from bus.validation.validator import Limits, validate
 
 __all__ = ["INTAKE_QUEUE", "BusIntake", "identity_of"]
 
-INTAKE_QUEUE = "renkei.intake"
 log = get_logger("renkei.intake")
 
 #: kind → (municipality, person key, sequence): what a message's identity derives from.

@@ -37,15 +37,12 @@ from bus.logs import get_logger
 from bus.routing.router import RouteTable
 from bus.state import StateStore
 from bus.tenants import CROSS_TENANT, Tenancy
+from bus.topology import destination_queue
 from bus.validation.safe_xml import parse_xml
 
 __all__ = ["Router", "decode", "destination_queue"]
 
 log = get_logger("renkei.pipeline")
-
-
-def destination_queue(destination: str) -> str:
-    return f"renkei.dest.{destination}"
 
 
 def decode(body: bytes, envelope: Envelope, catalog: Catalog) -> tuple[KindSchema, dict[str, Any]]:

@@ -39,10 +39,10 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from adapters.base import Intake, Submission
 from bus.errors import BrokerError, BrokerUnavailable, ValidationFailed
 from bus.tenants import AuthenticationFailed, Gate, SourceForbidden, SourceRefused
+from bus.topology import SUBMIT_QUEUE
 
 __all__ = ["SUBMIT_QUEUE", "AmqpIntake", "vhost_url"]
 
-SUBMIT_QUEUE = "renkei.submit"
 log = structlog.get_logger("renkei.intake.amqp")
 
 

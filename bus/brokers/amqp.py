@@ -67,6 +67,7 @@ from yarl import URL
 from bus.brokers.amqp_frames import ack_frame, publish_frames
 from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.topology import delay_queue
 
 __all__ = ["ENVELOPE_HEADER", "KEY_HEADER", "QUEUE_ARGUMENTS", "AmqpBroker", "node_urls", "reply_text", "wire_headers"]
 
@@ -229,8 +230,8 @@ class AmqpBroker(Broker):
         message TTL dead-letters them back into `queue` (at-least-once dead lettering, so a
         node failure between the two queues loses nothing). One queue per (queue, delay):
         the retry tiers are few, and a queue-wide TTL expires messages in order."""
+        name = delay_queue(queue, delay)
         millis = max(1, round(delay * 1000))
-        name = f"{queue}.delay.{millis}ms"
         if name not in self._delay_queues:
             arguments = self.delay_arguments(queue, millis)
             with _mapped(f"declaring delay queue {name!r}"):

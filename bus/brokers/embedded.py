@@ -46,7 +46,7 @@ import structlog
 
 from bus.brokers import embedded_store as store
 from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
-from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed, StoreUnreadable
 
 __all__ = ["EmbeddedBroker"]
 
@@ -154,12 +154,12 @@ class EmbeddedBroker(Broker):
         a bus running elsewhere); a missing file is not created."""
         try:
             found = await asyncio.to_thread(store.snapshot, self.path, queues)
-        except FileNotFoundError:
-            problem = f"no broker file at {self.path}: no bus has run with this state directory"
-        except sqlite3.Error as exc:
-            problem = f"cannot read the broker file {self.path}: {type(exc).__name__}: {exc}"
+        except StoreUnreadable as exc:
+            problem = f"the broker file: {exc}"
         else:
-            return BrokerDescription(self.name, str(self.path), True, found)
+            if found is not None:
+                return BrokerDescription(self.name, str(self.path), True, found)
+            problem = f"no broker file at {self.path}: no bus has run with this state directory"
         return BrokerDescription(self.name, str(self.path), False,
                                  {q: QueueDescription.unknown(q) for q in queues}, problem)
 

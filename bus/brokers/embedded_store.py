@@ -5,14 +5,14 @@ liveness, and the worker thread itself. See embedded.py for the design."""
 from __future__ import annotations
 
 import asyncio
-import os
+import functools
 import queue as queue_module
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,8 @@ import structlog
 
 from bus.brokers.base import QueueDescription
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.liveness import Process
+from bus.sqlite import read_only
 
 __all__ = [
     "Process", "Worker", "heartbeat", "insert", "is_declared", "lease", "mapped", "reclaim", "register",
@@ -134,36 +136,31 @@ def stats(c: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
     return counts.get(WAITING, 0) + counts.get(READY, 0), counts.get(LEASED, 0), int(consumers)
 
 
-def snapshot(path: Path, queues: Sequence[str]) -> dict[str, QueueDescription]:
-    """`queues` in the broker file at `path`, read-only and in one read transaction (a reader
-    never blocks the bus's writer): ready (waiting and ready rows), delayed (not yet visible),
-    in flight (leased), consumers (of owners whose heartbeat is fresh and whose process is
-    alive). Raises FileNotFoundError for a missing file, sqlite3.Error for an unreadable one."""
-    if not path.exists():
-        raise FileNotFoundError(path)
+def snapshot(path: Path, queues: Sequence[str]) -> dict[str, QueueDescription] | None:
+    """`queues` in the broker file at `path`, read-only in one read transaction (a reader never
+    blocks the bus's writer): ready (waiting and ready rows), delayed (not visible yet), in
+    flight (leased), consumers (of owners whose heartbeat is fresh and whose process is alive).
+    None: no file; StoreUnreadable: a damaged one."""
+    return read_only(path, functools.partial(_snapshot, queues=queues))
+
+
+def _snapshot(db: sqlite3.Connection, queues: Sequence[str]) -> dict[str, QueueDescription]:
     here = Process.current()
     now = time.time()
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        db.execute("PRAGMA query_only=1")
-        db.execute("BEGIN")  # one snapshot for every figure
-        declared = {row[0] for row in db.execute("SELECT name FROM queues")}
-        columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
-        late = "visible_at > ?" if "visible_at" in columns else "0 AND ?"  # files before delays: none
-        counts: dict[tuple[str, int, bool], int] = {
-            (q, s, bool(d)): n for q, s, d, n in db.execute(
-                f"SELECT queue, state, {late}, count(*) FROM messages GROUP BY 1, 2, 3", (now,))  # noqa: S608
-        }
-        owners = db.execute("SELECT owner, pid, pid_ns, started, heartbeat, lease_timeout FROM owners").fetchall()
-        live = {o for o, pid, ns, started, beat, timeout in owners
-                if beat >= now - timeout and Process(pid, ns, started).alive(here)}
-        consumers: dict[str, int] = {}
-        for owner, queue in db.execute("SELECT owner, queue FROM consumers"):
-            if owner in live:
-                consumers[queue] = consumers.get(queue, 0) + 1
-        db.execute("COMMIT")
-    finally:
-        db.close()
+    declared = {row[0] for row in db.execute("SELECT name FROM queues")}
+    columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+    late = "visible_at > ?" if "visible_at" in columns else "0 AND ?"  # files before delays: none
+    counts: dict[tuple[str, int, bool], int] = {
+        (q, s, bool(d)): n for q, s, d, n in db.execute(
+            f"SELECT queue, state, {late}, count(*) FROM messages GROUP BY 1, 2, 3", (now,))  # noqa: S608
+    }
+    owners = db.execute("SELECT owner, pid, pid_ns, started, heartbeat, lease_timeout FROM owners").fetchall()
+    live = {o for o, pid, ns, started, beat, timeout in owners
+            if beat >= now - timeout and Process(pid, ns, started).alive(here)}
+    consumers: dict[str, int] = {}
+    for owner, queue in db.execute("SELECT owner, queue FROM consumers"):
+        if owner in live:
+            consumers[queue] = consumers.get(queue, 0) + 1
     result = {}
     for q in queues:
         mine = [(state, delayed, n) for (queue, state, delayed), n in counts.items() if queue == q]
@@ -175,51 +172,6 @@ def snapshot(path: Path, queues: Sequence[str]) -> dict[str, QueueDescription]:
             consumers=consumers.get(q, 0),
         )
     return result
-
-
-@dataclass(frozen=True, slots=True)
-class Process:
-    """What tells a live owner from a dead one: pid, pid namespace and process start time."""
-
-    pid: int
-    pid_ns: str = field(default="")
-    started: str = field(default="")
-
-    @classmethod
-    def current(cls) -> Process:
-        return cls(os.getpid(), _pid_namespace(), _proc_stat(os.getpid())[1])
-
-    def alive(self, here: Process) -> bool:
-        """False only when it is certain: same pid namespace, and no such process, or a
-        zombie, or the pid now belongs to a process started at another time."""
-        if not self.pid_ns or self.pid_ns != here.pid_ns:
-            return True  # another container's pids mean nothing here: the heartbeat decides
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        state, started = _proc_stat(self.pid)
-        if state == "Z":
-            return False
-        return not (self.started and started and started != self.started)
-
-
-def _pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-def _proc_stat(pid: int) -> tuple[str, str]:
-    """(state, start time) from /proc/<pid>/stat; empty strings where /proc is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return "", ""
-    return fields[0], fields[19]  # fields 3 and 22 (numbered from pid, comm)
 
 
 def register(c: sqlite3.Connection, owner: str, me: Process, lease_timeout: float) -> None:

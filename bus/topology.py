@@ -1,0 +1,111 @@
+"""Every name the bus makes, in one place: its queues and the files of its state directory.
+
+Queues (on either broker):
+
+- `renkei.intake`: every accepted change, consumed by the router (`INTAKE_QUEUE`).
+- `renkei.dest.<destination>`: one per destination (`destination_queue`). With tenancy a
+  route addresses a *system* (`zei`) and the bus publishes to each configured destination of
+  it that serves the change's municipality (`renkei.dest.zei-131016`): `route_queues` names
+  those, as the router does (bus.tenants.Tenancy).
+- `<queue>.delay.<millis>ms`: where a retry waits on RabbitMQ (`delay_queue`; the embedded
+  broker keeps delayed rows in the queue itself).
+- `renkei.submit`: the AMQP front door's default (`SUBMIT_QUEUE`, `[intake] amqp_queue`).
+
+Files of a state directory (`StateDir`): `state.sqlite` (seen and routed ids, counters, and the
+rejected messages), `delivery.sqlite` (parked, held, dead letters), `broker.sqlite` (the
+embedded broker), `audit.sqlite` (the default audit store) and `processes/` (the running bus
+processes' reports). `StateDir` opens the stores for the bus and reads their snapshots for
+`renkei status`; nothing else joins these names to a directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stores import nothing of this module; imported where opened
+    from bus.delivery.store import DeliverySnapshot, DeliveryStore
+    from bus.state import StateSnapshot, StateStore
+    from bus.tenants import Tenancy
+
+__all__ = [
+    "DESTINATION_PREFIX", "INTAKE_QUEUE", "SUBMIT_QUEUE", "StateDir", "delay_queue", "destination_queue",
+    "queues_of", "route_queues",
+]
+
+INTAKE_QUEUE = "renkei.intake"
+SUBMIT_QUEUE = "renkei.submit"
+DESTINATION_PREFIX = "renkei.dest."
+
+
+def destination_queue(destination: str) -> str:
+    """The queue of one (configured or route-named) destination."""
+    return DESTINATION_PREFIX + destination
+
+
+def delay_queue(queue: str, delay: float) -> str:
+    """The RabbitMQ queue where messages for `queue` wait `delay` seconds (one per delay)."""
+    return f"{queue}.delay.{max(1, round(delay * 1000))}ms"
+
+
+def route_queues(route_destination: str, tenancy: Tenancy | None = None) -> list[str]:
+    """The queues a route addressing `route_destination` publishes to: under tenancy, each
+    configured destination of that system (`renkei.dest.zei-131016`), else its own queue."""
+    names = [route_destination] if tenancy is None else tenancy.addressable([route_destination])
+    return [destination_queue(name) for name in names]
+
+
+def queues_of(destinations: Iterable[str]) -> list[str]:
+    """The intake queue and the queues of `destinations`: what a bus declares and status shows."""
+    return [INTAKE_QUEUE, *map(destination_queue, destinations)]
+
+
+@dataclass(frozen=True, slots=True)
+class StateDir:
+    """The files of one state directory (`[bus] state_dir`)."""
+
+    path: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / "state.sqlite"
+
+    @property
+    def delivery_file(self) -> Path:
+        return self.path / "delivery.sqlite"
+
+    @property
+    def broker_file(self) -> Path:
+        return self.path / "broker.sqlite"
+
+    @property
+    def audit_file(self) -> Path:
+        return self.path / "audit.sqlite"
+
+    @property
+    def processes_dir(self) -> Path:
+        return self.path / "processes"
+
+    def open_state(self) -> StateStore:
+        from bus.state import StateStore
+
+        return StateStore(self.state_file)
+
+    def open_delivery(self) -> DeliveryStore:
+        from bus.delivery.store import DeliveryStore
+
+        return DeliveryStore(self.delivery_file)
+
+    def state_snapshot(self) -> StateSnapshot | None:
+        """Read-only; None: no state file. Raises StoreUnreadable."""
+        from bus.state import StateStore
+
+        return StateStore.snapshot(self.state_file)
+
+    def delivery_snapshot(self) -> DeliverySnapshot | None:
+        """Read-only; None: no delivery store. Raises StoreUnreadable."""
+        from bus.delivery.store import DeliveryStore
+
+        return DeliveryStore.snapshot(self.delivery_file)
