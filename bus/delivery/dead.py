@@ -27,7 +27,8 @@ from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore
 from bus.envelope import Envelope
 from bus.errors import RenkeiError
 from bus.masking import mask_record
-from bus.pipeline import decode, destination_queue
+from bus.pipeline import decode
+from bus.topology import destination_queue
 
 __all__ = ["DeadLetterNotFound", "DeadLetters", "OperatorEvents"]
 

@@ -42,8 +42,9 @@ from bus.delivery.store import DeliveryStore, Held
 from bus.envelope import Envelope
 from bus.errors import PermanentError, TransientError
 from bus.logs import get_logger
-from bus.pipeline import decode, destination_queue
+from bus.pipeline import decode
 from bus.state import StateStore
+from bus.topology import destination_queue
 
 __all__ = ["FIRST_FAILED_HEADER", "TIER_HEADER", "Deliverer", "DeliveryEvents"]
 
