@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import queue as queue_module
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import structlog
 
 from bus.brokers.base import QueueDescription
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.groupcommit import Failed, GroupCommit
 from bus.liveness import Process
 from bus.sqlite import read_only
 
@@ -224,23 +224,22 @@ def reclaim(c: sqlite3.Connection, owner: str, me: Process) -> None:
     _free_leases(c, None)
 
 
-# -- the worker thread --------------------------------------------------------------------
+# -- the worker ---------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class _Job:
     fn: Callable[[sqlite3.Connection], Any]
     durable: bool
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
 
 
 class Worker:
-    """Owns the connection; runs queued jobs in batches, each batch one transaction (group
-    commit). Rule for jobs: raise a BrokerError only before writing anything."""
+    """Owns the connection, used by one thread of its own; runs jobs through one GroupCommit
+    (bus.groupcommit): the jobs that arrive while a batch runs share the next transaction.
+    Rule for jobs: raise a BrokerError only before writing anything. Create it in a thread
+    (it opens the file); use it from one event loop."""
 
     def __init__(self, path: Path) -> None:
-        self._jobs: queue_module.SimpleQueue[_Job | None] = queue_module.SimpleQueue()
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -249,8 +248,8 @@ class Worker:
         self._durable = False
         with self._transaction():  # executescript would commit on its own
             self._create_schema()
-        self._thread = threading.Thread(target=self._main, name=f"renkei-embedded:{path.name}", daemon=True)
-        self._thread.start()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"renkei-embedded:{path.name}")
+        self._jobs: GroupCommit[_Job] = GroupCommit(self._commit, max_batch=_BATCH)
 
     def _create_schema(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -268,60 +267,37 @@ class Worker:
         self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], durable: bool) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(fn, durable, loop, future))
-        return await future
+        result: T = await self._jobs.submit(_Job(fn, durable))
+        return result
 
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-        self._conn.close()
+    async def aclose(self) -> None:
+        await self._jobs.drain()
+        await self._jobs.aclose()
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
+        self._thread.shutdown(wait=True)
 
-    def _main(self) -> None:
-        running = True
-        while running:
-            first = self._jobs.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < _BATCH:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue_module.Empty:
-                    break
-                if job is None:
-                    running = False
-                    break
-                batch.append(job)
-            self._run_batch(batch)
+    async def _commit(self, batch: list[_Job]) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._outcomes, batch)
 
-    def _run_batch(self, batch: list[_Job]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for job, (ok, value) in zip(batch, self._outcomes(batch), strict=True):
-            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
-        for loop, outcomes in by_loop.items():  # one wake-up of each loop per batch
-            loop.call_soon_threadsafe(_resolve, outcomes)
-
-    def _outcomes(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    def _outcomes(self, batch: list[_Job]) -> list[Any]:
         """Run the jobs in one transaction. A job raising a BrokerError has (by rule) written
         nothing, so the others go on; a job failing otherwise is dropped and the batch rerun
         without it; a failed BEGIN/COMMIT fails them all."""
-        results: list[tuple[bool, Any]] = []
+        results: list[Any] = []
         try:
             with self._transaction(any(job.durable for job in batch)):
                 for index, job in enumerate(batch):
                     try:
-                        results.append((True, job.fn(self._conn)))
+                        results.append(job.fn(self._conn))
                     except BrokerError as exc:
-                        results.append((False, exc))
+                        results.append(Failed(exc))
                     except Exception as exc:
                         raise _JobFailed(index, exc) from exc
         except _JobFailed as failed:
             rest = self._outcomes(batch[:failed.index] + batch[failed.index + 1:])
-            return [*rest[:failed.index], (False, mapped(failed.error)), *rest[failed.index:]]
+            return [*rest[:failed.index], Failed(mapped(failed.error)), *rest[failed.index:]]
         except Exception as exc:
-            return [(False, mapped(exc))] * len(batch)
+            return [Failed(mapped(exc))] * len(batch)
         return results
 
     @contextmanager
@@ -350,13 +326,3 @@ def mapped(exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.Error):
         return BrokerUnavailable(f"embedded broker store: {type(exc).__name__}: {exc}")
     return exc
-
-
-def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in outcomes:
-        if future.done():  # the caller was cancelled; the job ran anyway
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
