@@ -62,6 +62,17 @@ class StateSnapshot:
     def scope(self, scope: str) -> dict[str, dict[str, int]]:
         return self.counters.get(scope, {})
 
+    def plus(self, other: StateSnapshot) -> StateSnapshot:
+        """Both summed: the bus's processes each count what they did in their own file."""
+        counters = {scope: {name: dict(values) for name, values in names.items()}
+                    for scope, names in self.counters.items()}
+        for scope, names in other.counters.items():
+            for name, values in names.items():
+                mine = counters.setdefault(scope, {}).setdefault(name, {})
+                for counter, value in values.items():
+                    mine[counter] = mine.get(counter, 0) + value
+        return StateSnapshot(counters, self.seen + other.seen, self.rejected + other.rejected)
+
 
 def _snapshot(db: sqlite3.Connection) -> StateSnapshot:
     present = tables(db)

@@ -147,6 +147,20 @@ class DeliverySnapshot:
     def destinations(self) -> set[str]:
         return set(self.retrying) | set(self.held) | {g.destination for g in self.dead}
 
+    def plus(self, other: DeliverySnapshot) -> DeliverySnapshot:
+        """Both together: the delivery stores of several workers (each destination has one)."""
+        held = dict(self.held)
+        for name, (residents, messages) in other.held.items():
+            r, m = held.get(name, (0, 0))
+            held[name] = (r + residents, m + messages)
+        since = dict(self.parked_since)
+        for name, at in other.parked_since.items():
+            since[name] = min(at, since.get(name, at))
+        retrying = dict(self.retrying)
+        for name, n in other.retrying.items():
+            retrying[name] = retrying.get(name, 0) + n
+        return DeliverySnapshot(retrying, since, held, [*self.dead, *other.dead])
+
 
 def _snapshot(db: sqlite3.Connection) -> DeliverySnapshot:
     present = tables(db)

@@ -85,7 +85,7 @@ async def gather_status(settings: Settings, destinations: Iterable[str] = (),
 
 def _counters(dirs: list[StateDir], notes: list[str], unseen: list[str]) -> dict[str, dict[str, dict[str, int]]]:
     """The counters of every state directory, summed (each process counts what it did)."""
-    total: dict[str, dict[str, dict[str, int]]] = {}
+    total = StateSnapshot()
     for d in dirs:
         try:
             snapshot = d.state_snapshot()
@@ -96,18 +96,14 @@ def _counters(dirs: list[StateDir], notes: list[str], unseen: list[str]) -> dict
         if snapshot is None:
             notes.append(f"no state file at {d.state_file}: the bus has not run with this state_dir")
             unseen.append(f"the counters: no bus has run with the state directory {d.path}")
-            snapshot = StateSnapshot()
-        for scope, names in snapshot.counters.items():
-            for name, values in names.items():
-                mine = total.setdefault(scope, {}).setdefault(name, {})
-                for counter, value in values.items():
-                    mine[counter] = mine.get(counter, 0) + value
-    return total
+            continue
+        total = total.plus(snapshot)
+    return total.counters
 
 
 def _deliveries(dirs: list[StateDir], notes: list[str], unseen: list[str]) -> DeliverySnapshot | None:
     """Every state directory's delivery store, merged; None when one cannot be read (its
-    figures are then unknown, not zero)."""
+    figures are then unknown, not zero). No file: no deliverer ran there, nothing is kept."""
     merged = DeliverySnapshot()
     for d in dirs:
         try:
@@ -116,16 +112,7 @@ def _deliveries(dirs: list[StateDir], notes: list[str], unseen: list[str]) -> De
             notes.append(f"cannot read the delivery store: {exc}")
             unseen.append(f"the dead letters, parked and held changes in {d.delivery_file}")
             return None
-        if snapshot is None:
-            continue  # no deliverer has run there (yet): nothing parked, held or dead
-        for name, n in snapshot.retrying.items():
-            merged.retrying[name] = merged.retrying.get(name, 0) + n
-        for name, since in snapshot.parked_since.items():
-            merged.parked_since[name] = min(since, merged.parked_since.get(name, since))
-        for name, (residents, messages) in snapshot.held.items():
-            r, m = merged.held.get(name, (0, 0))
-            merged.held[name] = (r + residents, m + messages)
-        merged.dead.extend(snapshot.dead)
+        merged = merged.plus(snapshot or DeliverySnapshot())
     return merged
 
 

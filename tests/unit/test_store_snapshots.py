@@ -136,3 +136,16 @@ def test_no_module_outside_a_store_joins_a_state_file_name() -> None:
             if name in text:
                 offenders.append(f"{path.relative_to(ROOT)}: {name}")
     assert offenders == []
+
+
+def test_snapshots_of_several_workers_add_up() -> None:
+    router = StateSnapshot({"destination": {"zei": {"routed": 4}}}, seen=4)
+    deliverer = StateSnapshot({"destination": {"zei": {"applied": 3, "routed": 1}}, "source": {"http": {"x": 1}}})
+    assert router.plus(deliverer) == StateSnapshot(
+        {"destination": {"zei": {"routed": 5, "applied": 3}}, "source": {"http": {"x": 1}}}, seen=4)
+    assert router.counters == {"destination": {"zei": {"routed": 4}}}  # neither is changed
+    tax = DeliverySnapshot({"zei": 1}, {"zei": 100.0}, {"zei": (1, 2)}, [DeadGroup("zei", "D100", 1, 90.0)])
+    welfare = DeliverySnapshot({"zei": 2}, {"zei": 50.0}, {"zei": (1, 1)}, [DeadGroup("nenkin", "D200", 2, 80.0)])
+    both = tax.plus(welfare)
+    assert (both.retrying, both.parked_since, both.held) == ({"zei": 3}, {"zei": 50.0}, {"zei": (2, 3)})
+    assert both.dead == [*tax.dead, *welfare.dead] and tax.retrying == {"zei": 1}
