@@ -59,6 +59,7 @@ def status(config: Path | None, as_json: bool, watch: float | None, state_dirs: 
       2  a configuration or usage error"""
     settings = load_settings("status", config)
     destinations = route_destinations("status", settings)
+    _check_destinations(settings)
     for extra in state_dirs:
         if not extra.is_dir():
             fail("status", f"--state-dir {extra}: no such directory")
@@ -82,6 +83,19 @@ def status(config: Path | None, as_json: bool, watch: float | None, state_dirs: 
             time.sleep(max(0.0, watch - (time.monotonic() - started)))
     except KeyboardInterrupt:
         return
+
+
+def _check_destinations(settings: Settings) -> None:
+    """A typo in a destination's options (`concurency`) is the configuration error it is at
+    `renkei run`, not a report that looks fine: exit 2 naming it."""
+    from adapters.registry import check_sink
+
+    for name, destination in settings.destinations.items():
+        if destination.transport:
+            try:
+                check_sink(destination.transport, {"destination": name, **destination.options})
+            except ConfigError as exc:
+                fail("status", str(exc))
 
 
 def _gather(settings: Settings, destinations: Sequence[str], state_dirs: Sequence[Path]) -> StatusReport:

@@ -396,3 +396,12 @@ def test_an_unreadable_broker_file_is_reported_and_exits_1(tmp_path: Path) -> No
     assert data["broker"]["reachable"] is False
     assert data["queues"]["intake"]["ready"] is None
     assert any("broker file" in u for u in data["unseen"])
+
+
+def test_a_typo_in_a_destinations_options_is_a_configuration_error_not_a_report(tmp_path: Path) -> None:
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "var"\n\n[destinations.zei]\ntransport = "http"\n'
+                      'url = "http://127.0.0.1:9/m"\nconcurency = 4\n')
+    result = CliRunner().invoke(status, ["--config", str(config)])
+    assert result.exit_code == 2
+    assert "[destinations.zei]" in result.output and "concurency" in result.output
