@@ -19,7 +19,7 @@ broker's worker (bus/brokers/embedded_store.py: jobs of any kind, one transactio
 and its settles (bus/brokers/embedded.py: one statement batch), the audit recorder
 (bus/audit/recorder.py: batches gathered for up to 50 ms, retried until the store takes them).
 
-The router's routed-ids commit (bus/pipeline.py `_GroupCommit`) has the same shape: it becomes
+The router's routed-ids commit (bus/stages/route.py `_GroupCommit`) has the same shape: it becomes
 ``GroupCommit(commit)`` with ``async def commit(batch): state.record_routed_many(batch);
 return [None] * len(batch)`` and ``await group.submit((message_id, destinations))`` in place
 of ``record``; a failed commit fails every message of the batch, as it does now.

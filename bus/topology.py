@@ -1,15 +1,19 @@
 """Every name the bus makes, in one place: its queues and the files of its state directory.
 
-Queues (on either broker):
+Queues (on either broker), one owner, so what runs, what `renkei status` reads and what the
+AsyncAPI export documents agree:
 
-- `renkei.intake`: every accepted change, consumed by the router (`INTAKE_QUEUE`).
+- `renkei.intake`: every accepted change, as its source sent it, consumed by the route stage
+  (`INTAKE_QUEUE`).
 - `renkei.dest.<destination>`: one per destination (`destination_queue`). With tenancy a
   route addresses a *system* (`zei`) and the bus publishes to each configured destination of
   it that serves the change's municipality (`renkei.dest.zei-131016`): `route_queues` names
-  those, as the router does (bus.tenants.Tenancy).
+  those, as the router does (bus.tenancy.Tenancy).
 - `<queue>.delay.<millis>ms`: where a retry waits on RabbitMQ (`delay_queue`; the embedded
   broker keeps delayed rows in the queue itself).
 - `renkei.submit`: the AMQP front door's default (`SUBMIT_QUEUE`, `[intake] amqp_queue`).
+- `renkei.route` (`ROUTE_STAGE`): no queue, the name under which the route stage keeps its
+  dead letters; `stage_queue` is where a replayed dead letter goes back to.
 
 Files of a state directory (`StateDir`): `state.sqlite` (seen and routed ids, counters, and the
 rejected messages), `delivery.sqlite` (parked, held, dead letters), `broker.sqlite` (the
@@ -28,21 +32,31 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the stores import nothing of this module; imported where opened
     from bus.delivery.store import DeliverySnapshot, DeliveryStore
     from bus.state import StateSnapshot, StateStore
-    from bus.tenants import Tenancy
+    from bus.tenancy import Tenancy
 
 __all__ = [
-    "DESTINATION_PREFIX", "INTAKE_QUEUE", "SUBMIT_QUEUE", "StateDir", "delay_queue", "destination_queue",
-    "queues_of", "route_queues",
+    "DESTINATION_PREFIX", "INTAKE_QUEUE", "ROUTE_STAGE", "SUBMIT_QUEUE", "StateDir", "delay_queue",
+    "destination_queue", "queues_of", "route_queues", "stage_queue",
 ]
 
 INTAKE_QUEUE = "renkei.intake"
 SUBMIT_QUEUE = "renkei.submit"
 DESTINATION_PREFIX = "renkei.dest."
 
+#: the name under which the route stage keeps its dead letters (a change that crashed the
+#: router `poison_after` times); it is no destination, so no route can name it
+ROUTE_STAGE = "renkei.route"
+
 
 def destination_queue(destination: str) -> str:
     """The queue of one (configured or route-named) destination."""
     return DESTINATION_PREFIX + destination
+
+
+def stage_queue(destination: str) -> str:
+    """The queue a dead letter of `destination` goes back to when it is replayed: the intake
+    queue for the route stage's own, the destination's queue otherwise."""
+    return INTAKE_QUEUE if destination == ROUTE_STAGE else destination_queue(destination)
 
 
 def delay_queue(queue: str, delay: float) -> str:

@@ -57,7 +57,6 @@ from typing import Any, Literal
 
 from lxml import etree
 
-from adapters.base import Outbound, Receipt
 from adapters.transports.filedrop_format import (
     DEFAULT_WIDTHS,
     GETA,
@@ -72,6 +71,7 @@ from adapters.transports.filedrop_format import (
     xml_texts,
 )
 from bus.errors import ConfigError, PermanentError, TransientError
+from bus.ports import Outbound, Receipt
 
 __all__ = ["DEFAULT_WIDTHS", "GETA", "FileDropSink", "fixed_layout", "flatten"]
 

@@ -175,7 +175,7 @@ def asyncapi(directory: Path | None, out: Path | None, config: Path | None) -> N
     from bus.cli.config import load_settings
     from bus.routing.asyncapi import asyncapi_document
     from bus.routing.router import RouteTable
-    from bus.tenants import Tenancy
+    from bus.tenancy import Tenancy
 
     settings = load_settings("routes asyncapi", config)
     catalog = _catalog(Catalog)

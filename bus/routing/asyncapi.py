@@ -19,7 +19,7 @@ from bus.routing.router import RouteTable
 from bus.topology import DESTINATION_PREFIX, route_queues
 
 if TYPE_CHECKING:
-    from bus.tenants import Tenancy
+    from bus.tenancy import Tenancy
 
 __all__ = ["asyncapi_document"]
 
