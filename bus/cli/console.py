@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
+from adapters.server import EmbeddedServer
 from bus.cli.config import CONFIG_ERROR, RUNTIME_ERROR, fail, load_settings, route_destinations
 from bus.errors import ConfigError
 from bus.logs import configure_logging
+from bus.settings import Settings
 
-__all__ = ["console"]
+__all__ = ["console", "start_with_bus"]
 
 
 @click.command("console")
@@ -47,7 +51,7 @@ def console(config: Path, host: str | None, port: int | None) -> None:
     destinations = route_destinations("console", settings)
 
     async def main() -> int:
-        app = Console(settings, options, destinations=lambda: destinations)
+        app = Console(settings, options, serve=EmbeddedServer, destinations=lambda: destinations)
         try:
             await app.start()
         except OSError as exc:
@@ -64,3 +68,24 @@ def console(config: Path, host: str | None, port: int | None) -> None:
         return 0
 
     raise SystemExit(asyncio.run(main()))
+
+
+async def start_with_bus(settings: Settings, bus: Any = None, *, say: Callable[[str], None] = print,
+                         force: bool = False) -> Callable[[], Awaitable[None]] | None:
+    """What `renkei run` calls: start the console of `settings` (on the running `bus`'s broker,
+    when given) if `[console] enabled` (or `force`); returns its stop, or None when it is off."""
+    from bus.console import Console, console_options
+
+    options = console_options(settings)
+    if not (options.enabled or force):
+        return None
+    destinations = (lambda: bus.destinations) if bus is not None else tuple
+    app = Console(settings, options, serve=EmbeddedServer, broker=getattr(bus, "broker", None),
+                  destinations=destinations)
+    try:
+        await app.start()
+    except OSError as exc:
+        raise ConfigError(f"[console] cannot listen on {options.host}:{options.port} ({exc.strerror or exc}): "
+                          "choose another port", where=str(settings.source_file or "[console]")) from exc
+    say(f"console on {app.url}/ (accounts: `renkei users add`; metrics on {app.url}/metrics)")
+    return app.stop

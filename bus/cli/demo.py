@@ -53,8 +53,8 @@ def demo(changes: int, out: Path, seed: int, broker_url: str | None, with_consol
         click.echo(f"renkei demo: {changes} resident changes through {where} ...", err=True)
         options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url)
         then = None
-        if with_console:  # the web console on the demo's bus (bus.console.demo)
-            from bus.console.demo import DEMO_RETRY, DemoConsole, demo_console_options
+        if with_console:  # the web console on the demo's bus (bus.cli.demo_console)
+            from bus.cli.demo_console import DEMO_RETRY, DemoConsole, demo_console_options
 
             options = dataclasses.replace(options, retry=DEMO_RETRY)
             then = DemoConsole(demo_console_options(console_port), say=lambda line: click.echo(line, err=True))

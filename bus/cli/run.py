@@ -173,7 +173,7 @@ class _Runner:
              + (f"; the inboxes of {', '.join(restart)} change only with a restart" if restart else ""))
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
-        from bus.console import start_with_bus  # the web console (issue 14): off unless [console] enabled
+        from bus.cli.console import start_with_bus  # the web console (issue 14): off unless [console] enabled
 
         settings = self.settings
         if self.role == "console":

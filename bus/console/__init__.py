@@ -2,10 +2,12 @@
 trail, alerts; accounts and roles; /metrics, /healthz, /readyz.
 
     from bus.console import Console, console_options
-    console = Console(settings, console_options(settings))
+    console = Console(settings, console_options(settings), serve=EmbeddedServer)  # adapters.server
     await console.start(); print(console.url); ...; await console.stop()
 
-`start_with_bus` is the hook `renkei run` calls (off unless `[console] enabled = true`).
+The assembly hands it its HTTP server (the console knows no adapter): `renkei run` through
+bus.cli.console.start_with_bus (off unless `[console] enabled = true`), `renkei console`,
+`renkei demo --console` (bus.cli.demo_console).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 from bus.console.accounts import ROLES, Account, Accounts
 from bus.console.alerts import Alerts, Condition
 from bus.console.config import ConsoleOptions, console_options
-from bus.console.hooks import start_with_bus
 from bus.console.web import Console, DemoControls
 
 __all__ = [
@@ -26,5 +27,4 @@ __all__ = [
     "ConsoleOptions",
     "DemoControls",
     "console_options",
-    "start_with_bus",
 ]

@@ -5,6 +5,7 @@ bus.console.pages needs nothing of bus.console.web (which builds the app from th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,10 +20,26 @@ from bus.console.i18n import LANGUAGES
 from bus.console.monitor import Monitor
 from bus.console.sessions import LoginThrottle, Session, Sessions
 
-__all__ = ["LANG_COOKIE", "SESSION_COOKIE", "ConsoleLike", "DemoControls", "Job", "language", "redirect"]
+__all__ = ["LANG_COOKIE", "SESSION_COOKIE", "ConsoleLike", "DemoControls", "Job", "ServerFactory", "ServerLike",
+           "language", "redirect"]
 
 SESSION_COOKIE = "renkei_session"
 LANG_COOKIE = "renkei_lang"
+
+
+class ServerLike(Protocol):
+    """The HTTP server the console runs on, made by the assembly (adapters.server.EmbeddedServer):
+    the console itself knows no adapter."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+ServerFactory = Callable[..., ServerLike]  # (app, *, host, port) → a server
 
 
 class DemoControls(Protocol):

@@ -1,11 +1,11 @@
 """The console: a Starlette app, its monitor, and the server it runs on.
 
-    console = Console(settings, console_options(settings))
+    console = Console(settings, console_options(settings), serve=EmbeddedServer)
     await console.start()          # serves on [console] host:port; console.url
     ...
     await console.stop()
 
-`renkei run` starts one when `[console] enabled = true` (bus.console.hooks), `renkei console`
+`renkei run` starts one when `[console] enabled = true` (bus.cli.console.start_with_bus), `renkei console`
 runs one alone beside a bus, `renkei demo --console` runs one on the demo's bus. Pages are
 rendered on the server (Jinja2, autoescaped) and work without JavaScript; everything they
 need is served from here (no CDN). Besides the pages: `/metrics` (Prometheus), `/healthz`
@@ -26,7 +26,6 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from adapters.server import EmbeddedServer
 from bus.brokers.base import Broker
 from bus.console import pages
 from bus.console.accounts import Account, Accounts
@@ -35,7 +34,7 @@ from bus.console.config import ConsoleOptions
 from bus.console.data import BusData
 from bus.console.i18n import LANGUAGES, t
 from bus.console.monitor import Monitor
-from bus.console.parts import LANG_COOKIE, SESSION_COOKIE, DemoControls, Job, language
+from bus.console.parts import LANG_COOKIE, SESSION_COOKIE, DemoControls, Job, ServerFactory, language
 from bus.console.sessions import LoginThrottle, Session, Sessions
 from bus.settings import Settings
 
@@ -45,7 +44,8 @@ HERE = Path(__file__).parent
 
 
 class Console:
-    def __init__(self, settings: Settings, options: ConsoleOptions, *, broker: Broker | None = None,
+    def __init__(self, settings: Settings, options: ConsoleOptions, *, serve: ServerFactory,
+                 broker: Broker | None = None,
                  destinations: Callable[[], Any] = tuple, demo: DemoControls | None = None,
                  send: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> None:
         self.options = options
@@ -63,7 +63,7 @@ class Console:
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(("html",)), trim_blocks=True, lstrip_blocks=True)
         self.app = _build_app(self)
-        self.server = EmbeddedServer(self.app, host=options.host, port=options.port)
+        self.server = serve(self.app, host=options.host, port=options.port)
 
     @property
     def url(self) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from console_support import NARROW, WIDE, colours, log_in, shoot, until
 
-from bus.console.demo import DEMO_ACCOUNT, DEMO_RETRY, DemoConsole, demo_console_options
+from bus.cli.demo_console import DEMO_ACCOUNT, DEMO_RETRY, DemoConsole, demo_console_options
 from bus.demo import DemoOptions, run_demo
 
 STOPPED = "zei"  # the tax system: every move-in and move-out reaches it

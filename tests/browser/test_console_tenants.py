@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from console_support import WIDE, log_in, shoot, until
 
+from adapters.server import EmbeddedServer
 from bus.app import Bus
 from bus.audit.log import AuditLog
 from bus.catalog import Catalog
@@ -67,7 +68,7 @@ async def tenants(tmp_path: Path) -> AsyncIterator[Tenants]:
     accounts = Accounts(console_options(settings, env={}).users_file)  # type: ignore[arg-type]
     accounts.add("op-a", PASSWORD, role="operator", municipalities=[A])
     accounts.add("viewer-b", PASSWORD, role="viewer", municipalities=[B])
-    console = Console(settings, console_options(settings, env={}), broker=bus.broker,
+    console = Console(settings, console_options(settings, env={}), serve=EmbeddedServer, broker=bus.broker,
                       destinations=lambda: bus.destinations)
     try:
         for m in (A, B):

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from run_support import PSEUDONYM_KEY, BusProcess, eventually, free_ports, personal_values, renkei
 
+from adapters.server import EmbeddedServer
 from bus.app import Bus
 from bus.audit.log import AuditLog
 from bus.catalog import Catalog
@@ -54,7 +55,7 @@ async def running(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
     Accounts(options.users_file).add("audit-1", PASSWORD, role="auditor", municipalities=["131016"])
     bus = Bus(settings, sinks={"zei": FunctionSink(Receipt.applied), "kokuho": FunctionSink(Receipt.applied)})
     await bus.start()
-    console = Console(settings, options, broker=bus.broker, destinations=lambda: bus.destinations)
+    console = Console(settings, options, serve=EmbeddedServer, broker=bus.broker, destinations=lambda: bus.destinations)
     await console.start()
     try:
         yield Running(bus, console, [])
@@ -117,7 +118,7 @@ async def test_readyz_is_not_ready_when_the_broker_cannot_be_reached(tmp_path: P
         'state_dir = "var"', 'state_dir = "var"\nbroker_url = "amqp://guest:guest@127.0.0.1:1/%2F"')
     (tmp_path / "renkei.toml").write_text(config, encoding="utf-8")
     settings = Settings.load(tmp_path / "renkei.toml", env={"RENKEI_PSEUDONYM_KEY": PSEUDONYM_KEY})
-    console = Console(settings, console_options(settings, env={}))
+    console = Console(settings, console_options(settings, env={}), serve=EmbeddedServer)
     await console.start()
     try:
         async with httpx.AsyncClient(base_url=console.url) as client:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from run_support import PSEUDONYM_KEY
 
+from adapters.server import EmbeddedServer
 from bus.app import Bus
 from bus.audit.log import AuditLog
 from bus.catalog import Catalog
@@ -36,7 +37,7 @@ async def _bus_with_traffic(tmp_path: Path, audit: str = "") -> tuple[Bus, Conso
         assert (await bus.intake.submit(body, content_type="application/xml", source="jumin")).status == "accepted"
     assert await bus.wait_idle(within=60)
     await bus.recorder.flush()
-    return bus, Console(settings, console_options(settings, env={}), broker=bus.broker)
+    return bus, Console(settings, console_options(settings, env={}), serve=EmbeddedServer, broker=bus.broker)
 
 
 async def test_an_altered_audit_record_raises_one_alert_and_the_metric_says_so(tmp_path: Path) -> None:

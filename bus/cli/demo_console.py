@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import replace
 
+from adapters.server import EmbeddedServer
 from adapters.simulators import SimulatorCluster
 from bus.app import Bus
 from bus.console.accounts import Accounts
@@ -72,7 +73,7 @@ class DemoConsole:
         options = replace(self.options, users_file=bus.settings.bus.state_dir / "console-users.json")
         assert options.users_file is not None
         Accounts(options.users_file).add(DEMO_ACCOUNT, self.password, role="operator", municipalities=["*"])
-        console = self.console = Console(bus.settings, options, broker=bus.broker,
+        console = self.console = Console(bus.settings, options, serve=EmbeddedServer, broker=bus.broker,
                                          destinations=lambda: bus.destinations, demo=_Controls(bus, sims, feed))
         await console.start()
         loop = asyncio.get_running_loop()
