@@ -34,6 +34,7 @@ from bus.errors import RenkeiError
 from bus.logs import scrub
 from bus.settings import Settings
 from bus.status import DestinationStatus, SourceStatus, StatusReport, gather_status
+from bus.topology import StateDir
 
 __all__ = [
     "AuditSummary",
@@ -136,11 +137,11 @@ class BusData:
 
     @contextlib.contextmanager
     def _store(self) -> Iterator[DeliveryStore | None]:
-        path = self.settings.bus.state_dir / "delivery.sqlite"
-        if not path.exists():
+        state_dir = StateDir(self.settings.bus.state_dir)
+        if not state_dir.delivery_file.exists():
             yield None
             return
-        store = DeliveryStore(path)
+        store = state_dir.open_delivery()
         try:
             yield store
         finally:
