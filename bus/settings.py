@@ -26,6 +26,8 @@ signing_key_file = "/etc/renkei/audit-signing.pem"  # Ed25519, `renkei audit key
 trusted_keys = ["/etc/renkei/audit-signing-2024.pub"]  # public keys of earlier signing keys (rotation)
 previous_pseudonym_key_files = ["/etc/renkei/pseudonym-2024.key"]  # earlier pseudonym keys (rotation)
 checkpoint_every = 1000          # sign the chain head every N records
+checkpoint_interval = 5          # …and at least every N seconds while records are written (0: off)
+witness = "/mnt/witness/renkei-audit.jsonl"  # every signed head also kept here (a file elsewhere, or postgresql://…)
 
 [destinations.zei]
 transport = "http"               # http | file | an entry point in renkei.adapters
@@ -105,6 +107,9 @@ class AuditSettings:
     Ed25519 private key that signs checkpoints (None: no checkpoints are written);
     `trusted_keys` are PEMs of public keys of earlier signing keys, still accepted by verify.
     `previous_pseudonym_keys` are earlier pseudonym keys, tried by `renkei audit trail`.
+    `checkpoint_interval` (seconds, 0 off): the head is signed at least this often while records
+    are written. `witness` (a file path or postgresql:// URL, None: none): every signed head is
+    also kept there, outside the store, so verify catches a store cut short or rolled back.
     """
 
     store: str | None = None  # None: audit.sqlite in the bus's state_dir (Settings.audit_store)
@@ -112,6 +117,8 @@ class AuditSettings:
     trusted_keys: tuple[bytes, ...] = ()
     previous_pseudonym_keys: tuple[bytes, ...] = field(default=(), repr=False)
     checkpoint_every: int = 1000
+    checkpoint_interval: float = 5.0
+    witness: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +396,8 @@ _LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where, state_dir: Path) -> AuditSettings:
-    known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every")
+    known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every",
+             "checkpoint_interval", "witness")
     _no_unknown(raw, at("audit"), "[audit]", known)
     store, where = _setting(raw, env, "store", "RENKEI_AUDIT_STORE", at, "audit", None)
     if store is None:
@@ -398,6 +406,16 @@ def _audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where, sta
         store = str(base / store)
     every, where = _setting(raw, env, "checkpoint_every", "RENKEI_AUDIT_CHECKPOINT_EVERY", at, "audit", 1000)
     every = _int(every, where, "[audit] checkpoint_every", minimum=1)
+    interval, where = _setting(raw, env, "checkpoint_interval", "RENKEI_AUDIT_CHECKPOINT_INTERVAL", at, "audit", 5.0)
+    try:
+        interval = float(interval) if not isinstance(interval, bool) else -1.0
+    except (TypeError, ValueError):
+        interval = -1.0
+    if not 0 <= interval <= 3600:
+        raise ConfigError("[audit] checkpoint_interval must be seconds from 0 (off) to 3600", where=where)
+    witness, where = _setting(raw, env, "witness", "RENKEI_AUDIT_WITNESS", at, "audit", None)
+    if witness is not None and "://" not in _text(witness, where, "[audit] witness"):
+        witness = str(base / witness)
     signing_key: bytes | None = None
     if env.get("RENKEI_AUDIT_SIGNING_KEY"):
         signing_key = env["RENKEI_AUDIT_SIGNING_KEY"].encode()
@@ -420,7 +438,8 @@ def _audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where, sta
             raise ConfigError(f"the previous pseudonym key {name} is shorter than 16 bytes", where=where)
         previous.append(key)
     return AuditSettings(store=store, signing_key=signing_key, trusted_keys=tuple(trusted),
-                         previous_pseudonym_keys=tuple(previous), checkpoint_every=every)
+                         previous_pseudonym_keys=tuple(previous), checkpoint_every=every,
+                         checkpoint_interval=interval, witness=witness)
 
 
 def _key_files(raw: dict[str, Any], env: dict[str, str], key: str, var: str, at: _Where) -> list[tuple[str, str]]:

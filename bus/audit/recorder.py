@@ -6,6 +6,10 @@
     await recorder.flush()      # everything emitted so far is in the store
     await recorder.aclose()     # flush and stop
 
+When the log has a signing key and a checkpoint interval, the writer also signs the head
+once the interval has passed without events after a write, so no record stays unsigned
+longer than the interval (bus.audit.log).
+
 `emit` screens the event at once (a caller's mistake raises where it was made) and queues
 it; a background task writes queued events in batches (one transaction per batch, in a
 worker thread), at most `max_delay` seconds after they were emitted. A failing store is
@@ -49,6 +53,7 @@ class AuditRecorder:
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._unsigned = False  # records written since the head was last signed by the idle timer
 
     @property
     def pending(self) -> int:
@@ -99,12 +104,28 @@ class AuditRecorder:
                 except asyncio.CancelledError:
                     pass
 
+    async def _idle(self) -> None:
+        """Wait for events; when records were written and none comes for the checkpoint interval,
+        sign the head (so the tail of a burst is signed within the interval, not at the next write)."""
+        interval = self.log.checkpoint_interval
+        while self._unsigned and self.log.signer is not None and interval > 0:
+            try:
+                await asyncio.wait_for(self._pending_event.wait(), interval)
+                return
+            except TimeoutError:
+                try:
+                    await asyncio.to_thread(self.log.checkpoint)
+                    self._unsigned = False
+                except Exception as exc:  # the next write signs when it is due
+                    _log.error("audit checkpoint failed", error=f"{type(exc).__name__}: {exc}")
+        await self._pending_event.wait()
+
     async def _run(self) -> None:
         backoff = 0.1
         while True:
             if not self._queue:
                 self._pending_event.clear()
-                await self._pending_event.wait()
+                await self._idle()
             if len(self._queue) < self.max_batch:  # let a batch gather for at most max_delay
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), self.max_delay)
@@ -112,9 +133,8 @@ class AuditRecorder:
                     pass
             self._wakeup.clear()
             batch = self._queue[: self.max_batch]
-            store = self.log.store
             try:
-                await asyncio.to_thread(store.append, batch, self.log.signer, self.log.checkpoint_every)
+                await asyncio.to_thread(self.log.append_screened, batch)
             except Exception as exc:  # keep the events; the store may come back
                 _log.error("audit store write failed", error=f"{type(exc).__name__}: {exc}", retry_in=backoff,
                            pending=len(self._queue))
@@ -122,6 +142,7 @@ class AuditRecorder:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
+            self._unsigned = True
             del self._queue[: len(batch)]
             self._written += len(batch)
             async with self._progress:
