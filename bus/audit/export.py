@@ -43,8 +43,9 @@ from typing import IO, Any
 from bus.audit.chain import GENESIS, AuditRecord, chain_hash, legacy_hash
 from bus.audit.events import utc_now
 from bus.audit.signing import Checkpoint, CheckpointVerifier
-from bus.audit.store import AuditStore, AuditStoreError
+from bus.audit.store import AuditStore
 from bus.audit.verify import Problem, Report, check_checkpoints
+from bus.errors import AuditStoreError, ExportUnreadable
 
 __all__ = ["EXPORT_SCHEMA", "ExportSummary", "ExportUnreadable", "export_municipality", "verify_export"]
 
@@ -116,10 +117,6 @@ def export_municipality(store: AuditStore, municipality: str, out: IO[str]) -> E
 
 def _line(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n"
-
-
-class ExportUnreadable(ValueError):
-    """The file is not an audit export (says where)."""
 
 
 def verify_export(lines: Iterable[str], verifier: CheckpointVerifier | None = None) -> tuple[str, Report]:

@@ -27,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bus.audit.signing import Checkpoint
-from bus.audit.store import AuditStoreError
+from bus.errors import AuditStoreError
 
 __all__ = ["FileWitness", "PostgresWitness", "Witness", "open_witness"]
 

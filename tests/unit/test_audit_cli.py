@@ -169,7 +169,7 @@ def _rewrite_chain_and_checkpoints(db_path: Path) -> None:
     from dataclasses import replace
 
     from bus.audit.chain import link
-    from bus.audit.store import open_store
+    from bus.audit import open_store
 
     with open_store(db_path) as store:
         records = list(store.records())
