@@ -156,7 +156,7 @@ class Bus:
         parts = parts or BusParts()
         await self.connect()
         try:
-            sources = [*(front_doors(self.settings, self.catalog) if parts.sources else ()), *self.sources]
+            sources = [*self.sources, *(front_doors(self.settings, self.catalog) if parts.sources else ())]
             for source in sources:
                 await self._doors.enter_async_context(source.open(self.intake, self.gate))
                 self.opened_sources.append(source)

@@ -168,8 +168,8 @@ def _rewrite_chain_and_checkpoints(db_path: Path) -> None:
     """Record 3 altered, every later hash and every checkpoint's hash recomputed (signatures stale)."""
     from dataclasses import replace
 
-    from bus.audit.chain import link
     from bus.audit import open_store
+    from bus.audit.chain import link
 
     with open_store(db_path) as store:
         records = list(store.records())
