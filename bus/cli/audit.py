@@ -214,6 +214,8 @@ def trail(resident: str, municipality: str | None, since: str | None, as_csv: bo
 def export_command(municipality: str, out_path: Path | None, config: Path | None, store: str | None) -> None:
     """One municipality's records, with the chain around them, for its auditor (JSON Lines)."""
     from bus.audit.export import export_municipality
+    from bus.cli.config import fail
+    from bus.errors import AuditStoreError
 
     if not (municipality.isascii() and municipality.isdigit() and len(municipality) == 6):
         raise click.BadParameter("must be a 6-digit 地方公共団体コード", param_hint="--municipality")
@@ -227,6 +229,8 @@ def export_command(municipality: str, out_path: Path | None, config: Path | None
             with tmp.open("w", encoding="utf-8") as out:
                 summary = export_municipality(log.store, municipality, out)
             tmp.replace(out_path)
+    except AuditStoreError as exc:
+        fail("audit export", str(exc), code=1)
     finally:
         log.close()
     click.echo(f"exported {summary.records} records of municipality {municipality} "

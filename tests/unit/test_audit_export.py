@@ -282,3 +282,27 @@ def test_an_export_of_format_1_is_refused_as_unprovable(tmp_path: Path) -> None:
 def test_verify_export_without_a_key_exits_3_when_strict(exported: Path) -> None:
     result = CliRunner().invoke(main, ["audit", "verify-export", str(exported), "--strict"])
     assert result.exit_code == 3 and "not proven" in result.output
+
+
+def test_an_export_over_records_of_format_1_is_refused_clearly(tmp_path: Path) -> None:
+    """A trail written before format 2 verifies, but another municipality's old record cannot be
+    withheld provably: the export says so instead of writing a file it cannot prove."""
+    import sqlite3
+
+    from bus.audit import open_store
+    from bus.audit.chain import GENESIS, AuditRecord, legacy_hash
+    from bus.audit.store import _row
+
+    path = tmp_path / "audit.sqlite"
+    open_store(path).close()
+    event = of_b(cases.life(1))[0]
+    old = AuditRecord(1, GENESIS, legacy_hash(1, GENESIS, event), event)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute(f"INSERT INTO audit_records VALUES ({', '.join('?' for _ in _row(old))})", _row(old))
+    db.execute("UPDATE audit_head SET seq = 1, hash = ?", (old.hash,))
+    db.close()
+    config = tmp_path / "renkei.toml"
+    config.write_text('[audit]\nstore = "audit.sqlite"\n', encoding="utf-8")
+    assert CliRunner().invoke(main, ["audit", "verify", "--config", str(config)]).exit_code == 0
+    result = export(config, "--municipality", A, "--out", str(tmp_path / "x.jsonl"))
+    assert result.exit_code == 1 and "format 1" in result.output
