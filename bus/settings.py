@@ -14,6 +14,8 @@ municipalities = ["131016"]      # the municipalities this bus serves (empty: an
 [intake]
 http_host = "127.0.0.1"
 http_port = 8080
+http_header_timeout = 10         # seconds for a request head, http_body_timeout = 30 for its body;
+http_max_connections = 100       # slow clients are cut off, more connections at once get 503
 inbox = "var/inbox"              # optional directory source
 
 [logging]

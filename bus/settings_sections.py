@@ -56,6 +56,9 @@ class IntakeSettings:
     tls_key_file: Path | None = None
     amqp_vhosts: dict[str, str] = field(default_factory=dict)  # municipality → vhost of its AMQP intake
     amqp_queue: str = "renkei.submit"
+    http_header_timeout: int = 10  # seconds for a request head (slow clients are cut off)
+    http_body_timeout: int = 30  # seconds for a request body
+    http_max_connections: int = 100  # beyond: 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,8 @@ def _pseudonym_key(raw: dict[str, Any], env: dict[str, str], base: Path, at: Whe
 
 def read_intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> IntakeSettings:
     no_unknown(raw, at("intake"), "[intake]",
-                ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue"))
+                ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue",
+                 "http_header_timeout", "http_body_timeout", "http_max_connections"))
     host, where = setting_of(raw, env, "http_host", "RENKEI_HTTP_HOST", at, "intake", "127.0.0.1")
     host = as_text(host, where, "[intake] http_host")
     port, where = setting_of(raw, env, "http_port", "RENKEI_HTTP_PORT", at, "intake", 8080)
@@ -180,8 +184,11 @@ def read_intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where)
         raise ConfigError("[intake] amqp_vhosts maps 地方公共団体コード to vhost names "
                           '({ "131016" = "renkei-131016" })', where=at("intake", "amqp_vhosts"))
     queue = as_text(raw.get("amqp_queue", "renkei.submit"), at("intake", "amqp_queue"), "[intake] amqp_queue")
+    limits = {name: as_int(raw.get(name, default), at("intake", name), f"[intake] {name}", minimum=1, maximum=3600)
+              for name, default in (("http_header_timeout", 10), ("http_body_timeout", 30),
+                                    ("http_max_connections", 100))}
     return IntakeSettings(http_host=host, http_port=port, inbox=base / inbox if inbox else None,
-                          tls_cert_file=cert, tls_key_file=key, amqp_vhosts=dict(vhosts), amqp_queue=queue)
+                          tls_cert_file=cert, tls_key_file=key, amqp_vhosts=dict(vhosts), amqp_queue=queue, **limits)
 
 
 def read_logging(raw: dict[str, Any], env: dict[str, str], at: Where) -> LoggingSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -147,3 +148,22 @@ async def test_a_malformed_source_claim_is_400_and_never_submitted(intake: FakeI
 async def test_healthz(intake: FakeIntake) -> None:
     async with client_for(intake) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+def test_the_intake_limits_come_from_the_settings(tmp_path: Path) -> None:
+    """[intake] http_header_timeout, http_body_timeout and http_max_connections reach the HTTP intake;
+    a zero is refused with where it was given."""
+    from adapters.sources.http_intake import HttpIntake
+    from bus.app import front_doors
+    from bus.catalog import Catalog
+    from bus.errors import ConfigError
+    from bus.settings import Settings
+
+    path = tmp_path / "renkei.toml"
+    path.write_text("[intake]\nhttp_header_timeout = 3\nhttp_body_timeout = 7\nhttp_max_connections = 9\n",
+                    encoding="utf-8")
+    [door] = [d for d in front_doors(Settings.load(path, env={}), Catalog.load()) if isinstance(d, HttpIntake)]
+    assert (door.header_timeout, door.body_timeout, door.max_connections) == (3, 7, 9)
+    path.write_text("[intake]\nhttp_body_timeout = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="http_body_timeout"):
+        Settings.load(path, env={})
