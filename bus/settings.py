@@ -77,7 +77,8 @@ class BusSettings:
     broker_ca_file: Path | None = None  # amqps: the CA of the broker's certificate (default: system CAs)
     broker_cert_file: Path | None = None  # amqps: a client certificate (mutual TLS), with broker_key_file
     broker_key_file: Path | None = None
-    shards: int = 1  # RabbitMQ: consistent-hash shards per queue (bus/brokers/amqp.py); embedded: ignored
+    shards: int = 1  # RabbitMQ: consistent-hash shards per queue (bus/brokers/amqp/topology.py); embedded: ignored
+    amqp_fast_path: bool = True  # RabbitMQ: publish and ack past aiormq's public API (bus/brokers/amqp/fastpath.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +273,16 @@ def _int(value: Any, where: str, what: str, minimum: int = 0, maximum: int | Non
     return number
 
 
+def _flag(value: Any, where: str, what: str) -> bool:
+    """A boolean: true/false in TOML; 1/0, true/false, yes/no, on/off in the environment."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if isinstance(value, str) and text in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return text in ("1", "true", "yes", "on")
+    raise ConfigError(f"{what} must be true or false (1/0), got {value!r}", where=where)
+
+
 def _text(value: Any, where: str, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{what} must be a non-empty string, got {value!r}", where=where)
@@ -288,7 +299,7 @@ def _no_unknown(data: dict[str, Any], where: str, section: str, known: tuple[str
 
 def _bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> BusSettings:
     known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir",
-             "broker_ca_file", "broker_cert_file", "broker_key_file", "shards")
+             "broker_ca_file", "broker_cert_file", "broker_key_file", "shards", "amqp_fast_path")
     _no_unknown(raw, at("bus"), "[bus]", known)
     key = _pseudonym_key(raw, env, base, at)
     url, where = _setting(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
@@ -305,7 +316,9 @@ def _bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> Bu
                           f"got {municipalities!r}", where=at("bus", "municipalities"))
     routes, where = _setting(raw, env, "routes_dir", "RENKEI_ROUTES_DIR", at, "bus", None)
     shards, shards_at = _setting(raw, env, "shards", "RENKEI_BROKER_SHARDS", at, "bus", 1)
+    fast, fast_at = _setting(raw, env, "amqp_fast_path", "RENKEI_AMQP_FAST_PATH", at, "bus", True)
     return BusSettings(
+        amqp_fast_path=_flag(fast, fast_at, "[bus] amqp_fast_path"),
         shards=_int(shards, shards_at, "[bus] shards", minimum=1, maximum=64),
         broker_url=url,
         state_dir=base / Path(state_dir),

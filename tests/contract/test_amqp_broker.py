@@ -1,4 +1,5 @@
-"""The broker contract on RabbitMQ (a real node: `bash scripts/test.sh` starts one), plus
+"""The broker contract on RabbitMQ (a real node: `bash scripts/test.sh` starts one), on the
+fast path (bus/brokers/amqp/fastpath.py) and on the public aio-pika/aiormq path alike, plus
 what only it must prove: a publish the broker does not confirm in time raises."""
 
 from __future__ import annotations
@@ -20,10 +21,16 @@ from bus.errors import BrokerUnavailable, PublishNotConfirmed
 pytestmark = pytest.mark.amqp
 
 
+@pytest.fixture(params=[True, False], ids=["fast-path", "public-path"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Every case runs on both ways to the wire (`[bus] amqp_fast_path`)."""
+    return bool(request.param)
+
+
 class TestAmqpBroker(BrokerContract):
     @pytest.fixture
-    def make_broker(self, amqp_url: str) -> MakeBroker:
-        return lambda: AmqpBroker(amqp_url)
+    def make_broker(self, amqp_url: str, fast_path: bool) -> MakeBroker:
+        return lambda: AmqpBroker(amqp_url, fast_path=fast_path)
 
     @pytest.fixture
     async def queue(self, amqp_url: str) -> AsyncIterator[str]:  # and delete it afterwards
@@ -41,8 +48,8 @@ class TestShardedAmqpBroker(BrokerContract):
     """The same contract with each queue spread over 3 consistent-hash shards."""
 
     @pytest.fixture
-    def make_broker(self, amqp_url: str) -> MakeBroker:
-        return lambda: AmqpBroker(amqp_url, shards=3)
+    def make_broker(self, amqp_url: str, fast_path: bool) -> MakeBroker:
+        return lambda: AmqpBroker(amqp_url, shards=3, fast_path=fast_path)
 
     @pytest.fixture
     async def queue(self, amqp_url: str) -> AsyncIterator[str]:
@@ -153,12 +160,12 @@ class PausingProxy:
             self.server.close()
 
 
-async def test_a_publish_not_confirmed_within_the_publish_timeout_raises(amqp_url: str) -> None:
+async def test_a_publish_not_confirmed_within_the_publish_timeout_raises(amqp_url: str, fast_path: bool) -> None:
     parts = urlsplit(amqp_url)
     proxy = PausingProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
     port = await proxy.start()
     netloc = f"{parts.username}:{parts.password}@127.0.0.1:{port}"
-    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), publish_timeout=0.3)
+    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), publish_timeout=0.3, fast_path=fast_path)
     await broker.connect()
     queue = unique_queue()
     try:

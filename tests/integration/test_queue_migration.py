@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 from click.testing import CliRunner, Result
 
-from bus.brokers.amqp import QUEUE_ARGUMENTS, AmqpBroker
+from bus.brokers.amqp import AmqpBroker, queue_arguments
 from bus.cli import main
 from bus.errors import BrokerError
 
@@ -114,7 +114,7 @@ def test_a_single_active_consumer_queue_with_another_argument_is_refused_with_no
     """One day an argument other than x-single-active-consumer may change: such a queue refuses
     basic.get, so it is refused with a clear error, every message still where it was."""
     url, queue = amqp_vhost_url, "renkei.dest.nenkin"
-    asyncio.run(_fill(url, queue, 30, arguments={**QUEUE_ARGUMENTS, "x-max-length": 100000}))
+    asyncio.run(_fill(url, queue, 30, arguments={**queue_arguments(), "x-max-length": 100000}))
     config = _config(tmp_path, url)
     assert "inequivalent arg 'x-max-length'" in _queues(config, "check", queue).output
     result = _queues(config, "migrate", queue)
@@ -208,7 +208,7 @@ def test_a_sharded_queue_is_bound_to_its_exchange_again(tmp_path: Path, amqp_vho
             channel = await connection.channel()
             exchange = await channel.declare_exchange(ZEI, "x-consistent-hash", durable=True,
                                                       arguments={"hash-header": "x-renkei-key"})
-            for name, arguments in ((shard, OLD_ARGUMENTS), (ZEI + ".shard1", QUEUE_ARGUMENTS)):
+            for name, arguments in ((shard, OLD_ARGUMENTS), (ZEI + ".shard1", queue_arguments())):
                 declared = await channel.declare_queue(name, durable=True, arguments=arguments)
                 await declared.bind(exchange, routing_key="1")
 
