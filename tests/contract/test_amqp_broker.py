@@ -16,7 +16,7 @@ from broker_cases import BrokerContract, MakeBroker, Recorder, eventually, messa
 from bus.brokers import open_broker
 from bus.brokers.amqp import AmqpBroker
 from bus.brokers.base import Broker
-from bus.errors import BrokerUnavailable, PublishNotConfirmed
+from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 
 pytestmark = pytest.mark.amqp
 
@@ -233,3 +233,72 @@ def socket_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class CuttingProxy:
+    """A TCP proxy to the broker that can be cut: its connections are closed, new ones refused
+    (as a node that went down looks to the client)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        self.writers += [writer, up_writer]
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def cut(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for writer in self.writers:
+            writer.close()
+
+
+async def test_a_lost_node_is_replaced_by_the_next_one_of_the_cluster_url(amqp_url: str, fast_path: bool) -> None:
+    """The robust connection reconnects to the next node (a public close callback points it
+    there) and publishing resumes on it."""
+    parts = urlsplit(amqp_url)
+    proxy = CuttingProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    first = await proxy.start()
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{first},127.0.0.1:{parts.port}"
+    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), connect_timeout=3, fast_path=fast_path)
+    await broker.connect()
+    name = unique_queue()
+    try:
+        await broker.declare(name)
+        await broker.publish(name, message(1))
+        assert broker.connection().url.port == first
+        await proxy.cut()
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            try:
+                await broker.publish(name, message(2))
+                break
+            except BrokerError:
+                assert asyncio.get_running_loop().time() < deadline, "no publish within 30 s of the cut"
+                await asyncio.sleep(0.2)
+        assert broker.connection().url.port == parts.port
+        await eventually(lambda: _ready_at_least(broker, name, 2))
+    finally:
+        await broker.close()
+        await proxy.cut()
+        async with await aio_pika.connect(amqp_url) as connection:
+            await (await connection.channel()).queue_delete(name)
+
+
+async def _ready_at_least(broker: Broker, queue: str, count: int) -> bool:
+    return (await broker.stats(queue)).ready >= count
