@@ -125,15 +125,22 @@ async def test_a_resident_always_lands_in_one_shard_and_the_shards_share_the_res
         await broker.close()
 
 
-class PausingProxy:
-    """A TCP proxy between client and broker that can stop forwarding the client's bytes
-    (the broker never sees a publish: as a blocked or stalled connection looks)."""
+class Proxy:
+    """A TCP proxy between client and broker. It can stop forwarding the client's bytes (the
+    broker never sees a publish: as a blocked or stalled connection looks), or be cut: its
+    connections closed, new ones refused (as a node that went down looks)."""
+
+    @classmethod
+    def to(cls, amqp_url: str) -> Proxy:
+        parts = urlsplit(amqp_url)
+        return cls(parts.hostname or "127.0.0.1", parts.port or 5672)
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.flowing = asyncio.Event()
         self.flowing.set()
         self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -141,6 +148,7 @@ class PausingProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        self.writers += [writer, up_writer]
         upstream = self._pipe(reader, up_writer, gated=True)
         downstream = self._pipe(up_reader, writer, gated=False)
         await asyncio.gather(upstream, downstream, return_exceptions=True)
@@ -159,13 +167,15 @@ class PausingProxy:
         if self.server is not None:
             self.server.close()
 
+    async def cut(self) -> None:
+        await self.stop()
+        for writer in self.writers:
+            writer.close()
+
 
 async def test_a_publish_not_confirmed_within_the_publish_timeout_raises(amqp_url: str, fast_path: bool) -> None:
-    parts = urlsplit(amqp_url)
-    proxy = PausingProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
-    port = await proxy.start()
-    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{port}"
-    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), publish_timeout=0.3, fast_path=fast_path)
+    proxy = Proxy.to(amqp_url)
+    broker = AmqpBroker(_url_at(amqp_url, await proxy.start()), publish_timeout=0.3, fast_path=fast_path)
     await broker.connect()
     queue = unique_queue()
     try:
@@ -208,10 +218,7 @@ def test_a_cluster_url_names_each_node_with_the_same_credentials_vhost_and_optio
 
 async def test_the_broker_connects_to_the_first_node_that_answers(amqp_url: str) -> None:
     """A cluster URL whose first node is down: the next one is used."""
-    parts = urlsplit(amqp_url)
-    dead = socket_port()
-    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{dead},127.0.0.1:{parts.port}"
-    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), connect_timeout=3)
+    broker = AmqpBroker(_url_at(amqp_url, socket_port(), urlsplit(amqp_url).port or 5672), connect_timeout=3)
     await broker.connect()
     try:
         name = unique_queue()
@@ -226,6 +233,13 @@ async def test_the_broker_connects_to_the_first_node_that_answers(amqp_url: str)
             await channel.queue_delete(name)
 
 
+def _url_at(amqp_url: str, *ports: int) -> str:
+    """`amqp_url` pointed at 127.0.0.1 on `ports` (several: a cluster URL), same credentials."""
+    parts = urlsplit(amqp_url)
+    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@{hosts}"))
+
+
 def socket_port() -> int:
     """A loopback port nobody listens on."""
     import socket
@@ -235,47 +249,12 @@ def socket_port() -> int:
         return int(s.getsockname()[1])
 
 
-class CuttingProxy:
-    """A TCP proxy to the broker that can be cut: its connections are closed, new ones refused
-    (as a node that went down looks to the client)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.server: asyncio.Server | None = None
-        self.writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self.writers += [writer, up_writer]
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
-
-    async def cut(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for writer in self.writers:
-            writer.close()
-
-
 async def test_a_lost_node_is_replaced_by_the_next_one_of_the_cluster_url(amqp_url: str, fast_path: bool) -> None:
     """The robust connection reconnects to the next node (a public close callback points it
     there) and publishing resumes on it."""
-    parts = urlsplit(amqp_url)
-    proxy = CuttingProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
-    first = await proxy.start()
-    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{first},127.0.0.1:{parts.port}"
-    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), connect_timeout=3, fast_path=fast_path)
+    proxy = Proxy.to(amqp_url)
+    first, second = await proxy.start(), urlsplit(amqp_url).port or 5672
+    broker = AmqpBroker(_url_at(amqp_url, first, second), connect_timeout=3, fast_path=fast_path)
     await broker.connect()
     name = unique_queue()
     try:
@@ -291,7 +270,7 @@ async def test_a_lost_node_is_replaced_by_the_next_one_of_the_cluster_url(amqp_u
             except BrokerError:
                 assert asyncio.get_running_loop().time() < deadline, "no publish within 30 s of the cut"
                 await asyncio.sleep(0.2)
-        assert broker.connection().url.port == parts.port
+        assert broker.connection().url.port == second
         await eventually(lambda: _ready_at_least(broker, name, 2))
     finally:
         await broker.close()
