@@ -12,11 +12,12 @@ import aio_pika
 import aiormq.exceptions
 import pytest
 
-from adapters.base import Submission
 from adapters.sources.amqp_intake import AmqpIntake
 from bus.brokers.amqp import queue_arguments
 from bus.errors import BrokerError
-from bus.tenants import Gate, SourceBinding, Sources
+from bus.ports import Submission
+from bus.stages.gate import Gate
+from bus.tenancy import SourceBinding, Sources
 
 pytestmark = [pytest.mark.amqp, pytest.mark.integration]
 
