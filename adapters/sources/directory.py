@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import io
 import json
 import os
@@ -56,6 +55,7 @@ from typing import Any, Literal
 import fastavro
 import structlog
 
+from adapters.sources.inbox_files import Refused, not_regular, open_regular
 from bus.errors import BrokerError, ConfigError, SourceRefused
 from bus.ports import Gatekeeper, Intake, Submission
 from bus.validation.issues import Issue
@@ -167,7 +167,7 @@ class DirectorySource:
     # -- one file ----------------------------------------------------------------------
 
     async def _take(self, path: Path) -> FileResult:
-        refusal = _not_regular(path)
+        refusal = not_regular(path)
         if refusal is not None:
             return self._refuse(path, refusal)
         try:
@@ -181,7 +181,7 @@ class DirectorySource:
         except BrokerError as exc:
             log.warning("directory.broker_unavailable", file=path.name, error=type(exc).__name__)
             return FileResult(path.name, "retry", {})
-        except _Refused as exc:  # swapped for something else between the check and the open
+        except Refused as exc:  # swapped for something else between the check and the open
             return self._refuse(path, str(exc))
         self._finish(path, result)
         log.info("directory.file_done", file=path.name, status=result.status, **result.counts)
@@ -203,7 +203,7 @@ class DirectorySource:
         return result
 
     async def _take_message(self, path: Path) -> FileResult:
-        with _open_regular(path) as fh:
+        with open_regular(path) as fh:
             raw = fh.read(self.max_size + 1)  # the bus rejects anything over the cap (R100)
         answer = await self._submit(raw, "application/xml", self.kind)
         status: Literal["processed", "rejected"] = "rejected" if answer.status == "rejected" else "processed"
@@ -214,7 +214,7 @@ class DirectorySource:
         rejected: list[dict[str, Any]] = []
         try:
             total = _count_records(path)
-        except _Refused:
+        except Refused:
             raise
         except Exception as exc:  # any unreadable container: the whole file is rejected
             msg = f"not a readable Avro container file ({type(exc).__name__})"
@@ -224,7 +224,7 @@ class DirectorySource:
             return _broken(path, counts, rejected, "R100", msg)
         progress = Progress(path.name, 0, total)
         try:
-            with _open_regular(path) as fh:
+            with open_regular(path) as fh:
                 records, kind, encode = self._open_batch(fh)
                 for index, record in enumerate(records):
                     answer = await self._submit(encode(record), "application/avro", kind)
@@ -234,7 +234,7 @@ class DirectorySource:
                     progress.done += 1
                     if progress.done % self.progress_every == 0 or progress.done == total:
                         self._report(progress, counts)
-        except (BrokerError, asyncio.CancelledError, _Refused):
+        except (BrokerError, asyncio.CancelledError, Refused):
             raise
         except ConfigError as exc:
             return _broken(path, counts, rejected, "R220", str(exc))
@@ -315,45 +315,6 @@ def _write_result(path: Path, report: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-class _Refused(Exception):
-    """The name no longer is a regular file of its own when opened."""
-
-
-def _not_regular(path: Path) -> str | None:
-    """What the inbox entry is when it is not a regular file of its own (lstat: links not followed)."""
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return "gone before it was read"
-    mode = info.st_mode
-    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    for test, what in kinds:
-        if test(mode):
-            return what
-    if not stat.S_ISREG(mode):
-        return "not a regular file"
-    if info.st_nlink > 1:
-        return f"a hard link (the file has {info.st_nlink} names)"
-    return None
-
-
-def _open_regular(path: Path) -> io.BufferedReader:
-    """Open without following a link or blocking on a FIFO, and check what was opened."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK):
-            raise _Refused("a symbolic link (put there after the inbox was scanned)") from None
-        raise
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
-        os.close(fd)
-        raise _Refused("not a regular file of its own when opened (swapped after the inbox was scanned)")
-    return os.fdopen(fd, "rb")
-
-
 def _is_final(path: Path) -> bool:
     """A complete name to take: not a temporary or hidden name, not a directory (links, FIFOs and
     devices are taken, to be refused with a result file)."""
@@ -367,7 +328,7 @@ def _is_final(path: Path) -> bool:
 
 
 def _count_records(path: Path) -> int:
-    with _open_regular(path) as fh:
+    with open_regular(path) as fh:
         return sum(block.num_records for block in fastavro.block_reader(fh))
 
 

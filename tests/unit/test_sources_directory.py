@@ -285,16 +285,16 @@ async def test_a_socket_and_a_hard_link_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_device_is_not_a_regular_file() -> None:
-    from adapters.sources.directory import _not_regular
+    from adapters.sources.inbox_files import not_regular
 
-    assert _not_regular(Path("/dev/null")) == "a character device"
+    assert not_regular(Path("/dev/null")) == "a character device"
 
 
 async def test_a_file_swapped_for_a_link_after_the_scan_is_refused_when_opened(tmp_path: Path) -> None:
     """The check and the open are separate: O_NOFOLLOW refuses a link put there in between."""
-    from adapters.sources.directory import _open_regular, _Refused
+    from adapters.sources.inbox_files import Refused, open_regular
 
     (tmp_path / "host.txt").write_bytes(b"host")
     (tmp_path / "x.xml").symlink_to(tmp_path / "host.txt")
-    with pytest.raises(_Refused, match="symbolic link"):
-        _open_regular(tmp_path / "x.xml")
+    with pytest.raises(Refused, match="symbolic link"):
+        open_regular(tmp_path / "x.xml")
