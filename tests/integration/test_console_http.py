@@ -187,3 +187,17 @@ async def test_renkei_run_serves_the_console_on_its_own_port_when_enabled(tmp_pa
             await eventually(metrics_seen, "the console's first look at the bus")
     finally:
         assert await bus.stop() == 0
+
+
+async def test_renkei_run_role_console_runs_the_console_alone(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    config = _config(tmp_path).read_text(encoding="utf-8").replace("port = 0", f"port = {port}")
+    (tmp_path / "renkei.toml").write_text(config, encoding="utf-8")  # [console] enabled is not needed
+    console_only = await BusProcess.start(tmp_path / "renkei.toml", "--role", "console")
+    try:
+        await console_only.wait_for(rf"console on http://127\.0\.0\.1:{port}/")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+        assert "intake listening" not in console_only.output  # no bus parts in this process
+    finally:
+        assert await console_only.stop() == 0
