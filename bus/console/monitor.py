@@ -9,11 +9,12 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import datetime
 
 from bus.console.alerts import Alerts, Condition
 from bus.console.config import ConsoleOptions
-from bus.console.data import AuditSummary, BusData, RenkeiError, StatusReport
+from bus.console.data import AuditSummary, BusData, LifeRecord, RenkeiError, StatusReport
 from bus.console.health import RED, History, Judgement, judge
 from bus.console.metrics import ConsoleMetrics
 from bus.logs import get_logger
@@ -100,7 +101,7 @@ class Monitor:
             if self._seq is None:
                 self._seq = self.data.head_seq()  # from now on: the past was observed by no one
                 return
-            for record in self.data.records_after(self._seq):
+            for record in self._new_records():
                 self._seq = record.seq
                 if record.event == "accepted" and record.message_id:
                     self._accepted[record.message_id] = _epoch(record.at)
@@ -111,6 +112,15 @@ class Monitor:
                     self.metrics.latency.labels(record.destination).observe(max(0.0, latency))
         except (RenkeiError, OSError) as exc:
             log.warning("the console could not read the audit trail", error=str(exc))
+
+    def _new_records(self, pages: int = 20, size: int = 5000) -> Iterator[LifeRecord]:
+        """What the trail got since the last look, a page at a time (at most `pages` a look)."""
+        assert self._seq is not None
+        for _ in range(pages):
+            page = self.data.records_after(self._seq, size)
+            yield from page
+            if len(page) < size:
+                return
 
     def _conditions(self, report: StatusReport, now: float) -> list[Condition]:
         found = []

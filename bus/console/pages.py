@@ -52,18 +52,16 @@ async def login(console: ConsoleLike, request: Request) -> Response:
     keys = (f"name:{name}", f"addr:{address}")
     known = console.accounts.get(name) is not None
     actor = f"console:{name}" if known else "console:unknown-account"
+    async def refused(status: int, error: str, reason: str) -> Response:  # audited; never the password
+        await asyncio.to_thread(console.data.record_console_event, EventType.AUTH_FAILED, actor=actor, reason=reason)
+        return console.render(request, "login.html", status_code=status, error=error, csrf_override=session.csrf)
+
     if console.throttle.locked(*keys):
-        await asyncio.to_thread(console.data.record_console_event, EventType.AUTH_FAILED, actor=actor,
-                                reason="console login refused: too many failures (locked)")
-        return console.render(request, "login.html", status_code=429, error="login.locked",
-                              csrf_override=session.csrf)
+        return await refused(429, "login.locked", "console login refused: too many failures (locked)")
     account = await asyncio.to_thread(console.accounts.check, name, password)
     if account is None:
         console.throttle.failed(*keys)
-        await asyncio.to_thread(console.data.record_console_event, EventType.AUTH_FAILED, actor=actor,
-                                reason="console login failed: wrong account or password")
-        return console.render(request, "login.html", status_code=401, error="login.failed",
-                              csrf_override=session.csrf)
+        return await refused(401, "login.failed", "console login failed: wrong account or password")
     console.throttle.succeeded(keys[0])
     fresh = console.sessions.login(session, account.name)
     response = redirect("/")
