@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,7 @@ class Sample:
     backlog: dict[str, int]  # destination → ready + in flight + retrying + held
     delivered: dict[str, int]  # destination → the delivered counter
     accepted: int  # every source's accepted, summed
+    by_source: dict[str, int]  # source → its accepted counter
 
 
 class History:
@@ -77,19 +79,25 @@ class History:
         backlog = {d.name: (d.queue.ready or 0) + (d.queue.in_flight or 0) + (d.delivery.retrying or 0)
                    + (d.delivery.held_messages or 0) for d in report.destinations}
         self.samples.append(Sample(report.at, backlog, {d.name: d.delivered for d in report.destinations},
-                                   sum(s.accepted for s in report.sources)))
+                                   sum(s.accepted for s in report.sources),
+                                   {s.name: s.accepted for s in report.sources}))
         while self.samples and self.samples[0].at < report.at - self.keep:
             self.samples.popleft()
         self._save()
 
     def rate(self, destination: str) -> float | None:
         """Deliveries per second between the last two samples."""
+        return self._rate(lambda s: s.delivered.get(destination, 0))
+
+    def source_rate(self, source: str) -> float | None:
+        """Changes accepted per second between the last two samples."""
+        return self._rate(lambda s: s.by_source.get(source, 0))
+
+    def _rate(self, counter: Callable[[Sample], int]) -> float | None:
         if len(self.samples) < 2:
             return None
         a, b = self.samples[-2], self.samples[-1]
-        if b.at <= a.at:
-            return None
-        return max(0, b.delivered.get(destination, 0) - a.delivered.get(destination, 0)) / (b.at - a.at)
+        return max(0, counter(b) - counter(a)) / (b.at - a.at) if b.at > a.at else None
 
     def series(self, names: list[str]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """(rate points, backlog points) over time, of these destinations summed."""
@@ -113,15 +121,15 @@ class History:
             for row in rows:
                 if float(row["at"]) >= cutoff:
                     self.samples.append(Sample(float(row["at"]), dict(row["backlog"]), dict(row["delivered"]),
-                                               int(row["accepted"])))
+                                               int(row["accepted"]), dict(row.get("by_source", {}))))
         except (OSError, ValueError, KeyError, TypeError):
             self.samples.clear()  # an unreadable history starts afresh; it is only a chart
 
     def _save(self) -> None:
         if self.path is None:
             return
-        rows = [{"at": s.at, "backlog": s.backlog, "delivered": s.delivered, "accepted": s.accepted}
-                for s in self.samples]
+        rows = [{"at": s.at, "backlog": s.backlog, "delivered": s.delivered, "accepted": s.accepted,
+                 "by_source": s.by_source} for s in self.samples]
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             tmp.write_text(json.dumps(rows), encoding="utf-8")

@@ -47,7 +47,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col.backlog": ("待機", "Ready"),
     "col.in_flight": ("処理中", "In flight"),
     "col.retrying": ("再送中", "Retrying"),
-    "col.held": ("保留", "Held"),
+    "col.held": ("保留（件 / 人）", "Held (changes / residents)"),
     "col.dead": ("デッドレター", "Dead"),
     "col.rate": ("件/秒", "Per second"),
     "col.oldest": ("最古の待機（秒）", "Oldest wait (s)"),

@@ -97,7 +97,8 @@ async def overview(console: ConsoleLike, request: Request) -> Response:
             j = monitor.judgements.get(d.name)
             rows.append({"d": d, "colour": j.colour if j else "amber", "reasons": j.reasons if j else (),
                          "rate": monitor.history.rate(d.name)})
-        sources = [s for s in report.sources if account.sees(console.data.source_municipalities(s.name))]
+        sources = [{"s": s, "rate": monitor.history.source_rate(s.name)} for s in report.sources
+                   if account.sees(console.data.source_municipalities(s.name))]
     rates, backlog = monitor.history.series([r["d"].name for r in rows])
     alerts = [a for a in console.alerts.open if _sees_alert(account, a.municipalities)]
     caption = {"start": _clock(min(t for t, _ in backlog)), "end": _clock(max(t for t, _ in backlog)),
