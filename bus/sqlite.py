@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
 from bus.errors import StoreUnreadable
 
-__all__ = ["LocalFile", "read_only", "tables"]
+__all__ = ["LocalFile", "enable_wal", "read_only", "tables"]
 
 T = TypeVar("T")
 
@@ -57,7 +59,7 @@ class LocalFile:
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._db)
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         if schema:
             with self.tx() as db:  # several processes may create it at once
@@ -84,3 +86,17 @@ class LocalFile:
     def read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             yield self._db
+
+
+def enable_wal(db: sqlite3.Connection) -> None:
+    """Switch `db` to WAL. Processes opening one file together (a router and a deliverer
+    starting at once) can get "database is locked" from the switch even with a busy timeout
+    (seen under load in the fault suite); it is tried again for up to 30 s."""
+    for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_delay(30),
+                            wait=wait_random(0.01, 0.1), reraise=True):
+        with attempt:
+            db.execute("PRAGMA journal_mode=WAL")
+
+
+def _locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)

@@ -21,7 +21,7 @@ from bus.brokers.base import QueueDescription
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 from bus.groupcommit import Failed, GroupCommit
 from bus.liveness import Process
-from bus.sqlite import read_only
+from bus.sqlite import enable_wal, read_only
 
 __all__ = [
     "Process", "Worker", "heartbeat", "insert", "is_declared", "lease", "mapped", "reclaim", "register",
@@ -241,7 +241,7 @@ class Worker:
 
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA cache_size=-32000")  # KiB: the hot pages of big queues
         self._conn.execute("PRAGMA journal_size_limit=67108864")  # a burst's WAL shrinks back
