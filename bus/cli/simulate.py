@@ -31,6 +31,24 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str) ->
 
     It takes messages at POST /messages, lists what it holds at GET /received, and is
     steered with POST /control, e.g. {"mode": "fail", "fail_status": 503, "count": 3}.
+
+    \b
+    The delivery contract it implements (docs/delivery-contract.md):
+      one change per POST; headers Idempotency-Key (required: message id + destination),
+      X-Renkei-Message-Id, X-Renkei-Kind, X-Renkei-Schema-Version, X-Renkei-Municipality,
+      X-Renkei-Subject (a pseudonym, never the 宛名番号), X-Renkei-Sequence (履歴番号);
+      Content-Type application/xml or application/json.
+    \b
+    Answers, and what renkei does with them:
+      2xx                     applied; {"status": "duplicate"} for a key already applied
+      408 409 425 429 5xx     not now: retried with the same key (Retry-After read, the
+                              bus's retry tiers decide the wait); so are timeouts and cut
+                              connections
+      other 4xx               refused for good: dead-lettered at once
+    \b
+    Order: per resident (X-Renkei-Subject) the next change is sent only after the previous
+    one was answered 2xx; residents are independent. No batches: one request, one change.
+    Check your own system against it: renkei conformance receiver --system SYSTEM --url URL.
     """
     import uvicorn
 
