@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "queues": "bus.cli.queues:queues",
     "audit": "bus.cli.audit:audit",
     "schemas": "bus.cli.schemas:schemas",
+    "conformance": "bus.cli.conformance:conformance",
 }
 
 

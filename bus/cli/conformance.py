@@ -1,0 +1,72 @@
+"""`renkei conformance`: prove that a vendor's system behaves as the bus needs.
+
+    renkei conformance receiver --system zei --url http://127.0.0.1:8700/messages \\
+        --junit report.xml --html report.html
+
+Exit status: 0 every check passed (or was not applicable), 1 a check failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from adapters.simulators.state import SYSTEMS
+
+__all__ = ["conformance"]
+
+
+@click.group()
+def conformance() -> None:
+    """Conformance kits for the vendors of receiving and sending systems."""
+
+
+@conformance.command("receiver")
+@click.option("--system", required=True, type=click.Choice(sorted(SYSTEMS)),
+              help="Which receiving system yours is (decides the kind sent, e.g. zei → zei.jumin).")
+@click.option("--url", required=True, help="Your endpoint, as configured in renkei.toml (POST target).")
+@click.option("--batch", is_flag=True, help="Also check batch answers (reported not applicable: renkei sends none).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds an answer may take (the HTTP sink's timeout).")
+@click.option("--body", type=click.Choice(["xml", "json"]), default="xml", show_default=True,
+              help="Body encoding, as the destination's `body` option.")
+@click.option("--applied-keys", type=click.Path(dir_okay=False, path_type=Path),
+              help="A file your system writes: one applied Idempotency-Key a line, in the order applied "
+                   "(default: read GET <base>/received when it exists).")
+@click.option("--header", "headers", multiple=True, metavar="NAME:VALUE",
+              help="An extra header every request carries (e.g. Authorization: Bearer …); repeatable.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write an HTML report here.")
+def receiver(system: str, url: str, batch: bool, timeout: float, body: str, applied_keys: Path | None,
+             headers: tuple[str, ...], junit: Path | None, html_path: Path | None) -> None:
+    """Run the delivery contract (docs/delivery-contract.md) against your receiving system.
+
+    Sends schema-valid changes of every 異動事由 group, resends, a resident's changes in
+    order, invalid messages and one without Idempotency-Key, and checks each answer and
+    (through the read-back) each effect. Prints one line per check with its evidence.
+    """
+    from bus.catalog import Catalog
+    from bus.conformance.receiver import ReceiverKit, ReceiverOptions
+
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter("must be an http(s):// URL", param_hint="--url")
+    extra: dict[str, str] = {}
+    for item in headers:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME:VALUE", param_hint="--header")
+        extra[name.strip()] = value.strip()
+    options = ReceiverOptions(system, url, timeout=timeout, body=body,  # type: ignore[arg-type]
+                              applied_keys=applied_keys, batch=batch, headers=extra)
+    report = asyncio.run(ReceiverKit(options, Catalog.load()).run())
+    click.echo(report.to_text(), nl=False)
+    if junit is not None:
+        junit.write_bytes(report.to_junit())
+        click.echo(f"JUnit XML: {junit}")
+    if html_path is not None:
+        html_path.write_text(report.to_html(), encoding="utf-8")
+        click.echo(f"HTML: {html_path}")
+    raise SystemExit(0 if report.passed else 1)
