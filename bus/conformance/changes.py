@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from adapters.base import Outbound
 from bus.catalog import Catalog
 from bus.envelope import Envelope
+from bus.ports import Outbound
 from bus.synthetic.registry import REASON_GROUPS
 from bus.synthetic.samples import PROJECTION_KINDS, sample_records
 

@@ -31,13 +31,13 @@ from typing import Any, Literal
 
 import httpx
 
-from adapters.base import Outbound
 from adapters.transports.errors import TRANSIENT_STATUS, receipt_status
 from adapters.transports.http import envelope_headers, record_to_json
 from bus.catalog import Catalog
 from bus.conformance.changes import ChangeMaker, new_subject, reason_of
 from bus.conformance.readback import FileReadback, HttpReadback, Readback, effects_of, settle
 from bus.conformance.report import Check, Report
+from bus.ports import Outbound
 
 __all__ = ["Answer", "ReceiverKit", "ReceiverOptions"]
 

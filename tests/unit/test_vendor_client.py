@@ -1,5 +1,5 @@
 """bus.client's answers and retries, with the HTTP intake faked by httpx.MockTransport (the
-real intake and RabbitMQ: tests/integration/test_client.py)."""
+real intake and RabbitMQ: tests/integration/test_vendor_client_bus.py)."""
 
 from __future__ import annotations
 
