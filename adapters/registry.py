@@ -46,6 +46,7 @@ ENTRY_POINT_GROUP = "renkei.adapters"
 BUILTIN_TRANSPORTS: dict[str, str] = {
     "http": "adapters.transports.http:HttpSink",
     "file": "adapters.transports.filedrop:FileDropSink",
+    "postgres": "adapters.transports.postgres:PostgresSink",
 }
 
 
