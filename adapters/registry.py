@@ -47,6 +47,7 @@ BUILTIN_TRANSPORTS: dict[str, str] = {
     "http": "adapters.transports.http:HttpSink",
     "file": "adapters.transports.filedrop:FileDropSink",
     "postgres": "adapters.transports.postgres:PostgresSink",
+    "soap": "adapters.transports.soap:SoapSink",
 }
 
 

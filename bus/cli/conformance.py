@@ -70,3 +70,26 @@ def receiver(system: str, url: str, batch: bool, timeout: float, body: str, appl
         html_path.write_text(report.to_html(), encoding="utf-8")
         click.echo(f"HTML: {html_path}")
     raise SystemExit(0 if report.passed else 1)
+
+
+@conformance.command("wsdl")
+@click.argument("kind")
+@click.option("--location", required=True, help="Where your SOAP endpoint will listen (the service address).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+def wsdl_command(kind: str, location: str, out: Path | None) -> None:
+    """Write the WSDL 1.1 of the SOAP sink for KIND (generated from the kind's XSD).
+
+    Feed it to your SOAP toolkit for a service skeleton: one Deliver operation, document/
+    literal, a WS-Security UsernameToken and the rk:Delivery header (docs/delivery-contract.md).
+    """
+    from adapters.transports.soap_wsdl import wsdl
+    from bus.catalog import Catalog
+
+    catalog = Catalog.load()
+    if kind not in catalog.kinds():
+        raise click.BadParameter(f"unknown kind {kind!r}; known: {', '.join(catalog.kinds())}", param_hint="KIND")
+    document = wsdl(catalog.get(kind), location)
+    if out is None:
+        click.echo(document.decode("utf-8"), nl=False)
+    else:
+        out.write_bytes(document)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from adapters.simulators.state import SYSTEMS
@@ -26,7 +28,11 @@ __all__ = ["simulate"]
     show_default=True,
     help="Initial behaviour (change it later with POST /control).",
 )
-def simulate(system: str, port: int, host: str, store: str | None, mode: str) -> None:
+@click.option("--soap-user", metavar="NAME", help="Also take SOAP 1.1 at /soap (WS-Security UsernameToken of NAME).")
+@click.option("--soap-password-file", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
+              help="The SOAP user's password, from this file (with --soap-user).")
+def simulate(system: str, port: int, host: str, store: str | None, mode: str, soap_user: str | None,
+             soap_password_file: str | None) -> None:
     """Run the simulator of SYSTEM (zei, kokuho, kaigo, koki, nenkin, fukushi, chukan, portal).
 
     It takes messages at POST /messages, lists what it holds at GET /received, and is
@@ -55,9 +61,19 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str) ->
     from adapters.simulators.app import create_app
     from adapters.simulators.state import SimulatorState
 
+    if (soap_user is None) != (soap_password_file is None):
+        raise click.UsageError("--soap-user and --soap-password-file go together")
     state = SimulatorState(system, store=store)
     state.control(mode=mode)
-    app = create_app(system, state=state)
+    app: Any = create_app(system, state=state)
     info = SYSTEMS[system]
     click.echo(f"simulating {info.title}: takes {info.kind} at http://{host}:{port}/messages")
+    if soap_user is not None and soap_password_file is not None:
+        from pathlib import Path
+
+        from adapters.simulators.soap import SoapSimulator
+
+        password = Path(soap_password_file).read_text(encoding="utf-8").strip()
+        app = SoapSimulator(system, username=soap_user, password=password, state=state)
+        click.echo(f"  and SOAP 1.1 at http://{host}:{port}/soap (WSDL: /soap?wsdl)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
