@@ -13,6 +13,7 @@ from bus.delivery.policy import RetryPolicy
 from bus.errors import ConfigError
 from bus.settings_read import (
     Where,
+    as_flag,
     as_int,
     as_text,
     check_pem,
@@ -44,7 +45,8 @@ class BusSettings:
     broker_ca_file: Path | None = None  # amqps: the CA of the broker's certificate (default: system CAs)
     broker_cert_file: Path | None = None  # amqps: a client certificate (mutual TLS), with broker_key_file
     broker_key_file: Path | None = None
-    shards: int = 1  # RabbitMQ: consistent-hash shards per queue (bus/brokers/amqp.py); embedded: ignored
+    shards: int = 1  # RabbitMQ: consistent-hash shards per queue (bus/brokers/amqp/topology.py); embedded: ignored
+    amqp_fast_path: bool = True  # RabbitMQ: publish and ack past aiormq's public API (bus/brokers/amqp/fastpath.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,7 @@ class SourceSettings:
 
 def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> BusSettings:
     known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir",
-             "broker_ca_file", "broker_cert_file", "broker_key_file", "shards")
+             "broker_ca_file", "broker_cert_file", "broker_key_file", "shards", "amqp_fast_path")
     no_unknown(raw, at("bus"), "[bus]", known)
     key = _pseudonym_key(raw, env, base, at)
     url, where = setting_of(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
@@ -122,7 +124,9 @@ def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) ->
                           f"got {municipalities!r}", where=at("bus", "municipalities"))
     routes, where = setting_of(raw, env, "routes_dir", "RENKEI_ROUTES_DIR", at, "bus", None)
     shards, shards_at = setting_of(raw, env, "shards", "RENKEI_BROKER_SHARDS", at, "bus", 1)
+    fast, fast_at = setting_of(raw, env, "amqp_fast_path", "RENKEI_AMQP_FAST_PATH", at, "bus", True)
     return BusSettings(
+        amqp_fast_path=as_flag(fast, fast_at, "[bus] amqp_fast_path"),
         shards=as_int(shards, shards_at, "[bus] shards", minimum=1, maximum=64),
         broker_url=url,
         state_dir=base / Path(state_dir),
