@@ -47,6 +47,7 @@ import kombu.messaging
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bus.errors import RenkeiError, TransientError, ValidationFailed
+from bus.topology import SUBMIT_QUEUE
 from bus.validation.issues import Issue
 
 __all__ = [
@@ -239,7 +240,7 @@ class AmqpClient(_Client):
     long to wait for the bus's answer to one change.
     """
 
-    def __init__(self, url: str, *, user_id: str | None = None, queue: str = "renkei.submit",
+    def __init__(self, url: str, *, user_id: str | None = None, queue: str = SUBMIT_QUEUE,
                  timeout: float = 30.0, catalog: Any = None, validate_first: bool = True,
                  retry: RetryOptions = RetryOptions()) -> None:
         super().__init__(catalog=catalog, validate_first=validate_first, retry=retry)
