@@ -50,6 +50,7 @@ BUILTIN_TRANSPORTS: dict[str, str] = {
     "file": "adapters.transports.filedrop:FileDropSink",
     "postgres": "adapters.transports.postgres:PostgresSink",
     "soap": "adapters.transports.soap:SoapSink",
+    "csv": "adapters.transports.csvfile:CsvFileSink",
 }
 
 
