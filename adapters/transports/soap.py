@@ -45,6 +45,7 @@ import httpx
 from lxml import etree
 
 from adapters.transports.errors import HttpPermanentError, HttpTransientError, map_http_errors
+from adapters.transports.httpclient import OwnedClient
 from adapters.transports.wssecurity import SOAP_NS, PasswordType, username_token
 from bus.errors import ConfigError
 from bus.ports import Outbound, Receipt
@@ -56,7 +57,7 @@ SOAP_ACTION = f'"{RENKEI_SOAP_NS}#Deliver"'
 _SAFE = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
-class SoapSink:
+class SoapSink(OwnedClient):
     def __init__(self, url: str, username: str, *, password: str | None = None, password_file: str | None = None,
                  password_type: PasswordType = "PasswordDigest",  # noqa: S107 (a token type, not a password)
                  timeout: float = 10.0,
@@ -84,8 +85,7 @@ class SoapSink:
         self.password_type: PasswordType = password_type
         self.timeout = timeout
         self.name = name or parts.netloc
-        self._client = client
-        self._owns_client = client is None
+        self._use_client(client)
 
     async def deliver(self, message: Outbound) -> Receipt:
         destination = message.envelope.destination or self.name
@@ -118,22 +118,6 @@ class SoapSink:
         call.append(etree.fromstring(message.xml, _SAFE))
         result: bytes = etree.tostring(soap, xml_declaration=True, encoding="UTF-8")
         return result
-
-    async def aclose(self) -> None:
-        if self._client is not None and self._owns_client:
-            await self._client.aclose()
-            self._client = None
-
-    async def __aenter__(self) -> SoapSink:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
-        return self._client
 
     def __repr__(self) -> str:
         return f"SoapSink({self.name!r})"
