@@ -88,3 +88,21 @@ def test_simulate_help_states_the_contract() -> None:
             assert header in result.output
     assert "docs/delivery-contract.md" in result.output
     assert "dead-lettered" in result.output and "Retry-After" in result.output
+
+
+def test_every_renkei_command_in_the_vendor_guide_parses() -> None:
+    import shlex
+
+    guide = (DOC.parent / "vendors.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    shown = re.findall(r"\.venv/bin/renkei ([^\n#&]+)", guide)
+    assert len(shown) >= 7
+    runner = CliRunner()
+    for line in shown:
+        words = shlex.split(line)
+        path = [w for w in words if not w.startswith("-")][:2]
+        result = runner.invoke(main, [*path, "--help"])
+        if result.exit_code != 0:  # a command whose second word is an argument (renkei sample KIND)
+            result = runner.invoke(main, [path[0], "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, (line, result.output)
+        options = {w.split("=")[0] for w in words if w.startswith("--")}
+        assert all(option in result.output for option in options), (line, options)
