@@ -9,6 +9,8 @@ Checks, by stable name:
 
 - ``valid_changes_applied``: a change of every 異動事由 group the kind takes is answered 2xx,
   and each has one effect in the read-back;
+- ``boundary_values_applied``: a change with every text field at its maxLength (no 外字), and
+  one without any optional field it can do without, are answered 2xx and applied once;
 - ``idempotency_key_honoured``: resending a key is answered 2xx and has no second effect;
 - ``per_resident_order``: changes of one resident, sent one after the other, are applied in
   that order;
@@ -90,7 +92,7 @@ class ReceiverKit:
         async with httpx.AsyncClient(timeout=self.options.timeout, follow_redirects=False) as client:
             self._client = client
             self.readback = await self._readback(client)
-            for step in (self._valid_changes, self._idempotency, self._order, self._invalid,
+            for step in (self._valid_changes, self._boundaries, self._idempotency, self._order, self._invalid,
                          self._missing_key, self._failure, self._timeouts, self._batch):
                 started = time.monotonic()
                 check = await step()
@@ -115,6 +117,22 @@ class ReceiverKit:
         if not self._applied and not check.failed:
             check.fail(f"no change of {self.kind} could be made")
         await self._expect_effects(check, self._applied, 1)
+        return check
+
+    async def _boundaries(self) -> Check:
+        check = Check("boundary_values_applied",
+                      "changes with every text field at its maxLength, and with no optional field, are applied")
+        base = next(iter(self.maker.records(1)))
+        sent: list[Outbound] = []
+        for what, record in self.maker.edge_records(base):
+            message = self.maker.message(record)
+            answer = await self.send(message)
+            line = f"{what}, key {_short(message)}: {answer.text()}"
+            (check.note if answer.meaning in ("applied", "duplicate") else check.fail)(line)
+            sent.append(message)
+        if not sent:
+            check.not_applicable(f"no boundary case of {self.kind} could be made valid")
+        await self._expect_effects(check, [m for m in sent if not check.failed], 1)
         return check
 
     async def _idempotency(self) -> Check:

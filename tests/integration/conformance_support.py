@@ -7,6 +7,7 @@ of docs/delivery-contract.md, served by uvicorn on a loopback port like the real
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -100,4 +101,14 @@ async def without_readback_or_control(request: Request, call_next: CallNext, sim
     """A correct receiver that offers neither GET /received nor /control (as most vendors' won't)."""
     if request.url.path in ("/received", "/control"):
         return JSONResponse({"detail": "Not Found"}, status_code=404)
+    return await call_next(request)
+
+
+async def refuses_long_values(request: Request, call_next: CallNext, sim: SimulatorState) -> Response:
+    """A column too narrow (VARCHAR(50)): any text over 50 characters is refused."""
+    if _messages(request):
+        body = (await request.body()).decode("utf-8", "replace")
+        if re.search(r">[^<]{51,}<", body):
+            return JSONResponse({"status": "rejected", "issues": [{"code": "X413", "message": "too long"}]},
+                                status_code=422)
     return await call_next(request)

@@ -19,6 +19,7 @@ from conformance_support import (
     broken_app,
     no_idempotency,
     refuses_duplicates,
+    refuses_long_values,
     reorders,
     server_error_for_bad_input,
     without_readback_or_control,
@@ -74,8 +75,9 @@ async def serve_broken(dispatch: Dispatch, catalog: Catalog) -> EmbeddedServer:
         (refuses_duplicates, {"idempotency_key_honoured"}),
         (server_error_for_bad_input, {"invalid_refused_for_good", "missing_key_refused"}),
         (reorders, {"per_resident_order"}),
+        (refuses_long_values, {"boundary_values_applied"}),
     ],
-    ids=["no-idempotency", "4xx-for-a-resend", "500-for-a-bad-body", "reorders"],
+    ids=["no-idempotency", "4xx-for-a-resend", "500-for-a-bad-body", "reorders", "narrow-columns"],
 )
 async def test_a_broken_receiver_fails_the_check_named_for_its_defect(
     defect: Dispatch, failed: set[str], catalog: Catalog
