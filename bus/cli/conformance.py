@@ -131,6 +131,20 @@ def _write_reports(report: Any, junit: Path | None, html_path: Path | None) -> N
     raise SystemExit(0 if report.passed else 1)
 
 
+@conformance.command("docs")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/kinds"),
+              show_default=True, help="Directory for the pages (one per kind, and README.md).")
+def docs_command(out: Path) -> None:
+    """Write one page per kind for vendors: fields, who receives which, samples in XML, JSON, CSV."""
+    from bus.catalog import Catalog
+    from bus.conformance.pages import write_pages
+    from bus.routing.router import RouteTable
+
+    catalog = Catalog.load()
+    for path in write_pages(catalog, RouteTable.load(None, catalog), out):
+        click.echo(f"wrote {path}")
+
+
 @conformance.command("wsdl")
 @click.argument("kind")
 @click.option("--location", required=True, help="Where your SOAP endpoint will listen (the service address).")
