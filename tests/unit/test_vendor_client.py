@@ -77,3 +77,43 @@ def test_a_record_without_a_kind_is_a_usage_error() -> None:
     client, _ = client_of()
     with pytest.raises(ValueError, match="kind="):
         client.publish({"municipality_code": "131016"})
+
+
+def test_a_windowed_batch_overlaps_residents_but_keeps_each_residents_order() -> None:
+    import re
+    import threading
+    import time
+
+    catalog = Catalog.load()
+    records = list(sample_records("jumin.idou", catalog, seed=5, n=9))
+    one = records[0]
+    for i, record in enumerate(records[:4]):  # four changes of one resident, 履歴番号 1..4
+        record.update(municipality_code=one["municipality_code"], address_number=one["address_number"],
+                      history_number=i + 1)
+    arrived: list[tuple[str, str]] = []
+    busy, most = 0, 0
+    lock = threading.Lock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal busy, most
+        body = request.content.decode()
+        who = re.search(r"<address_number>(\d+)</address_number>", body)
+        seq = re.search(r"<history_number>(\d+)</history_number>", body)
+        assert who and seq
+        with lock:
+            busy += 1
+            most = max(most, busy)
+        time.sleep(0.05)
+        with lock:
+            busy -= 1
+            arrived.append((who.group(1), seq.group(1)))
+        return httpx.Response(202, json={"status": "accepted", "message_id": f"m{seq.group(1)}"})
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    client = HttpClient("http://bus.test", catalog=catalog, retry=FAST, client=http, window=4)
+    seen: list[int] = []
+    with client:
+        result = client.publish_batch(records, kind="jumin.idou", progress=lambda p: seen.append(p.done))
+    assert result.counts() == {"accepted": 9} and seen == list(range(1, 10))
+    assert [s for who, s in arrived if who == one["address_number"]] == ["1", "2", "3", "4"]
+    assert most > 1  # other residents went alongside
