@@ -197,3 +197,11 @@ def test_the_cli_exits_1_and_names_the_failed_check(simulator_process: str) -> N
     assert result.returncode == 1, result.stdout + result.stderr
     assert "[FAIL] valid_changes_applied" in result.stdout
     assert "FAILED" in result.stdout.splitlines()[-1]
+
+
+async def test_the_kit_sends_json_bodies_as_a_json_destination_would(catalog: Catalog) -> None:
+    async with SimulatorCluster(["kokuho"], catalog=catalog) as cluster:
+        report = await run_kit(cluster.messages_url("kokuho"), catalog, "kokuho", body="json")
+        held = list(cluster.state("kokuho").messages.values())
+    assert report.passed, report.to_text()
+    assert held and {m.content_type for m in held} == {"application/json"}
