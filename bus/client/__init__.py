@@ -16,7 +16,10 @@ Synchronous (batch jobs and Django views are), with a typed answer per change::
   the municipality's intake queue ``renkei.submit`` (adapters.sources.amqp_intake): publisher
   confirms, mandatory routing (no intake queue is an error, not a silent drop), persistent
   delivery, ``user_id`` set to the connection's user, and the bus's answer read from an
-  exclusive reply queue.
+  exclusive reply queue. Its batches publish up to `window` (8) changes before reading
+  their answers, never two of one resident (against `renkei run` on RabbitMQ, 2 cores: 49
+  changes/s one at a time, 74/s with 8); a broken connection mid-batch resends what was in
+  flight, one at a time, in order.
 - `HttpClient` posts to the HTTP intake (``POST /v1/messages``, adapters.sources.http_intake)
   through httpx, with the source's bearer token. Its batches keep `window` (8) changes in
   flight, never two of one resident (measured against `renkei run` on the embedded broker,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Callable, Iterable, Sized
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -13,7 +14,17 @@ import kombu.connection
 import kombu.exceptions
 import kombu.messaging
 
-from bus.client.base import DEFAULT_RETRY, Answer, Client, PublishRefused, PublishUnavailable, RetryOptions
+from bus.client.base import (
+    DEFAULT_RETRY,
+    Answer,
+    BatchProgress,
+    BatchResult,
+    Change,
+    Client,
+    PublishRefused,
+    PublishUnavailable,
+    RetryOptions,
+)
 from bus.topology import SUBMIT_QUEUE
 
 __all__ = ["AmqpClient"]
@@ -35,8 +46,11 @@ class AmqpClient(Client):
 
     def __init__(self, url: str, *, user_id: str | None = None, queue: str = SUBMIT_QUEUE,
                  timeout: float = 30.0, catalog: Any = None, validate_first: bool = True,
-                 retry: RetryOptions = DEFAULT_RETRY) -> None:
+                 retry: RetryOptions = DEFAULT_RETRY, window: int = 8) -> None:
         super().__init__(catalog=catalog, validate_first=validate_first, retry=retry)
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.window = window
         parts = urlsplit(url)
         if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
             raise ValueError(f"an AMQP client needs an amqp:// or amqps:// URL, got scheme {parts.scheme!r}")
@@ -70,6 +84,64 @@ class AmqpClient(Client):
             self._answers[str(correlation)] = json.loads(message.body)
 
     def _send(self, raw: bytes, content_type: str, kind: str | None, attempt: int) -> Answer:
+        correlation = self._publish(raw, content_type, kind)
+        self._wait(lambda: correlation in self._answers)
+        return Answer.from_json(self._answers.pop(correlation), attempt)
+
+    def publish_batch(self, changes: Iterable[Change], *, kind: str | None = None,
+                      content_type: str = "application/xml",
+                      progress: Callable[[BatchProgress], None] | None = None) -> BatchResult:
+        """As `Client.publish_batch`, with up to `window` changes published before their answers
+        are read, never two of one resident. If the connection fails, the changes in flight are
+        published again one by one (with retries): the bus answers "duplicate" for those it had."""
+        if self.window <= 1 or not self.validate_first:
+            return super().publish_batch(changes, kind=kind, content_type=content_type, progress=progress)
+        total = len(changes) if isinstance(changes, Sized) else None
+        answers: list[Answer | None] = []
+        flight: dict[str, tuple[int, tuple[str, str] | None, bytes, str]] = {}  # correlation → index, resident, …
+        result = BatchResult([])
+
+        def take_answers() -> None:
+            for correlation in [c for c in flight if c in self._answers]:
+                index = flight.pop(correlation)[0]
+                answers[index] = Answer.from_json(self._answers.pop(correlation))
+            while len(result.answers) < len(answers) and (answer := answers[len(result.answers)]) is not None:
+                self._collected(answer, result, total, progress)
+
+        def resend_flight() -> None:  # the connection failed: one at a time, in order, with retries
+            self._reset()
+            for index, _, body, media in sorted(flight.values()):
+                answers[index] = self.publish(body, kind=kind, content_type=media)
+            flight.clear()
+
+        def settle() -> None:
+            try:
+                self._wait(lambda: any(c in self._answers for c in flight))
+            except PublishUnavailable:
+                resend_flight()
+            take_answers()
+
+        for change in changes:
+            raw, media = self._encode(change, kind, content_type)
+            refused, resident = self._check(raw, media, kind)
+            answers.append(refused)
+            if refused is None:
+                while flight and (len(flight) >= self.window or
+                                  (resident is not None and resident in {f[1] for f in flight.values()})):
+                    settle()
+                try:
+                    flight[self._publish(raw, media, kind)] = (len(answers) - 1, resident, raw, media)
+                except PublishUnavailable:
+                    resend_flight()
+                    answers[-1] = self.publish(raw, kind=kind, content_type=media)
+            take_answers()
+        while flight:
+            settle()
+        take_answers()
+        return result
+
+    def _publish(self, raw: bytes, content_type: str, kind: str | None) -> str:
+        """Publish one message (confirmed by the broker); its correlation id."""
         try:
             self._open()
             correlation = uuid.uuid4().hex
@@ -77,8 +149,15 @@ class AmqpClient(Client):
             producer.publish(raw, content_type=content_type, content_encoding="binary", delivery_mode=2,
                              mandatory=True, headers={"kind": kind} if kind else {}, reply_to=self._reply_queue,
                              correlation_id=correlation, user_id=self.user_id, retry=False)
-            deadline = time.monotonic() + self.timeout
-            while correlation not in self._answers:
+        except _AMQP_ERRORS as exc:
+            raise _mapped(exc) from exc
+        return correlation
+
+    def _wait(self, done: Callable[[], bool]) -> None:
+        """Read the bus's answers until `done`; PublishUnavailable after `timeout` without it."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            while not done():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise PublishUnavailable(f"no answer from the bus within {self.timeout:g} s "
@@ -89,7 +168,6 @@ class AmqpClient(Client):
                     continue
         except _AMQP_ERRORS as exc:
             raise _mapped(exc) from exc
-        return Answer.from_json(self._answers.pop(correlation), attempt)
 
     def _reset(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

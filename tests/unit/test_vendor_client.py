@@ -3,11 +3,13 @@ real intake and RabbitMQ: tests/integration/test_vendor_client_bus.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from bus.catalog import Catalog
-from bus.client import Answer, HttpClient, PublishRefused, PublishUnavailable, RetryOptions
+from bus.client import AmqpClient, Answer, HttpClient, PublishRefused, PublishUnavailable, RetryOptions
 from bus.synthetic.samples import sample_records
 
 FAST = RetryOptions(attempts=3, first_wait=0.001, max_wait=0.01)
@@ -117,3 +119,50 @@ def test_a_windowed_batch_overlaps_residents_but_keeps_each_residents_order() ->
     assert result.counts() == {"accepted": 9} and seen == list(range(1, 10))
     assert [s for who, s in arrived if who == one["address_number"]] == ["1", "2", "3", "4"]
     assert most > 1  # other residents went alongside
+
+
+class FlakyBroker(AmqpClient):
+    """An in-memory stand-in for the broker and the bus's AMQP intake: every published change is
+    answered "accepted" the first time and "duplicate" after; the connection breaks once, while
+    `break_after` changes are in flight."""
+
+    def __init__(self, catalog: Catalog, break_after: int) -> None:
+        super().__init__("amqp://vendor@broker.test/renkei-131016", catalog=catalog, window=4, retry=FAST)
+        self.break_after = break_after
+        self.published: list[bytes] = []
+        self.seen: set[bytes] = set()
+        self.pending: dict[str, bytes] = {}
+        self.resets = 0
+
+    def _publish(self, raw: bytes, content_type: str, kind: str | None) -> str:
+        correlation = f"c{len(self.published)}"
+        self.published.append(raw)
+        self.pending[correlation] = raw
+        return correlation
+
+    def _wait(self, done: Any) -> None:
+        if self.break_after and len(self.pending) >= self.break_after:
+            self.break_after = 0
+            raise PublishUnavailable("AMQP: ConnectionResetError")
+        for correlation, raw in list(self.pending.items()):
+            status = "duplicate" if raw in self.seen else "accepted"
+            self.seen.add(raw)
+            self._answers[correlation] = {"status": status, "message_id": str(hash(raw))}
+            del self.pending[correlation]
+
+    def _reset(self) -> None:
+        self.resets += 1
+        self.pending.clear()  # the broken connection's answers are lost
+        self._answers.clear()
+
+
+def test_a_kombu_batch_resends_what_was_in_flight_when_the_connection_broke() -> None:
+    catalog = Catalog.load()
+    changes = [catalog.get("jumin.idou").to_xml(r) for r in sample_records("jumin.idou", catalog, seed=6, n=10)]
+    client = FlakyBroker(catalog, break_after=4)
+    result = client.publish_batch(changes)
+    assert result.counts() == {"accepted": 10}
+    assert client.resets == 1
+    assert len(client.published) == 14  # the four in flight went again, one at a time
+    assert changes[:4] == client.published[4:8]
+    assert {a.message_id for a in result.answers} == {str(hash(c)) for c in changes}
