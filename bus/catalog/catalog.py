@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from bus.catalog.charsets import CharacterSets, charsets_for
 from bus.catalog.codelists import CodeLists
 from bus.catalog.kind import KindSchema
 from bus.catalog.spec import load_spec
@@ -43,6 +44,11 @@ class Catalog:
         codelists = CodeLists.load(root / "codelists.yaml")
         specs = [load_spec(path, codelists) for path in sorted(root.glob("*/*/fields.yaml"))]
         return cls(root, codelists, [KindSchema(spec, codelists) for spec in specs])
+
+    @property
+    def charsets(self) -> CharacterSets:
+        """The registered character sets and degradation map of `charsets/` (read once)."""
+        return charsets_for(self.root)
 
     def kinds(self) -> list[str]:
         return sorted(self._by_kind)
