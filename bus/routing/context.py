@@ -11,6 +11,16 @@ person reaches the next age at the end of the day before the birthday, so on tha
 age is already reached (介護保険 第1号被保険者 qualify "on the day they reach 65", which is
 the day before the 65th birthday). A person born on 29 February reaches the next age on
 28 February in a common year. `age_on` implements this.
+
+Two other counts the laws use:
+- `age_at_fiscal_year_start`: the age reached by the start of the fiscal year (年度, 1 April)
+  of 異動日. 児童手当法 第3条第1項 counts a 児童 "until the first 31 March after the day
+  they reach 18" (18歳に達する日以後の最初の3月31日まで): that is exactly
+  ``age_at_fiscal_year_start < 18``. The same with 22 is the count of children of the
+  2024 reform (第3子 counting up to the first 31 March after the 22nd).
+- `age_by_birthday`: the age from the birthday itself. 後期高齢者医療 資格 begins on the 75th
+  birthday (高齢者の医療の確保に関する法律 第52条 as applied: 75歳の誕生日当日), one day later
+  than the legal count, so its route uses this.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ __all__ = [
     "FUKUHON_ITEMS",
     "GROUPS",
     "Variable",
+    "age_at_fiscal_year_start",
+    "age_by_birthday",
     "age_on",
     "build_context",
     "changed_items",
@@ -87,6 +99,9 @@ CONTEXT_VARIABLES: Mapping[str, Variable] = {
         _v("group", "string", "group of the reason: 'increase', 'decrease' or 'correction'", "Group"),
         _v("age", "int", "age in full years on 異動日 (change.effective_date), Japanese counting"),
         _v("age_on_processed", "int", "age in full years on 処理日 (change.processed_date)"),
+        _v("age_at_fiscal_year_start", "int",
+           "age reached by 1 April of the fiscal year (年度) of 異動日: 児童手当's 児童 is < 18"),
+        _v("age_by_birthday", "int", "age in full years counting from the birthday itself (後期高齢者医療: 75)"),
         _v("effective_date", "string", "異動日 as ISO text 'YYYY-MM-DD' (compare as text)"),
         _v("processed_date", "string", "処理日 as ISO text 'YYYY-MM-DD'"),
         _v("resident_type", "string", "住民種別: 'JAPANESE' or 'FOREIGN'", "ResidentType"),
@@ -97,6 +112,11 @@ CONTEXT_VARIABLES: Mapping[str, Variable] = {
         _v("kokuho_household", "bool", "member of a 国保世帯 (insurance.kokuho_household)"),
         _v("kaigo", "bool", "介護保険 被保険者 (insurance.kaigo)"),
         _v("koki", "bool", "後期高齢者医療 被保険者 (insurance.koki)"),
+        _v("koki_disability_certified", "bool",
+           "65–74 with a 障害認定 of the 後期高齢者医療広域連合 (insurance.koki_disability_certified, v2)"),
+        _v("kaigo_household", "bool",
+           "the household has a 介護保険 第1号被保険者, whose 保険料段階 its members' tax status sets "
+           "(insurance.kaigo_household, v2)"),
         _v("nenkin_category", "string", "国民年金 種別: 'NONE', 'DAI1GO', 'DAI2GO', 'DAI3GO'",
            "PensionCategory"),
         _v("jido_teate", "bool", "household receives 児童手当 (insurance.jido_teate)"),
@@ -121,6 +141,26 @@ def age_on(birth: date, on: date) -> int:
     if (reference.month, reference.day) < (birth.month, birth.day):
         years -= 1
     return years
+
+
+def age_by_birthday(birth: date, on: date) -> int:
+    """Age in full years on `on`, counted from the birthday itself (one day after `age_on`):
+    born 1950-06-15 → 74 on 2025-06-14, 75 on 2025-06-15."""
+    years = on.year - birth.year
+    if (on.month, on.day) < (birth.month, birth.day):
+        years -= 1
+    return years
+
+
+def age_at_fiscal_year_start(birth: date, on: date) -> int:
+    """The age reached by the start of the fiscal year (年度: 1 April – 31 March) of `on`.
+
+    Reached by 1 April means reached by the end of 31 March (`age_on` on 31 March). Born
+    2007-04-02 (18 reached on 2025-04-01): 17 for 年度 2025, so a 児童 until 2026-03-31.
+    Born 2007-04-01 (18 reached on 2025-03-31): 18 for 年度 2025, a 児童 until 2025-03-31.
+    """
+    year = on.year if (on.month, on.day) >= (4, 1) else on.year - 1
+    return age_on(birth, date(year, 3, 31))
 
 
 def changed_items(reason: str) -> list[str]:
@@ -162,6 +202,8 @@ def build_context(
         "group": group,
         "age": age_on(birth, effective),
         "age_on_processed": age_on(birth, processed),
+        "age_at_fiscal_year_start": age_at_fiscal_year_start(birth, effective),
+        "age_by_birthday": age_by_birthday(birth, effective),
         "effective_date": effective.isoformat(),
         "processed_date": processed.isoformat(),
         "resident_type": str(record.get("resident_type") or ""),
@@ -172,6 +214,8 @@ def build_context(
         "kokuho_household": bool(insurance.get("kokuho_household")),
         "kaigo": bool(insurance.get("kaigo")),
         "koki": bool(insurance.get("koki")),
+        "koki_disability_certified": bool(insurance.get("koki_disability_certified")),
+        "kaigo_household": bool(insurance.get("kaigo_household")),
         "nenkin_category": str(insurance.get("nenkin_category") or "NONE"),
         "jido_teate": bool(insurance.get("jido_teate")),
         "welfare": bool(insurance.get("welfare")),

@@ -26,7 +26,7 @@ def test_check_summarises_the_shipped_routes_per_destination() -> None:
     assert out.startswith("ok: 9 routes in 8 files, 8 destinations")
     for destination in DESTINATIONS:
         assert f"\n  {destination}  (" in out
-    assert "kaigo-age40 → kaigo.jumin  [個人番号: yes (legal basis declared)]" in out
+    assert "kaigo-insured-and-households → kaigo.jumin  [個人番号: yes (legal basis declared)]" in out
     assert "chukan-fukuhon → chukan.fukuhon  [個人番号: no]" in out
 
 
@@ -55,8 +55,10 @@ def test_test_shows_destinations_reasons_and_projected_xml() -> None:
     code, out, _ = run("test", str(SAMPLES / "shussei.xml"))
     assert code == 0, out
     assert "SHUSSEI (increase) on 2025-05-20, municipality 141003" in out
-    assert "✓ portal   portal-shussei-tetsuzuki: condition is true" in out
-    assert "· kaigo    kaigo-age40: condition is false" in out
+    assert "✓ portal   portal-shussei-tetsuzuki: condition is true (reason='SHUSSEI')" in out
+    assert ("· kaigo    kaigo-insured-and-households: condition is false "
+            "(age=0, kaigo=false, kaigo_household=false)") in out
+    assert "      rule: 介護保険 ← persons aged 40 or over" in out
     assert "--- chukan ← chukan-fukuhon: chukan.fukuhon v1; legal basis: none (no 個人番号)" in out
     assert "<FukuhonUpdate xmlns=\"urn:renkei:schema:chukan.fukuhon:1\">" in out
     assert "<title>出生に伴う手続のご案内</title>" in out
@@ -109,7 +111,7 @@ def test_asyncapi_has_a_channel_per_destination_queue(tmp_path: Path) -> None:
     assert set(document["channels"]) == {f"renkei.dest.{d}" for d in DESTINATIONS}
     kaigo = document["channels"]["renkei.dest.kaigo"]
     assert kaigo["subscribe"]["message"] == {"$ref": "#/components/messages/kaigo.jumin.v1"}
-    assert kaigo["x-renkei-routes"][0]["when"] == "age >= 40"
+    assert kaigo["x-renkei-routes"][0]["when"] == "age >= 40 || kaigo || kaigo_household"
     payload = document["components"]["messages"]["kaigo.jumin.v1"]["payload"]
     assert payload["type"] == "record"
     code, text, _ = run("asyncapi")

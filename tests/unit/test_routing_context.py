@@ -13,6 +13,8 @@ from bus.routing.context import (
     CHANGED_BY_REASON,
     CONTEXT_VARIABLES,
     FUKUHON_ITEMS,
+    age_at_fiscal_year_start,
+    age_by_birthday,
     age_on,
     build_context,
     changed_items,
@@ -136,3 +138,27 @@ def test_the_routing_package_exports_exactly_its_public_names() -> None:
 
     assert sorted(bus.routing.__all__) == sorted(set(bus.routing.__all__))
     assert all(hasattr(bus.routing, name) for name in bus.routing.__all__)
+
+
+@pytest.mark.parametrize(
+    ("birth", "on", "age"),
+    [
+        (date(2007, 4, 2), date(2025, 3, 31), 16),  # 年度 2024
+        (date(2007, 4, 2), date(2026, 3, 31), 17),  # 年度 2025: 18 is reached on its first day only
+        (date(2007, 4, 2), date(2026, 4, 1), 18),
+        (date(2007, 4, 1), date(2025, 3, 31), 17),  # 18 reached on 2025-03-31, in 年度 2024
+        (date(2007, 4, 1), date(2025, 4, 1), 18),
+        (date(2008, 2, 29), date(2026, 5, 1), 18),  # 18 reached on 2026-02-28, in 年度 2025
+    ],
+)
+def test_age_at_fiscal_year_start_counts_to_the_first_31_march(birth: date, on: date, age: int) -> None:
+    """児童手当法 第3条: a 児童 until the first 31 March after the day 18 is reached."""
+    assert age_at_fiscal_year_start(birth, on) == age
+
+
+@pytest.mark.parametrize(
+    ("on", "age"), [(date(2025, 6, 14), 74), (date(2025, 6, 15), 75)],
+)
+def test_age_by_birthday_turns_on_the_birthday_itself(on: date, age: int) -> None:
+    """後期高齢者医療: 資格 from the 75th birthday, one day after the legal age count."""
+    assert age_by_birthday(date(1950, 6, 15), on) == age
