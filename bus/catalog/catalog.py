@@ -57,10 +57,12 @@ class Catalog:
         return sorted(self._versions(kind))
 
     def get(self, kind: str, version: int | None = None) -> KindSchema:
-        """The kind at `version` (latest when None); ConfigError naming what exists otherwise."""
+        """The kind at `version` (when None: the latest released one, a `status: preview` version
+        only if there is nothing else); ConfigError naming what exists otherwise."""
         versions = self._versions(kind)
         if version is None:
-            return versions[max(versions)]
+            released = [v for v, ks in versions.items() if not ks.spec.preview] or list(versions)
+            return versions[max(released)]
         try:
             return versions[int(version)]
         except (KeyError, ValueError):
