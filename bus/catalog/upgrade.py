@@ -1,6 +1,8 @@
-"""jumin.idou v1 → v2: a v1 record as the 住民記録 standard's items say it (issue 12).
+"""jumin.idou v1 ⇄ v2: a v1 record as the 住民記録 standard's items say it (issue 12), and
+the v1 view of a v2 record for the projection kinds that are still v1.
 
     v2 = upgrade_jumin_idou(v1_record)      # a new dict; the input is not touched
+    v1 = v1_view(v2_record)                 # lossy: what a v1 projection can carry
 
 What changes, and where v1 does not say enough (documented in docs/domain.md):
 
@@ -21,11 +23,13 @@ What changes, and where v1 does not say enough (documented in docs/domain.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-__all__ = ["REASONS_V1_TO_V2", "RELATIONSHIPS_V1_TO_V2", "registry_date", "upgrade_jumin_idou"]
+__all__ = ["REASONS_V1_TO_V2", "RELATIONSHIPS_V1_TO_V2", "calendar_date", "is_v2", "reference_date",
+           "registry_date", "upgrade_jumin_idou", "v1_view"]
 
 #: v1 ChangeReason → v2 ChangeReason2 where one maps to one (the others: `_reason`)
 REASONS_V1_TO_V2: Mapping[str, str] = {
@@ -48,6 +52,37 @@ RELATIONSHIPS_V1_TO_V2: Mapping[str, str] = {
 }
 
 _REMOVED_BY_REASON = {"TENSHUTSU": "TENSHUTSU", "KOKUGAI_TENSHUTSU": "TENSHUTSU", "SHIBOU": "SHIBOU"}
+
+
+_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def calendar_date(text: str) -> date | None:
+    """The calendar date a RegistryDate text spells (YYYY-MM-DD), else None (不詳日, 2023-02-29)."""
+    if not _ISO.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def reference_date(value: Any) -> date | None:
+    """The date to compute with: a date as it is; of a RegistryDate its reference_date, else the
+    calendar date its text spells; None when there is none."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, Mapping):
+        return None
+    ref = value.get("reference_date")
+    if isinstance(ref, date):
+        return ref
+    return calendar_date(str(value.get("text", "")))
+
+
+def is_v2(record: Mapping[str, Any]) -> bool:
+    """A jumin.idou v2 record (its birth date is a RegistryDate), not a v1 one."""
+    return isinstance(record.get("birth_date"), Mapping)
 
 
 def registry_date(value: date | str | None) -> dict[str, Any] | None:
@@ -153,4 +188,69 @@ def upgrade_jumin_idou(v1: Mapping[str, Any]) -> dict[str, Any]:
         "support_measure": False,
         "elector_registered": None,
         "insurance": _insurance(v1.get("insurance")),
+    }
+
+
+#: v2 reasons without a v1 twin → the v1 reason a v1 projection carries
+_V2_TO_V1_REASON = {
+    "SHOKKEN_KISAI_KIKA": "SHOKKEN_KISAI", "SHOKKEN_KISAI_KOKUSEKI_SOSHITSU": "SHOKKEN_KISAI",
+    "KAISEI_KISAI": "SHOKKEN_KISAI", "SAISEI_KISAI": "SHOKKEN_KISAI", "TORIKESHI_ZO": "TORIKESHI",
+    "SHOKKEN_SHOJO_KIKA": "SHOKKEN_SHOJO", "SHOKKEN_SHOJO_KOKUSEKI_SOSHITSU": "SHOKKEN_SHOJO",
+    "KAISEI_SHOJO": "SHOKKEN_SHOJO", "SAISEI_SHOJO": "SHOKKEN_SHOJO", "TORIKESHI_GEN": "TORIKESHI",
+    "TORIKESHI_SHUSEI": "TORIKESHI", "KOJIN_BANGO_HENKO_SEIKYU": "KOJIN_BANGO_HENKO",
+    "KOJIN_BANGO_SHOKKEN_SHUSEI": "KOJIN_BANGO_HENKO", "KOJIN_BANGO_SHOKKEN_KISAI": "KOJIN_BANGO_HENKO",
+    "JUMINHYO_CODE_HENKO_SEIKYU": "JUMINHYO_CODE_HENKO", "JUMINHYO_CODE_SHOKKEN_KISAI": "JUMINHYO_CODE_HENKO",
+    "KYUUJI_KISAI": "KYUUJI", "KYUUJI_HENKO": "KYUUJI", "KYUUJI_SAKUJO": "KYUUJI", "TSUSHO_KISAI": "TSUSHO",
+    "TSUSHO_SAKUJO": "TSUSHO", "KUKAN_IDOU": "TENKYO",
+}
+#: the standard's 続柄 → a v1 symbol (chains v1 cannot say, such as 妻の子, become ENKOSHA)
+RELATIONSHIPS_V2_TO_V1: Mapping[str, str] = {
+    **{words: symbol for symbol, words in RELATIONSHIPS_V1_TO_V2.items() if symbol not in ("SOFU", "SOBO")},
+    "夫（未届）": "OTTO", "妻（未届）": "TSUMA",
+}
+
+
+def _v1_address(a: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if a is None or not a.get("prefecture"):
+        return None
+    return {k: a.get(k) or ("-" if k in ("town", "banchi") else None)
+            for k in ("postal_code", "prefecture", "city", "town", "banchi", "building")}
+
+
+def v1_view(v2: Mapping[str, Any]) -> dict[str, Any]:
+    """The v1 record a v1 projection kind can carry of a v2 record (lossy: the v2-only items
+    are dropped; reasons, 続柄 and 住民状態 fall back to the nearest v1 code; dates are the
+    registry's reference dates)."""
+    change = v2["change"]
+    reason = str(change.get("reason"))
+    name = v2.get("name") or {}
+    moved = v2.get("moved_out") or {}
+    planned = moved.get("confirmed_address") or moved.get("planned_address") or {}
+    ins = v2.get("insurance") or {}
+    relationship = v2.get("relationship")
+    return {
+        **{k: v2.get(k) for k in ("municipality_code", "address_number", "history_number", "resident_code",
+                                  "personal_number", "integrated_address_number", "household_number")},
+        "change": {"reason": _V2_TO_V1_REASON.get(reason, reason),
+                   "effective_date": reference_date(change.get("effective_date")),
+                   "notified_date": change.get("notified_date"), "processed_date": change.get("processed_date"),
+                   "cancelled_history_number": change.get("cancelled_history_number")},
+        "resident_type": v2.get("resident_type"),
+        "resident_status": "RESIDENT" if v2.get("resident_status") == "RESIDENT" else "REMOVED",
+        "name": {"family_name": name.get("family_name") or name.get("name_alphabet"),
+                 "given_name": name.get("given_name") or "-",
+                 **{k: name.get(k) for k in ("family_name_kana", "given_name_kana", "former_family_name",
+                                             "former_family_name_kana", "alias_name", "alias_name_kana")}},
+        "birth_date": reference_date(v2.get("birth_date")),
+        "sex": v2.get("sex"),
+        "relationship": "SETAINUSHI" if relationship is None else RELATIONSHIPS_V2_TO_V1.get(relationship, "ENKOSHA"),
+        "nationality": v2.get("nationality"),
+        "address": _v1_address(v2.get("address")),
+        "previous_address": _v1_address(v2.get("previous_address")),
+        "moved_out_to": _v1_address(planned),
+        "moved_out_country": planned.get("country"),
+        "insurance": {**{k: bool(ins.get(k)) for k in ("kokuho", "kokuho_household", "kaigo", "koki", "jido_teate")},
+                      "nenkin_category": "DAI1GO" if ins.get("nenkin_category") == "NINI_KANYU"
+                      else ins.get("nenkin_category") or "NONE",
+                      "welfare": False},
     }

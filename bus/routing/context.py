@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from bus.catalog.upgrade import RELATIONSHIPS_V2_TO_V1, is_v2, reference_date
+
 __all__ = [
     "CHANGED_BY_REASON",
     "CONTEXT_VARIABLES",
@@ -72,6 +74,17 @@ CHANGED_BY_REASON: Mapping[str, tuple[str, ...]] = {
     "SETAI_GAPPEI": (),
     "SETAI_HENKO": (),
     "SETAINUSHI_HENKO": (),
+    # jumin.idou v2 (the standard's 1.2.2): the same rule, reason by reason
+    **dict.fromkeys(("SHOKKEN_KISAI_KIKA", "SHOKKEN_KISAI_KOKUSEKI_SOSHITSU", "KAISEI_KISAI", "SAISEI_KISAI",
+                     "TORIKESHI_ZO"), _NEW_PERSON),
+    **dict.fromkeys(("SHOKKEN_SHOJO_KIKA", "SHOKKEN_SHOJO_KOKUSEKI_SOSHITSU", "KAISEI_SHOJO", "SAISEI_SHOJO"),
+                    ("moved_out",)),
+    **dict.fromkeys(("KYUUJI_KISAI", "KYUUJI_HENKO", "KYUUJI_SAKUJO", "TSUSHO_KISAI", "TSUSHO_SAKUJO"), ("name",)),
+    **dict.fromkeys(("KOJIN_BANGO_HENKO_SEIKYU", "KOJIN_BANGO_SHOKKEN_SHUSEI", "KOJIN_BANGO_SHOKKEN_KISAI",
+                     "JUMINHYO_CODE_HENKO_SEIKYU", "JUMINHYO_CODE_SHOKKEN_KISAI"), ()),
+    "KUKAN_IDOU": ("address",),
+    "TORIKESHI_GEN": FUKUHON_ITEMS,
+    "TORIKESHI_SHUSEI": FUKUHON_ITEMS,
 }
 
 GROUPS: tuple[str, ...] = ("increase", "decrease", "correction")
@@ -169,11 +182,12 @@ def changed_items(reason: str) -> list[str]:
 
 
 def _as_date(value: Any, field: str) -> date:
-    if isinstance(value, date):
-        return value
     if isinstance(value, str):
         return date.fromisoformat(value)
-    raise ValueError(f"{field}: expected a date, got {type(value).__name__}")
+    day = reference_date(value)  # a date, or a v2 RegistryDate (不詳日: its reference date)
+    if day is None:
+        raise ValueError(f"{field}: expected a date, got {type(value).__name__}")
+    return day
 
 
 def build_context(
@@ -189,6 +203,7 @@ def build_context(
     """
     change = record.get("change") or {}
     reason = str(change.get("reason", ""))
+    v2 = is_v2(record)
     birth = _as_date(record.get("birth_date"), "birth_date")
     effective = _as_date(change.get("effective_date"), "change/effective_date")
     processed = _as_date(change.get("processed_date") or effective, "change/processed_date")
@@ -207,8 +222,8 @@ def build_context(
         "effective_date": effective.isoformat(),
         "processed_date": processed.isoformat(),
         "resident_type": str(record.get("resident_type") or ""),
-        "resident_status": str(record.get("resident_status") or ""),
-        "relationship": str(record.get("relationship") or ""),
+        "resident_status": _status(record) if v2 else str(record.get("resident_status") or ""),
+        "relationship": _relationship(record) if v2 else str(record.get("relationship") or ""),
         "sex": str(record.get("sex") or ""),
         "kokuho": bool(insurance.get("kokuho")),
         "kokuho_household": bool(insurance.get("kokuho_household")),
@@ -216,10 +231,21 @@ def build_context(
         "koki": bool(insurance.get("koki")),
         "koki_disability_certified": bool(insurance.get("koki_disability_certified")),
         "kaigo_household": bool(insurance.get("kaigo_household")),
-        "nenkin_category": str(insurance.get("nenkin_category") or "NONE"),
+        "nenkin_category": str(insurance.get("nenkin_category") or "NONE"),  # v2 adds NINI_KANYU
         "jido_teate": bool(insurance.get("jido_teate")),
         "welfare": bool(insurance.get("welfare")),
         "has_personal_number": bool(record.get("personal_number")),
         "municipality": municipality,
         "changed": changed_items(reason),
     }
+
+
+def _status(record: Mapping[str, Any]) -> str:
+    """v2's 住民状態 (RESIDENT, TENSHUTSU, SHIBOU, SHOJO) as the context's RESIDENT / REMOVED."""
+    return "RESIDENT" if record.get("resident_status") == "RESIDENT" else "REMOVED"
+
+
+def _relationship(record: Mapping[str, Any]) -> str:
+    """v2's 続柄 words as a Relationship symbol: '' for 世帯主未設定, ENKOSHA for a chain v1 lacks."""
+    words = record.get("relationship")
+    return "" if words is None else RELATIONSHIPS_V2_TO_V1.get(str(words), "ENKOSHA")

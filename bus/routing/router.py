@@ -20,6 +20,7 @@ import cel
 
 from bus.catalog import Catalog
 from bus.catalog.codelists import CodeLists
+from bus.catalog.upgrade import is_v2, v1_view
 from bus.errors import ConfigError
 from bus.routing.conditions import evaluate
 from bus.routing.context import build_context
@@ -92,10 +93,13 @@ class RouteTable:
         variables = self.context(record, municipality)
         activation = _activation(variables)
         matches: list[RouteMatch] = []
+        source = record
         for route in routes:
             if route.applies_to(municipality) and self._holds(route, activation):
+                if source is record and is_v2(record):  # the projection kinds are v1: project its view
+                    source = v1_view(record)
                 projector = self._projectors[route.name]
-                matches.append(RouteMatch(route, projector.target, projector(record, variables, message_id)))
+                matches.append(RouteMatch(route, projector.target, projector(source, variables, message_id)))
         return matches
 
     def explain(

@@ -65,7 +65,7 @@ PROJECTION_KINDS: dict[str, Callable[[_Rec], bool]] = {
     "kaigo.jumin": lambda r: _legal_age(r) >= 40 or r["insurance"]["kaigo"],
     "koki.jumin": lambda r: _age(r) >= 75 or r["insurance"]["koki"],
     "nenkin.jumin": lambda r: 20 <= _legal_age(r) < 60
-    or (60 <= _legal_age(r) < 70 and r["insurance"]["nenkin_category"] == "DAI1GO"),
+    or (60 <= _legal_age(r) < 70 and r["insurance"]["nenkin_category"] in ("DAI1GO", "NINI_KANYU")),
     "fukushi.jumin": lambda r: _child(r) or r["insurance"]["jido_teate"],
     "chukan.fukuhon": lambda r: r["change"]["reason"] in _FUKUHON_REASONS,
 }

@@ -22,18 +22,18 @@ numbers already assigned as they are, so a valid registry sends both kinds.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-__all__ = ["calendar_date", "reference_date", "standard_rules"]
+from bus.catalog.upgrade import calendar_date, reference_date
+
+__all__ = ["standard_rules"]
 
 _Finding = tuple[str, str, str, Any, str]
 _Findings = Sequence[_Finding]
 _Check = Callable[[Mapping[str, Any]], _Findings]
 _OK: _Findings = ()
-_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ADVANCE = frozenset({"TENSHUTSU", "KOKUGAI_TENSHUTSU"})
 _UNKNOWN_DAY_ALLOWED = frozenset({"SHUSSEI", "SHIBOU"})
 #: reason → the 住民種別 it applies to (1.2.2: ※日本人住民のみ / ※外国人住民のみ)
@@ -46,26 +46,6 @@ _NEEDS = {"TENSHUTSU": ("moved_out", "転出"), "KOKUGAI_TENSHUTSU": ("moved_out
           "TORIKESHI_GEN": ("change/cancelled_history_number", "取消対象履歴番号"),
           "TORIKESHI_SHUSEI": ("change/cancelled_history_number", "取消対象履歴番号"),
           "TSUSHO_KISAI": ("name/alias_name", "通称")}
-
-
-def calendar_date(text: str) -> date | None:
-    """The calendar date a RegistryDate text spells (YYYY-MM-DD), else None."""
-    if not _ISO.fullmatch(text):
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def reference_date(value: Mapping[str, Any] | None) -> date | None:
-    """The date to compute with: the reference_date, else the text's calendar date."""
-    if not value:
-        return None
-    ref = value.get("reference_date")
-    if isinstance(ref, date):
-        return ref
-    return calendar_date(str(value.get("text", "")))
 
 
 def _dates(r: Mapping[str, Any], paths: tuple[str, ...]) -> Iterator[tuple[str, Mapping[str, Any]]]:
