@@ -14,7 +14,8 @@ Formats (``format=``):
 - ``xml``   the Outbound's validated XML. In CP932 the declaration says ``encoding="CP932"``.
 - ``csv``   RFC 4180, CRLF line ends, one header row of dotted field paths
             (``address.postal_code``; list items as ``items.0.name``) and one data row.
-            Dates ISO 8601, booleans ``true``/``false``, absent values empty. No BOM.
+            Dates ISO 8601, booleans ``true``/``false``, absent values empty, code-list
+            values as their 2-digit numeric codes (schemas/codelists.yaml). No BOM.
 - ``fixed`` one line (CRLF) of fixed-width fields, widths in **bytes of the target
             encoding**, values left-aligned and padded with ASCII spaces; dates ``YYYYMMDD``,
             booleans ``1``/``0``. The layout is ``layout=[(path, width), ...]`` when given
@@ -60,6 +61,7 @@ from typing import Any, Literal
 from lxml import etree
 
 from adapters.base import Outbound, Receipt
+from bus.catalog.numeric import numeric_record
 from bus.errors import ConfigError, PermanentError, TransientError
 
 __all__ = ["DEFAULT_WIDTHS", "GETA", "FileDropSink", "fixed_layout", "flatten"]
@@ -191,7 +193,9 @@ class FileDropSink:
         """The file's bytes and the list of replaced characters (field path + code point)."""
         if self.format == "xml":
             return self._xml(message.xml, destination)
-        fields = flatten(message.record)
+        # CSV and fixed width carry the numeric codes of schemas/codelists.yaml, not enum symbols
+        envelope = message.envelope
+        fields = flatten(numeric_record(envelope.kind, envelope.schema_version, message.record))
         if self.format == "csv":
             return self._csv(fields, destination)
         return self._fixed(fields, destination)
