@@ -60,9 +60,9 @@ from typing import Any, Literal
 
 from lxml import etree
 
-from adapters.base import Outbound, Receipt
 from bus.catalog.numeric import numeric_record
 from bus.errors import ConfigError, PermanentError, TransientError
+from bus.ports import Outbound, Receipt
 
 __all__ = ["DEFAULT_WIDTHS", "GETA", "FileDropSink", "fixed_layout", "flatten"]
 

@@ -38,8 +38,8 @@ def load_settings(command: str, config: Path | None) -> Settings:
 
 def route_destinations(command: str, settings: Settings, catalog: Catalog | None = None) -> list[str]:
     """Every destination the routes of `settings` address (with tenants: each system's configured
-    per-municipality destinations, bus.tenants.Tenancy), or exit 2 on a broken route file."""
-    from bus.tenants import Tenancy
+    per-municipality destinations, bus.tenancy.Tenancy), or exit 2 on a broken route file."""
+    from bus.tenancy import Tenancy
 
     try:
         table = RouteTable.load(settings.bus.routes_dir or routes_dir(), catalog or Catalog.load())
