@@ -45,8 +45,9 @@ __all__ = [
     "changed_items",
 ]
 
-#: The 副本 items the intermediate server keeps and a change can alter.
-FUKUHON_ITEMS: tuple[str, ...] = ("address", "name", "birth_date", "sex", "death", "moved_out")
+#: The 副本 items the intermediate server keeps and a change can alter. The registry's 副本 is
+#: 住民票関係情報, so the household (世帯番号, 世帯主, 続柄) is one of them.
+FUKUHON_ITEMS: tuple[str, ...] = ("address", "name", "birth_date", "sex", "death", "moved_out", "household")
 _NEW_PERSON = ("address", "name", "birth_date", "sex")  # a person newly on this registry
 
 #: Which 副本 items a change alters, by 異動事由. A snapshot carries no "before", so this is
@@ -70,10 +71,10 @@ CHANGED_BY_REASON: Mapping[str, tuple[str, ...]] = {
     "TORIKESHI": FUKUHON_ITEMS,
     "KOJIN_BANGO_HENKO": (),
     "JUMINHYO_CODE_HENKO": (),
-    "SETAI_BUNRI": (),
-    "SETAI_GAPPEI": (),
-    "SETAI_HENKO": (),
-    "SETAINUSHI_HENKO": (),
+    "SETAI_BUNRI": ("household",),
+    "SETAI_GAPPEI": ("household",),
+    "SETAI_HENKO": ("household",),
+    "SETAINUSHI_HENKO": ("household",),
     # jumin.idou v2 (the standard's 1.2.2): the same rule, reason by reason
     **dict.fromkeys(("SHOKKEN_KISAI_KIKA", "SHOKKEN_KISAI_KOKUSEKI_SOSHITSU", "KAISEI_KISAI", "SAISEI_KISAI",
                      "TORIKESHI_ZO"), _NEW_PERSON),
@@ -82,7 +83,7 @@ CHANGED_BY_REASON: Mapping[str, tuple[str, ...]] = {
     **dict.fromkeys(("KYUUJI_KISAI", "KYUUJI_HENKO", "KYUUJI_SAKUJO", "TSUSHO_KISAI", "TSUSHO_SAKUJO"), ("name",)),
     **dict.fromkeys(("KOJIN_BANGO_HENKO_SEIKYU", "KOJIN_BANGO_SHOKKEN_SHUSEI", "KOJIN_BANGO_SHOKKEN_KISAI",
                      "JUMINHYO_CODE_HENKO_SEIKYU", "JUMINHYO_CODE_SHOKKEN_KISAI"), ()),
-    "KUKAN_IDOU": ("address",),
+    "KUKAN_IDOU": ("address", "household"),  # a new 世帯番号 (1.1.13)
     "TORIKESHI_GEN": FUKUHON_ITEMS,
     "TORIKESHI_SHUSEI": FUKUHON_ITEMS,
 }

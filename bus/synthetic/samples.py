@@ -25,7 +25,7 @@ from typing import Any
 from bus.catalog import Catalog
 from bus.catalog.codec import JST
 from bus.catalog.spec import Field
-from bus.routing.context import age_at_fiscal_year_start
+from bus.routing.context import age_at_fiscal_year_start, changed_items
 from bus.routing.context import age_on as legal_age
 from bus.synthetic.model import age_on
 from bus.synthetic.places import MUNICIPALITIES
@@ -68,6 +68,7 @@ PROJECTION_KINDS: dict[str, Callable[[_Rec], bool]] = {
     or (60 <= _legal_age(r) < 70 and r["insurance"]["nenkin_category"] in ("DAI1GO", "NINI_KANYU")),
     "fukushi.jumin": lambda r: _child(r) or r["insurance"]["jido_teate"],
     "chukan.fukuhon": lambda r: r["change"]["reason"] in _FUKUHON_REASONS,
+    "togo.jumin": lambda r: True,
 }
 
 _BANKS = (("みずほ銀行", "神田支店"), ("三菱UFJ銀行", "本店"), ("三井住友銀行", "新宿支店"),
@@ -82,6 +83,13 @@ def project_by_name(record: _Rec, fields: tuple[Field, ...]) -> _Rec:
         if f.type == "record" and isinstance(value, dict):
             value = project_by_name(value, f.children)
         out[f.name] = value
+    return out
+
+
+def _togo(record: _Rec, fields: tuple[Field, ...]) -> _Rec:
+    """A togo.jumin record: the copy plus the 副本 items the change alters."""
+    out = project_by_name(record, fields)
+    out["fukuhon_items"] = changed_items(record["change"]["reason"])
     return out
 
 
@@ -205,7 +213,7 @@ def sample_records(
         return
     if kind in PROJECTION_KINDS:
         fits = PROJECTION_KINDS[kind]
-        build = _fukuhon if kind == "chukan.fukuhon" else project_by_name
+        build = {"chukan.fukuhon": _fukuhon, "togo.jumin": _togo}.get(kind, project_by_name)
         chosen = (build(r, ks.fields) for r in _changes(reg, municipality, reasons) if fits(r))
         yield from islice(chosen, n)
         return

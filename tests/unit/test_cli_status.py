@@ -189,7 +189,7 @@ def test_status_of_a_state_dir_nothing_ran_in_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert [d["name"] for d in data["destinations"]] == sorted(
-        ["chukan", "fukushi", "kaigo", "koki", "kokuho", "nenkin", "portal", "zei"])
+        ["fukushi", "kaigo", "koki", "kokuho", "nenkin", "portal", "togo", "zei"])
     assert all(d["ready"] == 0 and not d["declared"] for d in data["destinations"])
     assert any("has not run with this state_dir" in n for n in data["notes"])
     assert not (tmp_path / "nothing-here").exists()  # status writes nothing

@@ -91,7 +91,7 @@ def test_every_change_reason_has_its_fukuhon_items() -> None:
         ("TENNYU", ["address", "name", "birth_date", "sex"]),
         ("GOKI_SHUSEI", list(FUKUHON_ITEMS)),
         ("SHOKKEN_SHUSEI", list(FUKUHON_ITEMS)),
-        ("SETAI_BUNRI", []),
+        ("SETAI_BUNRI", ["household"]),
         ("KOJIN_BANGO_HENKO", []),
         ("NOT_A_REASON", list(FUKUHON_ITEMS)),
     ],

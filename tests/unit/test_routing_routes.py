@@ -199,16 +199,31 @@ def test_kokuho_takes_its_households_and_every_move_in_and_birth(
 
 
 @pytest.mark.parametrize(
-    ("reason", "chukan"),
+    ("reason", "items"),
     [
-        ("TENKYO", True), ("SHIMEI_HENKO", True), ("SHIBOU", True), ("TENSHUTSU", True),
-        ("TENNYU", True), ("GOKI_SHUSEI", True),
-        ("SETAI_BUNRI", False), ("SETAINUSHI_HENKO", False), ("KOJIN_BANGO_HENKO", False),
+        ("TENKYO", ["address"]), ("SHIMEI_HENKO", ["name"]), ("SHIBOU", ["death"]), ("TENSHUTSU", ["moved_out"]),
+        ("TENNYU", ["address", "name", "birth_date", "sex"]), ("SETAI_BUNRI", ["household"]),
+        ("SETAINUSHI_HENKO", ["household"]), ("KOJIN_BANGO_HENKO", []),
     ],
 )
-def test_chukan_takes_changes_that_alter_a_fukuhon_item(table: RouteTable, catalog: Catalog, reason: str,
-                                                       chukan: bool) -> None:
-    assert ("chukan" in destinations(table, person(catalog, reason=reason))) is chukan
+def test_the_integrated_address_function_gets_every_change_with_the_fukuhon_items_it_alters(
+        table: RouteTable, catalog: Catalog, reason: str, items: list[str]) -> None:
+    """団体内統合宛名 (togo) is the path to the 中間サーバー: it gets every change; 世帯 changes
+    alter the household item of the 副本 (住民票関係情報); no route goes to chukan directly."""
+    got = {m.route.destination: m for m in table.route(person(catalog, reason=reason), MUNICIPALITY)}
+    assert "chukan" not in got
+    assert got["togo"].record["fukuhon_items"] == items
+    assert "personal_number" not in got["togo"].record
+
+
+@pytest.fixture(scope="module")
+def chukan_table(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog) -> RouteTable:
+    """A direct route to the 中間サーバー, as an integrator whose 統合宛名 system sits outside may write."""
+    folder = tmp_path_factory.mktemp("routes")
+    (folder / "chukan.yaml").write_text(
+        "routes:\n  - {name: chukan-fukuhon, destination: chukan, takes: jumin.idou, when: 'size(changed) > 0',\n"
+        "     projection: {kind: chukan.fukuhon, function: chukan_fukuhon}}\n", encoding="utf-8")
+    return RouteTable.load(folder, catalog)
 
 
 @pytest.mark.parametrize(
@@ -281,7 +296,8 @@ def test_every_projection_of_every_sample_is_valid_for_its_target(table: RouteTa
         ks.xml_schema.assertValid(etree.fromstring(ks.to_xml(match.record)))
 
 
-def test_a_death_sets_deceased_and_death_date_in_the_fukuhon(table: RouteTable, catalog: Catalog) -> None:
+def test_a_death_sets_deceased_and_death_date_in_the_fukuhon(chukan_table: RouteTable, catalog: Catalog) -> None:
+    table = chukan_table
     record = sample(catalog, "shibou")
     [match] = [m for m in table.route(record, MUNICIPALITY) if m.route.destination == "chukan"]
     assert match.record["deceased"] is True
@@ -291,8 +307,9 @@ def test_a_death_sets_deceased_and_death_date_in_the_fukuhon(table: RouteTable, 
     assert match.record["deceased"] is False and match.record["death_date"] is None
 
 
-def test_the_fukuhon_projection_drops_numbers_even_if_the_target_declared_them(table: RouteTable,
+def test_the_fukuhon_projection_drops_numbers_even_if_the_target_declared_them(chukan_table: RouteTable,
                                                                                catalog: Catalog) -> None:
+    table = chukan_table
     ks = catalog.get("chukan.fukuhon")
     extra = (Field("personal_number", "string", optional=True), Field("address_number", "string"))
     hostile = KindSchema(dataclasses.replace(ks.spec, fields=extra + ks.spec.fields), catalog.codelists)
