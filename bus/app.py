@@ -28,7 +28,6 @@ from bus.audit.recorder import AuditRecorder
 from bus.brokers import broker_for, broker_tls
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
-from bus.delivery.store import DeliveryStore
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -47,9 +46,8 @@ from bus.stages import (
     RouteStage,
     TenantGuardSink,
 )
-from bus.state import StateStore
 from bus.tenancy import SourceBinding, Sources, Tenancy
-from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, destination_queue
+from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, StateDir, destination_queue
 from bus.validation.validator import Limits
 
 __all__ = ["Bus", "BusParts", "front_doors", "sources_of"]
@@ -68,7 +66,9 @@ def front_doors(settings: Settings, catalog: Catalog) -> list[Source]:
     intake = settings.intake
     tls = (str(intake.tls_cert_file), str(intake.tls_key_file)) if intake.tls_cert_file else None
     doors: list[Source] = [HttpIntake(intake.http_host, intake.http_port, max_body=settings.bus.max_message_bytes,
-                                      tls=tls, where=str(settings.source_file) if settings.source_file else None)]
+                                      tls=tls, where=str(settings.source_file) if settings.source_file else None,
+                                      header_timeout=intake.http_header_timeout, body_timeout=intake.http_body_timeout,
+                                      max_connections=intake.http_max_connections)]
     inboxes = [(s.inbox, s.id) for s in settings.sources.values() if s.inbox is not None]
     if intake.inbox is not None:
         inboxes.append((intake.inbox, "directory"))
@@ -103,8 +103,8 @@ class Bus:
     def __post_init__(self) -> None:
         state_dir = self.settings.bus.state_dir
         self.broker: Broker = broker_for(self.settings)
-        self.state = StateStore(state_dir / "state.sqlite")
-        self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
+        self.state = StateDir(state_dir).open_state()
+        self.deliveries = StateDir(state_dir).open_delivery()
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         #: the middleware every stage reports to, in order: audit trail, counters, log

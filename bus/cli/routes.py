@@ -1,7 +1,7 @@
 """`renkei routes`: check the route files, try them on a message offline, export AsyncAPI.
 
     renkei routes check [--dir routes/]
-    renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json]
+    renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json] [--unmasked]
     renkei routes asyncapi [--out asyncapi.yaml]
 
 The schema catalog is the shipped one, or RENKEI_SCHEMAS_DIR.
@@ -69,12 +69,15 @@ def check(directory: Path | None) -> None:
 @click.option("--municipality", default=None,
               help="Municipality of the message (default: its municipality_code).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def test(file: Path, directory: Path | None, municipality: str | None, as_json: bool) -> None:
+@click.option("--unmasked", is_flag=True, help="Show personal values in plain text (default: masked).")
+def test(file: Path, directory: Path | None, municipality: str | None, as_json: bool, unmasked: bool) -> None:
     """Route one jumin.idou XML file offline: which destinations it reaches, why, and what each receives.
 
-    Values are shown as they are in the file (it is your own file); nothing is sent anywhere.
+    Personal values (the fields the catalog marks personal) are masked unless --unmasked;
+    nothing is sent anywhere.
     """
     from bus.catalog import Catalog
+    from bus.masking import mask_record
     from bus.routing.router import RouteTable
     from bus.validation.validator import validate
 
@@ -96,7 +99,9 @@ def test(file: Path, directory: Path | None, municipality: str | None, as_json: 
     context = table.context(record, where)
     verdicts = table.explain(record, where)
     matches = table.route(record, where)
-    messages = [_message(m) for m in matches]
+    messages = [_message(m, masked=not unmasked) for m in matches]
+    if not unmasked:
+        context = dict(mask_record(context))  # type: ignore[call-overload]
     if as_json:
         click.echo(json.dumps({
             "file": str(file),
@@ -112,8 +117,10 @@ def test(file: Path, directory: Path | None, municipality: str | None, as_json: 
         raise SystemExit(2)
 
 
-def _message(match: Any) -> dict[str, Any]:
+def _message(match: Any, *, masked: bool) -> dict[str, Any]:
     from lxml import etree
+
+    from bus.masking import mask_xml
 
     target = match.target
     xml: bytes = target.to_xml(match.record)
@@ -133,7 +140,7 @@ def _message(match: Any) -> dict[str, Any]:
         "version": target.version,
         "legal_basis": match.route.legal_basis,
         "valid": valid,
-        "xml": etree.tostring(root, pretty_print=True, encoding="unicode"),
+        "xml": mask_xml(xml) if masked else etree.tostring(root, pretty_print=True, encoding="unicode"),
     }
 
 
@@ -165,20 +172,27 @@ def _print_text(file: Path, municipality: str, context: dict[str, Any], verdicts
 @_dir_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (.json for JSON, else YAML); default: print YAML.")
-def asyncapi(directory: Path | None, out: Path | None) -> None:
-    """Export the routes as an AsyncAPI 2.6 document (a channel per destination queue)."""
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="renkei.toml of the bus: its destinations (and tenancy) decide the queues "
+                   "(default: RENKEI_* environment and defaults).")
+def asyncapi(directory: Path | None, out: Path | None, config: Path | None) -> None:
+    """Export the routes as an AsyncAPI 2.6 document (a channel per queue the bus publishes
+    to: with tenancy, one per configured destination of each route's system)."""
     import yaml
 
     from bus.catalog import Catalog
+    from bus.cli.config import load_settings
     from bus.routing.asyncapi import asyncapi_document
     from bus.routing.router import RouteTable
+    from bus.tenancy import Tenancy
 
+    settings = load_settings("routes asyncapi", config)
     catalog = _catalog(Catalog)
     try:
-        table = RouteTable.load(directory, catalog)
+        table = RouteTable.load(directory or settings.bus.routes_dir, catalog)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    document = asyncapi_document(table)
+    document = asyncapi_document(table, tenancy=Tenancy(settings.destinations, strict=settings.multi_tenant))
     if out is not None and out.suffix == ".json":
         text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
     else:

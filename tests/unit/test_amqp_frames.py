@@ -1,4 +1,4 @@
-"""bus.brokers.amqp_frames lays out exactly the bytes pamqp (aiormq's codec) would."""
+"""bus.brokers.amqp.frames lays out exactly the bytes pamqp (aiormq's codec) would."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-from bus.brokers.amqp_frames import ack_frame, publish_frames
+from bus.brokers.amqp.frames import ack_frame, publish_frames
 
 
 def _pamqp_publish(channel: int, exchange: str, routing_key: str, body: bytes, message_id: str,
@@ -23,7 +23,10 @@ def _pamqp_publish(channel: int, exchange: str, routing_key: str, body: bytes, m
     return out
 
 
-names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60)
+# a field-table key is at most 128 bytes (AMQP 0-9-1 §4.2.5.5; pamqp truncates longer ones,
+# the bus's own header names are far shorter)
+names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60).filter(
+    lambda name: len(name.encode()) <= 128)
 exchanges = st.from_regex(r"[A-Za-z0-9_.:\-]{0,60}", fullmatch=True)  # what pamqp accepts as a name
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=400)
 
