@@ -59,6 +59,10 @@ class Degradation:
 
 
 def can_encode(ch: str, target: Target) -> bool:
+    """True when `target` holds every character of `ch`; never for a private-use one (CP932
+    would map it into its user area, whose meaning differs between systems)."""
+    if any(0xE000 <= ord(c) <= 0xF8FF or ord(c) >= 0xF0000 for c in ch):
+        return False
     try:
         ch.encode(_CODECS[target])
     except UnicodeEncodeError:

@@ -169,3 +169,48 @@ def test_a_character_without_substitute_is_unmappable_never_geta(sets: Character
     assert "〓" not in result.record["name"]["family_name"]
     assert [(s.path, s.original, s.to) for s in result.unmappable] == [("/name/family_name", "U+F0101", None)]
     assert "\U000f0101" not in str([s.as_dict() for s in result.unmappable])
+
+
+def test_a_private_use_character_is_never_taken_as_cp932(sets: CharacterSets) -> None:
+    """CP932 has a user area for U+E000–U+E757, whose meaning differs between systems: a vendor
+    外字 there is unmappable, not written through."""
+    _, steps, unmappable = degrade_text("佐\ue000", "cp932", "/n", sets)
+    assert steps == [] and [s.original for s in unmappable] == ["U+E000"]
+
+
+def test_a_cp932_file_sink_that_degrades_reports_every_step(tmp_path: Path) -> None:
+    """unmappable='degrade': 𠮷 → 吉 in the CSV, the step in the sidecar, no 〓."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "contract"))
+    from sink_contract_support import outbound, sample_record
+
+    from adapters.transports.filedrop import FileDropSink
+
+    record = sample_record("zei.jumin", "tennyu")
+    record["name"]["family_name"] = "𠮷田"
+    FileDropSink(tmp_path, format="csv", encoding="cp932", unmappable="degrade").deliver_sync(
+        outbound("zei.jumin", "zei", record=record))
+    [data] = [p for p in tmp_path.iterdir() if p.suffix == ".csv"]
+    text = data.read_bytes().decode("cp932")
+    assert "吉田" in text and "〓" not in text
+    [sidecar] = [p for p in tmp_path.iterdir() if p.name.endswith(".unmappable.json")]
+    report = json.loads(sidecar.read_text(encoding="utf-8"))
+    assert [(r["path"], r["from"], r["to"]) for r in report["replaced"]] == [("/name/family_name", "U+20BB7", "U+5409")]
+
+
+def test_a_cp932_file_sink_that_degrades_refuses_what_has_no_substitute(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "contract"))
+    from sink_contract_support import outbound, sample_record
+
+    from adapters.transports.filedrop import FileDropSink
+    from bus.errors import PermanentError
+
+    record = sample_record("zei.jumin", "tennyu")
+    record["name"]["family_name"] = "佐\ue000"
+    with pytest.raises(PermanentError, match="U\\+E000"):
+        FileDropSink(tmp_path, format="csv", encoding="cp932", unmappable="degrade").deliver_sync(
+            outbound("zei.jumin", "zei", record=record))
