@@ -17,14 +17,8 @@ from bus.validation.safe_xml import parse_xml
 V2_SAMPLES = sorted((schemas_dir() / "jumin.idou/2/samples/valid").glob("*.xml"))
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
-@pytest.fixture(scope="module")
-def table(catalog: Catalog) -> RouteTable:
-    return RouteTable.load(routes_dir(), catalog)
+CATALOG = Catalog.load()
+TABLE = RouteTable.load(routes_dir(), CATALOG)
 
 
 def load(catalog: Catalog, path: Path, version: int) -> dict[str, Any]:
@@ -33,8 +27,8 @@ def load(catalog: Catalog, path: Path, version: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("path", [p for p in V2_SAMPLES if b"integrated_address_number" in p.read_bytes()],
                          ids=lambda p: p.stem)
-def test_every_projection_of_a_v2_sample_is_valid_for_its_target(table: RouteTable, catalog: Catalog,
-                                                                 path: Path) -> None:
+def test_every_projection_of_a_v2_sample_is_valid_for_its_target(path: Path) -> None:
+    table, catalog = TABLE, CATALOG
     record = load(catalog, path, 2)
     matches = table.route(record, record["municipality_code"], message_id="m-1")
     assert matches
@@ -42,8 +36,8 @@ def test_every_projection_of_a_v2_sample_is_valid_for_its_target(table: RouteTab
         m.target.xml_schema.assertValid(parse_xml(m.target.to_xml(m.record)))
 
 
-def test_a_v1_message_and_its_v2_conversion_reach_the_same_destinations(table: RouteTable,
-                                                                        catalog: Catalog) -> None:
+def test_a_v1_message_and_its_v2_conversion_reach_the_same_destinations() -> None:
+    table, catalog = TABLE, CATALOG
     for path in sorted((schemas_dir() / "jumin.idou/1/samples/valid").glob("*.xml")):
         v1 = load(catalog, path, 1)
         v2 = upgrade_jumin_idou(v1)
@@ -52,8 +46,9 @@ def test_a_v1_message_and_its_v2_conversion_reach_the_same_destinations(table: R
             path.name
 
 
-def test_a_v2_only_fact_decides_a_route(table: RouteTable, catalog: Catalog) -> None:
+def test_a_v2_only_fact_decides_a_route() -> None:
     """A 70-year-old with a 障害認定 (v2 item) reaches the 広域連合; without it, not."""
+    table, catalog = TABLE, CATALOG
     record = load(catalog, V2_SAMPLES[0].parent / "tenkyo.xml", 2)
     record["birth_date"] = {"text": "昭和30年頃", "reference_date": record["change"]["effective_date"][
         "reference_date"].replace(year=record["change"]["effective_date"]["reference_date"].year - 70)}
