@@ -125,6 +125,7 @@ class Bus:
         )
         self._consumers: list[Consumer] = []
         self._built_sinks: list[Sink] = []
+        self._route_stages: list[RouteStage] = []
         self._doors = contextlib.AsyncExitStack()
         #: the sources open now (their `url` and the like tell where they listen)
         self.opened_sources: list[Source] = []
@@ -182,6 +183,7 @@ class Bus:
         await stage.resume()
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
         self._consumers.append(await self.broker.consume(INTAKE_QUEUE, dispatcher, concurrency=32))
+        self._route_stages.append(stage)
         self.consumed_queues.append(INTAKE_QUEUE)
 
     async def _start_deliverer(self, name: str, sink: Sink) -> None:
@@ -225,6 +227,9 @@ class Bus:
             await consumer.cancel()
         self._consumers.clear()
         self.consumed_queues.clear()
+        for stage in self._route_stages:
+            await stage.aclose()
+        self._route_stages.clear()
         for sink in self._built_sinks:  # sinks passed in belong to the caller
             close = getattr(sink, "aclose", None)
             if close is not None:
