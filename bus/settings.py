@@ -77,6 +77,7 @@ from bus.settings_sections import (
     read_logging,
     read_sources,
 )
+from bus.topology import StateDir
 
 __all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings",
            "SourceSettings"]
@@ -96,7 +97,7 @@ class Settings:
     @property
     def audit_store(self) -> str:
         """Where the audit trail is: `[audit] store`, or audit.sqlite beside the bus's state."""
-        return self.audit.store or str(self.bus.state_dir / "audit.sqlite")
+        return self.audit.store or str(StateDir(self.bus.state_dir).audit_file)
 
     def retry_of(self, destination: str) -> RetryPolicy:
         config = self.destinations.get(destination)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "schemas": "bus.cli.schemas:schemas",
     "console": "bus.cli.console:console",
     "users": "bus.cli.users:users",
+    "conformance": "bus.cli.conformance:conformance",
 }
 
 

@@ -240,8 +240,9 @@ class _Runner:
 
     async def _start_simulators(self, servers: list[EmbeddedServer], bus: Bus, ports: dict[str, int]) -> None:
         store = self.settings.bus.state_dir / "simulators"
+        states: dict[str, SimulatorState] = {}
         for name, port in ports.items():
-            state = SimulatorState(name, store=store / name)
+            state = states[name] = SimulatorState(name, store=store / name)
             server = EmbeddedServer(create_app(name, catalog=bus.catalog, state=state), port=port)
             try:
                 await server.start()
@@ -250,6 +251,8 @@ class _Runner:
                               f"({exc.strerror or exc})", CONFIG_ERROR) from exc
             servers.append(server)
             _say(f"simulator {name} ({SYSTEMS[name].kind}) on {server.url}/messages")
+        if "togo" in states and "chukan" in states:  # the 統合宛名 function feeds the 中間サーバー
+            states["togo"].downstream = states["chukan"]
 
 
 async def _stop_all(servers: list[EmbeddedServer]) -> None:
