@@ -23,12 +23,12 @@ def test_the_committed_pages_are_what_renkei_conformance_docs_writes(tmp_path: P
 
 def test_the_source_kind_page_says_which_destination_gets_which_field() -> None:
     page = (DOCS / "jumin.idou.md").read_text(encoding="utf-8")
-    header = next(line for line in page.splitlines() if line.startswith("| field | chukan"))
+    header = next(line for line in page.splitlines() if line.startswith("| field | fukushi"))
     destinations = [c.strip() for c in header.split("|")[2:-1]]
-    assert destinations == sorted(destinations) and {"zei", "kokuho", "chukan", "portal"} <= set(destinations)
+    assert destinations == sorted(destinations) and {"zei", "kokuho", "togo", "portal"} <= set(destinations)
     row = next(line for line in page.splitlines() if line.startswith("| `personal_number` |"))
     cells = dict(zip(destinations, [c.strip() for c in row.split("|")[2:-1]], strict=True))
-    assert cells["chukan"] == ""  # the intermediate server never receives a 個人番号
+    assert cells["togo"] == ""  # the 統合宛名 function, the only path to the intermediate server: no 個人番号
     assert cells["zei"] == "✓"
 
 
