@@ -134,7 +134,8 @@ class Settings:
         base = path.resolve().parent if path is not None else Path.cwd()
         at = Where(path, text)
         no_unknown(data, at(), "the top level",
-                    ("bus", "intake", "logging", "audit", "retry", "destinations", "sources"))
+                    ("bus", "intake", "logging", "audit", "retry", "destinations", "sources",
+                     "console"))  # [console]: read by bus.console.config
         bus = read_bus(table_of(data, "bus", at), env, base, at)
         retry = RetryPolicy().merged(table_of(data, "retry", at), lambda key: at("retry", key))
         intake = read_intake(table_of(data, "intake", at), env, base, at)
