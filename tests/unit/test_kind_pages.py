@@ -37,6 +37,8 @@ def test_the_source_kind_page_says_which_destination_gets_which_field() -> None:
         target = {p for p, _ in iter_leaves(catalog.get(route.projection.kind).fields)}
         assert (cells[route.destination] == "✓") == ("personal_number" in target), route.name
     assert taking
+    assert cells["togo"] == ""  # the 統合宛名 function, the only path to the intermediate server: no 個人番号
+    assert cells["zei"] == "✓"
 
 
 def test_every_page_has_samples_in_xml_json_and_csv_where_the_kind_has_a_layout() -> None:
