@@ -28,7 +28,6 @@ from bus.audit.recorder import AuditRecorder
 from bus.brokers import broker_for, broker_tls
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
-from bus.delivery.store import DeliveryStore
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -47,9 +46,8 @@ from bus.stages import (
     RouteStage,
     TenantGuardSink,
 )
-from bus.state import StateStore
 from bus.tenancy import SourceBinding, Sources, Tenancy
-from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, destination_queue
+from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, StateDir, destination_queue
 from bus.validation.validator import Limits
 
 __all__ = ["Bus", "BusParts", "front_doors", "sources_of"]
@@ -103,8 +101,8 @@ class Bus:
     def __post_init__(self) -> None:
         state_dir = self.settings.bus.state_dir
         self.broker: Broker = broker_for(self.settings)
-        self.state = StateStore(state_dir / "state.sqlite")
-        self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
+        self.state = StateDir(state_dir).open_state()
+        self.deliveries = StateDir(state_dir).open_delivery()
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         #: the middleware every stage reports to, in order: audit trail, counters, log

@@ -46,10 +46,10 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from bus.brokers.amqp import close_connection, mapped, open_connection, queue_arguments
 from bus.errors import AuthenticationFailed, BrokerError, SourceForbidden, SourceRefused
 from bus.ports import Gatekeeper, Intake
+from bus.topology import SUBMIT_QUEUE
 
 __all__ = ["SUBMIT_QUEUE", "AmqpIntake", "vhost_url"]
 
-SUBMIT_QUEUE = "renkei.submit"
 log = structlog.get_logger("renkei.intake.amqp")
 
 

@@ -12,6 +12,7 @@ declare-ok, so this process's own consumers are the floor.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from ssl import SSLContext
@@ -21,9 +22,10 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from bus.brokers.amqp import consuming, topology
 from bus.brokers.amqp.connection import Link
-from bus.brokers.amqp.errors import mapped
+from bus.brokers.amqp.errors import mapped, safe_url
 from bus.brokers.amqp.publishing import Publisher
-from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueStats
+from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
+from bus.errors import BrokerError, BrokerUnavailable
 
 __all__ = ["AmqpBroker"]
 
@@ -103,6 +105,37 @@ class AmqpBroker(Broker):
         mine = [s for s in self._subscriptions if s.queue_name == queue]
         in_flight = sum(len(s.unsettled) for s in mine)
         return QueueStats(queue, ready, in_flight, max(consumers, len(mine) // max(1, self.shards)))
+
+    async def describe(self, queues: Sequence[str]) -> BrokerDescription:
+        """From passive declares (`stats`), on this broker's connection or, unconnected, on one
+        opened for the purpose. Delayed is None: the delay queues (one per delay) cannot be
+        listed over AMQP. In flight is this instance's unsettled count where its own
+        subscriptions are every consumer of the queue, None where others consume (RabbitMQ
+        tells their unacknowledged count only through its management API)."""
+        opened = self._publisher.channel is None
+        found: dict[str, QueueDescription] = {}
+        try:
+            if opened:
+                await self.connect()
+            for q in queues:
+                try:
+                    stats = await self.stats(q)
+                except BrokerUnavailable:
+                    raise
+                except BrokerError:  # the passive declare failed: no such queue
+                    found[q] = QueueDescription(q, False, 0, None, 0, 0)
+                    continue
+                own = len([s for s in self._subscriptions if s.queue_name == q]) // self.shards
+                in_flight = stats.in_flight if stats.consumers <= own else None
+                found[q] = QueueDescription(q, True, stats.ready, None, in_flight, stats.consumers)
+        except BrokerUnavailable as exc:
+            return BrokerDescription(self.name, safe_url(self.url), False,
+                                     {q: QueueDescription.unknown(q) for q in queues}, str(exc))
+        finally:
+            if opened:
+                with contextlib.suppress(BrokerError):
+                    await self.close()
+        return BrokerDescription(self.name, safe_url(self.url), True, found)
 
     async def _start_consumer(
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
