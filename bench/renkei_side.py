@@ -85,6 +85,7 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
             await meter.wait(within)
         finally:
             await consumer.cancel()  # returns when every delivery is settled (acked)
+            await router.aclose()
         depths = {q: (await broker.stats(q)).ready for q in queues.all}
         routed = state.counters("destination")
         audited = 0

@@ -14,6 +14,8 @@ municipalities = ["131016"]      # the municipalities this bus serves (empty: an
 [intake]
 http_host = "127.0.0.1"
 http_port = 8080
+http_header_timeout = 10         # seconds for a request head, http_body_timeout = 30 for its body;
+http_max_connections = 100       # slow clients are cut off, more connections at once get 503
 inbox = "var/inbox"              # optional directory source
 
 [logging]
@@ -26,6 +28,8 @@ signing_key_file = "/etc/renkei/audit-signing.pem"  # Ed25519, `renkei audit key
 trusted_keys = ["/etc/renkei/audit-signing-2024.pub"]  # public keys of earlier signing keys (rotation)
 previous_pseudonym_key_files = ["/etc/renkei/pseudonym-2024.key"]  # earlier pseudonym keys (rotation)
 checkpoint_every = 1000          # sign the chain head every N records
+checkpoint_interval = 5          # …and at least every N seconds while records are written (0: off)
+witness = "/mnt/witness/renkei-audit.jsonl"  # every signed head also kept here (a file elsewhere, or postgresql://…)
 
 [destinations.zei]
 transport = "http"               # http | file | an entry point in renkei.adapters
@@ -73,6 +77,7 @@ from bus.settings_sections import (
     read_logging,
     read_sources,
 )
+from bus.topology import StateDir
 
 __all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings",
            "SourceSettings"]
@@ -92,7 +97,7 @@ class Settings:
     @property
     def audit_store(self) -> str:
         """Where the audit trail is: `[audit] store`, or audit.sqlite beside the bus's state."""
-        return self.audit.store or str(self.bus.state_dir / "audit.sqlite")
+        return self.audit.store or str(StateDir(self.bus.state_dir).audit_file)
 
     def retry_of(self, destination: str) -> RetryPolicy:
         config = self.destinations.get(destination)
@@ -129,7 +134,8 @@ class Settings:
         base = path.resolve().parent if path is not None else Path.cwd()
         at = Where(path, text)
         no_unknown(data, at(), "the top level",
-                    ("bus", "intake", "logging", "audit", "retry", "destinations", "sources"))
+                    ("bus", "intake", "logging", "audit", "retry", "destinations", "sources",
+                     "console"))  # [console]: read by bus.console.config
         bus = read_bus(table_of(data, "bus", at), env, base, at)
         retry = RetryPolicy().merged(table_of(data, "retry", at), lambda key: at("retry", key))
         intake = read_intake(table_of(data, "intake", at), env, base, at)

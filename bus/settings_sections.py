@@ -25,6 +25,7 @@ from bus.settings_read import (
     setting_of,
 )
 from bus.tenancy import token_digests
+from bus.topology import SUBMIT_QUEUE, StateDir
 from bus.validation.checkdigits import is_valid_municipality_code
 
 __all__ = ["DEV_KEY_NOTICE", "AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings",
@@ -57,7 +58,10 @@ class IntakeSettings:
     tls_cert_file: Path | None = None  # both set: the HTTP intake serves https only
     tls_key_file: Path | None = None
     amqp_vhosts: dict[str, str] = field(default_factory=dict)  # municipality → vhost of its AMQP intake
-    amqp_queue: str = "renkei.submit"
+    amqp_queue: str = SUBMIT_QUEUE
+    http_header_timeout: int = 10  # seconds for a request head (slow clients are cut off)
+    http_body_timeout: int = 30  # seconds for a request body
+    http_max_connections: int = 100  # beyond: 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,9 @@ class AuditSettings:
     Ed25519 private key that signs checkpoints (None: no checkpoints are written);
     `trusted_keys` are PEMs of public keys of earlier signing keys, still accepted by verify.
     `previous_pseudonym_keys` are earlier pseudonym keys, tried by `renkei audit trail`.
+    `checkpoint_interval` (seconds, 0 off): the head is signed at least this often while records
+    are written. `witness` (a file path or postgresql:// URL, None: none): every signed head is
+    also kept there, outside the store, so verify catches a store cut short or rolled back.
     """
 
     store: str | None = None  # None: audit.sqlite in the bus's state_dir (Settings.audit_store)
@@ -81,6 +88,8 @@ class AuditSettings:
     trusted_keys: tuple[bytes, ...] = ()
     previous_pseudonym_keys: tuple[bytes, ...] = field(default=(), repr=False)
     checkpoint_every: int = 1000
+    checkpoint_interval: float = 5.0
+    witness: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +168,8 @@ def _pseudonym_key(raw: dict[str, Any], env: dict[str, str], base: Path, at: Whe
 
 def read_intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> IntakeSettings:
     no_unknown(raw, at("intake"), "[intake]",
-                ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue"))
+                ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue",
+                 "http_header_timeout", "http_body_timeout", "http_max_connections"))
     host, where = setting_of(raw, env, "http_host", "RENKEI_HTTP_HOST", at, "intake", "127.0.0.1")
     host = as_text(host, where, "[intake] http_host")
     port, where = setting_of(raw, env, "http_port", "RENKEI_HTTP_PORT", at, "intake", 8080)
@@ -178,9 +188,12 @@ def read_intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where)
     ):
         raise ConfigError("[intake] amqp_vhosts maps 地方公共団体コード to vhost names "
                           '({ "131016" = "renkei-131016" })', where=at("intake", "amqp_vhosts"))
-    queue = as_text(raw.get("amqp_queue", "renkei.submit"), at("intake", "amqp_queue"), "[intake] amqp_queue")
+    queue = as_text(raw.get("amqp_queue", SUBMIT_QUEUE), at("intake", "amqp_queue"), "[intake] amqp_queue")
+    limits = {name: as_int(raw.get(name, default), at("intake", name), f"[intake] {name}", minimum=1, maximum=3600)
+              for name, default in (("http_header_timeout", 10), ("http_body_timeout", 30),
+                                    ("http_max_connections", 100))}
     return IntakeSettings(http_host=host, http_port=port, inbox=base / inbox if inbox else None,
-                          tls_cert_file=cert, tls_key_file=key, amqp_vhosts=dict(vhosts), amqp_queue=queue)
+                          tls_cert_file=cert, tls_key_file=key, amqp_vhosts=dict(vhosts), amqp_queue=queue, **limits)
 
 
 def read_logging(raw: dict[str, Any], env: dict[str, str], at: Where) -> LoggingSettings:
@@ -198,15 +211,17 @@ _LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def read_audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where, state_dir: Path) -> AuditSettings:
-    known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every")
+    known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every",
+             "checkpoint_interval", "witness")
     no_unknown(raw, at("audit"), "[audit]", known)
     store, where = setting_of(raw, env, "store", "RENKEI_AUDIT_STORE", at, "audit", None)
     if store is None:
-        store = str(state_dir / "audit.sqlite")
+        store = str(StateDir(state_dir).audit_file)
     elif "://" not in as_text(store, where, "[audit] store"):
         store = str(base / store)
     every, where = setting_of(raw, env, "checkpoint_every", "RENKEI_AUDIT_CHECKPOINT_EVERY", at, "audit", 1000)
     every = as_int(every, where, "[audit] checkpoint_every", minimum=1)
+    interval, witness = _audit_timing(raw, env, base, at)
     signing_key: bytes | None = None
     if env.get("RENKEI_AUDIT_SIGNING_KEY"):
         signing_key = env["RENKEI_AUDIT_SIGNING_KEY"].encode()
@@ -229,7 +244,24 @@ def read_audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where, 
             raise ConfigError(f"the previous pseudonym key {name} is shorter than 16 bytes", where=where)
         previous.append(key)
     return AuditSettings(store=store, signing_key=signing_key, trusted_keys=tuple(trusted),
-                         previous_pseudonym_keys=tuple(previous), checkpoint_every=every)
+                         previous_pseudonym_keys=tuple(previous), checkpoint_every=every,
+                         checkpoint_interval=interval, witness=witness)
+
+
+def _audit_timing(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> tuple[float, str | None]:
+    """[audit] checkpoint_interval (seconds, 0 off) and witness (a path, relative to the file, or a URL)."""
+    interval, where = setting_of(raw, env, "checkpoint_interval", "RENKEI_AUDIT_CHECKPOINT_INTERVAL", at, "audit", 5.0)
+    try:
+        seconds = -1.0 if isinstance(interval, bool) else float(interval)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ConfigError(f"[audit] checkpoint_interval must be seconds from 0 (off) to 3600, got {interval!r}",
+                          where=where)
+    witness, where = setting_of(raw, env, "witness", "RENKEI_AUDIT_WITNESS", at, "audit", None)
+    if witness is not None and "://" not in as_text(witness, where, "[audit] witness"):
+        witness = str(base / witness)
+    return seconds, witness
 
 
 def _retry_where(at: Where, section: str, key: str) -> str:

@@ -1,7 +1,7 @@
 """`renkei routes`: check the route files, try them on a message offline, export AsyncAPI.
 
     renkei routes check [--dir routes/]
-    renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json]
+    renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json] [--unmasked]
     renkei routes asyncapi [--out asyncapi.yaml]
 
 The schema catalog is the shipped one, or RENKEI_SCHEMAS_DIR.
@@ -69,12 +69,15 @@ def check(directory: Path | None) -> None:
 @click.option("--municipality", default=None,
               help="Municipality of the message (default: its municipality_code).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def test(file: Path, directory: Path | None, municipality: str | None, as_json: bool) -> None:
+@click.option("--unmasked", is_flag=True, help="Show personal values in plain text (default: masked).")
+def test(file: Path, directory: Path | None, municipality: str | None, as_json: bool, unmasked: bool) -> None:
     """Route one jumin.idou XML file offline: which destinations it reaches, why, and what each receives.
 
-    Values are shown as they are in the file (it is your own file); nothing is sent anywhere.
+    Personal values (the fields the catalog marks personal) are masked unless --unmasked;
+    nothing is sent anywhere.
     """
     from bus.catalog import Catalog
+    from bus.masking import mask_record
     from bus.routing.router import RouteTable
     from bus.validation.validator import validate
 
@@ -96,7 +99,9 @@ def test(file: Path, directory: Path | None, municipality: str | None, as_json: 
     context = table.context(record, where)
     verdicts = table.explain(record, where)
     matches = table.route(record, where)
-    messages = [_message(m) for m in matches]
+    messages = [_message(m, masked=not unmasked) for m in matches]
+    if not unmasked:
+        context = dict(mask_record(context))  # type: ignore[call-overload]
     if as_json:
         click.echo(json.dumps({
             "file": str(file),
@@ -112,8 +117,10 @@ def test(file: Path, directory: Path | None, municipality: str | None, as_json: 
         raise SystemExit(2)
 
 
-def _message(match: Any) -> dict[str, Any]:
+def _message(match: Any, *, masked: bool) -> dict[str, Any]:
     from lxml import etree
+
+    from bus.masking import mask_xml
 
     target = match.target
     xml: bytes = target.to_xml(match.record)
@@ -133,7 +140,7 @@ def _message(match: Any) -> dict[str, Any]:
         "version": target.version,
         "legal_basis": match.route.legal_basis,
         "valid": valid,
-        "xml": etree.tostring(root, pretty_print=True, encoding="unicode"),
+        "xml": mask_xml(xml) if masked else etree.tostring(root, pretty_print=True, encoding="unicode"),
     }
 
 
@@ -150,6 +157,8 @@ def _print_text(file: Path, municipality: str, context: dict[str, Any], verdicts
         mark = "✓" if v.matched else "·"
         click.echo(f"  {mark} {v.route.destination:<8} {v.route.name}: {v.reason}")
         click.echo(f"      when: {' '.join(v.route.when.split())}")
+        if v.route.description:
+            click.echo(f"      rule: {v.route.description}")
     for m in messages:
         basis = m["legal_basis"] or "none (no 個人番号)"
         click.echo(f"\n--- {m['destination']} ← {m['route']}: {m['kind']} v{m['version']}; "
