@@ -1,6 +1,6 @@
 """The broker contract: seven primitives every backend fills in.
 
-A backend (bus/brokers/embedded.py, bus/brokers/amqp.py) implements `connect`, `close`,
+A backend (bus/brokers/embedded.py, the package bus/brokers/amqp/) implements `connect`, `close`,
 `declare`, `publish_many`, `stats`, `describe`, `_start_consumer` and `_settle` (and may
 override `_fence`). Everything else — per-key ordered concurrent dispatch, ack on return / requeue
 on exception, orderly cancellation — lives here, once.

@@ -28,6 +28,7 @@ delete that must follow could not tell a finished move from a running bus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -135,8 +136,10 @@ async def migrate_queue(broker: AmqpBroker, name: str, progress: Callable[[str],
         try:
             out = await _move(broker, name, holding, moved)
         except BrokerError:
-            if state.status == "differs":  # a first run: the holding queue is empty, remove it
-                await _delete_empty(broker, holding)
+            if state.status == "differs":  # a first run: remove the holding queue if nothing reached it
+                with contextlib.suppress(BrokerError):  # the error to see is the move's
+                    if await _passive(broker, holding) == (0, 0):
+                        await _delete_empty(broker, holding)
             raise
         say(f"{name}: {out} messages moved to {holding}")
         await _delete_empty(broker, name)
@@ -198,11 +201,16 @@ async def _declare(broker: AmqpBroker, name: str, arguments: dict[str, Any]) -> 
 
 
 def _copy(message: AbstractIncomingMessage) -> aio_pika.Message:
+    """The message to publish in place of `message`: body, headers and properties, `user_id`
+    included (the AMQP intake authenticates a vendor by it). RabbitMQ accepts a `user_id` only
+    from that user's own connection or an `impersonator`, so moving a vendor's submission
+    otherwise fails with nothing lost: drain `renkei.submit` with the old bus first."""
     headers = {k: v for k, v in (message.headers or {}).items() if k not in _QUEUE_HEADERS}
     return aio_pika.Message(
         message.body, headers=headers, message_id=message.message_id, content_type=message.content_type,
         content_encoding=message.content_encoding, correlation_id=message.correlation_id,
         reply_to=message.reply_to, timestamp=message.timestamp, type=message.type, app_id=message.app_id,
+        user_id=message.user_id,
         priority=message.priority, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
 
