@@ -38,7 +38,8 @@ from typing import Any
 from adapters.base import Sink
 from bus.errors import ConfigError
 
-__all__ = ["BUILTIN_TRANSPORTS", "ENTRY_POINT_GROUP", "available_transports", "build_sink", "load_transport"]
+__all__ = ["BUILTIN_TRANSPORTS", "ENTRY_POINT_GROUP", "available_transports", "build_sink", "load_transport",
+           "sink_options"]
 
 ENTRY_POINT_GROUP = "renkei.adapters"
 
@@ -105,6 +106,13 @@ def build_sink(name: str, config: Mapping[str, Any]) -> Sink:
         raise ConfigError(f"{where}transport {name!r} built {type(sink).__name__}, which has no deliver()")
     built: Sink = sink
     return built
+
+
+def sink_options(name: str) -> frozenset[str] | None:
+    """The options transport `name` takes (None: any, its factory takes **kwargs); `destination`
+    and `name` are set by the bus, not in the config."""
+    settable = _parameters(load_transport(name))
+    return None if settable is None else frozenset(settable) - {"destination", "name"}
 
 
 def _parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter] | None:

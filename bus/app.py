@@ -18,6 +18,7 @@ from bus.audit.recorder import AuditRecorder
 from bus.brokers import broker_for
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
+from bus.config_check import check_destinations
 from bus.delivery.deliverer import Deliverer
 from bus.delivery.store import DeliveryStore
 from bus.intake import INTAKE_QUEUE, BusIntake
@@ -65,6 +66,7 @@ class Bus:
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
+        check_destinations(self.settings, (route.destination for route in self.routes.routes))
         self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
         self.gate = Gate(sources_of(self.settings), recorder=self.recorder, state=self.state)
         self.intake = BusIntake(

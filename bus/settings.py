@@ -58,6 +58,7 @@ from typing import Any
 
 from bus.delivery.policy import RetryPolicy
 from bus.errors import ConfigError
+from bus.suggest import unknown_keys
 from bus.validation.checkdigits import is_valid_municipality_code
 
 __all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings",
@@ -160,6 +161,11 @@ class Settings:
     def multi_tenant(self) -> bool:
         """Several municipalities, or destinations bound to one: tenancy is enforced (bus.tenants)."""
         return len(self.bus.municipalities) > 1 or any(d.municipalities for d in self.destinations.values())
+
+    def where(self, section: str | None = None, key: str | None = None) -> str:
+        """`file:line` of `key` in `[section]` (or of the section's header) in the config file."""
+        text = self.source_file.read_text(encoding="utf-8") if self.source_file is not None else ""
+        return _Where(self.source_file, text)(section, key)
 
     @property
     def uses_development_key(self) -> bool:
@@ -278,18 +284,18 @@ def _text(value: Any, where: str, what: str) -> str:
     return value
 
 
-def _no_unknown(data: dict[str, Any], where: str, section: str, known: tuple[str, ...]) -> None:
+def _no_unknown(data: dict[str, Any], where: str, section: str, known: tuple[str, ...], at: _Where | None = None,
+                table: str | None = None) -> None:
     unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) in {section}: {', '.join(unknown)} (known: {', '.join(known)})", where=where
-        )
+    if unknown:  # named at the first unknown key's line when `at` can find it, with a "did you mean"
+        where = at(table, unknown[0]) if at is not None else where
+        raise ConfigError(unknown_keys(section, unknown, known), where=where)
 
 
 def _bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> BusSettings:
     known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir",
              "broker_ca_file", "broker_cert_file", "broker_key_file", "shards")
-    _no_unknown(raw, at("bus"), "[bus]", known)
+    _no_unknown(raw, at("bus"), "[bus]", known, at, "bus")
     key = _pseudonym_key(raw, env, base, at)
     url, where = _setting(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
     if url is not None:
@@ -350,7 +356,8 @@ def _pseudonym_key(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Wh
 
 def _intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) -> IntakeSettings:
     _no_unknown(raw, at("intake"), "[intake]",
-                ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue"))
+                ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue"),
+                at, "intake")
     host, where = _setting(raw, env, "http_host", "RENKEI_HTTP_HOST", at, "intake", "127.0.0.1")
     host = _text(host, where, "[intake] http_host")
     port, where = _setting(raw, env, "http_port", "RENKEI_HTTP_PORT", at, "intake", 8080)
@@ -375,7 +382,7 @@ def _intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where) ->
 
 
 def _logging(raw: dict[str, Any], env: dict[str, str], at: _Where) -> LoggingSettings:
-    _no_unknown(raw, at("logging"), "[logging]", ("format", "level"))
+    _no_unknown(raw, at("logging"), "[logging]", ("format", "level"), at, "logging")
     fmt, where = _setting(raw, env, "format", "RENKEI_LOG_FORMAT", at, "logging", "console")
     if fmt not in ("console", "json"):
         raise ConfigError(f"[logging] format must be 'console' or 'json', got {fmt!r}", where=where)
@@ -390,7 +397,7 @@ _LEVELS = ("debug", "info", "warning", "error", "critical")
 
 def _audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where, state_dir: Path) -> AuditSettings:
     known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every")
-    _no_unknown(raw, at("audit"), "[audit]", known)
+    _no_unknown(raw, at("audit"), "[audit]", known, at, "audit")
     store, where = _setting(raw, env, "store", "RENKEI_AUDIT_STORE", at, "audit", None)
     if store is None:
         store = str(state_dir / "audit.sqlite")
@@ -507,7 +514,8 @@ def _sources(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where,
                               "(not all digits)", where=at(section))
         if not isinstance(options, dict):
             raise ConfigError(f"[{section}] must be a table", where=at(section))
-        _no_unknown(options, at(section), f"[{section}]", ("municipalities", "token_file", "inbox", "amqp_user"))
+        _no_unknown(options, at(section), f"[{section}]", ("municipalities", "token_file", "inbox", "amqp_user"), at,
+                    section)
         municipalities = _codes(options.get("municipalities"), at(section, "municipalities"),
                                 f"[{section}] municipalities")
         outside = sorted(set(municipalities) - set(served)) if served else []

@@ -66,7 +66,7 @@ def test_an_unknown_transport_is_a_config_error_of_its_destination(tmp_path: Pat
 def test_an_unknown_sink_option_names_the_destination(tmp_path: Path) -> None:
     result = _invoke(tmp_path, GOOD + "colour = 'blue'\n")
     assert result.exit_code == 2
-    assert "[destinations.zei] transport 'http': unknown option(s) colour" in result.output
+    assert "renkei.toml:10: unknown key(s) in [destinations.zei]: colour (known: transport" in result.output
 
 
 def test_an_unknown_destination_option_on_the_command_line_exits_2(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_simulators_only_run_on_this_machine(tmp_path: Path) -> None:
 
 
 def test_simulators_exist_only_for_the_known_systems(tmp_path: Path) -> None:
-    text = GOOD.replace("[destinations.zei]", "[destinations.toshokan]")
+    text = GOOD.replace("[destinations.zei]", "[destinations.toshokan]") + 'system = "zei"\n'
     result = _invoke(tmp_path, text, "--with-simulators")
     assert result.exit_code == 2
     assert "no simulator for destination 'toshokan'" in result.output

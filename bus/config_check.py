@@ -1,0 +1,42 @@
+"""The checks of `renkei.toml` that need more than the file: its destinations against the routes
+and their transports. `renkei run` and `renkei status` make them alike (Bus and bus.cli.config).
+
+A destination that no route addresses (`[destinations.zeii]`) and an option its transport does
+not take (`concurency`) are a ConfigError naming file:line and the name most likely meant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from adapters.registry import sink_options
+from bus.errors import ConfigError
+from bus.settings import Settings
+from bus.suggest import suggest, unknown_keys
+
+__all__ = ["DESTINATION_KEYS", "check_destinations"]
+
+#: the keys of a `[destinations.<name>]` table that are the bus's own; the rest go to its transport
+DESTINATION_KEYS = ("transport", "concurrency", "retry", "system", "municipality", "municipalities")
+
+
+def check_destinations(settings: Settings, route_destinations: Iterable[str]) -> None:
+    """Every configured destination is addressed by a route (by its name or its `system`) and
+    names only options its transport takes."""
+    routed = sorted(set(route_destinations))
+    for name, config in settings.destinations.items():
+        section = f"destinations.{name}"
+        if name not in routed and (config.system or name) not in routed:
+            system = config.system or name
+            key = "system" if config.system else None
+            raise ConfigError(
+                f"[{section}]: no route addresses {system!r}{suggest(system, routed)} "
+                f"(the routes address: {', '.join(routed) or 'nothing'})", where=settings.where(section, key))
+        takes = sink_options(config.transport)
+        if takes is None:
+            continue
+        unknown = sorted(set(config.options) - takes)
+        if unknown:
+            known = [*DESTINATION_KEYS, *sorted(takes)]
+            raise ConfigError(f"{unknown_keys(f'[{section}]', unknown, known)} "
+                              f"(transport {config.transport!r})", where=settings.where(section, unknown[0]))
