@@ -269,6 +269,16 @@ class Gate:
         log.warning("source forbidden", source=refusal.source, municipality=refusal.municipality)
 
 
+    def unreadable(self, source: str, code: str, reason: str) -> None:
+        """Audit and count a request refused before its body was read (415 a content type that is
+        not XML or Avro, 413 too large): a rejection of `source`, shown by `renkei status`."""
+        if self._recorder is not None:
+            self._recorder.emit(AuditEvent(EventType.REJECTED, source=source, codes=(code,), reason=reason))
+        if self._state is not None:
+            self._state.count("source", source, "rejected")
+        log.info("rejected", source=source, codes=[code])
+
+
 def _token(text: str) -> str:
     """`text` as an audit identifier (letters, digits and . : / @ + - _ only)."""
     return "".join(c if c.isalnum() or c in ".:/@+-_" else "_" for c in text)[:200]

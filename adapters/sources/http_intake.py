@@ -95,13 +95,12 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         content_type = CONTENT_TYPES.get(media)
         if content_type is None:
-            return _problem(
-                415, "R220", f"content type must be application/xml or application/avro, got {media!r}"
-            )
+            return _refused(source, 415, "R220", "content type must be application/xml or application/avro",
+                            f", got {media!r}")
         try:
             raw = await read_limited_body(request, max_body)
         except BodyTooLarge:
-            return _problem(413, "R100", f"message larger than {max_body} bytes")
+            return _refused(source, 413, "R100", f"message larger than {max_body} bytes")
         kind = request.query_params.get("kind") or request.headers.get("x-renkei-kind") or None
         try:
             result = await intake.submit(raw, content_type=content_type, source=source, kind=kind)
@@ -117,6 +116,11 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
         log.info("intake.submitted", source=source, status=result.status, message_id=result.message_id)
         status = {"accepted": 202, "duplicate": 200, "rejected": 422}[result.status]
         return JSONResponse(_answer(result), status_code=status)
+
+    def _refused(source: str, status: int, code: str, message: str, detail: str = "") -> JSONResponse:
+        if gate is not None:  # the source's rejection (renkei status), audited without the caller's text
+            gate.unreadable(source, code, message)
+        return _problem(status, code, message + detail)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
