@@ -27,6 +27,7 @@ from bus.masking import is_personal, mask_value
 from bus.validation.chargate import Personal, check_characters
 from bus.validation.checkdigits import is_valid_municipality_code
 from bus.validation.issues import Issue
+from bus.validation.locate import column_of, located
 from bus.validation.rules import rules_for
 from bus.validation.safe_avro import decode_avro
 from bus.validation.safe_xml import (
@@ -80,8 +81,9 @@ def validate(
     `kind` (the body names no schema), and takes the latest version unless `version` is given.
     """
     media = content_type.split(";", 1)[0].strip().lower()
+    root: etree._Element | None = None
     if media in _XML_TYPES:
-        ks, record = _xml(raw, kind, version, catalog, limits)
+        ks, record, root = _xml(raw, kind, version, catalog, limits)
     elif media in _AVRO_TYPES:
         ks, record = _avro(raw, kind, version, catalog, limits)
     else:
@@ -90,6 +92,8 @@ def validate(
     issues = rules.check(record)
     issues += check_characters(record, root=ks.root_element, personal=rules.personal)
     if issues:
+        if root is not None:  # XML: each rule issue at the line:column of its element, as schema errors
+            issues = located(issues, root, raw)
         raise ValidationFailed(issues, municipality=_municipality(record.get(MUNICIPALITY)))
     return Validated(ks, record)
 
@@ -125,7 +129,7 @@ def _kind(catalog: Catalog, kind: str, version: int | None) -> KindSchema:
 
 
 def _xml(raw: bytes, kind: str | None, version: int | None, catalog: Catalog,
-         limits: Limits) -> tuple[KindSchema, dict[str, Any]]:
+         limits: Limits) -> tuple[KindSchema, dict[str, Any], etree._Element]:
     root = parse_xml(raw, max_size=limits.max_bytes, max_depth=limits.max_depth, max_text=limits.max_text)
     tag = root.tag
     namespace = tag[1 : tag.index("}")] if isinstance(tag, str) and tag.startswith("{") else ""
@@ -147,7 +151,7 @@ def _xml(raw: bytes, kind: str | None, version: int | None, catalog: Catalog,
         raise ValidationFailed(xsd_issues(err.error_log, root, raw, ks, personal),
                                municipality=_municipality_in(root, namespace)) from None
     try:
-        return ks, ks.from_xml(root)
+        return ks, ks.from_xml(root), root
     except (ValueError, TypeError):  # schema-valid but unreadable: a catalog bug, still a rejection
         raise ValidationFailed([Issue("R300", "message passed the XSD but cannot be read as a record",
                                       path="/" + etree.QName(root).localname)],
@@ -287,25 +291,6 @@ def _readable_path(el: etree._Element) -> str:
     return "/" + "/".join(reversed(parts))
 
 
-def _column(el: etree._Element, root: etree._Element, lines: list[bytes]) -> int | None:
-    line = sourceline(el)
-    if line is None or line > len(lines):
-        return None
-    nth = 0
-    for other in root.iter(el.tag):
-        if other is el:
-            break
-        if sourceline(other) == line:
-            nth += 1
-    qname = (f"{el.prefix}:" if el.prefix else "") + etree.QName(el).localname
-    text, start = lines[line - 1], -1
-    for _ in range(nth + 1):
-        start = text.find(b"<" + qname.encode("utf-8"), start + 1)
-        if start < 0:
-            return None
-    return len(text[:start].decode("utf-8", errors="replace")) + 1
-
-
 _HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]")
 _SPEC_WORDS = {
     "int": "an integer",
@@ -391,7 +376,7 @@ def xsd_issues(log: Any, root: etree._Element, raw: bytes, ks: KindSchema,
                 if _HALFWIDTH_KANA.search(el.text):
                     message += ": half-width katakana (半角カナ) must be converted to full-width"
         line = (sourceline(el) if el is not None else None) or entry.line or None
-        column = _column(el, root, lines) if el is not None else None
+        column = column_of(el, root, lines) if el is not None else None
         issues.append(Issue("R300", message, path=path, line=line, column=column, value=value,
                             expected=expected))
     more = len(log) - len(entries)
