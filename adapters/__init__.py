@@ -6,8 +6,8 @@
 - simulators of the receiving systems: `adapters.simulators`.
 """
 
-from adapters.base import FunctionSink, Intake, Outbound, Receipt, Sink, Submission
 from adapters.registry import available_transports, build_sink
+from bus.ports import FunctionSink, Intake, Outbound, Receipt, Sink, Submission
 
 __all__ = [
     "FunctionSink",

@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from adapters.base import Sink
 from bus.errors import ConfigError
+from bus.ports import Sink
 
 __all__ = ["BUILTIN_TRANSPORTS", "ENTRY_POINT_GROUP", "available_transports", "build_sink", "load_transport",
            "sink_options"]

@@ -45,8 +45,8 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "pipeline.json"
 MEASURED = "from the first consumed message to the last message whose outputs were all confirmed"
 REFERENCE_WHAT = ("aio-pika: consume, lxml parse + XSD validate, publish to 5 queues (persistent, mandatory, "
                   "confirms awaited together), ack")
-RENKEI_WHAT = ("bus.pipeline.Router on bus.brokers.amqp.AmqpBroker with the shipped routes, state and "
-               "(unless --no-audit) the audit recorder, as bus.app.Bus runs it")
+RENKEI_WHAT = ("bus.stages.RouteStage (and its Dispatcher) on bus.brokers.amqp.AmqpBroker with the shipped "
+               "routes, state and (unless --no-audit) the audit recorder, as bus.app.Bus runs it")
 COMPARABILITY = (f"every input message routes to exactly {FANOUT} distinct destinations under the shipped "
                  f"routes (picked from the synthetic registry); the reference publishes each input message "
                  f"to {FANOUT} queues")
@@ -93,7 +93,7 @@ async def run(options: Options, *, echo: bool = True) -> dict[str, Any]:
             f"ratio {ren.messages_per_s / ref.messages_per_s:.3f}")
     result = await _summary(options, workload, rounds, load_at_start)
     say(f"reference (aio-pika): {result['reference']['messages_per_s']:8.1f} msg/s")
-    say(f"renkei (Router):      {result['renkei']['messages_per_s']:8.1f} msg/s")
+    say(f"renkei (route):        {result['renkei']['messages_per_s']:8.1f} msg/s")
     say(f"ratio renkei/reference: {result['ratio']:.3f} (target >= {TARGET}: {'PASS' if result['passed'] else 'FAIL'})"
         f"   CPU ratio {result['cpu_ratio']:.3f}")
     if options.out is not None:

@@ -1,10 +1,12 @@
 """The renkei side: the real router stage on the real RabbitMQ broker.
 
-`bus.pipeline.Router` consumes the input queue through `bus.brokers.amqp.AmqpBroker` with
-the concurrency `bus.app.Bus` gives it, and with the shipped routes: per message it drops
+`bus.stages.RouteStage`, run by its `bus.stages.Dispatcher`, consumes the input queue through
+`bus.brokers.amqp.AmqpBroker` with the concurrency `bus.app.Bus` gives it, and with the shipped
+routes: per message it drops
 duplicates (state), decodes the XML through the hardened parser, routes (CEL), projects,
 validates each projection against its target XSD, publishes to every destination queue
-(confirmed), records the message as routed, queues its audit events, and returns so the
+(confirmed), records the message as routed, reports its events to the hooks `bus.app.Bus`
+registers (audit, counters, log), and the dispatcher returns once they are written so the
 broker acks it.
 Only the queue names differ from `Bus`: they are the run's own (`QueueSet`).
 """
@@ -18,16 +20,19 @@ import aio_pika
 
 from bench.meter import Meter, SideResult
 from bench.workload import QueueSet, Workload, preload
+from bus.audit.hooks import AuditHooks
 from bus.audit.log import AuditLog
 from bus.audit.recorder import AuditRecorder
 from bus.brokers.amqp import AmqpBroker
 from bus.brokers.base import Delivery
 from bus.catalog import Catalog
+from bus.delivery.store import DeliveryStore
 from bus.paths import routes_dir
-from bus.pipeline import Router
 from bus.routing.router import RouteTable
 from bus.settings import BusSettings, Settings
+from bus.stages import CountingHooks, Dispatcher, Hooks, LoggingHooks, ResidentLine, RouteStage
 from bus.state import StateStore
+from bus.topology import ROUTE_STAGE
 
 __all__ = ["ROUTER_CONCURRENCY", "run_renkei"]
 
@@ -60,12 +65,16 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
     state = StateStore(state_dir / "state.sqlite")
     trail = AuditLog.open(Settings(bus=BusSettings(state_dir=state_dir))) if audit else None
     recorder = AuditRecorder(trail) if trail is not None else None
-    router = Router(broker, catalog, routes, state, queue_of=queues.output, recorder=recorder)
+    hooks = Hooks(*([AuditHooks(recorder)] if recorder is not None else []), CountingHooks(state), LoggingHooks())
+    deliveries = DeliveryStore(state_dir / "delivery.sqlite")
+    line = ResidentLine(deliveries, ROUTE_STAGE, hooks)
+    router = RouteStage(broker, catalog, routes, state, line, hooks=hooks, queue_of=queues.output)
+    dispatcher = Dispatcher(router, hooks, line, poison_after=5)
     meter = Meter(len(workload))
 
     async def handle(delivery: Delivery) -> None:
         meter.start()
-        await router.handle(delivery)
+        await dispatcher(delivery)
         meter.finish()
 
     try:
@@ -84,6 +93,7 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
     finally:
         await broker.close()
         state.close()
+        deliveries.close()
         if trail is not None:
             trail.close()
     outputs = sum(depths[q] for q in queues.outputs.values())

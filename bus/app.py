@@ -1,38 +1,59 @@
-"""The bus, assembled: broker, state, catalog, routes, intake, router and deliverers.
+"""The bus, assembled: broker, stores, catalog, routes, the stages and their middleware, and the
+sources that feed it. This is the one place the hallway is wired (bus.stages draws it):
+
+    sources (front doors) ─▶ gate ─▶ intake ─▶ renkei.intake ─▶ route+project ─▶ renkei.dest.* ─▶ deliver ─▶ sinks
+    hooks: audit trail, counters, log — registered here, once, for every stage
 
 `Bus` is what `renkei run` and `renkei demo` start; tests start it too. Nothing here is a
-module-level global: settings and, optionally, ready-made sinks are passed in.
+module-level global: settings and, optionally, ready-made sinks and sources are passed in.
+It is the only module of the core that knows the adapters (it builds sinks and sources from
+the settings); the stages know only the ports (bus.ports).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.base import Sink
-from adapters.registry import build_sink
-from bus.audit.hooks import AuditDeliveryEvents
+from adapters.registry import build_sink, sink_options
+from adapters.sources.amqp_intake import AmqpIntakeSource, vhost_url
+from adapters.sources.directory import Inbox
+from adapters.sources.http_intake import HttpIntake
+from bus.audit.hooks import AuditHooks
 from bus.audit.log import AuditLog
 from bus.audit.recorder import AuditRecorder
-from bus.brokers import broker_for
+from bus.brokers import broker_for, broker_tls
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
 from bus.config_check import check_destinations
-from bus.delivery.deliverer import Deliverer
 from bus.delivery.store import DeliveryStore
-from bus.intake import INTAKE_QUEUE, BusIntake
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
-from bus.pipeline import Router, destination_queue
+from bus.ports import Sink, Source
 from bus.routing.router import RouteTable
 from bus.settings import Settings
+from bus.stages import (
+    CountingHooks,
+    DeliverStage,
+    Dispatcher,
+    Gate,
+    Hooks,
+    IntakeStage,
+    LoggingHooks,
+    ResidentLine,
+    RouteStage,
+    TenantGuardSink,
+)
 from bus.state import StateStore
-from bus.tenants import Gate, SourceBinding, Sources, Tenancy, TenantGuardSink
+from bus.tenancy import SourceBinding, Sources, Tenancy
+from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, destination_queue
 from bus.validation.validator import Limits
 
-__all__ = ["Bus", "BusParts", "sources_of"]
+__all__ = ["Bus", "BusParts", "front_doors", "sources_of"]
 
 log = get_logger("renkei.bus")
 
@@ -43,6 +64,24 @@ def sources_of(settings: Settings) -> Sources:
                    for s in settings.sources.values())
 
 
+def front_doors(settings: Settings, catalog: Catalog) -> list[Source]:
+    """The sources `settings` declares: the HTTP intake, every inbox, every AMQP vhost intake."""
+    intake = settings.intake
+    tls = (str(intake.tls_cert_file), str(intake.tls_key_file)) if intake.tls_cert_file else None
+    doors: list[Source] = [HttpIntake(intake.http_host, intake.http_port, max_body=settings.bus.max_message_bytes,
+                                      tls=tls, where=str(settings.source_file) if settings.source_file else None)]
+    inboxes = [(s.inbox, s.id) for s in settings.sources.values() if s.inbox is not None]
+    if intake.inbox is not None:
+        inboxes.append((intake.inbox, "directory"))
+    doors += [Inbox(inbox, source_id, catalog=catalog, max_size=settings.bus.max_message_bytes)
+              for inbox, source_id in inboxes]
+    for municipality, vhost in sorted(intake.amqp_vhosts.items()):
+        assert settings.bus.broker_url is not None  # settings check it
+        doors.append(AmqpIntakeSource(vhost_url(settings.bus.broker_url, vhost), municipality,
+                                      queue=intake.amqp_queue, ssl_context=broker_tls(settings)))
+    return doors
+
+
 @dataclass
 class BusParts:
     """What `Bus.start` may run; a process can run any subset (scale out by role)."""
@@ -50,6 +89,8 @@ class BusParts:
     router: bool = True
     deliverers: bool = True
     only_destinations: frozenset[str] | None = None
+    #: open the front doors the settings declare (`front_doors`), before anything is consumed
+    sources: bool = False
 
 
 @dataclass
@@ -57,6 +98,8 @@ class Bus:
     settings: Settings
     sinks: dict[str, Sink] = field(default_factory=dict)
     catalog: Catalog = field(default_factory=Catalog.load)
+    #: sources to open at start beside those of the settings (tests, embedding programs)
+    sources: Sequence[Source] = ()
 
     def __post_init__(self) -> None:
         state_dir = self.settings.bus.state_dir
@@ -65,30 +108,35 @@ class Bus:
         self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
+        #: the middleware every stage reports to, in order: audit trail, counters, log
+        self.hooks = Hooks(AuditHooks(self.recorder), CountingHooks(self.state), LoggingHooks())
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
-        check_destinations(self.settings, (route.destination for route in self.routes.routes))
+        check_destinations(self.settings, (route.destination for route in self.routes.routes), sink_options)
         self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
-        self.gate = Gate(sources_of(self.settings), recorder=self.recorder, state=self.state)
-        self.intake = BusIntake(
+        self.gate = Gate(sources_of(self.settings), self.hooks)
+        self.intake = IntakeStage(
             self.broker,
             self.catalog,
             self.state,
             Pseudonymizer(self.settings.bus.pseudonym_key),
             limits=Limits(max_bytes=self.settings.bus.max_message_bytes),
             municipalities=self.settings.bus.municipalities,
-            recorder=self.recorder,
+            hooks=self.hooks,
             gate=self.gate,
             previous_pseudonyms=[Pseudonymizer(k) for k in self.settings.audit.previous_pseudonym_keys],
         )
         self._consumers: list[Consumer] = []
         self._built_sinks: list[Sink] = []
+        self._doors = contextlib.AsyncExitStack()
+        #: the sources open now (their `url` and the like tell where they listen)
+        self.opened_sources: list[Source] = []
         #: the queues this process consumes, once started (read by `renkei status` reports)
         self.consumed_queues: list[str] = []
 
     @property
     def destinations(self) -> list[str]:
         """Every destination a route can address, configured with a sink or not (with tenancy:
-        the configured destinations of each route's system, bus.tenants.Tenancy)."""
+        the configured destinations of each route's system, bus.tenancy.Tenancy)."""
         return self.tenancy.addressable(route.destination for route in self.routes.routes)
 
     async def connect(self) -> None:
@@ -104,28 +152,56 @@ class Bus:
         self.gate.sources = sources_of(settings)
 
     async def start(self, parts: BusParts | None = None) -> None:
+        """Connect, open the sources, then consume: a source that cannot open (a port taken, a
+        broker refusing) raises before anything is routed or delivered, and the bus is left
+        stopped as it was."""
         parts = parts or BusParts()
         await self.connect()
+        try:
+            sources = [*(front_doors(self.settings, self.catalog) if parts.sources else ()), *self.sources]
+            for source in sources:
+                await self._doors.enter_async_context(source.open(self.intake, self.gate))
+                self.opened_sources.append(source)
+        except BaseException:
+            await self._close_doors()
+            raise
         if parts.router:
-            router = Router(self.broker, self.catalog, self.routes, self.state, recorder=self.recorder,
-                            tenancy=self.tenancy)
-            self._consumers.append(await self.broker.consume(INTAKE_QUEUE, router.handle, concurrency=32))
-            self.consumed_queues.append(INTAKE_QUEUE)
+            await self._start_router()
         if parts.deliverers:
             for name, sink in self._build_sinks(parts.only_destinations).items():
-                config = self.settings.destinations.get(name)
-                sink = TenantGuardSink(sink, name, self.tenancy)  # the last line: never another municipality's
-                deliverer = Deliverer(self.broker, self.catalog, self.state, self.deliveries, name, sink,
-                                      policy=self.settings.retry_of(name),
-                                      events=AuditDeliveryEvents(self.recorder))
-                await deliverer.resume()
-                concurrency = config.concurrency if config else 8
-                consumer = await self.broker.consume(destination_queue(name), deliverer.handle,
-                                                     concurrency=concurrency)
-                self._consumers.append(consumer)
-                self.consumed_queues.append(destination_queue(name))
+                await self._start_deliverer(name, sink)
         log.info("bus started", broker=self.broker.name, destinations=len(self.destinations),
-                 consumers=len(self._consumers))
+                 consumers=len(self._consumers), sources=len(self.opened_sources))
+
+    async def _start_router(self) -> None:
+        line = ResidentLine(self.deliveries, ROUTE_STAGE, self.hooks)
+        stage = RouteStage(self.broker, self.catalog, self.routes, self.state, line, hooks=self.hooks,
+                           tenancy=self.tenancy)
+        await stage.resume()
+        dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
+        self._consumers.append(await self.broker.consume(INTAKE_QUEUE, dispatcher, concurrency=32))
+        self.consumed_queues.append(INTAKE_QUEUE)
+
+    async def _start_deliverer(self, name: str, sink: Sink) -> None:
+        config = self.settings.destinations.get(name)
+        policy = self.settings.retry_of(name)
+        line = ResidentLine(self.deliveries, name, self.hooks)
+        guarded = TenantGuardSink(sink, name, self.tenancy)  # the last line: never another municipality's
+        stage = DeliverStage(self.broker, self.catalog, line, guarded, policy=policy, hooks=self.hooks)
+        await stage.resume()
+        dispatcher = Dispatcher(stage, self.hooks, line, poison_after=policy.poison_after)
+        consumer = await self.broker.consume(destination_queue(name), dispatcher,
+                                             concurrency=config.concurrency if config else 8)
+        self._consumers.append(consumer)
+        self.consumed_queues.append(destination_queue(name))
+
+    async def _close_doors(self) -> None:
+        """Stop taking messages (each source finishes the one it is taking)."""
+        try:
+            await self._doors.aclose()
+        finally:
+            self._doors = contextlib.AsyncExitStack()
+            self.opened_sources.clear()
 
     def _build_sinks(self, only: frozenset[str] | None) -> dict[str, Sink]:
         sinks: dict[str, Sink] = {}
@@ -140,7 +216,9 @@ class Bus:
         return {k: v for k, v in sinks.items() if only is None or k in only}
 
     async def stop(self) -> None:
-        """Let in-flight handlers finish, then close the sinks the bus built, the broker and the state."""
+        """Stop taking messages, let in-flight handlers finish, then close the sinks the bus built,
+        the broker and the state."""
+        await self._close_doors()
         for consumer in reversed(self._consumers):
             await consumer.cancel()
         self._consumers.clear()

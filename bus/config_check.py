@@ -7,9 +7,8 @@ not take (`concurency`) are a ConfigError naming file:line and the name most lik
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from adapters.registry import sink_options
 from bus.errors import ConfigError
 from bus.settings import Settings
 from bus.suggest import suggest, unknown_keys
@@ -20,9 +19,11 @@ __all__ = ["DESTINATION_KEYS", "check_destinations"]
 DESTINATION_KEYS = ("transport", "concurrency", "retry", "system", "municipality", "municipalities")
 
 
-def check_destinations(settings: Settings, route_destinations: Iterable[str]) -> None:
+def check_destinations(settings: Settings, route_destinations: Iterable[str],
+                       sink_options: Callable[[str], frozenset[str] | None]) -> None:
     """Every configured destination is addressed by a route (by its name or its `system`) and
-    names only options its transport takes."""
+    names only options its transport takes (`sink_options(transport)`: adapters.registry's,
+    passed in by the assembly; None: any)."""
     routed = sorted(set(route_destinations))
     for name, config in settings.destinations.items():
         section = f"destinations.{name}"

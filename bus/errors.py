@@ -2,33 +2,56 @@
 
     RenkeiError
     ├── ConfigError            a settings, route or catalog file is wrong (says file:line)
+    │   └── RouteErrors            every mistake found in the route files at once
     ├── ValidationFailed       a message was rejected; carries the list of Issues
+    ├── BodyTooLarge           a request or file is longer than the size cap (before parsing)
+    ├── SourceRefused          a source refused before its message entered the bus (A401/A403)
+    │   ├── AuthenticationFailed   no or unknown credentials (HTTP 401)
+    │   └── SourceForbidden        a known source, another municipality's change (HTTP 403)
     ├── BrokerError            the broker refused or lost contact
     │   ├── PublishNotConfirmed    the broker nacked, returned (unroutable) or timed out
     │   └── BrokerUnavailable      cannot connect / connection lost
-    └── DeliveryError          flow control from sinks; not a bug, never logged as a failure
-        ├── TransientError         retry later (5xx, timeout, connection refused)
-        └── PermanentError         dead-letter now (4xx, rejected by the receiver)
+    ├── DeliveryError          flow control from sinks; not a bug, never logged as a failure
+    │   ├── TransientError         retry later (5xx, timeout, connection refused)
+    │   │   └── HttpTransientError     (adapters.transports.errors) with the HTTP status
+    │   └── PermanentError         dead-letter now (4xx, rejected by the receiver)
+    │       └── HttpPermanentError     (adapters.transports.errors) with the HTTP status
+    ├── DeadLetterNotFound     an operator named a dead letter that does not exist
+    ├── AuditStoreError        the audit store cannot be opened, read or written
+    ├── PersonalDataInAudit    an audit event would carry personal data (also a ValueError)
+    └── ExportUnreadable       a file is not an audit export (also a ValueError)
 
 Every error a user can cause says what was wrong, where, and what to do.
 Messages never carry personal data in plain text (see bus.masking).
+Private control-flow exceptions (a simulator's outage, a store's retried job) stay in their
+modules and never leave them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bus.validation.issues import Issue
 
 __all__ = [
+    "AuditStoreError",
+    "AuthenticationFailed",
+    "BodyTooLarge",
     "BrokerError",
     "BrokerUnavailable",
     "ConfigError",
+    "DeadLetterNotFound",
     "DeliveryError",
+    "ExportUnreadable",
     "PermanentError",
+    "PersonalDataInAudit",
     "PublishNotConfirmed",
     "RenkeiError",
+    "RouteErrors",
+    "SourceForbidden",
+    "SourceRefused",
     "TransientError",
     "ValidationFailed",
 ]
@@ -88,3 +111,66 @@ class TransientError(DeliveryError):
 
 class PermanentError(DeliveryError):
     """The destination will never take this message; dead-letter it now."""
+
+
+class RouteErrors(ConfigError):
+    """Every problem found in the route files; `errors` lists them in file and line order."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        listing = "\n".join(str(e) for e in errors)
+        super().__init__(f"{len(errors)} problem(s) in the route files:\n{listing}")
+
+    def __iter__(self) -> Iterator[ConfigError]:
+        return iter(self.errors)
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+
+class BodyTooLarge(RenkeiError):
+    """A request body or a file is longer than the cap (checked before anything is parsed)."""
+
+
+#: the audit codes of a refused source (docs/error-codes.md)
+AUTH_FAILED = "A401"  # no, malformed or unknown credentials
+FORBIDDEN = "A403"  # a known source submitting for a municipality it may not
+
+
+class SourceRefused(RenkeiError):
+    """A source was refused before its message entered the bus; `code` is A401 or A403."""
+
+    code = AUTH_FAILED
+    status = 401
+
+
+class AuthenticationFailed(SourceRefused):
+    """No credentials, or credentials the bus does not know (HTTP 401)."""
+
+
+class SourceForbidden(SourceRefused):
+    """A known source submitting for a municipality it may not (HTTP 403)."""
+
+    code = FORBIDDEN
+    status = 403
+
+    def __init__(self, source: str, municipality: str | None, why: str) -> None:
+        self.source = source
+        self.municipality = municipality
+        super().__init__(why)
+
+
+class DeadLetterNotFound(RenkeiError):
+    """No dead letter has this id (or it was replayed or discarded already)."""
+
+
+class AuditStoreError(RenkeiError):
+    """The audit store cannot be opened, read or written."""
+
+
+class PersonalDataInAudit(RenkeiError, ValueError):
+    """An audit event would have put personal data, or something that looks like it, in the trail."""
+
+
+class ExportUnreadable(RenkeiError, ValueError):
+    """The file is not an audit export (says where)."""

@@ -59,6 +59,7 @@ from typing import Any
 from bus.delivery.policy import RetryPolicy
 from bus.errors import ConfigError
 from bus.suggest import unknown_keys
+from bus.tenancy import token_digests
 from bus.validation.checkdigits import is_valid_municipality_code
 
 __all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings",
@@ -159,7 +160,7 @@ class Settings:
 
     @property
     def multi_tenant(self) -> bool:
-        """Several municipalities, or destinations bound to one: tenancy is enforced (bus.tenants)."""
+        """Several municipalities, or destinations bound to one: tenancy is enforced (bus.tenancy)."""
         return len(self.bus.municipalities) > 1 or any(d.municipalities for d in self.destinations.values())
 
     def where(self, section: str | None = None, key: str | None = None) -> str:
@@ -504,8 +505,6 @@ _SOURCE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 def _sources(raw: dict[str, Any], env: dict[str, str], base: Path, at: _Where,
              served: tuple[str, ...]) -> dict[str, SourceSettings]:
     """`[sources.<id>]`: tokens are read here and only their SHA-256 digest is kept."""
-    from bus.tenants import token_digests
-
     result = {}
     for source, options in raw.items():
         section = f"sources.{source}"

@@ -62,10 +62,9 @@ from bus.brokers.base import Broker
 from bus.brokers.embedded import EmbeddedBroker
 from bus.brokers.embedded_store import LEASED, Process
 from bus.errors import BrokerError, BrokerUnavailable
-from bus.intake import INTAKE_QUEUE
 from bus.logs import get_logger
-from bus.pipeline import destination_queue
 from bus.settings import Settings
+from bus.topology import INTAKE_QUEUE, destination_queue
 
 __all__ = [
     "NOT_REPORTED",

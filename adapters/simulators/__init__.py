@@ -9,8 +9,9 @@ effects per Idempotency-Key, and can be told to be slow, fail, reject or go away
 - ``renkei simulate SYSTEM --port P``: one of them as a standalone server.
 """
 
+from adapters.server import EmbeddedServer
 from adapters.simulators.app import create_app, has_personal_number, personal_number_valid
-from adapters.simulators.cluster import EmbeddedServer, SimulatorCluster
+from adapters.simulators.cluster import SimulatorCluster
 from adapters.simulators.state import SYSTEMS, Behaviour, ReceivedMessage, SimulatorState, SystemInfo
 
 __all__ = [

@@ -43,8 +43,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.simulators.state import ReceivedMessage, SimulatorState
-from adapters.sources.http_intake import BodyTooLarge, read_limited_body
-from bus.errors import ConfigError, ValidationFailed
+from adapters.sources.http_intake import read_limited_body
+from bus.errors import BodyTooLarge, ConfigError, ValidationFailed
 
 __all__ = ["Validate", "create_app", "has_personal_number", "personal_number_valid"]
 

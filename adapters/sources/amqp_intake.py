@@ -5,7 +5,7 @@
     vhost renkei-131016                         vhost renkei-271004
       queue renkei.submit  ◀── vendor of 131016    queue renkei.submit  ◀── vendor of 271004
             │ (user jumin-131016: write only)            │
-            └──────────── AmqpIntake (user renkei-bus) ──┴──▶ BusIntake.submit ─▶ renkei.intake
+            └──────────── AmqpIntake (user renkei-bus) ──┴──▶ IntakeStage.submit ─▶ renkei.intake
 
 A vendor publishes one message per AMQP message to the default exchange, routing key
 ``renkei.submit``, with ``user_id`` set to its broker user (RabbitMQ refuses a ``user_id``
@@ -27,7 +27,9 @@ queue); when the bus's broker is unavailable it is requeued for a later try.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from ssl import SSLContext
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -36,9 +38,14 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from adapters.base import Intake, Submission
-from bus.errors import BrokerError, BrokerUnavailable, ValidationFailed
-from bus.tenants import AuthenticationFailed, Gate, SourceForbidden, SourceRefused
+from bus.errors import (
+    AuthenticationFailed,
+    BrokerError,
+    BrokerUnavailable,
+    SourceForbidden,
+    SourceRefused,
+)
+from bus.ports import Gatekeeper, Intake
 
 __all__ = ["SUBMIT_QUEUE", "AmqpIntake", "vhost_url"]
 
@@ -55,7 +62,7 @@ def vhost_url(url: str, vhost: str) -> str:
 class AmqpIntake:
     """Consumes one municipality's submission queue (in its vhost) into the bus's intake."""
 
-    def __init__(self, url: str, municipality: str, intake: Intake, gate: Gate, *, queue: str = SUBMIT_QUEUE,
+    def __init__(self, url: str, municipality: str, intake: Intake, gate: Gatekeeper, *, queue: str = SUBMIT_QUEUE,
                  ssl_context: SSLContext | None = None, prefetch: int = 16) -> None:
         self.url = url
         self.municipality = municipality
@@ -110,11 +117,8 @@ class AmqpIntake:
                 self.gate.forbidden(refusal)
                 raise refusal
             kind = message.headers.get("kind") if message.headers else None
-            try:
-                result = await self.intake.submit(message.body, content_type=message.content_type or "",
-                                                  source=source.id, kind=str(kind) if kind else None)
-            except ValidationFailed as exc:
-                result = Submission("rejected", kind=str(kind) if kind else None, issues=tuple(exc.issues))
+            result = await self.intake.submit(message.body, content_type=message.content_type or "",
+                                              source=source.id, kind=str(kind) if kind else None)
         except AuthenticationFailed as failed:
             return {"status": "unauthorized", "code": failed.code, "reason": str(failed)}
         except SourceRefused as refusal:
@@ -133,3 +137,24 @@ class AmqpIntake:
             await self._channel.default_exchange.publish(reply, routing_key=message.reply_to)
         except Exception as exc:  # the publisher went away; its message was still answered in the trail
             log.info("amqp intake: reply not delivered", vhost=self.vhost, error=type(exc).__name__)
+
+
+class AmqpIntakeSource:
+    """One municipality's AMQP intake as a bus source (bus.ports.Source): consumes its
+    submission queue while open. A broker it cannot reach is a BrokerError on entry."""
+
+    name = "amqp"
+
+    def __init__(self, url: str, municipality: str, *, queue: str = SUBMIT_QUEUE,
+                 ssl_context: SSLContext | None = None) -> None:
+        self.url, self.municipality, self.queue, self.ssl_context = url, municipality, queue, ssl_context
+
+    @contextlib.asynccontextmanager
+    async def open(self, intake: Intake, gate: Gatekeeper) -> AsyncIterator[None]:
+        consumer = AmqpIntake(self.url, self.municipality, intake, gate, queue=self.queue,
+                              ssl_context=self.ssl_context)
+        await consumer.start()
+        try:
+            yield
+        finally:
+            await consumer.stop()

@@ -34,11 +34,12 @@ Two file types:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,12 +47,11 @@ from typing import Any, Literal
 import fastavro
 import structlog
 
-from adapters.base import Intake, Submission
-from bus.errors import BrokerError, ConfigError, ValidationFailed
-from bus.tenants import SourceRefused
+from bus.errors import BrokerError, ConfigError, SourceRefused
+from bus.ports import Gatekeeper, Intake, Submission
 from bus.validation.issues import Issue
 
-__all__ = ["DirectorySource", "FileResult", "Progress"]
+__all__ = ["DirectorySource", "FileResult", "Inbox", "Progress"]
 
 log = structlog.get_logger("renkei.source.directory")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", "~", ".result.json")
@@ -243,8 +243,6 @@ class DirectorySource:
     async def _submit(self, raw: bytes, content_type: str, kind: str | None) -> Submission:
         try:
             return await self.intake.submit(raw, content_type=content_type, source=self.source, kind=kind)
-        except ValidationFailed as exc:
-            return Submission("rejected", kind=kind, issues=tuple(exc.issues))
         except SourceRefused as refusal:  # audited by the bus; the file is this source's own mistake
             return Submission("rejected", kind=kind, issues=(Issue(refusal.code, str(refusal), path="/"),))
 
@@ -309,3 +307,27 @@ def _broken(
 ) -> FileResult:
     detail = {"issues": [{"code": code, "message": message}], "rejected_records": rejected}
     return FileResult(path.name, "rejected", counts, detail=detail)
+
+
+class Inbox:
+    """An inbox directory as a bus source (bus.ports.Source): a `DirectorySource` polling it
+    while open (the directory is made if missing); on exit the file being taken is finished."""
+
+    name = "inbox"
+
+    def __init__(self, inbox: Path, source: str, *, catalog: Any = None, max_size: int = 1024 * 1024,
+                 pattern: Sequence[str] = ("*.xml", "*.avro")) -> None:
+        self.inbox, self.source, self.catalog, self.max_size, self.pattern = inbox, source, catalog, max_size, pattern
+
+    @contextlib.asynccontextmanager
+    async def open(self, intake: Intake, gate: Gatekeeper) -> AsyncIterator[None]:
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        poller = DirectorySource(self.inbox, intake, pattern=self.pattern, catalog=self.catalog,
+                                 max_size=self.max_size, source=self.source)
+        done = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(poller.run(done))
+        try:
+            yield
+        finally:
+            done.set()  # the file being taken is finished first
+            await asyncio.gather(task, return_exceptions=True)

@@ -19,13 +19,16 @@
     503 the broker is unavailable: try again (Retry-After)
     GET /healthz                 200 {"status": "ok"}
 
-The app only talks to an `adapters.base.Intake`; the bus wires `bus.intake.BusIntake`, and
-a `bus.tenants.Gate` that checks tokens and audits every refusal (`auth_failed`, `forbidden`).
+The app only talks to a `bus.ports.Intake` (the bus wires its intake stage) and a
+`bus.ports.Gatekeeper` (the bus's tenant gate) that checks tokens and audits every refusal
+(`auth_failed`, `forbidden`). `HttpIntake` is the app as a bus source (bus.ports.Source).
 Without configured sources the intake is open (development only: `renkei run` says so).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
@@ -34,9 +37,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters.base import Intake, Submission
-from bus.errors import BrokerError, ValidationFailed
-from bus.tenants import AuthenticationFailed, Gate, SourceForbidden
+from adapters.server import EmbeddedServer
+from bus.errors import AuthenticationFailed, BodyTooLarge, BrokerError, ConfigError, SourceForbidden
+from bus.ports import Gatekeeper, Intake, Submission
 from bus.validation.issues import Issue
 
 __all__ = ["CONTENT_TYPES", "MAX_BODY", "BodyTooLarge", "create_intake_app", "read_limited_body"]
@@ -49,10 +52,6 @@ CONTENT_TYPES = {
     "avro/binary": "application/avro",
 }
 log = structlog.get_logger("renkei.intake.http")
-
-
-class BodyTooLarge(Exception):
-    """The request body is longer than the cap."""
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
@@ -71,7 +70,7 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 
 
 def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_source: str = "http",
-                      gate: Gate | None = None) -> Starlette:
+                      gate: Gatekeeper | None = None) -> Starlette:
     """The intake ASGI app around one `Intake`; with a `gate` that enforces sources, every
     request needs a source's bearer token."""
 
@@ -107,8 +106,6 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
         except SourceForbidden as refusal:  # audited by the intake
             log.info("intake.forbidden", source=source, municipality=refusal.municipality)
             return _problem(403, "A403", str(refusal), answer="forbidden")
-        except ValidationFailed as exc:
-            result = Submission("rejected", kind=kind, issues=tuple(exc.issues))
         except BrokerError as exc:
             log.warning("intake.broker_unavailable", source=source, error=type(exc).__name__)
             body = {"status": "unavailable", "reason": "the bus cannot accept messages now; retry later"}
@@ -144,3 +141,32 @@ def _problem(status: int, code: str, message: str, *, answer: str = "rejected",
              headers: dict[str, str] | None = None) -> JSONResponse:
     issue = Issue(code=code, message=message)
     return JSONResponse({"status": answer, "issues": [issue.to_dict()]}, status_code=status, headers=headers)
+
+
+class HttpIntake:
+    """The HTTP intake as a bus source (bus.ports.Source): serves `create_intake_app` on
+    `host:port` (https with `tls` = (cert file, key file)) while open. A port it cannot
+    listen on is a ConfigError naming `where` (the config file), raised before the bus
+    delivers anything."""
+
+    name = "http"
+
+    def __init__(self, host: str, port: int, *, max_body: int = MAX_BODY, tls: tuple[str, str] | None = None,
+                 where: str | None = None) -> None:
+        self.host, self.port, self.max_body, self.tls, self.where = host, port, max_body, tls, where
+        self.url: str | None = None
+
+    @contextlib.asynccontextmanager
+    async def open(self, intake: Intake, gate: Gatekeeper) -> AsyncIterator[None]:
+        server = EmbeddedServer(create_intake_app(intake, max_body=self.max_body, gate=gate),
+                                host=self.host, port=self.port, tls=self.tls)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError(f"[intake] cannot listen on {self.host}:{self.port} ({exc.strerror or exc}): "
+                              "choose another http_port", where=self.where) from exc
+        self.url = f"{server.url}/v1/messages"
+        try:
+            yield
+        finally:
+            await server.stop()

@@ -59,8 +59,8 @@ from typing import Any, Literal
 
 from lxml import etree
 
-from adapters.base import Outbound, Receipt
 from bus.errors import ConfigError, PermanentError, TransientError
+from bus.ports import Outbound, Receipt
 
 __all__ = ["DEFAULT_WIDTHS", "GETA", "FileDropSink", "fixed_layout", "flatten"]
 

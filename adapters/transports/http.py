@@ -28,9 +28,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from adapters.base import Outbound, Receipt
 from adapters.transports.errors import map_http_errors, receipt_reference, receipt_status
 from bus.errors import ConfigError
+from bus.ports import Outbound, Receipt
 
 __all__ = ["HttpSink", "envelope_headers", "record_to_json"]
 

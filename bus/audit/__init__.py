@@ -17,15 +17,17 @@ See docs/audit.md.
 
 from __future__ import annotations
 
+from bus.audit.backends import open_store
 from bus.audit.chain import AuditRecord, Head
 from bus.audit.events import AuditEvent, EventType
-from bus.audit.guard import PersonalDataInAudit, screen
+from bus.audit.guard import screen
 from bus.audit.log import AuditLog
 from bus.audit.recorder import AuditRecorder
 from bus.audit.signing import Checkpoint, CheckpointSigner, CheckpointVerifier, generate_key_file
-from bus.audit.store import AuditStore, AuditStoreError, open_store
+from bus.audit.store import AuditStore
 from bus.audit.trail import TrailEntry, resident_trail, write_csv
 from bus.audit.verify import Problem, Report, verify
+from bus.errors import AuditStoreError, PersonalDataInAudit
 
 __all__ = [
     "AuditEvent",

@@ -7,7 +7,7 @@
     any      → held | released (ordering: the resident's earlier change is not yet resolved)
     dead     → viewed_unmasked (actor: an operator looked at the personal data)
 
-and, before or instead of a message's life (tenants, bus.tenants):
+and, before or instead of a message's life (tenants, bus.tenancy):
 
     auth_failed  a source without valid credentials (actor: channel and peer; nothing of the body)
     forbidden    a known source submitting for a municipality it may not (source, municipality)

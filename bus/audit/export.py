@@ -40,6 +40,7 @@ from bus.audit.events import utc_now
 from bus.audit.signing import Checkpoint, CheckpointVerifier
 from bus.audit.store import AuditStore
 from bus.audit.verify import Problem, Report, check_checkpoints
+from bus.errors import ExportUnreadable
 
 __all__ = ["EXPORT_SCHEMA", "ExportSummary", "ExportUnreadable", "export_municipality", "verify_export"]
 
@@ -105,10 +106,6 @@ def export_municipality(store: AuditStore, municipality: str, out: IO[str]) -> E
 
 def _line(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n"
-
-
-class ExportUnreadable(ValueError):
-    """The file is not an audit export (says where)."""
 
 
 def verify_export(lines: Iterable[str], verifier: CheckpointVerifier | None = None) -> tuple[str, Report]:

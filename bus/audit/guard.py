@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from bus.audit.events import AuditEvent
-from bus.errors import RenkeiError
+from bus.errors import PersonalDataInAudit
 from bus.masking import mask_value
 
 __all__ = ["PersonalDataInAudit", "screen"]
@@ -39,10 +39,6 @@ _ALL_DIGITS = re.compile(r"\d{1,15}")
 _TEXT_LIMIT = 1000
 _PERSONAL_NUMBER_WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 _RESIDENT_CODE_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
-
-
-class PersonalDataInAudit(RenkeiError, ValueError):
-    """An audit event would have put personal data, or something that looks like it, in the trail."""
 
 
 def screen(event: AuditEvent) -> AuditEvent:

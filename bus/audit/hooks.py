@@ -1,31 +1,71 @@
-"""The pipeline's hooks, filled in with audit events: what each stage reports, recorded.
+"""The stages' hooks, filled in with audit events: what each stage reports, recorded.
 
-- `AuditDeliveryEvents` (bus.delivery.DeliveryEvents): delivered, retried, dead_lettered,
-  held, released — through an `AuditRecorder`, which writes them in batches; the deliverer
-  awaits `written()` before each ack, so concurrent deliveries share one transaction and a
-  crash loses no event of an acked message.
+- `AuditHooks` (bus.stages.hooks.StageHooks): every life event of a message at the gate, the
+  intake, the route and the deliver stage — through an `AuditRecorder`, which writes them in
+  batches; each stage awaits `written()` before its ack or its answer, so concurrent messages
+  share one transaction and a crash loses no event of an acked or answered message.
 - `AuditOperatorEvents` (bus.delivery.dead.OperatorEvents): replayed, discarded, and an
   operator's unmasked view — written at once (a CLI process is short-lived).
 """
 
 from __future__ import annotations
 
-from adapters.base import Receipt
+from collections.abc import Sequence
+
 from bus.audit.events import AuditEvent, EventType
 from bus.audit.log import AuditLog
 from bus.audit.recorder import AuditRecorder
 from bus.delivery.dead import OperatorEvents
-from bus.delivery.deliverer import DeliveryEvents
 from bus.delivery.store import DeadLetter
 from bus.envelope import Envelope
+from bus.errors import AUTH_FAILED, FORBIDDEN, SourceForbidden
+from bus.ports import Receipt
 from bus.settings import Settings
+from bus.stages.hooks import StageHooks
+from bus.tenancy import CROSS_TENANT
+from bus.validation.issues import Issue
 
-__all__ = ["AuditDeliveryEvents", "AuditOperatorEvents"]
+__all__ = ["AuditHooks", "AuditOperatorEvents"]
 
 
-class AuditDeliveryEvents(DeliveryEvents):
+def _token(text: str) -> str:
+    """`text` as an audit identifier (letters, digits and . : / @ + - _ only)."""
+    return "".join(c if c.isalnum() or c in ".:/@+-_" else "_" for c in text)[:200]
+
+
+class AuditHooks(StageHooks):
     def __init__(self, recorder: AuditRecorder) -> None:
         self._recorder = recorder
+
+    def auth_failed(self, channel: str, reason: str, peer: str | None) -> None:
+        actor = f"{channel}:{peer}" if peer else channel
+        self._recorder.emit(AuditEvent(EventType.AUTH_FAILED, actor=_token(actor), codes=(AUTH_FAILED,),
+                                       reason=reason))
+
+    def forbidden(self, refusal: SourceForbidden, kind: str | None) -> None:
+        self._recorder.emit(AuditEvent(EventType.FORBIDDEN, source=refusal.source, municipality=refusal.municipality,
+                                       kind=kind, codes=(FORBIDDEN,), reason=str(refusal)))
+
+    def received(self, envelope: Envelope) -> None:
+        self._recorder.event(EventType.RECEIVED, envelope)
+
+    def accepted(self, envelope: Envelope) -> None:
+        self._recorder.event(EventType.ACCEPTED, envelope)
+
+    def duplicate(self, envelope: Envelope, accepted_as: str) -> None:
+        self._recorder.event(EventType.DUPLICATE, envelope)
+
+    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int | None) -> None:
+        # no envelope: an invalid message may have no identity at all
+        self._recorder.emit(AuditEvent(EventType.REJECTED, source=source, kind=kind,
+                                       codes=tuple(sorted({i.code for i in issues})),
+                                       receipt=None if rejected_id is None else f"rejected:{rejected_id}"))
+
+    def routed(self, envelope: Envelope) -> None:
+        self._recorder.event(EventType.ROUTED, envelope)
+
+    def refused(self, envelope: Envelope, reason: str) -> None:
+        self._recorder.event(EventType.REFUSED, envelope, codes=[CROSS_TENANT], reason=reason)
 
     def delivered(self, envelope: Envelope, receipt: Receipt) -> None:
         self._recorder.event(EventType.DELIVERED, envelope, receipt=receipt.reference or receipt.status)

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from bus.audit.backends import open_store
 from bus.audit.chain import AuditRecord
 from bus.audit.events import AuditEvent, EventType
 from bus.audit.guard import screen
 from bus.audit.signing import Checkpoint, CheckpointSigner, CheckpointVerifier
-from bus.audit.store import AuditStore, open_store
+from bus.audit.store import AuditStore
 from bus.audit.verify import Report, verify
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from bus.audit.chain import GENESIS
-from bus.audit.store import AuditStoreError, SqlAuditStore, _Cursor
+from bus.audit.store import SqlAuditStore, _Cursor
+from bus.errors import AuditStoreError
 
 __all__ = ["PostgresAuditStore"]
 

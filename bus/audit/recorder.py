@@ -26,7 +26,7 @@ from typing import Any
 from bus.audit.events import AuditEvent, EventType
 from bus.audit.guard import screen
 from bus.audit.log import AuditLog
-from bus.audit.store import AuditStoreError
+from bus.errors import AuditStoreError
 from bus.logs import get_logger
 
 __all__ = ["AuditRecorder"]

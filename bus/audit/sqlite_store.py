@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bus.audit.chain import GENESIS
-from bus.audit.store import AuditStoreError, SqlAuditStore, _Cursor
+from bus.audit.store import SqlAuditStore, _Cursor
+from bus.errors import AuditStoreError
 
 __all__ = ["SqliteAuditStore"]
 

@@ -22,15 +22,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any, Protocol
 
 from bus.audit.chain import EVENT_FIELDS, GENESIS, AuditRecord, Head, link
 from bus.audit.events import AuditEvent, EventType
 from bus.audit.signing import Checkpoint, CheckpointSigner
-from bus.errors import RenkeiError
 
-__all__ = ["COLUMNS", "AuditStore", "AuditStoreError", "SqlAuditStore", "open_store"]
+__all__ = ["COLUMNS", "AuditStore", "SqlAuditStore"]
 
 #: the column order of audit_records
 COLUMNS: tuple[str, ...] = ("seq", "prev_hash", "hash", *EVENT_FIELDS)
@@ -41,10 +39,6 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records WHERE "  # noqa: S608
 _INSERT_CHECKPOINT = (f"INSERT INTO audit_checkpoints ({', '.join(_CHECKPOINT_COLUMNS)}) "  # noqa: S608
                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING")
 _SELECT_CHECKPOINTS = f"SELECT {', '.join(_CHECKPOINT_COLUMNS)} FROM audit_checkpoints ORDER BY seq"  # noqa: S608
-
-
-class AuditStoreError(RenkeiError):
-    """The audit store cannot be opened, read or written."""
 
 
 class AuditStore(abc.ABC):
@@ -227,20 +221,3 @@ def _row(record: AuditRecord) -> tuple[Any, ...]:
     values["event"] = str(event.event)
     values["codes"] = ",".join(event.codes)
     return (record.seq, record.prev_hash, record.hash, *(values[name] for name in EVENT_FIELDS))
-
-
-def open_store(location: str | Path, **options: Any) -> AuditStore:
-    """The store at `location`: a path or sqlite:/// URL (SQLite), or a postgresql:// URL."""
-    text = str(location)
-    if text.startswith(("postgresql://", "postgres://")):
-        from bus.audit.postgres_store import PostgresAuditStore
-
-        return PostgresAuditStore(text, **options)
-    if text.startswith("sqlite:///"):
-        text = text.removeprefix("sqlite://")
-    elif "://" in text:
-        raise AuditStoreError(f"unknown audit store {text.split('://', 1)[0]}://: use a file path, "
-                              "sqlite:///path or postgresql://…")
-    from bus.audit.sqlite_store import SqliteAuditStore
-
-    return SqliteAuditStore(Path(text), **options)

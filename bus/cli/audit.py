@@ -41,9 +41,9 @@ def _settings(command: str, config: Path | None) -> Settings:
 
 
 def _open(command: str, settings: Settings, store: str | None) -> AuditLog:
-    from bus.audit import AuditLog, AuditStoreError, CheckpointSigner, open_store
+    from bus.audit import AuditLog, CheckpointSigner, open_store
     from bus.cli.config import fail
-    from bus.errors import ConfigError
+    from bus.errors import AuditStoreError, ConfigError
 
     audit = settings.audit
     location = store or settings.audit_store
@@ -228,9 +228,9 @@ def verify_export_command(path: Path, public_keys: tuple[Path, ...]) -> None:
     """Check an export with nothing but the file and the public keys: every record's hash, the
     chain through the withheld runs, the head and every checkpoint's signature."""
     from bus.audit import CheckpointVerifier
-    from bus.audit.export import ExportUnreadable, verify_export
+    from bus.audit.export import verify_export
     from bus.cli.config import fail
-    from bus.errors import ConfigError
+    from bus.errors import ConfigError, ExportUnreadable
 
     try:
         verifier = CheckpointVerifier.from_pems([p.read_bytes() for p in public_keys], where="--public-key") \

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import click
 
+from adapters.registry import sink_options
 from bus.catalog import Catalog
 from bus.config_check import check_destinations
 from bus.errors import ConfigError
@@ -39,15 +40,15 @@ def load_settings(command: str, config: Path | None) -> Settings:
 
 def route_destinations(command: str, settings: Settings, catalog: Catalog | None = None) -> list[str]:
     """Every destination the routes of `settings` address (with tenants: each system's configured
-    per-municipality destinations, bus.tenants.Tenancy), or exit 2 on a broken route file."""
-    from bus.tenants import Tenancy
+    per-municipality destinations, bus.tenancy.Tenancy), or exit 2 on a broken route file."""
+    from bus.tenancy import Tenancy
 
     try:
         table = RouteTable.load(settings.bus.routes_dir or routes_dir(), catalog or Catalog.load())
     except ConfigError as exc:
         fail(command, str(exc))
     try:  # as `renkei run` checks them (Bus): a misspelt destination or option is named here too
-        check_destinations(settings, (route.destination for route in table.routes))
+        check_destinations(settings, (route.destination for route in table.routes), sink_options)
     except ConfigError as exc:
         fail(command, str(exc))
     tenancy = Tenancy(settings.destinations, strict=settings.multi_tenant)

@@ -35,9 +35,9 @@ from bus.brokers import broker_for
 from bus.catalog import Catalog
 from bus.cli.config import RUNTIME_ERROR, fail, load_settings
 from bus.cli.tables import columns
-from bus.delivery.dead import DeadLetterNotFound, DeadLetters
+from bus.delivery.dead import DeadLetters
 from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore
-from bus.errors import BrokerError, RenkeiError
+from bus.errors import BrokerError, DeadLetterNotFound, RenkeiError
 from bus.logs import scrub
 from bus.settings import Settings
 

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from bus.cli.config import RUNTIME_ERROR, fail, load_settings, route_destinations
-from bus.intake import INTAKE_QUEUE
-from bus.pipeline import destination_queue
+from bus.topology import INTAKE_QUEUE, destination_queue
 
 if TYPE_CHECKING:
     from bus.brokers.amqp import AmqpBroker

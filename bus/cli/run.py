@@ -38,12 +38,12 @@ from urllib.parse import urlsplit
 
 import click
 
-from adapters.simulators import SYSTEMS, EmbeddedServer, SimulatorState, create_app
-from adapters.sources.amqp_intake import AmqpIntake, vhost_url
-from adapters.sources.directory import DirectorySource
-from adapters.sources.http_intake import create_intake_app
+from adapters.server import EmbeddedServer
+from adapters.simulators import SYSTEMS, SimulatorState, create_app
+from adapters.sources.amqp_intake import AmqpIntakeSource
+from adapters.sources.directory import Inbox
+from adapters.sources.http_intake import HttpIntake
 from bus.app import Bus, BusParts
-from bus.brokers import broker_tls
 from bus.cli.config import CONFIG_ERROR, RUNTIME_ERROR, load_settings
 from bus.errors import BrokerError, ConfigError
 from bus.heap import settle_heap
@@ -189,7 +189,7 @@ class _Runner:
         url = settings.bus.broker_url
         broker = display_url(url) if url else f"embedded ({settings.bus.state_dir / 'broker.sqlite'})"
         try:
-            await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only))
+            await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only, sources=routes))
         except BrokerError as exc:
             raise _Failed(f"cannot use the broker {broker}: {exc}", RUNTIME_ERROR) from exc
         settle_heap()  # everything the process keeps is loaded: freeze it, collect less often
@@ -201,7 +201,7 @@ class _Runner:
         if unserved:
             _say(f"tenancy: no destination is configured for {', '.join(unserved)}; changes routed there go "
                  "nowhere (one queue for every municipality would mix them)")
-        intake_url = await self._start_intake(stack, bus) if routes else None
+        intake_url = self._say_sources(bus)
         if delivers:
             without = sorted(set(bus.destinations) - set(settings.destinations))
             _say(f"delivering to {', '.join(delivered) or 'no destination'}"
@@ -212,51 +212,19 @@ class _Runner:
         await reporter.start()
         stack.push_async_callback(reporter.stop)
 
-    async def _start_intake(self, stack: contextlib.AsyncExitStack, bus: Bus) -> str:
-        intake = self.settings.intake
-        app = create_intake_app(bus.intake, max_body=self.settings.bus.max_message_bytes, gate=bus.gate)
-        tls = (str(intake.tls_cert_file), str(intake.tls_key_file)) if intake.tls_cert_file else None
-        server = EmbeddedServer(app, host=intake.http_host, port=intake.http_port, tls=tls)
-        try:
-            await server.start()
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-            raise _Failed(f"{self.settings.source_file}: [intake] cannot listen on {intake.http_host}:"
-                          f"{intake.http_port} ({why}): choose another http_port", CONFIG_ERROR) from exc
-        stack.push_async_callback(server.stop)
-        url = f"{server.url}/v1/messages"
-        _say(f"intake listening on {url}" + ("" if bus.gate.enforced else
-             " (open: no [sources] configured, any caller is taken on trust; development only)"))
-        inboxes = [(s.inbox, s.id) for s in self.settings.sources.values() if s.inbox is not None]
-        if intake.inbox is not None:
-            inboxes.append((intake.inbox, "directory"))
-        for inbox, source_id in inboxes:
-            self._start_inbox(stack, bus, inbox, source_id)
-        for municipality, vhost in sorted(intake.amqp_vhosts.items()):
-            assert self.settings.bus.broker_url is not None  # settings check it
-            amqp = AmqpIntake(vhost_url(self.settings.bus.broker_url, vhost), municipality, bus.intake, bus.gate,
-                              queue=intake.amqp_queue, ssl_context=broker_tls(bus.settings))
-            try:
-                await amqp.start()
-            except BrokerError as exc:
-                raise _Failed(str(exc), RUNTIME_ERROR) from exc
-            stack.push_async_callback(amqp.stop)
-            _say(f"AMQP intake of {municipality}: vhost {vhost}, queue {intake.amqp_queue}")
+    def _say_sources(self, bus: Bus) -> str | None:
+        """One line per open source; the HTTP intake's URL (for the process report)."""
+        url = None
+        for source in bus.opened_sources:
+            if isinstance(source, HttpIntake):
+                url = source.url
+                _say(f"intake listening on {url}" + ("" if bus.gate.enforced else
+                     " (open: no [sources] configured, any caller is taken on trust; development only)"))
+            elif isinstance(source, Inbox):
+                _say(f"inbox {source.inbox} (source {source.source})")
+            elif isinstance(source, AmqpIntakeSource):
+                _say(f"AMQP intake of {source.municipality}: queue {source.queue}")
         return url
-
-    def _start_inbox(self, stack: contextlib.AsyncExitStack, bus: Bus, inbox: Path, source_id: str) -> None:
-        inbox.mkdir(parents=True, exist_ok=True)
-        source = DirectorySource(inbox, bus.intake, pattern=("*.xml", "*.avro"), catalog=bus.catalog,
-                                 max_size=self.settings.bus.max_message_bytes, source=source_id)
-        done = asyncio.Event()
-        task = asyncio.get_running_loop().create_task(source.run(done))
-
-        async def stop_source() -> None:
-            done.set()  # the file being taken is finished first
-            await asyncio.gather(task, return_exceptions=True)
-
-        stack.push_async_callback(stop_source)
-        _say(f"inbox {inbox} (*.xml, *.avro) of source {source_id}")
 
     async def _start_simulators(self, servers: list[EmbeddedServer], bus: Bus, ports: dict[str, int]) -> None:
         store = self.settings.bus.state_dir / "simulators"

@@ -3,12 +3,11 @@ letters an operator works, and per-resident order kept by parking a failing resi
 
 - `RetryPolicy`: in-process attempts, delay tiers, deadline (`[retry]` in renkei.toml);
 - `DeliveryStore`: parked residents, held messages, dead letters (one SQLite file);
-- `Deliverer`: the consumer of one destination's queue;
+(the consumer of a destination's queue is the deliver stage, bus.stages.deliver)
 - `DeadLetters`: what `renkei dead` does: list, show, replay, discard.
 """
 
-from bus.delivery.deliverer import Deliverer, DeliveryEvents
 from bus.delivery.policy import RetryPolicy
 from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore, Held, Parked
 
-__all__ = ["DeadFilter", "DeadLetter", "Deliverer", "DeliveryEvents", "DeliveryStore", "Held", "Parked", "RetryPolicy"]
+__all__ = ["DeadFilter", "DeadLetter", "DeliveryStore", "Held", "Parked", "RetryPolicy"]

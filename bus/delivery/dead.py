@@ -7,8 +7,9 @@
     await letters.discard(7, by="ops-sato", reason="転出 entered twice; kokuho corrected by hand")
 
 Order is kept (DESIGN §5): a dead letter's resident stays parked, its later changes held.
-- **replay** publishes the dead message again as the resident's head; once it is
-  delivered, the deliverer releases what is held behind it, in order.
+- **replay** publishes the dead message again as the resident's head (to its destination's
+  queue; a dead letter of the route stage to the intake queue, bus.topology.stage_queue);
+  once it is done, the stage releases what is held behind it, in order.
 - **discard** resolves it without delivery; the first held change (if any) becomes the
   head and is published, and the rest follow it in order; with nothing held the resident
   is simply unparked.
@@ -22,18 +23,15 @@ from typing import Any
 
 from bus.brokers.base import Broker, OutgoingMessage
 from bus.catalog import Catalog
-from bus.delivery.deliverer import CRASHES_HEADER, FIRST_FAILED_HEADER, TIER_HEADER
+from bus.catalog.decode import decode
 from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore
 from bus.envelope import Envelope
-from bus.errors import RenkeiError
+from bus.errors import DeadLetterNotFound, RenkeiError
 from bus.masking import mask_record
-from bus.pipeline import decode, destination_queue
+from bus.stages.deliver import RETRY_HEADERS
+from bus.topology import stage_queue
 
 __all__ = ["DeadLetterNotFound", "DeadLetters", "OperatorEvents"]
-
-
-class DeadLetterNotFound(RenkeiError):
-    """No dead letter with that id, or it was already replayed or discarded."""
 
 
 class OperatorEvents:
@@ -105,8 +103,8 @@ class DeadLetters:
 
     async def _publish(self, destination: str, subject: str, message_id: str, headers: dict[str, Any],
                        body: bytes) -> None:
-        fresh = {k: v for k, v in headers.items() if k not in (TIER_HEADER, FIRST_FAILED_HEADER, CRASHES_HEADER)}
-        await self._broker.publish(destination_queue(destination), OutgoingMessage(body, message_id, subject, fresh))
+        fresh = {k: v for k, v in headers.items() if k not in RETRY_HEADERS}
+        await self._broker.publish(stage_queue(destination), OutgoingMessage(body, message_id, subject, fresh))
 
     def _get(self, dead_id: int, *, only_dead: bool = True) -> DeadLetter:
         letter = self._store.dead(dead_id)

@@ -8,8 +8,9 @@ kind (bus.routing.projection, data minimisation; the 個人番号 only with a le
     matches = table.route(record, municipality, message_id=envelope.message_id)
 """
 
+from bus.errors import RouteErrors
 from bus.routing.context import CONTEXT_VARIABLES, age_on, build_context
-from bus.routing.loader import RouteErrors, check_routes, load_routes
+from bus.routing.loader import check_routes, load_routes
 from bus.routing.model import NamedProjection, ProjectionInput, ProjectionSpec, Route, RouteMatch
 from bus.routing.projection import PROJECTIONS, Projector, register_projection
 from bus.routing.router import RouteTable, Verdict

@@ -28,7 +28,7 @@ import yaml
 
 from bus.catalog import Catalog, KindSchema
 from bus.catalog.codelists import CodeLists
-from bus.errors import ConfigError
+from bus.errors import ConfigError, RouteErrors
 from bus.routing.conditions import compile_condition, suggest
 from bus.routing.model import ProjectionSpec, Route
 from bus.routing.projection import PERSONAL_NUMBER, PROJECTIONS, missing_fields
@@ -54,21 +54,6 @@ SOURCE_KINDS = ("jumin.idou",)
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _DESTINATION = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-
-
-class RouteErrors(ConfigError):
-    """Every problem found in the route files; `errors` lists them in file and line order."""
-
-    def __init__(self, errors: list[ConfigError]) -> None:
-        self.errors = errors
-        listing = "\n".join(str(e) for e in errors)
-        super().__init__(f"{len(errors)} problem(s) in the route files:\n{listing}")
-
-    def __iter__(self) -> Any:
-        return iter(self.errors)
-
-    def __len__(self) -> int:
-        return len(self.errors)
 
 
 def load_routes(directory: Path | str | None = None, catalog: Catalog | None = None,

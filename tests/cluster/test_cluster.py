@@ -35,11 +35,10 @@ from bus.brokers.amqp import AmqpBroker
 from bus.catalog import Catalog
 from bus.demo import DemoOptions, FeedItem, demo_feed
 from bus.errors import BrokerError
-from bus.intake import INTAKE_QUEUE
 from bus.logs import configure_logging
 from bus.masking import Pseudonymizer
-from bus.pipeline import destination_queue
 from bus.settings import BusSettings, Settings
+from bus.topology import INTAKE_QUEUE, destination_queue
 
 pytestmark = pytest.mark.cluster
 

@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bus.audit import AuditEvent, AuditLog, AuditStore, CheckpointSigner, CheckpointVerifier, EventType, verify
+from bus.audit.backends import open_store
 from bus.audit.chain import link
-from bus.audit.store import COLUMNS, open_store
+from bus.audit.store import COLUMNS
 from bus.envelope import Envelope
 from bus.masking import Pseudonymizer
 

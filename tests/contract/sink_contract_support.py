@@ -17,9 +17,9 @@ from typing import Any
 
 from lxml import etree
 
-from adapters.base import Outbound
 from bus.envelope import Envelope
 from bus.errors import ValidationFailed
+from bus.ports import Outbound
 from bus.validation.issues import Issue
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"

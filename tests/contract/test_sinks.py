@@ -20,11 +20,11 @@ import pytest
 from lxml import etree
 from sink_contract_support import catalog, outbound
 
-from adapters.base import Outbound, Sink
 from adapters.simulators import SimulatorCluster
 from adapters.transports.filedrop import FileDropSink
 from adapters.transports.http import HttpSink
 from bus.errors import PermanentError, TransientError
+from bus.ports import Outbound, Sink
 
 
 class SinkContract:

@@ -13,13 +13,13 @@ import pytest
 from checker import Checker
 from fault_support import PSEUDONYM_KEY, Feeder, changes, eventually
 
-from adapters.base import Outbound, Receipt
 from adapters.simulators import SYSTEMS, SimulatorCluster
 from adapters.transports.http import HttpSink
 from bus.app import Bus
 from bus.catalog import Catalog
 from bus.delivery.dead import DeadLetters
 from bus.delivery.policy import RetryPolicy
+from bus.ports import Outbound, Receipt
 from bus.settings import BusSettings, Settings
 
 pytestmark = [pytest.mark.faults, pytest.mark.amqp]

@@ -17,13 +17,13 @@ import pytest
 import structlog
 from test_hostile_input import CANARY_TEXT, CORPUS, DEFAULT_LIMITS, GENERATED_XML, XML_CORPUS, Case, Listener, fill
 
-from adapters.base import FunctionSink, Outbound, Receipt
 from adapters.simulators.cluster import EmbeddedServer
 from adapters.sources.directory import DirectorySource
 from adapters.sources.http_intake import create_intake_app
 from bus.app import Bus
 from bus.catalog import Catalog
 from bus.logs import configure_logging
+from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import BusSettings, Settings
 from bus.synthetic.samples import sample_records
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from run_support import changes
 
-from adapters.base import FunctionSink, Receipt
 from bus.app import Bus, BusParts
 from bus.audit import open_store, verify
 from bus.catalog import Catalog
+from bus.ports import FunctionSink, Receipt
 from bus.settings import AuditSettings, BusSettings, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]

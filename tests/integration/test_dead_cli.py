@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from run_support import PSEUDONYM_KEY, changes, personal_values, renkei
 
-from adapters.base import FunctionSink, Outbound, Receipt
 from bus.app import Bus
 from bus.catalog import Catalog
 from bus.errors import PermanentError
 from bus.masking import Pseudonymizer
+from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from run_support import BusProcess
 from tenants_support import change_of
 
 from bus.catalog import Catalog
-from bus.tenants import hash_token
+from bus.tenancy import hash_token
 
 pytestmark = pytest.mark.integration
 A = "131016"

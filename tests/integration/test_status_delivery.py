@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from run_support import PSEUDONYM_KEY, by_name, changes, personal_values, renkei, status_json
 
-from adapters.base import FunctionSink, Outbound, Receipt
 from bus.app import Bus
 from bus.catalog import Catalog
 from bus.delivery.dead import DeadLetters
 from bus.errors import PermanentError
 from bus.masking import Pseudonymizer
+from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -34,12 +34,12 @@ from tenants_support import (
     rabbitmq,
 )
 
-from adapters.base import FunctionSink, Outbound, Receipt
 from adapters.sources.amqp_intake import AmqpIntake, vhost_url
 from bus.app import Bus, BusParts
 from bus.brokers.amqp import AmqpBroker
 from bus.catalog import Catalog
 from bus.errors import BrokerError
+from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import Settings
 from bus.tls import broker_context
 

@@ -55,7 +55,7 @@ def write_tenant_config(root: Path, *, broker_url: str | None = None, extra: str
     (root / "secrets").mkdir(exist_ok=True)
     (root / "secrets" / "jumin-a.token").write_text(TOKEN_A + "\n", encoding="utf-8")
     # B's token is configured by its hash only: the bus host never needs the token itself
-    from bus.tenants import hash_token
+    from bus.tenancy import hash_token
 
     (root / "secrets" / "jumin-b.token").write_text(hash_token(TOKEN_B) + "\n", encoding="utf-8")
     lines = [

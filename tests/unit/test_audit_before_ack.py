@@ -10,19 +10,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import CapturingBroker, accepted_delivery, intake_of
+from pipeline_support import CapturingBroker, accepted_delivery, intake_of, route_stage
 
-from adapters.base import Outbound, Receipt
 from bus.audit import AuditLog, AuditRecorder, open_store
-from bus.audit.hooks import AuditDeliveryEvents
+from bus.audit.hooks import AuditHooks
 from bus.brokers.base import Delivery
 from bus.catalog import Catalog
-from bus.delivery import Deliverer, DeliveryStore
+from bus.delivery import DeliveryStore
 from bus.envelope import Envelope
-from bus.paths import routes_dir
-from bus.pipeline import Router
-from bus.routing.router import RouteTable
-from bus.state import StateStore
+from bus.ports import Outbound, Receipt
+from bus.stages import DeliverStage, Dispatcher, ResidentLine
 
 
 class AppliedSink:
@@ -64,9 +61,8 @@ async def test_the_router_returns_to_the_ack_only_after_its_routed_events_are_wr
         catalog: Catalog, tmp_path: Path, trail: tuple[AuditLog, AuditRecorder]) -> None:
     log, recorder = trail
     broker = CapturingBroker()
-    router = Router(broker, catalog, RouteTable.load(routes_dir(), catalog),  # type: ignore[arg-type]
-                    StateStore(tmp_path / "state.sqlite"), recorder=recorder)
-    await router.handle(await accepted_delivery(catalog, tmp_path))
+    _, router = route_stage(broker, catalog, tmp_path, hooks=AuditHooks(recorder))
+    await router(await accepted_delivery(catalog, tmp_path))
     assert broker.published, "the change reaches some destination"
     assert _written(log) == ["routed"] * len(broker.published)
 
@@ -75,14 +71,14 @@ async def test_the_deliverer_returns_to_the_ack_only_after_its_delivered_event_i
         catalog: Catalog, tmp_path: Path, trail: tuple[AuditLog, AuditRecorder]) -> None:
     log, recorder = trail
     routed = CapturingBroker()
-    router = Router(routed, catalog, RouteTable.load(routes_dir(), catalog),  # type: ignore[arg-type]
-                    StateStore(tmp_path / "state.sqlite"))
-    await router.handle(await accepted_delivery(catalog, tmp_path))
+    _, router = route_stage(routed, catalog, tmp_path)
+    await router(await accepted_delivery(catalog, tmp_path))
     _, projection = routed.published[0]
     destination = Envelope.from_headers(projection.headers).destination
     assert destination is not None
-    deliverer = Deliverer(CapturingBroker(), catalog, StateStore(tmp_path / "state.sqlite"),  # type: ignore[arg-type]
-                          DeliveryStore(tmp_path / "delivery.sqlite"), destination, AppliedSink(),  # type: ignore[arg-type]
-                          events=AuditDeliveryEvents(recorder))
-    await deliverer.handle(Delivery(projection.body, projection.message_id, projection.key, dict(projection.headers)))
+    hooks = AuditHooks(recorder)
+    line = ResidentLine(DeliveryStore(tmp_path / "delivery.sqlite"), destination, hooks)
+    deliverer = DeliverStage(CapturingBroker(), catalog, line, AppliedSink(), hooks=hooks)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(deliverer, hooks, line, poison_after=5)
+    await dispatcher(Delivery(projection.body, projection.message_id, projection.key, dict(projection.headers)))
     assert _written(log) == ["delivered"]

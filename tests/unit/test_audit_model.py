@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus.audit import AuditEvent, EventType, PersonalDataInAudit, screen
+from bus.audit import AuditEvent, EventType, screen
 from bus.audit.chain import GENESIS, Head, canonical, link, record_hash
 from bus.envelope import Envelope
+from bus.errors import PersonalDataInAudit
 from bus.masking import Pseudonymizer
 
 P = Pseudonymizer(b"unit-test-pseudonym-key-000001")

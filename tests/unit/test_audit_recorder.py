@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bus.audit import AuditEvent, AuditLog, AuditRecorder, EventType, PersonalDataInAudit, open_store, verify
+from bus.audit import AuditEvent, AuditLog, AuditRecorder, EventType, open_store, verify
+from bus.errors import PersonalDataInAudit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 import audit_cases as cases  # the contract suite's sample life of a message

@@ -11,18 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import Outbound, Receipt
 from bus.brokers.base import OutgoingMessage
 from bus.brokers.embedded import EmbeddedBroker
 from bus.catalog import Catalog
-from bus.delivery import DeadFilter, Deliverer, DeliveryStore, RetryPolicy
-from bus.delivery.dead import DeadLetterNotFound, DeadLetters
+from bus.delivery import DeadFilter, DeliveryStore, RetryPolicy
+from bus.delivery.dead import DeadLetters
 from bus.envelope import Envelope
-from bus.errors import PermanentError, RenkeiError, TransientError
-from bus.pipeline import destination_queue
+from bus.errors import DeadLetterNotFound, PermanentError, RenkeiError, TransientError
+from bus.ports import Outbound, Receipt
 from bus.routing.router import RouteTable
+from bus.stages import CountingHooks, DeliverStage, Dispatcher, ResidentLine
 from bus.state import StateStore
 from bus.synthetic import Registry
+from bus.topology import destination_queue
 
 QUEUE = destination_queue("zei")
 FAST = RetryPolicy(attempts=2, backoff=0.001, tiers=(0.15, 0.3), deadline=30.0, poison_after=3)
@@ -73,7 +74,7 @@ class Harness:
     store: DeliveryStore
     state: StateStore
     sink: ScriptedSink
-    deliverer: Deliverer
+    deliverer: DeliverStage
     body: bytes
 
     async def send(self, resident: str, *sequences: int) -> None:
@@ -96,8 +97,11 @@ async def harness(tmp_path: Path, catalog: Catalog, zei_body: bytes) -> AsyncIte
     await broker.declare(QUEUE)
     store, state, sink = DeliveryStore(tmp_path / "delivery.sqlite"), StateStore(tmp_path / "state.sqlite"), \
         ScriptedSink()
-    deliverer = Deliverer(broker, catalog, state, store, "zei", sink, policy=FAST)
-    consumer = await broker.consume(QUEUE, deliverer.handle, concurrency=4)
+    hooks = CountingHooks(state)
+    line = ResidentLine(store, "zei", hooks)
+    deliverer = DeliverStage(broker, catalog, line, sink, policy=FAST, hooks=hooks)
+    consumer = await broker.consume(QUEUE, Dispatcher(deliverer, hooks, line, poison_after=FAST.poison_after),
+                                    concurrency=4)
     yield Harness(broker, store, state, sink, deliverer, zei_body)
     await consumer.cancel()
     await broker.close()

@@ -13,12 +13,12 @@ from pathlib import Path
 from pipeline_support import CapturingBroker
 from tenant_fixtures import PSEUDONYM_KEY, A, change_of, write_tenant_config
 
-from adapters.base import FunctionSink, Outbound, Receipt
 from bus.app import Bus, BusParts
 from bus.catalog import Catalog
-from bus.intake import BusIntake
 from bus.masking import Pseudonymizer
+from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import Settings
+from bus.stages import IntakeStage
 from bus.state import StateStore
 
 OLD_KEY = b"the-pseudonym-key-of-2025-000001"
@@ -26,10 +26,10 @@ ROTATED = '\n[audit]\nprevious_pseudonym_key_files = ["pseudonym-2025.key"]\n'
 NEW_KEY = b"the-pseudonym-key-of-2026-000002"
 
 
-def intake(tmp_path: Path, key: bytes, *previous: bytes) -> tuple[BusIntake, CapturingBroker]:
+def intake(tmp_path: Path, key: bytes, *previous: bytes) -> tuple[IntakeStage, CapturingBroker]:
     broker = CapturingBroker()
     state = StateStore(tmp_path / "state.sqlite")  # the same file across the "restart"
-    return BusIntake(broker, Catalog.load(), state, Pseudonymizer(key),  # type: ignore[arg-type]
+    return IntakeStage(broker, Catalog.load(), state, Pseudonymizer(key),  # type: ignore[arg-type]
                      previous_pseudonyms=[Pseudonymizer(k) for k in previous]), broker
 
 

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import httpx
 
-from adapters.base import Submission
 from adapters.sources.http_intake import create_intake_app
 from bus.audit.events import AuditEvent, EventType
+from bus.audit.hooks import AuditHooks
+from bus.ports import Submission
+from bus.stages.gate import Gate
+from bus.stages.hooks import CountingHooks, Hooks
 from bus.state import StateStore
 from bus.status import source_statuses
-from bus.tenants import Gate, Sources
+from bus.tenancy import Sources
 
 
 class _Intake:
@@ -31,7 +34,7 @@ class _Recorder:
 async def test_a_415_and_a_413_are_counted_as_rejections_of_their_source(tmp_path: Path) -> None:
     state = StateStore(tmp_path / "state.sqlite")
     recorder = _Recorder()
-    gate = Gate(Sources(), recorder=recorder, state=state)  # type: ignore[arg-type]
+    gate = Gate(Sources(), Hooks(AuditHooks(recorder), CountingHooks(state)))  # type: ignore[arg-type]
     app = create_intake_app(_Intake(), max_body=10, gate=gate)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bus") as client:
         json = await client.post("/v1/messages", content=b"{}",
@@ -43,7 +46,7 @@ async def test_a_415_and_a_413_are_counted_as_rejections_of_their_source(tmp_pat
     assert (json.status_code, large.status_code, fine.status_code) == (415, 413, 202)
     [kiban] = source_statuses(state.counters("source"), {})
     assert kiban.name == "kiban" and kiban.rejected == 2
-    assert [(e.event, e.source, e.codes) for e in recorder.events] == [
-        (EventType.REJECTED, "kiban", ("R220",)), (EventType.REJECTED, "kiban", ("R100",))]
+    assert [(e.event, e.source, e.codes, e.receipt) for e in recorder.events] == [
+        (EventType.REJECTED, "kiban", ("R220",), None), (EventType.REJECTED, "kiban", ("R100",), None)]
     assert state.rejected() == []  # nothing of the body is kept
     state.close()

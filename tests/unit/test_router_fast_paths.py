@@ -59,7 +59,7 @@ def test_record_routed_many_is_record_routed_for_each(tmp_path: Path) -> None:
 
 
 async def test_messages_finishing_in_one_loop_turn_share_one_transaction(tmp_path: Path) -> None:
-    from bus.pipeline import _GroupCommit
+    from bus.stages.route import _GroupCommit
 
     state = StateStore(tmp_path / "state.sqlite")
     transactions: list[int] = []
@@ -79,7 +79,7 @@ async def test_messages_finishing_in_one_loop_turn_share_one_transaction(tmp_pat
 
 
 async def test_a_failed_group_commit_fails_every_message_in_it(tmp_path: Path) -> None:
-    from bus.pipeline import _GroupCommit
+    from bus.stages.route import _GroupCommit
 
     state = StateStore(tmp_path / "state.sqlite")
     state.close()  # every write now fails

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bus.catalog import Catalog
-from bus.errors import ConfigError
+from bus.errors import ConfigError, RouteErrors
 from bus.paths import routes_dir, schemas_dir
-from bus.routing.loader import RouteErrors, check_routes, load_routes
+from bus.routing.loader import check_routes, load_routes
 
 DESTINATIONS = {"zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal"}
 

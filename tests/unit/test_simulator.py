@@ -19,10 +19,10 @@ from starlette.applications import Starlette
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 from sink_contract_support import namespace_validator, plain_outbound
 
-from adapters.base import Outbound
 from adapters.simulators import SimulatorState, create_app, personal_number_valid
 from adapters.transports.http import envelope_headers
 from bus.errors import ConfigError
+from bus.ports import Outbound
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 from sink_contract_support import SCHEMAS, catalog, sample_record
 
-from adapters.base import Submission
 from adapters.sources.directory import DirectorySource, Progress
-from bus.errors import BrokerUnavailable, ConfigError, ValidationFailed
+from bus.errors import BrokerUnavailable, ConfigError
+from bus.ports import Submission
 from bus.validation.issues import Issue
 
 SCHEMA = fastavro.parse_schema(
@@ -71,7 +71,7 @@ async def test_rejected_files_go_to_rejected_with_their_issues(tmp_path: Path) -
     (tmp_path / "bad.xml").write_bytes(b"<bad")
 
     def reject(raw: bytes, kind: str | None) -> Submission:
-        raise ValidationFailed([Issue("R200", "not well-formed", line=1, column=5)])
+        return Submission("rejected", kind=kind, issues=(Issue("R200", "not well-formed", line=1, column=5),))
 
     await DirectorySource(tmp_path, FakeIntake(reject)).run_once()
     result = result_of(tmp_path / "rejected" / "bad.xml")

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from adapters.base import Submission
 from adapters.sources.http_intake import create_intake_app
-from bus.errors import BrokerUnavailable, PublishNotConfirmed, ValidationFailed
+from bus.errors import BrokerUnavailable, PublishNotConfirmed
+from bus.ports import Submission
 from bus.validation.issues import Issue
 
 
@@ -84,15 +84,6 @@ async def test_a_rejected_message_is_422_with_every_issue() -> None:
         response = await client.post("/v1/messages", content=b"<x/>", headers=XML)
     assert response.status_code == 422
     assert response.json()["issues"] == [i.to_dict() for i in issues]
-
-
-async def test_validation_failed_raised_by_the_intake_is_422_too() -> None:
-    def fail(raw: bytes) -> Submission:
-        raise ValidationFailed([Issue("R200", "not well-formed")])
-
-    async with client_for(FakeIntake(fail)) as client:
-        response = await client.post("/v1/messages", content=b"<x", headers=XML)
-    assert response.status_code == 422 and response.json()["issues"][0]["code"] == "R200"
 
 
 @pytest.mark.parametrize("error", [BrokerUnavailable("down"), PublishNotConfirmed("nack")])

@@ -27,7 +27,6 @@ from tenant_fixtures import (
     write_tenant_config,
 )
 
-from adapters.base import FunctionSink, Outbound, Receipt
 from adapters.sources.directory import DirectorySource
 from adapters.sources.http_intake import create_intake_app
 from bus.app import Bus, BusParts
@@ -35,10 +34,11 @@ from bus.audit.chain import AuditRecord
 from bus.brokers.base import OutgoingMessage
 from bus.catalog import Catalog
 from bus.envelope import Envelope
-from bus.pipeline import destination_queue
+from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import Settings
 from bus.status import source_statuses
-from bus.tenants import hash_token
+from bus.tenancy import hash_token
+from bus.topology import destination_queue
 
 XML = {"Content-Type": "application/xml"}
 

@@ -1,4 +1,4 @@
-"""bus.tenants: who a token or broker user is, what it may submit for, and which
+"""bus.tenancy and bus.stages.gate: who a token or broker user is, what it may submit for, and which
 destinations a route reaches for each municipality — with the guard that never lets a
 destination of one municipality receive another's change."""
 
@@ -9,19 +9,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from adapters.base import FunctionSink, Outbound, Receipt
 from bus.envelope import Envelope
-from bus.errors import PermanentError
-from bus.tenants import (
-    SourceBinding,
-    SourceForbidden,
-    Sources,
-    Tenancy,
-    TenantGuardSink,
-    hash_token,
-    token_digest,
-    token_id,
-)
+from bus.errors import PermanentError, SourceForbidden
+from bus.ports import FunctionSink, Outbound, Receipt
+from bus.stages.gate import TenantGuardSink
+from bus.tenancy import SourceBinding, Sources, Tenancy, hash_token, token_digest, token_id
 
 A, B = "131016", "271004"
 TOKEN = "t" * 43

@@ -13,7 +13,7 @@ from tenant_fixtures import TOKEN_A, TOKEN_B, A, B, write_tenant_config
 from bus.cli.config import route_destinations
 from bus.errors import ConfigError
 from bus.settings import Settings
-from bus.tenants import hash_token
+from bus.tenancy import hash_token
 
 
 def test_a_two_municipality_config_binds_sources_and_destinations(tmp_path: Path) -> None:

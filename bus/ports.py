@@ -1,4 +1,6 @@
-"""The two adapter contracts, one method each (httpx's transport is the model).
+"""The ports: every contract an adapter implements or calls, in one place (httpx's transport is
+the model). This module sits at the bottom of the bus: it imports only the envelope, the
+validation issues and the errors, never a stage, so adapters depend on it and on nothing above.
 
 - A **sink** delivers one message to a receiving system and returns a `Receipt`, or raises
   `TransientError` (retry later) or `PermanentError` (dead-letter now). Every sink honours
@@ -6,20 +8,30 @@
 - A **source** puts raw messages into the bus through an `Intake` and learns, per message,
   whether it was accepted, a duplicate, or rejected (with the validation issues).
 
+- A **gatekeeper** tells a source who is calling (a bearer token, a broker user) and records
+  every refusal; the bus's tenant gate implements it (bus.stages.tenancy.Gate).
+
 A test sink is a plain function: ``FunctionSink(lambda m: Receipt.applied(m))``.
+
+What a source hears for one message is a `Submission`. The intake never lets
+`ValidationFailed` escape: an invalid message is a `Submission("rejected", issues=...)`. It
+raises `SourceForbidden` (a known source, another municipality's change; audited, not kept)
+and `BrokerError` (the broker did not take the message: not accepted, the source may retry).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from bus.envelope import Envelope
+from bus.errors import SourceForbidden
 from bus.validation.issues import Issue
 
-__all__ = ["FunctionSink", "Intake", "Outbound", "Receipt", "Sink", "Submission"]
+__all__ = ["Caller", "FunctionSink", "Gatekeeper", "Intake", "Outbound", "Receipt", "Sink", "Source", "Submission"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +97,49 @@ class Submission:
 
 
 class Intake(Protocol):
-    """The bus side a source talks to (implemented by bus.intake.BusIntake)."""
+    """The bus side a source talks to (implemented by bus.stages.intake.IntakeStage)."""
 
     async def submit(
         self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
     ) -> Submission: ...
+
+
+class Caller(Protocol):
+    """Who a gatekeeper found behind a request: a configured source."""
+
+    @property
+    def id(self) -> str: ...
+
+    def may_submit_for(self, municipality: str) -> bool: ...
+
+
+class Gatekeeper(Protocol):
+    """Authenticates a source's request and records every refusal (audit event and counter).
+
+    `authenticate_*` return the caller or raise `AuthenticationFailed` (already recorded);
+    `forbidden` records a `SourceForbidden` the source then raises or answers; `unreadable` a
+    request refused before its body was read (a rejection of its source, not kept)."""
+
+    @property
+    def enforced(self) -> bool: ...
+
+    def authenticate_token(self, authorization: str | None, *, peer: str | None = None) -> Caller: ...
+
+    def authenticate_user(self, user: str | None, *, channel: str = "amqp", peer: str | None = None) -> Caller: ...
+
+    def forbidden(self, refusal: SourceForbidden, *, kind: str | None = None) -> None: ...
+
+    def unreadable(self, source: str, code: str, reason: str) -> None: ...
+
+
+class Source(Protocol):
+    """A front door of the bus (HTTP intake, inbox directory, AMQP intake), one method.
+
+    ``async with source.open(intake, gate):`` binds what the source listens on (a port, a
+    directory, a broker queue) and starts taking messages; it raises on entry when it cannot
+    (so a bus whose source cannot start delivers nothing), and on exit stops taking messages
+    and finishes the one it is taking. The bus opens every source it is given (`Bus.start`)."""
+
+    name: str
+
+    def open(self, intake: Intake, gate: Gatekeeper) -> AbstractAsyncContextManager[None]: ...

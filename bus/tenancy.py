@@ -1,4 +1,4 @@
-"""Tenants (DESIGN §8): one bus, several municipalities, their messages never mixed.
+"""Tenants (DESIGN §8) as plain data: one bus, several municipalities, their messages never mixed.
 
 Two bindings, both from `renkei.toml` (docs/tenants.md):
 
@@ -6,15 +6,17 @@ Two bindings, both from `renkei.toml` (docs/tenants.md):
   `municipalities`; it proves who it is with a bearer token (HTTP intake), an inbox
   directory of its own (directory source) or a broker user (AMQP intake, RabbitMQ's
   validated `user_id`). `Sources` answers "who is this token / user" and "may this source
-  submit for municipality M"; `Gate` does the same and audits every refusal.
+  submit for municipality M"; the intake's gate (bus.stages.gate.Gate) asks it and records
+  every refusal.
 - a **destination** (`[destinations.<name>]`) belongs to one or more municipalities and
   serves one `system` (the name a route's `destination` uses; default its own name).
   `Tenancy` maps a route's destination and a change's municipality to the concrete
   destinations that may receive it (`targets`), and is asked again at the delivery
-  boundary (`admits`): the router refuses a projection for a destination of another
-  municipality whatever the route says, and `TenantGuardSink` refuses it at the sink.
+  boundary (`admits`): the route stage refuses a projection for a destination of another
+  municipality whatever the route says, and bus.stages.gate.TenantGuardSink refuses it at the sink.
 
-Tokens are never kept: only their SHA-256 digest, compared in constant time.
+Tokens are never kept: only their SHA-256 digest, compared in constant time. This module
+imports nothing but the errors, so settings may use it.
 """
 
 from __future__ import annotations
@@ -25,30 +27,16 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from adapters.base import Outbound, Receipt, Sink
-from bus.audit.events import AuditEvent, EventType
-from bus.errors import PermanentError, RenkeiError
-from bus.logs import get_logger
-
-if TYPE_CHECKING:
-    from bus.audit.recorder import AuditRecorder
-    from bus.state import StateStore
+from bus.errors import SourceForbidden
 
 __all__ = [
-    "AUTH_FAILED",
     "CROSS_TENANT",
-    "FORBIDDEN",
-    "AuthenticationFailed",
     "DestinationTenant",
-    "Gate",
     "SourceBinding",
-    "SourceForbidden",
-    "SourceRefused",
     "Sources",
     "Tenancy",
-    "TenantGuardSink",
     "hash_token",
     "new_token",
     "token_digest",
@@ -56,11 +44,7 @@ __all__ = [
     "token_id",
 ]
 
-log = get_logger("renkei.tenants")
-
 #: stable codes of the refusals (docs/error-codes.md, A4xx)
-AUTH_FAILED = "A401"  # no, malformed or unknown credentials
-FORBIDDEN = "A403"  # a known source submitting for a municipality it may not
 CROSS_TENANT = "A410"  # a projection addressed to a destination of another municipality
 HASH_SCHEME = "sha256:"
 MIN_TOKEN_LENGTH = 32
@@ -119,29 +103,6 @@ def token_digest(configured: str) -> bytes:
         raise ValueError(f"a token is at least {MIN_TOKEN_LENGTH} characters without spaces "
                          "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     return hashlib.sha256(text.encode()).digest()
-
-
-class SourceRefused(RenkeiError):
-    """A source was refused before its message entered the bus; `code` is A401 or A403."""
-
-    code = AUTH_FAILED
-    status = 401
-
-
-class AuthenticationFailed(SourceRefused):
-    """No credentials, or credentials the bus does not know (HTTP 401)."""
-
-
-class SourceForbidden(SourceRefused):
-    """A known source submitting for a municipality it may not (HTTP 403)."""
-
-    code = FORBIDDEN
-    status = 403
-
-    def __init__(self, source: str, municipality: str | None, why: str) -> None:
-        self.source = source
-        self.municipality = municipality
-        super().__init__(why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,82 +167,6 @@ class Sources:
         if not binding.may_submit_for(municipality):
             raise SourceForbidden(source, municipality, f"source {source!r} may not submit for municipality "
                                   f"{municipality} (it may for {', '.join(sorted(binding.municipalities))})")
-
-
-class Gate:
-    """Authenticates sources and records every refusal (audit event and counter).
-
-    The refused request's body is never read: an `auth_failed` event names the channel,
-    the peer and the reason, nothing of the message."""
-
-    def __init__(self, sources: Sources, *, recorder: AuditRecorder | None = None,
-                 state: StateStore | None = None) -> None:
-        self.sources = sources
-        self._recorder = recorder
-        self._state = state
-
-    @property
-    def enforced(self) -> bool:
-        return self.sources.enforced
-
-    def authenticate_token(self, authorization: str | None, *, peer: str | None = None) -> SourceBinding:
-        """The source of an ``Authorization: Bearer <token>`` header, or AuthenticationFailed (audited)."""
-        if not authorization:
-            raise self.refuse("http", "no Authorization header", peer=peer)
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise self.refuse("http", "the Authorization header is not 'Bearer <token>'", peer=peer)
-        found = self.sources.identify(token.strip())
-        if found is None:
-            raise self.refuse("http", "unknown token", peer=peer)
-        binding, used = found
-        if self._state is not None:  # which token a source still uses, for its rotation
-            self._state.count("token", binding.id, used)
-        return binding
-
-    def authenticate_user(self, user: str | None, *, channel: str = "amqp", peer: str | None = None) -> SourceBinding:
-        """The source of a broker user (the validated `user_id` of a message), or AuthenticationFailed."""
-        binding = self.sources.by_amqp_user(user) if user else None
-        if binding is None:
-            raise self.refuse(channel, "message without user_id" if not user else "no source has this broker user",
-                              peer=peer)
-        return binding
-
-    def refuse(self, channel: str, reason: str, *, peer: str | None = None) -> AuthenticationFailed:
-        """Audit and count a failed authentication; returns the error to raise."""
-        actor = f"{channel}:{peer}" if peer else channel
-        if self._recorder is not None:
-            self._recorder.emit(AuditEvent(EventType.AUTH_FAILED, actor=_token(actor), codes=(AUTH_FAILED,),
-                                           reason=reason))
-        if self._state is not None:
-            self._state.count("auth", channel, "failed")
-        log.warning("source authentication failed", channel=channel, peer=peer, reason=reason)
-        return AuthenticationFailed(reason)
-
-    def forbidden(self, refusal: SourceForbidden, *, kind: str | None = None) -> None:
-        """Audit and count a known source refused for a municipality (BusIntake calls it)."""
-        if self._recorder is not None:
-            self._recorder.emit(AuditEvent(EventType.FORBIDDEN, source=refusal.source,
-                                           municipality=refusal.municipality, kind=kind, codes=(FORBIDDEN,),
-                                           reason=str(refusal)))
-        if self._state is not None:
-            self._state.count("source", refusal.source, "forbidden")
-        log.warning("source forbidden", source=refusal.source, municipality=refusal.municipality)
-
-
-    def unreadable(self, source: str, code: str, reason: str) -> None:
-        """Audit and count a request refused before its body was read (415 a content type that is
-        not XML or Avro, 413 too large): a rejection of `source`, shown by `renkei status`."""
-        if self._recorder is not None:
-            self._recorder.emit(AuditEvent(EventType.REJECTED, source=source, codes=(code,), reason=reason))
-        if self._state is not None:
-            self._state.count("source", source, "rejected")
-        log.info("rejected", source=source, codes=[code])
-
-
-def _token(text: str) -> str:
-    """`text` as an audit identifier (letters, digits and . : / @ + - _ only)."""
-    return "".join(c if c.isalnum() or c in ".:/@+-_" else "_" for c in text)[:200]
 
 
 class _DestinationConfig(Protocol):
@@ -358,29 +243,3 @@ class Tenancy:
 
     def tenant(self, destination: str) -> DestinationTenant | None:
         return self._by_name.get(destination)
-
-
-class TenantGuardSink:
-    """The last line at the sink: a message of another municipality is never delivered.
-
-    It can reach a destination's queue only around the router (a replayed dead letter of an
-    older configuration, a hand-published message); it is dead-lettered (A410), not sent."""
-
-    def __init__(self, sink: Sink, destination: str, tenancy: Tenancy) -> None:
-        self.sink = sink
-        self.destination = destination
-        self.tenancy = tenancy
-
-    async def deliver(self, message: Outbound) -> Receipt:
-        municipality = message.envelope.municipality
-        if not self.tenancy.admits(self.destination, municipality):
-            log.warning("cross-tenant delivery refused", destination=self.destination, municipality=municipality,
-                        message_id=message.envelope.message_id)
-            raise PermanentError(f"{CROSS_TENANT}: destination {self.destination} does not belong to "
-                                 f"municipality {municipality}; not delivered")
-        return await self.sink.deliver(message)
-
-    async def aclose(self) -> None:
-        close = getattr(self.sink, "aclose", None)
-        if close is not None:
-            await close()

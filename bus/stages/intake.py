@@ -1,36 +1,37 @@
-"""Intake: where every source's message enters the bus (DESIGN §3, §5).
+"""The intake stage: where every source's message enters the bus (DESIGN §3, §5).
 
 validate → derive the envelope (pseudonymous ids) → duplicate? → publish, confirmed → "accepted".
 A source hears "accepted" only after the broker confirmed the message durable. A rejected
 message is kept, with its issues, in the rejected store; nothing accepted is ever lost.
-With sources configured (bus.tenants), a source may submit only for its own municipalities:
+With sources configured (bus.tenancy), a source may submit only for its own municipalities:
 another municipality's change raises SourceForbidden (audited `forbidden`, not stored),
 valid or not: an invalid message whose 地方公共団体コード can still be read is checked too.
+
+What happens is reported to the stage's hooks (audit, counters, log: bus.stages.hooks), and
+they have kept it (`written`) before the source hears the answer. `ValidationFailed` never
+escapes: a source hears "rejected" with the issues (bus.ports.Submission).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import Submission
-from bus.audit.events import AuditEvent, EventType
-from bus.audit.recorder import AuditRecorder
 from bus.brokers.base import Broker, OutgoingMessage
 from bus.catalog import Catalog, KindSchema
 from bus.envelope import Envelope
-from bus.errors import ValidationFailed
-from bus.logs import get_logger
+from bus.errors import SourceForbidden, ValidationFailed
 from bus.masking import Pseudonymizer
+from bus.ports import Submission
+from bus.stages.gate import Gate
+from bus.stages.hooks import StageHooks
 from bus.state import StateStore
-from bus.tenants import Gate, SourceForbidden
+from bus.topology import INTAKE_QUEUE
 from bus.validation.issues import Issue
 from bus.validation.validator import Limits, validate
 
-__all__ = ["INTAKE_QUEUE", "BusIntake", "identity_of"]
-
-INTAKE_QUEUE = "renkei.intake"
-log = get_logger("renkei.intake")
+__all__ = ["IntakeStage", "RawMessage", "identity_of"]
 
 #: kind → (municipality, person key, sequence): what a message's identity derives from.
 _IDENTITY: dict[str, Callable[[dict[str, Any]], tuple[str, str, int]]] = {
@@ -45,8 +46,18 @@ def identity_of(kind: str, record: dict[str, Any]) -> tuple[str, str, int] | Non
     return fn(record) if fn else None
 
 
-class BusIntake:
-    """Implements adapters.base.Intake for every source."""
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One message as a source hands it in (a batch is a sequence of these)."""
+
+    raw: bytes
+    content_type: str
+    source: str
+    kind: str | None = None
+
+
+class IntakeStage:
+    """Implements bus.ports.Intake for every source."""
 
     def __init__(
         self,
@@ -57,7 +68,7 @@ class BusIntake:
         *,
         limits: Limits | None = None,
         municipalities: tuple[str, ...] = (),
-        recorder: AuditRecorder | None = None,
+        hooks: StageHooks | None = None,
         gate: Gate | None = None,
         previous_pseudonyms: Sequence[Pseudonymizer] = (),
     ) -> None:
@@ -67,7 +78,7 @@ class BusIntake:
         self._pseudonyms = pseudonyms
         self._limits = limits or Limits()
         self._municipalities = frozenset(municipalities)
-        self._recorder = recorder
+        self._hooks = hooks or StageHooks()
         self._gate = gate
         self._previous = tuple(previous_pseudonyms)  # earlier keys: a change seen before a rotation
 
@@ -79,8 +90,22 @@ class BusIntake:
         try:
             return await self._submit(raw, content_type=content_type, source=source, kind=kind)
         finally:
-            if self._recorder is not None:
-                await self._recorder.flush()
+            await self._hooks.written()
+
+    async def handle(self, batch: Sequence[RawMessage]) -> list[Submission]:
+        """Submit a batch (a bulk file's records) in order; its events are kept once, before the
+        answers return. A refused message (SourceForbidden) answers for itself and the rest go on."""
+        answers: list[Submission] = []
+        try:
+            for m in batch:
+                try:
+                    answers.append(await self._submit(m.raw, content_type=m.content_type, source=m.source,
+                                                      kind=m.kind))
+                except SourceForbidden as refusal:
+                    answers.append(Submission("rejected", None, m.kind, (Issue(refusal.code, str(refusal)),)))
+        finally:
+            await self._hooks.written()
+        return answers
 
     async def _submit(
         self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
@@ -91,20 +116,15 @@ class BusIntake:
         except ValidationFailed as failed:
             self._check_source(source, failed.municipality, kind)  # invalid is no reason to keep B's data
             return self._reject(raw, failed.issues, content_type=content_type, source=source, kind=kind)
-        self._audit(EventType.RECEIVED, envelope)
+        self._hooks.received(envelope)
         seen_as = self._seen_as(envelope.message_id, identity)
         if seen_as is not None:
-            self._state.count("source", source, "duplicate")
-            self._audit(EventType.DUPLICATE, envelope)
-            log.info("duplicate", source=source, message_id=envelope.message_id, subject=envelope.subject,
-                     **({"accepted_as": seen_as} if seen_as != envelope.message_id else {}))
+            self._hooks.duplicate(envelope, seen_as)
             return Submission("duplicate", seen_as, envelope.kind)
         message = OutgoingMessage(raw, envelope.message_id, envelope.subject, envelope.to_headers())
         await self._broker.publish(INTAKE_QUEUE, message)  # raises unless durable
         self._state.mark_seen(envelope.message_id, envelope.kind)
-        self._state.count("source", source, "accepted")
-        self._audit(EventType.ACCEPTED, envelope)
-        log.debug("accepted", source=source, message_id=envelope.message_id, kind=envelope.kind)
+        self._hooks.accepted(envelope)
         return Submission("accepted", envelope.message_id, envelope.kind)
 
     def _seen_as(self, message_id: str, identity: tuple[str, str, int]) -> str | None:
@@ -132,10 +152,6 @@ class BusIntake:
         except SourceForbidden as refusal:
             self._gate.forbidden(refusal, kind=kind)
             raise
-
-    def _audit(self, event: EventType, envelope: Envelope) -> None:
-        if self._recorder is not None:
-            self._recorder.event(event, envelope)
 
     def _envelope(self, ks: KindSchema, record: dict[str, Any], content_type: str,
                   source: str) -> tuple[Envelope, tuple[str, str, int]]:
@@ -165,10 +181,5 @@ class BusIntake:
     ) -> Submission:
         rejected_id = self._state.add_rejected(raw, source=source, content_type=content_type, kind=kind,
                                                issues=issues)
-        self._state.count("source", source, "rejected")
-        if self._recorder is not None:  # no envelope: an invalid message may have no identity at all
-            codes = tuple(sorted({i.code for i in issues}))
-            self._recorder.emit(AuditEvent(EventType.REJECTED, source=source, kind=kind, codes=codes,
-                                           receipt=f"rejected:{rejected_id}"))
-        log.info("rejected", source=source, codes=sorted({i.code for i in issues}))
+        self._hooks.rejected(source, kind, issues, rejected_id)
         return Submission("rejected", None, kind, tuple(issues))

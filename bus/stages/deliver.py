@@ -1,0 +1,176 @@
+"""The deliver stage: one destination's queue → its sink, surviving failure (DESIGN §5).
+
+For each message of resident R:
+
+1. R is parked (an earlier change of R is retrying or dead) and this is not the change R
+   waits on → the message is *held* in the delivery store and acked. Other residents flow
+   (bus.stages.order.ResidentLine, which the route stage uses too).
+2. Otherwise deliver, with brief in-process retries (tenacity, jittered exponential) on
+   `TransientError`.
+3. Delivered → if R was parked behind this message, release R: deliver what is held
+   behind it, in 履歴番号 order, until one fails (it becomes R's new head) or none is left
+   (R is unparked, atomically with a last look for a newly held message).
+4. Still failing transiently → park R behind this message and publish it again with the
+   next broker delay tier (10 s, 1 min, … in the settings); ack. Past the destination's
+   deadline (counted from the first failure) → dead letter.
+5. `PermanentError` → dead letter at once (code D100); R stays parked until an operator
+   replays or discards it (`renkei dead`), which the audit trail records.
+6. Anything else is a bug or a poison message: retried like a transient failure (R parked,
+   the delay tiers), and dead-lettered (D300) once it has crashed the handler `poison_after`
+   times — the same limit and code as the dispatcher's for every stage, counted here in a
+   header rather than by the broker: this stage can park R, so it never requeues (on
+   RabbitMQ a requeue lets the resident's later changes that the broker has not handed out
+   yet overtake it).
+
+Crash safety: R is parked before the retry copy is published, and the copy is published
+before the original is acked; a message is held (durably) before it is acked. A crash in
+between means a redelivery, absorbed by the sink's idempotency key — never a loss, and
+never a later change overtaking an earlier one. A release interrupted by a crash is
+resumed when the deliverer starts (`resume`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from bus.brokers.base import Broker, Delivery, OutgoingMessage
+from bus.catalog import Catalog
+from bus.catalog.decode import decode
+from bus.delivery.policy import RetryPolicy
+from bus.envelope import Envelope
+from bus.errors import PermanentError, TransientError
+from bus.logs import get_logger
+from bus.ports import Outbound, Receipt, Sink
+from bus.stages.hooks import StageHooks
+from bus.stages.order import Message, ResidentLine
+from bus.stages.outcomes import DEADLINE, DONE, POISON, REFUSED, Outcome
+from bus.topology import destination_queue
+
+__all__ = ["CRASHES_HEADER", "FIRST_FAILED_HEADER", "RETRY_HEADERS", "TIER_HEADER", "DeliverStage"]
+
+log = get_logger("renkei.delivery")
+
+#: headers a retry copy carries: how many delay tiers it went through, when it first failed, and
+#: how often it crashed the handler
+TIER_HEADER = "x-renkei-tier"
+FIRST_FAILED_HEADER = "x-renkei-first-failed"
+CRASHES_HEADER = "x-renkei-crashes"
+RETRY_HEADERS = (TIER_HEADER, FIRST_FAILED_HEADER, CRASHES_HEADER)
+
+
+class DeliverStage:
+    """Consumes one destination's queue and hands each message to that destination's sink."""
+
+    name = "deliver"
+
+    def __init__(
+        self,
+        broker: Broker,
+        catalog: Catalog,
+        line: ResidentLine,
+        sink: Sink,
+        *,
+        policy: RetryPolicy | None = None,
+        hooks: StageHooks | None = None,
+    ) -> None:
+        self._broker = broker
+        self._catalog = catalog
+        self.line = line
+        self.destination = line.where
+        self._sink = sink
+        self.policy = policy or RetryPolicy()
+        self._hooks = hooks or StageHooks()
+        self._queue = destination_queue(self.destination)
+
+    async def resume(self) -> None:
+        """Finish releases a crash interrupted (a resident whose head is a held message)."""
+        try:
+            await self.line.resume(self._attempt_or_crash)
+        finally:
+            await self._hooks.written()
+
+    async def handle(self, batch: Sequence[Delivery]) -> list[Outcome]:
+        """Deliver each message (or hold it behind its resident's earlier change). Every outcome
+        is DONE: a failure is kept by this stage itself (a retry copy, a dead letter)."""
+        for delivery in batch:
+            await self._one(Message(Envelope.from_headers(delivery.headers), dict(delivery.headers), delivery.body))
+        return [DONE] * len(batch)
+
+    async def _one(self, message: Message) -> None:
+        passes, parked = self.line.admit(message)
+        if not passes:
+            return
+        delivered = await self._attempt_or_crash(message)
+        if delivered and parked is not None:
+            await self.line.release(message.envelope.subject, message.envelope.message_id, self._attempt_or_crash)
+
+    async def _attempt_or_crash(self, message: Message) -> bool:
+        """`_attempt`, with a crash of the handler (a bug, a poison message) retried through the
+        delay tiers — a bug may be transient too (a reconnecting pool, a full disk) — until it
+        has crashed `poison_after` times: then it is dead-lettered (D300)."""
+        try:
+            return await self._attempt(message)
+        except Exception as error:
+            crashes = int(message.headers.get(CRASHES_HEADER) or 0) + 1
+            log.error("delivery crashed", destination=self.destination, message_id=message.envelope.message_id,
+                      error=type(error).__name__, crashes=crashes)
+            if crashes >= self.policy.poison_after:
+                self._dead(message, POISON, f"the handler crashed {crashes} times ({type(error).__name__})")
+            else:
+                crashed = Message(message.envelope, {**message.headers, CRASHES_HEADER: crashes}, message.body)
+                await self._retry_later(crashed, f"the handler crashed ({type(error).__name__})")
+            return False
+
+    async def _attempt(self, message: Message) -> bool:
+        """Deliver `message` now; on failure, schedule its retry or dead-letter it. True when
+        it was delivered. Raises only for unexpected errors (bugs)."""
+        envelope = message.envelope
+        _, record = decode(message.body, envelope, self._catalog)
+        outbound = Outbound(envelope, record, message.body)
+        try:
+            receipt = await self._deliver_with_retries(outbound)
+        except PermanentError as error:
+            self._dead(message, REFUSED, str(error))
+            return False
+        except TransientError as error:
+            await self._retry_later(message, str(error))
+            return False
+        self._hooks.delivered(envelope, receipt)
+        return True
+
+    async def _deliver_with_retries(self, outbound: Outbound) -> Receipt:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self.policy.attempts),
+            wait=wait_random_exponential(multiplier=self.policy.backoff, max=5.0),
+            reraise=True,
+        ):
+            with attempt:
+                self._hooks.attempted(self.destination)
+                return await self._sink.deliver(outbound)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _retry_later(self, message: Message, reason: str) -> None:
+        envelope, headers = message.envelope, message.headers
+        now = time.time()
+        first_failed = float(headers.get(FIRST_FAILED_HEADER) or now)
+        tier = int(headers.get(TIER_HEADER) or 0)
+        if now - first_failed >= self.policy.deadline:
+            self._dead(message, DEADLINE, f"still failing {now - first_failed:.0f} s after the first failure "
+                                          f"(deadline {self.policy.deadline:.0f} s): {reason}")
+            return
+        delay = min(self.policy.delay(tier), max(0.0, first_failed + self.policy.deadline - now))
+        self.line.park(message, "retrying")
+        retry = {**headers, TIER_HEADER: tier + 1, FIRST_FAILED_HEADER: first_failed}
+        await self._broker.publish(self._queue, OutgoingMessage(message.body, envelope.message_id,
+                                                                envelope.subject, retry), delay=delay)
+        self._hooks.retried(envelope, tier + 1, reason, delay)
+
+    def _dead(self, message: Message, code: str, reason: str) -> None:
+        headers = message.headers
+        clean = Message(message.envelope, {k: v for k, v in headers.items() if k not in RETRY_HEADERS}, message.body)
+        self.line.dead(clean, code, reason, attempts=int(headers.get(TIER_HEADER) or 0) + 1,
+                       first_failed=float(headers.get(FIRST_FAILED_HEADER) or time.time()))

@@ -1,0 +1,119 @@
+"""Per-resident order at one stage (DESIGN §5): park, hold, release, dead-letter.
+
+For one resident R and one stage place (a destination, or the route stage):
+
+1. R is *parked* behind a change that is retrying or dead (its *head*). Any other change of R
+   that arrives is *held* in the delivery store (durably, before the broker's ack) and does
+   not pass; other residents flow.
+2. When the head is done (delivered, routed, or resolved by an operator), what is held is
+   *released* in 履歴番号 order, each through the stage again, until one fails (it becomes
+   R's new head) or none is left: then R is unparked, atomically with a last look for a
+   newly held change.
+3. A release interrupted by a crash is resumed when the stage starts (`resume`): R's head is
+   then a held change (status `releasing`).
+
+`ResidentLine` is that logic once; the deliver stage and the route stage both use it, with
+their own `attempt` (deliver it, route it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bus.delivery.store import DeliveryStore, Held, Parked, ParkStatus
+from bus.envelope import Envelope
+from bus.logs import get_logger
+from bus.stages.hooks import StageHooks
+
+__all__ = ["Message", "ResidentLine"]
+
+log = get_logger("renkei.order")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message at a stage: from the queue, or from the held store."""
+
+    envelope: Envelope
+    headers: dict[str, Any]
+    body: bytes
+
+    @classmethod
+    def of_held(cls, held: Held) -> Message:
+        return cls(Envelope.from_headers(held.headers), held.headers, held.body)
+
+
+Attempt = Callable[[Message], Awaitable[bool]]
+
+
+class ResidentLine:
+    """The parked residents, held changes and dead letters of one stage place (`where`)."""
+
+    def __init__(self, store: DeliveryStore, where: str, hooks: StageHooks) -> None:
+        self.store = store
+        self.where = where
+        self._hooks = hooks
+
+    def _here(self, envelope: Envelope) -> Envelope:
+        """`envelope` as reported from this place (a change on the intake queue has no destination yet)."""
+        return envelope if envelope.destination is not None else dataclasses.replace(envelope, destination=self.where)
+
+    def admit(self, message: Message) -> tuple[bool, Parked | None]:
+        """(False, _) when `message` was held behind its resident's head (nothing more to do);
+        (True, parked) when it may pass — `parked` is its resident's parking when it is the head."""
+        envelope = message.envelope
+        parked = self.store.parked(self.where, envelope.subject)
+        if parked is None or parked.head == envelope.message_id:
+            return True, parked
+        if self.store.hold(self.where, envelope.subject, envelope.sequence, envelope.message_id,
+                           message.headers, message.body):
+            self._hooks.held(self._here(envelope))
+            return False, parked
+        return True, None  # released meanwhile
+
+    def park(self, message: Message, status: ParkStatus) -> None:
+        self.store.park(self.where, message.envelope.subject, message.envelope.message_id, status)
+
+    def dead(self, message: Message, code: str, reason: str, *, attempts: int = 1,
+             first_failed: float | None = None) -> None:
+        """Put `message` in the dead letters and park its resident behind it (one transaction)."""
+        envelope = message.envelope
+        self.store.add_dead(
+            destination=self.where, subject=envelope.subject, municipality=envelope.municipality,
+            message_id=envelope.message_id, sequence=envelope.sequence, code=code, reason=reason,
+            attempts=attempts, first_failed=time.time() if first_failed is None else first_failed,
+            headers=message.headers, body=message.body,
+        )
+        self._hooks.dead_lettered(self._here(envelope), code, reason)
+
+    async def resume(self, attempt: Attempt) -> None:
+        """Finish releases a crash interrupted (a resident whose head is a held message)."""
+        for parked in self.store.parked_all(self.where, status="releasing"):
+            await self.release(parked.subject, None, attempt)
+
+    async def release(self, subject: str, done: str | None, attempt: Attempt) -> None:
+        """Pass what is held behind `subject` through `attempt`, in order, until one fails or none
+        is left. `done` is the change just done: a held copy of it is dropped, not passed again
+        (an operator's release publishes the first held change before it drops it)."""
+        while True:
+            held = self.store.next_held(self.where, subject)
+            if held is None:
+                if self.store.unpark_if_drained(self.where, subject):
+                    log.info("released", where=self.where, subject=subject)
+                    return
+                continue  # something was held just now: pass it too
+            if held.message_id == done:
+                self.store.drop_held(held.id)
+                continue
+            message = Message.of_held(held)
+            self.store.park(self.where, subject, held.message_id, "releasing")
+            self._hooks.released(self._here(message.envelope))
+            ok = await attempt(message)
+            self.store.drop_held(held.id)  # done, or now a retry copy / a dead letter
+            if not ok:
+                return
+            done = held.message_id
