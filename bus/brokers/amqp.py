@@ -238,6 +238,12 @@ class AmqpBroker(Broker):
             self._delay_queues.add(name)
         return name
 
+    async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
+        from bus.brokers.amqp_expedite import delay_queue_names, move_delayed  # it builds on this module
+
+        mine = [name for name in self._delay_queues if name.startswith(f"{queue}.delay.")]
+        return await move_delayed(self, queue, [*delay_queue_names(queue, waits), *mine])
+
     def delay_arguments(self, queue: str, millis: int) -> dict[str, Any]:
         """The arguments of the delay queue `<queue>.delay.<millis>ms`."""
         return {
