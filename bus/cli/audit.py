@@ -1,6 +1,6 @@
 """`renkei audit`: verify the trail, show a message's life, answer who received a resident's data.
 
-    renkei audit verify [--public-key FILE]        OK: N records, M checkpoints … | BROKEN at record S: …
+    renkei audit verify [--public-key FILE] [--json]  OK: N records, M checkpoints … | BROKEN at record S: …
     renkei audit show MESSAGE_ID [--json]          every event of one message, in order
     renkei audit trail --resident 宛名番号 [--municipality M] [--since T] [--csv]
                                                    who received this person's data, when, under
@@ -73,8 +73,12 @@ def audit() -> None:
 @click.option("--public-key", "public_keys", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Also trust this Ed25519 public key (PEM; repeatable), e.g. an auditor's copy.")
-def verify_command(config: Path | None, store: str | None, public_keys: tuple[Path, ...]) -> None:
-    """Check every record's hash and link and every checkpoint's signature; name the first break."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (ok, records, first problem).")
+def verify_command(config: Path | None, store: str | None, public_keys: tuple[Path, ...], as_json: bool) -> None:
+    """Check every record's hash and link and every checkpoint's signature; name the first break.
+
+    Exit status: 0 the chain is whole, 1 it is broken (the first break named), 2 a usage or
+    configuration error."""
     from bus.cli.config import fail
     from bus.errors import ConfigError
 
@@ -86,6 +90,17 @@ def verify_command(config: Path | None, store: str | None, public_keys: tuple[Pa
     finally:
         log.close()
     where = log.store.location
+    if as_json:
+        first = report.first
+        click.echo(json.dumps({
+            "store": where, "ok": report.ok, "records": report.records, "checkpoints": report.checkpoints,
+            "last_checkpoint": report.last_checkpoint or None, "unsigned": report.unsigned,
+            "first_problem": None if first is None else {"seq": first.seq, "what": first.what},
+            "problems": len(report.problems),
+        }, ensure_ascii=False, indent=2))
+        if first is not None:
+            raise SystemExit(1)
+        return
     if report.first is not None:
         more = len(report.problems) - 1
         click.echo(f"{where}: BROKEN at record {report.first.seq}: {report.first.what}"

@@ -1,6 +1,6 @@
 """`renkei routes`: check the route files, try them on a message offline, export AsyncAPI.
 
-    renkei routes check [--dir routes/]
+    renkei routes check [--dir routes/] [--json]
     renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json]
     renkei routes asyncapi [--out asyncapi.yaml]
 
@@ -38,13 +38,28 @@ def routes() -> None:
 
 @routes.command()
 @_dir_option
-def check(directory: Path | None) -> None:
-    """Load and check every route file; list every problem as file:line: message."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: ok, routes, problems.")
+def check(directory: Path | None, as_json: bool) -> None:
+    """Load and check every route file; list every problem as file:line: message.
+
+    Exit status: 0 every route loads, 1 a problem (each listed), 2 a usage error."""
     from bus.catalog import Catalog
     from bus.routing.loader import check_routes
 
     catalog = _catalog(Catalog)
     found, errors = check_routes(directory, catalog)
+    if as_json:
+        click.echo(json.dumps({
+            "ok": not errors,
+            "routes": [] if errors else [
+                {"name": r.name, "destination": r.destination, "projection": r.projection.kind,
+                 "legal_basis": r.legal_basis or None, "when": " ".join(r.when.split()), "where": r.where}
+                for r in sorted(found, key=lambda r: (r.destination, r.name))],
+            "problems": [{"where": e.where, "message": _problem_text(e)} for e in errors],
+        }, ensure_ascii=False, indent=2))
+        if errors:
+            raise SystemExit(1)
+        return
     if errors:
         for error in errors:
             click.echo(str(error), err=True)
@@ -61,6 +76,12 @@ def check(directory: Path | None) -> None:
             basis = "個人番号: yes (legal basis declared)" if r.legal_basis else "個人番号: no"
             click.echo(f"    {r.name} → {r.projection.kind}  [{basis}]")
             click.echo(f"      when: {' '.join(r.when.split())}")
+
+
+def _problem_text(error: ConfigError) -> str:
+    """The error's text without its `where` prefix (JSON gives `where` on its own)."""
+    text = str(error)
+    return text[len(error.where) + 2:] if error.where and text.startswith(f"{error.where}: ") else text
 
 
 @routes.command("test")
