@@ -133,7 +133,9 @@ def _record_line(data: dict[str, Any]) -> str:
 @_store
 @click.option("--json", "as_json", is_flag=True, help="Print the records as one JSON document.")
 def show(message_id: str, config: Path | None, store: str | None, as_json: bool) -> None:
-    """Show the whole life of MESSAGE_ID: every event, in order."""
+    """Show the whole life of MESSAGE_ID: every event, in order.
+
+    Exit status: 0 found, 1 no record of this message, 2 a usage or configuration error."""
     log = _open("show", _settings("show", config), store)
     try:
         records = log.life(message_id)
@@ -178,7 +180,9 @@ def _since(value: str | None) -> str | None:
 @_store
 def trail(resident: str, municipality: str | None, since: str | None, as_csv: bool, config: Path | None,
           store: str | None) -> None:
-    """Who received this resident's data, when, under which route and legal basis."""
+    """Who received this resident's data, when, under which route and legal basis.
+
+    Exit status: 0 found, 1 no delivery of this resident's data, 2 a usage or configuration error."""
     from bus.audit import resident_trail, write_csv
 
     if not (resident.isascii() and resident.isdigit() and 1 <= len(resident) <= 15):
@@ -213,7 +217,9 @@ def trail(resident: str, municipality: str | None, since: str | None, as_csv: bo
 @_config
 @_store
 def export_command(municipality: str, out_path: Path | None, config: Path | None, store: str | None) -> None:
-    """One municipality's records, with the chain around them, for its auditor (JSON Lines)."""
+    """One municipality's records, with the chain around them, for its auditor (JSON Lines).
+
+    Exit status: 0 written, 2 a usage or configuration error."""
     from bus.audit.export import export_municipality
 
     if not (municipality.isascii() and municipality.isdigit() and len(municipality) == 6):
@@ -241,7 +247,10 @@ def export_command(municipality: str, out_path: Path | None, config: Path | None
               help="A public key the checkpoints may be signed with (PEM; repeatable).")
 def verify_export_command(path: Path, public_keys: tuple[Path, ...]) -> None:
     """Check an export with nothing but the file and the public keys: every record's hash, the
-    chain through the withheld runs, the head and every checkpoint's signature."""
+    chain through the withheld runs, the head and every checkpoint's signature.
+
+    Exit status: 0 the export is whole, 1 it is broken or unreadable, 2 a usage error.
+    """
     from bus.audit import CheckpointVerifier
     from bus.audit.export import verify_export
     from bus.cli.config import fail
@@ -273,7 +282,9 @@ def verify_export_command(path: Path, public_keys: tuple[Path, ...]) -> None:
 @_config
 @_store
 def checkpoint(config: Path | None, store: str | None) -> None:
-    """Sign the chain head now (needs [audit] signing_key_file)."""
+    """Sign the chain head now (needs [audit] signing_key_file).
+
+    Exit status: 0 signed (or nothing new to sign), 2 no signing key or a configuration error."""
     from bus.cli.config import fail
 
     settings = _settings("checkpoint", config)
@@ -294,7 +305,9 @@ def checkpoint(config: Path | None, store: str | None) -> None:
 @audit.command("keygen")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def keygen(path: Path) -> None:
-    """Write a new Ed25519 signing key to PATH (mode 0600) and its public key to PATH.pub."""
+    """Write a new Ed25519 signing key to PATH (mode 0600) and its public key to PATH.pub.
+
+    Exit status: 0 written, 2 FILE or FILE.pub exists (never overwritten) or cannot be written."""
     from bus.audit import generate_key_file
     from bus.cli.config import fail
 

@@ -76,7 +76,9 @@ def dead() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(config: Path | None, destination: str | None, municipality: str | None, code: str | None,
           since: str | None, every_state: bool, as_json: bool) -> None:
-    """List dead letters, oldest first."""
+    """List dead letters, oldest first.
+
+    Exit status: 0 letters listed, 1 none match (or no delivery store), 2 a usage or configuration error."""
     where = _where(destination, municipality, code, since, every_state)
     with _stores(load_settings("dead", config)) as store:
         letters = store.dead_list(where)
@@ -98,7 +100,10 @@ def list_(config: Path | None, destination: str | None, municipality: str | None
 @click.option("--unmasked", is_flag=True, help="Show personal data in plain text (the view is audited).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(config: Path | None, operator: str | None, dead_id: int, unmasked: bool, as_json: bool) -> None:
-    """Show one dead letter and its message (personal data masked)."""
+    """Show one dead letter and its message (personal data masked).
+
+    Exit status: 0 shown, 1 no such letter or the broker cannot be reached, 2 a usage or
+    configuration error."""
     settings = load_settings("dead", config)
     with _stores(settings) as store:
         letters = DeadLetters(store, broker_for(settings), Catalog.load(), _events(settings))
@@ -122,7 +127,10 @@ def show(config: Path | None, operator: str | None, dead_id: int, unmasked: bool
 @_filters
 def replay(config: Path | None, operator: str | None, dead_id: int | None, all_matching: bool,
            destination: str | None, municipality: str | None, code: str | None, since: str | None) -> None:
-    """Deliver a dead letter again (ID, or --all-matching FILTERS), keeping each resident's order."""
+    """Deliver a dead letter again (ID, or --all-matching FILTERS), keeping each resident's order.
+
+    Exit status: 0 replayed, 1 none match, already resolved or the broker cannot be reached,
+    2 a usage or configuration error."""
     if (dead_id is None) == (not all_matching):
         raise click.UsageError("give an ID or --all-matching (with filters), not both")
     if dead_id is not None and any((destination, municipality, code, since)):
@@ -153,7 +161,10 @@ def replay(config: Path | None, operator: str | None, dead_id: int | None, all_m
 @click.argument("dead_id", type=int, metavar="ID")
 @click.option("--reason", required=True, metavar="TEXT", help="Why (recorded in the audit trail).")
 def discard(config: Path | None, operator: str | None, dead_id: int, reason: str) -> None:
-    """Resolve a dead letter without delivering it; the resident's later changes then flow."""
+    """Resolve a dead letter without delivering it; the resident's later changes then flow.
+
+    Exit status: 0 discarded, 1 no such letter (or already resolved) or the broker cannot be
+    reached, 2 a usage or configuration error (an empty --reason)."""
     settings = load_settings("dead", config)
     who = _who(operator)
     with _stores(settings) as store:

@@ -35,7 +35,9 @@ __all__ = ["demo", "render"]
               help="Run the same demo on RabbitMQ (amqp://...) instead of the embedded broker. "
                    "Use a vhost of its own: the demo's queues are the bus's own (renkei.*).")
 def demo(changes: int, out: Path, seed: int, broker_url: str | None) -> None:
-    """Run the bus on the embedded broker with in-process simulators and check every delivery."""
+    """Run the bus on the embedded broker with in-process simulators and check every delivery.
+
+    Exit status: 0 every expected delivery happened and nothing else, 1 otherwise, 2 a usage error."""
     out.mkdir(parents=True, exist_ok=True)
     log_file = out / "renkei.log"
     with log_file.open("w", encoding="utf-8") as log_stream:

@@ -73,7 +73,10 @@ def check(config: Path | None, names: tuple[str, ...], as_json: bool) -> None:
 @_config
 @_names
 def migrate(config: Path | None, names: tuple[str, ...]) -> None:
-    """Rebuild every queue whose arguments differ, moving its messages out and back in order."""
+    """Rebuild every queue whose arguments differ, moving its messages out and back in order.
+
+    Exit status: 0 every queue in order or migrated, 1 a queue is busy or could not be
+    migrated (or the broker cannot be reached), 2 a usage or configuration error."""
     from bus.brokers.amqp_queues import migrate_queue
 
     async def one(broker: AmqpBroker, name: str) -> QueueState:

@@ -20,6 +20,9 @@ from bus.errors import ConfigError, ValidationFailed
 
 __all__ = ["routes"]
 
+#: how an Avro object container file begins
+AVRO_MAGIC = b"Obj\x01"
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -94,18 +97,26 @@ def test(file: Path, directory: Path | None, municipality: str | None, as_json: 
     """Route one jumin.idou XML file offline: which destinations it reaches, why, and what each receives.
 
     Values are shown as they are in the file (it is your own file); nothing is sent anywhere.
+
+    Exit status: 0 routed (to any number of destinations), 1 the file is not a valid change or
+    the route files are broken, 2 a usage error (an Avro file: it takes XML) or a projection
+    that does not validate (a route's bug).
     """
     from bus.catalog import Catalog
     from bus.routing.router import RouteTable
     from bus.validation.validator import validate
 
+    raw = file.read_bytes()
+    if raw.startswith(AVRO_MAGIC) or file.suffix.lower() == ".avro":
+        raise click.UsageError(f"{file} is Avro; `routes test` takes one jumin.idou XML file "
+                               "(`renkei sample jumin.idou` writes one)")
     catalog = _catalog(Catalog)
     try:
         table = RouteTable.load(directory, catalog)
     except ConfigError as exc:
         raise click.ClickException(f"{exc}\n(run `renkei routes check` for the full list)") from exc
     try:
-        validated = validate(file.read_bytes(), content_type="application/xml", kind="jumin.idou",
+        validated = validate(raw, content_type="application/xml", kind="jumin.idou",
                              catalog=catalog)
     except ValidationFailed as exc:
         for issue in exc.issues:
@@ -185,7 +196,9 @@ def _print_text(file: Path, municipality: str, context: dict[str, Any], verdicts
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (.json for JSON, else YAML); default: print YAML.")
 def asyncapi(directory: Path | None, out: Path | None) -> None:
-    """Export the routes as an AsyncAPI 2.6 document (a channel per destination queue)."""
+    """Export the routes as an AsyncAPI 2.6 document (a channel per destination queue).
+
+    Exit status: 0 written, 1 broken route files, 2 a usage error."""
     import yaml
 
     from bus.catalog import Catalog

@@ -31,6 +31,8 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str) ->
 
     It takes messages at POST /messages, lists what it holds at GET /received, and is
     steered with POST /control, e.g. {"mode": "fail", "fail_status": 503, "count": 3}.
+
+    Exit status: 0 stopped by SIGINT, 2 a usage error (an unknown system).
     """
     import uvicorn
 

@@ -111,7 +111,9 @@ def _line(result: _Result, issue: Issue) -> str:
 @click.option("--max-size", type=click.IntRange(min=1), default=1 << 20, show_default=True,
               metavar="BYTES", help="Reject files larger than this (R100).")
 def validate(files: tuple[Path, ...], kind: str | None, as_json: bool, max_size: int) -> None:
-    """Validate FILE... (XML or schemaless Avro) against the schema catalog."""
+    """Validate FILE... (XML or schemaless Avro) against the schema catalog.
+
+    Exit status: 0 every file valid, 1 a file invalid, 2 a usage error."""
     from bus.catalog import Catalog
     from bus.errors import ConfigError
 

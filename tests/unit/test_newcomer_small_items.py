@@ -1,0 +1,66 @@
+"""The small rough edges of a newcomer's first hour (issue 16, item 7), each checked."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bus.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_routes_test_of_an_avro_file_says_it_takes_xml(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["sample", "jumin.idou", "--format", "avro", "--out", str(tmp_path)]).exit_code == 0
+    [avro] = tmp_path.glob("*.avro")
+    result = runner.invoke(main, ["routes", "test", str(avro)])
+    assert result.exit_code == 2
+    assert "is Avro; `routes test` takes one jumin.idou XML file" in result.output
+    assert "R207" not in result.output
+
+
+def test_an_avro_sample_is_not_written_to_a_terminal_but_is_to_a_pipe() -> None:
+    main_fd, terminal = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "bus.cli", "sample", "jumin.idou", "--format", "avro"],
+                              stdout=terminal, stderr=subprocess.PIPE, timeout=60, check=False, cwd=ROOT)
+    finally:
+        os.close(terminal)
+        os.close(main_fd)
+    assert done.returncode == 2
+    assert b"Avro is binary and stdout is a terminal" in done.stderr
+    piped = subprocess.run([sys.executable, "-m", "bus.cli", "sample", "jumin.idou", "--format", "avro"],
+                           capture_output=True, timeout=60, check=False, cwd=ROOT)
+    assert piped.returncode == 0 and len(piped.stdout) > 100
+
+
+def _leaf_commands() -> list[list[str]]:
+    import click
+
+    from bus.cli import COMMANDS
+
+    leaves: list[list[str]] = []
+    for name in sorted(COMMANDS):
+        command = main.get_command(click.Context(main), name)
+        if isinstance(command, click.Group):
+            leaves += [[name, sub] for sub in command.list_commands(click.Context(command))]
+        else:
+            leaves.append([name])
+    return leaves
+
+
+#: `renkei status` states its exit codes with issue 16 item 2 (another developer's)
+_ELSEWHERE = (["status"],)
+
+
+def test_every_command_states_its_exit_codes_in_its_help() -> None:
+    runner = CliRunner()
+    silent = [" ".join(path) for path in _leaf_commands() if path not in _ELSEWHERE
+              and "Exit status" not in runner.invoke(main, [*path, "--help"]).output]
+    assert silent == []
