@@ -38,8 +38,10 @@ from typing import Any
 from bus.errors import ConfigError
 from bus.ports import Sink
 
-__all__ = ["BUILTIN_TRANSPORTS", "ENTRY_POINT_GROUP", "available_transports", "build_sink", "load_transport",
-           "sink_options"]
+__all__ = [
+    "BUILTIN_TRANSPORTS", "ENTRY_POINT_GROUP", "available_transports", "build_sink", "check_sink", "load_transport",
+    "sink_options",
+]
 
 ENTRY_POINT_GROUP = "renkei.adapters"
 
@@ -85,6 +87,27 @@ def build_sink(name: str, config: Mapping[str, Any]) -> Sink:
     The option ``destination`` (the destination's name, set by the bus) is passed on as
     ``destination=`` or ``name=`` when the factory takes either, and used in error messages.
     """
+    factory, options, where = _prepared(name, config)
+    try:
+        sink = factory(**options)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}transport {name!r}: {exc}") from exc
+    if not callable(getattr(sink, "deliver", None)):
+        raise ConfigError(f"{where}transport {name!r} built {type(sink).__name__}, which has no deliver()")
+    built: Sink = sink
+    return built
+
+
+def check_sink(name: str, config: Mapping[str, Any]) -> None:
+    """`build_sink`'s checks without building (nothing is opened): an unknown transport, an
+    unknown or missing option is a ConfigError naming it. `renkei status` asks it."""
+    _prepared(name, config)
+
+
+def _prepared(name: str, config: Mapping[str, Any]) -> tuple[Callable[..., Any], dict[str, Any], str]:
+    """The factory of transport `name`, its checked options and the "[destinations.x] " prefix."""
     factory = load_transport(name)
     options = {k: v for k, v in config.items() if k != "transport"}
     destination = options.pop("destination", None)
@@ -96,16 +119,7 @@ def build_sink(name: str, config: Mapping[str, Any]) -> Sink:
         elif "name" in accepted:
             options.setdefault("name", destination)
     _check_options(f"{where}transport {name!r}", factory, options)
-    try:
-        sink = factory(**options)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}{exc}") from exc
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}transport {name!r}: {exc}") from exc
-    if not callable(getattr(sink, "deliver", None)):
-        raise ConfigError(f"{where}transport {name!r} built {type(sink).__name__}, which has no deliver()")
-    built: Sink = sink
-    return built
+    return factory, options, where
 
 
 def sink_options(name: str) -> frozenset[str] | None:

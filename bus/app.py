@@ -29,7 +29,6 @@ from bus.brokers import broker_for, broker_tls
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
 from bus.config_check import check_destinations
-from bus.delivery.store import DeliveryStore
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -48,9 +47,8 @@ from bus.stages import (
     RouteStage,
     TenantGuardSink,
 )
-from bus.state import StateStore
 from bus.tenancy import SourceBinding, Sources, Tenancy
-from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, destination_queue
+from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, StateDir, destination_queue
 from bus.validation.validator import Limits
 
 __all__ = ["Bus", "BusParts", "front_doors", "sources_of"]
@@ -104,8 +102,8 @@ class Bus:
     def __post_init__(self) -> None:
         state_dir = self.settings.bus.state_dir
         self.broker: Broker = broker_for(self.settings)
-        self.state = StateStore(state_dir / "state.sqlite")
-        self.deliveries = DeliveryStore(state_dir / "delivery.sqlite")
+        self.state = StateDir(state_dir).open_state()
+        self.deliveries = StateDir(state_dir).open_delivery()
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         #: the middleware every stage reports to, in order: audit trail, counters, log
@@ -158,7 +156,7 @@ class Bus:
         parts = parts or BusParts()
         await self.connect()
         try:
-            sources = [*(front_doors(self.settings, self.catalog) if parts.sources else ()), *self.sources]
+            sources = [*self.sources, *(front_doors(self.settings, self.catalog) if parts.sources else ())]
             for source in sources:
                 await self._doors.enter_async_context(source.open(self.intake, self.gate))
                 self.opened_sources.append(source)

@@ -8,6 +8,7 @@
     ├── SourceRefused          a source refused before its message entered the bus (A401/A403)
     │   ├── AuthenticationFailed   no or unknown credentials (HTTP 401)
     │   └── SourceForbidden        a known source, another municipality's change (HTTP 403)
+    ├── StoreUnreadable        a state file exists but cannot be read (damaged, locked, not SQLite)
     ├── BrokerError            the broker refused or lost contact
     │   ├── PublishNotConfirmed    the broker nacked, returned (unroutable) or timed out
     │   └── BrokerUnavailable      cannot connect / connection lost
@@ -52,6 +53,7 @@ __all__ = [
     "RouteErrors",
     "SourceForbidden",
     "SourceRefused",
+    "StoreUnreadable",
     "TransientError",
     "ValidationFailed",
 ]
@@ -87,6 +89,10 @@ class ValidationFailed(RenkeiError):
         summary = f"{first.code} at {first.path or '/'}: {first.message}" if first else "invalid message"
         more = f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""
         super().__init__(summary + more)
+
+
+class StoreUnreadable(RenkeiError):
+    """A store's file (state, delivery, broker) exists but cannot be read; says which and why."""
 
 
 class BrokerError(RenkeiError):

@@ -5,18 +5,52 @@ the bus's own stores (bus/state.py, bus/delivery/store.py).
 ``BEGIN IMMEDIATE`` write transaction (rolled back if the block raises), `read()` holds the
 lock for a plain read. `synchronous="NORMAL"` survives a crash of the process (WAL in the
 page cache); `"FULL"` also a power cut — for what has been acked from the broker.
+
+`read_only(path, read)` is the snapshot side, for `renkei status` and other readers outside
+the bus: the file opened read-only (never created), `read` run in one read transaction (a
+reader never blocks the bus's writer, and sees one consistent state).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
-__all__ = ["LocalFile"]
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
+from bus.errors import StoreUnreadable
+
+__all__ = ["LocalFile", "enable_wal", "read_only", "tables"]
+
+T = TypeVar("T")
+
+
+def read_only(path: Path, read: Callable[[sqlite3.Connection], T]) -> T | None:
+    """`read(db)` in one read transaction of the SQLite file at `path`, opened read-only.
+    None when there is no file; StoreUnreadable (naming the file) when it cannot be read."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            db.execute("PRAGMA query_only=1")
+            db.execute("BEGIN")
+            result = read(db)
+            db.execute("COMMIT")
+            return result
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise StoreUnreadable(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def tables(db: sqlite3.Connection) -> set[str]:
+    """The tables of a file (a file the bus has just created may have none yet)."""
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 class LocalFile:
@@ -25,7 +59,7 @@ class LocalFile:
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._db)
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         if schema:
             with self.tx() as db:  # several processes may create it at once
@@ -52,3 +86,17 @@ class LocalFile:
     def read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             yield self._db
+
+
+def enable_wal(db: sqlite3.Connection) -> None:
+    """Switch `db` to WAL. Processes opening one file together (a router and a deliverer
+    starting at once) can get "database is locked" from the switch even with a busy timeout
+    (seen under load in the fault suite); it is tried again for up to 30 s."""
+    for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_delay(30),
+                            wait=wait_random(0.01, 0.1), reraise=True):
+        with attempt:
+            db.execute("PRAGMA journal_mode=WAL")
+
+
+def _locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)

@@ -14,15 +14,16 @@ One host only: with several bus hosts this moves to PostgreSQL (issue: audit sto
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bus.sqlite import LocalFile
+from bus.sqlite import LocalFile, read_only, tables
 from bus.validation.issues import Issue
 
-__all__ = ["RejectedMessage", "StateStore"]
+__all__ = ["RejectedMessage", "StateSnapshot", "StateStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (message_id TEXT PRIMARY KEY, kind TEXT, at REAL NOT NULL);
@@ -49,6 +50,41 @@ class RejectedMessage:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """What `renkei status` reads of the state file: scope → name → counter → value (scopes
+    `source`, `destination`, `token`), and how many message ids were accepted and routed."""
+
+    counters: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    seen: int = 0
+    rejected: int = 0
+
+    def scope(self, scope: str) -> dict[str, dict[str, int]]:
+        return self.counters.get(scope, {})
+
+    def plus(self, other: StateSnapshot) -> StateSnapshot:
+        """Both summed: the bus's processes each count what they did in their own file."""
+        counters = {scope: {name: dict(values) for name, values in names.items()}
+                    for scope, names in self.counters.items()}
+        for scope, names in other.counters.items():
+            for name, values in names.items():
+                mine = counters.setdefault(scope, {}).setdefault(name, {})
+                for counter, value in values.items():
+                    mine[counter] = mine.get(counter, 0) + value
+        return StateSnapshot(counters, self.seen + other.seen, self.rejected + other.rejected)
+
+
+def _snapshot(db: sqlite3.Connection) -> StateSnapshot:
+    present = tables(db)
+    counters: dict[str, dict[str, dict[str, int]]] = {}
+    if "counters" in present:
+        for scope, name, counter, value in db.execute("SELECT scope, name, counter, value FROM counters"):
+            counters.setdefault(scope, {}).setdefault(name, {})[counter] = int(value)
+    seen = db.execute("SELECT count(*) FROM seen").fetchone()[0] if "seen" in present else 0
+    rejected = db.execute("SELECT count(*) FROM rejected").fetchone()[0] if "rejected" in present else 0
+    return StateSnapshot(counters, int(seen), int(rejected))
+
+
 class StateStore:
     """Thread-safe access to the state file; every call is one short transaction."""
 
@@ -59,6 +95,12 @@ class StateStore:
 
     def close(self) -> None:
         self._file.close()
+
+    @staticmethod
+    def snapshot(path: Path) -> StateSnapshot | None:
+        """The state file at `path`, read-only and in one read (never created; safe while the
+        bus writes it). None: no file (no bus has run there); StoreUnreadable: a damaged one."""
+        return read_only(path, _snapshot)
 
     # -- seen / routed ---------------------------------------------------------------
     def is_seen(self, message_id: str) -> bool:

@@ -46,10 +46,10 @@ from bus.errors import (
     SourceRefused,
 )
 from bus.ports import Gatekeeper, Intake
+from bus.topology import SUBMIT_QUEUE
 
 __all__ = ["SUBMIT_QUEUE", "AmqpIntake", "vhost_url"]
 
-SUBMIT_QUEUE = "renkei.submit"
 log = structlog.get_logger("renkei.intake.amqp")
 
 

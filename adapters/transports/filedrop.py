@@ -51,20 +51,30 @@ import io
 import json
 import os
 import re
-import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from lxml import etree
 
+from adapters.transports.filedrop_format import (
+    DEFAULT_WIDTHS,
+    GETA,
+    as_text,
+    default_width,
+    encodable,
+    fixed_layout,
+    flatten,
+    fsync_dir,
+    unmappable,
+    write_atomic,
+    xml_texts,
+)
 from bus.errors import ConfigError, PermanentError, TransientError
 from bus.ports import Outbound, Receipt
 
 __all__ = ["DEFAULT_WIDTHS", "GETA", "FileDropSink", "fixed_layout", "flatten"]
 
-GETA = "\u3013"  # 〓
 LEDGER = ".renkei-delivered"
 _ENCODINGS = {
     "utf-8": "utf-8",
@@ -79,40 +89,6 @@ _FOLD = str.maketrans({"\u2014": "\u2015"})
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-#: fixed-width defaults in bytes, by leaf field name (override with `layout`)
-DEFAULT_WIDTHS: dict[str, int] = {
-    "municipality_code": 6,
-    "address_number": 15,
-    "history_number": 6,
-    "resident_code": 11,
-    "personal_number": 12,
-    "integrated_address_number": 15,
-    "household_number": 15,
-    "cancelled_history_number": 6,
-    "postal_code": 7,
-    "prefecture": 12,
-    "city": 30,
-    "town": 90,
-    "banchi": 60,
-    "building": 90,
-    "family_name": 60,
-    "given_name": 60,
-    "family_name_kana": 90,
-    "given_name_kana": 90,
-    "former_family_name": 60,
-    "former_family_name_kana": 90,
-    "alias_name": 60,
-    "alias_name_kana": 90,
-    "nationality": 2,
-    "moved_out_country": 2,
-    "reason": 20,
-    "sex": 6,
-    "relationship": 16,
-    "resident_type": 8,
-    "resident_status": 8,
-    "nenkin_category": 6,
-}
 
 Layout = Sequence[tuple[str, int]]
 
@@ -175,11 +151,11 @@ class FileDropSink:
                     "replaced": replaced,
                 }
                 data = json.dumps(sidecar, ensure_ascii=False, indent=1).encode()
-                _write_atomic(self.directory, f"{final.name}.unmappable.json", data, overwrite=True)
-            created = _write_atomic(self.directory, final.name, payload, overwrite=False)
+                write_atomic(self.directory, f"{final.name}.unmappable.json", data, overwrite=True)
+            created = write_atomic(self.directory, final.name, payload, overwrite=False)
             marker.parent.mkdir(exist_ok=True)
             marker.touch()
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             code = errno.errorcode.get(exc.errno or 0, "OSError")
             raise TransientError(f"{destination}: cannot write to {self.directory}: {code}") from None
@@ -201,13 +177,13 @@ class FileDropSink:
             return xml, []  # validated XML bytes are already UTF-8
         root = etree.fromstring(xml, _PARSER)
         replaced: list[dict[str, Any]] = []
-        for path, text in _xml_texts(root):
+        for path, text in xml_texts(root):
             replaced += self._scan(path, text.translate(_FOLD), destination)
         body = etree.tostring(root, encoding="unicode").translate(_FOLD)
         if self.unmappable == "numeric-ref":
-            body = "".join(f"&#{ord(c)};" if _unmappable(c, self.encoding) else c for c in body)
+            body = "".join(f"&#{ord(c)};" if unmappable(c, self.encoding) else c for c in body)
         elif replaced:
-            body = "".join(GETA if _unmappable(c, self.encoding) else c for c in body)
+            body = "".join(GETA if unmappable(c, self.encoding) else c for c in body)
         head = '<?xml version="1.0" encoding="CP932"?>\n'
         return (head + body + "\n").encode(self.encoding), replaced
 
@@ -215,12 +191,12 @@ class FileDropSink:
         replaced: list[dict[str, Any]] = []
         row = []
         for path, value in fields:
-            text = _text(value, dates="iso")
+            text = as_text(value, dates="iso")
             if self.encoding == "cp932":
                 text = text.translate(_FOLD)
             found = self._scan(path, text, destination)
             replaced += found
-            row.append(_replace(text, self.encoding) if found else text)
+            row.append(encodable(text, self.encoding) if found else text)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow([p for p, _ in fields])
@@ -229,18 +205,18 @@ class FileDropSink:
 
     def _fixed(self, fields: list[tuple[str, Any]], destination: str) -> tuple[bytes, list[dict[str, Any]]]:
         values = dict(fields)
-        layout = self.layout or [(p, _default_width(p, v)) for p, v in fields]
+        layout = self.layout or [(p, default_width(p, v)) for p, v in fields]
         replaced: list[dict[str, Any]] = []
         line = bytearray()
         for path, width in layout:
-            text = _text(values.get(path), dates="compact")
+            text = as_text(values.get(path), dates="compact")
             if self.encoding == "cp932":
                 text = text.translate(_FOLD)
             if _CONTROL.search(text):
                 raise PermanentError(f"{destination}: field {path}: control character in a fixed-width field")
             found = self._scan(path, text, destination)
             replaced += found
-            data = (_replace(text, self.encoding) if found else text).encode(self.encoding)
+            data = (encodable(text, self.encoding) if found else text).encode(self.encoding)
             if len(data) > width:
                 raise PermanentError(
                     f"{destination}: field {path}: {len(data)} bytes in {self.encoding} "
@@ -251,7 +227,7 @@ class FileDropSink:
 
     def _scan(self, path: str, text: str, destination: str) -> list[dict[str, Any]]:
         """Unmappable characters of one field, or PermanentError under unmappable='reject'."""
-        found = [(i, c) for i, c in enumerate(text) if _unmappable(c, self.encoding)]
+        found = [(i, c) for i, c in enumerate(text) if unmappable(c, self.encoding)]
         if not found:
             return []
         if self.unmappable == "reject":
@@ -264,184 +240,3 @@ class FileDropSink:
 
     def __repr__(self) -> str:
         return f"FileDropSink({str(self.directory)!r}, format={self.format!r}, encoding={self.encoding!r})"
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-def flatten(record: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """``{"a": {"b": 1}, "c": [x]}`` → ``[("a.b", 1), ("c.0", x)]``, in record order."""
-    out: list[tuple[str, Any]] = []
-    for key, value in record.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out += flatten(value, path + ".")
-        elif isinstance(value, list | tuple):
-            for i, item in enumerate(value):
-                if isinstance(item, Mapping):
-                    out += flatten(item, f"{path}.{i}.")
-                else:
-                    out.append((f"{path}.{i}", item))
-        else:
-            out.append((path, value))
-    return out
-
-
-def fixed_layout(schema: Mapping[str, Any], widths: Mapping[str, int] | None = None) -> list[tuple[str, int]]:
-    """A stable fixed-width layout from an Avro record schema (nested records flattened).
-
-    Widths come from `widths` (by dotted path or leaf name), then `DEFAULT_WIDTHS`, then
-    the type: date 8, boolean 1, int/long 10, enum the longest symbol, string 40.
-    """
-    table = {**DEFAULT_WIDTHS, **(widths or {})}
-    return list(_schema_fields(schema, "", table, {}))
-
-
-def _schema_fields(
-    schema: Any, prefix: str, table: Mapping[str, int], named: dict[str, Any]
-) -> Iterator[tuple[str, int]]:
-    _register(schema, named)
-    for field in schema.get("fields", []):
-        path = prefix + field["name"]
-        ftype = field["type"]
-        if isinstance(ftype, list):  # ["null", T]
-            branches = [t for t in ftype if t != "null"]
-            if len(branches) != 1:
-                raise ConfigError(f"fixed layout: field {path} is a union the layout cannot hold")
-            ftype = branches[0]
-        if isinstance(ftype, str) and ftype in named:
-            ftype = named[ftype]  # a reference to a named type defined earlier
-        elif isinstance(ftype, dict):
-            _register(ftype, named)
-        if isinstance(ftype, dict) and ftype.get("type") == "record":
-            yield from _schema_fields(ftype, path + ".", table, named)
-            continue
-        if isinstance(ftype, dict) and ftype.get("type") in ("array", "map"):
-            raise ConfigError(f"fixed layout: field {path} is a list, which fixed-width cannot hold")
-        width = table.get(path) or table.get(field["name"])
-        if width is None:
-            width = _type_width(ftype)
-        yield path, width
-
-
-def _register(schema: Any, named: dict[str, Any]) -> None:
-    """Remember a named type under its short and full name (Avro allows both references)."""
-    name = schema.get("name") if isinstance(schema, dict) else None
-    if not name:
-        return
-    named[name] = schema
-    named[name.rsplit(".", 1)[-1]] = schema
-    if schema.get("namespace"):
-        named[f"{schema['namespace']}.{name}"] = schema
-
-
-def _type_width(ftype: Any) -> int:
-    if isinstance(ftype, dict):
-        if ftype.get("logicalType") == "date":
-            return 8
-        if ftype.get("type") == "enum":
-            return max((len(s) for s in ftype.get("symbols", [])), default=1)
-        ftype = ftype.get("type")
-    return {"boolean": 1, "int": 10, "long": 19}.get(str(ftype), 40)
-
-
-def _default_width(path: str, value: Any) -> int:
-    leaf = path.rsplit(".", 1)[-1]
-    if leaf in DEFAULT_WIDTHS:
-        return DEFAULT_WIDTHS[leaf]
-    if isinstance(value, bool):
-        return 1
-    if isinstance(value, date):
-        return 8
-    if isinstance(value, int):
-        return 10
-    return 40
-
-
-def _text(value: Any, dates: Literal["iso", "compact"]) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return ("true" if value else "false") if dates == "iso" else ("1" if value else "0")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat() if dates == "iso" else value.strftime("%Y%m%d")
-    return str(value)
-
-
-def _unmappable(char: str, encoding: str) -> bool:
-    code = ord(char)
-    if 0xD800 <= code <= 0xDFFF:
-        return True  # a lone surrogate is never text
-    if encoding == "utf-8":
-        return False
-    if 0xE000 <= code <= 0xF8FF or code >= 0xF0000:
-        return True  # private use (外字): never map silently into CP932's user area
-    try:
-        char.encode(encoding)
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _replace(text: str, encoding: str) -> str:
-    return "".join(GETA if _unmappable(c, encoding) else c for c in text)
-
-
-def _xml_texts(root: Any) -> Iterable[tuple[str, str]]:
-    """(dotted path of local names below the root, text) for every text and attribute."""
-
-    def walk(element: Any, path: str) -> Iterator[tuple[str, str]]:
-        for name, value in element.attrib.items():
-            yield f"{path}@{etree.QName(name).localname}", value
-        if element.text:
-            yield path or etree.QName(element).localname, element.text
-        for child in element:
-            if not isinstance(child.tag, str):
-                continue  # comments, processing instructions
-            name = etree.QName(child).localname
-            yield from walk(child, f"{path}.{name}" if path else name)
-            if child.tail:
-                yield path or etree.QName(element).localname, child.tail
-
-    return walk(root, "")
-
-
-def _write_atomic(directory: Path, name: str, data: bytes, *, overwrite: bool) -> bool:
-    """Write `data` as directory/name via a fsynced temp file; False if it already existed."""
-    tmp = directory / f".{name}.{uuid.uuid4().hex[:12]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        target = directory / name
-        if overwrite:
-            os.replace(tmp, target)
-            return True
-        try:
-            os.link(tmp, target)  # atomic and never clobbers: a racing twin gets FileExistsError
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                raise
-            if target.exists():
-                return False
-            os.replace(tmp, target)  # no hard links here (e.g. some network shares)
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not supported on this platform
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

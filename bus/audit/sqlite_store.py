@@ -17,6 +17,7 @@ from pathlib import Path
 from bus.audit.chain import GENESIS
 from bus.audit.store import SqlAuditStore, _Cursor
 from bus.errors import AuditStoreError
+from bus.sqlite import enable_wal
 
 __all__ = ["SqliteAuditStore"]
 
@@ -49,7 +50,7 @@ class SqliteAuditStore(SqlAuditStore):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")  # several processes may open at once
         except (sqlite3.Error, OSError) as exc:

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from bus.brokers.base import Broker, Consumer, Delivery, Handler, OutgoingMessage, QueueStats
 from bus.errors import ConfigError
+from bus.topology import StateDir
 
 if TYPE_CHECKING:
     from bus.settings import Settings
@@ -65,7 +66,7 @@ def broker_for(settings: Settings) -> Broker:
         from bus.brokers.amqp import AmqpBroker
 
         return AmqpBroker(url, ssl_context=broker_tls(settings), shards=bus.shards)
-    return open_broker(url, path=bus.state_dir / "broker.sqlite")
+    return open_broker(url, path=StateDir(bus.state_dir).broker_file)
 
 
 def broker_tls(settings: Settings) -> SSLContext | None:

@@ -44,6 +44,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
@@ -63,9 +64,11 @@ from aio_pika.abc import (
 from aiormq.abc import ChannelFrame
 from yarl import URL
 
+from bus.brokers.amqp_expedite import delay_queue_names, move_delayed
 from bus.brokers.amqp_frames import ack_frame, publish_frames
-from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueStats
+from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.topology import delay_queue
 
 __all__ = ["ENVELOPE_HEADER", "KEY_HEADER", "QUEUE_ARGUMENTS", "AmqpBroker", "node_urls", "reply_text", "wire_headers"]
 
@@ -228,8 +231,8 @@ class AmqpBroker(Broker):
         message TTL dead-letters them back into `queue` (at-least-once dead lettering, so a
         node failure between the two queues loses nothing). One queue per (queue, delay):
         the retry tiers are few, and a queue-wide TTL expires messages in order."""
+        name = delay_queue(queue, delay)
         millis = max(1, round(delay * 1000))
-        name = f"{queue}.delay.{millis}ms"
         if name not in self._delay_queues:
             arguments = self.delay_arguments(queue, millis)
             with _mapped(f"declaring delay queue {name!r}"):
@@ -239,10 +242,10 @@ class AmqpBroker(Broker):
         return name
 
     async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
-        from bus.brokers.amqp_expedite import delay_queue_names, move_delayed  # it builds on this module
-
         mine = [name for name in self._delay_queues if name.startswith(f"{queue}.delay.")]
-        return await move_delayed(self, queue, [*delay_queue_names(queue, waits), *mine])
+        moved = await move_delayed(self, queue, [*delay_queue_names(queue, waits), *mine])
+        return [_unpack(h[ENVELOPE_HEADER]) if ENVELOPE_HEADER in h else
+                {k: _text(v) for k, v in h.items() if k != KEY_HEADER} for h in moved]
 
     def delay_arguments(self, queue: str, millis: int) -> dict[str, Any]:
         """The arguments of the delay queue `<queue>.delay.<millis>ms`."""
@@ -293,6 +296,37 @@ class AmqpBroker(Broker):
         mine = [s for s in self._subscriptions if s.queue_name == queue]
         in_flight = sum(len(s.unsettled) for s in mine)
         return QueueStats(queue, ready, in_flight, max(consumers, len(mine) // max(1, self.shards)))
+
+    async def describe(self, queues: Sequence[str]) -> BrokerDescription:
+        """From passive declares (`stats`), on this broker's connection or, unconnected, on one
+        opened for the purpose. Delayed is None: the delay queues (one per delay) cannot be
+        listed over AMQP. In flight is this instance's unsettled count where its own
+        subscriptions are every consumer of the queue, None where others consume (RabbitMQ
+        tells their unacknowledged count only through its management API)."""
+        opened = self._connection is None
+        found: dict[str, QueueDescription] = {}
+        try:
+            if opened:
+                await self.connect()
+            for q in queues:
+                try:
+                    stats = await self.stats(q)
+                except BrokerUnavailable:
+                    raise
+                except BrokerError:  # the passive declare failed: no such queue
+                    found[q] = QueueDescription(q, False, 0, None, 0, 0)
+                    continue
+                own = len([s for s in self._subscriptions if s.queue_name == q]) // self.shards
+                in_flight = stats.in_flight if stats.consumers <= own else None
+                found[q] = QueueDescription(q, True, stats.ready, None, in_flight, stats.consumers)
+        except BrokerUnavailable as exc:
+            return BrokerDescription(self.name, _safe(self.url), False,
+                                     {q: QueueDescription.unknown(q) for q in queues}, str(exc))
+        finally:
+            if opened:
+                with contextlib.suppress(BrokerError):
+                    await self.close()
+        return BrokerDescription(self.name, _safe(self.url), True, found)
 
     async def _start_consumer(
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int

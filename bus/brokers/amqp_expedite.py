@@ -10,24 +10,38 @@ once, never lost). Order within a delay queue is kept; a resident has at most on
 retrying (the others are held by the deliver stage), so order across queues does not matter.
 
 RabbitMQ cannot list queues over AMQP: the delay queues looked in are those of the waits the
-caller names (a destination's retry tiers) and those this broker declared itself.
+caller names (a destination's retry tiers) and those this broker declared itself. A last wait
+cut short by the deadline (shorter than a tier) is not found this way; it ends before the
+deadline anyway. The moving parts (`passive_counts`, `copy_message`) serve `renkei queues
+migrate` too (bus/brokers/amqp_queues.py); this module imports neither of the two, so
+bus/brokers/amqp.py can use it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
-import orjson
+import aio_pika
+import aiormq.exceptions
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from bus.brokers.amqp import ENVELOPE_HEADER, KEY_HEADER, AmqpBroker
-from bus.brokers.amqp_queues import _copy, _passive
-
-__all__ = ["delay_queue_names", "move_delayed"]
+__all__ = ["copy_message", "delay_queue_names", "move_delayed", "passive_counts"]
 
 _PREFETCH = 100
 _IDLE = 5.0  # seconds without the next message: the rest expired into the queue meanwhile
+#: headers a queue adds on the way out, which a copy must not carry into another queue
+_QUEUE_HEADERS = ("x-delivery-count",)
+
+
+class Channels(Protocol):
+    """What of bus.brokers.amqp.AmqpBroker this module needs."""
+
+    shards: int
+
+    def admin_channel(self, *, confirms: bool = False) -> AbstractAsyncContextManager[AbstractChannel]: ...
 
 
 def delay_queue_names(queue: str, waits: Iterable[float]) -> list[str]:
@@ -35,11 +49,11 @@ def delay_queue_names(queue: str, waits: Iterable[float]) -> list[str]:
     return sorted({f"{queue}.delay.{max(1, round(wait * 1000))}ms" for wait in waits})
 
 
-async def move_delayed(broker: AmqpBroker, queue: str, delay_queues: Iterable[str]) -> list[dict[str, Any]]:
-    """Move every message of the existing `delay_queues` into `queue`; the headers of each."""
+async def move_delayed(broker: Channels, queue: str, delay_queues: Iterable[str]) -> list[dict[str, Any]]:
+    """Move every message of the existing `delay_queues` into `queue`; the AMQP headers of each."""
     moved: list[dict[str, Any]] = []
     for name in sorted(set(delay_queues)):
-        found = await _passive(broker, name)
+        found = await passive_counts(broker, name)
         if found is None or not found[0]:
             continue
         async with broker.admin_channel(confirms=True) as channel:
@@ -57,18 +71,29 @@ async def move_delayed(broker: AmqpBroker, queue: str, delay_queues: Iterable[st
                         message = await asyncio.wait_for(messages.__anext__(), _IDLE)
                     except (TimeoutError, StopAsyncIteration):  # expired into the queue meanwhile
                         break
-                    await exchange.publish(_copy(message), routing_key=routing_key, mandatory=True)
+                    await exchange.publish(copy_message(message), routing_key=routing_key, mandatory=True)
                     await message.ack()
-                    moved.append(_envelope_headers(message.headers or {}))
+                    moved.append(dict(message.headers or {}))
     return moved
 
 
-def _envelope_headers(headers: dict[str, Any]) -> dict[str, Any]:
-    packed = headers.get(ENVELOPE_HEADER)
-    try:
-        value = orjson.loads(packed) if packed is not None else None
-    except (TypeError, ValueError):
-        value = None
-    if isinstance(value, dict):
-        return value
-    return {k: v for k, v in headers.items() if k not in (ENVELOPE_HEADER, KEY_HEADER)}
+async def passive_counts(broker: Channels, name: str) -> tuple[int, int] | None:
+    """(ready, consumers) of queue `name`, or None when there is none (a fresh channel each:
+    a failed declare closes its channel)."""
+    async with broker.admin_channel() as channel:
+        try:
+            result = (await channel.declare_queue(name, passive=True)).declaration_result
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return None
+    return result.message_count or 0, result.consumer_count or 0
+
+
+def copy_message(message: AbstractIncomingMessage) -> aio_pika.Message:
+    """A persistent copy of `message` (body, headers, properties) to publish elsewhere."""
+    headers = {k: v for k, v in (message.headers or {}).items() if k not in _QUEUE_HEADERS}
+    return aio_pika.Message(
+        message.body, headers=headers, message_id=message.message_id, content_type=message.content_type,
+        content_encoding=message.content_encoding, correlation_id=message.correlation_id,
+        reply_to=message.reply_to, timestamp=message.timestamp, type=message.type, app_id=message.app_id,
+        priority=message.priority, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )

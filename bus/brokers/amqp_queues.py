@@ -33,12 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aio_pika
 import aiormq.exceptions
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
 
 from bus.brokers.amqp import QUEUE_ARGUMENTS, AmqpBroker, reply_text
+from bus.brokers.amqp_expedite import copy_message as _copy
+from bus.brokers.amqp_expedite import passive_counts as _passive
 from bus.errors import BrokerError
 
 __all__ = ["MIGRATING", "QueueState", "expected_arguments", "inspect_queue", "migrate_queue"]
@@ -51,8 +51,6 @@ _SETTLE_TRIES = 10
 _IDLE = 0.5  # seconds between two looks at a queue about to be deleted
 _DELAY = re.compile(r"^(?P<queue>.+)\.delay\.(?P<millis>[0-9]+)ms$")
 _SHARD = re.compile(r"^(?P<queue>.+)\.shard[0-9]+$")
-#: headers a queue adds on the way out, which the copy must not carry into the new queue
-_QUEUE_HEADERS = ("x-delivery-count",)
 
 Status = Literal["ok", "missing", "differs", "interrupted", "busy", "migrated"]
 
@@ -76,17 +74,6 @@ def expected_arguments(broker: AmqpBroker, name: str) -> dict[str, Any]:
     if delay:
         return broker.delay_arguments(delay["queue"], int(delay["millis"]))
     return dict(QUEUE_ARGUMENTS)
-
-
-async def _passive(broker: AmqpBroker, name: str) -> tuple[int, int] | None:
-    """(ready, consumers) of queue `name`, or None when there is none (a fresh channel each:
-    a failed declare closes its channel)."""
-    async with broker.admin_channel() as channel:
-        try:
-            result = (await channel.declare_queue(name, passive=True)).declaration_result
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return None
-    return result.message_count or 0, result.consumer_count or 0
 
 
 async def inspect_queue(broker: AmqpBroker, name: str) -> QueueState:
@@ -187,16 +174,6 @@ async def _delete_empty(broker: AmqpBroker, name: str) -> None:
             raise BrokerError(f"queue {name!r} is not empty ({result.message_count} messages, "
                               f"{result.consumer_count} consumers) after the move: nothing deleted; is a bus running?")
         await channel.queue_delete(name)
-
-
-def _copy(message: AbstractIncomingMessage) -> aio_pika.Message:
-    headers = {k: v for k, v in (message.headers or {}).items() if k not in _QUEUE_HEADERS}
-    return aio_pika.Message(
-        message.body, headers=headers, message_id=message.message_id, content_type=message.content_type,
-        content_encoding=message.content_encoding, correlation_id=message.correlation_id,
-        reply_to=message.reply_to, timestamp=message.timestamp, type=message.type, app_id=message.app_id,
-        priority=message.priority, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )
 
 
 def _describe(arguments: dict[str, Any]) -> str:

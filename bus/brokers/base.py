@@ -1,8 +1,8 @@
 """The broker contract: seven primitives every backend fills in.
 
 A backend (bus/brokers/embedded.py, bus/brokers/amqp.py) implements `connect`, `close`,
-`declare`, `publish_many`, `stats`, `_start_consumer` and `_settle` (and may override
-`_fence`). Everything else — per-key ordered concurrent dispatch, ack on return / requeue
+`declare`, `publish_many`, `stats`, `describe`, `_start_consumer` and `_settle` (and may
+override `_fence`). Everything else — per-key ordered concurrent dispatch, ack on return / requeue
 on exception, orderly cancellation — lives here, once.
 
 Semantics every backend guarantees (tests/contract/ proves them on each):
@@ -19,6 +19,9 @@ Semantics every backend guarantees (tests/contract/ proves them on each):
 - Messages of one `key` reach the handler in publish order, one at a time; different keys
   run concurrently up to `concurrency`. A requeued message is not overtaken by the later
   messages of its key that this consumer already holds: they are requeued behind it.
+- `describe(queues)` never raises for a broker it cannot reach or read: it says so
+  (`reachable=False`, `problem`) and leaves every figure None. It works on an unconnected
+  broker and writes nothing (status reads a running bus from outside).
 - `Consumer.cancel()` lets running handlers finish (ack or requeue as usual), requeues the
   deliveries whose handler has not started, and returns when nothing is left unsettled.
 """
@@ -35,7 +38,10 @@ from typing import Any
 
 import structlog
 
-__all__ = ["Broker", "Consumer", "Delivery", "Handler", "OutgoingMessage", "QueueStats"]
+__all__ = [
+    "Broker", "BrokerDescription", "Consumer", "Delivery", "Handler", "OutgoingMessage", "QueueDescription",
+    "QueueStats",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +76,36 @@ class QueueStats:
     ready: int
     in_flight: int
     consumers: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDescription:
+    """One queue as the broker sees it, for `renkei status`. None: this backend cannot tell
+    (RabbitMQ: delayed messages wait in per-delay queues it cannot list; in flight only for
+    the consumers of this broker instance) or the broker could not be read."""
+
+    queue: str
+    declared: bool | None
+    ready: int | None  # deliverable now (or as soon as the key's earlier message settles)
+    delayed: int | None  # published with a delay (a retry tier) that has not passed yet
+    in_flight: int | None  # handed to a consumer, not yet settled
+    consumers: int | None  # live consumers (on RabbitMQ: per shard, the active and standbys)
+
+    @classmethod
+    def unknown(cls, queue: str) -> QueueDescription:
+        return cls(queue, None, None, None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerDescription:
+    """What `Broker.describe` saw: where the broker is (a path, or a URL without its
+    password), whether it could be read, and each asked-for queue."""
+
+    backend: str
+    where: str
+    reachable: bool
+    queues: dict[str, QueueDescription]
+    problem: str | None = None  # why it was not reachable, or what it lacks (no broker file yet)
 
 
 class Consumer:
@@ -116,6 +152,11 @@ class Broker(ABC):
 
     @abstractmethod
     async def stats(self, queue: str) -> QueueStats: ...
+
+    @abstractmethod
+    async def describe(self, queues: Sequence[str]) -> BrokerDescription:
+        """A read-only snapshot of `queues` (see `QueueDescription`), connected or not;
+        an unreachable or unreadable broker gives `reachable=False`, not an exception."""
 
     @abstractmethod
     async def _start_consumer(

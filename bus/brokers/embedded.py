@@ -24,9 +24,9 @@ Leases, acks, requeues and heartbeats commit with `synchronous=NORMAL`: they sur
 of the process (the WAL is in the page cache) and only a power cut can undo them, which
 means a redelivery — allowed by at-least-once and absorbed by idempotent sinks.
 
-Throughput: one thread owns the connection and runs queued jobs in batches, one
-transaction per batch (group commit): concurrent publishes, leases and settles share one
-commit and one fsync. Consumers lease up to `prefetch` rows per query; a local publish or
+Throughput: one thread owns the connection and runs the jobs in batches, one transaction per
+batch (bus.groupcommit): concurrent publishes, leases and settles share one commit and one
+fsync. Consumers lease up to `prefetch` rows per query; a local publish or
 settle wakes them at once, and `poll_interval` covers publishes of other processes.
 """
 
@@ -45,8 +45,9 @@ from typing import Any, TypeVar
 import structlog
 
 from bus.brokers import embedded_store as store
-from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueStats
-from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
+from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed, StoreUnreadable
+from bus.groupcommit import GroupCommit
 
 __all__ = ["EmbeddedBroker"]
 
@@ -80,7 +81,7 @@ class EmbeddedBroker(Broker):
         self._heartbeat: asyncio.Task[None] | None = None
         self._declared: set[str] = set()
         self._subscriptions: dict[str, set[_Subscription]] = {}
-        self._settles: list[tuple[int, int, bool, asyncio.Future[None]]] = []
+        self._settles: GroupCommit[tuple[int, int, bool]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -106,12 +107,16 @@ class EmbeddedBroker(Broker):
         for subscriptions in list(self._subscriptions.values()):
             for sub in list(subscriptions):
                 await sub.stop(wait_settled=False)
+        settles, self._settles = self._settles, None
+        if settles is not None:  # every settle handed to it is written (or has failed) first
+            await settles.drain()
+            await settles.aclose()
         owner = self.owner
         try:
             await self._run(lambda c: store.unregister(c, owner))
         finally:
             db, self._db = self._db, None
-            await asyncio.to_thread(db.close)
+            await db.aclose()
 
     async def _beat(self, me: store.Process) -> None:
         while True:
@@ -154,6 +159,20 @@ class EmbeddedBroker(Broker):
         ready, in_flight, consumers = await self._run(lambda c: store.stats(c, queue))
         return QueueStats(queue, ready, in_flight, consumers)
 
+    async def describe(self, queues: Sequence[str]) -> BrokerDescription:
+        """From the broker file opened read-only (connected or not: status reads the file of
+        a bus running elsewhere); a missing file is not created."""
+        try:
+            found = await asyncio.to_thread(store.snapshot, self.path, queues)
+        except StoreUnreadable as exc:
+            problem = f"the broker file: {exc}"
+        else:
+            if found is not None:
+                return BrokerDescription(self.name, str(self.path), True, found)
+            problem = f"no broker file at {self.path}: no bus has run with this state directory"
+        return BrokerDescription(self.name, str(self.path), False,
+                                 {q: QueueDescription.unknown(q) for q in queues}, problem)
+
     async def _start_consumer(
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
     ) -> Callable[[], Awaitable[None]]:
@@ -185,32 +204,16 @@ class EmbeddedBroker(Broker):
             lease.sub.settled(lease.row)
             self._wake(lease.sub.queue)
 
-    def _settle_soon(self, row: int, count: int, ok: bool) -> asyncio.Future[None]:
-        """Settles made in one turn of the event loop share one job (one statement batch)."""
-        loop = asyncio.get_running_loop()
-        if not self._settles:
-            loop.call_soon(self._flush_settles)
-        future: asyncio.Future[None] = loop.create_future()
-        self._settles.append((row, count, ok, future))
-        return future
+    async def _settle_soon(self, row: int, count: int, ok: bool) -> None:
+        """Settles made while the previous batch is written share one job (one statement batch)."""
+        if self._settles is None:
+            self._settles = GroupCommit(self._settle_rows)
+        await self._settles.submit((row, count, ok))
 
-    def _flush_settles(self) -> None:
-        batch, self._settles = self._settles, []
-        rows = [(row, count, ok) for row, count, ok, _ in batch]
+    async def _settle_rows(self, rows: list[tuple[int, int, bool]]) -> list[None]:
         owner = self.owner
-
-        def done(task: asyncio.Task[None]) -> None:
-            error = None if task.cancelled() else task.exception()
-            for *_, future in batch:
-                if future.done():
-                    continue
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
-
-        task = asyncio.get_running_loop().create_task(self._run(lambda c: store.settle_rows(c, rows, owner)))
-        task.add_done_callback(done)
+        await self._run(lambda c: store.settle_rows(c, rows, owner))
+        return [None] * len(rows)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -5,24 +5,27 @@ liveness, and the worker thread itself. See embedded.py for the design."""
 from __future__ import annotations
 
 import asyncio
-import os
-import queue as queue_module
+import functools
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
+from bus.brokers.base import QueueDescription
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.groupcommit import Failed, GroupCommit
+from bus.liveness import Process
+from bus.sqlite import enable_wal, read_only
 
 __all__ = [
     "Process", "Worker", "heartbeat", "insert", "is_declared", "lease", "mapped", "reclaim", "register",
-    "release", "settle_rows", "stats", "unregister",
+    "release", "settle_rows", "snapshot", "stats", "unregister",
 ]
 
 log = structlog.get_logger(__name__)
@@ -140,49 +143,42 @@ def stats(c: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
     return counts.get(WAITING, 0) + counts.get(READY, 0), counts.get(LEASED, 0), int(consumers)
 
 
-@dataclass(frozen=True, slots=True)
-class Process:
-    """What tells a live owner from a dead one: pid, pid namespace and process start time."""
-
-    pid: int
-    pid_ns: str = field(default="")
-    started: str = field(default="")
-
-    @classmethod
-    def current(cls) -> Process:
-        return cls(os.getpid(), _pid_namespace(), _proc_stat(os.getpid())[1])
-
-    def alive(self, here: Process) -> bool:
-        """False only when it is certain: same pid namespace, and no such process, or a
-        zombie, or the pid now belongs to a process started at another time."""
-        if not self.pid_ns or self.pid_ns != here.pid_ns:
-            return True  # another container's pids mean nothing here: the heartbeat decides
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        state, started = _proc_stat(self.pid)
-        if state == "Z":
-            return False
-        return not (self.started and started and started != self.started)
+def snapshot(path: Path, queues: Sequence[str]) -> dict[str, QueueDescription] | None:
+    """`queues` in the broker file at `path`, read-only in one read transaction (a reader never
+    blocks the bus's writer): ready (waiting and ready rows), delayed (not visible yet), in
+    flight (leased), consumers (of owners whose heartbeat is fresh and whose process is alive).
+    None: no file; StoreUnreadable: a damaged one."""
+    return read_only(path, functools.partial(_snapshot, queues=queues))
 
 
-def _pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-def _proc_stat(pid: int) -> tuple[str, str]:
-    """(state, start time) from /proc/<pid>/stat; empty strings where /proc is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return "", ""
-    return fields[0], fields[19]  # fields 3 and 22 (numbered from pid, comm)
+def _snapshot(db: sqlite3.Connection, queues: Sequence[str]) -> dict[str, QueueDescription]:
+    here = Process.current()
+    now = time.time()
+    declared = {row[0] for row in db.execute("SELECT name FROM queues")}
+    columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+    late = "visible_at > ?" if "visible_at" in columns else "0 AND ?"  # files before delays: none
+    counts: dict[tuple[str, int, bool], int] = {
+        (q, s, bool(d)): n for q, s, d, n in db.execute(
+            f"SELECT queue, state, {late}, count(*) FROM messages GROUP BY 1, 2, 3", (now,))  # noqa: S608
+    }
+    owners = db.execute("SELECT owner, pid, pid_ns, started, heartbeat, lease_timeout FROM owners").fetchall()
+    live = {o for o, pid, ns, started, beat, timeout in owners
+            if beat >= now - timeout and Process(pid, ns, started).alive(here)}
+    consumers: dict[str, int] = {}
+    for owner, queue in db.execute("SELECT owner, queue FROM consumers"):
+        if owner in live:
+            consumers[queue] = consumers.get(queue, 0) + 1
+    result = {}
+    for q in queues:
+        mine = [(state, delayed, n) for (queue, state, delayed), n in counts.items() if queue == q]
+        result[q] = QueueDescription(
+            q, declared=q in declared,
+            ready=sum(n for state, delayed, n in mine if state != LEASED and not delayed),
+            delayed=sum(n for state, delayed, n in mine if state != LEASED and delayed),
+            in_flight=sum(n for state, _, n in mine if state == LEASED),
+            consumers=consumers.get(q, 0),
+        )
+    return result
 
 
 def register(c: sqlite3.Connection, owner: str, me: Process, lease_timeout: float) -> None:
@@ -235,33 +231,32 @@ def reclaim(c: sqlite3.Connection, owner: str, me: Process) -> None:
     _free_leases(c, None)
 
 
-# -- the worker thread --------------------------------------------------------------------
+# -- the worker ---------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class _Job:
     fn: Callable[[sqlite3.Connection], Any]
     durable: bool
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
 
 
 class Worker:
-    """Owns the connection; runs queued jobs in batches, each batch one transaction (group
-    commit). Rule for jobs: raise a BrokerError only before writing anything."""
+    """Owns the connection, used by one thread of its own; runs jobs through one GroupCommit
+    (bus.groupcommit): the jobs that arrive while a batch runs share the next transaction.
+    Rule for jobs: raise a BrokerError only before writing anything. Create it in a thread
+    (it opens the file); use it from one event loop."""
 
     def __init__(self, path: Path) -> None:
-        self._jobs: queue_module.SimpleQueue[_Job | None] = queue_module.SimpleQueue()
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA cache_size=-32000")  # KiB: the hot pages of big queues
         self._conn.execute("PRAGMA journal_size_limit=67108864")  # a burst's WAL shrinks back
         self._durable = False
         with self._transaction():  # executescript would commit on its own
             self._create_schema()
-        self._thread = threading.Thread(target=self._main, name=f"renkei-embedded:{path.name}", daemon=True)
-        self._thread.start()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"renkei-embedded:{path.name}")
+        self._jobs: GroupCommit[_Job] = GroupCommit(self._commit, max_batch=_BATCH)
 
     def _create_schema(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -279,60 +274,37 @@ class Worker:
         self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], durable: bool) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(fn, durable, loop, future))
-        return await future
+        result: T = await self._jobs.submit(_Job(fn, durable))
+        return result
 
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-        self._conn.close()
+    async def aclose(self) -> None:
+        await self._jobs.drain()
+        await self._jobs.aclose()
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
+        self._thread.shutdown(wait=True)
 
-    def _main(self) -> None:
-        running = True
-        while running:
-            first = self._jobs.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < _BATCH:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue_module.Empty:
-                    break
-                if job is None:
-                    running = False
-                    break
-                batch.append(job)
-            self._run_batch(batch)
+    async def _commit(self, batch: list[_Job]) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._outcomes, batch)
 
-    def _run_batch(self, batch: list[_Job]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for job, (ok, value) in zip(batch, self._outcomes(batch), strict=True):
-            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
-        for loop, outcomes in by_loop.items():  # one wake-up of each loop per batch
-            loop.call_soon_threadsafe(_resolve, outcomes)
-
-    def _outcomes(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    def _outcomes(self, batch: list[_Job]) -> list[Any]:
         """Run the jobs in one transaction. A job raising a BrokerError has (by rule) written
         nothing, so the others go on; a job failing otherwise is dropped and the batch rerun
         without it; a failed BEGIN/COMMIT fails them all."""
-        results: list[tuple[bool, Any]] = []
+        results: list[Any] = []
         try:
             with self._transaction(any(job.durable for job in batch)):
                 for index, job in enumerate(batch):
                     try:
-                        results.append((True, job.fn(self._conn)))
+                        results.append(job.fn(self._conn))
                     except BrokerError as exc:
-                        results.append((False, exc))
+                        results.append(Failed(exc))
                     except Exception as exc:
                         raise _JobFailed(index, exc) from exc
         except _JobFailed as failed:
             rest = self._outcomes(batch[:failed.index] + batch[failed.index + 1:])
-            return [*rest[:failed.index], (False, mapped(failed.error)), *rest[failed.index:]]
+            return [*rest[:failed.index], Failed(mapped(failed.error)), *rest[failed.index:]]
         except Exception as exc:
-            return [(False, mapped(exc))] * len(batch)
+            return [Failed(mapped(exc))] * len(batch)
         return results
 
     @contextmanager
@@ -361,13 +333,3 @@ def mapped(exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.Error):
         return BrokerUnavailable(f"embedded broker store: {type(exc).__name__}: {exc}")
     return exc
-
-
-def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in outcomes:
-        if future.done():  # the caller was cancelled; the job ran anyway
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)

@@ -40,6 +40,7 @@ from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore
 from bus.errors import BrokerError, DeadLetterNotFound, RenkeiError
 from bus.logs import scrub
 from bus.settings import Settings
+from bus.topology import StateDir
 
 __all__ = ["dead"]
 
@@ -180,10 +181,11 @@ def discard(config: Path | None, operator: str | None, dead_id: int, reason: str
 
 @contextmanager
 def _stores(settings: Settings) -> Iterator[DeliveryStore]:
-    path = settings.bus.state_dir / "delivery.sqlite"
-    if not path.exists():
-        fail("dead", f"no delivery store at {path}: has a bus run with this state_dir?", RUNTIME_ERROR)
-    store = DeliveryStore(path)
+    state_dir = StateDir(settings.bus.state_dir)
+    if not state_dir.delivery_file.exists():
+        fail("dead", f"no delivery store at {state_dir.delivery_file}: has a bus run with this state_dir?",
+             RUNTIME_ERROR)
+    store = state_dir.open_delivery()
     try:
         yield store
     finally:

@@ -195,22 +195,29 @@ def _print_text(file: Path, municipality: str, context: dict[str, Any], verdicts
 @_dir_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (.json for JSON, else YAML); default: print YAML.")
-def asyncapi(directory: Path | None, out: Path | None) -> None:
-    """Export the routes as an AsyncAPI 2.6 document (a channel per destination queue).
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="renkei.toml of the bus: its destinations (and tenancy) decide the queues "
+                   "(default: RENKEI_* environment and defaults).")
+def asyncapi(directory: Path | None, out: Path | None, config: Path | None) -> None:
+    """Export the routes as an AsyncAPI 2.6 document (a channel per queue the bus publishes
+    to: with tenancy, one per configured destination of each route's system).
 
-    Exit status: 0 written, 1 broken route files, 2 a usage error."""
+    Exit status: 0 written, 1 broken route files, 2 a usage or configuration error."""
     import yaml
 
     from bus.catalog import Catalog
+    from bus.cli.config import load_settings
     from bus.routing.asyncapi import asyncapi_document
     from bus.routing.router import RouteTable
+    from bus.tenancy import Tenancy
 
+    settings = load_settings("routes asyncapi", config)
     catalog = _catalog(Catalog)
     try:
-        table = RouteTable.load(directory, catalog)
+        table = RouteTable.load(directory or settings.bus.routes_dir, catalog)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    document = asyncapi_document(table)
+    document = asyncapi_document(table, tenancy=Tenancy(settings.destinations, strict=settings.multi_tenant))
     if out is not None and out.suffix == ".json":
         text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
     else:

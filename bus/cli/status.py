@@ -5,7 +5,12 @@
     renkei status --config renkei.toml --watch 2   # refresh every 2 s, with rates
 
 Read-only and safe while the bus runs in another process; what each figure comes from is
-in bus/status.py. Counts and names only: never a message's content.
+in bus/status/. Counts and names only: never a message's content.
+
+Exit codes: 0 everything was seen; 1 something could not be seen (the broker unreachable or
+no bus has run with the state directory, a store that cannot be read, deliverers running
+outside the state directories read) — the report says what, under "could not see"; 2 a
+configuration or usage error.
 """
 
 from __future__ import annotations
@@ -37,16 +42,31 @@ _CLEAR = "\x1b[H\x1b[2J"
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one document; one per line with --watch).")
 @click.option("--watch", "watch", type=click.FloatRange(min=0.2), metavar="SECONDS",
               help="Refresh every SECONDS until interrupted; adds delivered and accepted rates.")
-def status(config: Path | None, as_json: bool, watch: float | None) -> None:
+@click.option("--state-dir", "state_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Another state directory of this bus (a deliverer's volume), repeatable: its counters, "
+                   "dead letters, parked and held changes are added.")
+def status(config: Path | None, as_json: bool, watch: float | None, state_dirs: tuple[Path, ...]) -> None:
     """Show, per destination, ready / in flight / consumers / delivered / retrying / held /
     dead, the dead letters by destination and code, and per source, accepted / duplicate /
-    rejected, on the embedded broker or RabbitMQ."""
+    rejected, on the embedded broker or RabbitMQ.
+
+    \b
+    Exit codes:
+      0  everything was seen
+      1  something could not be seen: the broker is unreachable or no bus has run with
+         the state directory, a store cannot be read, or deliverers run outside the state
+         directories read (add theirs with --state-dir); the report says what
+      2  a configuration or usage error"""
     settings = load_settings("status", config)
     destinations = route_destinations("status", settings)
+    _check_destinations(settings)
+    for extra in state_dirs:
+        if not extra.is_dir():
+            fail("status", f"--state-dir {extra}: no such directory")
     if watch is None:
-        report = _gather(settings, destinations)
+        report = _gather(settings, destinations, state_dirs)
         click.echo(render_json(report) if as_json else render_table(report))
-        if not report.broker_reachable:
+        if not report.complete:
             raise SystemExit(RUNTIME_ERROR)
         return
     clear = not as_json and sys.stdout.isatty()
@@ -54,7 +74,7 @@ def status(config: Path | None, as_json: bool, watch: float | None) -> None:
     try:
         while True:
             started = time.monotonic()
-            report = with_rates(_gather(settings, destinations), previous)
+            report = with_rates(_gather(settings, destinations, state_dirs), previous)
             if as_json:
                 click.echo(json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":")))
             else:
@@ -65,9 +85,22 @@ def status(config: Path | None, as_json: bool, watch: float | None) -> None:
         return
 
 
-def _gather(settings: Settings, destinations: Sequence[str]) -> StatusReport:
+def _check_destinations(settings: Settings) -> None:
+    """A typo in a destination's options (`concurency`) is the configuration error it is at
+    `renkei run`, not a report that looks fine: exit 2 naming it."""
+    from adapters.registry import check_sink
+
+    for name, destination in settings.destinations.items():
+        if destination.transport:
+            try:
+                check_sink(destination.transport, {"destination": name, **destination.options})
+            except ConfigError as exc:
+                fail("status", str(exc))
+
+
+def _gather(settings: Settings, destinations: Sequence[str], state_dirs: Sequence[Path]) -> StatusReport:
     try:
-        return asyncio.run(gather_status(settings, destinations))
+        return asyncio.run(gather_status(settings, destinations, state_dirs))
     except ConfigError as exc:  # e.g. an unknown broker URL scheme
         fail("status", str(exc))
 
@@ -108,6 +141,9 @@ def render_table(report: StatusReport, *, watching: float | None = None) -> str:
     lines.append("not reported (- here, null in --json):")
     lines += [f"  {_label(k)}: {why}" for k, why in data["not_reported"].items()]
     lines += [f"note: {n}" for n in report.notes]
+    if report.unseen:
+        lines.append("could not see (exit 1):")
+        lines += [f"  {what}" for what in report.unseen]
     return "\n".join(lines)
 
 

@@ -19,14 +19,15 @@ each atomic, so a message arriving while a resident is released is never strande
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bus.sqlite import LocalFile
+from bus.sqlite import LocalFile, read_only, tables
 
-__all__ = ["DeadFilter", "DeadLetter", "DeliveryStore", "Held", "Parked"]
+__all__ = ["DeadFilter", "DeadGroup", "DeadLetter", "DeliverySnapshot", "DeliveryStore", "Held", "Parked"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS parked (
@@ -48,6 +49,12 @@ CREATE TABLE IF NOT EXISTS dead (
     resolved_by TEXT, resolved_reason TEXT, resolved_at REAL);
 CREATE INDEX IF NOT EXISTS dead_by_state ON dead (state, destination);
 """
+
+_HELD_COUNTS = "SELECT destination, count(DISTINCT subject), count(*) FROM held GROUP BY destination"
+_DEAD_GROUPS = ("SELECT destination, code, count(*), min(dead_at) FROM dead WHERE state = 'dead'"
+                " GROUP BY destination, code")
+_PARKED_COUNTS = ("SELECT destination, sum(status IN ('retrying', 'releasing')), min(since) FROM parked"
+                  " GROUP BY destination")
 
 ParkStatus = Literal["retrying", "dead", "releasing"]
 
@@ -115,6 +122,59 @@ class DeadFilter:
         return " AND ".join(clauses), args
 
 
+@dataclass(frozen=True, slots=True)
+class DeadGroup:
+    """The unresolved dead letters of one destination with one code."""
+
+    destination: str
+    code: str
+    count: int
+    oldest: float  # dead_at of the oldest
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySnapshot:
+    """Counts only (no subject, no reason, nothing of a message), in one read: per destination
+    the residents waiting on a retry (`retrying`: parked retrying or being released) and since
+    when the longest-parked one waits (`parked_since`, every parked resident), the residents
+    held back and the changes held behind them (`held`), and the unresolved dead letters."""
+
+    retrying: dict[str, int] = field(default_factory=dict)
+    parked_since: dict[str, float] = field(default_factory=dict)
+    held: dict[str, tuple[int, int]] = field(default_factory=dict)
+    dead: list[DeadGroup] = field(default_factory=list)
+
+    def destinations(self) -> set[str]:
+        return set(self.retrying) | set(self.held) | {g.destination for g in self.dead}
+
+    def plus(self, other: DeliverySnapshot) -> DeliverySnapshot:
+        """Both together: the delivery stores of several workers (each destination has one)."""
+        held = dict(self.held)
+        for name, (residents, messages) in other.held.items():
+            r, m = held.get(name, (0, 0))
+            held[name] = (r + residents, m + messages)
+        since = dict(self.parked_since)
+        for name, at in other.parked_since.items():
+            since[name] = min(at, since.get(name, at))
+        retrying = dict(self.retrying)
+        for name, n in other.retrying.items():
+            retrying[name] = retrying.get(name, 0) + n
+        return DeliverySnapshot(retrying, since, held, [*self.dead, *other.dead])
+
+
+def _snapshot(db: sqlite3.Connection) -> DeliverySnapshot:
+    present = tables(db)
+    parked = db.execute(_PARKED_COUNTS).fetchall() if "parked" in present else []
+    held = db.execute(_HELD_COUNTS).fetchall() if "held" in present else []
+    dead = db.execute(_DEAD_GROUPS).fetchall() if "dead" in present else []
+    return DeliverySnapshot(
+        retrying={d: int(n) for d, n, _ in parked},
+        parked_since={d: float(since) for d, _, since in parked},
+        held={d: (int(r), int(m)) for d, r, m in held},
+        dead=[DeadGroup(d, code, int(n), float(oldest)) for d, code, n, oldest in dead],
+    )
+
+
 _DEAD_COLUMNS = ("id, destination, subject, municipality, message_id, sequence, code, reason, attempts,"
                  " first_failed, dead_at, headers, body, state, resolved_by, resolved_reason, resolved_at")
 
@@ -130,6 +190,12 @@ class DeliveryStore:
 
     def close(self) -> None:
         self._file.close()
+
+    @staticmethod
+    def snapshot(path: Path) -> DeliverySnapshot | None:
+        """The delivery store at `path`, read-only and in one read (never created; safe while
+        deliverers write it). None: no file; StoreUnreadable: a damaged one."""
+        return read_only(path, _snapshot)
 
     # -- parked residents ------------------------------------------------------------------
 
@@ -198,8 +264,7 @@ class DeliveryStore:
     def held_counts(self) -> dict[str, tuple[int, int]]:
         """destination → (residents held back, messages held)."""
         with self._file.read() as db:
-            rows = db.execute("SELECT destination, count(DISTINCT subject), count(*) FROM held"
-                                    " GROUP BY destination").fetchall()
+            rows = db.execute(_HELD_COUNTS).fetchall()
         return {d: (residents, messages) for d, residents, messages in rows}
 
     # -- dead letters ----------------------------------------------------------------------
@@ -235,9 +300,11 @@ class DeliveryStore:
     def dead_counts(self) -> dict[str, int]:
         """destination → dead letters not yet resolved."""
         with self._file.read() as db:
-            rows = db.execute("SELECT destination, count(*) FROM dead WHERE state = 'dead'"
-                                    " GROUP BY destination").fetchall()
-        return dict(rows)
+            rows = db.execute(_DEAD_GROUPS).fetchall()
+        counts: dict[str, int] = {}
+        for destination, _, n, _ in rows:
+            counts[destination] = counts.get(destination, 0) + int(n)
+        return counts
 
     def resolve_dead(self, dead_id: int, state: Literal["replayed", "discarded"], by: str, reason: str) -> bool:
         """Mark a dead letter replayed or discarded; False if it was not dead (any more)."""

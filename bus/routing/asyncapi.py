@@ -1,19 +1,25 @@
 """Export the routes as an AsyncAPI 2.6 document (`renkei routes asyncapi`).
 
-One channel per destination queue (`renkei.dest.<destination>`), subscribed by that
-destination's system, carrying the target kinds of the routes that address it. Payloads are
-the kinds' Avro schemas (inlined from the catalog's `.avsc`; a `$ref` to the file when it has
-not been generated yet). The envelope travels as AMQP headers and is described once.
+One channel per destination queue the bus publishes to (named by bus.topology:
+`renkei.dest.<destination>`; with tenancy each configured destination of a route's system,
+`renkei.dest.zei-131016`), carrying the target kinds of the routes that address it. Payloads
+are the kinds' Avro schemas (inlined from the catalog's `.avsc`; a `$ref` to the file when it
+has not been generated yet). The envelope travels as AMQP headers and is described once.
 Each channel lists its routes under `x-renkei-routes` (condition, projection, legal basis).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bus.catalog import KindSchema
+from bus.routing.model import Route
 from bus.routing.router import RouteTable
+from bus.topology import DESTINATION_PREFIX, route_queues
+
+if TYPE_CHECKING:
+    from bus.tenancy import Tenancy
 
 __all__ = ["asyncapi_document"]
 
@@ -62,12 +68,17 @@ def _message(ks: KindSchema) -> dict[str, Any]:
 
 
 def asyncapi_document(
-    table: RouteTable, *, title: str = "renkei routes", version: str = "1.0.0"
+    table: RouteTable, *, title: str = "renkei routes", version: str = "1.0.0", tenancy: Tenancy | None = None
 ) -> dict[str, Any]:
-    """The AsyncAPI 2.6.0 document of `table` (a plain dict, ready for YAML or JSON)."""
-    channels: dict[str, Any] = {}
+    """The AsyncAPI 2.6.0 document of `table` (a plain dict, ready for YAML or JSON); with
+    `tenancy` (the bus's configured destinations) the channels are the queues it publishes to."""
     messages: dict[str, Any] = {}
+    by_queue: dict[str, list[Route]] = {}
     for destination, routes in table.by_destination().items():
+        for queue in route_queues(destination, tenancy):
+            by_queue.setdefault(queue, []).extend(routes)
+    channels: dict[str, Any] = {}
+    for queue, routes in sorted(by_queue.items()):
         refs: list[dict[str, str]] = []
         for route in routes:
             ks = table.catalog.get(route.projection.kind)
@@ -77,7 +88,7 @@ def asyncapi_document(
             ref = {"$ref": f"#/components/messages/{name}"}
             if ref not in refs:
                 refs.append(ref)
-        queue = routes[0].queue
+        destination = queue.removeprefix(DESTINATION_PREFIX)
         channels[queue] = {
             "description": f"Messages for the {destination} system, one per matching route.",
             "subscribe": {

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bus.catalog import KindSchema
+from bus.topology import destination_queue
 
 __all__ = [
     "NamedProjection",
@@ -53,7 +54,7 @@ class Route:
     @property
     def queue(self) -> str:
         """The destination queue this route publishes to."""
-        return f"renkei.dest.{self.destination}"
+        return destination_queue(self.destination)
 
     @property
     def may_carry_personal_number(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bus.brokers.base import Broker, Delivery, OutgoingMessage
+from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueDescription
 from bus.errors import BrokerError, PublishNotConfirmed
 
 MakeBroker = Callable[[], Broker]
@@ -79,7 +79,11 @@ class Recorder:
 
 
 class BrokerContract:
-    """The cases. Subclasses provide the fixture `make_broker` (and may override `queue`)."""
+    """The cases. Subclasses provide the fixtures `make_broker` and `make_unreachable` (a broker
+    that cannot be reached or read), and may override `queue` and `counts_delayed`."""
+
+    #: whether `describe` can count delayed messages (RabbitMQ cannot list its delay queues)
+    counts_delayed = True
 
     @pytest.fixture
     async def broker(self, make_broker: MakeBroker) -> AsyncIterator[Broker]:
@@ -284,6 +288,58 @@ class BrokerContract:
         await consumer.cancel()
         assert sorted(handler.done_ids()) == ["m-1", "m-2", "m-3", "m-4"]
         assert next(d for d in handler.done if d.message_id == "m-1").headers == {"sequence": 1, "tier": 4}
+
+
+    async def test_describe_tells_each_queue_declared_ready_in_flight_and_consumers(
+        self, broker: Broker, declared: str, make_broker: MakeBroker
+    ) -> None:
+        missing = declared + ".never-declared"
+        await broker.publish_many([(declared, message(n, key=f"r{n}")) for n in range(5)])
+        handler = Recorder()
+        handler.gate = asyncio.Event()
+        consumer = await broker.consume(declared, handler, concurrency=2, prefetch=2)
+        await eventually(lambda: len(handler.seen) == 2)
+
+        async def seen() -> bool:
+            d = (await broker.describe([declared, missing])).queues[declared]
+            return (d.declared, d.consumers) == (True, 1) and d.ready is not None and d.in_flight is not None \
+                and d.ready + d.in_flight == 5 and d.in_flight >= 2  # a sharded queue prefetches per shard
+
+        await eventually(seen)
+        described = await broker.describe([declared, missing])
+        assert described.reachable and described.problem is None and described.backend == broker.name
+        assert described.where and "guest:guest" not in described.where
+        assert described.queues[missing].declared is False
+        assert described.queues[missing].ready == 0
+        # another instance, never connected, sees the same queue (status reads from outside)
+        outside = await make_broker().describe([declared])
+        assert (outside.queues[declared].declared, outside.queues[declared].consumers) == (True, 1)
+        assert outside.queues[declared].ready == described.queues[declared].ready
+        handler.gate.set()
+        await eventually(lambda: len(handler.done) == 5)
+        await consumer.cancel()
+
+    async def test_describe_counts_delayed_messages_apart_from_ready_ones(
+        self, broker: Broker, declared: str
+    ) -> None:
+        await broker.publish(declared, message(1, key="waiting"), delay=30)
+        await broker.publish(declared, message(2, key="now"))
+
+        async def seen() -> bool:
+            return (await broker.describe([declared])).queues[declared].ready == 1
+
+        await eventually(seen)
+        delayed = (await broker.describe([declared])).queues[declared].delayed
+        assert delayed == (1 if self.counts_delayed else None)
+
+    async def test_describe_of_an_unreachable_broker_says_so_instead_of_raising(
+        self, make_unreachable: MakeBroker
+    ) -> None:
+        described = await make_unreachable().describe(["renkei.intake"])
+        assert described.reachable is False
+        assert described.problem
+        assert described.queues["renkei.intake"] == QueueDescription.unknown("renkei.intake")
+        assert "secret" not in described.where and "secret" not in described.problem
 
 
 #: the delay of the delay case (a delay queue `<queue>.delay.600ms` on RabbitMQ)

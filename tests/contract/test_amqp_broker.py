@@ -26,12 +26,18 @@ class TestAmqpBroker(BrokerContract):
         return lambda: AmqpBroker(amqp_url)
 
     @pytest.fixture
+    def make_unreachable(self) -> MakeBroker:
+        return lambda: AmqpBroker("amqp://renkei:secret@127.0.0.1:1/", connect_timeout=2)
+
+    counts_delayed = False
+
+    @pytest.fixture
     async def queue(self, amqp_url: str) -> AsyncIterator[str]:  # and delete it afterwards
         name = unique_queue()
         yield name
         connection = await aio_pika.connect(amqp_url)
         async with connection:
-            for suffix in ("", ".never-declared", ".delay.600ms"):
+            for suffix in ("", ".never-declared", ".delay.600ms", ".delay.30000ms"):
                 channel = await connection.channel()
                 with contextlib.suppress(Exception):
                     await channel.queue_delete(name + suffix)
@@ -45,12 +51,18 @@ class TestShardedAmqpBroker(BrokerContract):
         return lambda: AmqpBroker(amqp_url, shards=3)
 
     @pytest.fixture
+    def make_unreachable(self) -> MakeBroker:
+        return lambda: AmqpBroker("amqp://renkei:secret@127.0.0.1:1/", connect_timeout=2, shards=3)
+
+    counts_delayed = False
+
+    @pytest.fixture
     async def queue(self, amqp_url: str) -> AsyncIterator[str]:
         name = unique_queue()
         yield name
         connection = await aio_pika.connect(amqp_url)
         async with connection:
-            for suffix in (".shard0", ".shard1", ".shard2", ".delay.600ms"):
+            for suffix in (".shard0", ".shard1", ".shard2", ".delay.600ms", ".delay.30000ms"):
                 channel = await connection.channel()
                 with contextlib.suppress(Exception):
                     await channel.queue_delete(name + suffix)

@@ -43,6 +43,18 @@ class TestEmbeddedBroker(BrokerContract):
     def make_broker(self, tmp_path: Path) -> MakeBroker:
         return lambda: EmbeddedBroker(tmp_path / "broker.sqlite")
 
+    @pytest.fixture
+    def make_unreachable(self, tmp_path: Path) -> MakeBroker:
+        (tmp_path / "garbage.sqlite").write_bytes(b"not a SQLite file, " * 100)
+        return lambda: EmbeddedBroker(tmp_path / "garbage.sqlite")
+
+
+async def test_describe_of_a_missing_broker_file_says_no_bus_ran_and_creates_nothing(tmp_path: Path) -> None:
+    described = await EmbeddedBroker(tmp_path / "broker.sqlite").describe(["renkei.intake"])
+    assert described.reachable is False
+    assert described.problem is not None and "no broker file" in described.problem
+    assert not (tmp_path / "broker.sqlite").exists()
+
 
 @pytest.fixture
 def start_holder(tmp_path: Path) -> Iterator[Callable[[float], subprocess.Popen[str]]]:

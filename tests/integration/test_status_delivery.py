@@ -7,6 +7,7 @@ personal value and no resident's pseudonym appears in what status printed."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,15 @@ import pytest
 from run_support import PSEUDONYM_KEY, by_name, changes, personal_values, renkei, status_json
 
 from bus.app import Bus
+from bus.brokers.amqp import AmqpBroker
+from bus.brokers.base import Delivery
 from bus.catalog import Catalog
 from bus.delivery.dead import DeadLetters
 from bus.errors import PermanentError
 from bus.masking import Pseudonymizer
 from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import Settings
+from bus.state import StateStore
 
 pytestmark = pytest.mark.integration
 OTHERS = 5  # residents with one change each, besides the refused one
@@ -103,3 +107,35 @@ async def test_status_shows_the_refused_resident_dead_and_held_while_the_others_
     assert subject not in printed and refused_id not in printed  # not even pseudonyms
     leaked = sorted(v for v in personal_values(r for _, r in feed) if v in printed)
     assert not leaked, f"personal values in the output of renkei status: {leaked[:5]}"
+
+
+async def test_status_on_rabbitmq_says_it_cannot_see_the_delivery_store_of_a_deliverer_running_elsewhere(
+    tmp_path: Path, amqp_vhost_url: str,
+) -> None:
+    """A deliverer consuming `renkei.dest.zei` from another host or volume keeps its dead
+    letters there: status read from here says so and exits 1, and 0 once it is gone."""
+    config = tmp_path / "renkei.toml"
+    config.write_text(f'[bus]\nstate_dir = "var"\nbroker_url = "{amqp_vhost_url}"\n', encoding="utf-8")
+    StateStore(tmp_path / "var" / "state.sqlite").close()  # a bus (its router) ran with this state_dir
+    elsewhere = AmqpBroker(amqp_vhost_url)
+    await elsewhere.connect()
+    try:
+        for queue in ("renkei.intake", "renkei.dest.zei"):
+            await elsewhere.declare(queue)
+
+        async def deliver(delivery: Delivery) -> None:
+            return None
+
+        consumer = await elsewhere.consume("renkei.dest.zei", deliver)
+        code, out, err = await renkei("status", "--config", str(config), "--json", cwd=tmp_path)
+        assert code == 1, out + err
+        data = json.loads(out)
+        assert data["complete"] is False
+        [unseen] = data["unseen"]
+        assert "zei" in unseen and "--state-dir" in unseen
+        await consumer.cancel()
+    finally:
+        await elsewhere.close()
+    code, out, err = await renkei("status", "--config", str(config), "--json", cwd=tmp_path)
+    assert code == 0, out + err
+    assert json.loads(out)["unseen"] == []

@@ -23,7 +23,10 @@ def _pamqp_publish(channel: int, exchange: str, routing_key: str, body: bytes, m
     return out
 
 
-names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60)
+# a field-table key is at most 128 bytes (AMQP 0-9-1 §4.2.5.5; pamqp truncates longer ones,
+# the bus's own header names are far shorter)
+names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60).filter(
+    lambda name: len(name.encode()) <= 128)
 exchanges = st.from_regex(r"[A-Za-z0-9_.:\-]{0,60}", fullmatch=True)  # what pamqp accepts as a name
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=400)
 

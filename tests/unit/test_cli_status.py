@@ -182,17 +182,40 @@ async def test_an_embedded_state_dir_is_read_while_a_bus_holds_a_message_in_flig
     assert report.intake.declared and report.broker == "embedded" and report.notes == []
 
 
-def test_status_of_a_state_dir_nothing_ran_in_says_so(tmp_path: Path) -> None:
+def test_status_of_a_state_dir_no_bus_ran_in_says_what_it_could_not_see_and_exits_1(tmp_path: Path) -> None:
+    """Not zeros and exit 0 (issue 16): no broker file, no state file, nothing created."""
     config = tmp_path / "renkei.toml"
     config.write_text('[bus]\nstate_dir = "nothing-here"\n')
     result = CliRunner().invoke(status, ["--config", str(config), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     data = json.loads(result.output)
     assert [d["name"] for d in data["destinations"]] == sorted(
         ["chukan", "fukushi", "kaigo", "koki", "kokuho", "nenkin", "portal", "zei"])
-    assert all(d["ready"] == 0 and not d["declared"] for d in data["destinations"])
+    assert all(d["ready"] is None for d in data["destinations"])
+    assert data["complete"] is False and data["broker"]["reachable"] is False
+    assert any("no bus has run" in u and "broker" in u for u in data["unseen"])
     assert any("has not run with this state_dir" in n for n in data["notes"])
+    table = CliRunner().invoke(status, ["--config", str(config)])
+    assert table.exit_code == 1 and "could not see (exit 1):" in table.output
     assert not (tmp_path / "nothing-here").exists()  # status writes nothing
+
+
+def test_the_help_documents_the_exit_codes() -> None:
+    text = CliRunner().invoke(status, ["--help"]).output
+    assert "Exit codes:" in text and "0  everything was seen" in text and "2  a configuration" in text
+
+
+def _a_bus_ran_in(state_dir: Path) -> None:
+    """The files a bus leaves in its state directory: the state file and the broker file."""
+    StateStore(state_dir / "state.sqlite").close()
+
+    async def touch() -> None:
+        broker = EmbeddedBroker(state_dir / "broker.sqlite")
+        await broker.connect()
+        await broker.declare("renkei.intake")
+        await broker.close()
+
+    asyncio.run(touch())
 
 
 def test_status_reports_an_unreachable_broker_and_exits_1(tmp_path: Path) -> None:
@@ -264,6 +287,7 @@ def test_status_reports_parked_residents_held_changes_and_dead_letters_from_the_
     config = tmp_path / "renkei.toml"
     config.write_text('[bus]\nstate_dir = "var"\n' + (f'broker_url = "{broker_url}"\n' if broker_url else ""))
     store = DeliveryStore(tmp_path / "var" / "delivery.sqlite")
+    _a_bus_ran_in(tmp_path / "var")
     try:
         _park_hold_and_kill(store)
         assert store.held_counts() == {"zei": (2, 3)} and store.dead_counts() == {"zei": 1, "kokuho": 1}
@@ -300,10 +324,12 @@ def test_an_unreadable_delivery_store_leaves_its_figures_null_and_says_why(tmp_p
     config = tmp_path / "renkei.toml"
     config.write_text('[bus]\nstate_dir = "var"\n')
     (tmp_path / "var").mkdir()
+    _a_bus_ran_in(tmp_path / "var")
     (tmp_path / "var" / "delivery.sqlite").write_bytes(b"not a database, just bytes " * 40)
     result = CliRunner().invoke(status, ["--config", str(config), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     data = json.loads(result.output)
+    assert data["unseen"] == [f"the dead letters, parked and held changes in {tmp_path / 'var' / 'delivery.sqlite'}"]
     zei = next(d for d in data["destinations"] if d["name"] == "zei")
     assert (zei["retrying"], zei["held"], zei["held_messages"], zei["dead"]) == (None, None, None, None)
     assert data["dead_letters"]["total"] is None
@@ -323,3 +349,59 @@ def test_a_delivery_store_with_no_tables_yet_counts_zero(tmp_path: Path) -> None
     assert report.dead_letters == DeadLetterSummary()
     assert report.destinations[0].delivery == DeliveryFigures()
     assert not any("delivery store" in n for n in report.notes)
+
+
+def test_status_shows_the_dead_letters_of_every_state_directory_given(tmp_path: Path) -> None:
+    """The router's volume and a deliverer's volume (compose): the dead letters live where the
+    deliverer runs, and status shows the whole bus's, with the counters of both summed."""
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "router"\n')
+    _a_bus_ran_in(tmp_path / "router")
+    router_state = StateStore(tmp_path / "router" / "state.sqlite")
+    router_state.count("destination", "zei", "routed", 4)
+    router_state.close()
+    (tmp_path / "deliver-tax").mkdir()
+    deliverer_state = StateStore(tmp_path / "deliver-tax" / "state.sqlite")
+    deliverer_state.count("destination", "zei", "applied", 3)
+    deliverer_state.count("destination", "zei", "dead", 1)
+    deliverer_state.close()
+    store = DeliveryStore(tmp_path / "deliver-tax" / "delivery.sqlite")
+    try:
+        _park_hold_and_kill(store)
+    finally:
+        store.close()
+    alone = json.loads(CliRunner().invoke(status, ["--config", str(config), "--json"]).output)
+    assert alone["dead_letters"]["total"] == 0  # the router's volume alone holds none
+    result = CliRunner().invoke(status, ["--config", str(config), "--json", "--state-dir",
+                                         str(tmp_path / "deliver-tax")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["dead_letters"]["total"] == 2 and data["dead_letters"]["by_code"] == {"D100": 1, "D200": 1}
+    zei = next(d for d in data["destinations"] if d["name"] == "zei")
+    assert (zei["routed"], zei["delivered"], zei["dead_lettered_total"], zei["held"]) == (4, 3, 1, 2)
+    assert data["state_dirs"] == [str(tmp_path / "router"), str(tmp_path / "deliver-tax")]
+    missing = CliRunner().invoke(status, ["--config", str(config), "--state-dir", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no such directory" in missing.output
+
+
+def test_an_unreadable_broker_file_is_reported_and_exits_1(tmp_path: Path) -> None:
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "var"\n')
+    (tmp_path / "var").mkdir()
+    StateStore(tmp_path / "var" / "state.sqlite").close()
+    (tmp_path / "var" / "broker.sqlite").write_bytes(b"garbage " * 200)
+    result = CliRunner().invoke(status, ["--config", str(config), "--json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.output)
+    assert data["broker"]["reachable"] is False
+    assert data["queues"]["intake"]["ready"] is None
+    assert any("broker file" in u for u in data["unseen"])
+
+
+def test_a_typo_in_a_destinations_options_is_a_configuration_error_not_a_report(tmp_path: Path) -> None:
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "var"\n\n[destinations.zei]\ntransport = "http"\n'
+                      'url = "http://127.0.0.1:9/m"\nconcurency = 4\n')
+    result = CliRunner().invoke(status, ["--config", str(config)])
+    assert result.exit_code == 2
+    assert "[destinations.zei]" in result.output and "concurency" in result.output

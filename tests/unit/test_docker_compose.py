@@ -308,3 +308,27 @@ def _broken(change: str) -> dict[str, Any]:
 def test_a_broken_compose_file_is_caught(change: str, check: Any) -> None:
     assert check(_compose(), _settings()) == []
     assert check(_broken(change), _settings()) != []
+
+
+def test_the_documented_status_command_reads_every_delivery_workers_state() -> None:
+    """Dead letters live in the delivery workers' volumes: the router mounts each, and the
+    README's `renkei status` adds each with --state-dir (issue 16: status showed none)."""
+    compose = _compose()
+    state_volumes = {}
+    for name, service in _bus_services(compose).items():
+        _, params = _parse(_command(service))
+        for volume in service.get("volumes", []):
+            source, _, target = str(volume).partition(":")
+            if target.split(":")[0] == "/var/lib/renkei" and params["role"] == "deliver":
+                state_volumes[name] = source
+    assert len(state_volumes) == 3
+    router = compose["services"]["router"]
+    mounted = {str(v).split(":")[0]: str(v).split(":")[1] for v in router.get("volumes", [])}
+    readme = (DOCKER / "README.md").read_text(encoding="utf-8")
+    command = re.search(r"docker compose exec router (renkei status(?:[^\n\\]|\\\n)*)", readme)
+    assert command is not None
+    args = shlex.split(command.group(1).replace("\\\n", " "))
+    given = [args[i + 1] for i, arg in enumerate(args) if arg == "--state-dir"]
+    for name, volume in state_volumes.items():
+        assert volume in mounted, f"the router does not mount {name}'s state ({volume})"
+        assert mounted[volume] in given, f"the status command does not read {name}'s state"

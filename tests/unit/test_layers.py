@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: what an adapter may import from the bus: the contracts and what they are made of
 ADAPTERS_MAY_USE = ("bus.ports", "bus.errors", "bus.envelope", "bus.validation", "bus.catalog", "bus.logs",
-                    "bus.masking", "bus.paths")
+                    "bus.masking", "bus.paths", "bus.topology")  # topology: the queue names (renkei.submit)
 #: the modules that assemble the bus from its parts, and so may know the adapters
 ASSEMBLY = ("bus.app", "bus.cli", "bus.demo")
 

@@ -114,3 +114,25 @@ def test_asyncapi_has_a_channel_per_destination_queue(tmp_path: Path) -> None:
     assert payload["type"] == "record"
     code, text, _ = run("asyncapi")
     assert code == 0 and yaml.safe_load(text)["channels"].keys() == document["channels"].keys()
+
+
+def test_asyncapi_under_tenancy_names_the_queues_the_bus_publishes_to(tmp_path: Path) -> None:
+    """A multi-tenant bus publishes a `zei` route to `renkei.dest.zei-131016` and
+    `renkei.dest.zei-271004`, never to `renkei.dest.zei`: the export says the same."""
+    config = tmp_path / "renkei.toml"
+    lines = ["[bus]", 'municipalities = ["131016", "271004"]', ""]
+    for system in ("zei", "kokuho"):
+        for code in ("131016", "271004"):
+            lines += [f"[destinations.{system}-{code}]", 'transport = "http"', 'url = "http://127.0.0.1:9/m"',
+                      f'system = "{system}"', f'municipality = "{code}"', ""]
+    config.write_text("\n".join(lines), encoding="utf-8")
+    out_file = tmp_path / "asyncapi.json"
+    code, out, err = run("asyncapi", "--config", str(config), "--out", str(out_file))
+    assert code == 0, out + err
+    channels = json.loads(out_file.read_text(encoding="utf-8"))["channels"]
+    assert set(channels) == {"renkei.dest.zei-131016", "renkei.dest.zei-271004",
+                             "renkei.dest.kokuho-131016", "renkei.dest.kokuho-271004"}
+    zei = channels["renkei.dest.zei-131016"]
+    assert zei["bindings"]["amqp"]["queue"]["name"] == "renkei.dest.zei-131016"
+    assert [r["name"] for r in zei["x-renkei-routes"]] == [r["name"] for r in
+                                                           channels["renkei.dest.zei-271004"]["x-renkei-routes"]]
