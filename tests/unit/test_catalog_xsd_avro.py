@@ -6,6 +6,7 @@ that generated them, so a generator bug in either is caught."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +88,32 @@ def test_the_comparison_sees_a_difference() -> None:
     avro["fields"][0]["type"] = ["null", avro["fields"][0]["type"]]
     schema = xmlschema.XMLSchema(str(ks.xsd_path), defuse="always")
     assert _xsd(schema.elements[ks.root_element]) != _avro(avro, {})
+
+
+def _xsd_paths(element: Any, prefix: str = "") -> list[tuple[str, bool]]:
+    """(path as docs/schemas.md writes it, optional) of every field the XSD declares."""
+    found = []
+    for child in element.type.content.iter_elements():
+        path, inner = f"{prefix}{child.local_name}", child
+        if child.type.has_complex_content():
+            items = list(child.type.content.iter_elements())
+            if len(items) == 1 and items[0].local_name == "item" and items[0].max_occurs is None:
+                path, inner = f"{path}[]", items[0]  # a list: <items><item>…</item>…</items>
+        found.append((path, child.min_occurs == 0))
+        if inner.type.has_complex_content():
+            found += _xsd_paths(inner, f"{path}/")
+    return found
+
+
+@pytest.mark.parametrize("ks", KINDS, ids=lambda ks: f"{ks.kind}-v{ks.version}")
+def test_the_schema_docs_list_every_field_the_xsd_declares_with_its_optionality(ks: KindSchema) -> None:
+    """docs/schemas.md is rendered from fields.yaml (bus/catalog/docs.py), like the XSD: read
+    back, the two agree on every field and whether it may be left out."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "schemas.md").read_text(encoding="utf-8")
+    section = docs.split(f"### {ks.kind} v{ks.version} ", 1)[1].split("\n### ", 1)[0]
+    rows = {line.split("|")[1].strip().strip("`"): line.split("|")[3].strip()
+            for line in section.splitlines() if line.startswith("| `")}
+    schema = xmlschema.XMLSchema(str(ks.xsd_path), defuse="always")
+    declared = _xsd_paths(schema.elements[ks.root_element])
+    assert [p for p, _ in declared if p not in rows] == []
+    assert [p for p, optional in declared if (rows[p] == "optional") != optional] == []
