@@ -23,6 +23,7 @@ from bus.settings_read import (
     read_key,
     setting_of,
 )
+from bus.suggest import suggest
 from bus.tenancy import token_digests
 from bus.validation.checkdigits import is_valid_municipality_code
 
@@ -111,6 +112,12 @@ def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) ->
     url, where = setting_of(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
     if url is not None:
         url = as_text(url, where, "[bus] broker_url")
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in ("amqp", "amqps", "sqlite"):  # said here, with file:line, not when it is first used
+            said = f"an unknown scheme {scheme}://" if scheme else "no scheme"  # never the URL: it may hold a password
+            raise ConfigError(f"[bus] broker_url has {said} (use amqp://, amqps://, sqlite:///path, or no URL for "
+                              f"the embedded broker){suggest(scheme, ('amqp', 'amqps', 'sqlite')) if scheme else ''}",
+                              where=where)
     state_dir, where = setting_of(raw, env, "state_dir", "RENKEI_STATE_DIR", at, "bus", "var")
     state_dir = as_text(state_dir, where, "[bus] state_dir")
     size, where = setting_of(raw, env, "max_message_bytes", "RENKEI_MAX_MESSAGE_BYTES", at, "bus", 1024 * 1024)

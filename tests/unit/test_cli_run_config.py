@@ -98,7 +98,7 @@ def test_simulators_exist_only_for_the_known_systems(tmp_path: Path) -> None:
 def test_an_unknown_broker_scheme_exits_2(tmp_path: Path) -> None:
     result = _invoke(tmp_path, GOOD.replace('state_dir = "var"', 'state_dir = "var"\nbroker_url = "kafka://x"'))
     assert result.exit_code == 2
-    assert "unknown broker URL scheme 'kafka'" in result.output
+    assert "renkei.toml:3: [bus] broker_url has an unknown scheme kafka://" in result.output
 
 
 def test_an_unreachable_broker_exits_1_without_its_password(tmp_path: Path) -> None:

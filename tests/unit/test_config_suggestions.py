@@ -33,6 +33,10 @@ url = "http://127.0.0.1:9101/messages"
      "renkei.toml:3: unknown key(s) in [bus]: broker_urll; did you mean 'broker_url'?"),
     (GOOD.replace("http_port = 0", "http_port = 0\nhttp_prot = 1"),
      "renkei.toml:6: unknown key(s) in [intake]: http_prot; did you mean 'http_port'?"),
+    (GOOD.replace('state_dir = "var"', 'state_dir = "var"\nbroker_url = "amqq://u:secret@127.0.0.1/"'),
+     "renkei.toml:3: [bus] broker_url has an unknown scheme amqq:// (use amqp://"),
+    (GOOD.replace('state_dir = "var"', 'state_dir = "var"\nbroker_url = "u:secret@127.0.0.1:5672"'),
+     "renkei.toml:3: [bus] broker_url has no scheme"),
     (GOOD + "[destinations.zei.retry]\natempts = 3\n",
      "renkei.toml:11: unknown key(s) in the retry table: atempts; did you mean 'attempts'?"),
     (GOOD + '[destinations.kokuho-a]\ntransport = "http"\nurl = "http://127.0.0.1:9102/messages"\nsystem = "kokhuo"\n',
@@ -48,7 +52,7 @@ def test_a_misspelt_key_is_named_at_its_line_with_the_key_meant(
     result = CliRunner().invoke(main, [command, "--config", str(config)])
     assert result.exit_code == 2, result.output
     assert says in result.output
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and "secret" not in result.output
     assert "Task was destroyed" not in result.output
     assert not (tmp_path / "var" / "broker.sqlite").exists()  # nothing was started
 
