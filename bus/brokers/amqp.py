@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
@@ -73,6 +74,18 @@ from bus.topology import delay_queue
 __all__ = ["ENVELOPE_HEADER", "KEY_HEADER", "QUEUE_ARGUMENTS", "AmqpBroker", "node_urls", "reply_text", "wire_headers"]
 
 log = structlog.get_logger(__name__)
+
+
+class _RaisedAnyway(logging.Filter):
+    """aiormq logs a failed connect at ERROR and then raises it; renkei reports the raise (a
+    BrokerUnavailable, its URL's password masked), so the log line was a stray duplicate printed
+    before the clean error of every command. Other aiormq records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error when creating transport")
+
+
+logging.getLogger("aiormq.connection").addFilter(_RaisedAnyway())
 KEY_HEADER = "x-renkei-key"
 ENVELOPE_HEADER = "x-renkei-envelope"  # the message's headers (the envelope), as one JSON object
 QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum", "x-single-active-consumer": True}

@@ -28,6 +28,8 @@ import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from bus.topology import delay_queue
+
 __all__ = ["copy_message", "delay_queue_names", "move_delayed", "passive_counts"]
 
 _PREFETCH = 100
@@ -46,7 +48,7 @@ class Channels(Protocol):
 
 def delay_queue_names(queue: str, waits: Iterable[float]) -> list[str]:
     """The delay queues of `queue` for each wait in seconds (as `AmqpBroker` names them)."""
-    return sorted({f"{queue}.delay.{max(1, round(wait * 1000))}ms" for wait in waits})
+    return sorted({delay_queue(queue, wait) for wait in waits})
 
 
 async def move_delayed(broker: Channels, queue: str, delay_queues: Iterable[str]) -> list[dict[str, Any]]:

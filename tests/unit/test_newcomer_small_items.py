@@ -64,3 +64,14 @@ def test_every_command_states_its_exit_codes_in_its_help() -> None:
     silent = [" ".join(path) for path in _leaf_commands() if path not in _ELSEWHERE
               and "Exit status" not in runner.invoke(main, [*path, "--help"]).output]
     assert silent == []
+
+
+def test_an_unreachable_broker_is_one_clean_line_without_the_driver_s_own(tmp_path: Path) -> None:
+    """aiormq logged "error when creating transport: <AMQPConnectionError…>" before the error."""
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "var"\nbroker_url = "amqp://guest:guest@127.0.0.1:1/"\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "bus.cli", "retry", "now", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [line for line in done.stderr.splitlines() if line.startswith("renkei ")]
+    assert "error when creating transport" not in done.stderr and "guest:guest" not in done.stderr
