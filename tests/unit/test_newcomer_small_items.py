@@ -71,3 +71,16 @@ def test_an_unreachable_broker_is_one_clean_line_without_the_driver_s_own(tmp_pa
     assert done.returncode == 1
     assert done.stderr.splitlines() == [line for line in done.stderr.splitlines() if line.startswith("renkei ")]
     assert "error when creating transport" not in done.stderr and "guest:guest" not in done.stderr
+
+
+def test_no_hint_names_a_python_that_a_stock_debian_does_not_have() -> None:
+    """Debian has `python3`, not `python`: a hint to run `python -c` fails as typed."""
+    texts = [*(ROOT / "bus").rglob("*.py"), *(ROOT / "adapters").rglob("*.py"), *(ROOT / "docs").glob("*.md"),
+             ROOT / "README.md", ROOT / "docker" / "README.md"]
+    found = [str(p.relative_to(ROOT)) for p in texts if "`python -c" in p.read_text(encoding="utf-8")]
+    assert found == []
+
+
+def test_the_docker_readme_says_one_thing_about_where_a_worker_reconnects() -> None:
+    text = (ROOT / "docker" / "README.md").read_text(encoding="utf-8")
+    assert "reconnects to that URL" not in text and "reconnects to the next node" in text
