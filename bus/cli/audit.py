@@ -200,10 +200,12 @@ def trail(resident: str, municipality: str | None, since: str | None, as_csv: bo
     if as_csv:
         write_csv(entries, sys.stdout)
     elif entries:
-        click.echo(f"{'at':<32}  {'municipality':<12}  {'destination':<12}  {'kind':<14}  {'route':<20}  legal basis")
-        for e in entries:
-            click.echo(f"{e.at:<32}  {e.municipality:<12}  {e.destination:<12}  {e.kind:<14}  {e.route:<20}  "
-                       f"{e.legal_basis or '-'}")
+        from bus.cli.tables import columns  # widths from the entries (a long route name), 漢字 as two columns
+
+        rows: list[list[object]] = [[e.at, e.municipality, e.destination, e.kind, e.route, e.legal_basis or None]
+                                    for e in entries]
+        for line in columns(["at", "municipality", "destination", "kind", "route", "legal basis"], rows, text=6):
+            click.echo(line)
         click.echo(f"{len(entries)} deliveries; subject {entries[0].subject}")
     if not entries:
         click.echo("no deliveries of this resident's data are recorded", err=True)
