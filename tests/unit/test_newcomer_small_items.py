@@ -84,3 +84,20 @@ def test_no_hint_names_a_python_that_a_stock_debian_does_not_have() -> None:
 def test_the_docker_readme_says_one_thing_about_where_a_worker_reconnects() -> None:
     text = (ROOT / "docker" / "README.md").read_text(encoding="utf-8")
     assert "reconnects to that URL" not in text and "reconnects to the next node" in text
+
+
+def test_shell_completion_as_the_readme_documents_it_completes_commands_and_options() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "_RENKEI_COMPLETE=bash_source renkei" in readme
+    renkei = [str(Path(sys.executable).parent / "renkei")]  # the installed command, as a shell runs it
+    script = subprocess.run(renkei, env={**os.environ, "_RENKEI_COMPLETE": "bash_source"},
+                            capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
+    assert "_renkei_completion()" in script.stdout and "complete " in script.stdout
+
+    def complete(words: str, index: int) -> list[str]:
+        env = {**os.environ, "_RENKEI_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(index)}
+        done = subprocess.run(renkei, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
+        return [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+
+    assert complete("renkei ret", 1) == ["retry"]
+    assert complete("renkei retry now --dest", 3) == ["--destination"]
