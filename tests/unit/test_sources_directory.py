@@ -227,3 +227,19 @@ def test_progress_has_a_rate() -> None:
 def test_an_inbox_that_is_not_a_directory_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         DirectorySource(tmp_path / "missing", FakeIntake())
+
+
+async def test_a_slow_batch_reports_progress_every_few_seconds_not_only_every_n_records(tmp_path: Path) -> None:
+    """Before, progress came only every `progress_every` (10,000) records: a slow batch said nothing."""
+    write_batch(tmp_path / "batch.avro", 30)
+    seen: list[int] = []
+
+    class SlowIntake(FakeIntake):
+        async def submit(self, raw: bytes, *, content_type: str, source: str, kind: str | None = None) -> Submission:
+            await asyncio.sleep(0.02)
+            return await super().submit(raw, content_type=content_type, source=source, kind=kind)
+
+    source = DirectorySource(tmp_path, SlowIntake(), pattern="*.avro", kind="test.batch",
+                             progress=lambda p: seen.append(p.done), progress_seconds=0.1)
+    await source.run_once()
+    assert seen[-1] == 30 and len(seen) >= 3 and seen == sorted(seen)  # several before the end, in order
