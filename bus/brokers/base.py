@@ -193,7 +193,12 @@ class Broker(ABC):
     ) -> Consumer:
         """Run `handler` on each delivery: per key in order, keys concurrently."""
         dispatcher = _KeyedDispatcher(self, handler, concurrency)
-        stop = await self._start_consumer(queue, dispatcher.submit, prefetch or concurrency * 2)
+        try:
+            stop = await self._start_consumer(queue, dispatcher.submit, prefetch or concurrency * 2)
+        except BaseException:  # nothing was consumed: stop the workers ("Task was destroyed but it is pending!")
+            dispatcher.close()
+            await dispatcher.drain()
+            raise
 
         async def cancel() -> None:
             dispatcher.close()

@@ -180,9 +180,15 @@ class BrokerContract:
             await broker.publish_many([(queue, message(1)), (queue + ".never-declared", message(2))])
         await broker.publish(queue, message(3))  # the broker is still usable afterwards
 
-    async def test_consuming_an_undeclared_queue_raises(self, broker: Broker, queue: str) -> None:
+    async def test_consuming_an_undeclared_queue_raises_and_leaves_no_task_running(
+        self, broker: Broker, queue: str
+    ) -> None:
+        before = asyncio.all_tasks()
         with pytest.raises(BrokerError):
-            await broker.consume(queue + ".never-declared", Recorder())
+            await broker.consume(queue + ".never-declared", Recorder(), concurrency=4)
+        await asyncio.sleep(0)
+        left = [t for t in asyncio.all_tasks() - before if "_work" in repr(t.get_coro())]
+        assert left == []  # the dispatcher's workers stopped (before: "Task was destroyed but it is pending!")
 
     async def test_stats_count_ready_and_in_flight_messages(self, broker: Broker, declared: str) -> None:
         await broker.publish_many([(declared, message(n, key=f"r{n}")) for n in range(5)])
