@@ -59,6 +59,7 @@ class Options:
     rounds: int = 3
     seed: int = 1
     audit: bool = True  # renkei records its audit trail, as bus.app.Bus has it do
+    fast_path: bool = True  # renkei's broker on bus/brokers/amqp/fastpath.py ([bus] amqp_fast_path)
     out: Path | None = DEFAULT_OUT
     within: float = 300.0  # seconds a side may take
 
@@ -112,7 +113,8 @@ async def _side(side: str, options: Options, workload: Workload) -> SideResult:
         await queues.declare(channel)
         try:
             if side == "renkei":
-                result = await run_renkei(options.url, workload, queues, audit=options.audit, within=options.within)
+                result = await run_renkei(options.url, workload, queues, audit=options.audit, within=options.within,
+                                          fast_path=options.fast_path)
             else:
                 result = await run_reference(options.url, workload, queues, prefetch=2 * ROUTER_CONCURRENCY,
                                              within=options.within)
@@ -166,7 +168,7 @@ async def _summary(options: Options, workload: Workload, rounds: list[dict[str, 
         "rounds": [{side: r[side].to_dict() for side in ("reference", "renkei")} for r in rounds],
         "settings": {"seed": options.seed, "router_concurrency": ROUTER_CONCURRENCY,
                      "prefetch": 2 * ROUTER_CONCURRENCY, "queue_type": "quorum", "rounds": options.rounds,
-                     "renkei_audit": options.audit,
+                     "renkei_audit": options.audit, "renkei_amqp_fast_path": options.fast_path,
                      "gc": {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count() > 0}},
         "machine": {**await _machine(options.url), "load_average_start": load_at_start},
     }
@@ -208,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                                            "else the private test node from scripts/rabbitmq.sh)")
     parser.add_argument("--no-audit", dest="audit", action="store_false",
                         help="renkei without its audit trail (default: with it, as `renkei run` has it)")
+    parser.add_argument("--public-path", dest="fast_path", action="store_false",
+                        help="renkei's broker on aio-pika's and aiormq's public API only (`[bus] amqp_fast_path = "
+                             "false`); default: the fast path, as `renkei run` has it")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON file")
     args = parser.parse_args(argv)
     if args.messages < 1 or args.rounds < 1:
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(level="info")  # as `renkei run` logs: debug events are not rendered
     settle_heap()  # the GC settings `renkei run` has, for both sides alike (run() leaves them as they are)
     options = Options(amqp_url(args.amqp_url), messages=args.messages, rounds=args.rounds, seed=args.seed,
-                      audit=args.audit, out=args.out)
+                      audit=args.audit, fast_path=args.fast_path, out=args.out)
     result = asyncio.run(run(options))
     return 0 if result["passed"] else 1
 

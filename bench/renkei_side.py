@@ -40,17 +40,18 @@ ROUTER_CONCURRENCY = 32  # as bus.app.Bus starts the router (prefetch: twice tha
 
 
 async def run_renkei(url: str, workload: Workload, queues: QueueSet, *, audit: bool = True,
-                     state_dir: Path | None = None, within: float = 300.0) -> SideResult:
+                     state_dir: Path | None = None, within: float = 300.0, fast_path: bool = True) -> SideResult:
     """Preload `queues.input`, then run renkei's router until every message is routed.
 
     `audit`: record the audit trail's "routed" events as `bus.app.Bus` does (buffered, written
-    in batches by a worker thread; the router does not wait for them)."""
+    in batches by a worker thread; the router does not wait for them). `fast_path`: the
+    broker's `[bus] amqp_fast_path`."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-", dir=state_dir) as tmp:
-        return await _run(url, workload, queues, Path(tmp), audit, within)
+        return await _run(url, workload, queues, Path(tmp), audit, within, fast_path)
 
 
 async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, audit: bool,
-               within: float) -> SideResult:
+               within: float, fast_path: bool) -> SideResult:
     connection = await aio_pika.connect(url, client_properties={"connection_name": "renkei-bench-loader"})
     try:
         await preload(await connection.channel(publisher_confirms=True), queues.input, workload.messages)
@@ -61,7 +62,7 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
     routes = RouteTable.load(routes_dir(), catalog)
     for kind in {r.projection.kind for r in routes.routes}:
         catalog.get(kind).xml_schema  # noqa: B018 - compiled before the clock, as in a running bus
-    broker = AmqpBroker(url)
+    broker = AmqpBroker(url, fast_path=fast_path)
     state = StateStore(state_dir / "state.sqlite")
     trail = AuditLog.open(Settings(bus=BusSettings(state_dir=state_dir))) if audit else None
     recorder = AuditRecorder(trail) if trail is not None else None
@@ -84,6 +85,7 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
             await meter.wait(within)
         finally:
             await consumer.cancel()  # returns when every delivery is settled (acked)
+            await router.aclose()
         depths = {q: (await broker.stats(q)).ready for q in queues.all}
         routed = state.counters("destination")
         audited = 0

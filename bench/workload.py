@@ -24,7 +24,7 @@ from itertools import islice
 import aio_pika
 from aio_pika.abc import AbstractChannel
 
-from bus.brokers.amqp import QUEUE_ARGUMENTS, wire_headers
+from bus.brokers.amqp import queue_arguments, wire_headers
 from bus.brokers.base import OutgoingMessage
 from bus.catalog import Catalog
 from bus.envelope import Envelope
@@ -103,7 +103,7 @@ class QueueSet:
 
     async def declare(self, channel: AbstractChannel) -> None:
         for name in self.all:
-            await channel.declare_queue(name, durable=True, arguments=QUEUE_ARGUMENTS)
+            await channel.declare_queue(name, durable=True, arguments=queue_arguments())
 
     async def depths(self, channel: AbstractChannel) -> dict[str, int]:
         """Ready messages per queue (passive declare)."""

@@ -67,7 +67,9 @@ def front_doors(settings: Settings, catalog: Catalog) -> list[Source]:
     intake = settings.intake
     tls = (str(intake.tls_cert_file), str(intake.tls_key_file)) if intake.tls_cert_file else None
     doors: list[Source] = [HttpIntake(intake.http_host, intake.http_port, max_body=settings.bus.max_message_bytes,
-                                      tls=tls, where=str(settings.source_file) if settings.source_file else None)]
+                                      tls=tls, where=str(settings.source_file) if settings.source_file else None,
+                                      header_timeout=intake.http_header_timeout, body_timeout=intake.http_body_timeout,
+                                      max_connections=intake.http_max_connections)]
     inboxes = [(s.inbox, s.id) for s in settings.sources.values() if s.inbox is not None]
     if intake.inbox is not None:
         inboxes.append((intake.inbox, "directory"))
@@ -125,6 +127,7 @@ class Bus:
         )
         self._consumers: list[Consumer] = []
         self._built_sinks: list[Sink] = []
+        self._route_stages: list[RouteStage] = []
         self._doors = contextlib.AsyncExitStack()
         #: the sources open now (their `url` and the like tell where they listen)
         self.opened_sources: list[Source] = []
@@ -178,6 +181,7 @@ class Bus:
         await stage.resume()
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
         self._consumers.append(await self.broker.consume(INTAKE_QUEUE, dispatcher, concurrency=32))
+        self._route_stages.append(stage)
         self.consumed_queues.append(INTAKE_QUEUE)
 
     async def _start_deliverer(self, name: str, sink: Sink) -> None:
@@ -221,6 +225,9 @@ class Bus:
             await consumer.cancel()
         self._consumers.clear()
         self.consumed_queues.clear()
+        for stage in self._route_stages:
+            await stage.aclose()
+        self._route_stages.clear()
         for sink in self._built_sinks:  # sinks passed in belong to the caller
             close = getattr(sink, "aclose", None)
             if close is not None:

@@ -17,12 +17,9 @@ Why: one transaction (and one fsync) costs the same for one row as for hundreds,
 concurrent writers that each wait for their own commit share one. Users: the embedded
 broker's worker (bus/brokers/embedded_store.py: jobs of any kind, one transaction per batch)
 and its settles (bus/brokers/embedded.py: one statement batch), the audit recorder
-(bus/audit/recorder.py: batches gathered for up to 50 ms, retried until the store takes them).
-
-The router's routed-ids commit (bus/stages/route.py `_GroupCommit`) has the same shape: it becomes
-``GroupCommit(commit)`` with ``async def commit(batch): state.record_routed_many(batch);
-return [None] * len(batch)`` and ``await group.submit((message_id, destinations))`` in place
-of ``record``; a failed commit fails every message of the batch, as it does now.
+(bus/audit/recorder.py: batches gathered for up to 50 ms, retried until the store takes them),
+and the route stage's routed ids (bus/stages/route.py: a failed commit fails every message of
+its batch, which the broker then hands out again).
 """
 
 from __future__ import annotations

@@ -15,18 +15,28 @@ from typing import Any
 
 import structlog
 
-from bus.masking import PERSONAL_FIELDS, mask_value
+from bus.masking import OUTSIDE_THE_CATALOG, mask_value, personal_fields
 
 __all__ = ["configure_logging", "get_logger", "mask_personal", "scrub"]
 
 _DIGIT_RUN = re.compile(r"(?<![0-9a-f])\d{8,15}(?![0-9a-f])")
 
 
+def _personal() -> frozenset[str]:
+    """The catalog's personal fields; without a catalog (a misconfigured RENKEI_SCHEMAS_DIR) a log
+    line must still be written: then the names outside the catalog, and every digit run masked."""
+    try:
+        return personal_fields()
+    except Exception:
+        return OUTSIDE_THE_CATALOG
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return _DIGIT_RUN.sub(lambda m: mask_value(m.group()), value)
     if isinstance(value, dict):
-        return {k: mask_value(v) if k in PERSONAL_FIELDS else _scrub(v) for k, v in value.items()}
+        personal = _personal()
+        return {k: mask_value(v) if k in personal else _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     return value
@@ -41,8 +51,9 @@ def scrub(text: str) -> str:
 
 def mask_personal(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask personal fields and long digit runs everywhere."""
+    personal = _personal()
     for key, value in list(event_dict.items()):
-        event_dict[key] = mask_value(value) if key in PERSONAL_FIELDS else _scrub(value)
+        event_dict[key] = mask_value(value) if key in personal else _scrub(value)
     return event_dict
 
 

@@ -4,57 +4,66 @@
   the envelope `subject`, in the audit trail and in logs. Keyed per municipality, so the
   same person in two municipalities has unrelated pseudonyms.
 - `mask_value` shows an operator enough to recognise a value without revealing it.
-- `PERSONAL_FIELDS` names the message fields that are personal (leaf names).
+- `personal_fields()` names the fields that are personal (leaf names): every field the schema
+  catalog's fields.yaml marks `personal: true`, in any kind, version or nested record — said
+  once, there — and the few names that are not message fields (`OUTSIDE_THE_CATALOG`).
+  Every view masks from it: dead letters, validation errors, logs, `renkei routes test`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import os
 
-__all__ = ["PERSONAL_FIELDS", "Pseudonymizer", "is_personal", "mask_record", "mask_value"]
+from lxml import etree
 
-#: Leaf field names whose values are personal data (特定個人情報 or 個人情報).
-PERSONAL_FIELDS: frozenset[str] = frozenset(
-    {
-        "personal_number",  # 個人番号
-        "address_number",  # 宛名番号
-        "integrated_address_number",  # 団体内統合宛名番号
-        "resident_code",  # 住民票コード
-        "household_number",  # 世帯番号
-        "householder_address_number",
-        "family_name",
-        "given_name",
-        "family_name_kana",
-        "given_name_kana",
-        "former_family_name",
-        "former_family_name_kana",
-        "alias_name",
-        "alias_name_kana",
-        "householder_name",
-        "full_name",
-        "full_name_kana",
-        "name",
-        "birth_date",
-        "postal_code",
-        "town",
-        "banchi",
-        "building",
-        "address_line",
-        "phone",
-        "email",
-        "body",
-        "title",
-        "applicant_name",
-    }
-)
+__all__ = ["OUTSIDE_THE_CATALOG", "Pseudonymizer", "is_personal", "mask_record", "mask_value", "mask_xml",
+           "personal_fields"]
+
+#: Names that are personal wherever they occur but are no field of a message kind: what the
+#: bus's code and vendors' adapters may pass to a log call (a person's whole name, a phone).
+#: Every message field that is personal is marked in the catalog, never here.
+OUTSIDE_THE_CATALOG: frozenset[str] = frozenset({
+    "name", "full_name", "full_name_kana", "householder_name", "householder_address_number", "applicant_name",
+    "address_line", "phone", "email",
+})
+
+
+def personal_fields() -> frozenset[str]:
+    """Leaf names of the personal fields: the catalog's (`personal: true`) and OUTSIDE_THE_CATALOG.
+    Read once per catalog root (RENKEI_SCHEMAS_DIR or the shipped schemas); raises ConfigError
+    when there is no catalog."""
+    return _catalog_personal(os.environ.get("RENKEI_SCHEMAS_DIR"))
+
+
+@functools.cache
+def _catalog_personal(_override: str | None) -> frozenset[str]:
+    from bus.catalog.codelists import CodeLists
+    from bus.catalog.spec import iter_leaves, load_spec
+    from bus.errors import ConfigError
+    from bus.paths import schemas_dir
+
+    root = schemas_dir()
+    if not (root / "codelists.yaml").is_file():
+        raise ConfigError("no schema catalog here (codelists.yaml missing), so which fields are personal is "
+                          "unknown; set RENKEI_SCHEMAS_DIR", where=str(root))
+    codelists = CodeLists.load(root / "codelists.yaml")
+    names = set(OUTSIDE_THE_CATALOG)
+    for path in sorted(root.glob("*/*/fields.yaml")):
+        names.update(_leaf(p) for p, f in iter_leaves(load_spec(path, codelists).fields) if f.personal)
+    return frozenset(names)
+
+
+def _leaf(path: str) -> str:
+    leaf = path.rstrip("/").rsplit("/", 1)[-1].split("[", 1)[0]
+    return leaf.split("}", 1)[-1]  # drop an XML namespace
 
 
 def is_personal(path: str) -> bool:
     """True when the last segment of a field path (``a/b/family_name``) is personal."""
-    leaf = path.rstrip("/").rsplit("/", 1)[-1].split("[", 1)[0]
-    leaf = leaf.split("}", 1)[-1]  # drop an XML namespace
-    return leaf in PERSONAL_FIELDS
+    return _leaf(path) in personal_fields()
 
 
 def mask_value(value: object) -> str:
@@ -72,7 +81,8 @@ def mask_record(record: object) -> object:
     Records nest (``name.family_name``): a personal key whose value is a record is masked
     leaf by leaf, so the shape stays readable; every other leaf is kept as text."""
     if isinstance(record, dict):
-        return {k: _mask_all(v) if k in PERSONAL_FIELDS else mask_record(v) for k, v in record.items()}
+        personal = personal_fields()
+        return {k: _mask_all(v) if k in personal else mask_record(v) for k, v in record.items()}
     if isinstance(record, list | tuple):
         return [mask_record(v) for v in record]
     return record if record is None or isinstance(record, bool | int | float | str) else str(record)
@@ -84,6 +94,20 @@ def _mask_all(value: object) -> object:
     if isinstance(value, list | tuple):
         return [_mask_all(v) for v in value]
     return None if value is None else mask_value(value)
+
+
+def mask_xml(xml: bytes | str) -> str:
+    """An XML message as text with the text of every personal element (and everything inside
+    it) masked: what `renkei routes test` prints unless asked for the values."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, parser)
+    personal = personal_fields()
+    for element in root.iter():
+        if isinstance(element.tag, str) and etree.QName(element).localname in personal:
+            for inner in element.iter():
+                if inner.text and inner.text.strip():
+                    inner.text = mask_value(inner.text)
+    return etree.tostring(root, pretty_print=True, encoding="unicode")
 
 
 class Pseudonymizer:

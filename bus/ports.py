@@ -117,8 +117,7 @@ class Gatekeeper(Protocol):
     """Authenticates a source's request and records every refusal (audit event and counter).
 
     `authenticate_*` return the caller or raise `AuthenticationFailed` (already recorded);
-    `forbidden` records a `SourceForbidden` the source then raises or answers; `unreadable` a
-    request refused before its body was read (a rejection of its source, not kept)."""
+    `forbidden` records a `SourceForbidden` the source then raises or answers."""
 
     @property
     def enforced(self) -> bool: ...
@@ -128,8 +127,6 @@ class Gatekeeper(Protocol):
     def authenticate_user(self, user: str | None, *, channel: str = "amqp", peer: str | None = None) -> Caller: ...
 
     def forbidden(self, refusal: SourceForbidden, *, kind: str | None = None) -> None: ...
-
-    def unreadable(self, source: str, code: str, reason: str) -> None: ...
 
 
 class Source(Protocol):

@@ -14,6 +14,8 @@ municipalities = ["131016"]      # the municipalities this bus serves (empty: an
 [intake]
 http_host = "127.0.0.1"
 http_port = 8080
+http_header_timeout = 10         # seconds for a request head, http_body_timeout = 30 for its body;
+http_max_connections = 100       # slow clients are cut off, more connections at once get 503
 inbox = "var/inbox"              # optional directory source
 
 [logging]
@@ -26,6 +28,8 @@ signing_key_file = "/etc/renkei/audit-signing.pem"  # Ed25519, `renkei audit key
 trusted_keys = ["/etc/renkei/audit-signing-2024.pub"]  # public keys of earlier signing keys (rotation)
 previous_pseudonym_key_files = ["/etc/renkei/pseudonym-2024.key"]  # earlier pseudonym keys (rotation)
 checkpoint_every = 1000          # sign the chain head every N records
+checkpoint_interval = 5          # …and at least every N seconds while records are written (0: off)
+witness = "/mnt/witness/renkei-audit.jsonl"  # every signed head also kept here (a file elsewhere, or postgresql://…)
 
 [destinations.zei]
 transport = "http"               # http | file | an entry point in renkei.adapters

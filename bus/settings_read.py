@@ -81,6 +81,16 @@ def as_int(value: Any, where: str, what: str, minimum: int = 0, maximum: int | N
     return number
 
 
+def as_flag(value: Any, where: str, what: str) -> bool:
+    """A boolean: true/false in TOML; 1/0, true/false, yes/no, on/off in the environment."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if isinstance(value, str) and text in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return text in ("1", "true", "yes", "on")
+    raise ConfigError(f"{what} must be true or false (1/0), got {value!r}", where=where)
+
+
 def as_text(value: Any, where: str, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{what} must be a non-empty string, got {value!r}", where=where)

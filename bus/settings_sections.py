@@ -13,6 +13,7 @@ from bus.delivery.policy import RetryPolicy
 from bus.errors import ConfigError
 from bus.settings_read import (
     Where,
+    as_flag,
     as_int,
     as_text,
     check_pem,
@@ -45,7 +46,8 @@ class BusSettings:
     broker_ca_file: Path | None = None  # amqps: the CA of the broker's certificate (default: system CAs)
     broker_cert_file: Path | None = None  # amqps: a client certificate (mutual TLS), with broker_key_file
     broker_key_file: Path | None = None
-    shards: int = 1  # RabbitMQ: consistent-hash shards per queue (bus/brokers/amqp.py); embedded: ignored
+    shards: int = 1  # RabbitMQ: consistent-hash shards per queue (bus/brokers/amqp/topology.py); embedded: ignored
+    amqp_fast_path: bool = True  # RabbitMQ: publish and ack past aiormq's public API (bus/brokers/amqp/fastpath.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,9 @@ class IntakeSettings:
     tls_key_file: Path | None = None
     amqp_vhosts: dict[str, str] = field(default_factory=dict)  # municipality → vhost of its AMQP intake
     amqp_queue: str = "renkei.submit"
+    http_header_timeout: int = 10  # seconds for a request head (slow clients are cut off)
+    http_body_timeout: int = 30  # seconds for a request body
+    http_max_connections: int = 100  # beyond: 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,9 @@ class AuditSettings:
     Ed25519 private key that signs checkpoints (None: no checkpoints are written);
     `trusted_keys` are PEMs of public keys of earlier signing keys, still accepted by verify.
     `previous_pseudonym_keys` are earlier pseudonym keys, tried by `renkei audit trail`.
+    `checkpoint_interval` (seconds, 0 off): the head is signed at least this often while records
+    are written. `witness` (a file path or postgresql:// URL, None: none): every signed head is
+    also kept there, outside the store, so verify catches a store cut short or rolled back.
     """
 
     store: str | None = None  # None: audit.sqlite in the bus's state_dir (Settings.audit_store)
@@ -80,6 +88,8 @@ class AuditSettings:
     trusted_keys: tuple[bytes, ...] = ()
     previous_pseudonym_keys: tuple[bytes, ...] = field(default=(), repr=False)
     checkpoint_every: int = 1000
+    checkpoint_interval: float = 5.0
+    witness: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +116,7 @@ class SourceSettings:
 
 def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> BusSettings:
     known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir",
-             "broker_ca_file", "broker_cert_file", "broker_key_file", "shards")
+             "broker_ca_file", "broker_cert_file", "broker_key_file", "shards", "amqp_fast_path")
     no_unknown(raw, at("bus"), "[bus]", known, at)
     key = _pseudonym_key(raw, env, base, at)
     url, where = setting_of(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
@@ -129,7 +139,9 @@ def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) ->
                           f"got {municipalities!r}", where=at("bus", "municipalities"))
     routes, where = setting_of(raw, env, "routes_dir", "RENKEI_ROUTES_DIR", at, "bus", None)
     shards, shards_at = setting_of(raw, env, "shards", "RENKEI_BROKER_SHARDS", at, "bus", 1)
+    fast, fast_at = setting_of(raw, env, "amqp_fast_path", "RENKEI_AMQP_FAST_PATH", at, "bus", True)
     return BusSettings(
+        amqp_fast_path=as_flag(fast, fast_at, "[bus] amqp_fast_path"),
         shards=as_int(shards, shards_at, "[bus] shards", minimum=1, maximum=64),
         broker_url=url,
         state_dir=base / Path(state_dir),
@@ -162,7 +174,8 @@ def _pseudonym_key(raw: dict[str, Any], env: dict[str, str], base: Path, at: Whe
 
 def read_intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> IntakeSettings:
     no_unknown(raw, at("intake"), "[intake]",
-                ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue"), at)
+                ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue",
+                 "http_header_timeout", "http_body_timeout", "http_max_connections"), at)
     host, where = setting_of(raw, env, "http_host", "RENKEI_HTTP_HOST", at, "intake", "127.0.0.1")
     host = as_text(host, where, "[intake] http_host")
     port, where = setting_of(raw, env, "http_port", "RENKEI_HTTP_PORT", at, "intake", 8080)
@@ -182,8 +195,11 @@ def read_intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where)
         raise ConfigError("[intake] amqp_vhosts maps 地方公共団体コード to vhost names "
                           '({ "131016" = "renkei-131016" })', where=at("intake", "amqp_vhosts"))
     queue = as_text(raw.get("amqp_queue", "renkei.submit"), at("intake", "amqp_queue"), "[intake] amqp_queue")
+    limits = {name: as_int(raw.get(name, default), at("intake", name), f"[intake] {name}", minimum=1, maximum=3600)
+              for name, default in (("http_header_timeout", 10), ("http_body_timeout", 30),
+                                    ("http_max_connections", 100))}
     return IntakeSettings(http_host=host, http_port=port, inbox=base / inbox if inbox else None,
-                          tls_cert_file=cert, tls_key_file=key, amqp_vhosts=dict(vhosts), amqp_queue=queue)
+                          tls_cert_file=cert, tls_key_file=key, amqp_vhosts=dict(vhosts), amqp_queue=queue, **limits)
 
 
 def read_logging(raw: dict[str, Any], env: dict[str, str], at: Where) -> LoggingSettings:
@@ -201,7 +217,8 @@ _LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def read_audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where, state_dir: Path) -> AuditSettings:
-    known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every")
+    known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every",
+             "checkpoint_interval", "witness")
     no_unknown(raw, at("audit"), "[audit]", known, at)
     store, where = setting_of(raw, env, "store", "RENKEI_AUDIT_STORE", at, "audit", None)
     if store is None:
@@ -210,6 +227,7 @@ def read_audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where, 
         store = str(base / store)
     every, where = setting_of(raw, env, "checkpoint_every", "RENKEI_AUDIT_CHECKPOINT_EVERY", at, "audit", 1000)
     every = as_int(every, where, "[audit] checkpoint_every", minimum=1)
+    interval, witness = _audit_timing(raw, env, base, at)
     signing_key: bytes | None = None
     if env.get("RENKEI_AUDIT_SIGNING_KEY"):
         signing_key = env["RENKEI_AUDIT_SIGNING_KEY"].encode()
@@ -232,7 +250,24 @@ def read_audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where, 
             raise ConfigError(f"the previous pseudonym key {name} is shorter than 16 bytes", where=where)
         previous.append(key)
     return AuditSettings(store=store, signing_key=signing_key, trusted_keys=tuple(trusted),
-                         previous_pseudonym_keys=tuple(previous), checkpoint_every=every)
+                         previous_pseudonym_keys=tuple(previous), checkpoint_every=every,
+                         checkpoint_interval=interval, witness=witness)
+
+
+def _audit_timing(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> tuple[float, str | None]:
+    """[audit] checkpoint_interval (seconds, 0 off) and witness (a path, relative to the file, or a URL)."""
+    interval, where = setting_of(raw, env, "checkpoint_interval", "RENKEI_AUDIT_CHECKPOINT_INTERVAL", at, "audit", 5.0)
+    try:
+        seconds = -1.0 if isinstance(interval, bool) else float(interval)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ConfigError(f"[audit] checkpoint_interval must be seconds from 0 (off) to 3600, got {interval!r}",
+                          where=where)
+    witness, where = setting_of(raw, env, "witness", "RENKEI_AUDIT_WITNESS", at, "audit", None)
+    if witness is not None and "://" not in as_text(witness, where, "[audit] witness"):
+        witness = str(base / witness)
+    return seconds, witness
 
 
 def _retry_where(at: Where, section: str, key: str) -> str:

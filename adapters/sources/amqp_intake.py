@@ -22,6 +22,11 @@ of the source's, and so must the change's (else `forbidden`) — both audited.
 
 A message is acked after the bus answered (accepted means durable in the bus's intake
 queue); when the bus's broker is unavailable it is requeued for a later try.
+
+Its connection, queue and errors are the bus broker's (bus.brokers.amqp): the same failover
+over a cluster's nodes, the same queue arguments (a quorum queue with a single active
+consumer, so several bus processes take a vhost's submissions in order, one at a time), and
+every driver error mapped to a `BrokerError`.
 """
 
 from __future__ import annotations
@@ -38,13 +43,8 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from bus.errors import (
-    AuthenticationFailed,
-    BrokerError,
-    BrokerUnavailable,
-    SourceForbidden,
-    SourceRefused,
-)
+from bus.brokers.amqp import close_connection, mapped, open_connection, queue_arguments
+from bus.errors import AuthenticationFailed, BrokerError, SourceForbidden, SourceRefused
 from bus.ports import Gatekeeper, Intake
 from bus.topology import SUBMIT_QUEUE
 
@@ -77,24 +77,23 @@ class AmqpIntake:
 
     async def start(self) -> None:
         try:
-            self._connection = await aio_pika.connect_robust(
-                self.url, ssl_context=self.ssl_context, timeout=10,
-                client_properties={"connection_name": f"renkei-intake-{self.municipality}"})
-            self._channel = await self._connection.channel()
-            await self._channel.set_qos(prefetch_count=self.prefetch)
-            queue = await self._channel.declare_queue(self.queue, durable=True,
-                                                      arguments={"x-queue-type": "quorum"})
-            await queue.consume(self._on_message)
-        except Exception as exc:
-            await self.stop()
-            raise BrokerUnavailable(f"AMQP intake of {self.municipality} (vhost {self.vhost}): "
-                                    f"{type(exc).__name__}: {exc}") from exc
+            self._connection = await open_connection(self.url, name=f"renkei-intake-{self.municipality}",
+                                                     connect_within=10, ssl_context=self.ssl_context)
+            with mapped(f"AMQP intake of {self.municipality} (vhost {self.vhost}): consuming queue {self.queue!r}"):
+                self._channel = await self._connection.channel()
+                await self._channel.set_qos(prefetch_count=self.prefetch)
+                queue = await self._channel.declare_queue(self.queue, durable=True, arguments=queue_arguments())
+                await queue.consume(self._on_message)
+        except BaseException:
+            with contextlib.suppress(BrokerError):  # what went wrong first is the error to see
+                await self.stop()
+            raise
         log.info("amqp intake consuming", municipality=self.municipality, vhost=self.vhost, queue=self.queue)
 
     async def stop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
-            await connection.close()
+            await close_connection(connection)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -102,10 +101,18 @@ class AmqpIntake:
         except BrokerError as exc:  # the bus cannot accept now: the message waits in the queue
             log.warning("amqp intake: bus unavailable, requeueing", vhost=self.vhost, error=type(exc).__name__)
             await asyncio.sleep(1.0)
-            await message.nack(requeue=True)
+            await self._settle(message, ok=False)
             return
         await self._reply(message, answer)
-        await message.ack()
+        await self._settle(message, ok=True)
+
+    async def _settle(self, message: AbstractIncomingMessage, *, ok: bool) -> None:
+        """Ack or requeue; one lost with the connection is redelivered (and answered again)."""
+        try:
+            with mapped(f"{'acking' if ok else 'requeueing'} a submission in vhost {self.vhost}"):
+                await (message.ack() if ok else message.nack(requeue=True))
+        except BrokerError as exc:
+            log.info("amqp intake: not settled, it comes back", vhost=self.vhost, error=str(exc))
 
     async def _answer(self, message: AbstractIncomingMessage) -> dict[str, Any]:
         channel = f"amqp:{self.vhost}"
@@ -134,8 +141,9 @@ class AmqpIntake:
         reply = aio_pika.Message(json.dumps(answer, ensure_ascii=False).encode(), content_type="application/json",
                                  correlation_id=message.correlation_id)
         try:
-            await self._channel.default_exchange.publish(reply, routing_key=message.reply_to)
-        except Exception as exc:  # the publisher went away; its message was still answered in the trail
+            with mapped(f"replying to a submission in vhost {self.vhost}"):
+                await self._channel.default_exchange.publish(reply, routing_key=message.reply_to)
+        except BrokerError as exc:  # the publisher went away; its message was still answered in the trail
             log.info("amqp intake: reply not delivered", vhost=self.vhost, error=type(exc).__name__)
 
 

@@ -13,6 +13,13 @@ Tenants: an inbox belongs to one source (`[sources.<id>] inbox`; `renkei run` st
 as that source; the bus then takes only changes of the source's own municipalities. A file
 of another municipality is rejected with A403 (audited `forbidden`, its content not kept).
 
+Only regular files directly inside the inbox are taken. A symbolic link (wherever it points),
+a FIFO, a device, a socket or a hard link (a regular file with another name elsewhere) is
+refused without being read (R230): its name is removed from the inbox and a result file in
+rejected/ says what it was. Files are opened with O_NOFOLLOW|O_NONBLOCK and checked again
+after opening (the same inode, still a regular file), so a swap between the check and the
+open is refused too, and a FIFO never blocks the source.
+
 A file never leaves the inbox before the bus answered for it: a crash between submit and
 move re-submits it on the next run, and the bus answers "duplicate" — nothing is lost and
 nothing is applied twice. If the broker is unavailable the file stays for the next poll.
@@ -39,6 +46,7 @@ import contextlib
 import io
 import json
 import os
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +56,7 @@ from typing import Any, Literal
 import fastavro
 import structlog
 
+from adapters.sources.inbox_files import Refused, not_regular, open_regular
 from bus.errors import BrokerError, ConfigError, SourceRefused
 from bus.ports import Gatekeeper, Intake, Submission
 from bus.validation.issues import Issue
@@ -162,6 +171,9 @@ class DirectorySource:
     # -- one file ----------------------------------------------------------------------
 
     async def _take(self, path: Path) -> FileResult:
+        refusal = not_regular(path)
+        if refusal is not None:
+            return self._refuse(path, refusal)
         try:
             if path.suffix.lower() == ".avro":
                 result = await self._take_batch(path)
@@ -173,12 +185,29 @@ class DirectorySource:
         except BrokerError as exc:
             log.warning("directory.broker_unavailable", file=path.name, error=type(exc).__name__)
             return FileResult(path.name, "retry", {})
+        except Refused as exc:  # swapped for something else between the check and the open
+            return self._refuse(path, str(exc))
         self._finish(path, result)
         log.info("directory.file_done", file=path.name, status=result.status, **result.counts)
         return result
 
+    def _refuse(self, path: Path, what: str) -> FileResult:
+        """Not a regular file: never read; its name leaves the inbox, the result file says why."""
+        issue = {"code": "R230", "message": f"{what}: only regular files inside the inbox are taken; "
+                                             "it was not read and its name was removed from the inbox"}
+        result = FileResult(path.name, "rejected", {"rejected": 1}, detail={"issues": [issue]})
+        self.rejected.mkdir(exist_ok=True)
+        _write_result(self.rejected / f"{path.name}.result.json",
+                      {"file": path.name, "status": "rejected", "counts": result.counts, **result.detail})
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        log.warning("directory.file_refused", file=path.name, reason=what)
+        return result
+
     async def _take_message(self, path: Path) -> FileResult:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
             raw = fh.read(self.max_size + 1)  # the bus rejects anything over the cap (R100)
         answer = await self._submit(raw, "application/xml", self.kind)
         status: Literal["processed", "rejected"] = "rejected" if answer.status == "rejected" else "processed"
@@ -189,6 +218,8 @@ class DirectorySource:
         rejected: list[dict[str, Any]] = []
         try:
             total = _count_records(path)
+        except Refused:
+            raise
         except Exception as exc:  # any unreadable container: the whole file is rejected
             msg = f"not a readable Avro container file ({type(exc).__name__})"
             return _broken(path, counts, rejected, "R212", msg)
@@ -198,7 +229,7 @@ class DirectorySource:
         progress = Progress(path.name, 0, total)
         reported = time.monotonic()
         try:
-            with path.open("rb") as fh:
+            with open_regular(path) as fh:
                 records, kind, encode = self._open_batch(fh)
                 for index, record in enumerate(records):
                     answer = await self._submit(encode(record), "application/avro", kind)
@@ -211,7 +242,7 @@ class DirectorySource:
                             or now - reported >= self.progress_seconds):
                         self._report(progress, counts)
                         reported = now
-        except (BrokerError, asyncio.CancelledError):
+        except (BrokerError, asyncio.CancelledError, Refused):
             raise
         except ConfigError as exc:
             return _broken(path, counts, rejected, "R220", str(exc))
@@ -280,21 +311,32 @@ class DirectorySource:
             target = target_dir / f"{path.stem}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}{path.suffix}"
         detail = {k: v for k, v in result.detail.items() if k != "status"}
         report = {"file": path.name, "status": result.status, "counts": result.counts, **detail}
-        data = json.dumps(report, ensure_ascii=False, indent=1, default=str).encode()
-        tmp = target_dir / f".{target.name}.result.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, target_dir / f"{target.name}.result.json")
+        _write_result(target_dir / f"{target.name}.result.json", report)
         os.replace(path, target)
         result.moved_to = target
 
 
+def _write_result(path: Path, report: dict[str, Any]) -> None:
+    data = json.dumps(report, ensure_ascii=False, indent=1, default=str).encode()
+    tmp = path.with_name(f".{path.name.removesuffix('.result.json')}.result.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _is_final(path: Path) -> bool:
+    """A complete name to take: not a temporary or hidden name, not a directory (links, FIFOs and
+    devices are taken, to be refused with a result file)."""
     name = path.name
-    return path.is_file() and not name.startswith(".") and not name.endswith(_IGNORED_SUFFIXES)
+    if name.startswith(".") or name.endswith(_IGNORED_SUFFIXES):
+        return False
+    try:
+        return not stat.S_ISDIR(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _count_records(path: Path) -> int:
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:
         return sum(block.num_records for block in fastavro.block_reader(fh))
 
 

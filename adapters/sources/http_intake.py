@@ -13,6 +13,9 @@
     422 {"status": "rejected", "issues": [...]}     with every problem found (values masked)
     413 body over the cap (read with the cap: never buffered beyond it)
     415 other content types
+    400 a malformed X-Renkei-Source (not a source name); audited `forbidden`
+    408 the body did not arrive within `body_timeout` seconds (the connection is closed)
+    503 more than `max_connections` connections at once (uvicorn's limit_concurrency)
     401 no or unknown token (WWW-Authenticate: Bearer); the body is not read
     403 the token's source may not submit for the message's municipality (or names another
         source); the message is not kept
@@ -23,18 +26,27 @@ The app only talks to a `bus.ports.Intake` (the bus wires its intake stage) and 
 `bus.ports.Gatekeeper` (the bus's tenant gate) that checks tokens and audits every refusal
 (`auth_failed`, `forbidden`). `HttpIntake` is the app as a bus source (bus.ports.Source).
 Without configured sources the intake is open (development only: `renkei run` says so).
+
+Every refusal of a request that names a source is audited: 413, 415 and a malformed `kind`
+(a space, CR/LF, anything but a kind name) go to the intake like any message and come back
+rejected (R100, R220) with a `rejected` event; a malformed source claim is a `forbidden` one.
+Hostile clients: the request head must arrive within `header_timeout` seconds and the body
+within `body_timeout` (else the connection is closed), at most `max_connections` are served
+at once, and a client that disconnects mid-body is logged in one line (no traceback).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.server import EmbeddedServer
@@ -51,31 +63,51 @@ CONTENT_TYPES = {
     "application/avro": "application/avro",
     "avro/binary": "application/avro",
 }
+BODY_TIMEOUT = 30.0
+HEADER_TIMEOUT = 10.0
+MAX_CONNECTIONS = 100
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,99}")
 log = structlog.get_logger("renkei.intake.http")
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
-    """Read a request body, stopping as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
+    """Read a request body, stopping as soon as it passes `limit` bytes (BodyTooLarge, with the
+    first `limit` + 1 bytes read as `partial`)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
         chunks.append(chunk)
+        if size > limit:
+            raise _TooLarge(b"".join(chunks)[: limit + 1])
     return b"".join(chunks)
 
 
+class _TooLarge(BodyTooLarge):
+    def __init__(self, partial: bytes) -> None:
+        super().__init__(f"body larger than {len(partial) - 1} bytes")
+        self.partial = partial  # the first limit + 1 bytes: the intake rejects them (R100)
+
+
 def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_source: str = "http",
-                      gate: Gatekeeper | None = None) -> Starlette:
+                      gate: Gatekeeper | None = None, body_timeout: float | None = BODY_TIMEOUT) -> Starlette:
     """The intake ASGI app around one `Intake`; with a `gate` that enforces sources, every
     request needs a source's bearer token."""
 
-    async def submit(request: Request) -> JSONResponse:
+    async def submit(request: Request) -> Response:
+        try:
+            return await _submit(request)
+        except ClientDisconnect:  # gone mid-body: nothing to answer, nothing kept
+            log.info("intake.client_disconnected", peer=request.client.host if request.client else None)
+            return Response(status_code=400)
+
+    async def _submit(request: Request) -> Response:
         claimed = request.headers.get("x-renkei-source")
+        if claimed is not None and not _SOURCE_NAME.fullmatch(claimed):
+            message = "X-Renkei-Source must be a source name (letters, digits and . _ : @ + -, at most 100)"
+            if gate is not None:
+                gate.forbidden(SourceForbidden(default_source, None, "a malformed X-Renkei-Source was refused"))
+            return _problem(400, "A400", message, answer="forbidden")
         source = claimed or default_source
         if gate is not None and gate.enforced:  # before anything of the request is read
             peer = request.client.host if request.client else None
@@ -93,13 +125,18 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
                 return _problem(403, "A403", str(refusal), answer="forbidden")
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         content_type = CONTENT_TYPES.get(media)
-        if content_type is None:
-            return _refused(source, 415, "R220", "content type must be application/xml or application/avro",
-                            f", got {media!r}")
+        status_if_rejected = 422
+        if content_type is None:  # the intake rejects it (R220) and audits the rejection
+            content_type, status_if_rejected = media or "none", 415
         try:
-            raw = await read_limited_body(request, max_body)
-        except BodyTooLarge:
-            return _refused(source, 413, "R100", f"message larger than {max_body} bytes")
+            async with asyncio.timeout(body_timeout):
+                raw = await read_limited_body(request, max_body)
+        except _TooLarge as large:  # the intake rejects it (R100) and audits the rejection
+            raw, status_if_rejected = large.partial, 413
+        except TimeoutError:
+            log.info("intake.body_timeout", source=source, seconds=body_timeout)
+            return _problem(408, "R100", f"the body did not arrive within {body_timeout:g} s",
+                            headers={"Connection": "close"})
         kind = request.query_params.get("kind") or request.headers.get("x-renkei-kind") or None
         try:
             result = await intake.submit(raw, content_type=content_type, source=source, kind=kind)
@@ -111,13 +148,8 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
             body = {"status": "unavailable", "reason": "the bus cannot accept messages now; retry later"}
             return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
         log.info("intake.submitted", source=source, status=result.status, message_id=result.message_id)
-        status = {"accepted": 202, "duplicate": 200, "rejected": 422}[result.status]
+        status = {"accepted": 202, "duplicate": 200, "rejected": status_if_rejected}[result.status]
         return JSONResponse(_answer(result), status_code=status)
-
-    def _refused(source: str, status: int, code: str, message: str, detail: str = "") -> JSONResponse:
-        if gate is not None:  # the source's rejection (renkei status), audited without the caller's text
-            gate.unreadable(source, code, message)
-        return _problem(status, code, message + detail)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -152,14 +184,17 @@ class HttpIntake:
     name = "http"
 
     def __init__(self, host: str, port: int, *, max_body: int = MAX_BODY, tls: tuple[str, str] | None = None,
-                 where: str | None = None) -> None:
+                 where: str | None = None, header_timeout: float = HEADER_TIMEOUT,
+                 body_timeout: float = BODY_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> None:
         self.host, self.port, self.max_body, self.tls, self.where = host, port, max_body, tls, where
+        self.header_timeout, self.body_timeout, self.max_connections = header_timeout, body_timeout, max_connections
         self.url: str | None = None
 
     @contextlib.asynccontextmanager
     async def open(self, intake: Intake, gate: Gatekeeper) -> AsyncIterator[None]:
-        server = EmbeddedServer(create_intake_app(intake, max_body=self.max_body, gate=gate),
-                                host=self.host, port=self.port, tls=self.tls)
+        app = create_intake_app(intake, max_body=self.max_body, gate=gate, body_timeout=self.body_timeout)
+        server = EmbeddedServer(app, host=self.host, port=self.port, tls=self.tls,
+                                header_timeout=self.header_timeout, max_connections=self.max_connections)
         try:
             await server.start()
         except OSError as exc:

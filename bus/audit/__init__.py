@@ -3,12 +3,13 @@ its head signed at checkpoints, with no personal data in it.
 
     events      EventType, AuditEvent          what happened (the pipeline makes these)
     guard       screen, PersonalDataInAudit    no plaintext personal data, checked at append
-    chain       AuditRecord, Head, canonical   canonical JSON + SHA-256, prev_hash links
+    chain       AuditRecord, Head, canonical   content digest + SHA-256 over (prev_hash, digest)
     signing     CheckpointSigner/Verifier      Ed25519 signatures over (seq, hash)
     store       AuditStore, open_store         the contract; sqlite_store, postgres_store
     log         AuditLog                       append / record / checkpoint / life / verify
     recorder    AuditRecorder                  buffered, non-blocking appends for async code
-    verify      verify, Report, Problem        the first broken record
+    witness     Witness, open_witness          every signed checkpoint also kept outside the store
+    verify      verify, Report, Problem        the first broken record, and what was not proven
     trail       resident_trail, write_csv      who received a resident's data (情報提供等記録)
     export      export_municipality, verify_export   one municipality's records, for its auditor
 

@@ -3,9 +3,15 @@
 A record is an AuditEvent plus `seq` (1, 2, 3 … with no gaps), `prev_hash` (the hash of
 record seq − 1; GENESIS for the first) and `hash`:
 
-    hash = SHA-256( canonical(record without `hash`) )
-    canonical = JSON, keys sorted, no spaces, UTF-8, every field present (null when empty),
-                plus "v": FORMAT_VERSION
+    digest = SHA-256( content(record) )               content: every field and seq, not prev_hash
+    hash   = SHA-256( "renkei-audit|2|" prev_hash "|" digest )
+    content = JSON, keys sorted, no spaces, UTF-8, every field present (null when empty), "v": 2
+
+The hash is taken in two steps so that a municipality's export (bus.audit.export) can give
+another municipality's record as its digest alone and the auditor still recomputes the chain
+through it: a forged record changes every later hash up to the signed checkpoint, which no
+one without the signing key can follow. Records written in format 1 (hash = SHA-256 of the
+canonical form with prev_hash and "v": 1 inside) still verify (`legacy_hash`).
 
 Changing any field, the order, or removing a record changes a hash that a later record
 (or a signed checkpoint) holds, so bus.audit.verify finds it.
@@ -22,9 +28,10 @@ import orjson
 
 from bus.audit.events import AuditEvent, EventType
 
-__all__ = ["EVENT_FIELDS", "FORMAT_VERSION", "GENESIS", "AuditRecord", "Head", "canonical", "link", "record_hash"]
+__all__ = ["EVENT_FIELDS", "FORMAT_VERSION", "GENESIS", "AuditRecord", "Head", "canonical", "chain_hash",
+           "content_digest", "legacy_hash", "link", "record_hash"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 GENESIS = "0" * 64
 #: the fields of AuditEvent, in their declared order (also the stores' column order)
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AuditEvent))
@@ -48,13 +55,22 @@ class AuditRecord:
     event: AuditEvent
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as plain data (what canonical() hashes, plus `hash`)."""
+        """The record as plain data: every field, seq, prev_hash and hash."""
         return {**_fields(self.seq, self.prev_hash, self.event), "hash": self.hash}
 
     @property
     def computed_hash(self) -> str:
-        """The hash its content should have; differs from `hash` when it was altered."""
-        return record_hash(self.seq, self.prev_hash, self.event)
+        """The hash its content should have; differs from `hash` when it was altered (a record of
+        format 1 is checked by that format's hash)."""
+        digest = record_hash(self.seq, self.prev_hash, self.event)
+        if digest != self.hash and legacy_hash(self.seq, self.prev_hash, self.event) == self.hash:
+            return self.hash
+        return digest
+
+    @property
+    def digest(self) -> str:
+        """The digest of its content (what an export gives of a withheld record)."""
+        return content_digest(self.seq, self.event)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> AuditRecord:
@@ -79,19 +95,37 @@ def _fields(seq: int, prev_hash: str, event: AuditEvent) -> dict[str, Any]:
     data: dict[str, Any] = {name: getattr(event, name) for name in EVENT_FIELDS}
     data["event"] = str(event.event)
     data["codes"] = list(event.codes)
-    data.update(seq=seq, prev_hash=prev_hash, v=FORMAT_VERSION)
+    data.update(seq=seq, prev_hash=prev_hash)
     return data
 
 
-def canonical(seq: int, prev_hash: str, event: AuditEvent) -> bytes:
-    """The bytes a record's hash is taken over."""
+def canonical(seq: int, event: AuditEvent) -> bytes:
+    """The bytes a record's content digest is taken over (everything but prev_hash)."""
+    data = _fields(seq, GENESIS, event)
+    del data["prev_hash"]
+    data["v"] = FORMAT_VERSION
     # orjson: the same bytes as json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     # (tests/unit/test_audit_model.py proves it over arbitrary text), in a tenth of the time
-    return orjson.dumps(_fields(seq, prev_hash, event), option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def content_digest(seq: int, event: AuditEvent) -> str:
+    return hashlib.sha256(canonical(seq, event)).hexdigest()
+
+
+def chain_hash(prev_hash: str, digest: str) -> str:
+    """A record's hash from its predecessor's hash and its content digest."""
+    return hashlib.sha256(f"renkei-audit|{FORMAT_VERSION}|{prev_hash}|{digest}".encode()).hexdigest()
 
 
 def record_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
-    return hashlib.sha256(canonical(seq, prev_hash, event)).hexdigest()
+    return chain_hash(prev_hash, content_digest(seq, event))
+
+
+def legacy_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
+    """A format-1 record's hash: SHA-256 of its canonical form with prev_hash inside."""
+    data = {**_fields(seq, prev_hash, event), "v": 1}
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def link(head: Head, events: Iterable[AuditEvent]) -> list[AuditRecord]:

@@ -6,9 +6,10 @@ auditor of 千代田区 may see only 千代田区's records. `export_municipalit
     {"schema": "renkei.audit-export/1", "municipality": "131016", "exported_at": …,
      "head": {"seq": 9120, "hash": "…"}}
     {"record": {…every field, seq, prev_hash, hash…}}          a record naming the municipality
-    {"withheld": {"from": 3, "to": 17, "prev_hash": "…", "hash": "…"}}
+    {"withheld": {"from": 3, "to": 17, "prev_hash": "…", "hash": "…", "digests": ["…", …]}}
                                          records 3–17 are others': only the chain's hash before
-                                         them (prev_hash) and after them (the hash of record 17)
+                                         them (prev_hash), each one's content digest, and the
+                                         hash after them (of record 17)
     {"checkpoint": {"seq": …, "hash": …, "signed_at": …, "key_id": …, "signature": …}}
     {"end": {"records": 2210, "withheld": 6910, "checkpoints": 9}}   what the file holds
 
@@ -17,10 +18,14 @@ head as it was when the export began.
 
 A withheld run ends at every checkpoint, so each checkpoint's hash appears in the file.
 `verify_export` checks, with nothing but the file and the signing keys' public halves:
-every exported record's content gives its hash, every entry follows the one before it (seq
-and prev_hash), the last one is the head, and every checkpoint's signature verifies and its
-hash is the chain's hash at its seq. So each exported record is proven to be in the signed
-chain, unaltered and in its place.
+every exported record's content gives its hash, every withheld run's digests, chained from
+its prev_hash, give its hash (bus.audit.chain: hash = H(prev_hash, digest)), every entry
+follows the one before it (seq and prev_hash), the last one is the head, every checkpoint's
+signature verifies and its hash is the chain's hash at its seq, and (with keys) the head is
+signed — `renkei audit export` signs it before it writes. So the file's chain is recomputed
+from genesis to a signed head: a record altered, with every hash after it recomputed, no
+longer reaches the signed hash. Each exported record is proven to be in the signed chain,
+unaltered and in its place.
 
 What it cannot prove: that a withheld run holds no record of the municipality; which records
 are exported is the exporter's choice (`municipality` of the event). The runs tell how many
@@ -32,19 +37,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from bus.audit.chain import GENESIS, AuditRecord
+from bus.audit.chain import GENESIS, AuditRecord, chain_hash, legacy_hash
 from bus.audit.events import utc_now
 from bus.audit.signing import Checkpoint, CheckpointVerifier
 from bus.audit.store import AuditStore
 from bus.audit.verify import Problem, Report, check_checkpoints
-from bus.errors import ExportUnreadable
+from bus.errors import AuditStoreError, ExportUnreadable
 
 __all__ = ["EXPORT_SCHEMA", "ExportSummary", "ExportUnreadable", "export_municipality", "verify_export"]
 
-EXPORT_SCHEMA = "renkei.audit-export/1"
+EXPORT_SCHEMA = "renkei.audit-export/2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +67,11 @@ class _Run:
     prev_hash: str
     end: int = 0
     hash: str = GENESIS
+    digests: list[str] = field(default_factory=list)
 
     def entry(self) -> dict[str, Any]:
-        return {"withheld": {"from": self.start, "to": self.end, "prev_hash": self.prev_hash, "hash": self.hash}}
+        return {"withheld": {"from": self.start, "to": self.end, "prev_hash": self.prev_hash, "hash": self.hash,
+                             "digests": self.digests}}
 
 
 def export_municipality(store: AuditStore, municipality: str, out: IO[str]) -> ExportSummary:
@@ -90,7 +97,11 @@ def export_municipality(store: AuditStore, municipality: str, out: IO[str]) -> E
         else:
             if run is None:
                 run = _Run(record.seq, prev)
+            if legacy_hash(record.seq, record.prev_hash, record.event) == record.hash:
+                raise AuditStoreError(f"record {record.seq} was written in audit format 1, whose records cannot be "
+                                      "withheld provably; export from a trail written by this version")
             run.end, run.hash = record.seq, record.hash
+            run.digests.append(record.digest)
             withheld += 1
             if record.seq in signed:  # a checkpoint's hash must be in the file
                 out.write(_line(run.entry()))
@@ -114,7 +125,10 @@ def verify_export(lines: Iterable[str], verifier: CheckpointVerifier | None = No
     entries = _entries(lines)
     first = next(entries, None)
     if first is None or first[1].get("schema") != EXPORT_SCHEMA:
-        raise ExportUnreadable(f"line 1: not a renkei audit export (schema {EXPORT_SCHEMA} expected)")
+        older = first is not None and first[1].get("schema") == "renkei.audit-export/1"
+        raise ExportUnreadable(f"line 1: not a renkei audit export (schema {EXPORT_SCHEMA} expected)"
+                               + ("; format 1 cannot prove the chain through withheld runs: export again" if older
+                                  else ""))
     header = first[1]
     walk = _Walk(str(header.get("municipality")))
     for number, entry in entries:
@@ -127,6 +141,11 @@ def verify_export(lines: Iterable[str], verifier: CheckpointVerifier | None = No
     head = header.get("head") or {}
     walk.end(int(head.get("seq", 0)), str(head.get("hash", GENESIS)))
     check_checkpoints(walk.report, walk.checkpoints, walk.hashes, verifier)
+    if verifier is not None and walk.report.unsigned:
+        last = walk.report.last_checkpoint
+        walk.report.problems.append(Problem(last + 1, f"is not covered by a signed checkpoint: records {last + 1}–"
+                                                      f"{walk.report.head_seq} are not proven (the export's head "
+                                                      "must be signed; `renkei audit export` signs it)"))
     return walk.municipality, walk.report
 
 
@@ -158,7 +177,8 @@ class _Walk:
             self._record(AuditRecord.from_row(entry["record"]))
         elif "withheld" in entry:
             run = entry["withheld"]
-            self._withheld(int(run["from"]), int(run["to"]), str(run["prev_hash"]), str(run["hash"]))
+            self._withheld(int(run["from"]), int(run["to"]), str(run["prev_hash"]), str(run["hash"]),
+                           [str(d) for d in run["digests"]])
         else:
             raise ExportUnreadable("neither a record, a withheld run nor a checkpoint")
 
@@ -171,11 +191,20 @@ class _Walk:
             problem = f"is of municipality {record.event.municipality}, not {self.municipality}"
         self._step(record.seq, record.seq, record.hash, problem)
 
-    def _withheld(self, start: int, end: int, prev_hash: str, digest: str) -> None:
+    def _withheld(self, start: int, end: int, prev_hash: str, digest: str, digests: list[str]) -> None:
         self._withheld_count += max(0, end - start + 1)
         problem = self._follows(start, prev_hash)
         if problem is None and end < start:
             problem = f"is a withheld run that ends ({end}) before it starts"
+        if problem is None and len(digests) != end - start + 1:
+            problem = f"is a withheld run of {end - start + 1} records with {len(digests)} digests"
+        if problem is None:
+            computed = prev_hash
+            for content in digests:
+                computed = chain_hash(computed, content)
+            if computed != digest:
+                problem = (f"is a withheld run ({start}–{end}) whose records do not chain to the hash it states: "
+                           "a record before it, or one of its digests, was altered")
         self._step(start, end, digest, problem)
 
     def _follows(self, seq: int, prev_hash: str) -> str | None:

@@ -24,11 +24,11 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from bus.audit.events import AuditEvent
+from bus.audit.events import AuditEvent, EventType
 from bus.errors import PersonalDataInAudit
 from bus.masking import mask_value
 
-__all__ = ["PersonalDataInAudit", "screen"]
+__all__ = ["PersonalDataInAudit", "claimed", "screen"]
 
 _PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 _HEX_ID = re.compile(r"[0-9a-f]{32,64}")
@@ -71,6 +71,19 @@ def screen(event: AuditEvent) -> AuditEvent:
         if value != getattr(event, name):
             masked[name] = value
     return replace(event, **masked) if masked else event
+
+
+def claimed(name: str, value: str | None) -> str | None:
+    """`value` when the trail may keep it as the identifier `name`, else None: for what a source
+    claims (a kind, a source name) and the bus refuses — a kind with a space or CR/LF, or a
+    number, must not stop the rejection from being recorded."""
+    if value is None:
+        return None
+    try:
+        _check_token(AuditEvent(EventType.REJECTED), name, value)
+    except PersonalDataInAudit:
+        return None
+    return value
 
 
 #: identifier values that passed `_check_token` (kinds, sources, destinations, routes, actors

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bus.audit.events import AuditEvent, EventType
+from bus.audit.guard import claimed
 from bus.audit.log import AuditLog
 from bus.audit.recorder import AuditRecorder
 from bus.delivery.dead import OperatorEvents
@@ -43,8 +44,9 @@ class AuditHooks(StageHooks):
                                        reason=reason))
 
     def forbidden(self, refusal: SourceForbidden, kind: str | None) -> None:
-        self._recorder.emit(AuditEvent(EventType.FORBIDDEN, source=refusal.source, municipality=refusal.municipality,
-                                       kind=kind, codes=(FORBIDDEN,), reason=str(refusal)))
+        self._recorder.emit(AuditEvent(EventType.FORBIDDEN, source=claimed("source", refusal.source),
+                                       municipality=refusal.municipality, kind=claimed("kind", kind),
+                                       codes=(FORBIDDEN,), reason=str(refusal)))
 
     def received(self, envelope: Envelope) -> None:
         self._recorder.event(EventType.RECEIVED, envelope)
@@ -55,11 +57,16 @@ class AuditHooks(StageHooks):
     def duplicate(self, envelope: Envelope, accepted_as: str) -> None:
         self._recorder.event(EventType.DUPLICATE, envelope)
 
-    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int | None) -> None:
-        # no envelope: an invalid message may have no identity at all
-        self._recorder.emit(AuditEvent(EventType.REJECTED, source=source, kind=kind,
+    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int) -> None:
+        # no envelope: an invalid message may have no identity at all; the kind and source are
+        # what the sender claimed, kept only when they are identifiers (else the rejection says so)
+        kept_kind, kept_source = claimed("kind", kind), claimed("source", source)
+        dropped = [f"the {name} given is not an identifier (not recorded)"
+                   for name, given, kept in (("kind", kind, kept_kind), ("source", source, kept_source))
+                   if given is not None and kept is None]
+        self._recorder.emit(AuditEvent(EventType.REJECTED, source=kept_source, kind=kept_kind,
                                        codes=tuple(sorted({i.code for i in issues})),
-                                       receipt=None if rejected_id is None else f"rejected:{rejected_id}"))
+                                       receipt=f"rejected:{rejected_id}", reason="; ".join(dropped) or None))
 
     def routed(self, envelope: Envelope) -> None:
         self._recorder.event(EventType.ROUTED, envelope)

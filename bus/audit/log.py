@@ -9,10 +9,17 @@
 
 Every event is screened (bus.audit.guard) before it is written. Appends are synchronous
 and short; async code that must not wait uses bus.audit.recorder.AuditRecorder.
+
+The head is signed every `checkpoint_every` records, and also by the first append more than
+`checkpoint_interval` seconds after this log last signed (in the same transaction), so while
+records are written none stays unsigned longer than the interval; the recorder signs an idle
+tail after the interval too. Every checkpoint made here is then written to the `witness`
+(bus.audit.witness), if there is one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +30,8 @@ from bus.audit.guard import screen
 from bus.audit.signing import Checkpoint, CheckpointSigner, CheckpointVerifier
 from bus.audit.store import AuditStore
 from bus.audit.verify import Report, verify
+from bus.audit.witness import Witness, open_witness
+from bus.logs import get_logger
 
 if TYPE_CHECKING:
     from bus.envelope import Envelope
@@ -30,28 +39,56 @@ if TYPE_CHECKING:
 
 __all__ = ["AuditLog"]
 
+_log = get_logger("renkei.audit")
+
 
 class AuditLog:
     """The trail: a store, and optionally a signer that checkpoints every `checkpoint_every` records."""
 
     def __init__(self, store: AuditStore, signer: CheckpointSigner | None = None,
-                 checkpoint_every: int = 1000, trusted_keys: Sequence[bytes] = ()) -> None:
+                 checkpoint_every: int = 1000, trusted_keys: Sequence[bytes] = (), *,
+                 checkpoint_interval: float = 0.0, witness: Witness | None = None) -> None:
         self.store = store
         self.signer = signer
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self.witness = witness
         self._trusted = tuple(trusted_keys)
+        self._signed_at = float("-inf")  # time.monotonic() of this log's last checkpoint
 
     @classmethod
-    def open(cls, settings: Settings) -> AuditLog:
-        """The trail configured in `settings.audit`."""
+    def open(cls, settings: Settings, store: str | None = None) -> AuditLog:
+        """The trail configured in `settings.audit` (`store` overrides its location)."""
         audit = settings.audit
         signer = CheckpointSigner.from_pem(audit.signing_key) if audit.signing_key else None
-        return cls(open_store(settings.audit_store), signer, audit.checkpoint_every, audit.trusted_keys)
+        witness = open_witness(audit.witness) if audit.witness else None
+        return cls(open_store(store or settings.audit_store), signer, audit.checkpoint_every, audit.trusted_keys,
+                   checkpoint_interval=audit.checkpoint_interval, witness=witness)
 
     def append(self, events: Iterable[AuditEvent]) -> list[AuditRecord]:
         """Screen and append `events` in one transaction; returns the records as chained."""
-        screened = [screen(e) for e in events]
-        return self.store.append(screened, self.signer, self.checkpoint_every)
+        return self.append_screened([screen(e) for e in events])
+
+    def append_screened(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append events already screened (the recorder screens at emit)."""
+        return self.store.append(events, self.signer, self.checkpoint_every, sign_now=self.signing_due,
+                                 on_signed=self._signed)
+
+    @property
+    def signing_due(self) -> bool:
+        """The interval has passed since this log last signed (always False without an interval)."""
+        return self.checkpoint_interval > 0 and time.monotonic() - self._signed_at >= self.checkpoint_interval
+
+    def _signed(self, checkpoint: Checkpoint) -> None:
+        """After the store committed `checkpoint`: note the time, hand it to the witness."""
+        self._signed_at = time.monotonic()
+        if self.witness is None:
+            return
+        try:
+            self.witness.record(checkpoint)
+        except Exception as exc:  # the checkpoint is in the store; verify notes the witness is behind
+            _log.error("audit witness write failed", witness=self.witness.location, seq=checkpoint.seq,
+                       error=f"{type(exc).__name__}: {exc}")
 
     def record(self, event: EventType | str, envelope: Envelope, **fields: Any) -> AuditRecord:
         """Append one event of `envelope` (see AuditEvent.of for `fields`)."""
@@ -59,7 +96,12 @@ class AuditLog:
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the head now; None without a signing key, on an empty trail or a signed head."""
-        return self.store.add_checkpoint(self.signer) if self.signer is not None else None
+        if self.signer is None:
+            return None
+        made = self.store.add_checkpoint(self.signer)
+        if made is not None:
+            self._signed(made)
+        return made
 
     def verifier(self, extra_public_keys: Sequence[bytes] = ()) -> CheckpointVerifier | None:
         """Trusts the signing key's public half, `[audit] trusted_keys` and `extra_public_keys`;
@@ -72,8 +114,10 @@ class AuditLog:
                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
         return CheckpointVerifier.from_pems(pems) if pems else None
 
-    def verify(self, extra_public_keys: Sequence[bytes] = ()) -> Report:
-        return verify(self.store, self.verifier(extra_public_keys))
+    def verify(self, extra_public_keys: Sequence[bytes] = (), witness: Witness | None = None) -> Report:
+        """Verify the trail against its keys, its witness (or `witness`) and its checkpoint interval."""
+        return verify(self.store, self.verifier(extra_public_keys), witness=witness or self.witness,
+                      interval=self.checkpoint_interval)
 
     def life(self, message_id: str) -> list[AuditRecord]:
         """Every record of one message, in the order it happened."""
@@ -81,6 +125,8 @@ class AuditLog:
 
     def close(self) -> None:
         self.store.close()
+        if self.witness is not None:
+            self.witness.close()
 
     def __enter__(self) -> AuditLog:
         return self

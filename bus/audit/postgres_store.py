@@ -42,6 +42,15 @@ CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql 
 DROP TRIGGER IF EXISTS audit_records_append_only ON audit_records;
 CREATE TRIGGER audit_records_append_only BEFORE UPDATE OR DELETE ON audit_records
     FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+DROP TRIGGER IF EXISTS audit_checkpoints_append_only ON audit_checkpoints;
+CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+DROP TRIGGER IF EXISTS audit_records_no_truncate ON audit_records;
+CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+DROP TRIGGER IF EXISTS audit_checkpoints_no_truncate ON audit_checkpoints;
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 """.replace("@GENESIS@", GENESIS)
 
 

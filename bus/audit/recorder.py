@@ -6,6 +6,10 @@
     await recorder.flush()      # everything emitted so far is in the store
     await recorder.aclose()     # flush and stop
 
+When the log has a signing key and a checkpoint interval, the head is also signed once the
+interval has passed without a write (the log signs on a write when it is due), so no record
+stays unsigned longer than the interval (bus.audit.log).
+
 `emit` screens the event at once (a caller's mistake raises where it was made) and queues
 it; a background task writes queued events in batches (bus.groupcommit: one transaction
 per batch, in a worker thread), at most `max_delay` seconds after they were emitted. A failing store is
@@ -44,6 +48,7 @@ class AuditRecorder:
         self.max_delay = max_delay
         self._events: GroupCommit[AuditEvent] = GroupCommit(self._write, max_batch=max_batch, max_delay=max_delay)
         self._closing = False
+        self._signing: asyncio.Task[None] | None = None  # signs the head `checkpoint_interval` after the last write
 
     @property
     def pending(self) -> int:
@@ -79,18 +84,37 @@ class AuditRecorder:
         finally:
             self._closing = True
             await self._events.aclose()
+            if self._signing is not None:
+                self._signing.cancel()
 
     async def _write(self, batch: list[AuditEvent]) -> list[None]:
         """One transaction, in a worker thread; a failing store is retried with backoff, the
         events kept (and the later ones wait behind them: the trail is a chain)."""
         backoff = 0.1
-        store = self.log.store
         while True:
             try:
-                await asyncio.to_thread(store.append, batch, self.log.signer, self.log.checkpoint_every)
+                await asyncio.to_thread(self.log.append_screened, batch)
+                self._sign_later()
                 return [None] * len(batch)
             except Exception as exc:  # keep the events; the store may come back
                 _log.error("audit store write failed", error=f"{type(exc).__name__}: {exc}", retry_in=backoff,
                            pending=self.pending)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _sign_later(self) -> None:
+        """(Re)start the timer that signs the head once `checkpoint_interval` passes without a write."""
+        interval = self.log.checkpoint_interval
+        if self.log.signer is None or interval <= 0 or self._closing:
+            return
+        if self._signing is not None:
+            self._signing.cancel()
+        self._signing = asyncio.get_running_loop().create_task(self._sign_after(interval),
+                                                               name="renkei-audit-checkpoint")
+
+    async def _sign_after(self, interval: float) -> None:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(self.log.checkpoint)
+        except Exception as exc:  # the next write signs when it is due
+            _log.error("audit checkpoint failed", error=f"{type(exc).__name__}: {exc}")

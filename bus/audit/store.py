@@ -20,7 +20,7 @@ PostgreSQL schema holding the tables, default `renkei_audit`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -49,9 +49,11 @@ class AuditStore(abc.ABC):
 
     @abc.abstractmethod
     def append(self, events: Sequence[AuditEvent], signer: CheckpointSigner | None = None,
-               checkpoint_every: int = 0) -> list[AuditRecord]:
+               checkpoint_every: int = 0, *, sign_now: bool = False,
+               on_signed: Callable[[Checkpoint], None] | None = None) -> list[AuditRecord]:
         """Append `events` in one transaction, chained after the head; when `signer` is given and
-        the head crosses a multiple of `checkpoint_every`, sign the new head in the same transaction."""
+        the head crosses a multiple of `checkpoint_every` (or `sign_now`), sign the new head in the
+        same transaction, and after the commit hand the checkpoint to `on_signed`."""
 
     @abc.abstractmethod
     def add_checkpoint(self, signer: CheckpointSigner) -> Checkpoint | None:
@@ -130,19 +132,24 @@ class SqlAuditStore(AuditStore):
 
     # -- writes ------------------------------------------------------------------------
     def append(self, events: Sequence[AuditEvent], signer: CheckpointSigner | None = None,
-               checkpoint_every: int = 0) -> list[AuditRecord]:
+               checkpoint_every: int = 0, *, sign_now: bool = False,
+               on_signed: Callable[[Checkpoint], None] | None = None) -> list[AuditRecord]:
         if not events:
             return []
         insert = self._sql(_INSERT)
+        checkpoint = None
         with self._locked() as cur:
             head = self._read_head(cur)
             records = link(head, events)
             cur.executemany(insert, [_row(r) for r in records])
             new = Head(records[-1].seq, records[-1].hash)
             cur.execute(self._sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"), (new.seq, new.hash))
-            due = checkpoint_every > 0 and head.seq // checkpoint_every != new.seq // checkpoint_every
+            due = sign_now or (checkpoint_every > 0 and head.seq // checkpoint_every != new.seq // checkpoint_every)
             if signer is not None and due:
-                self._insert_checkpoint(cur, signer.sign(new))
+                checkpoint = signer.sign(new)
+                self._insert_checkpoint(cur, checkpoint)
+        if checkpoint is not None and on_signed is not None:
+            on_signed(checkpoint)
         return records
 
     def add_checkpoint(self, signer: CheckpointSigner) -> Checkpoint | None:

@@ -9,18 +9,38 @@ What is found, and how it is named (`Problem.seq` is the record to look at):
 - a checkpoint whose signature does not verify (forged, altered, or by an unknown key), or
   whose hash is not the chain's hash at its seq (the chain was rewritten before it).
 
+With a witness (bus.audit.witness: every signed checkpoint also kept outside the store):
+
+- a witnessed checkpoint past the store's end: records cut off the end, or the whole store
+  rolled back to an earlier copy;
+- a witnessed checkpoint whose hash is not the chain's at its seq: the store replaced or
+  rewritten; one the store no longer holds: checkpoints removed.
+
+With `interval` (the bus signs the head at least that often while it writes records):
+
+- a record after the last checkpoint written longer than the interval after it: the signer
+  would have signed it, so checkpoints were removed or the records added by someone
+  without the key. (A crash leaves an unsigned tail, but never one that long.)
+
 Records after the last checkpoint are protected by the chain alone: someone who can write
 the database could rewrite them consistently. `Report.unsigned` says how many there are.
+`Report.unproven` says what this verification could not prove (no key, no witness, no
+checkpoints), so an auditor can tell "OK" from "OK as far as it goes".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bus.audit.chain import GENESIS
 from bus.audit.signing import Checkpoint, CheckpointVerifier
 from bus.audit.store import AuditStore
+
+if TYPE_CHECKING:
+    from bus.audit.witness import Witness
 
 __all__ = ["Problem", "Report", "check_checkpoints", "verify"]
 
@@ -40,7 +60,10 @@ class Report:
     head_seq: int = 0
     checkpoints: int = 0
     last_checkpoint: int = 0
+    witnessed: int = 0
     problems: list[Problem] = field(default_factory=list)
+    unproven: list[str] = field(default_factory=list)  # what this verification could not prove
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -57,12 +80,18 @@ class Report:
         return max(self.head_seq - self.last_checkpoint, 0)
 
 
-def verify(store: AuditStore, verifier: CheckpointVerifier | None = None) -> Report:
+def verify(store: AuditStore, verifier: CheckpointVerifier | None = None, *, witness: Witness | None = None,
+           interval: float = 0.0) -> Report:
     """Check the whole trail; without a verifier, checkpoint signatures are not checked
-    (their hashes still are)."""
+    (their hashes still are); with a `witness`, compare its checkpoints with the store; with an
+    `interval` (seconds), no record may stay unsigned longer than that."""
     report = Report()
+    witnessed = witness.checkpoints() if witness is not None else []  # first: the store only grows meanwhile
     checkpoints = store.checkpoints()
-    wanted = {c.seq for c in checkpoints}
+    wanted = {c.seq for c in checkpoints} | {c.seq for c in witnessed}
+    good = [c for c in [*checkpoints, *witnessed] if verifier is None or verifier.problem(c) is None]
+    base = max(good, key=lambda c: c.seq, default=None)  # the last good checkpoint anywhere
+    deadline = _deadline(base, interval)
     hashes: dict[int, str] = {}
     expected, prev = 1, GENESIS
     for record in store.records():
@@ -81,6 +110,13 @@ def verify(store: AuditStore, verifier: CheckpointVerifier | None = None) -> Rep
                                                        f"({record.event.event} of message {record.event.message_id})"))
         if record.seq in wanted:
             hashes[record.seq] = record.hash
+        if deadline is not None and base is not None and record.seq > base.seq and _later(record.event.at, deadline):
+            report.problems.append(Problem(record.seq, f"was written at {record.event.at}, more than {interval:g} s "
+                                                       f"after the last checkpoint (record {base.seq}, signed "
+                                                       f"{base.signed_at}), though the head is signed every "
+                                                       f"{interval:g} s while records are written: checkpoints "
+                                                       "removed, or records added without the signing key"))
+            deadline = None  # the first one says it
         expected, prev = record.seq + 1, record.hash
     last = expected - 1
     head = store.head()
@@ -91,7 +127,70 @@ def verify(store: AuditStore, verifier: CheckpointVerifier | None = None) -> Rep
     elif head.seq != last or (last and head.hash != prev):
         report.problems.append(Problem(last, f"does not match the head (seq {head.seq}): the head was altered"))
     check_checkpoints(report, checkpoints, hashes, verifier)
+    if witness is not None:
+        _check_witness(report, witnessed, {c.seq for c in checkpoints}, hashes, last, verifier)
+    _unproven(report, verifier, witness)
     return report
+
+
+def _deadline(base: Checkpoint | None, interval: float) -> datetime | None:
+    if base is None or interval <= 0:
+        return None
+    try:
+        signed = datetime.fromisoformat(base.signed_at)
+    except ValueError:
+        return None
+    return signed + timedelta(seconds=interval + max(2.0, interval / 2))  # clocks of several hosts differ a little
+
+
+def _later(at: str, deadline: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(at) > deadline
+    except (TypeError, ValueError):
+        return False  # an unreadable time is an altered record, named by its hash
+
+
+def _check_witness(report: Report, witnessed: Sequence[Checkpoint], in_store: set[int], hashes: Mapping[int, str],
+                   last: int, verifier: CheckpointVerifier | None) -> None:
+    """Every witnessed checkpoint must be in the store: its record, its hash, the checkpoint itself."""
+    for checkpoint in witnessed:
+        report.witnessed += 1
+        bad = verifier.problem(checkpoint) if verifier is not None else None
+        if bad:
+            report.problems.append(Problem(checkpoint.seq, f"witnessed checkpoint {bad}"))
+        elif checkpoint.seq > last:
+            report.problems.append(Problem(last + 1, f"is missing: the witness holds a checkpoint signed at "
+                                                     f"{checkpoint.signed_at} for record {checkpoint.seq}, but the "
+                                                     f"store ends at record {last} (records cut off the end, or the "
+                                                     "store rolled back to an earlier copy)"))
+            return
+        elif hashes.get(checkpoint.seq) != checkpoint.hash:
+            report.problems.append(Problem(checkpoint.seq, "does not have the hash the witness holds for it: the "
+                                                           f"chain up to {checkpoint.seq} was rewritten, or the "
+                                                           "store replaced by another"))
+        elif checkpoint.seq not in in_store:
+            report.problems.append(Problem(checkpoint.seq, f"has lost its checkpoint (signed {checkpoint.signed_at}):"
+                                                           " the witness holds it, the store does not "
+                                                           "(checkpoints removed)"))
+    newest = max((c.seq for c in witnessed), default=0)
+    behind = sorted(seq for seq in in_store if seq > newest)
+    if behind:
+        report.notes.append(f"the witness is behind: {len(behind)} checkpoint(s) after record {newest} are only in "
+                            "the store (a witness write failed, or the bus stopped between the two writes)")
+
+
+def _unproven(report: Report, verifier: CheckpointVerifier | None, witness: Witness | None) -> None:
+    if report.records and not report.checkpoints:
+        report.unproven.append("that the chain is the one the bus wrote: there are no signed checkpoints "
+                               "(configure [audit] signing_key_file)")
+    elif verifier is None and report.checkpoints:
+        report.unproven.append("that the checkpoints were signed by the bus: no public key to check them with "
+                               "(give --public-key, or configure [audit] signing_key_file or trusted_keys)")
+    if witness is None and report.records:
+        report.unproven.append("that the store was not cut short or rolled back to an earlier copy: no witness "
+                               "(configure [audit] witness, or give --witness)")
+    if report.unsigned:
+        report.notes.append(f"{report.unsigned} records after the last checkpoint are protected by the chain only")
 
 
 def check_checkpoints(report: Report, checkpoints: Sequence[Checkpoint], hashes: Mapping[int, str],

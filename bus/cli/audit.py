@@ -1,6 +1,8 @@
 """`renkei audit`: verify the trail, show a message's life, answer who received a resident's data.
 
-    renkei audit verify [--public-key FILE] [--json]  OK: N records, M checkpoints … | BROKEN at record S: …
+    renkei audit verify [--public-key FILE] [--witness PATH|URL] [--strict] [--json]
+                                                   OK: N records, M checkpoints … | BROKEN at record S: …
+                                                   and what it could not prove (no key, no witness)
     renkei audit show MESSAGE_ID [--json]          every event of one message, in order
     renkei audit trail --resident 宛名番号 [--municipality M] [--since T] [--csv]
                                                    who received this person's data, when, under
@@ -13,7 +15,8 @@
 
 Settings come from --config (renkei.toml) and RENKEI_* variables; --store overrides
 `[audit] store`. Exit status: 0 OK; 1 the chain is
-broken, or nothing was found (show, trail); 2 usage or configuration error. Output names a
+broken, or nothing was found (show, trail); 2 usage or configuration error; 3 (with
+--strict) OK as far as it goes, but something could not be proven (no key, no witness). Output names a
 person only by pseudonym: the 宛名番号 given to `trail` is never printed.
 """
 
@@ -41,17 +44,15 @@ def _settings(command: str, config: Path | None) -> Settings:
 
 
 def _open(command: str, settings: Settings, store: str | None) -> AuditLog:
-    from bus.audit import AuditLog, CheckpointSigner, open_store
+    from bus.audit import AuditLog
     from bus.cli.config import fail
     from bus.errors import AuditStoreError, ConfigError
 
-    audit = settings.audit
     location = store or settings.audit_store
     if "://" not in location and not Path(location).is_file():
         fail(f"audit {command}", f"no audit trail at {location} (see [audit] store, or give --store)")
     try:
-        signer = CheckpointSigner.from_pem(audit.signing_key) if audit.signing_key else None
-        return AuditLog(open_store(location), signer, audit.checkpoint_every, audit.trusted_keys)
+        return AuditLog.open(settings, location)
     except (ConfigError, AuditStoreError) as exc:
         fail(f"audit {command}", str(exc))
 
@@ -73,19 +74,27 @@ def audit() -> None:
 @click.option("--public-key", "public_keys", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Also trust this Ed25519 public key (PEM; repeatable), e.g. an auditor's copy.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (ok, records, first problem).")
-def verify_command(config: Path | None, store: str | None, public_keys: tuple[Path, ...], as_json: bool) -> None:
-    """Check every record's hash and link and every checkpoint's signature; name the first break.
+@click.option("--witness", default=None, metavar="PATH|URL",
+              help="Compare with this witness of signed checkpoints (overrides [audit] witness).")
+@click.option("--strict", is_flag=True, help="Exit 3 when something could not be proven (no key, no witness).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (ok, records, checkpoints, first problem, unproven).")
+def verify_command(config: Path | None, store: str | None, public_keys: tuple[Path, ...], witness: str | None,
+                   strict: bool, as_json: bool) -> None:
+    """Check every record's hash and link, every checkpoint's signature and the witness; name the
+    first break, and say what could not be proven.
 
     Exit status: 0 the chain is whole, 1 it is broken (the first break named), 2 a usage or
-    configuration error."""
+    configuration error, 3 with --strict: something could not be proven."""
+    from bus.audit import AuditStoreError
+    from bus.audit.witness import open_witness
     from bus.cli.config import fail
     from bus.errors import ConfigError
 
     log = _open("verify", _settings("verify", config), store)
     try:
-        report = log.verify([p.read_bytes() for p in public_keys])
-    except ConfigError as exc:
+        report = log.verify([p.read_bytes() for p in public_keys], open_witness(witness) if witness else None)
+    except (ConfigError, AuditStoreError) as exc:
         fail("audit verify", str(exc))
     finally:
         log.close()
@@ -93,13 +102,15 @@ def verify_command(config: Path | None, store: str | None, public_keys: tuple[Pa
     if as_json:
         first = report.first
         click.echo(json.dumps({
-            "store": where, "ok": report.ok, "records": report.records, "checkpoints": report.checkpoints,
-            "last_checkpoint": report.last_checkpoint or None, "unsigned": report.unsigned,
+            "store": where, "ok": first is None, "records": report.records, "checkpoints": report.checkpoints,
+            "last_checkpoint": report.last_checkpoint or None, "witnessed": report.witnessed,
             "first_problem": None if first is None else {"seq": first.seq, "what": first.what},
-            "problems": len(report.problems),
+            "problems": len(report.problems), "unproven": list(report.unproven), "notes": list(report.notes),
         }, ensure_ascii=False, indent=2))
         if first is not None:
             raise SystemExit(1)
+        if strict and report.unproven:
+            raise SystemExit(3)
         return
     if report.first is not None:
         more = len(report.problems) - 1
@@ -107,13 +118,19 @@ def verify_command(config: Path | None, store: str | None, public_keys: tuple[Pa
                    + (f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""))
         raise SystemExit(1)
     signed = f", last checkpoint at record {report.last_checkpoint}" if report.checkpoints else ""
-    click.echo(f"{where}: OK: {report.records} records, {report.checkpoints} checkpoints{signed}")
-    if report.checkpoints == 0 and report.records:
-        click.echo("warning: no signed checkpoints: configure [audit] signing_key_file so that a rewritten "
-                   "chain can be told from a good one", err=True)
-    elif report.unsigned:
-        click.echo(f"note: {report.unsigned} records after the last checkpoint are protected by the chain only",
-                   err=True)
+    witnessed = f", {report.witnessed} witnessed" if report.witnessed else ""
+    proven = "" if not report.unproven else " (not everything proven, see below)"
+    click.echo(f"{where}: OK: {report.records} records, {report.checkpoints} checkpoints{signed}{witnessed}{proven}")
+    _say_unproven(report.unproven, report.notes, strict)
+
+
+def _say_unproven(unproven: list[str], notes: list[str], strict: bool) -> None:
+    for what in unproven:
+        click.echo(f"not proven: {what}", err=True)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if strict and unproven:
+        raise SystemExit(3)
 
 
 def _record_line(data: dict[str, Any]) -> str:
@@ -223,11 +240,14 @@ def export_command(municipality: str, out_path: Path | None, config: Path | None
 
     Exit status: 0 written, 2 a usage or configuration error."""
     from bus.audit.export import export_municipality
+    from bus.cli.config import fail
+    from bus.errors import AuditStoreError
 
     if not (municipality.isascii() and municipality.isdigit() and len(municipality) == 6):
         raise click.BadParameter("must be a 6-digit 地方公共団体コード", param_hint="--municipality")
     log = _open("export", _settings("export", config), store)
     try:
+        log.checkpoint()  # the export's head is signed, so every record in it is bound to a signature
         if out_path is None:
             summary = export_municipality(log.store, municipality, sys.stdout)
         else:
@@ -235,6 +255,8 @@ def export_command(municipality: str, out_path: Path | None, config: Path | None
             with tmp.open("w", encoding="utf-8") as out:
                 summary = export_municipality(log.store, municipality, out)
             tmp.replace(out_path)
+    except AuditStoreError as exc:
+        fail("audit export", str(exc), code=1)
     finally:
         log.close()
     click.echo(f"exported {summary.records} records of municipality {municipality} "
@@ -247,11 +269,13 @@ def export_command(municipality: str, out_path: Path | None, config: Path | None
 @click.option("--public-key", "public_keys", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A public key the checkpoints may be signed with (PEM; repeatable).")
-def verify_export_command(path: Path, public_keys: tuple[Path, ...]) -> None:
+@click.option("--strict", is_flag=True, help="Exit 3 when the signatures could not be checked (no --public-key).")
+def verify_export_command(path: Path, public_keys: tuple[Path, ...], strict: bool) -> None:
     """Check an export with nothing but the file and the public keys: every record's hash, the
     chain through the withheld runs, the head and every checkpoint's signature.
 
-    Exit status: 0 the export is whole, 1 it is broken or unreadable, 2 a usage error.
+    Exit status: 0 the export is whole, 1 it is broken or unreadable, 2 a usage error, 3 with
+    --strict: the signatures could not be checked (no --public-key).
     """
     from bus.audit import CheckpointVerifier
     from bus.audit.export import verify_export
@@ -275,9 +299,10 @@ def verify_export_command(path: Path, public_keys: tuple[Path, ...]) -> None:
     click.echo(f"{path}: OK: {report.records} records of municipality {municipality}, chain to record "
                f"{report.head_seq}, {report.checkpoints} checkpoints"
                + (" (signatures checked)" if verifier else ""))
-    if verifier is None and report.checkpoints:
-        click.echo("warning: no --public-key: the checkpoints' signatures were not checked, so a rewritten "
-                   "chain cannot be told from a good one", err=True)
+    if verifier is None:
+        _say_unproven(["that the records are the ones the bus signed: no --public-key, so the checkpoints' "
+                       "signatures were not checked and a rewritten chain cannot be told from a good one"], [],
+                      strict)
 
 
 @audit.command("checkpoint")

@@ -6,7 +6,7 @@
 Without QUEUE: the intake queue and every destination's queue (each shard, with `[bus]
 shards`). Delay queues (`<queue>.delay.<ms>ms`) are made as retries need them, so name the
 ones `rabbitmqctl list_queues` shows. Stop the bus first: a queue with consumers is refused.
-How a migration keeps messages and order: bus/brokers/amqp_queues.py. The embedded broker
+How a migration keeps messages and order: bus/brokers/amqp/migration.py. The embedded broker
 has no queue arguments: nothing to do. Exit status: 0 all in order (or migrated), 1 a queue
 differs (check) or could not be migrated, 2 usage or configuration error.
 """
@@ -26,7 +26,7 @@ from bus.topology import INTAKE_QUEUE, destination_queue
 
 if TYPE_CHECKING:
     from bus.brokers.amqp import AmqpBroker
-    from bus.brokers.amqp_queues import QueueState
+    from bus.brokers.amqp.migration import QueueState
     from bus.settings import Settings
 
 __all__ = ["bus_queues", "queues"]
@@ -50,7 +50,7 @@ def check(config: Path | None, names: tuple[str, ...], as_json: bool) -> None:
 
     Exit status: 0 every queue in order (or the embedded broker), 1 a queue differs or the
     broker cannot be reached, 2 a usage or configuration error."""
-    from bus.brokers.amqp_queues import inspect_queue
+    from bus.brokers.amqp.migration import inspect_queue
 
     states = _run("check", config, names, inspect_queue, quiet=as_json)
     differ = [s for s in states if s.needs_migration]
@@ -77,7 +77,7 @@ def migrate(config: Path | None, names: tuple[str, ...]) -> None:
 
     Exit status: 0 every queue in order or migrated, 1 a queue is busy or could not be
     migrated (or the broker cannot be reached), 2 a usage or configuration error."""
-    from bus.brokers.amqp_queues import migrate_queue
+    from bus.brokers.amqp.migration import migrate_queue
 
     async def one(broker: AmqpBroker, name: str) -> QueueState:
         return await migrate_queue(broker, name, progress=lambda text: click.echo(f"  {text}"))

@@ -1,7 +1,7 @@
 """`renkei routes`: check the route files, try them on a message offline, export AsyncAPI.
 
     renkei routes check [--dir routes/] [--json]
-    renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json]
+    renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json] [--unmasked]
     renkei routes asyncapi [--out asyncapi.yaml]
 
 The schema catalog is the shipped one, or RENKEI_SCHEMAS_DIR.
@@ -93,16 +93,19 @@ def _problem_text(error: ConfigError) -> str:
 @click.option("--municipality", default=None,
               help="Municipality of the message (default: its municipality_code).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def test(file: Path, directory: Path | None, municipality: str | None, as_json: bool) -> None:
+@click.option("--unmasked", is_flag=True, help="Show personal values in plain text (default: masked).")
+def test(file: Path, directory: Path | None, municipality: str | None, as_json: bool, unmasked: bool) -> None:
     """Route one jumin.idou XML file offline: which destinations it reaches, why, and what each receives.
 
-    Values are shown as they are in the file (it is your own file); nothing is sent anywhere.
+    Personal values (the fields the catalog marks personal) are masked unless --unmasked;
+    nothing is sent anywhere.
 
     Exit status: 0 routed (to any number of destinations), 1 the file is not a valid change or
     the route files are broken, 2 a usage error (an Avro file: it takes XML) or a projection
     that does not validate (a route's bug).
     """
     from bus.catalog import Catalog
+    from bus.masking import mask_record
     from bus.routing.router import RouteTable
     from bus.validation.validator import validate
 
@@ -128,7 +131,9 @@ def test(file: Path, directory: Path | None, municipality: str | None, as_json: 
     context = table.context(record, where)
     verdicts = table.explain(record, where)
     matches = table.route(record, where)
-    messages = [_message(m) for m in matches]
+    messages = [_message(m, masked=not unmasked) for m in matches]
+    if not unmasked:
+        context = dict(mask_record(context))  # type: ignore[call-overload]
     if as_json:
         click.echo(json.dumps({
             "file": str(file),
@@ -144,8 +149,10 @@ def test(file: Path, directory: Path | None, municipality: str | None, as_json: 
         raise SystemExit(2)
 
 
-def _message(match: Any) -> dict[str, Any]:
+def _message(match: Any, *, masked: bool) -> dict[str, Any]:
     from lxml import etree
+
+    from bus.masking import mask_xml
 
     target = match.target
     xml: bytes = target.to_xml(match.record)
@@ -165,7 +172,7 @@ def _message(match: Any) -> dict[str, Any]:
         "version": target.version,
         "legal_basis": match.route.legal_basis,
         "valid": valid,
-        "xml": etree.tostring(root, pretty_print=True, encoding="unicode"),
+        "xml": mask_xml(xml) if masked else etree.tostring(root, pretty_print=True, encoding="unicode"),
     }
 
 

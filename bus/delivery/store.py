@@ -48,7 +48,14 @@ CREATE TABLE IF NOT EXISTS dead (
     state TEXT NOT NULL DEFAULT 'dead',   -- dead | replayed | discarded
     resolved_by TEXT, resolved_reason TEXT, resolved_at REAL);
 CREATE INDEX IF NOT EXISTS dead_by_state ON dead (state, destination);
+CREATE TABLE IF NOT EXISTS done (
+    destination TEXT NOT NULL, message_id TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (destination, message_id)) WITHOUT ROWID;
 """
+
+#: how long a done note is kept (longer than any restart after which the broker hands out again
+#: what was unacked when the bus was killed)
+DONE_NOTES_KEPT = 7 * 24 * 3600.0
 
 _HELD_COUNTS = "SELECT destination, count(DISTINCT subject), count(*) FROM held GROUP BY destination"
 _DEAD_GROUPS = ("SELECT destination, code, count(*), min(dead_at) FROM dead WHERE state = 'dead'"
@@ -231,6 +238,21 @@ class DeliveryStore:
                 return False
             db.execute("DELETE FROM parked WHERE destination = ? AND subject = ?", (destination, subject))
             return True
+
+    # -- done notes: a delivered head whose broker copy may come again ---------------------
+
+    def note_done(self, destination: str, message_id: str) -> None:
+        """Note durably that `message_id` was delivered at `destination` (and forget notes
+        older than DONE_NOTES_KEPT)."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO done VALUES (?, ?, ?)", (destination, message_id, now))
+            db.execute("DELETE FROM done WHERE at < ?", (now - DONE_NOTES_KEPT,))
+
+    def was_done(self, destination: str, message_id: str) -> bool:
+        with self._file.read() as db:
+            return db.execute("SELECT 1 FROM done WHERE destination = ? AND message_id = ?",
+                              (destination, message_id)).fetchone() is not None
 
     # -- held messages ---------------------------------------------------------------------
 

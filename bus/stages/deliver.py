@@ -26,7 +26,8 @@ Crash safety: R is parked before the retry copy is published, and the copy is pu
 before the original is acked; a message is held (durably) before it is acked. A crash in
 between means a redelivery, absorbed by the sink's idempotency key — never a loss, and
 never a later change overtaking an earlier one. A release interrupted by a crash is
-resumed when the deliverer starts (`resume`).
+resumed when the deliverer starts (`resume`), and the head it followed, handed out again
+by the broker, is not delivered again (`_release_behind`).
 """
 
 from __future__ import annotations
@@ -96,16 +97,34 @@ class DeliverStage:
         """Deliver each message (or hold it behind its resident's earlier change). Every outcome
         is DONE: a failure is kept by this stage itself (a retry copy, a dead letter)."""
         for delivery in batch:
-            await self._one(Message(Envelope.from_headers(delivery.headers), dict(delivery.headers), delivery.body))
+            message = Message(Envelope.from_headers(delivery.headers), dict(delivery.headers), delivery.body)
+            await self._one(message, redelivered=delivery.redelivered or delivery.delivery_count > 1)
         return [DONE] * len(batch)
 
-    async def _one(self, message: Message) -> None:
+    async def _one(self, message: Message, *, redelivered: bool = False) -> None:
+        if redelivered and self.line.store.was_done(self.destination, message.envelope.message_id):
+            log.info("delivered before, and what it held back released: not delivered again",
+                     destination=self.destination, message_id=message.envelope.message_id)
+            return
         passes, parked = self.line.admit(message)
         if not passes:
             return
         delivered = await self._attempt_or_crash(message)
         if delivered and parked is not None:
-            await self.line.release(message.envelope.subject, message.envelope.message_id, self._attempt_or_crash)
+            await self._release_behind(message)
+
+    async def _release_behind(self, head: Message) -> None:
+        """Deliver what is held behind `head`, the resident's head, just delivered (step 3).
+
+        The broker still holds `head` unacked until this handler returns. Killed during the
+        release, the bus would on restart finish the release (`resume`) and then get `head`
+        again — an earlier change after later ones, which a receiver that applies "latest wins"
+        would take as a rollback. So `head` is first noted as done at this destination
+        (durably, bus.delivery.store `note_done`), and a redelivered message so noted is acked
+        without being delivered again (`_one`). Only heads that hold something back are noted,
+        and a note is forgotten after DONE_NOTES_KEPT."""
+        self.line.store.note_done(self.destination, head.envelope.message_id)
+        await self.line.release(head.envelope.subject, head.envelope.message_id, self._attempt_or_crash)
 
     async def _attempt_or_crash(self, message: Message) -> bool:
         """`_attempt`, with a crash of the handler (a bug, a poison message) retried through the

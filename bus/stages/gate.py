@@ -15,7 +15,6 @@ from bus.logs import get_logger
 from bus.ports import Outbound, Receipt, Sink
 from bus.stages.hooks import StageHooks
 from bus.tenancy import CROSS_TENANT, SourceBinding, Sources, Tenancy
-from bus.validation.issues import Issue
 
 __all__ = ["Gate", "TenantGuardSink"]
 
@@ -63,11 +62,6 @@ class Gate:
     def forbidden(self, refusal: SourceForbidden, *, kind: str | None = None) -> None:
         """Report a known source refused for a municipality (the intake stage calls it)."""
         self._hooks.forbidden(refusal, kind)
-
-    def unreadable(self, source: str, code: str, reason: str) -> None:
-        """Report a request refused before its body was read (415 a content type that is not XML
-        or Avro, 413 too large): a rejection of `source`, counted for `renkei status`, not kept."""
-        self._hooks.rejected(source, None, [Issue(code, reason)], None)
 
 
 class TenantGuardSink:

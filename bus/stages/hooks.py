@@ -48,9 +48,8 @@ class StageHooks:
     def duplicate(self, envelope: Envelope, accepted_as: str) -> None:
         """The change was accepted before (as `accepted_as`, its id then): not published again."""
 
-    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int | None) -> None:
-        """Invalid: kept in the rejected store as `rejected_id`, the source told why (None: not
-        kept, refused before its body was read: 415 not XML or Avro, 413 too large)."""
+    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int) -> None:
+        """Invalid: kept in the rejected store as `rejected_id`, the source told why."""
 
     # -- route -----------------------------------------------------------------------------
     def routed(self, envelope: Envelope) -> None:
@@ -109,7 +108,7 @@ class Hooks(StageHooks):
         for h in self.hooks:
             h.duplicate(envelope, accepted_as)
 
-    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int | None) -> None:
+    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int) -> None:
         for h in self.hooks:
             h.rejected(source, kind, issues, rejected_id)
 
@@ -177,7 +176,7 @@ class CountingHooks(StageHooks):
     def duplicate(self, envelope: Envelope, accepted_as: str) -> None:
         self._count("source", envelope.source, "duplicate")
 
-    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int | None) -> None:
+    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int) -> None:
         self._count("source", source, "rejected")
 
     def refused(self, envelope: Envelope, reason: str) -> None:
@@ -220,7 +219,7 @@ class LoggingHooks(StageHooks):
                        subject=envelope.subject,
                        **({"accepted_as": accepted_as} if accepted_as != envelope.message_id else {}))
 
-    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int | None) -> None:
+    def rejected(self, source: str, kind: str | None, issues: Sequence[Issue], rejected_id: int) -> None:
         self._log.info("rejected", source=source, codes=sorted({i.code for i in issues}))
 
     def already_routed(self, envelope: Envelope) -> None:

@@ -7,7 +7,7 @@ Codes are stable (documented in docs/error-codes.md); tests and vendors rely on 
                         instruction, R204 XInclude, R205 too deep, R206 text node too large,
                         R207 encoding (BOM mismatch, NUL, not UTF-8), R208 schemaLocation hint,
                         R210 Avro truncated, R211 Avro length out of bounds, R212 Avro unreadable
-                        R220 unknown kind / content type
+                        R220 unknown kind / content type, R230 not a regular file (inbox)
     R3xx  schema        R300 XSD violation, R301 Avro does not match schema
     R4xx  rules         R401 check digit (個人番号), R402 check digit (地方公共団体コード),
                         R403 check digit (住民票コード), R410 date order, R420 code list,

@@ -22,6 +22,7 @@ from bus.audit import AuditEvent, AuditLog, AuditStore, CheckpointSigner, Checkp
 from bus.audit.backends import open_store
 from bus.audit.chain import link
 from bus.audit.store import COLUMNS
+from bus.audit.witness import Witness
 from bus.envelope import Envelope
 from bus.masking import Pseudonymizer
 
@@ -100,6 +101,11 @@ class AuditStoreContract:
     @pytest.fixture
     def store_location(self) -> tuple[str, dict[str, Any]]:
         """How another process opens the same trail: open_store(location, **options)."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def witness(self) -> Witness:
+        """A fresh witness of the kind this backend pairs with (a file, a PostgreSQL table)."""
         raise NotImplementedError
 
     # -- appending and reading back --------------------------------------------------------
@@ -270,6 +276,86 @@ class AuditStoreContract:
         assert store.add_checkpoint(key) is None
         report = verify(store, verifier_of(key))
         assert report.ok and report.checkpoints == 3 and report.unsigned == 0 and report.last_checkpoint == 15
+
+    # -- checkpoints: append-only, timed, witnessed -------------------------------------------
+    def test_the_tables_refuse_to_update_or_delete_checkpoints(self, make_store: MakeStore, query: Query) -> None:
+        """Deleting or rewriting checkpoints fails like records do (append-only)."""
+        store = make_store()
+        store.append(life(), signer(), checkpoint_every=7)
+        with pytest.raises(Exception, match="append-only"):
+            query("DELETE FROM audit_checkpoints", ())
+        with pytest.raises(Exception, match="append-only"):
+            query("UPDATE audit_checkpoints SET hash = ?", ("0" * 64,))
+        assert [c.seq for c in store.checkpoints()] == [7]
+
+    def test_the_head_is_signed_again_once_the_interval_has_passed(self, make_store: MakeStore) -> None:
+        """checkpoint_interval: the first append signs, the next within the interval does not, one after does."""
+        import time
+
+        log = AuditLog(make_store(), signer(), checkpoint_every=1000, checkpoint_interval=0.3)
+        log.append(life(1))
+        log.append(life(2))
+        time.sleep(0.35)
+        log.append(life(3))
+        assert [c.seq for c in log.store.checkpoints()] == [7, 21]
+
+    def test_every_checkpoint_is_also_written_to_the_witness(self, make_store: MakeStore, witness: Witness) -> None:
+        key = signer()
+        log = AuditLog(make_store(), key, checkpoint_every=5, witness=witness)
+        log.append(life(1))
+        log.append(life(2)[:2])
+        log.checkpoint()
+        assert [c.seq for c in witness.checkpoints()] == [c.seq for c in log.store.checkpoints()] == [7, 9]
+        report = verify(log.store, verifier_of(key), witness=witness)
+        assert report.ok and report.witnessed == 2 and report.unproven == []
+
+    def test_a_truncation_with_its_checkpoints_deleted_is_caught_by_the_witness(
+            self, make_store: MakeStore, tamper: Tamper, witness: Witness) -> None:
+        """Records and checkpoints cut off the end and the head moved back: the store alone verifies,
+        the witness does not agree."""
+        key = signer()
+        log = AuditLog(make_store(), key, checkpoint_every=7, witness=witness)
+        for history in (1, 2, 3):
+            log.append(life(history))
+        tamper("DELETE FROM audit_checkpoints WHERE seq > ?", (7,))
+        tamper("DELETE FROM audit_records WHERE seq > ?", (7,))
+        tamper("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (7, log.store.checkpoints()[0].hash))
+        assert verify(log.store, verifier_of(key)).ok  # without the witness, nothing shows
+        report = verify(log.store, verifier_of(key), witness=witness)
+        assert report.first is not None and report.first.seq == 8
+        assert "rolled back" in report.first.what
+
+    def test_checkpoints_deleted_in_the_middle_are_caught_by_the_witness(
+            self, make_store: MakeStore, tamper: Tamper, witness: Witness) -> None:
+        key = signer()
+        log = AuditLog(make_store(), key, checkpoint_every=7, witness=witness)
+        for history in (1, 2, 3):
+            log.append(life(history))
+        tamper("DELETE FROM audit_checkpoints WHERE seq = ?", (14,))
+        report = verify(log.store, verifier_of(key), witness=witness)
+        assert report.first is not None and report.first.seq == 14 and "lost its checkpoint" in report.first.what
+
+    def test_records_left_unsigned_past_the_interval_are_named(self, make_store: MakeStore, tamper: Tamper) -> None:
+        """With a 5 s interval, a record written a minute after the last checkpoint (checkpoints after it
+        removed, or the record added without the key) is named."""
+        key = signer()
+        store = make_store()
+        log = AuditLog(store, key, checkpoint_every=1000, checkpoint_interval=5)
+        log.append(life(1))
+        later = [replace(e, at="2999-01-01T00:00:00.000000+00:00") for e in life(2)]
+        store.append(later)  # no signer: as someone without the key would add them
+        report = verify(store, verifier_of(key), interval=5)
+        assert report.first is not None and report.first.seq == 8 and "more than 5 s after" in report.first.what
+        assert verify(store, verifier_of(key), interval=0).ok
+
+    def test_verify_says_what_it_could_not_prove(self, make_store: MakeStore, tamper: Tamper) -> None:
+        """Checkpoint hashes rewritten along with the chain: without a key it cannot tell, and says so."""
+        store = make_store()
+        store.append(life(), signer(), checkpoint_every=7)
+        report = verify(store)
+        assert report.ok
+        assert any("no public key" in u for u in report.unproven)
+        assert any("no witness" in u for u in report.unproven)
 
     # -- a municipality's export ------------------------------------------------------------
     def test_a_municipalitys_export_verifies_and_withholds_the_others(self, make_store: MakeStore) -> None:

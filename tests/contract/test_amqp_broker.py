@@ -1,4 +1,5 @@
-"""The broker contract on RabbitMQ (a real node: `bash scripts/test.sh` starts one), plus
+"""The broker contract on RabbitMQ (a real node: `bash scripts/test.sh` starts one), on the
+fast path (bus/brokers/amqp/fastpath.py) and on the public aio-pika/aiormq path alike, plus
 what only it must prove: a publish the broker does not confirm in time raises."""
 
 from __future__ import annotations
@@ -15,15 +16,21 @@ from broker_cases import BrokerContract, MakeBroker, Recorder, eventually, messa
 from bus.brokers import open_broker
 from bus.brokers.amqp import AmqpBroker
 from bus.brokers.base import Broker
-from bus.errors import BrokerUnavailable, PublishNotConfirmed
+from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 
 pytestmark = pytest.mark.amqp
 
 
+@pytest.fixture(params=[True, False], ids=["fast-path", "public-path"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Every case runs on both ways to the wire (`[bus] amqp_fast_path`)."""
+    return bool(request.param)
+
+
 class TestAmqpBroker(BrokerContract):
     @pytest.fixture
-    def make_broker(self, amqp_url: str) -> MakeBroker:
-        return lambda: AmqpBroker(amqp_url)
+    def make_broker(self, amqp_url: str, fast_path: bool) -> MakeBroker:
+        return lambda: AmqpBroker(amqp_url, fast_path=fast_path)
 
     @pytest.fixture
     def make_unreachable(self) -> MakeBroker:
@@ -47,8 +54,8 @@ class TestShardedAmqpBroker(BrokerContract):
     """The same contract with each queue spread over 3 consistent-hash shards."""
 
     @pytest.fixture
-    def make_broker(self, amqp_url: str) -> MakeBroker:
-        return lambda: AmqpBroker(amqp_url, shards=3)
+    def make_broker(self, amqp_url: str, fast_path: bool) -> MakeBroker:
+        return lambda: AmqpBroker(amqp_url, shards=3, fast_path=fast_path)
 
     @pytest.fixture
     def make_unreachable(self) -> MakeBroker:
@@ -130,15 +137,22 @@ async def test_a_resident_always_lands_in_one_shard_and_the_shards_share_the_res
         await broker.close()
 
 
-class PausingProxy:
-    """A TCP proxy between client and broker that can stop forwarding the client's bytes
-    (the broker never sees a publish: as a blocked or stalled connection looks)."""
+class Proxy:
+    """A TCP proxy between client and broker. It can stop forwarding the client's bytes (the
+    broker never sees a publish: as a blocked or stalled connection looks), or be cut: its
+    connections closed, new ones refused (as a node that went down looks)."""
+
+    @classmethod
+    def to(cls, amqp_url: str) -> Proxy:
+        parts = urlsplit(amqp_url)
+        return cls(parts.hostname or "127.0.0.1", parts.port or 5672)
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.flowing = asyncio.Event()
         self.flowing.set()
         self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -146,6 +160,7 @@ class PausingProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        self.writers += [writer, up_writer]
         upstream = self._pipe(reader, up_writer, gated=True)
         downstream = self._pipe(up_reader, writer, gated=False)
         await asyncio.gather(upstream, downstream, return_exceptions=True)
@@ -164,13 +179,15 @@ class PausingProxy:
         if self.server is not None:
             self.server.close()
 
+    async def cut(self) -> None:
+        await self.stop()
+        for writer in self.writers:
+            writer.close()
 
-async def test_a_publish_not_confirmed_within_the_publish_timeout_raises(amqp_url: str) -> None:
-    parts = urlsplit(amqp_url)
-    proxy = PausingProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
-    port = await proxy.start()
-    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{port}"
-    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), publish_timeout=0.3)
+
+async def test_a_publish_not_confirmed_within_the_publish_timeout_raises(amqp_url: str, fast_path: bool) -> None:
+    proxy = Proxy.to(amqp_url)
+    broker = AmqpBroker(_url_at(amqp_url, await proxy.start()), publish_timeout=0.3, fast_path=fast_path)
     await broker.connect()
     queue = unique_queue()
     try:
@@ -213,10 +230,7 @@ def test_a_cluster_url_names_each_node_with_the_same_credentials_vhost_and_optio
 
 async def test_the_broker_connects_to_the_first_node_that_answers(amqp_url: str) -> None:
     """A cluster URL whose first node is down: the next one is used."""
-    parts = urlsplit(amqp_url)
-    dead = socket_port()
-    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{dead},127.0.0.1:{parts.port}"
-    broker = AmqpBroker(urlunsplit(parts._replace(netloc=netloc)), connect_timeout=3)
+    broker = AmqpBroker(_url_at(amqp_url, socket_port(), urlsplit(amqp_url).port or 5672), connect_timeout=3)
     await broker.connect()
     try:
         name = unique_queue()
@@ -231,6 +245,13 @@ async def test_the_broker_connects_to_the_first_node_that_answers(amqp_url: str)
             await channel.queue_delete(name)
 
 
+def _url_at(amqp_url: str, *ports: int) -> str:
+    """`amqp_url` pointed at 127.0.0.1 on `ports` (several: a cluster URL), same credentials."""
+    parts = urlsplit(amqp_url)
+    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@{hosts}"))
+
+
 def socket_port() -> int:
     """A loopback port nobody listens on."""
     import socket
@@ -238,3 +259,37 @@ def socket_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def test_a_lost_node_is_replaced_by_the_next_one_of_the_cluster_url(amqp_url: str, fast_path: bool) -> None:
+    """The robust connection reconnects to the next node (a public close callback points it
+    there) and publishing resumes on it."""
+    proxy = Proxy.to(amqp_url)
+    first, second = await proxy.start(), urlsplit(amqp_url).port or 5672
+    broker = AmqpBroker(_url_at(amqp_url, first, second), connect_timeout=3, fast_path=fast_path)
+    await broker.connect()
+    name = unique_queue()
+    try:
+        await broker.declare(name)
+        await broker.publish(name, message(1))
+        assert broker.connection().url.port == first
+        await proxy.cut()
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            try:
+                await broker.publish(name, message(2))
+                break
+            except BrokerError:
+                assert asyncio.get_running_loop().time() < deadline, "no publish within 30 s of the cut"
+                await asyncio.sleep(0.2)
+        assert broker.connection().url.port == second
+        await eventually(lambda: _ready_at_least(broker, name, 2))
+    finally:
+        await broker.close()
+        await proxy.cut()
+        async with await aio_pika.connect(amqp_url) as connection:
+            await (await connection.channel()).queue_delete(name)
+
+
+async def _ready_at_least(broker: Broker, queue: str, count: int) -> bool:
+    return (await broker.stats(queue)).ready >= count

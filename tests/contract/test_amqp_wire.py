@@ -1,6 +1,8 @@
 """What only the RabbitMQ backend does on the wire: the envelope in one header, and a batch
-of publishes in one write (`bus.brokers.amqp._send_batch`), with aiormq's public
-`basic_publish` as the fallback. Against a real node (`bash scripts/test.sh` starts one)."""
+of publishes in one write (`bus.brokers.amqp.fastpath.send_batch`), with aiormq's public
+`basic_publish` as the fallback (`[bus] amqp_fast_path = false`, or an aiormq without the
+internals the fast path uses). Against a real node (`bash scripts/test.sh` starts one);
+every test runs on both paths."""
 
 from __future__ import annotations
 
@@ -13,8 +15,7 @@ import aio_pika
 import pytest
 from broker_cases import Recorder, eventually, unique_queue
 
-import bus.brokers.amqp as amqp
-from bus.brokers.amqp import ENVELOPE_HEADER, KEY_HEADER, AmqpBroker
+from bus.brokers.amqp import ENVELOPE_HEADER, KEY_HEADER, AmqpBroker, fastpath
 from bus.brokers.base import OutgoingMessage
 from bus.errors import PublishNotConfirmed
 
@@ -24,19 +25,24 @@ HEADERS: dict[str, Any] = {"message_id": "m-1", "kind": "kokuho.shikaku", "schem
                            "legal_basis": "番号法 別表 第30", "destination": "kokuho"}
 
 
-@pytest.fixture
-async def broker(amqp_url: str) -> AsyncIterator[AmqpBroker]:
-    broker = AmqpBroker(amqp_url)
+@pytest.fixture(params=[True, False], ids=["fast-path", "public-path"])
+async def broker(amqp_url: str, request: pytest.FixtureRequest) -> AsyncIterator[AmqpBroker]:
+    broker = AmqpBroker(amqp_url, fast_path=request.param)
     await broker.connect()
     yield broker
     await broker.close()
 
 
 @pytest.fixture
-async def queues(amqp_url: str, broker: AmqpBroker) -> AsyncIterator[list[str]]:
+async def queues(amqp_url: str) -> AsyncIterator[list[str]]:
     names = [unique_queue() for _ in range(3)]
-    for name in names:
-        await broker.declare(name)
+    declaring = AmqpBroker(amqp_url)
+    await declaring.connect()
+    try:
+        for name in names:
+            await declaring.declare(name)
+    finally:
+        await declaring.close()
     yield names
     async with await aio_pika.connect(amqp_url) as connection:
         channel = await connection.channel()
@@ -133,19 +139,62 @@ async def test_one_unroutable_message_in_a_batch_fails_alone(broker: AmqpBroker,
     await eventually(lambda: _ready(broker, queues[2], 5))
 
 
-async def test_without_aiormq_internals_publishing_falls_back_to_basic_publish(
-        monkeypatch: pytest.MonkeyPatch, broker: AmqpBroker, queues: list[str]) -> None:
-    monkeypatch.setattr(amqp, "_BATCH_INTERNALS", (*amqp._BATCH_INTERNALS, "not_in_any_aiormq"))
-    await broker.publish_many([(queues[0], _message(n)) for n in range(1, 6)])
-    await eventually(lambda: _ready(broker, queues[0], 5))
-    with pytest.raises(PublishNotConfirmed, match=r"\(1 of 2 messages not accepted\)"):
-        await broker.publish_many([(queues[1], _message(6)), (unique_queue(), _message(7))])
+@pytest.mark.parametrize("why", ["setting-off", "internals-missing"])
+async def test_without_the_fast_path_publishes_and_acks_take_the_public_path(
+        why: str, monkeypatch: pytest.MonkeyPatch, amqp_url: str, queues: list[str]) -> None:
+    """`[bus] amqp_fast_path = false`, or an aiormq without the internals the fast path uses:
+    aiormq's basic_publish and aio-pika's ack, the same outcomes."""
+    if why == "internals-missing":
+        monkeypatch.setattr(fastpath, "BATCH_INTERNALS", (*fastpath.BATCH_INTERNALS, "not_in_any_aiormq"))
+        monkeypatch.setattr(fastpath, "ACK_INTERNALS", (*fastpath.ACK_INTERNALS, "not_in_any_aiormq"))
+    sent = _count_calls(monkeypatch, "send_batch")
+    acked = _count_calls(monkeypatch, "ack_now")
+    broker = AmqpBroker(amqp_url, fast_path=why == "internals-missing")
+    await broker.connect()
+    try:
+        await broker.publish_many([(queues[0], _message(n)) for n in range(1, 6)])
+        await eventually(lambda: _ready(broker, queues[0], 5))
+        with pytest.raises(PublishNotConfirmed, match=r"\(1 of 2 messages not accepted\)"):
+            await broker.publish_many([(queues[1], _message(6)), (unique_queue(), _message(7))])
+        await _consume_and_ack(broker, queues[0], 5)
+    finally:
+        await broker.close()
+    assert sent == []  # the fast path was asked and said no (internals missing), or never asked
+    assert acked == ([False] * 5 if why == "internals-missing" else [])
 
 
-async def test_the_installed_aiormq_has_what_the_batch_publish_uses(broker: AmqpBroker) -> None:
-    """An aiormq upgrade that renames these fails here, instead of silently publishing one by one."""
-    channel = await (await broker._publishing_channel()).get_underlay_channel()
-    assert [name for name in amqp._BATCH_INTERNALS if not hasattr(channel, name)] == []
+async def test_the_installed_aiormq_has_what_the_fast_path_uses(broker: AmqpBroker) -> None:
+    """An aiormq upgrade that renames these fails here, instead of silently taking the public path."""
+    channel = await broker.connection().channel()
+    try:
+        underlay = await channel.get_underlay_channel()
+        assert [name for name in fastpath.BATCH_INTERNALS if not hasattr(underlay, name)] == []
+        assert [name for name in fastpath.ACK_INTERNALS if not hasattr(underlay, name)] == []
+        assert fastpath.batch_ready(underlay) and fastpath.ack_ready(underlay)
+    finally:
+        await channel.close()
+
+
+async def _consume_and_ack(broker: AmqpBroker, queue: str, count: int) -> None:
+    handler = Recorder()
+    consumer = await broker.consume(queue, handler)
+    await eventually(lambda: len(handler.done) == count)
+    await consumer.cancel()
+    await eventually(lambda: _ready(broker, queue, 0))
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
+    """The results of every call of `fastpath.<name>` from now on (the function still runs)."""
+    results: list[Any] = []
+    original = getattr(fastpath, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        results.append(result if not asyncio.iscoroutine(result) else "sent")
+        return result
+
+    monkeypatch.setattr(fastpath, name, counted)
+    return results
 
 
 async def test_a_batch_of_many_keeps_its_order_on_one_queue(broker: AmqpBroker, queues: list[str]) -> None:

@@ -8,12 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import audit_cases as cases
 import psycopg
 import pytest
 from audit_cases import AuditStoreContract, MakeStore, Query, Tamper
 
+from bus.audit import AuditLog, verify
 from bus.audit.postgres_store import PostgresAuditStore
 from bus.audit.sqlite_store import SqliteAuditStore
+from bus.audit.witness import FileWitness, PostgresWitness, Witness
 
 
 class TestSqliteAuditStore(AuditStoreContract):
@@ -47,6 +50,8 @@ class TestSqliteAuditStore(AuditStoreContract):
             db = sqlite3.connect(path, isolation_level=None)
             db.execute("DROP TRIGGER IF EXISTS audit_records_no_update")
             db.execute("DROP TRIGGER IF EXISTS audit_records_no_delete")
+            db.execute("DROP TRIGGER IF EXISTS audit_checkpoints_no_update")
+            db.execute("DROP TRIGGER IF EXISTS audit_checkpoints_no_delete")
             db.execute(sql, params)
             db.close()
 
@@ -55,6 +60,29 @@ class TestSqliteAuditStore(AuditStoreContract):
     @pytest.fixture
     def store_location(self, path: Path) -> tuple[str, dict[str, Any]]:
         return str(path), {}
+
+    @pytest.fixture
+    def witness(self, tmp_path: Path) -> Witness:
+        return FileWitness(tmp_path / "elsewhere" / "witness.jsonl")
+
+    def test_a_store_file_copied_back_from_earlier_is_caught_by_the_witness(self, path: Path,
+                                                                            witness: Witness) -> None:
+        """Last week's copy of the file put back: it verifies on its own, not against the witness."""
+        key = cases.signer()
+        log = AuditLog(SqliteAuditStore(path), key, checkpoint_every=7, witness=witness)
+        log.append(cases.life(1))
+        log.close()
+        earlier = path.read_bytes()
+        log = AuditLog(SqliteAuditStore(path), key, checkpoint_every=7, witness=witness)
+        log.append(cases.life(2))
+        log.close()
+        for suffix in ("-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        path.write_bytes(earlier)
+        with SqliteAuditStore(path) as store:
+            assert verify(store, cases.verifier_of(key)).ok
+            report = verify(store, cases.verifier_of(key), witness=witness)
+        assert report.first is not None and "rolled back" in report.first.what
 
 
 @pytest.mark.postgres
@@ -102,3 +130,10 @@ class TestPostgresAuditStore(AuditStoreContract):
     @pytest.fixture
     def store_location(self, postgres_url: str, schema: str) -> tuple[str, dict[str, Any]]:
         return postgres_url, {"schema": schema}
+
+    @pytest.fixture
+    def witness(self, postgres_url: str, schema: str) -> Iterator[Witness]:
+        witness = PostgresWitness(postgres_url, schema=f"{schema}_w")
+        yield witness
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema}_w CASCADE")

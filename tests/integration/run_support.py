@@ -18,7 +18,7 @@ import processes
 from processes import free_ports as free_ports  # re-exported: the integration tests import it from here
 
 from bus.catalog import Catalog
-from bus.masking import PERSONAL_FIELDS, Pseudonymizer
+from bus.masking import Pseudonymizer, personal_fields
 from bus.paths import routes_dir
 from bus.routing.router import RouteTable
 from bus.synthetic.samples import sample_records
@@ -82,7 +82,7 @@ def personal_values(records: Iterable[dict[str, Any]]) -> set[str]:
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(v, k)
-        elif key in PERSONAL_FIELDS and key not in _NOT_CHECKED and isinstance(value, str | int):
+        elif key in personal_fields() and key not in _NOT_CHECKED and isinstance(value, str | int):
             text = str(value)
             if (text.isdigit() and len(text) >= 7) or (not text.isascii() and len(text) >= 2):
                 found.add(text)

@@ -6,14 +6,17 @@ with a consumer is refused, and an interrupted migration resumes."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aio_pika
 import pytest
 from click.testing import CliRunner, Result
+from tenants_support import rabbitmq
 
-from bus.brokers.amqp import QUEUE_ARGUMENTS, AmqpBroker
+from bus.brokers.amqp import AmqpBroker, queue_arguments
 from bus.cli import main
 from bus.errors import BrokerError
 
@@ -114,7 +117,7 @@ def test_a_single_active_consumer_queue_with_another_argument_is_refused_with_no
     """One day an argument other than x-single-active-consumer may change: such a queue refuses
     basic.get, so it is refused with a clear error, every message still where it was."""
     url, queue = amqp_vhost_url, "renkei.dest.nenkin"
-    asyncio.run(_fill(url, queue, 30, arguments={**QUEUE_ARGUMENTS, "x-max-length": 100000}))
+    asyncio.run(_fill(url, queue, 30, arguments={**queue_arguments(), "x-max-length": 100000}))
     config = _config(tmp_path, url)
     assert "inequivalent arg 'x-max-length'" in _queues(config, "check", queue).output
     result = _queues(config, "migrate", queue)
@@ -208,7 +211,7 @@ def test_a_sharded_queue_is_bound_to_its_exchange_again(tmp_path: Path, amqp_vho
             channel = await connection.channel()
             exchange = await channel.declare_exchange(ZEI, "x-consistent-hash", durable=True,
                                                       arguments={"hash-header": "x-renkei-key"})
-            for name, arguments in ((shard, OLD_ARGUMENTS), (ZEI + ".shard1", QUEUE_ARGUMENTS)):
+            for name, arguments in ((shard, OLD_ARGUMENTS), (ZEI + ".shard1", queue_arguments())):
                 declared = await channel.declare_queue(name, durable=True, arguments=arguments)
                 await declared.bind(exchange, routing_key="1")
 
@@ -231,3 +234,22 @@ def test_a_sharded_queue_is_bound_to_its_exchange_again(tmp_path: Path, amqp_vho
 
     assert asyncio.run(publish_through_the_exchange()) == 43  # none returned as unroutable
     asyncio.run(_delete(url, shard, ZEI + ".shard1"))
+
+
+def test_a_user_the_broker_refuses_gets_a_broker_error_not_a_traceback(tmp_path: Path, amqp_vhost_url: str) -> None:
+    """Queue migration maps RabbitMQ's refusals like the bus does: a user without configure
+    permission on the vhost is told ACCESS_REFUSED by `renkei queues check`, exit 1."""
+    url = amqp_vhost_url
+    asyncio.run(_fill(url, ZEI, 1))
+    parts = urlsplit(url)
+    vhost = unquote(parts.path[1:])
+    name, password = f"reader-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    rabbitmq("user", name, password, vhost, "^$", ".*", ".*")  # configure: nothing
+    try:
+        reader = urlunsplit(parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port}"))
+        result = _queues(_config(tmp_path, reader), "check", ZEI)
+        assert isinstance(result.exception, SystemExit) and result.exit_code == 1, repr(result.exception)
+        assert f"checking the arguments of queue '{ZEI}'" in result.output and "ACCESS_REFUSED" in result.output
+    finally:
+        rabbitmq("drop-user", name)
+        asyncio.run(_delete(url, ZEI))

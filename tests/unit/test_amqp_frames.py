@@ -1,4 +1,4 @@
-"""bus.brokers.amqp_frames lays out exactly the bytes pamqp (aiormq's codec) would."""
+"""bus.brokers.amqp.frames lays out exactly the bytes pamqp (aiormq's codec) would."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-from bus.brokers.amqp_frames import ack_frame, publish_frames
+from bus.brokers.amqp.frames import ack_frame, publish_frames
 
 
 def _pamqp_publish(channel: int, exchange: str, routing_key: str, body: bytes, message_id: str,

@@ -164,6 +164,68 @@ def test_keygen_never_overwrites_a_key(tmp_path: Path) -> None:
     assert again.exit_code == 2 and "never overwritten" in again.output
 
 
+def _rewrite_chain_and_checkpoints(db_path: Path) -> None:
+    """Record 3 altered, every later hash and every checkpoint's hash recomputed (signatures stale)."""
+    from dataclasses import replace
+
+    from bus.audit import open_store
+    from bus.audit.chain import link
+
+    with open_store(db_path) as store:
+        records = list(store.records())
+    forged = link(cases._head_before(records[0]), [replace(r.event, route="forged") if r.seq == 3 else r.event
+                                                   for r in records])
+    db = sqlite3.connect(db_path, isolation_level=None)
+    for trigger in ("audit_records_no_update", "audit_checkpoints_no_update"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    for r in forged:
+        db.execute("UPDATE audit_records SET route = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                   (r.event.route, r.prev_hash, r.hash, r.seq))
+        db.execute("UPDATE audit_checkpoints SET hash = ? WHERE seq = ?", (r.hash, r.seq))
+    db.execute("UPDATE audit_head SET hash = ? WHERE id = 1", (forged[-1].hash,))
+    db.close()
+
+
+def test_verify_without_a_key_says_what_it_could_not_prove_and_strict_exits_3(tmp_path: Path, config: Path) -> None:
+    """A chain and its checkpoint hashes rewritten: with no key configured nothing can tell, so verify
+    says so, and --strict fails; with the key it is BROKEN."""
+    _rewrite_chain_and_checkpoints(config.parent / "audit.sqlite")
+    bare = tmp_path / "bare.toml"
+    bare.write_text(f'[audit]\nstore = "{config.parent / "audit.sqlite"}"\n', encoding="utf-8")
+    lenient = run(bare, "verify")
+    assert lenient.exit_code == 0 and "not proven" in lenient.output and "no public key" in lenient.output
+    strict = run(bare, "verify", "--strict")
+    assert strict.exit_code == 3
+    keyed = run(bare, "verify", "--public-key", str(config.parent / "audit.pem.pub"))
+    assert keyed.exit_code == 1 and "does not verify" in keyed.output
+
+
+def test_verify_with_the_witness_catches_records_and_checkpoints_cut_off(tmp_path: Path) -> None:
+    """[audit] witness configured: the end cut off (records, checkpoints, head) is BROKEN; without the
+    witness the same store says OK but not proven."""
+    assert CliRunner().invoke(main, ["audit", "keygen", str(tmp_path / "audit.pem")]).exit_code == 0
+    config = tmp_path / "renkei.toml"
+    config.write_text('[audit]\nstore = "audit.sqlite"\nsigning_key_file = "audit.pem"\ncheckpoint_every = 7\n'
+                      'witness = "elsewhere/witness.jsonl"\n', encoding="utf-8")
+    with AuditLog.open(Settings.load(config, env={})) as log:
+        for history in (1, 2):
+            log.append(cases.life(history))
+    assert run(config, "verify", "--strict").exit_code == 0
+    db = sqlite3.connect(tmp_path / "audit.sqlite", isolation_level=None)
+    for trigger in ("audit_records_no_delete", "audit_checkpoints_no_delete"):
+        db.execute(f"DROP TRIGGER {trigger}")
+    db.execute("DELETE FROM audit_records WHERE seq > 7")
+    db.execute("DELETE FROM audit_checkpoints WHERE seq > 7")
+    db.execute("UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit_records WHERE seq = 7)")
+    db.close()
+    result = run(config, "verify")
+    assert result.exit_code == 1 and "rolled back" in result.output
+    config.write_text(config.read_text(encoding="utf-8").replace('witness = "elsewhere/witness.jsonl"\n', ""),
+                      encoding="utf-8")
+    blind = run(config, "verify", "--strict")
+    assert blind.exit_code == 3 and "no witness" in blind.output
+
+
 def test_trail_columns_stay_aligned_with_a_long_route_name(tmp_path: Path) -> None:
     """Before, the route column was 20 wide: a longer name pushed its row's legal basis right."""
     import dataclasses

@@ -112,12 +112,12 @@ def _first(lines: list[dict], kind: str) -> dict:  # type: ignore[type-arg]
     ("alter a record", "was altered"),
     ("relabel a record", "was altered"),
     ("remove a record", "is out of place"),
-    ("change a withheld hash", "does not follow|the chain up to"),  # the next entry, or a checkpoint
-    ("cut the end", "is missing"),
+    ("change a withheld hash", "do not chain to the hash it states"),
+    ("cut the end", "is missing|not covered by a signed checkpoint"),
     ("forge a checkpoint", "does not verify"),
     ("remove a checkpoint", "the end line counts"),
     ("append a record", "after the end line"),
-    ("rewrite the chain under a checkpoint", "the chain up to"),
+    ("rewrite the chain under a checkpoint", "do not chain|the chain up to"),
 ])
 def test_every_kind_of_tampering_is_found(config: Path, exported: Path, tamper: str, found: str) -> None:
     lines = entries(exported)
@@ -152,9 +152,9 @@ def test_every_kind_of_tampering_is_found(config: Path, exported: Path, tamper: 
 @pytest.mark.parametrize(("text", "found"), [
     ("", "line 1: not a renkei audit export"),
     ('{"schema": "something else"}\n', "line 1: not a renkei audit export"),
-    ('{"schema": "renkei.audit-export/1", "head": {"seq": 0}}\n{not json\n', "line 2: not JSON"),
-    ('{"schema": "renkei.audit-export/1", "head": {"seq": 0}}\n{"other": 1}\n', "line 2: neither a record"),
-    ('{"schema": "renkei.audit-export/1", "head": {"seq": 0}}\n{"withheld": {"from": 1}}\n', "line 2: malformed"),
+    ('{"schema": "renkei.audit-export/2", "head": {"seq": 0}}\n{not json\n', "line 2: not JSON"),
+    ('{"schema": "renkei.audit-export/2", "head": {"seq": 0}}\n{"other": 1}\n', "line 2: neither a record"),
+    ('{"schema": "renkei.audit-export/2", "head": {"seq": 0}}\n{"withheld": {"from": 1}}\n', "line 2: malformed"),
 ])
 def test_a_file_that_is_not_an_export_is_refused_with_its_line(tmp_path: Path, text: str, found: str) -> None:
     path = tmp_path / "x.jsonl"
@@ -173,4 +173,136 @@ def test_export_to_standard_output(config: Path) -> None:
     result = CliRunner().invoke(main, ["audit", "export", "--config", str(config), "--municipality", A],
                                 env={"RENKEI_PSEUDONYM_KEY": ""})
     assert result.exit_code == 0
-    assert json.loads(result.stdout.splitlines()[0])["schema"] == "renkei.audit-export/1"
+    assert json.loads(result.stdout.splitlines()[0])["schema"] == "renkei.audit-export/2"
+
+
+# -- forgeries by someone who can recompute every hash, but not sign ---------------------------
+
+def rechain(lines: list[dict]) -> None:  # type: ignore[type-arg]
+    """Recompute every hash after a change, as a forger with the file and no key would: each
+    record's prev_hash and hash, each run's prev_hash and hash from its digests, the header's head."""
+    from bus.audit.chain import GENESIS, AuditRecord, chain_hash
+
+    prev, seq = GENESIS, 0
+    for entry in lines[1:]:
+        if "record" in entry:
+            entry["record"]["prev_hash"] = prev
+            prev = entry["record"]["hash"] = AuditRecord.from_row(entry["record"]).computed_hash
+            seq = entry["record"]["seq"]
+        elif "withheld" in entry:
+            entry["withheld"]["prev_hash"] = run = prev
+            for digest in entry["withheld"]["digests"]:
+                run = chain_hash(run, digest)
+            prev = entry["withheld"]["hash"] = run
+            seq = entry["withheld"]["to"]
+    lines[0]["head"] = {"seq": seq, "hash": prev}
+
+
+def drop_checkpoints_after(lines: list[dict], seq: int) -> list[dict]:  # type: ignore[type-arg]
+    kept = [e for e in lines if "checkpoint" not in e or e["checkpoint"]["seq"] < seq]
+    kept[-1]["end"]["checkpoints"] = sum(1 for e in kept if "checkpoint" in e)
+    return kept
+
+
+@pytest.mark.parametrize(("forgery", "found"), [
+    # the issue's: one record altered, its hash recomputed, the next withheld run's prev_hash set to it
+    ("alter a record, patch the next run's prev_hash", "do not chain to the hash it states|the chain up to"),
+    ("alter a record, recompute the chain to the head", "the chain up to"),
+    ("alter a record, recompute the chain, drop the checkpoints after it", "not covered by a signed checkpoint"),
+    ("alter a withheld digest, recompute the chain", "the chain up to|not covered"),
+    ("drop a withheld digest and shorten the run", "digests"),
+    ("swap two records and renumber them", "the chain up to|not covered"),
+    ("insert a forged record and renumber", "the chain up to|not covered|end line"),
+    ("remove a record and renumber", "is missing|the chain up to|not covered|end line"),
+    ("move a checkpoint to another record", "does not verify"),
+])
+def test_a_forged_export_with_recomputed_hashes_fails(config: Path, exported: Path, forgery: str, found: str) -> None:
+    """Every forgery that recomputes hashes ends at a hash no signature covers."""
+    lines = entries(exported)
+    records = [i for i, e in enumerate(lines) if "record" in e]
+    first = records[0]
+    if forgery == "alter a record, patch the next run's prev_hash":
+        from bus.audit.chain import AuditRecord
+
+        at = next(i for i in records if "withheld" in lines[i + 1])
+        lines[at]["record"]["destination"] = "somewhere-else"
+        lines[at]["record"]["hash"] = AuditRecord.from_row(lines[at]["record"]).computed_hash
+        lines[at + 1]["withheld"]["prev_hash"] = lines[at]["record"]["hash"]
+    elif forgery.startswith("alter a record, recompute"):
+        lines[first]["record"]["destination"] = "somewhere-else"
+        rechain(lines)
+        if "drop the checkpoints" in forgery:
+            lines = drop_checkpoints_after(lines, lines[first]["record"]["seq"])
+    elif forgery == "alter a withheld digest, recompute the chain":
+        run = _first(lines, "withheld")["withheld"]
+        run["digests"][0] = "0" * 64
+        rechain(lines)
+    elif forgery == "drop a withheld digest and shorten the run":
+        run = _first(lines, "withheld")["withheld"]
+        run["digests"].pop()
+        run["to"] -= 1
+    elif forgery == "swap two records and renumber them":
+        a, b = records[0], records[1]
+        lines[a]["record"], lines[b]["record"] = lines[b]["record"], lines[a]["record"]
+        lines[a]["record"]["seq"], lines[b]["record"]["seq"] = lines[b]["record"]["seq"], lines[a]["record"]["seq"]
+        rechain(lines)
+    elif forgery in ("insert a forged record and renumber", "remove a record and renumber"):
+        if forgery.startswith("insert"):
+            lines.insert(first + 1, json.loads(json.dumps(lines[first])))
+            lines[first + 1]["record"]["destination"] = "forged"
+            step = 1
+        else:
+            del lines[first]
+            step = -1
+        for entry in lines[first + (step > 0):]:
+            if "record" in entry:
+                entry["record"]["seq"] += step
+            elif "withheld" in entry:
+                entry["withheld"]["from"] += step
+                entry["withheld"]["to"] += step
+        lines[-1]["end"]["records"] += step
+        rechain(lines)
+    elif forgery == "move a checkpoint to another record":
+        checkpoint = _first(lines, "checkpoint")["checkpoint"]
+        checkpoint["seq"] = lines[first]["record"]["seq"]
+        checkpoint["hash"] = lines[first]["record"]["hash"]
+    rewrite(exported, lines)
+    result = verify(exported, config.parent / "audit.pem.pub")
+    assert result.exit_code == 1, result.output
+    assert "BROKEN at record" in result.output and re.search(found, result.output), result.output
+
+
+def test_an_export_of_format_1_is_refused_as_unprovable(tmp_path: Path) -> None:
+    path = tmp_path / "old.jsonl"
+    path.write_text('{"schema": "renkei.audit-export/1", "head": {"seq": 0}}\n', encoding="utf-8")
+    result = verify(path)
+    assert result.exit_code == 1 and "format 1 cannot prove" in result.output
+
+
+def test_verify_export_without_a_key_exits_3_when_strict(exported: Path) -> None:
+    result = CliRunner().invoke(main, ["audit", "verify-export", str(exported), "--strict"])
+    assert result.exit_code == 3 and "not proven" in result.output
+
+
+def test_an_export_over_records_of_format_1_is_refused_clearly(tmp_path: Path) -> None:
+    """A trail written before format 2 verifies, but another municipality's old record cannot be
+    withheld provably: the export says so instead of writing a file it cannot prove."""
+    import sqlite3
+
+    from bus.audit import open_store
+    from bus.audit.chain import GENESIS, AuditRecord, legacy_hash
+    from bus.audit.store import _row
+
+    path = tmp_path / "audit.sqlite"
+    open_store(path).close()
+    event = of_b(cases.life(1))[0]
+    old = AuditRecord(1, GENESIS, legacy_hash(1, GENESIS, event), event)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute(f"INSERT INTO audit_records VALUES ({', '.join('?' for _ in _row(old))})", _row(old))
+    db.execute("UPDATE audit_head SET seq = 1, hash = ?", (old.hash,))
+    db.close()
+    config = tmp_path / "renkei.toml"
+    config.write_text('[audit]\nstore = "audit.sqlite"\n', encoding="utf-8")
+    assert CliRunner().invoke(main, ["audit", "verify", "--config", str(config)]).exit_code == 0
+    result = export(config, "--municipality", A, "--out", str(tmp_path / "x.jsonl"))
+    assert result.exit_code == 1 and "format 1" in result.output

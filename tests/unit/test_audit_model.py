@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bus.audit import AuditEvent, EventType, screen
-from bus.audit.chain import GENESIS, Head, canonical, link, record_hash
+from bus.audit.chain import GENESIS, AuditRecord, Head, canonical, legacy_hash, link, record_hash
 from bus.envelope import Envelope
 from bus.errors import PersonalDataInAudit
 from bus.masking import Pseudonymizer
@@ -48,7 +48,7 @@ def test_an_event_of_a_projection_envelope_carries_destination_route_and_legal_b
 def test_the_canonical_form_is_stable_and_covers_every_field() -> None:
     """Same content, same bytes; any field, the seq or the prev_hash changes the hash."""
     event = AuditEvent.of(EventType.ACCEPTED, envelope())
-    assert canonical(1, GENESIS, event) == canonical(1, GENESIS, AuditEvent(**{
+    assert canonical(1, event) == canonical(1, AuditEvent(**{
         f: getattr(event, f) for f in event.__dataclass_fields__}))
     base = record_hash(1, GENESIS, event)
     assert record_hash(2, GENESIS, event) != base
@@ -137,6 +137,17 @@ def test_an_event_with_control_characters_and_every_plane_hashes_as_documented()
     reason = "\x00\x1f\x7f\u2028\ue000\uffff\U0010ffff\"\\/\b\f\n\r\t 番号法"
     event = AuditEvent(EventType.DISCARDED, subject=SUBJECT, reason=reason, actor="operator-1")
     data = {name: getattr(event, name) for name in event.__dataclass_fields__}
-    data.update(event="discarded", codes=[], seq=1, prev_hash=GENESIS, v=1)
-    assert canonical(1, GENESIS, event) == json.dumps(data, sort_keys=True, separators=(",", ":"),
+    data.update(event="discarded", codes=[], seq=1, v=2)
+    assert canonical(1, event) == json.dumps(data, sort_keys=True, separators=(",", ":"),
                                                       ensure_ascii=False).encode("utf-8")
+
+
+def test_a_record_of_format_1_still_verifies_and_an_altered_one_does_not() -> None:
+    """Trails written before format 2 (hash over the canonical form with prev_hash inside) verify."""
+    from dataclasses import replace
+
+    event = AuditEvent.of(EventType.ACCEPTED, envelope())
+    old = AuditRecord(1, GENESIS, legacy_hash(1, GENESIS, event), event)
+    assert old.computed_hash == old.hash != record_hash(1, GENESIS, event)
+    altered = replace(old, event=replace(event, destination="zei"))
+    assert altered.computed_hash != altered.hash

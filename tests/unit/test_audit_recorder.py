@@ -60,3 +60,28 @@ async def test_an_event_emitted_after_an_idle_spell_is_written_without_a_flush(t
     assert [r.event.event for r in log.store.records()] == [EventType.ACCEPTED, EventType.ROUTED]
     await recorder.aclose()
     log.close()
+
+
+async def test_the_tail_of_a_burst_is_signed_once_the_interval_passes(tmp_path: Path) -> None:
+    """A burst written, then silence: within the interval the recorder signs the head on its own
+    (not only at the next write or at shutdown), and the witness holds it."""
+    import asyncio
+
+    from bus.audit.witness import FileWitness
+
+    witness = FileWitness(tmp_path / "witness.jsonl")
+    log = AuditLog(open_store(tmp_path / "a.sqlite"), cases.signer(), checkpoint_every=1000,
+                   checkpoint_interval=0.3, witness=witness)
+    recorder = AuditRecorder(log)
+    for event in cases.life(1):
+        recorder.emit(event)
+    await recorder.flush()
+    for event in cases.life(2):  # within the interval: not signed by the append
+        recorder.emit(event)
+    await recorder.flush()
+    assert [c.seq for c in log.store.checkpoints()] == [7]
+    await asyncio.sleep(0.8)
+    assert [c.seq for c in log.store.checkpoints()] == [7, 14]
+    assert [c.seq for c in witness.checkpoints()] == [7, 14]
+    await recorder.aclose()
+    log.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bus.brokers.amqp import AmqpBroker
-from bus.brokers.amqp_queues import expected_arguments
+from bus.brokers.amqp.migration import expected_arguments
 from bus.cli import main
 from bus.cli.queues import bus_queues
 from bus.settings import Settings

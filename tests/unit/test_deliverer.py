@@ -206,3 +206,51 @@ async def test_dead_letters_are_shown_masked(harness: Harness) -> None:
     assert "personal_number" in text and "(12 chars)" in text
     raw = DeadLetters(harness.store, harness.broker, Catalog.load()).show(letter.id, unmasked_by="ops")
     assert not raw.masked and raw.record != shown.record
+
+
+class Killed(BaseException):
+    """kill -9: the handler stops where it is; nothing after it runs, nothing is acked."""
+
+
+async def test_a_kill_during_a_release_never_sends_the_head_again_after_the_later_changes(
+        tmp_path: Path, catalog: Catalog, zei_body: bytes) -> None:
+    """R parked behind change 1 with 2 and 3 held; 1 is delivered and the release has delivered 2
+    when the bus is killed (1 still unacked). After the restart the release is resumed (3) and
+    the broker hands out 1 again: it must not reach the receiver after 2 and 3."""
+    from bus.brokers.base import Delivery
+    from bus.stages import StageHooks
+
+    killed = {"done": False}
+
+    def script(resident: str, sequence: int) -> None:
+        if sequence == 3 and not killed["done"]:
+            killed["done"] = True
+            raise Killed
+
+    sink = ScriptedSink(script)
+    broker = EmbeddedBroker(tmp_path / "broker.sqlite", poll_interval=0.02)
+    await broker.connect()
+    store = DeliveryStore(tmp_path / "delivery.sqlite")
+    subject = envelope("r", 1).subject
+    store.park("zei", subject, "r-001", "retrying")
+    for seq in (2, 3):
+        env = envelope("r", seq)
+        assert store.hold("zei", subject, seq, env.message_id, dict(env.to_headers()), zei_body)
+    head = Delivery(zei_body, "r-001", subject, dict(envelope("r", 1).to_headers()), redelivered=True,
+                    delivery_count=2)  # the retry copy the delay tier handed out
+    stage = DeliverStage(broker, catalog, ResidentLine(store, "zei", StageHooks()), sink, policy=FAST)
+    with pytest.raises(Killed):
+        await stage.handle([head])
+    assert sink.order("r") == [1, 2]
+    store.close()
+
+    store = DeliveryStore(tmp_path / "delivery.sqlite")  # the restart
+    stage = DeliverStage(broker, catalog, ResidentLine(store, "zei", StageHooks()), sink, policy=FAST)
+    await stage.resume()
+    await stage.handle([Delivery(head.body, head.message_id, head.key, head.headers, redelivered=True,
+                                 delivery_count=3)])
+    order = sink.order("r")
+    assert order == [1, 2, 3], order  # never 1 after 2 or 3
+    assert store.parked("zei", subject) is None
+    store.close()
+    await broker.close()

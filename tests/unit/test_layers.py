@@ -12,8 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: what an adapter may import from the bus: the contracts and what they are made of
+#: (bus.brokers.amqp: the AMQP intake connects, declares its queue and maps errors as the broker does)
 ADAPTERS_MAY_USE = ("bus.ports", "bus.errors", "bus.envelope", "bus.validation", "bus.catalog", "bus.logs",
-                    "bus.masking", "bus.paths", "bus.topology")  # topology: the queue names (renkei.submit)
+                    "bus.masking", "bus.paths", "bus.topology", "bus.brokers.amqp")  # topology: queue names
 #: the modules that assemble the bus from its parts, and so may know the adapters
 ASSEMBLY = ("bus.app", "bus.cli", "bus.demo")
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bus.envelope import Envelope
+from bus.groupcommit import GroupCommit
 from bus.state import StateStore
 
 
@@ -58,9 +60,14 @@ def test_record_routed_many_is_record_routed_for_each(tmp_path: Path) -> None:
     many.close()
 
 
-async def test_messages_finishing_in_one_loop_turn_share_one_transaction(tmp_path: Path) -> None:
-    from bus.stages.route import _GroupCommit
+async def _commit_of(state: StateStore) -> Callable[[list[tuple[str, list[str]]]], Awaitable[list[None]]]:
+    async def commit(batch: list[tuple[str, list[str]]]) -> list[None]:  # as the route stage commits
+        state.record_routed_many(batch)
+        return [None] * len(batch)
+    return commit
 
+
+async def test_messages_finishing_in_one_loop_turn_share_one_transaction(tmp_path: Path) -> None:
     state = StateStore(tmp_path / "state.sqlite")
     transactions: list[int] = []
     record_many = state.record_routed_many
@@ -70,19 +77,19 @@ async def test_messages_finishing_in_one_loop_turn_share_one_transaction(tmp_pat
         record_many(routed)
 
     state.record_routed_many = counted  # type: ignore[method-assign]
-    group = _GroupCommit(state)
-    await asyncio.gather(*(group.record(f"m{n}", ["zei"]) for n in range(8)))
-    await group.record("m8", ["kaigo"])
+    group: GroupCommit[tuple[str, list[str]]] = GroupCommit(await _commit_of(state))
+    await asyncio.gather(*(group.submit((f"m{n}", ["zei"])) for n in range(8)))
+    await group.submit(("m8", ["kaigo"]))
+    await group.aclose()
     assert transactions == [8, 1]
     assert state.counters("destination") == {"zei": {"routed": 8}, "kaigo": {"routed": 1}}
     state.close()
 
 
 async def test_a_failed_group_commit_fails_every_message_in_it(tmp_path: Path) -> None:
-    from bus.stages.route import _GroupCommit
-
     state = StateStore(tmp_path / "state.sqlite")
     state.close()  # every write now fails
-    group = _GroupCommit(state)
-    results = await asyncio.gather(*(group.record(f"m{n}", ["zei"]) for n in range(3)), return_exceptions=True)
+    group: GroupCommit[tuple[str, list[str]]] = GroupCommit(await _commit_of(state))
+    results = await asyncio.gather(*(group.submit((f"m{n}", ["zei"])) for n in range(3)), return_exceptions=True)
+    await group.aclose()
     assert len(results) == 3 and all(isinstance(r, Exception) for r in results)

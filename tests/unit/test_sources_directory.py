@@ -229,6 +229,77 @@ def test_an_inbox_that_is_not_a_directory_is_a_config_error(tmp_path: Path) -> N
         DirectorySource(tmp_path / "missing", FakeIntake())
 
 
+def _refusal(inbox: Path, name: str) -> str:
+    result = json.loads((inbox / "rejected" / f"{name}.result.json").read_text())
+    assert result["status"] == "rejected" and result["issues"][0]["code"] == "R230"
+    return str(result["issues"][0]["message"])
+
+
+async def test_a_symbolic_link_is_refused_unread_wherever_it_points(tmp_path: Path) -> None:
+    """A link to a host file, or to a file inside the inbox: neither is read, neither kept."""
+    inbox, outside = tmp_path / "inbox", tmp_path / "secret.xml"
+    inbox.mkdir()
+    outside.write_bytes(b"<secret>host file</secret>")
+    (inbox / "a-outside.xml").symlink_to(outside)
+    (inbox / "b-inside.xml").symlink_to(inbox / "real.data")
+    (inbox / "real.data").write_bytes(b"<a/>")
+    intake = FakeIntake()
+    results = await DirectorySource(inbox, intake).run_once()
+    assert [(r.name, r.status) for r in results] == [("a-outside.xml", "rejected"), ("b-inside.xml", "rejected")]
+    assert intake.calls == []
+    assert "symbolic link" in _refusal(inbox, "a-outside.xml") and "symbolic link" in _refusal(inbox, "b-inside.xml")
+    kept = b"".join(p.read_bytes() for p in (inbox / "rejected").rglob("*") if p.is_file())
+    assert b"host file" not in kept
+    assert not (inbox / "a-outside.xml").is_symlink() and outside.read_bytes() == b"<secret>host file</secret>"
+
+
+async def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.xml")
+    intake = FakeIntake()
+    results = await asyncio.wait_for(DirectorySource(tmp_path, intake).run_once(), 5)
+    assert [(r.name, r.status) for r in results] == [("pipe.xml", "rejected")]
+    assert "FIFO" in _refusal(tmp_path, "pipe.xml") and intake.calls == []
+    assert not (tmp_path / "pipe.xml").exists()
+
+
+async def test_a_socket_and_a_hard_link_are_refused(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(inbox / "sock.xml"))
+    (tmp_path / "elsewhere.xml").write_bytes(b"<elsewhere/>")
+    os.link(tmp_path / "elsewhere.xml", inbox / "linked.xml")
+    intake = FakeIntake()
+    try:
+        results = await DirectorySource(inbox, intake).run_once()
+    finally:
+        server.close()
+    assert {(r.name, r.status) for r in results} == {("sock.xml", "rejected"), ("linked.xml", "rejected")}
+    assert "socket" in _refusal(inbox, "sock.xml") and "hard link" in _refusal(inbox, "linked.xml")
+    assert intake.calls == [] and (tmp_path / "elsewhere.xml").read_bytes() == b"<elsewhere/>"
+
+
+def test_a_device_is_not_a_regular_file() -> None:
+    from adapters.sources.inbox_files import not_regular
+
+    assert not_regular(Path("/dev/null")) == "a character device"
+
+
+async def test_a_file_swapped_for_a_link_after_the_scan_is_refused_when_opened(tmp_path: Path) -> None:
+    """The check and the open are separate: O_NOFOLLOW refuses a link put there in between."""
+    from adapters.sources.inbox_files import Refused, open_regular
+
+    (tmp_path / "host.txt").write_bytes(b"host")
+    (tmp_path / "x.xml").symlink_to(tmp_path / "host.txt")
+    with pytest.raises(Refused, match="symbolic link"):
+        open_regular(tmp_path / "x.xml")
+
+
 async def test_a_slow_batch_reports_progress_every_few_seconds_not_only_every_n_records(tmp_path: Path) -> None:
     """Before, progress came only every `progress_every` (10,000) records: a slow batch said nothing."""
     write_batch(tmp_path / "batch.avro", 30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -97,7 +98,20 @@ async def test_an_unavailable_broker_is_503_and_never_accepted(error: Exception)
     assert response.json()["status"] != "accepted"
 
 
-async def test_a_body_over_the_cap_is_413_and_never_submitted(intake: FakeIntake) -> None:
+def rejecting_like_the_bus(max_body: int) -> Callable[[bytes], Submission]:
+    """What the intake stage answers for an oversized or unknown body: rejected (R100 / R220)."""
+    def answer(raw: bytes) -> Submission:
+        if len(raw) > max_body:
+            return Submission("rejected", None, None, (Issue("R100", "too large"),))
+        if raw == b"{}":
+            return Submission("rejected", None, None, (Issue("R220", "unknown content type"),))
+        return accepted(raw)
+    return answer
+
+
+async def test_a_body_over_the_cap_is_413_and_only_its_first_bytes_go_to_the_intake_to_be_audited() -> None:
+    """The body is read up to the cap + 1 byte, never beyond; the intake rejects and audits it."""
+    intake = FakeIntake(rejecting_like_the_bus(10))
     async with client_for(intake, max_body=10) as client:
         declared = await client.post("/v1/messages", content=b"x" * 11, headers=XML)
 
@@ -109,17 +123,47 @@ async def test_a_body_over_the_cap_is_413_and_never_submitted(intake: FakeIntake
         exact = await client.post("/v1/messages", content=b"x" * 10, headers=XML)
     assert declared.status_code == streamed.status_code == 413
     assert declared.json()["issues"][0]["code"] == "R100"
-    assert exact.status_code == 202 and len(intake.calls) == 1
+    assert exact.status_code == 202
+    assert [len(c["raw"]) for c in intake.calls] == [11, 11, 10]  # type: ignore[arg-type]
 
 
-async def test_other_content_types_are_415(intake: FakeIntake) -> None:
+async def test_other_content_types_are_415_and_go_to_the_intake_to_be_audited() -> None:
+    intake = FakeIntake(rejecting_like_the_bus(100))
     async with client_for(intake) as client:
         response = await client.post(
             "/v1/messages", content=b"{}", headers={"Content-Type": "application/json"}
         )
-    assert response.status_code == 415 and intake.calls == []
+    assert response.status_code == 415
+    assert [c["content_type"] for c in intake.calls] == ["application/json"]
+
+
+async def test_a_malformed_source_claim_is_400_and_never_submitted(intake: FakeIntake) -> None:
+    async with client_for(intake) as client:
+        response = await client.post("/v1/messages", content=b"<x/>",
+                                     headers={**XML, "X-Renkei-Source": "kiban system"})
+    assert response.status_code == 400 and response.json()["issues"][0]["code"] == "A400"
+    assert intake.calls == []
 
 
 async def test_healthz(intake: FakeIntake) -> None:
     async with client_for(intake) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+def test_the_intake_limits_come_from_the_settings(tmp_path: Path) -> None:
+    """[intake] http_header_timeout, http_body_timeout and http_max_connections reach the HTTP intake;
+    a zero is refused with where it was given."""
+    from adapters.sources.http_intake import HttpIntake
+    from bus.app import front_doors
+    from bus.catalog import Catalog
+    from bus.errors import ConfigError
+    from bus.settings import Settings
+
+    path = tmp_path / "renkei.toml"
+    path.write_text("[intake]\nhttp_header_timeout = 3\nhttp_body_timeout = 7\nhttp_max_connections = 9\n",
+                    encoding="utf-8")
+    [door] = [d for d in front_doors(Settings.load(path, env={}), Catalog.load()) if isinstance(d, HttpIntake)]
+    assert (door.header_timeout, door.body_timeout, door.max_connections) == (3, 7, 9)
+    path.write_text("[intake]\nhttp_body_timeout = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="http_body_timeout"):
+        Settings.load(path, env={})

@@ -1,6 +1,6 @@
 """A process asked to stop stops, even when a broker call turns the cancellation into a broker
 error: aio-pika, closing a channel on a lost connection, raised ChannelInvalidStateError in
-place of the CancelledError, `_mapped` made it a BrokerUnavailable, and the process reporter's
+place of the CancelledError, `mapped` made it a BrokerUnavailable, and the process reporter's
 loop (which retries on BrokerError) went on forever, so `renkei run` hung at shutdown after the
 broker was killed -9 (tests/faults, seen once in CI)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import aiormq.exceptions
 import pytest
 
-from bus.brokers.amqp import _mapped
+from bus.brokers.amqp import mapped
 from bus.brokers.base import QueueStats
 from bus.errors import BrokerError, BrokerUnavailable
 from bus.status import ProcessReporter
@@ -28,7 +28,7 @@ async def _aio_pika_cleaning_up() -> None:
 
 async def test_a_cancelled_broker_call_stays_cancelled() -> None:
     async def call() -> None:
-        with _mapped("reading the stats of queue 'zei'"):
+        with mapped("reading the stats of queue 'zei'"):
             await _aio_pika_cleaning_up()
 
     task = asyncio.create_task(call())
@@ -41,13 +41,13 @@ async def test_a_cancelled_broker_call_stays_cancelled() -> None:
 
 async def test_the_same_error_without_a_cancellation_is_a_lost_broker() -> None:
     with pytest.raises(BrokerUnavailable, match="ChannelInvalidStateError"):
-        with _mapped("reading the stats of queue 'zei'"):
+        with mapped("reading the stats of queue 'zei'"):
             raise aiormq.exceptions.ChannelInvalidStateError("writer is None")
 
 
 async def test_an_error_that_is_not_the_brokers_is_left_as_it_is() -> None:
     with pytest.raises(KeyError):
-        with _mapped("reading the stats of queue 'zei'"):
+        with mapped("reading the stats of queue 'zei'"):
             raise KeyError("x")
 
 

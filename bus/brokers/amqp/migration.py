@@ -28,7 +28,6 @@ delete that must follow could not tell a finished move from a running bus.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,9 +35,11 @@ from typing import Any, Literal
 import aiormq.exceptions
 import structlog
 
-from bus.brokers.amqp import QUEUE_ARGUMENTS, AmqpBroker, reply_text
-from bus.brokers.amqp_expedite import copy_message as _copy
-from bus.brokers.amqp_expedite import passive_counts as _passive
+from bus.brokers.amqp import topology
+from bus.brokers.amqp.broker import AmqpBroker
+from bus.brokers.amqp.errors import mapped, reply_text
+from bus.brokers.amqp.expedite import copy_message as _copy
+from bus.brokers.amqp.expedite import passive_counts as _passive
 from bus.errors import BrokerError
 
 __all__ = ["MIGRATING", "QueueState", "expected_arguments", "inspect_queue", "migrate_queue"]
@@ -49,8 +50,6 @@ MIGRATING = ".migrating"
 _HOLDING: dict[str, Any] = {"x-queue-type": "quorum"}
 _SETTLE_TRIES = 10
 _IDLE = 0.5  # seconds between two looks at a queue about to be deleted
-_DELAY = re.compile(r"^(?P<queue>.+)\.delay\.(?P<millis>[0-9]+)ms$")
-_SHARD = re.compile(r"^(?P<queue>.+)\.shard[0-9]+$")
 
 Status = Literal["ok", "missing", "differs", "interrupted", "busy", "migrated"]
 
@@ -70,10 +69,7 @@ class QueueState:
 
 def expected_arguments(broker: AmqpBroker, name: str) -> dict[str, Any]:
     """The arguments this renkei declares the RabbitMQ queue `name` with."""
-    delay = _DELAY.match(name)
-    if delay:
-        return broker.delay_arguments(delay["queue"], int(delay["millis"]))
-    return dict(QUEUE_ARGUMENTS)
+    return topology.arguments_of(name, shards=broker.shards)
 
 
 async def inspect_queue(broker: AmqpBroker, name: str) -> QueueState:
@@ -96,11 +92,12 @@ async def inspect_queue(broker: AmqpBroker, name: str) -> QueueState:
 async def _differs(broker: AmqpBroker, name: str) -> str | None:
     """What RabbitMQ says is different about the existing queue `name`, or None when it has
     this renkei's arguments (declaring a queue again with the same ones changes nothing)."""
-    async with broker.admin_channel() as channel:
-        try:
-            await channel.declare_queue(name, durable=True, arguments=expected_arguments(broker, name))
-        except aiormq.exceptions.ChannelPreconditionFailed as exc:
-            return reply_text(exc, str(exc))
+    with mapped(f"checking the arguments of queue {name!r}"):
+        async with broker.admin_channel() as channel:
+            try:
+                await channel.declare_queue(name, durable=True, arguments=expected_arguments(broker, name))
+            except aiormq.exceptions.ChannelPreconditionFailed as exc:
+                return reply_text(exc, str(exc))
     return None
 
 
@@ -116,8 +113,7 @@ async def migrate_queue(broker: AmqpBroker, name: str,
                           f"{state.consumers} consumers: stop the bus (every `renkei run`) first")
     say = progress or (lambda text: None)
     holding = name + MIGRATING
-    async with broker.admin_channel() as channel:
-        await channel.declare_queue(holding, durable=True, arguments=_HOLDING)
+    await _declare(broker, holding, _HOLDING)
     # the old queue, if it is still there (a first run, or one interrupted during the first move:
     # what it still holds comes after what <name>.migrating already has)
     if await _passive(broker, name) is not None and await _differs(broker, name):
@@ -129,14 +125,13 @@ async def migrate_queue(broker: AmqpBroker, name: str,
             raise
         say(f"{name}: {moved} messages moved to {holding}")
         await _delete_empty(broker, name)
-    async with broker.admin_channel() as channel:
-        await channel.declare_queue(name, durable=True, arguments=expected_arguments(broker, name))
+    await _declare(broker, name, expected_arguments(broker, name))
     back = await _move(broker, holding, name)
     await _delete_empty(broker, holding)
     say(f"{name}: declared again with {_describe(expected_arguments(broker, name))}; {back} messages back")
-    shard = _SHARD.match(name)
-    if shard and broker.shards > 1:
-        await broker.declare(shard["queue"])  # its binding went with the old queue
+    logical = topology.sharded_queue(name)
+    if logical and broker.shards > 1:
+        await broker.declare(logical)  # its binding went with the old queue
     log.info("queue migrated", queue=name, messages=back)
     return QueueState(name, "migrated", back)
 
@@ -146,34 +141,43 @@ async def _move(broker: AmqpBroker, source: str, target: str) -> int:
     by basic.get (no consumer: a quorum queue may go on counting a closed channel's consumer,
     sometimes for longer than 30 s, and the delete that follows waits for none)."""
     moved = 0
-    async with broker.admin_channel(confirms=True) as channel:
-        queue = await channel.get_queue(source, ensure=False)
-        try:
-            while (message := await queue.get(no_ack=False, fail=False)) is not None:
-                await channel.default_exchange.publish(_copy(message), routing_key=target, mandatory=True)
-                await message.ack()
-                moved += 1
-        except aiormq.exceptions.ChannelLockedResource as exc:  # refused before any message was taken
-            raise BrokerError(
-                f"queue {source!r} has a single active consumer and differs in another argument: RabbitMQ "
-                f"refuses basic.get on it ({reply_text(exc, 'RESOURCE_LOCKED')}), so it is not migrated here. "
-                f"Nothing was moved; drain it with the bus, then delete it and let the bus declare it") from exc
+    with mapped(f"moving the messages of queue {source!r} to {target!r}"):
+        async with broker.admin_channel(confirms=True) as channel:
+            queue = await channel.get_queue(source, ensure=False)
+            try:
+                while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                    await channel.default_exchange.publish(_copy(message), routing_key=target, mandatory=True)
+                    await message.ack()
+                    moved += 1
+            except aiormq.exceptions.ChannelLockedResource as exc:  # refused before any message was taken
+                raise BrokerError(
+                    f"queue {source!r} has a single active consumer and differs in another argument: RabbitMQ "
+                    f"refuses basic.get on it ({reply_text(exc, 'RESOURCE_LOCKED')}), so it is not migrated here. "
+                    f"Nothing was moved; drain it with the bus, then delete it and let the bus declare it") from exc
     return moved
 
 
 async def _delete_empty(broker: AmqpBroker, name: str) -> None:
     """Delete the queue `name`, which must be empty and unused (quorum queues take neither
     if-empty nor if-unused: the check is here, just before)."""
-    async with broker.admin_channel() as channel:
-        for _ in range(_SETTLE_TRIES):  # a consumer of the move, its channel just closed, may still count
-            result = (await channel.declare_queue(name, passive=True)).declaration_result
-            if not (result.message_count or result.consumer_count):
-                break
-            await asyncio.sleep(_IDLE)
-        else:
-            raise BrokerError(f"queue {name!r} is not empty ({result.message_count} messages, "
-                              f"{result.consumer_count} consumers) after the move: nothing deleted; is a bus running?")
-        await channel.queue_delete(name)
+    with mapped(f"deleting queue {name!r}"):
+        async with broker.admin_channel() as channel:
+            for _ in range(_SETTLE_TRIES):  # a consumer of the move, its channel just closed, may still count
+                result = (await channel.declare_queue(name, passive=True)).declaration_result
+                if not (result.message_count or result.consumer_count):
+                    break
+                await asyncio.sleep(_IDLE)
+            else:
+                raise BrokerError(f"queue {name!r} is not empty ({result.message_count} messages, "
+                                  f"{result.consumer_count} consumers) after the move: nothing deleted; "
+                                  "is a bus running?")
+            await channel.queue_delete(name)
+
+
+async def _declare(broker: AmqpBroker, name: str, arguments: dict[str, Any]) -> None:
+    with mapped(f"declaring queue {name!r}"):
+        async with broker.admin_channel() as channel:
+            await channel.declare_queue(name, durable=True, arguments=arguments)
 
 
 def _describe(arguments: dict[str, Any]) -> str:

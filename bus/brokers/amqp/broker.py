@@ -1,0 +1,166 @@
+"""`AmqpBroker`: the broker contract (base.py) on RabbitMQ, assembled from this package's parts.
+
+connection.py opens the connection (cluster failover), topology.py declares, publishing.py
+publishes with confirms, consuming.py consumes and settles, errors.py maps every driver
+error, fastpath.py (optional) writes publishes and acks past aiormq's public API.
+
+`stats`: `ready` and `consumers` from a passive queue declare; `in_flight` counts the
+unsettled deliveries of this process only (the management plugin, which knows all of them,
+is not assumed to be enabled). RabbitMQ 3.10 reports 0 consumers for a quorum queue in
+declare-ok, so this process's own consumers are the floor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from ssl import SSLContext
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+from bus.brokers.amqp import consuming, topology
+from bus.brokers.amqp.connection import Link
+from bus.brokers.amqp.errors import mapped, safe_url
+from bus.brokers.amqp.expedite import delay_queue_names, move_delayed
+from bus.brokers.amqp.publishing import Publisher
+from bus.brokers.amqp.wire import ENVELOPE_HEADER, KEY_HEADER, text, unpack
+from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
+from bus.errors import BrokerError, BrokerUnavailable
+
+__all__ = ["AmqpBroker"]
+
+
+class AmqpBroker(Broker):
+    """RabbitMQ at `url` (amqp:// or amqps://; several nodes: ``amqp://u:p@h1:p1,h2:p2/vhost``).
+
+    `fast_path`: publish and ack through fastpath.py when the installed aiormq allows it
+    (`[bus] amqp_fast_path`); False takes aio-pika's and aiormq's public API only."""
+
+    name = "amqp"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        publish_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        settle_timeout: float = 5.0,
+        ssl_context: SSLContext | None = None,
+        shards: int = 1,
+        fast_path: bool = True,
+    ) -> None:
+        if not 1 <= shards <= 64:
+            raise ValueError(f"shards must be 1..64, got {shards}")
+        self.url = url
+        self.shards = shards
+        self.fast_path = fast_path
+        self.publish_timeout = publish_timeout
+        self.settle_timeout = settle_timeout
+        self._link = Link(url, name="renkei", timeout=connect_timeout, ssl_context=ssl_context)
+        self._publisher = self._new_publisher()
+        self._subscriptions: set[consuming.Subscription] = set()
+
+    def _new_publisher(self) -> Publisher:
+        return Publisher(self._link, shards=self.shards, fast_path=self.fast_path, timeout=self.publish_timeout)
+
+    async def connect(self) -> None:
+        if self._publisher.channel is not None:
+            return
+        await self._link.open()
+        await self._publisher.open()
+
+    async def close(self) -> None:
+        self._publisher = self._new_publisher()
+        for sub in list(self._subscriptions):
+            sub.stopping = True
+        self._subscriptions.clear()
+        await self._link.close()
+
+    async def declare(self, queue: str) -> None:
+        with mapped(f"declaring queue {queue!r}"):
+            async with self.admin_channel() as channel:
+                await topology.declare(channel, queue, shards=self.shards)
+        if self.shards > 1:
+            self._publisher.exchanges.add(queue)
+
+    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
+        await self._publisher.publish_many(items, delay=delay)
+
+    async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
+        mine = [name for name in self._publisher.delay_queues if name.startswith(f"{queue}.delay.")]
+        moved = await move_delayed(self, queue, [*delay_queue_names(queue, waits), *mine])  # expedite.py
+        return [unpack(h[ENVELOPE_HEADER]) if ENVELOPE_HEADER in h else
+                {k: text(v) for k, v in h.items() if k != KEY_HEADER} for h in moved]
+
+    def delay_arguments(self, queue: str, millis: int) -> dict[str, Any]:
+        """The arguments of the delay queue `<queue>.delay.<millis>ms`."""
+        return topology.delay_arguments(queue, millis, shards=self.shards)
+
+    def physical_queues(self, queue: str) -> list[str]:
+        """The RabbitMQ queues of the logical `queue` (itself, or its shards)."""
+        return topology.shard_names(queue, self.shards)
+
+    async def stats(self, queue: str) -> QueueStats:
+        ready = consumers = 0
+        with mapped(f"reading the stats of queue {queue!r}"):
+            async with self.admin_channel() as channel:
+                for name in self.physical_queues(queue):
+                    result = (await channel.declare_queue(name, passive=True)).declaration_result
+                    ready += result.message_count or 0
+                    consumers = max(consumers, result.consumer_count or 0)  # per shard: active + standbys
+        mine = [s for s in self._subscriptions if s.queue_name == queue]
+        in_flight = sum(len(s.unsettled) for s in mine)
+        return QueueStats(queue, ready, in_flight, max(consumers, len(mine) // max(1, self.shards)))
+
+    async def describe(self, queues: Sequence[str]) -> BrokerDescription:
+        """From passive declares (`stats`), on this broker's connection or, unconnected, on one
+        opened for the purpose. Delayed is None: the delay queues (one per delay) cannot be
+        listed over AMQP. In flight is this instance's unsettled count where its own
+        subscriptions are every consumer of the queue, None where others consume (RabbitMQ
+        tells their unacknowledged count only through its management API)."""
+        opened = self._publisher.channel is None
+        found: dict[str, QueueDescription] = {}
+        try:
+            if opened:
+                await self.connect()
+            for q in queues:
+                try:
+                    stats = await self.stats(q)
+                except BrokerUnavailable:
+                    raise
+                except BrokerError:  # the passive declare failed: no such queue
+                    found[q] = QueueDescription(q, False, 0, None, 0, 0)
+                    continue
+                own = len([s for s in self._subscriptions if s.queue_name == q]) // self.shards
+                in_flight = stats.in_flight if stats.consumers <= own else None
+                found[q] = QueueDescription(q, True, stats.ready, None, in_flight, stats.consumers)
+        except BrokerUnavailable as exc:
+            return BrokerDescription(self.name, safe_url(self.url), False,
+                                     {q: QueueDescription.unknown(q) for q in queues}, str(exc))
+        finally:
+            if opened:
+                with contextlib.suppress(BrokerError):
+                    await self.close()
+        return BrokerDescription(self.name, safe_url(self.url), True, found)
+
+    async def _start_consumer(
+        self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
+    ) -> Callable[[], Awaitable[None]]:
+        return await consuming.start_consumer(self.connection(), queue, on_delivery, prefetch, shards=self.shards,
+                                              subscriptions=self._subscriptions)
+
+    async def _settle(self, delivery: Delivery, ok: bool) -> None:
+        await consuming.settle(delivery, ok, fast_path=self.fast_path, within=self.settle_timeout)
+
+    async def _fence(self, delivery: Delivery) -> None:
+        await consuming.fence(delivery)
+
+    def connection(self) -> AbstractRobustConnection:
+        """The open connection (BrokerUnavailable before `connect()` or after `close()`)."""
+        return self._link.connection()
+
+    def admin_channel(self, *, confirms: bool = False) -> AbstractAsyncContextManager[AbstractChannel]:
+        """A short-lived channel for declares (`async with`): a failed one closes it, not the publisher."""
+        return self._link.admin_channel(confirms=confirms)
