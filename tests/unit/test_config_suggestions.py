@@ -7,21 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_cli_run_config import GOOD  # the same small valid config
 
 from bus.cli import main
 from bus.suggest import suggest, unknown_keys
-
-GOOD = """\
-[bus]
-state_dir = "var"
-
-[intake]
-http_port = 0
-
-[destinations.zei]
-transport = "http"
-url = "http://127.0.0.1:9101/messages"
-"""
 
 
 @pytest.mark.parametrize(("text", "says"), [
