@@ -89,7 +89,7 @@ def validate(
         raise _fail("R220", f"unknown content type {content_type!r}", expected=f"{XML} or {AVRO}")
     rules = rules_for(ks, catalog.codelists)
     issues = rules.check(record)
-    issues += check_characters(record, root=ks.root_element, personal=rules.personal)
+    issues += check_characters(record, root=ks.root_element, personal=rules.personal, charsets=catalog.charsets)
     if issues:
         if root is not None:  # XML: each rule issue at the line:column of its element, as schema errors
             issues = located(issues, root, raw)

@@ -44,8 +44,10 @@ def _avro(record: dict[str, Any], names: dict[str, Any]) -> Shape:
 
 
 def _avro_type(kind: Any, names: dict[str, Any]) -> Any:
-    if isinstance(kind, str) and kind in names:  # a named record used again
+    if isinstance(kind, str) and kind in names:  # a named record or enum used again
         kind = names[kind]
+    if isinstance(kind, dict) and kind.get("type") == "enum":
+        names[kind["name"]] = kind
     if isinstance(kind, dict) and kind.get("type") == "record":
         return _avro(kind, names)
     if isinstance(kind, dict):

@@ -67,3 +67,20 @@ def test_the_suggestion_is_the_closest_name_or_nothing() -> None:
     assert suggest("colour", ["transport", "concurrency"]) == ""
     two = unknown_keys("[bus]", ["statedir", "shard"], ["state_dir", "shards"])
     assert "did you mean 'shard' → 'shards', 'statedir' → 'state_dir'?" in two
+
+
+def test_a_destination_no_route_names_and_that_resembles_none_is_allowed(tmp_path: Path) -> None:
+    """A system being wired up (or a simulator's peer, as chukan is to togo) waits with an empty
+    queue; only a near miss of a routed name is taken for a typo."""
+    from adapters.registry import sink_options
+    from bus.catalog import Catalog
+    from bus.config_check import check_destinations
+    from bus.paths import routes_dir
+    from bus.routing.router import RouteTable
+    from bus.settings import Settings
+
+    config = tmp_path / "renkei.toml"
+    config.write_text(GOOD + '[destinations.toshokan]\ntransport = "http"\nurl = "http://127.0.0.1:9/messages"\n',
+                      encoding="utf-8")
+    table = RouteTable.load(routes_dir(), Catalog.load())
+    check_destinations(Settings.load(config, env={}), (r.destination for r in table.routes), sink_options)

@@ -38,8 +38,8 @@ def test_the_example_keeps_its_state_outside_the_checkout() -> None:
         assert path is not None and not path.resolve().is_relative_to(ROOT), path
 
 
-def test_every_destination_of_the_example_is_addressed_by_the_routes() -> None:
+def test_the_example_passes_the_checks_run_makes_and_configures_every_routed_destination() -> None:
     settings = Settings.load(EXAMPLE, env={})
     table = RouteTable.load(routes_dir(), Catalog.load())
     check_destinations(settings, (r.destination for r in table.routes), sink_options)  # raises if not
-    assert set(settings.destinations) == {r.destination for r in table.routes}
+    assert {r.destination for r in table.routes} <= set(settings.destinations)
