@@ -2,6 +2,7 @@
 
     renkei retry now --config renkei.toml                      # every destination
     renkei retry now --config renkei.toml --destination zei    # one (repeatable)
+    renkei retry now --config renkei.toml --json               # {"made_due": {"zei": 5, ...}}
 
 A change whose delivery failed waits in the broker for its next tier (10 s, 1 min, 10 min,
 1 h, … `[retry] tiers`); after a destination's outage the last ones may wait an hour. This
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 from pathlib import Path
 
 import click
@@ -46,7 +48,8 @@ def retry() -> None:
               help="Only this destination (repeatable); default: every destination.")
 @click.option("--operator", default=None, metavar="NAME",
               help="Who does this (recorded in the audit trail); default: the login name.")
-def now(config: Path | None, destinations: tuple[str, ...], operator: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: changes made due, per destination.")
+def now(config: Path | None, destinations: tuple[str, ...], operator: str | None, as_json: bool) -> None:
     """Make the changes waiting in a retry tier due now (audited).
 
     Exit status: 0 done (also when nothing was waiting), 1 the broker cannot be reached,
@@ -63,6 +66,9 @@ def now(config: Path | None, destinations: tuple[str, ...], operator: str | None
         fail("retry now", str(exc))
     except BrokerError as exc:
         fail("retry now", f"the broker: {exc}", RUNTIME_ERROR)
+    if as_json:
+        click.echo(json.dumps({"made_due": {name: moved.get(name, 0) for name in chosen}}, indent=2))
+        return
     for name in chosen:
         count = moved.get(name, 0)
         click.echo(f"{name}: {count} change{'' if count == 1 else 's'} made due now")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,15 @@ async def test_changes_waiting_an_hour_are_delivered_at_once_in_order_when_an_op
         asked = [r.event for r in audit.store.records() if r.event.actor == "alice"]
     assert len(asked) == 2 and {e.event for e in asked} == {"retried"}
     assert all(e.reason == "made due now by `renkei retry now`" for e in asked)
+
+
+async def test_nothing_waiting_is_a_success_and_json_says_so_per_destination(tmp_path: Path) -> None:
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "var"\n', encoding="utf-8")
+    code, out, err = await renkei("retry", "now", "--json", "--destination", "zei", "--destination", "kokuho",
+                                  "--config", str(config), cwd=tmp_path)
+    assert code == 0, err
+    assert json.loads(out) == {"made_due": {"zei": 0, "kokuho": 0}}
 
 
 async def test_an_unknown_destination_is_named_and_exits_2(tmp_path: Path) -> None:
