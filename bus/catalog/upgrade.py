@@ -217,10 +217,29 @@ def _v1_address(a: Mapping[str, Any] | None) -> dict[str, Any] | None:
             for k in ("postal_code", "prefecture", "city", "town", "banchi", "building")}
 
 
+#: what a v1 projection kind (振り仮名 required) carries for a person without one: one ideographic
+#: space, the only katakana-pattern value that says nothing (v2 has no 振り仮名 for many
+#: foreign residents and, during the transition, for others)
+NO_KANA = "\u3000"
+
+
+def _v1_name(name: Mapping[str, Any]) -> dict[str, Any]:
+    """v1's PersonName: an alphabet-only name splits at its first space (氏, 名); 振り仮名 absent → NO_KANA."""
+    family, given = name.get("family_name"), name.get("given_name")
+    if not family and name.get("name_alphabet"):
+        first, _, rest = str(name["name_alphabet"]).partition(" ")
+        family, given = first, given or rest or first
+    return {"family_name": family, "given_name": given or family,
+            "family_name_kana": name.get("family_name_kana") or NO_KANA,
+            "given_name_kana": name.get("given_name_kana") or NO_KANA,
+            **{k: name.get(k) for k in ("former_family_name", "former_family_name_kana", "alias_name",
+                                        "alias_name_kana")}}
+
+
 def v1_view(v2: Mapping[str, Any]) -> dict[str, Any]:
     """The v1 record a v1 projection kind can carry of a v2 record (lossy: the v2-only items
     are dropped; reasons, 続柄 and 住民状態 fall back to the nearest v1 code; dates are the
-    registry's reference dates)."""
+    registry's reference dates; a missing 振り仮名 is NO_KANA)."""
     change = v2["change"]
     reason = str(change.get("reason"))
     name = v2.get("name") or {}
@@ -237,10 +256,7 @@ def v1_view(v2: Mapping[str, Any]) -> dict[str, Any]:
                    "cancelled_history_number": change.get("cancelled_history_number")},
         "resident_type": v2.get("resident_type"),
         "resident_status": "RESIDENT" if v2.get("resident_status") == "RESIDENT" else "REMOVED",
-        "name": {"family_name": name.get("family_name") or name.get("name_alphabet"),
-                 "given_name": name.get("given_name") or "-",
-                 **{k: name.get(k) for k in ("family_name_kana", "given_name_kana", "former_family_name",
-                                             "former_family_name_kana", "alias_name", "alias_name_kana")}},
+        "name": _v1_name(name),
         "birth_date": reference_date(v2.get("birth_date")),
         "sex": v2.get("sex"),
         "relationship": "SETAINUSHI" if relationship is None else RELATIONSHIPS_V2_TO_V1.get(relationship, "ENKOSHA"),

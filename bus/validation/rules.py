@@ -124,12 +124,14 @@ def canonical_path(path: str) -> str:
 
 
 def personal_predicate(fields: tuple[Field, ...]) -> Callable[[str], bool]:
-    """`personal(path)`: bus.masking.is_personal, or a field the kind's spec marks personal."""
+    """`personal(path)`: bus.masking.is_personal, or a field the kind's spec marks personal, or
+    inside a record it marks personal (v2's birth_date/text)."""
     marked = frozenset(canonical_path(p) for p, f in iter_leaves(fields)
                        if f.personal or (f.item is not None and f.item.personal))
 
     def personal(path: str) -> bool:
-        return is_personal(path) or canonical_path(path) in marked
+        canon = canonical_path(path)
+        return is_personal(path) or canon in marked or any(canon.startswith(f"{m}/") for m in marked)
 
     return personal
 

@@ -72,7 +72,8 @@ def _registry_dates(r: Mapping[str, Any]) -> _Findings:
                         "registry's internal date (住民記録 standard 1.1.8)", None, "a date"))
         elif day is not None and ref is not None and ref != day:
             out.append(("R430", f"{path}/reference_date",
-                        f"{path}: reference_date differs from the calendar date of text {text}", ref, text))
+                        f"{path}: reference_date differs from the calendar date its text spells", ref,
+                        "the date of text, or text as the registry wrote the date"))
     effective = r["change"].get("effective_date") or {}
     if calendar_date(str(effective.get("text", ""))) is None and (
             r["change"].get("reason") not in _UNKNOWN_DAY_ALLOWED):

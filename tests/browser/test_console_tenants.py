@@ -165,6 +165,8 @@ async def test_a_viewer_sees_its_municipalitys_letter_but_may_not_replay_it(tena
     forged = await page.request.post(f"{tenants.base}/dead/resolve", form={
         "csrf": str(csrf), "action": "replay", "id": str(letter.id), "reason": "not mine to do"})
     assert forged.status == 403
+    unmask = await page.request.post(f"{tenants.base}/dead/{letter.id}", form={"csrf": str(csrf)})
+    assert unmask.status == 403  # a viewer never sees the personal data
     without_token = await page.request.post(f"{tenants.base}/logout", form={})
     assert without_token.status in (200, 303)  # logout needs no token to refuse; the session stays
     assert tenants.console.data.dead_letter(letter.id, None).state == "dead"  # type: ignore[union-attr]

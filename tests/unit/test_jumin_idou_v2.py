@@ -162,3 +162,18 @@ def test_address_and_household_numbers_have_the_standards_check_digit() -> None:
     assert address_number_check_digit("6") is None  # 6·2 = 12, remainder 1
     with pytest.raises(ValueError):
         address_number_check_digit("12a")
+
+
+def test_the_items_inside_a_personal_date_are_masked_in_errors(catalog: Catalog) -> None:
+    """A 不詳日 of birth is personal as a whole: an error about its parts never shows them."""
+    record = v2_sample(catalog, "tennyu")
+    record["birth_date"] = {"text": "昭和60年春", "reference_date": None}
+    xml = catalog.get("jumin.idou", 2).to_xml(record)
+    with pytest.raises(ValidationFailed) as caught:
+        validate(xml, content_type="application/xml", catalog=catalog)
+    record["birth_date"] = {"text": "1985-06-12", "reference_date": date(1985, 6, 13)}
+    with pytest.raises(ValidationFailed) as second:
+        validate(catalog.get("jumin.idou", 2).to_xml(record), content_type="application/xml", catalog=catalog)
+    [issue] = second.value.issues
+    assert issue.value is not None and "1985" not in issue.value and "1985" not in str(issue)
+    assert "昭和60年春" not in str(caught.value.issues[0])
