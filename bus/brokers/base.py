@@ -172,6 +172,13 @@ class Broker(ABC):
         """Ack (ok) or requeue (not ok) one delivery. A delivery the backend can no longer
         settle (connection lost, lease reclaimed) is logged and left: it will be redelivered."""
 
+    async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
+        """Make every message published to `queue` with a delay due now, in order (an operator's
+        `renkei retry now`, once a destination is back); return the headers of each one moved.
+        `waits` are the delays they may have been published with: RabbitMQ keeps one delay queue
+        per delay and has no way to list them (the embedded broker needs none)."""
+        raise NotImplementedError(f"the {self.name} broker cannot make delayed messages due now")
+
     async def _fence(self, delivery: Delivery) -> None:
         """Return once every delivery the broker sent this consumer before it processed the
         requeue of `delivery` has arrived (AMQP: a channel round trip after the nack).
@@ -186,7 +193,12 @@ class Broker(ABC):
     ) -> Consumer:
         """Run `handler` on each delivery: per key in order, keys concurrently."""
         dispatcher = _KeyedDispatcher(self, handler, concurrency)
-        stop = await self._start_consumer(queue, dispatcher.submit, prefetch or concurrency * 2)
+        try:
+            stop = await self._start_consumer(queue, dispatcher.submit, prefetch or concurrency * 2)
+        except BaseException:  # nothing was consumed: stop the workers ("Task was destroyed but it is pending!")
+            dispatcher.close()
+            await dispatcher.drain()
+            raise
 
         async def cancel() -> None:
             dispatcher.close()
