@@ -28,7 +28,7 @@ from bus.audit.recorder import AuditRecorder
 from bus.brokers import broker_for, broker_tls
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
-from bus.config_check import check_destinations
+from bus.config_check import check_destinations, check_pins, pins_of
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -112,6 +112,7 @@ class Bus:
         self.hooks = Hooks(AuditHooks(self.recorder), CountingHooks(self.state), LoggingHooks())
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         check_destinations(self.settings, (route.destination for route in self.routes.routes), sink_options)
+        check_pins(self.settings, self.routes.routes, self.catalog.versions)
         self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
         self.gate = Gate(sources_of(self.settings), self.hooks)
         self.intake = IntakeStage(
@@ -181,7 +182,7 @@ class Bus:
     async def _start_router(self) -> None:
         line = ResidentLine(self.deliveries, ROUTE_STAGE, self.hooks)
         stage = RouteStage(self.broker, self.catalog, self.routes, self.state, line, hooks=self.hooks,
-                           tenancy=self.tenancy)
+                           tenancy=self.tenancy, pins=pins_of(self.settings))
         await stage.resume()
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
         self._consumers.append(await self.broker.consume(INTAKE_QUEUE, dispatcher, concurrency=32))
