@@ -9,7 +9,7 @@ In ``renkei.toml``::
     period = "day"                            # or "hour", "minute": one file per period (JST)
 
 Each delivery appends one row (``連携キー[key]`` then the kind's layout, docs/file-layouts.md)
-to the period's working file ``.renkei-csv/<kind>-<period>.part`` and fsyncs it: "applied"
+to the period's working file ``.renkei-csv/<kind>@<version>-<period>.part`` and fsyncs it: "applied"
 means durable. A key already in the working file or in a published one is "duplicate".
 When a later period begins (at the next delivery, or `seal_due`), the working file is
 published: header + rows + control record (``#renkei-control,rows=N,sha256=…``) written to
@@ -66,7 +66,7 @@ class CsvFileSink:
         self.name = name or self.directory.name
         self._catalog = catalog
         self._clock = clock or (lambda: datetime.now(JST))
-        self._layouts: dict[str, Layout] = {}
+        self._layouts: dict[tuple[str, int | None], Layout] = {}
         self._keys: set[str] | None = None
 
     @property
@@ -77,7 +77,7 @@ class CsvFileSink:
         envelope = message.envelope
         destination = envelope.destination or self.name
         key = envelope.idempotency_key
-        layout = self._layout(envelope.kind)
+        layout = self._layout(envelope.kind, envelope.schema_version)  # a pinned destination's version
         try:
             line = encode_rows([[key, *layout.row(message.record)]], self.encoding,
                                headers=[KEY_HEADER, *layout.headers()])
@@ -92,7 +92,7 @@ class CsvFileSink:
             final = self._final(envelope.kind, period)
             if key in keys:
                 return Receipt(destination, key, "duplicate", final.name)
-            _append(self.state / f"{envelope.kind}-{period}.part", line)
+            _append(self.state / f"{envelope.kind}@{envelope.schema_version}-{period}.part", line)
             keys.add(key)
         except OSError as exc:
             self._keys = None  # re-read from disk next time
@@ -105,9 +105,10 @@ class CsvFileSink:
         if not self.state.is_dir():
             return published
         for part in sorted(self.state.glob("*.part")):
-            kind, _, period = part.stem.rpartition("-")
+            kind_at, _, period = part.stem.rpartition("-")
+            kind, _, version = kind_at.partition("@")  # no @version: a working file of before pins (the latest)
             if current is None or period < current:
-                published.append(self._seal(part, kind, period))
+                published.append(self._seal(part, kind, period, int(version) if version else None))
         return published
 
     def receipts(self) -> list[FileReceipt]:
@@ -127,11 +128,11 @@ class CsvFileSink:
     async def aclose(self) -> None:
         """Nothing to close: working files stay until their period is over."""
 
-    def _seal(self, part: Path, kind: str, period: str) -> Path:
+    def _seal(self, part: Path, kind: str, period: str, version: int | None = None) -> Path:
         final = self._final(kind, period)
         rows = part.read_bytes()
         if not final.exists():
-            header = encode_rows([[KEY_HEADER, *self._layout(kind).headers()]], self.encoding)
+            header = encode_rows([[KEY_HEADER, *self._layout(kind, version).headers()]], self.encoding)
             body = header + rows
             tmp = self.directory / f".{final.name}.tmp"
             with tmp.open("wb") as fh:
@@ -161,14 +162,14 @@ class CsvFileSink:
     def _final(self, kind: str, period: str) -> Path:
         return self.directory / f"{self.name}-{kind}-{period}.csv"
 
-    def _layout(self, kind: str) -> Layout:
-        if kind not in self._layouts:
+    def _layout(self, kind: str, version: int | None) -> Layout:
+        if (kind, version) not in self._layouts:
             if self._catalog is None:
                 from bus.catalog import Catalog
 
                 self._catalog = Catalog.load()
-            self._layouts[kind] = Layout(self._catalog.get(kind))
-        return self._layouts[kind]
+            self._layouts[kind, version] = Layout(self._catalog.get(kind, version))
+        return self._layouts[kind, version]
 
     def __repr__(self) -> str:
         return f"CsvFileSink({self.name!r}, {self.encoding}, per {self.period})"

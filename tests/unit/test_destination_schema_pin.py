@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from lxml import etree
 from pipeline_support import CapturingBroker, accepted_delivery
 
+from adapters.transports.csv_layout import Layout
+from adapters.transports.csvfile import CsvFileSink
 from bus.catalog import Catalog
 from bus.catalog.decode import decode
 from bus.catalog.generate import build
@@ -21,9 +23,11 @@ from bus.delivery.store import DeliveryStore
 from bus.envelope import Envelope
 from bus.errors import ConfigError
 from bus.paths import routes_dir, schemas_dir
+from bus.ports import Outbound
 from bus.routing.router import RouteTable
 from bus.settings import Settings
 from bus.stages import DONE, ResidentLine, RouteStage, StageHooks
+from bus.stages.project import project
 from bus.state import StateStore
 from bus.tenancy import Tenancy
 from bus.topology import ROUTE_STAGE, destination_queue
@@ -121,3 +125,20 @@ def test_schemas_compat_names_the_destinations_that_pin_a_version(catalog: Catal
     assert "destinations pinning a version of zei.jumin: zei-old v1 (route zei-all-changes)" in result.output
     unpinned = CliRunner().invoke(main, ["schemas", "compat", "zei.jumin", "--root", str(catalog.root)])
     assert "destinations pinning a version of zei.jumin: none (all take the latest)" in unpinned.output
+
+
+async def test_a_csv_file_of_a_pinned_destination_has_the_columns_of_its_version(
+        catalog: Catalog, tmp_path: Path) -> None:
+    table = RouteTable.load(routes_dir(), catalog)
+    delivery = await accepted_delivery(catalog, tmp_path)
+    envelope = Envelope.from_headers(delivery.headers)
+    _, record = decode(delivery.body, envelope, catalog)
+    [match] = [m for m in table.route(record, envelope.municipality) if m.route.destination == "zei"]
+    older = table.pinned(match, 1, record, envelope.municipality)
+    sink = CsvFileSink(tmp_path, encoding="utf-8", name="zei", catalog=catalog)
+    out = envelope.for_destination("zei", "zei.jumin", 1, match.route.name, None)
+    assert (await sink.deliver(Outbound(out, older.record, project(older)))).status == "applied"
+    [published] = sink.seal_due()
+    header = published.read_text(encoding="utf-8").splitlines()[0]
+    assert "[tax_office]" not in header and "[change/reason]" in header  # v1's layout, not the latest's
+    assert len(header.split(",")) == 1 + len(Layout(catalog.get("zei.jumin", 1)).columns)
