@@ -16,7 +16,7 @@ import asyncio
 import csv
 import hashlib
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,11 @@ from adapters.transports.csv_layout import Layout, split_control
 from bus.ports import Submission
 from bus.validation.issues import Issue
 
-__all__ = ["read_csv", "take_csv"]
+__all__ = ["CsvRefused", "read_csv", "submit_rows", "take_csv"]
 
 Submit = Callable[[bytes, str, str | None], Awaitable[Submission]]
 _MAX_DETAILED = 1000
+Row = Any  # a CSV row (its cells) or a fixed-width record (bytes)
 
 
 class CsvRefused(Exception):
@@ -83,10 +84,22 @@ async def take_csv(path: Path, submit: Submit, catalog: Any, kind: str | None,
         issue = Issue("R100", f"the file holds {len(rows)} rows, more than the cap of {max_records}", "/")
         return "rejected", counts, {"issues": [issue.to_dict()]}
     rejected: list[dict[str, Any]] = []
-    for number, row in enumerate(rows, 2):  # row 1 is the header
+    counts = await submit_rows(enumerate(rows, 2), lambda row, number: layout.record(row, where=f"row {number}: "),
+                               ks, submit, rejected)  # row 1 is the header
+    status = "rejected" if counts["rejected"] else "processed"
+    return status, counts, {"kind": kind, "encoding": encoding, "rows": len(rows), "rejected_rows": rejected}
+
+
+async def submit_rows(rows: Iterable[tuple[int, Row]], parse: Callable[[Row, int], dict[str, Any]], ks: Any,
+                      submit: Submit, rejected: list[dict[str, Any]]) -> dict[str, int]:
+    """Submit each (row number, row) as `ks`'s XML, `parse`d (ValueError naming row and column only):
+    the counts; the first rejected rows' issues are appended to `rejected`."""
+    kind = ks.kind
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for number, row in rows:
         answer: Submission
         try:
-            record = layout.record(row, where=f"row {number}: ")  # its errors name row and column only
+            record = parse(row, number)  # its errors name row and column only
         except ValueError as exc:
             answer = Submission("rejected", kind=kind, issues=(Issue("R213", str(exc), "/"),))
         else:
@@ -100,6 +113,5 @@ async def take_csv(path: Path, submit: Submit, catalog: Any, kind: str | None,
         counts[answer.status] += 1
         if answer.status == "rejected" and len(rejected) < _MAX_DETAILED:
             rejected.append({"row": number, "issues": answer.to_dict()["issues"]})
-    status = "rejected" if counts["rejected"] else "processed"
-    return status, counts, {"kind": kind, "encoding": encoding, "rows": len(rows), "rejected_rows": rejected}
+    return counts
 

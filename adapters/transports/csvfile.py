@@ -7,6 +7,7 @@ In ``renkei.toml``::
     directory = "/srv/renkei/out/kokuho"     # the share the vendor's batch job reads
     encoding = "cp932"                        # or "utf-8"
     period = "day"                            # or "hour", "minute": one file per period (JST)
+    layout = "csv"                            # or "fixed": fixed-width CP932 records (fixed_layout)
 
 Each delivery appends one row (``連携キー[key]`` then the kind's layout, docs/file-layouts.md)
 to the period's working file ``.renkei-csv/<kind>@<version>-<period>.part`` and fsyncs it: "applied"
@@ -20,6 +21,10 @@ then removed): never half a file under the final name, never a row twice.
 
 The vendor acknowledges a file by writing ``<file>.receipt`` holding its control line (or
 ``rows=N,sha256=…``); `receipts()` reads them back: confirmed, mismatch, or pending.
+
+With ``layout = "fixed"`` the file is ``<name>-<kind>-<period>.dat``: no header, each record the
+64-byte 連携キー then the kind's fixed-width record (adapters.transports.fixed_layout, CP932
+only), the same control record counting every record.
 
 A character the encoding cannot hold, or a private-use 外字, refuses the message for good
 (PermanentError naming row, column and code point, never the value): it is never replaced.
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from adapters.transports.csv_layout import Layout, UnmappableError, control_record, encode_rows, split_control
+from adapters.transports.fixed_layout import KEY_WIDTH, FixedLayout, fixed_control
 from bus.errors import ConfigError, PermanentError, TransientError
 from bus.ports import Outbound, Receipt
 
@@ -55,9 +61,15 @@ class FileReceipt:
 class CsvFileSink:
     def __init__(self, directory: str | os.PathLike[str], *, encoding: Literal["utf-8", "cp932"] = "cp932",
                  period: Literal["day", "hour", "minute"] = "day", name: str | None = None, catalog: Any = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, layout: Literal["csv", "fixed"] = "csv") -> None:
         if encoding not in ("utf-8", "cp932"):
             raise ConfigError(f"csv sink: encoding must be utf-8 or cp932, got {encoding!r}")
+        if layout not in ("csv", "fixed"):
+            raise ConfigError(f"csv sink: layout must be csv or fixed, got {layout!r}")
+        if layout == "fixed" and encoding != "cp932":
+            raise ConfigError("csv sink: a fixed-width layout is CP932 (byte widths); drop encoding or set cp932")
+        self.fixed = layout == "fixed"
+        self.suffix = ".dat" if self.fixed else ".csv"
         if period not in _PERIODS:
             raise ConfigError(f"csv sink: period must be one of {', '.join(_PERIODS)}, got {period!r}")
         self.directory = Path(directory)
@@ -67,6 +79,7 @@ class CsvFileSink:
         self._catalog = catalog
         self._clock = clock or (lambda: datetime.now(JST))
         self._layouts: dict[tuple[str, int | None], Layout] = {}
+        self._fixed: dict[tuple[str, int | None], FixedLayout] = {}
         self._keys: set[str] | None = None
 
     @property
@@ -77,10 +90,8 @@ class CsvFileSink:
         envelope = message.envelope
         destination = envelope.destination or self.name
         key = envelope.idempotency_key
-        layout = self._layout(envelope.kind, envelope.schema_version)  # a pinned destination's version
         try:
-            line = encode_rows([[key, *layout.row(message.record)]], self.encoding,
-                               headers=[KEY_HEADER, *layout.headers()])
+            line = self._line(key, envelope.kind, envelope.schema_version, message.record)
         except UnmappableError as exc:
             raise PermanentError(f"{destination}: {exc}") from None
         period = self._clock().strftime(_PERIODS[self.period])
@@ -114,7 +125,7 @@ class CsvFileSink:
     def receipts(self) -> list[FileReceipt]:
         """Each published file and whether the vendor's receipt file confirms it."""
         found = []
-        for path in sorted(self.directory.glob(f"{self.name}-*.csv")):
+        for path in sorted(self.directory.glob(f"{self.name}-*{self.suffix}")):
             receipt = path.with_name(path.name + ".receipt")
             if not receipt.exists():
                 found.append(FileReceipt(path.name, "pending"))
@@ -132,16 +143,19 @@ class CsvFileSink:
         final = self._final(kind, period)
         rows = part.read_bytes()
         if not final.exists():
-            header = encode_rows([[KEY_HEADER, *self._layout(kind, version).headers()]], self.encoding)
-            body = header + rows
+            if self.fixed:
+                body, control = rows, fixed_control(rows)
+            else:
+                body = encode_rows([[KEY_HEADER, *self._layout(kind, version).headers()]], self.encoding) + rows
+                control = control_record(body)
             tmp = self.directory / f".{final.name}.tmp"
             with tmp.open("wb") as fh:
-                fh.write(body + control_record(body))
+                fh.write(body + control)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
             _sync_dir(self.directory)
-        keys = [line.split(b",", 1)[0].decode("ascii") for line in rows.split(b"\r\n") if line]
+        keys = [self._key_of(line) for line in rows.split(b"\r\n") if line]
         _append(self.state / "delivered.keys", "".join(f"{k}\n" for k in keys).encode("ascii"))
         part.unlink()
         return final
@@ -155,12 +169,27 @@ class CsvFileSink:
                 keys.update(delivered.read_text(encoding="ascii").split())
             for part in self.state.glob("*.part"):
                 data = _complete_lines(part)
-                keys.update(line.split(b",", 1)[0].decode("ascii") for line in data.split(b"\r\n") if line)
+                keys.update(self._key_of(line) for line in data.split(b"\r\n") if line)
             self._keys = keys
         return self._keys
 
     def _final(self, kind: str, period: str) -> Path:
-        return self.directory / f"{self.name}-{kind}-{period}.csv"
+        return self.directory / f"{self.name}-{kind}-{period}{self.suffix}"
+
+    def _line(self, key: str, kind: str, version: int, record: dict[str, Any]) -> bytes:
+        """One row or record of the file (UnmappableError for what it cannot hold)."""
+        if self.fixed:
+            if (kind, version) not in self._fixed:
+                self._fixed[kind, version] = FixedLayout(self._layout(kind, version).kind_schema,
+                                                         self._catalog.codelists, keyed=True)
+            return self._fixed[kind, version].encode([(key, record)])
+        layout = self._layout(kind, version)  # a pinned destination's version
+        return encode_rows([[key, *layout.row(record)]], self.encoding, headers=[KEY_HEADER, *layout.headers()])
+
+    def _key_of(self, line: bytes) -> str:
+        if self.fixed:
+            return line[:KEY_WIDTH].decode("ascii").rstrip(" ")
+        return line.split(b",", 1)[0].decode("ascii")
 
     def _layout(self, kind: str, version: int | None) -> Layout:
         if (kind, version) not in self._layouts:
