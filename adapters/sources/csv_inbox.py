@@ -24,7 +24,7 @@ from adapters.transports.csv_layout import Layout, split_control
 from bus.ports import Submission
 from bus.validation.issues import Issue
 
-__all__ = ["CsvRefused", "read_csv", "submit_rows", "take_csv"]
+__all__ = ["CsvRefused", "read_csv", "refused_whole", "submit_rows", "take_csv"]
 
 Submit = Callable[[bytes, str, str | None], Awaitable[Submission]]
 _MAX_DETAILED = 1000
@@ -73,21 +73,22 @@ async def take_csv(path: Path, submit: Submit, catalog: Any, kind: str | None,
     kind = kind or "jumin.idou"
     ks = catalog.get(kind)
     layout = Layout(ks)
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     try:
         encoding, rows = read_csv(await asyncio.to_thread(path.read_bytes), layout)
     except CsvRefused as exc:
-        counts["rejected"] = 1
-        return "rejected", counts, {"issues": [Issue(exc.code, str(exc), "/").to_dict()]}
+        return refused_whole(exc.code, str(exc))
     if len(rows) > max_records:
-        counts["rejected"] = 1
-        issue = Issue("R100", f"the file holds {len(rows)} rows, more than the cap of {max_records}", "/")
-        return "rejected", counts, {"issues": [issue.to_dict()]}
+        return refused_whole("R100", f"the file holds {len(rows)} rows, more than the cap of {max_records}")
     rejected: list[dict[str, Any]] = []
     counts = await submit_rows(enumerate(rows, 2), lambda row, number: layout.record(row, where=f"row {number}: "),
                                ks, submit, rejected)  # row 1 is the header
     status = "rejected" if counts["rejected"] else "processed"
     return status, counts, {"kind": kind, "encoding": encoding, "rows": len(rows), "rejected_rows": rejected}
+
+
+def refused_whole(code: str, message: str) -> tuple[str, dict[str, int], dict[str, Any]]:
+    """The answer for a file rejected as a whole: (status, counts, detail for the result file)."""
+    return "rejected", {"accepted": 0, "duplicate": 0, "rejected": 1}, {"issues": [Issue(code, message, "/").to_dict()]}
 
 
 async def submit_rows(rows: Iterable[tuple[int, Row]], parse: Callable[[Row, int], dict[str, Any]], ks: Any,

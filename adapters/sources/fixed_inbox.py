@@ -16,10 +16,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from adapters.sources.csv_inbox import CsvRefused, Submit, submit_rows
+from adapters.sources.csv_inbox import CsvRefused, Submit, refused_whole, submit_rows
 from adapters.transports.csv_layout import split_control
 from adapters.transports.fixed_layout import FixedLayout, records_of
-from bus.validation.issues import Issue
 
 __all__ = ["read_fixed", "take_fixed"]
 
@@ -48,17 +47,13 @@ async def take_fixed(path: Path, submit: Submit, catalog: Any, kind: str | None,
     """Submit every record of the fixed-width file at `path`: (status, counts, detail for the result file)."""
     kind = kind or "jumin.idou"
     ks = catalog.get(kind)
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     try:
         layout, records = read_fixed(await asyncio.to_thread(path.read_bytes), FixedLayout(ks, catalog.codelists),
                                      FixedLayout(ks, catalog.codelists, keyed=True))
     except CsvRefused as exc:
-        counts["rejected"] = 1
-        return "rejected", counts, {"issues": [Issue(exc.code, str(exc), "/").to_dict()]}
+        return refused_whole(exc.code, str(exc))
     if len(records) > max_records:
-        counts["rejected"] = 1
-        issue = Issue("R100", f"the file holds {len(records)} records, more than the cap of {max_records}", "/")
-        return "rejected", counts, {"issues": [issue.to_dict()]}
+        return refused_whole("R100", f"the file holds {len(records)} records, more than the cap of {max_records}")
     rejected: list[dict[str, Any]] = []
     counts = await submit_rows(enumerate(records, 1), lambda line, number: layout.decode(line, number)[1],
                                ks, submit, rejected)
