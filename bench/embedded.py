@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bus.app import Bus
+from bus.app import Bus, BusParts
 from bus.catalog import Catalog
 from bus.logs import configure_logging
 from bus.masking import Pseudonymizer
@@ -63,6 +63,7 @@ class Options:
     seed: int = 1
     out: Path = DEFAULT_OUT
     within: float = 600.0  # seconds one size may take before the run fails
+    backlog: bool = False  # submit every change first, then start the router and deliverers
 
 
 def _rss_mb() -> float:
@@ -77,13 +78,13 @@ def _rss_mb() -> float:
 
 
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
-                  within: float = 600.0) -> dict[str, Any]:
+                  within: float = 600.0, backlog: bool = False) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
-        return await _run(changes, seed, Path(tmp), within)
+        return await _run(changes, seed, Path(tmp), within, backlog)
 
 
-async def _run(changes: int, seed: int, state_dir: Path, within: float) -> dict[str, Any]:
+async def _run(changes: int, seed: int, state_dir: Path, within: float, backlog: bool) -> dict[str, Any]:
     catalog = Catalog.load()
     settings = Settings(bus=BusSettings(state_dir=state_dir, pseudonym_key=BENCH_KEY))
     configure_logging(settings.logging.format, settings.logging.level, stream=sys.stderr)  # as `renkei run`
@@ -116,10 +117,14 @@ async def _run(changes: int, seed: int, state_dir: Path, within: float) -> dict[
 
     rss_before = _rss_mb()
     try:
-        await bus.start()
+        await bus.start(BusParts(router=not backlog, deliverers=not backlog))
+        if backlog:  # a queue full of changes, as after a restart or a bulk file: the drain is timed
+            await asyncio.gather(*(feeder(p) for p in partitions))
+            await bus.start(BusParts(sources=False))
         load_start = os.getloadavg()
         started, cpu_started = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(feeder(p) for p in partitions))
+        if not backlog:
+            await asyncio.gather(*(feeder(p) for p in partitions))
         idle = await bus.wait_idle(within=within)  # as `renkei demo` waits for the bus to drain
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         load_end = os.getloadavg()
@@ -136,7 +141,7 @@ async def _run(changes: int, seed: int, state_dir: Path, within: float) -> dict[
         "cpu_ms_per_delivery": round(1000 * cpu / expected_total, 3),
         "rss_mb": round(rss, 1), "rss_mb_before": round(rss_before, 1),
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
-        "delivered_all": True,
+        "delivered_all": True, "mode": "backlog" if backlog else "fed",
     }
 
 
@@ -151,10 +156,11 @@ def run(options: Options) -> dict[str, Any]:
     runs = []
     for n in options.changes:
         if len(options.changes) == 1:
-            runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within)))
+            runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog)))
         else:
             child = subprocess.run(  # this interpreter, this module, numbers only
-                [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed)],
+                [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
+                 *(["--backlog"] if options.backlog else [])],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
             )
             runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
@@ -183,14 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--within", type=float, default=600.0)
+    parser.add_argument("--backlog", action="store_true",
+                        help="submit every change before the router and deliverers start; time the drain")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):
         parser.error("--changes: each size must be at least 1")
     if args.single:
-        print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within))))
+        print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within,
+                                             backlog=args.backlog))))
         return 0
-    run(Options(tuple(args.changes), args.seed, args.out, args.within))
+    run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog))
     return 0
 
 
