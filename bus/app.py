@@ -254,10 +254,10 @@ class Bus:
         deadline = loop.time() + within
         queues = [INTAKE_QUEUE, *map(destination_queue, self._consumed_destinations())]
         while loop.time() < deadline:
-            stats = [await self.broker.stats(q) for q in queues]
-            waiting = [p for p in self.deliveries.parked_all() if p.status != "dead"]
-            if all(s.ready == 0 and s.in_flight == 0 for s in stats) and not waiting:
-                return True
+            if await self.broker.drained(queues):  # cheap whatever the backlog: asked every `poll`
+                waiting = [p for p in self.deliveries.parked_all() if p.status != "dead"]
+                if not waiting:
+                    return True
             await asyncio.sleep(poll)
         return False
 

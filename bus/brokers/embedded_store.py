@@ -24,7 +24,7 @@ from bus.liveness import Process
 from bus.sqlite import enable_wal, read_only
 
 __all__ = [
-    "Process", "Worker", "heartbeat", "insert", "is_declared", "lease", "mapped", "reclaim", "register",
+    "Process", "Worker", "drained", "heartbeat", "insert", "is_declared", "lease", "mapped", "reclaim", "register",
     "release", "settle_rows", "snapshot", "stats", "unregister",
 ]
 
@@ -134,6 +134,12 @@ def stats(c: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
     counts = dict(c.execute("SELECT state, count(*) FROM messages WHERE queue=? GROUP BY state", (queue,)))
     consumers = c.execute("SELECT count(*) FROM consumers WHERE queue=?", (queue,)).fetchone()[0]
     return counts.get(WAITING, 0) + counts.get(READY, 0), counts.get(LEASED, 0), int(consumers)
+
+
+def drained(c: sqlite3.Connection, queues: Sequence[str]) -> bool:
+    """No row in any of `queues`: one index probe per queue, whatever the backlog (`stats`
+    counts the queue's whole index range)."""
+    return not any(c.execute("SELECT 1 FROM messages WHERE queue=? LIMIT 1", (q,)).fetchone() for q in queues)
 
 
 def snapshot(path: Path, queues: Sequence[str]) -> dict[str, QueueDescription] | None:
