@@ -108,7 +108,8 @@ class Bus:
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         #: the middleware every stage reports to, in order: audit trail, counters, log
-        self.hooks = Hooks(AuditHooks(self.recorder), CountingHooks(self.state), LoggingHooks())
+        self.counters = CountingHooks(self.state)  # group-committed; closed by `stop`
+        self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks())
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
         self.gate = Gate(sources_of(self.settings), self.hooks)
@@ -235,6 +236,7 @@ class Bus:
                     log.warning("closing a sink failed", error=repr(exc))
         self._built_sinks.clear()
         await self.broker.close()
+        await self.counters.aclose()
         await self.recorder.aclose()
         self.audit.checkpoint()  # sign the head the bus leaves (no-op without a signing key)
         self.audit.close()
