@@ -48,6 +48,9 @@ ENTRY_POINT_GROUP = "renkei.adapters"
 BUILTIN_TRANSPORTS: dict[str, str] = {
     "http": "adapters.transports.http:HttpSink",
     "file": "adapters.transports.filedrop:FileDropSink",
+    "postgres": "adapters.transports.postgres:PostgresSink",
+    "soap": "adapters.transports.soap:SoapSink",
+    "csv": "adapters.transports.csvfile:CsvFileSink",
 }
 
 

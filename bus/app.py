@@ -143,7 +143,11 @@ class Bus:
         """Connect and declare every queue (messages wait for a destination without a sink).
         Dead letters are not a queue: they live in the delivery store (`self.deliveries`)."""
         await self.broker.connect()
-        for queue in (INTAKE_QUEUE, *map(destination_queue, self.destinations)):
+        # a configured destination no route addresses (the 中間サーバー, fed by the 団体内統合宛名
+        # function) gets its queue too: its deliverer then waits on an empty queue
+        routed = set(self.destinations)
+        unrouted = [d for d in self._consumed_destinations() if d not in routed]
+        for queue in (INTAKE_QUEUE, *map(destination_queue, [*self.destinations, *unrouted])):
             await self.broker.declare(queue)
 
     def reload_sources(self, settings: Settings) -> None:

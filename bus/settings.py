@@ -77,6 +77,7 @@ from bus.settings_sections import (
     read_logging,
     read_sources,
 )
+from bus.topology import StateDir
 
 __all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings",
            "SourceSettings"]
@@ -96,7 +97,7 @@ class Settings:
     @property
     def audit_store(self) -> str:
         """Where the audit trail is: `[audit] store`, or audit.sqlite beside the bus's state."""
-        return self.audit.store or str(self.bus.state_dir / "audit.sqlite")
+        return self.audit.store or str(StateDir(self.bus.state_dir).audit_file)
 
     def retry_of(self, destination: str) -> RetryPolicy:
         config = self.destinations.get(destination)
@@ -133,7 +134,8 @@ class Settings:
         base = path.resolve().parent if path is not None else Path.cwd()
         at = Where(path, text)
         no_unknown(data, at(), "the top level",
-                    ("bus", "intake", "logging", "audit", "retry", "destinations", "sources"))
+                    ("bus", "intake", "logging", "audit", "retry", "destinations", "sources",
+                     "console"))  # [console]: read by bus.console.config
         bus = read_bus(table_of(data, "bus", at), env, base, at)
         retry = RetryPolicy().merged(table_of(data, "retry", at), lambda key: at("retry", key))
         intake = read_intake(table_of(data, "intake", at), env, base, at)

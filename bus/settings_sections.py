@@ -25,6 +25,7 @@ from bus.settings_read import (
     setting_of,
 )
 from bus.tenancy import token_digests
+from bus.topology import SUBMIT_QUEUE, StateDir
 from bus.validation.checkdigits import is_valid_municipality_code
 
 __all__ = ["DEV_KEY_NOTICE", "AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings",
@@ -57,7 +58,7 @@ class IntakeSettings:
     tls_cert_file: Path | None = None  # both set: the HTTP intake serves https only
     tls_key_file: Path | None = None
     amqp_vhosts: dict[str, str] = field(default_factory=dict)  # municipality → vhost of its AMQP intake
-    amqp_queue: str = "renkei.submit"
+    amqp_queue: str = SUBMIT_QUEUE
     http_header_timeout: int = 10  # seconds for a request head (slow clients are cut off)
     http_body_timeout: int = 30  # seconds for a request body
     http_max_connections: int = 100  # beyond: 503
@@ -187,7 +188,7 @@ def read_intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where)
     ):
         raise ConfigError("[intake] amqp_vhosts maps 地方公共団体コード to vhost names "
                           '({ "131016" = "renkei-131016" })', where=at("intake", "amqp_vhosts"))
-    queue = as_text(raw.get("amqp_queue", "renkei.submit"), at("intake", "amqp_queue"), "[intake] amqp_queue")
+    queue = as_text(raw.get("amqp_queue", SUBMIT_QUEUE), at("intake", "amqp_queue"), "[intake] amqp_queue")
     limits = {name: as_int(raw.get(name, default), at("intake", name), f"[intake] {name}", minimum=1, maximum=3600)
               for name, default in (("http_header_timeout", 10), ("http_body_timeout", 30),
                                     ("http_max_connections", 100))}
@@ -215,7 +216,7 @@ def read_audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where, 
     no_unknown(raw, at("audit"), "[audit]", known)
     store, where = setting_of(raw, env, "store", "RENKEI_AUDIT_STORE", at, "audit", None)
     if store is None:
-        store = str(state_dir / "audit.sqlite")
+        store = str(StateDir(state_dir).audit_file)
     elif "://" not in as_text(store, where, "[audit] store"):
         store = str(base / store)
     every, where = setting_of(raw, env, "checkpoint_every", "RENKEI_AUDIT_CHECKPOINT_EVERY", at, "audit", 1000)

@@ -43,6 +43,10 @@ if [[ -z "${RENKEI_TEST_POSTGRES_URL:-}" ]]; then
     fi
 fi
 
+# -- 2c. Debian's chromium for tests/browser (scripts/chromium.sh: apt-get as root when missing) --
+step "chromium (scripts/chromium.sh)"
+bash scripts/chromium.sh || echo "chromium is missing: the browser tests will skip (or fail when CI is set)"
+
 # -- 3. lint, types, tests ---------------------------------------------------------------
 lint_status=0
 step "ruff check ."

@@ -43,6 +43,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.simulators.state import ReceivedMessage, SimulatorState
+from adapters.simulators.togo import fukuhon_record
 from adapters.sources.http_intake import read_limited_body
 from bus.errors import BodyTooLarge, ConfigError, ValidationFailed
 
@@ -120,7 +121,7 @@ def create_app(
                 sim, key, "R220", "content type must be application/xml or application/json", 415
             )
         try:
-            checker.check(raw, media)
+            record = checker.check(raw, media)
         except ValidationFailed as exc:
             issues = [i.to_dict() for i in exc.issues]
             sim.reject(key, issues)
@@ -143,6 +144,8 @@ def create_app(
                 reference=reference,
             )
         )
+        if sim.togo is not None and isinstance(record, dict):
+            _togo(sim, checker, record, key, headers.get("x-renkei-subject", ""))
         return JSONResponse({"status": "applied", "key": key, "reference": reference})
 
     async def received(request: Request) -> JSONResponse:
@@ -210,6 +213,24 @@ async def _cut(send: Send) -> None:
     raise SimulatedOutage
 
 
+def _togo(sim: SimulatorState, checker: _Checker, record: dict[str, Any], key: str, subject: str) -> None:
+    """The 団体内統合宛名 function (adapters.simulators.togo): number and 副本, and a 副本 update
+    applied at the 中間サーバー simulator (`sim.downstream`, when it runs in the same cluster)."""
+    assert sim.togo is not None
+    update = sim.togo.apply(record)
+    downstream, catalog = sim.downstream, checker.catalog
+    if update is None or downstream is None or catalog is None:
+        return
+    ks = catalog.get(downstream.kind)
+    body: bytes = ks.to_xml(fukuhon_record(record, update, ks.fields))
+    forward = f"{key.rsplit('.', 1)[0]}.{downstream.system}"
+    if forward not in downstream.messages:
+        downstream.accept(ReceivedMessage(
+            key=forward, message_id=forward.rsplit(".", 1)[0], kind=downstream.kind,
+            municipality=str(record.get("municipality_code", "")), subject=subject, sequence=update.history_number,
+            content_type="application/xml", body=body, reference=f"{downstream.system}-{downstream.effects + 1:08d}"))
+
+
 def _rejected(sim: SimulatorState, key: str | None, code: str, msg: str, status: int = 422) -> JSONResponse:
     issues = [{"code": code, "message": msg}]
     sim.reject(key, issues)
@@ -224,7 +245,13 @@ class _Checker:
         self._catalog = catalog
         self._validate = validate
 
-    def check(self, raw: bytes, media: str) -> None:
+    @property
+    def catalog(self) -> Any:
+        """The catalog validation uses (None with an injected validator that needs none)."""
+        return self._resolve()[1]
+
+    def check(self, raw: bytes, media: str) -> Any:
+        """Validate one body; its record (when the validator gives one), else ValidationFailed."""
         from bus.validation.issues import Issue
 
         chukan = self.kind == "chukan.fukuhon"
@@ -256,6 +283,7 @@ class _Checker:
                         )
                     ]
                 )
+        return record
 
     def _resolve(self) -> tuple[Validate, Any]:
         if self._validate is None:

@@ -53,6 +53,8 @@ class SimulatorCluster:
             app = create_app(name, catalog=catalog, validate=validate, state=state)
             self.states[name] = state
             self.servers[name] = EmbeddedServer(app, host=host)
+        if "togo" in self.states and "chukan" in self.states:  # the 統合宛名 function feeds the 中間サーバー
+            self.states["togo"].downstream = self.states["chukan"]
 
     async def start(self) -> SimulatorCluster:
         try:

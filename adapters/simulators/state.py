@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from adapters.simulators.togo import IntegratedAddressFunction
 from bus.errors import ConfigError
 
 __all__ = ["SYSTEMS", "Behaviour", "Decision", "ReceivedMessage", "SimulatorState", "SystemInfo"]
@@ -47,6 +48,7 @@ SYSTEMS: dict[str, SystemInfo] = {
         SystemInfo("fukushi", "fukushi.jumin", "児童手当・福祉 (child allowance and welfare)"),
         SystemInfo("chukan", "chukan.fukuhon", "中間サーバー (intermediate server, 副本)"),
         SystemInfo("portal", "portal.oshirase", "マイナポータル (national portal, notices)"),
+        SystemInfo("togo", "togo.jumin", "団体内統合宛名 (integrated address function → 中間サーバー)"),
     )
 }
 
@@ -139,6 +141,10 @@ class SimulatorState:
         self.failed = 0
         self.requests = 0
         self._random = random.Random()
+        #: the 団体内統合宛名 function's numbers and 副本 (the `togo` simulator only)
+        self.togo = IntegratedAddressFunction() if system == "togo" else None
+        #: where the togo simulator applies its 副本 updates (the chukan state of its cluster)
+        self.downstream: SimulatorState | None = None
         if self.store is not None:
             self.store.mkdir(parents=True, exist_ok=True)
             self._load_store()
@@ -219,6 +225,8 @@ class SimulatorState:
         self.rejections.clear()
         self.effects = self.duplicates = self.rejected = self.failed = self.requests = 0
         self.behaviour = Behaviour()
+        if self.togo is not None:
+            self.togo = IntegratedAddressFunction()
 
     async def wait_for(self, effects: int, within: float = 10.0) -> None:
         """Wait until at least `effects` messages were applied (TimeoutError otherwise)."""

@@ -24,7 +24,7 @@ A file never leaves the inbox before the bus answered for it: a crash between su
 move re-submits it on the next run, and the bus answers "duplicate" — nothing is lost and
 nothing is applied twice. If the broker is unavailable the file stays for the next poll.
 
-Two file types:
+Three file types:
 
 - ``*.xml``  one message per file (read with the intake's size cap, +1 byte so an
   oversized file is rejected by the bus with R100 and audited like any rejection);
@@ -175,8 +175,10 @@ class DirectorySource:
                 result = await self._take_batch(path)
             elif path.suffix.lower() == ".xml":
                 result = await self._take_message(path)
+            elif path.suffix.lower() == ".csv":
+                result = await self._take_csv(path)
             else:
-                issue = {"code": "R220", "message": "unknown file type: expected .xml or .avro"}
+                issue = {"code": "R220", "message": "unknown file type: expected .xml, .avro or .csv"}
                 result = FileResult(path.name, "rejected", {"rejected": 1}, detail={"issues": [issue]})
         except BrokerError as exc:
             log.warning("directory.broker_unavailable", file=path.name, error=type(exc).__name__)
@@ -208,6 +210,17 @@ class DirectorySource:
         answer = await self._submit(raw, "application/xml", self.kind)
         status: Literal["processed", "rejected"] = "rejected" if answer.status == "rejected" else "processed"
         return FileResult(path.name, status, {answer.status: 1}, detail=answer.to_dict())
+
+    async def _take_csv(self, path: Path) -> FileResult:
+        """A CSV file of the kind's layout (adapters.sources.csv_inbox): each row a change."""
+        from adapters.sources.csv_inbox import take_csv
+
+        if self.catalog is None:
+            from bus.catalog import Catalog
+
+            self.catalog = Catalog.load()
+        status, counts, detail = await take_csv(path, self._submit, self.catalog, self.kind, self.max_records)
+        return FileResult(path.name, "rejected" if status == "rejected" else "processed", counts, detail=detail)
 
     async def _take_batch(self, path: Path) -> FileResult:
         counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
@@ -358,7 +371,7 @@ class Inbox:
     name = "inbox"
 
     def __init__(self, inbox: Path, source: str, *, catalog: Any = None, max_size: int = 1024 * 1024,
-                 pattern: Sequence[str] = ("*.xml", "*.avro")) -> None:
+                 pattern: Sequence[str] = ("*.xml", "*.avro", "*.csv")) -> None:
         self.inbox, self.source, self.catalog, self.max_size, self.pattern = inbox, source, catalog, max_size, pattern
 
     @contextlib.asynccontextmanager

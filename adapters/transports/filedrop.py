@@ -14,7 +14,8 @@ Formats (``format=``):
 - ``xml``   the Outbound's validated XML. In CP932 the declaration says ``encoding="CP932"``.
 - ``csv``   RFC 4180, CRLF line ends, one header row of dotted field paths
             (``address.postal_code``; list items as ``items.0.name``) and one data row.
-            Dates ISO 8601, booleans ``true``/``false``, absent values empty. No BOM.
+            Dates ISO 8601, booleans ``true``/``false``, absent values empty, code-list
+            values as their 2-digit numeric codes (schemas/codelists.yaml). No BOM.
 - ``fixed`` one line (CRLF) of fixed-width fields, widths in **bytes of the target
             encoding**, values left-aligned and padded with ASCII spaces; dates ``YYYYMMDD``,
             booleans ``1``/``0``. The layout is ``layout=[(path, width), ...]`` when given
@@ -36,7 +37,11 @@ are *unmappable*, handled by ``unmappable=``:
 - ``replace``     written as 〓 (geta, U+3013) and listed in a sidecar
                   ``<key>.<ext>.unmappable.json`` (field path, code point, position),
                   written before the file itself;
-- ``numeric-ref`` XML only: written as a character reference ``&#NNNNN;``.
+- ``numeric-ref`` XML only: written as a character reference ``&#NNNNN;``;
+- ``degrade``     CSV / fixed width in CP932: each character CP932 lacks is degraded
+                  (bus.validation.degrade: IVS → base, the MJ縮退マップ, 互換漢字 → 統合漢字, the
+                  MJ+ mapping) and every step listed in the sidecar; a character with no
+                  substitute is a PermanentError naming the field and the code point.
 
 Filesystem errors (disk full, directory gone, permission) raise TransientError: they are
 not the message's fault and an operator can fix them before the retry deadline.
@@ -70,8 +75,10 @@ from adapters.transports.filedrop_format import (
     write_atomic,
     xml_texts,
 )
+from bus.catalog.numeric import numeric_record
 from bus.errors import ConfigError, PermanentError, TransientError
 from bus.ports import Outbound, Receipt
+from bus.validation.degrade import degrade_record
 
 __all__ = ["DEFAULT_WIDTHS", "GETA", "FileDropSink", "fixed_layout", "flatten"]
 
@@ -102,7 +109,7 @@ class FileDropSink:
         *,
         format: Literal["xml", "csv", "fixed"] = "xml",
         encoding: str = "utf-8",
-        unmappable: Literal["reject", "replace", "numeric-ref"] = "reject",
+        unmappable: Literal["reject", "replace", "numeric-ref", "degrade"] = "reject",
         layout: Layout | None = None,
         name: str | None = None,
     ) -> None:
@@ -110,8 +117,11 @@ class FileDropSink:
             raise ConfigError(f"file sink: format must be xml, csv or fixed, got {format!r}")
         if encoding.lower() not in _ENCODINGS:
             raise ConfigError(f"file sink: encoding must be utf-8 or cp932, got {encoding!r}")
-        if unmappable not in ("reject", "replace", "numeric-ref"):
-            raise ConfigError(f"file sink: unmappable must be reject, replace or numeric-ref: {unmappable!r}")
+        if unmappable not in ("reject", "replace", "numeric-ref", "degrade"):
+            raise ConfigError(f"file sink: unmappable must be reject, replace, numeric-ref or degrade: {unmappable!r}")
+        if unmappable == "degrade" and (format == "xml" or encoding.lower() not in ("cp932", "windows-31j",
+                                                                                   "ms932", "shift_jis", "sjis")):
+            raise ConfigError("file sink: unmappable='degrade' is for CSV or fixed width in CP932")
         if unmappable == "numeric-ref" and format != "xml":
             raise ConfigError("file sink: unmappable='numeric-ref' is for format='xml' only")
         if layout is not None and format != "fixed":
@@ -147,7 +157,7 @@ class FileDropSink:
                 sidecar = {
                     "file": final.name,
                     "message_id": message.envelope.message_id,
-                    "replacement": GETA,
+                    "replacement": GETA if self.unmappable != "degrade" else "MJ縮退 (bus.validation.degrade)",
                     "replaced": replaced,
                 }
                 data = json.dumps(sidecar, ensure_ascii=False, indent=1).encode()
@@ -167,7 +177,20 @@ class FileDropSink:
         """The file's bytes and the list of replaced characters (field path + code point)."""
         if self.format == "xml":
             return self._xml(message.xml, destination)
-        fields = flatten(message.record)
+        # CSV and fixed width carry the numeric codes of schemas/codelists.yaml, not enum symbols
+        envelope = message.envelope
+        record = numeric_record(envelope.kind, envelope.schema_version, message.record)
+        if self.unmappable == "degrade":  # MJ縮退 for a CP932 receiver: every step reported, never 〓
+            degraded = degrade_record(record, "cp932")
+            if degraded.unmappable:
+                points = ", ".join(f"{s.path} {s.original}" for s in degraded.unmappable)
+                raise PermanentError(f"{destination}: no CP932 substitute for {points} (unmappable='degrade')")
+            fields = flatten(degraded.record)
+            data, left = self._csv(fields, destination) if self.format == "csv" else self._fixed(fields, destination)
+            if left:  # never a silent 〓
+                raise PermanentError(f"{destination}: {left[0]['field']} {left[0]['code_point']} cannot be degraded")
+            return data, [step.as_dict() for step in degraded.steps]
+        fields = flatten(record)
         if self.format == "csv":
             return self._csv(fields, destination)
         return self._fixed(fields, destination)

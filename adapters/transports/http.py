@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from adapters.transports.errors import map_http_errors, receipt_reference, receipt_status
+from adapters.transports.httpclient import OwnedClient
 from bus.errors import ConfigError
 from bus.ports import Outbound, Receipt
 
@@ -49,7 +50,7 @@ RESERVED_HEADERS = frozenset(
 )
 
 
-class HttpSink:
+class HttpSink(OwnedClient):
     """Deliver messages by HTTP POST; one instance per destination.
 
     `client` lets tests pass an ``httpx.AsyncClient(transport=httpx.MockTransport(...))``;
@@ -83,8 +84,7 @@ class HttpSink:
         self.timeout = timeout
         self.headers = dict(headers or {})
         self.name = name or parts.netloc
-        self._client = client
-        self._owns_client = client is None
+        self._use_client(client)
 
     async def deliver(self, message: Outbound) -> Receipt:
         envelope = message.envelope
@@ -104,22 +104,6 @@ class HttpSink:
             status=receipt_status(response),
             reference=receipt_reference(response),
         )
-
-    async def aclose(self) -> None:
-        if self._client is not None and self._owns_client:
-            await self._client.aclose()
-            self._client = None
-
-    async def __aenter__(self) -> HttpSink:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
-        return self._client
 
     def __repr__(self) -> str:
         return f"HttpSink({self.name!r}, body={self.body!r})"

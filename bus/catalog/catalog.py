@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from bus.catalog.charsets import CharacterSets, charsets_for
 from bus.catalog.codelists import CodeLists
 from bus.catalog.kind import KindSchema
 from bus.catalog.spec import load_spec
@@ -44,6 +45,11 @@ class Catalog:
         specs = [load_spec(path, codelists) for path in sorted(root.glob("*/*/fields.yaml"))]
         return cls(root, codelists, [KindSchema(spec, codelists) for spec in specs])
 
+    @property
+    def charsets(self) -> CharacterSets:
+        """The registered character sets and degradation map of `charsets/` (read once)."""
+        return charsets_for(self.root)
+
     def kinds(self) -> list[str]:
         return sorted(self._by_kind)
 
@@ -51,10 +57,12 @@ class Catalog:
         return sorted(self._versions(kind))
 
     def get(self, kind: str, version: int | None = None) -> KindSchema:
-        """The kind at `version` (latest when None); ConfigError naming what exists otherwise."""
+        """The kind at `version` (when None: the latest released one, a `status: preview` version
+        only if there is nothing else); ConfigError naming what exists otherwise."""
         versions = self._versions(kind)
         if version is None:
-            return versions[max(versions)]
+            released = [v for v, ks in versions.items() if not ks.spec.preview] or list(versions)
+            return versions[max(released)]
         try:
             return versions[int(version)]
         except (KeyError, ValueError):

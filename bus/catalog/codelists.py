@@ -63,8 +63,10 @@ class CodeLists:
     def __init__(self, lists: dict[str, CodeList], source: Path | None = None) -> None:
         self._lists = lists
         self.source = source
-        reasons = lists["ChangeReason"].codes if "ChangeReason" in lists else ()
-        self._groups = {c.symbol: c.group for c in reasons}
+        # every ChangeReason list (v1's and v2's ChangeReason2) gives its symbols a group; a
+        # symbol in several lists has one group (checked by _parse_lists)
+        self._groups = {c.symbol: c.group for name, cl in lists.items() if _has_groups(name)
+                        for c in cl.codes}
 
     @classmethod
     def load(cls, path: Path | None = None) -> CodeLists:
@@ -76,7 +78,13 @@ class CodeLists:
             raise ConfigError(f"cannot read the code lists: {exc}", where=str(path)) from exc
         if not isinstance(raw, dict):
             raise ConfigError("expected a mapping of code list names", where=str(path))
-        return cls({name: _parse_list(name, body, path) for name, body in raw.items()}, source=path)
+        lists = {name: _parse_list(name, body, path) for name, body in raw.items()}
+        seen: dict[str, Group | None] = {}
+        for name, cl in lists.items():
+            for c in cl.codes if _has_groups(name) else ():
+                if seen.setdefault(c.symbol, c.group) != c.group:
+                    raise ConfigError(f"{c.symbol}: group differs between change-reason lists", where=f"{path}: {name}")
+        return cls(lists, source=path)
 
     def names(self) -> list[str]:
         return list(self._lists)
@@ -116,6 +124,11 @@ class CodeLists:
         raise KeyError(f"{code!r} is not a {name} numeric code")
 
 
+def _has_groups(name: str) -> bool:
+    """Change-reason lists (ChangeReason, ChangeReason2, ...) give each code a group."""
+    return name.startswith("ChangeReason")
+
+
 def load_yaml(text: str) -> Any:
     """Safe YAML (plain data only), with libyaml's parser when installed (~10x faster)."""
     if yaml.__with_libyaml__:
@@ -137,7 +150,7 @@ def _parse_list(name: str, body: Any, path: Path) -> CodeList:
         if not _NUMERIC.fullmatch(code):
             raise ConfigError(f"{symbol}: code {code!r} must be 2 digits (quote it in YAML)", where=where)
         group = entry.get("group")
-        if name == "ChangeReason" and group not in _GROUPS:
+        if _has_groups(name) and group not in _GROUPS:
             raise ConfigError(f"{symbol}: group must be one of {', '.join(_GROUPS)}", where=where)
         codes.append(
             Code(symbol, code, str(entry.get("label_ja", "")), str(entry.get("description", "")),

@@ -4,6 +4,8 @@ The format (documented for vendors in docs/schemas.md)::
 
     kind: jumin.idou
     version: 1
+    status: released                # or preview: validated when a message names it (XML namespace,
+                                    # explicit version), never chosen as the kind's default version
     record: ResidentChange          # Avro record name; also the XML root element
     label_ja: 住民異動
     description: Resident change from the registry.
@@ -77,6 +79,7 @@ class KindSpec:
     description: str
     fields: tuple[Field, ...]
     source: Path
+    preview: bool = False  # `status: preview`: accepted when named, never the default version
 
     @property
     def namespace(self) -> str:
@@ -129,7 +132,14 @@ def load_spec(path: Path, codelists: CodeLists) -> KindSpec:
         description=str(raw.get("description", "")),
         fields=parser.fields(raw.get("fields"), record, ()),
         source=path,
+        preview=_status(raw.get("status", "released"), path) == "preview",
     )
+
+
+def _status(value: Any, path: Path) -> str:
+    if value not in ("released", "preview"):
+        raise ConfigError(f"status must be released or preview, got {value!r}", where=str(path))
+    return str(value)
 
 
 class _Parser:

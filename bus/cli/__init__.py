@@ -22,6 +22,9 @@ COMMANDS: dict[str, str] = {
     "queues": "bus.cli.queues:queues",
     "audit": "bus.cli.audit:audit",
     "schemas": "bus.cli.schemas:schemas",
+    "console": "bus.cli.console:console",
+    "users": "bus.cli.users:users",
+    "conformance": "bus.cli.conformance:conformance",
 }
 
 

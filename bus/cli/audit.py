@@ -215,6 +215,7 @@ def export_command(municipality: str, out_path: Path | None, config: Path | None
     """One municipality's records, with the chain around them, for its auditor (JSON Lines)."""
     from bus.audit.export import export_municipality
     from bus.cli.config import fail
+    from bus.cli.progress import counting_lines, progress
     from bus.errors import AuditStoreError
 
     if not (municipality.isascii() and municipality.isdigit() and len(municipality) == 6):
@@ -226,8 +227,8 @@ def export_command(municipality: str, out_path: Path | None, config: Path | None
             summary = export_municipality(log.store, municipality, sys.stdout)
         else:
             tmp = out_path.with_name(out_path.name + ".part")
-            with tmp.open("w", encoding="utf-8") as out:
-                summary = export_municipality(log.store, municipality, out)
+            with tmp.open("w", encoding="utf-8") as out, progress("exporting lines") as advance:
+                summary = export_municipality(log.store, municipality, counting_lines(out, advance))
             tmp.replace(out_path)
     except AuditStoreError as exc:
         fail("audit export", str(exc), code=1)

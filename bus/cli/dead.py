@@ -5,6 +5,10 @@
     renkei dead replay ID
     renkei dead replay --all-matching [--destination D] [--municipality M] [--code C] [--since T]
     renkei dead discard ID --reason TEXT
+    renkei dead discard --all-matching [FILTERS] --reason TEXT
+
+Replaying or discarding many shows a progress bar (rate, ETA) on a terminal, plain lines
+otherwise.
 
 Every command takes `--config renkei.toml` (default: RENKEI_* environment and defaults) and
 `--operator NAME` (default: the login name), which the audit trail records with each
@@ -34,6 +38,7 @@ import click
 from bus.brokers import broker_for
 from bus.catalog import Catalog
 from bus.cli.config import RUNTIME_ERROR, fail, load_settings
+from bus.cli.progress import progress
 from bus.cli.tables import columns
 from bus.delivery.dead import DeadLetters
 from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore
@@ -124,26 +129,22 @@ def show(config: Path | None, operator: str | None, dead_id: int, unmasked: bool
 def replay(config: Path | None, operator: str | None, dead_id: int | None, all_matching: bool,
            destination: str | None, municipality: str | None, code: str | None, since: str | None) -> None:
     """Deliver a dead letter again (ID, or --all-matching FILTERS), keeping each resident's order."""
-    if (dead_id is None) == (not all_matching):
-        raise click.UsageError("give an ID or --all-matching (with filters), not both")
-    if dead_id is not None and any((destination, municipality, code, since)):
-        raise click.UsageError("filters go with --all-matching, not with an ID")
+    _one_or_all(dead_id, all_matching, destination, municipality, code, since)
     settings = load_settings("dead", config)
     who = _who(operator)
     with _stores(settings) as store:
-        targets = [dead_id] if dead_id is not None else [
-            d.id for d in store.dead_list(_where(destination, municipality, code, since, False))]
-        if not targets:
-            click.echo("no dead letters match", err=True)
-            raise SystemExit(RUNTIME_ERROR)
+        targets = _targets(store, dead_id, destination, municipality, code, since)
 
         async def run(letters: DeadLetters) -> None:
-            for done, target in enumerate(targets, 1):
-                letter = await letters.replay(target, by=who)
-                if len(targets) > 1:
-                    click.echo(f"replayed {done}/{len(targets)}: {letter.id} ({letter.destination})", err=True)
-                else:
-                    click.echo(f"replayed {letter.id}: {letter.message_id} to {letter.destination}")
+            if len(targets) == 1:
+                letter = await letters.replay(targets[0], by=who)
+                click.echo(f"replayed {letter.id}: {letter.message_id} to {letter.destination}")
+                return
+            with progress("replaying", total=len(targets)) as advance:  # a bar on a terminal (bus.cli.progress)
+                for target in targets:
+                    await letters.replay(target, by=who)
+                    advance(1)
+            click.echo(f"replayed {len(targets)} dead letters")
 
         _with_broker(settings, store, run)
 
@@ -151,18 +152,49 @@ def replay(config: Path | None, operator: str | None, dead_id: int | None, all_m
 @dead.command("discard")
 @config_option
 @operator_option
-@click.argument("dead_id", type=int, metavar="ID")
+@click.argument("dead_id", type=int, metavar="ID", required=False)
 @click.option("--reason", required=True, metavar="TEXT", help="Why (recorded in the audit trail).")
-def discard(config: Path | None, operator: str | None, dead_id: int, reason: str) -> None:
-    """Resolve a dead letter without delivering it; the resident's later changes then flow."""
+@click.option("--all-matching", is_flag=True, help="Discard every dead letter the filters match.")
+@_filters
+def discard(config: Path | None, operator: str | None, dead_id: int | None, reason: str, all_matching: bool,
+            destination: str | None, municipality: str | None, code: str | None, since: str | None) -> None:
+    """Resolve a dead letter (ID, or --all-matching FILTERS) without delivering it; the
+    resident's later changes then flow."""
+    _one_or_all(dead_id, all_matching, destination, municipality, code, since)
     settings = load_settings("dead", config)
     who = _who(operator)
     with _stores(settings) as store:
+        targets = _targets(store, dead_id, destination, municipality, code, since)
+
         async def run(letters: DeadLetters) -> None:
-            letter = await letters.discard(dead_id, by=who, reason=reason)
-            click.echo(f"discarded {letter.id}: {letter.message_id} ({letter.destination}), by {who}")
+            if len(targets) == 1:
+                letter = await letters.discard(targets[0], by=who, reason=reason)
+                click.echo(f"discarded {letter.id}: {letter.message_id} ({letter.destination}), by {who}")
+                return
+            with progress("discarding", total=len(targets)) as advance:
+                for target in targets:
+                    await letters.discard(target, by=who, reason=reason)
+                    advance(1)
+            click.echo(f"discarded {len(targets)} dead letters, by {who}")
 
         _with_broker(settings, store, run)
+
+
+def _one_or_all(dead_id: int | None, all_matching: bool, *filters: str | None) -> None:
+    if (dead_id is None) == (not all_matching):
+        raise click.UsageError("give an ID or --all-matching (with filters), not both")
+    if dead_id is not None and any(filters):
+        raise click.UsageError("filters go with --all-matching, not with an ID")
+
+
+def _targets(store: DeliveryStore, dead_id: int | None, destination: str | None, municipality: str | None,
+             code: str | None, since: str | None) -> list[int]:
+    targets = [dead_id] if dead_id is not None else [
+        d.id for d in store.dead_list(_where(destination, municipality, code, since, False))]
+    if not targets:
+        click.echo("no dead letters match", err=True)
+        raise SystemExit(RUNTIME_ERROR)
+    return targets
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ bus answered, then a table per destination (expected, delivered, rejected, dupli
 and writes what each simulated system received to DIR/received/<destination>/, one file
 per message. The bus's own log (JSON, personal data masked) goes to DIR/renkei.log.
 
+With --console the bus then keeps running with the web console: it prints the address and a
+demo account, and stops at Ctrl-C (then the summary follows).
+
 Exit status: 0 when every expected delivery happened and nothing unexpected did (and every
 invalid message was rejected with its code, every duplicate answered "duplicate"); 1 otherwise.
 """
@@ -15,6 +18,7 @@ invalid message was rejected with its code, every duplicate answered "duplicate"
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import click
@@ -34,7 +38,12 @@ __all__ = ["demo", "render"]
 @click.option("--broker-url", envvar="RENKEI_BROKER_URL", metavar="URL",
               help="Run the same demo on RabbitMQ (amqp://...) instead of the embedded broker. "
                    "Use a vhost of its own: the demo's queues are the bus's own (renkei.*).")
-def demo(changes: int, out: Path, seed: int, broker_url: str | None) -> None:
+@click.option("--console", "with_console", is_flag=True,
+              help="Then keep the bus running with the web console (its address and a demo account are "
+                   "printed) until Ctrl-C.")
+@click.option("--console-port", type=click.IntRange(0, 65535), default=8090, show_default=True,
+              help="The console's port with --console (0: any free port).")
+def demo(changes: int, out: Path, seed: int, broker_url: str | None, with_console: bool, console_port: int) -> None:
     """Run the bus on the embedded broker with in-process simulators and check every delivery."""
     out.mkdir(parents=True, exist_ok=True)
     log_file = out / "renkei.log"
@@ -43,7 +52,13 @@ def demo(changes: int, out: Path, seed: int, broker_url: str | None) -> None:
         where = "RabbitMQ" if broker_url else f"the embedded broker (state in {out / 'state'})"
         click.echo(f"renkei demo: {changes} resident changes through {where} ...", err=True)
         options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url)
-        result = asyncio.run(run_demo(options, progress=lambda line: click.echo(line, err=True)))
+        then = None
+        if with_console:  # the web console on the demo's bus (bus.cli.demo_console)
+            from bus.cli.demo_console import DEMO_RETRY, DemoConsole, demo_console_options
+
+            options = dataclasses.replace(options, retry=DEMO_RETRY)
+            then = DemoConsole(demo_console_options(console_port), say=lambda line: click.echo(line, err=True))
+        result = asyncio.run(run_demo(options, progress=lambda line: click.echo(line, err=True), then=then))
     result.log_file = log_file
     click.echo(render(result))
     raise SystemExit(0 if result.ok else 1)

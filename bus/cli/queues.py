@@ -60,10 +60,18 @@ def check(config: Path | None, names: tuple[str, ...]) -> None:
 @_names
 def migrate(config: Path | None, names: tuple[str, ...]) -> None:
     """Rebuild every queue whose arguments differ, moving its messages out and back in order."""
-    from bus.brokers.amqp.migration import migrate_queue
+    from bus.brokers.amqp.migration import inspect_queue, migrate_queue
+    from bus.cli.progress import progress
 
     async def one(broker: AmqpBroker, name: str) -> QueueState:
-        return await migrate_queue(broker, name, progress=lambda text: click.echo(f"  {text}"))
+        def say(text: str) -> None:
+            click.echo(f"  {text}")
+
+        state = await inspect_queue(broker, name)
+        if not state.needs_migration or state.consumers:
+            return await migrate_queue(broker, name, progress=say)  # nothing to move, or busy
+        with progress(f"  {name}: moving", total=2 * state.messages) as advance:  # out and back: a bar
+            return await migrate_queue(broker, name, progress=say, moved=advance)
 
     states = _run("migrate", config, names, one)
     if any(s.status == "busy" for s in states):

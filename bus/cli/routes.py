@@ -157,6 +157,8 @@ def _print_text(file: Path, municipality: str, context: dict[str, Any], verdicts
         mark = "✓" if v.matched else "·"
         click.echo(f"  {mark} {v.route.destination:<8} {v.route.name}: {v.reason}")
         click.echo(f"      when: {' '.join(v.route.when.split())}")
+        if v.route.description:
+            click.echo(f"      rule: {v.route.description}")
     for m in messages:
         basis = m["legal_basis"] or "none (no 個人番号)"
         click.echo(f"\n--- {m['destination']} ← {m['route']}: {m['kind']} v{m['version']}; "

@@ -9,7 +9,8 @@
 Roles scale the bus out: `all` (default) runs the intake ([intake] http_host/http_port, and
 the directory source when [intake] inbox is set), the router and every destination's
 deliverer; `router` runs the intake and the router; `deliver` runs deliverers only (all
-configured destinations, or those named by --destination).
+configured destinations, or those named by --destination); `console` runs the web console
+only (bus.console; `all` runs it too when `[console] enabled = true`, on its own port).
 
 Tenants (docs/tenants.md): with `[sources.<id>]` the HTTP intake needs each source's bearer
 token, each source's `inbox` gets its own directory source, and `[intake] amqp_vhosts` starts
@@ -53,7 +54,7 @@ from bus.status import ProcessReporter, display_url
 
 __all__ = ["run", "simulator_ports"]
 
-Role = Literal["all", "router", "deliver"]
+Role = Literal["all", "router", "deliver", "console"]
 log = get_logger("renkei.run")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -63,8 +64,9 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
               help="The bus's renkei.toml (RENKEI_* environment variables override it).")
 @click.option("--with-simulators", is_flag=True,
               help="Also run the simulators, in this process, on the ports of the destinations' URLs.")
-@click.option("--role", type=click.Choice(["all", "router", "deliver"]), default="all", show_default=True,
-              help="all: intake, router and deliverers; router: intake and router; deliver: deliverers.")
+@click.option("--role", type=click.Choice(["all", "router", "deliver", "console"]), default="all", show_default=True,
+              help="all: intake, router and deliverers; router: intake and router; deliver: deliverers; "
+                   "console: the web console only ([console] in CONFIG; `all` runs it too when enabled).")
 @click.option("--destination", "destinations", multiple=True, metavar="NAME",
               help="With --role all|deliver: deliver to these destinations only (repeatable).")
 def run(config: Path, with_simulators: bool, role: Role, destinations: tuple[str, ...]) -> None:
@@ -171,7 +173,14 @@ class _Runner:
              + (f"; the inboxes of {', '.join(restart)} change only with a restart" if restart else ""))
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        from bus.cli.console import start_with_bus  # the web console (issue 14): off unless [console] enabled
+
         settings = self.settings
+        if self.role == "console":
+            stop_console = await start_with_bus(settings, say=_say, force=True)
+            assert stop_console is not None  # forced on
+            stack.push_async_callback(stop_console)
+            return
         bus = self.bus = Bus(settings)  # loads the catalog and the routes: a ConfigError says file:line
         simulators: list[EmbeddedServer] = []
         stack.push_async_callback(_stop_all, simulators)  # last: deliveries in flight reach them
@@ -211,6 +220,9 @@ class _Runner:
                                    intake=intake_url)
         await reporter.start()
         stack.push_async_callback(reporter.stop)
+        stop_console = await start_with_bus(settings, bus, say=_say) if self.role == "all" else None
+        if stop_console is not None:
+            stack.push_async_callback(stop_console)
 
     def _say_sources(self, bus: Bus) -> str | None:
         """One line per open source; the HTTP intake's URL (for the process report)."""
@@ -228,8 +240,9 @@ class _Runner:
 
     async def _start_simulators(self, servers: list[EmbeddedServer], bus: Bus, ports: dict[str, int]) -> None:
         store = self.settings.bus.state_dir / "simulators"
+        states: dict[str, SimulatorState] = {}
         for name, port in ports.items():
-            state = SimulatorState(name, store=store / name)
+            state = states[name] = SimulatorState(name, store=store / name)
             server = EmbeddedServer(create_app(name, catalog=bus.catalog, state=state), port=port)
             try:
                 await server.start()
@@ -238,6 +251,8 @@ class _Runner:
                               f"({exc.strerror or exc})", CONFIG_ERROR) from exc
             servers.append(server)
             _say(f"simulator {name} ({SYSTEMS[name].kind}) on {server.url}/messages")
+        if "togo" in states and "chukan" in states:  # the 統合宛名 function feeds the 中間サーバー
+            states["togo"].downstream = states["chukan"]
 
 
 async def _stop_all(servers: list[EmbeddedServer]) -> None:

@@ -65,3 +65,33 @@ def list_kinds(root: Path | None) -> None:
         raise click.ClickException(str(exc)) from exc
     for ks in catalog:
         click.echo(f"{ks.kind:<18} v{ks.version}  {ks.root_element:<16} {ks.namespace}  {ks.label_ja}")
+
+
+@schemas.command("compat")
+@click.argument("kind")
+@_ROOT
+@click.option("--routes", "routes_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Route directory, to list the routes and projections the kind's change affects "
+                   "(default: RENKEI_ROUTES_DIR, else the shipped routes/).")
+def compat(kind: str, root: Path | None, routes_dir: Path | None) -> None:
+    """Check KIND's latest version against the earlier ones: BACKWARD, FORWARD, FULL and their
+    TRANSITIVE forms (as Confluent's registry names them), for the XSD and the Avro schema.
+
+    Exit status: 0 FULL_TRANSITIVE holds in both (or one version only), 1 it does not,
+    2 an unknown kind.
+    """
+    from bus.catalog import Catalog
+    from bus.catalog.compat import compat_report
+    from bus.routing.router import RouteTable
+
+    try:
+        catalog = Catalog.load(root)
+        if kind not in catalog.kinds():
+            raise click.BadParameter(f"unknown kind {kind!r}; known: {', '.join(catalog.kinds())}",
+                                     param_hint="KIND")
+        routes = RouteTable.load(routes_dir, catalog)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    text, holds = compat_report(catalog, kind, routes)
+    click.echo(text, nl=False)
+    raise SystemExit(0 if holds else 1)

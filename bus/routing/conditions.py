@@ -162,10 +162,16 @@ def _probe_contexts() -> list[dict[str, Any]]:
         "sex": "FEMALE", "kokuho": False, "kokuho_household": False, "kaigo": False, "koki": False,
         "nenkin_category": "NONE", "jido_teate": False, "welfare": False, "has_personal_number": True,
         "municipality": "131016", "changed": ["address", "name"],
+        "age_at_fiscal_year_start": 39, "age_by_birthday": 39,
     }
+    defaults = {"int": 0, "string": "", "bool": False, "list(string)": []}
+    for var in CONTEXT_VARIABLES.values():  # a variable added later is probed with its type's zero
+        base.setdefault(var.name, defaults.get(var.type))
     flipped = {**base, "reason": "SHIBOU", "group": "decrease", "age": 10, "age_on_processed": 10,
+               "age_at_fiscal_year_start": 9, "age_by_birthday": 9,
                "kokuho": True, "kokuho_household": True, "kaigo": True, "koki": True, "jido_teate": True,
-               "welfare": True, "has_personal_number": False, "changed": []}
+               "welfare": True, "has_personal_number": False, "changed": [],
+               "koki_disability_certified": True, "kaigo_household": True}
     return [base, flipped]
 
 

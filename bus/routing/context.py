@@ -11,6 +11,16 @@ person reaches the next age at the end of the day before the birthday, so on tha
 age is already reached (介護保険 第1号被保険者 qualify "on the day they reach 65", which is
 the day before the 65th birthday). A person born on 29 February reaches the next age on
 28 February in a common year. `age_on` implements this.
+
+Two other counts the laws use:
+- `age_at_fiscal_year_start`: the age reached by the start of the fiscal year (年度, 1 April)
+  of 異動日. 児童手当法 第3条第1項 counts a 児童 "until the first 31 March after the day
+  they reach 18" (18歳に達する日以後の最初の3月31日まで): that is exactly
+  ``age_at_fiscal_year_start < 18``. The same with 22 is the count of children of the
+  2024 reform (第3子 counting up to the first 31 March after the 22nd).
+- `age_by_birthday`: the age from the birthday itself. 後期高齢者医療 資格 begins on the 75th
+  birthday (高齢者の医療の確保に関する法律 第52条 as applied: 75歳の誕生日当日), one day later
+  than the legal count, so its route uses this.
 """
 
 from __future__ import annotations
@@ -20,19 +30,24 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from bus.catalog.upgrade import RELATIONSHIPS_V2_TO_V1, is_v2, reference_date
+
 __all__ = [
     "CHANGED_BY_REASON",
     "CONTEXT_VARIABLES",
     "FUKUHON_ITEMS",
     "GROUPS",
     "Variable",
+    "age_at_fiscal_year_start",
+    "age_by_birthday",
     "age_on",
     "build_context",
     "changed_items",
 ]
 
-#: The 副本 items the intermediate server keeps and a change can alter.
-FUKUHON_ITEMS: tuple[str, ...] = ("address", "name", "birth_date", "sex", "death", "moved_out")
+#: The 副本 items the intermediate server keeps and a change can alter. The registry's 副本 is
+#: 住民票関係情報, so the household (世帯番号, 世帯主, 続柄) is one of them.
+FUKUHON_ITEMS: tuple[str, ...] = ("address", "name", "birth_date", "sex", "death", "moved_out", "household")
 _NEW_PERSON = ("address", "name", "birth_date", "sex")  # a person newly on this registry
 
 #: Which 副本 items a change alters, by 異動事由. A snapshot carries no "before", so this is
@@ -56,10 +71,21 @@ CHANGED_BY_REASON: Mapping[str, tuple[str, ...]] = {
     "TORIKESHI": FUKUHON_ITEMS,
     "KOJIN_BANGO_HENKO": (),
     "JUMINHYO_CODE_HENKO": (),
-    "SETAI_BUNRI": (),
-    "SETAI_GAPPEI": (),
-    "SETAI_HENKO": (),
-    "SETAINUSHI_HENKO": (),
+    "SETAI_BUNRI": ("household",),
+    "SETAI_GAPPEI": ("household",),
+    "SETAI_HENKO": ("household",),
+    "SETAINUSHI_HENKO": ("household",),
+    # jumin.idou v2 (the standard's 1.2.2): the same rule, reason by reason
+    **dict.fromkeys(("SHOKKEN_KISAI_KIKA", "SHOKKEN_KISAI_KOKUSEKI_SOSHITSU", "KAISEI_KISAI", "SAISEI_KISAI",
+                     "TORIKESHI_ZO"), _NEW_PERSON),
+    **dict.fromkeys(("SHOKKEN_SHOJO_KIKA", "SHOKKEN_SHOJO_KOKUSEKI_SOSHITSU", "KAISEI_SHOJO", "SAISEI_SHOJO"),
+                    ("moved_out",)),
+    **dict.fromkeys(("KYUUJI_KISAI", "KYUUJI_HENKO", "KYUUJI_SAKUJO", "TSUSHO_KISAI", "TSUSHO_SAKUJO"), ("name",)),
+    **dict.fromkeys(("KOJIN_BANGO_HENKO_SEIKYU", "KOJIN_BANGO_SHOKKEN_SHUSEI", "KOJIN_BANGO_SHOKKEN_KISAI",
+                     "JUMINHYO_CODE_HENKO_SEIKYU", "JUMINHYO_CODE_SHOKKEN_KISAI"), ()),
+    "KUKAN_IDOU": ("address", "household"),  # a new 世帯番号 (1.1.13)
+    "TORIKESHI_GEN": FUKUHON_ITEMS,
+    "TORIKESHI_SHUSEI": FUKUHON_ITEMS,
 }
 
 GROUPS: tuple[str, ...] = ("increase", "decrease", "correction")
@@ -87,6 +113,9 @@ CONTEXT_VARIABLES: Mapping[str, Variable] = {
         _v("group", "string", "group of the reason: 'increase', 'decrease' or 'correction'", "Group"),
         _v("age", "int", "age in full years on 異動日 (change.effective_date), Japanese counting"),
         _v("age_on_processed", "int", "age in full years on 処理日 (change.processed_date)"),
+        _v("age_at_fiscal_year_start", "int",
+           "age reached by 1 April of the fiscal year (年度) of 異動日: 児童手当's 児童 is < 18"),
+        _v("age_by_birthday", "int", "age in full years counting from the birthday itself (後期高齢者医療: 75)"),
         _v("effective_date", "string", "異動日 as ISO text 'YYYY-MM-DD' (compare as text)"),
         _v("processed_date", "string", "処理日 as ISO text 'YYYY-MM-DD'"),
         _v("resident_type", "string", "住民種別: 'JAPANESE' or 'FOREIGN'", "ResidentType"),
@@ -97,6 +126,11 @@ CONTEXT_VARIABLES: Mapping[str, Variable] = {
         _v("kokuho_household", "bool", "member of a 国保世帯 (insurance.kokuho_household)"),
         _v("kaigo", "bool", "介護保険 被保険者 (insurance.kaigo)"),
         _v("koki", "bool", "後期高齢者医療 被保険者 (insurance.koki)"),
+        _v("koki_disability_certified", "bool",
+           "65–74 with a 障害認定 of the 後期高齢者医療広域連合 (insurance.koki_disability_certified, v2)"),
+        _v("kaigo_household", "bool",
+           "the household has a 介護保険 第1号被保険者, whose 保険料段階 its members' tax status sets "
+           "(insurance.kaigo_household, v2)"),
         _v("nenkin_category", "string", "国民年金 種別: 'NONE', 'DAI1GO', 'DAI2GO', 'DAI3GO'",
            "PensionCategory"),
         _v("jido_teate", "bool", "household receives 児童手当 (insurance.jido_teate)"),
@@ -123,17 +157,38 @@ def age_on(birth: date, on: date) -> int:
     return years
 
 
+def age_by_birthday(birth: date, on: date) -> int:
+    """Age in full years on `on`, counted from the birthday itself (one day after `age_on`):
+    born 1950-06-15 → 74 on 2025-06-14, 75 on 2025-06-15."""
+    years = on.year - birth.year
+    if (on.month, on.day) < (birth.month, birth.day):
+        years -= 1
+    return years
+
+
+def age_at_fiscal_year_start(birth: date, on: date) -> int:
+    """The age reached by the start of the fiscal year (年度: 1 April – 31 March) of `on`.
+
+    Reached by 1 April means reached by the end of 31 March (`age_on` on 31 March). Born
+    2007-04-02 (18 reached on 2025-04-01): 17 for 年度 2025, so a 児童 until 2026-03-31.
+    Born 2007-04-01 (18 reached on 2025-03-31): 18 for 年度 2025, a 児童 until 2025-03-31.
+    """
+    year = on.year if (on.month, on.day) >= (4, 1) else on.year - 1
+    return age_on(birth, date(year, 3, 31))
+
+
 def changed_items(reason: str) -> list[str]:
     """The 副本 items a change with this reason alters (all of them for an unknown reason)."""
     return list(CHANGED_BY_REASON.get(reason, FUKUHON_ITEMS))
 
 
 def _as_date(value: Any, field: str) -> date:
-    if isinstance(value, date):
-        return value
     if isinstance(value, str):
         return date.fromisoformat(value)
-    raise ValueError(f"{field}: expected a date, got {type(value).__name__}")
+    day = reference_date(value)  # a date, or a v2 RegistryDate (不詳日: its reference date)
+    if day is None:
+        raise ValueError(f"{field}: expected a date, got {type(value).__name__}")
+    return day
 
 
 def build_context(
@@ -149,6 +204,7 @@ def build_context(
     """
     change = record.get("change") or {}
     reason = str(change.get("reason", ""))
+    v2 = is_v2(record)
     birth = _as_date(record.get("birth_date"), "birth_date")
     effective = _as_date(change.get("effective_date"), "change/effective_date")
     processed = _as_date(change.get("processed_date") or effective, "change/processed_date")
@@ -162,20 +218,35 @@ def build_context(
         "group": group,
         "age": age_on(birth, effective),
         "age_on_processed": age_on(birth, processed),
+        "age_at_fiscal_year_start": age_at_fiscal_year_start(birth, effective),
+        "age_by_birthday": age_by_birthday(birth, effective),
         "effective_date": effective.isoformat(),
         "processed_date": processed.isoformat(),
         "resident_type": str(record.get("resident_type") or ""),
-        "resident_status": str(record.get("resident_status") or ""),
-        "relationship": str(record.get("relationship") or ""),
+        "resident_status": _status(record) if v2 else str(record.get("resident_status") or ""),
+        "relationship": _relationship(record) if v2 else str(record.get("relationship") or ""),
         "sex": str(record.get("sex") or ""),
         "kokuho": bool(insurance.get("kokuho")),
         "kokuho_household": bool(insurance.get("kokuho_household")),
         "kaigo": bool(insurance.get("kaigo")),
         "koki": bool(insurance.get("koki")),
-        "nenkin_category": str(insurance.get("nenkin_category") or "NONE"),
+        "koki_disability_certified": bool(insurance.get("koki_disability_certified")),
+        "kaigo_household": bool(insurance.get("kaigo_household")),
+        "nenkin_category": str(insurance.get("nenkin_category") or "NONE"),  # v2 adds NINI_KANYU
         "jido_teate": bool(insurance.get("jido_teate")),
         "welfare": bool(insurance.get("welfare")),
         "has_personal_number": bool(record.get("personal_number")),
         "municipality": municipality,
         "changed": changed_items(reason),
     }
+
+
+def _status(record: Mapping[str, Any]) -> str:
+    """v2's 住民状態 (RESIDENT, TENSHUTSU, SHIBOU, SHOJO) as the context's RESIDENT / REMOVED."""
+    return "RESIDENT" if record.get("resident_status") == "RESIDENT" else "REMOVED"
+
+
+def _relationship(record: Mapping[str, Any]) -> str:
+    """v2's 続柄 words as a Relationship symbol: '' for 世帯主未設定, ENKOSHA for a chain v1 lacks."""
+    words = record.get("relationship")
+    return "" if words is None else RELATIONSHIPS_V2_TO_V1.get(str(words), "ENKOSHA")

@@ -87,7 +87,11 @@ def check_routes(directory: Path | str | None = None, catalog: Catalog | None = 
               for p in sorted(directory.glob("*.yml"))]
     if not files:
         errors.append(ConfigError("no route files (*.yaml) in this directory", where=where))
-    checker = _Checker(catalog, {n: codelists.symbols(n) for n in codelists.names()})
+    domains = {n: codelists.symbols(n) for n in codelists.names()}
+    for base in ("ChangeReason", "PensionCategory"):  # a v1 or a v2 message may match the same route
+        domains[base] = tuple(dict.fromkeys(s for n in codelists.names() if n.startswith(base)
+                                            for s in codelists.symbols(n)))
+    checker = _Checker(catalog, domains)
     for path in files:
         checker.check_file(path)
     errors.extend(checker.errors)

@@ -10,6 +10,7 @@ every condition (a `cel.Context`), and each matching route projects the record.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import cel
 
 from bus.catalog import Catalog
 from bus.catalog.codelists import CodeLists
+from bus.catalog.upgrade import is_v2, v1_view
 from bus.errors import ConfigError
 from bus.routing.conditions import evaluate
 from bus.routing.context import build_context
@@ -35,7 +37,7 @@ class Verdict:
 
     route: Route
     matched: bool
-    reason: str  # "condition is true", "condition is false", "not for municipality 131016", ...
+    reason: str  # "condition is false (age=39, kaigo=false)", "not for municipality 131016", ...
 
 
 class RouteTable:
@@ -91,10 +93,13 @@ class RouteTable:
         variables = self.context(record, municipality)
         activation = _activation(variables)
         matches: list[RouteMatch] = []
+        source = record
         for route in routes:
             if route.applies_to(municipality) and self._holds(route, activation):
+                if source is record and is_v2(record):  # the projection kinds are v1: project its view
+                    source = v1_view(record)
                 projector = self._projectors[route.name]
-                matches.append(RouteMatch(route, projector.target, projector(record, variables, message_id)))
+                matches.append(RouteMatch(route, projector.target, projector(source, variables, message_id)))
         return matches
 
     def explain(
@@ -111,7 +116,8 @@ class RouteTable:
                 verdicts.append(Verdict(route, False, f"not configured for municipality {municipality}"))
             else:
                 holds = self._holds(route, activation)
-                verdicts.append(Verdict(route, holds, f"condition is {'true' if holds else 'false'}"))
+                verdicts.append(Verdict(route, holds, f"condition is {'true' if holds else 'false'}"
+                                        f"{_facts(route.when, variables)}"))
         return verdicts
 
     def _holds(self, route: Route, activation: Any) -> bool:
@@ -124,6 +130,26 @@ class RouteTable:
     def routes_for(self, destinations: Iterable[str]) -> list[Route]:
         wanted = set(destinations)
         return [r for r in self.routes if r.destination in wanted]
+
+
+def _facts(when: str, variables: Mapping[str, Any]) -> str:
+    """The values of the variables a condition reads, in its order: the facts the verdict rests
+    on (`age_by_birthday=74, koki_disability_certified=false`); the route file's header names
+    the article of law each one stands for."""
+    names = [m.group() for m in _WORD.finditer(when) if m.group() in variables]
+    shown = [f"{n}={_show(variables[n])}" for n in dict.fromkeys(names)]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return str(value)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _activation(variables: dict[str, Any]) -> cel.Context:

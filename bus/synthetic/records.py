@@ -10,7 +10,8 @@ Flags are derived on the 異動日 (effective date) from the person and their ho
 - 後期高齢者医療 (koki): 75 and over.
 - 国民年金 (nenkin_category): employees 18-69 DAI2GO; else 20-59: DAI3GO when the spouse is
   an employee under 65, otherwise DAI1GO; everyone else NONE.
-- 児童手当 (jido_teate): the household has a child under 18. 生活保護 (welfare): household flag.
+- 児童手当 (jido_teate): the household has a 児童 (児童手当法 第3条: to the first 31 March after
+  reaching 18). 生活保護 (welfare): household flag (a v1 item; not a 住民票 item).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from bus.routing.context import age_at_fiscal_year_start
 from bus.synthetic.model import Address, Household, Person, age_on
 
 __all__ = ["insurance", "to_record"]
@@ -38,7 +40,7 @@ def insurance(p: Person, house: Household, on: date) -> dict[str, Any]:
     own: bool = False
     for m in members:
         age = age_on(m.birth_date, on)
-        if age < 18:
+        if age_at_fiscal_year_start(m.birth_date, on) < 18:
             has_child = True
         # insured by an employer: their own job, or as the dependant of a working head/spouse
         covered = (m.employee and age < 65) or (earner and (m is head or m is spouse or age < 25))

@@ -25,6 +25,8 @@ from typing import Any
 from bus.catalog import Catalog
 from bus.catalog.codec import JST
 from bus.catalog.spec import Field
+from bus.routing.context import age_at_fiscal_year_start, changed_items
+from bus.routing.context import age_on as legal_age
 from bus.synthetic.model import age_on
 from bus.synthetic.places import MUNICIPALITIES
 from bus.synthetic.registry import DEFAULT_MUNICIPALITIES, REASONS, Registry, expand_reasons
@@ -36,7 +38,18 @@ _Rec = dict[str, Any]
 
 
 def _age(r: _Rec) -> int:
+    """Age from the birthday itself (後期高齢者医療 counts so)."""
     return age_on(r["birth_date"], r["change"]["effective_date"])
+
+
+def _legal_age(r: _Rec) -> int:
+    """Age as the law counts it (reached the day before the birthday)."""
+    return legal_age(r["birth_date"], r["change"]["effective_date"])
+
+
+def _child(r: _Rec) -> bool:
+    """A 児童 of 児童手当法 第3条: to the first 31 March after reaching 18."""
+    return age_at_fiscal_year_start(r["birth_date"], r["change"]["effective_date"]) < 18
 
 
 _FUKUHON_REASONS = frozenset(
@@ -49,11 +62,13 @@ PROJECTION_KINDS: dict[str, Callable[[_Rec], bool]] = {
     "zei.jumin": lambda r: True,
     "kokuho.jumin": lambda r: r["insurance"]["kokuho"] or r["insurance"]["kokuho_household"]
     or r["change"]["reason"] in ("TENNYU", "KOKUGAI_TENNYU", "SHUSSEI"),
-    "kaigo.jumin": lambda r: _age(r) >= 40,
-    "koki.jumin": lambda r: _age(r) >= 65,
-    "nenkin.jumin": lambda r: 20 <= _age(r) <= 64,
-    "fukushi.jumin": lambda r: _age(r) < 18 or r["insurance"]["jido_teate"] or r["insurance"]["welfare"],
+    "kaigo.jumin": lambda r: _legal_age(r) >= 40 or r["insurance"]["kaigo"],
+    "koki.jumin": lambda r: _age(r) >= 75 or r["insurance"]["koki"],
+    "nenkin.jumin": lambda r: 20 <= _legal_age(r) < 60
+    or (60 <= _legal_age(r) < 70 and r["insurance"]["nenkin_category"] in ("DAI1GO", "NINI_KANYU")),
+    "fukushi.jumin": lambda r: _child(r) or r["insurance"]["jido_teate"],
     "chukan.fukuhon": lambda r: r["change"]["reason"] in _FUKUHON_REASONS,
+    "togo.jumin": lambda r: True,
 }
 
 _BANKS = (("みずほ銀行", "神田支店"), ("三菱UFJ銀行", "本店"), ("三井住友銀行", "新宿支店"),
@@ -68,6 +83,13 @@ def project_by_name(record: _Rec, fields: tuple[Field, ...]) -> _Rec:
         if f.type == "record" and isinstance(value, dict):
             value = project_by_name(value, f.children)
         out[f.name] = value
+    return out
+
+
+def _togo(record: _Rec, fields: tuple[Field, ...]) -> _Rec:
+    """A togo.jumin record: the copy plus the 副本 items the change alters."""
+    out = project_by_name(record, fields)
+    out["fukuhon_items"] = changed_items(record["change"]["reason"])
     return out
 
 
@@ -191,7 +213,7 @@ def sample_records(
         return
     if kind in PROJECTION_KINDS:
         fits = PROJECTION_KINDS[kind]
-        build = _fukuhon if kind == "chukan.fukuhon" else project_by_name
+        build = {"chukan.fukuhon": _fukuhon, "togo.jumin": _togo}.get(kind, project_by_name)
         chosen = (build(r, ks.fields) for r in _changes(reg, municipality, reasons) if fits(r))
         yield from islice(chosen, n)
         return

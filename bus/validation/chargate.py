@@ -4,8 +4,14 @@ Names use 行政事務標準文字 (MJ characters). What must not pass silently:
 
 - R440 private-use code points (U+E000–U+F8FF, planes 15 and 16): vendor 外字. The message
   must go to 文字同定 (character identification) and come back with standard characters.
+  Exception: a code point the catalog lists in a *registered character set*
+  (schemas/charsets/: the 行政事務標準文字 additions, MJ+, carried in a private-use range until
+  Unicode encodes them) is accepted and carried unchanged.
 - R441 text not in Unicode NFC (e.g. カ + combining ゙ instead of ガ): receivers compare and
-  index names; two spellings of one name are two names.
+  index names; two spellings of one name are two names. CJK compatibility ideographs
+  (U+F900–U+FAFF, U+2F800–U+2FA1F: 塚 U+FA10, 神 U+FA19, the JIS X 0213 and CP932 ones) and
+  ideographic variation sequences (IVS) are *not* normalisation problems: they are the legal
+  glyph the registry records (NFC would turn 塚 U+FA10 into 塚 U+585A), so they pass unchanged.
 - R442 suspected mojibake (文字化け) or wrong character class:
   U+FFFD (a decoder already gave up); C1 controls U+0080–U+009F (Shift_JIS/CP932 bytes read
   as Latin-1); a Latin-1/CP1252 lead + continuation pair such as ``ã\\x81`` or ``Ã©`` (UTF-8
@@ -25,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from bus.catalog.charsets import CharacterSets, default_charsets
 from bus.masking import is_personal, mask_value
 from bus.validation.issues import Issue
 
@@ -36,6 +43,9 @@ _SUSPECT = re.compile(
 )
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010ffff]")
+# CJK compatibility ideographs: NFC maps most to their unified ideograph, which changes the
+# legal glyph; for the NFC test each counts as a plain ideograph (they compose with nothing).
+_COMPAT_IDEOGRAPH = re.compile("[\uf900-\ufaff\U0002f800-\U0002fa1f]")
 _C1 = re.compile("[\x80-\x9f]")
 # UTF-8 lead byte read as Latin-1/CP1252, followed by a continuation byte read the same way.
 _LATIN1_UTF8 = re.compile(
@@ -69,13 +79,22 @@ def _codepoints(chars: Iterator[str], limit: int = 3) -> str:
 Personal = Callable[[str], bool]
 
 
-def check_string(path: str, value: str, personal: Personal = is_personal) -> list[Issue]:
+def _is_nfc(value: str) -> bool:
+    """NFC, counting compatibility ideographs as the glyphs they are (see the module doc)."""
+    if unicodedata.is_normalized("NFC", value):
+        return True
+    return unicodedata.is_normalized("NFC", _COMPAT_IDEOGRAPH.sub("\u4e00", value))
+
+
+def check_string(path: str, value: str, personal: Personal = is_personal,
+                 charsets: CharacterSets | None = None) -> list[Issue]:
     """Every character-gate issue of one string at `path` (``/Root/name/family_name``);
-    `personal(path)` says whether the value must be masked."""
+    `personal(path)` says whether the value must be masked; `charsets` (default: the
+    catalog's) says which private-use code points a registered character set accepts."""
     leaf = path.rsplit("/", 1)[-1].split("[", 1)[0]
     is_kana = leaf.endswith("_kana")
     suspect = _SUSPECT.search(value) is not None
-    not_nfc = not value.isascii() and not unicodedata.is_normalized("NFC", value)
+    not_nfc = not value.isascii() and not _is_nfc(value)
     bad_kana = is_kana and _KANA.fullmatch(value) is None
     if not (suspect or not_nfc or bad_kana):
         return []
@@ -90,9 +109,14 @@ def check_string(path: str, value: str, personal: Personal = is_personal) -> lis
             add("R207", f"control character {_codepoints(m.group() for m in _CONTROL.finditer(value))}",
                 "text without control characters")
         if _PRIVATE_USE.search(value):
-            cps = _codepoints(m.group() for m in _PRIVATE_USE.finditer(value))
-            add("R440", f"private-use character {cps} (外字): needs 文字同定 before it can be sent",
-                "standard characters (行政事務標準文字 / MJ)")
+            sets = charsets if charsets is not None else default_charsets()
+            unregistered = [m.group() for m in _PRIVATE_USE.finditer(value)
+                            if sets.registered_name(ord(m.group())) is None]
+            if unregistered:
+                cps = _codepoints(iter(unregistered))
+                add("R440", f"private-use character {cps} (外字) is in no registered character set: "
+                    "needs 文字同定 before it can be sent",
+                    "standard characters (行政事務標準文字 / MJ, or an MJ+ code point the catalog registers)")
         if "\ufffd" in value:
             add("R442", "replacement character U+FFFD: the text was already garbled (文字化け)",
                 "the original characters")
@@ -117,19 +141,20 @@ def check_string(path: str, value: str, personal: Personal = is_personal) -> lis
     return issues
 
 
-def _walk(value: Any, path: str, out: list[Issue], personal: Personal) -> None:
+def _walk(value: Any, path: str, out: list[Issue], personal: Personal,
+          charsets: CharacterSets | None = None) -> None:
     if isinstance(value, str):
         if value:
-            found = check_string(path, value, personal)
+            found = check_string(path, value, personal, charsets)
             if found:
                 out.extend(found)
     elif isinstance(value, Mapping):
         for key, child in value.items():
             if isinstance(child, (str, Mapping, list, tuple)):
-                _walk(child, f"{path}/{key}", out, personal)
+                _walk(child, f"{path}/{key}", out, personal, charsets)
     elif isinstance(value, (list, tuple)):
         for i, child in enumerate(value):
-            _walk(child, f"{path}[{i}]", out, personal)
+            _walk(child, f"{path}[{i}]", out, personal, charsets)
 
 
 _SCALARS = frozenset({type(None), bool, int, float, date, datetime})
@@ -157,7 +182,7 @@ def text_is_clean(text: str) -> bool:
     rules aside). A screen for whole documents: markup is ASCII and never composes with text."""
     if _SUSPECT.search(text) is not None:
         return False
-    return text.isascii() or unicodedata.is_normalized("NFC", text)
+    return text.isascii() or _is_nfc(text)
 
 
 def _clean(record: Mapping[str, Any]) -> bool:
@@ -172,13 +197,14 @@ def _clean(record: Mapping[str, Any]) -> bool:
 
 
 def check_characters(record: Mapping[str, Any], *, root: str = "", personal: Personal = is_personal,
-                     ) -> list[Issue]:
+                     charsets: CharacterSets | None = None) -> list[Issue]:
     """Character-gate issues of every string in `record`; paths start with ``/<root>``.
 
     `personal(path)` decides masking (default: bus.masking.is_personal; the validator passes
-    the kind's own, which also knows the fields its spec marks personal)."""
+    the kind's own, which also knows the fields its spec marks personal); `charsets` says
+    which private-use code points are registered (default: the shipped catalog's)."""
     if _clean(record):
         return []
     out: list[Issue] = []
-    _walk(record, f"/{root}" if root else "", out, personal)
+    _walk(record, f"/{root}" if root else "", out, personal, charsets)
     return out

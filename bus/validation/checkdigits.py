@@ -8,6 +8,13 @@
 - 住民票コード (resident registry code): 11 digits. Weights (5,4,3,2,7,6,5,4,3,2) over the
   first 10 digits; check = 0 if r ≤ 1 else 11 − r.
 
+- 宛名番号 / 世帯番号 (address and household numbers, 住民記録 standard 1.1.13): a serial
+  number whose last digit is a check digit, modulus 11 with weights 2–7 (M11W2～7) from the
+  rightmost data digit; a remainder of 0 gives 0. The standard does not say what a remainder
+  of 1 (check "10") gives: `address_number_check_digit` returns None and renkei's synthetic
+  registry skips such numbers. The rule applies to newly assigned numbers only, so the
+  validator does not enforce it (older numbers stay as they were assigned).
+
 Pure functions: `*_check_digit(prefix)` computes the digit for a prefix of the right length
 (ValueError otherwise); `is_valid_*(text)` is False for anything that is not exactly the
 right number of ASCII digits with a correct last digit. Nothing here raises on bad input.
@@ -19,6 +26,8 @@ import operator
 from collections.abc import Callable
 
 __all__ = [
+    "address_number_check_digit",
+    "is_valid_address_number",
     "is_valid_municipality_code",
     "is_valid_personal_number",
     "is_valid_resident_code",
@@ -79,3 +88,22 @@ def is_valid_municipality_code(text: object) -> bool:
 def is_valid_resident_code(text: object) -> bool:
     """True for an 11-digit 住民票コード with a correct check digit."""
     return _valid(text, 11, resident_code_check_digit)
+
+
+def address_number_check_digit(prefix: str) -> int | None:
+    """The M11W2～7 check digit of a 宛名番号 / 世帯番号 whose leading digits are `prefix`
+    (1 to 14 ASCII digits); None when the remainder is 1 (the standard gives no digit)."""
+    if not 1 <= len(prefix) <= 14 or not (prefix.isascii() and prefix.isdigit()):
+        raise ValueError("expected 1 to 14 ASCII digits")
+    total = sum(int(d) * (2 + i % 6) for i, d in enumerate(reversed(prefix)))
+    r = total % 11
+    if r == 0:
+        return 0
+    return None if r == 1 else 11 - r
+
+
+def is_valid_address_number(text: object) -> bool:
+    """True for a 宛名番号 / 世帯番号 (2 to 15 digits) whose last digit is its M11W2～7 check digit."""
+    if not isinstance(text, str) or not 2 <= len(text) <= 15 or not (text.isascii() and text.isdigit()):
+        return False
+    return address_number_check_digit(text[:-1]) == int(text[-1])

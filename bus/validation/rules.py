@@ -22,6 +22,7 @@ from bus.catalog.spec import Field, iter_leaves
 from bus.masking import is_personal, mask_value
 from bus.validation import checkdigits
 from bus.validation.issues import Issue
+from bus.validation.rules_v2 import standard_rules
 
 __all__ = ["ISO_3166_ALPHA2", "RuleSet", "check_rules", "personal_predicate", "rules_for"]
 
@@ -50,6 +51,7 @@ CHECK_DIGITS: dict[str, tuple[str, Callable[[object], bool], str, str]] = {
 STRING_CODES: dict[str, tuple[frozenset[str], str]] = {
     "nationality": (ISO_3166_ALPHA2, "an ISO 3166-1 alpha-2 country code (XX: stateless/unknown)"),
     "moved_out_country": (ISO_3166_ALPHA2, "an ISO 3166-1 alpha-2 country code"),
+    "country": (ISO_3166_ALPHA2, "an ISO 3166-1 alpha-2 country code"),
 }
 #: 転出 may be notified and processed before it takes effect (転出予定).
 ADVANCE_NOTICE = frozenset({"TENSHUTSU", "KOKUGAI_TENSHUTSU"})
@@ -64,8 +66,8 @@ REQUIRED_BY_REASON: dict[str, tuple[tuple[str, str, bool], ...]] = {
 }
 #: the kind that holds every item; projections may legitimately omit some (data minimisation)
 SOURCE_KIND = "jumin.idou"
-#: change reason group → the resident status the snapshot must show after the change
-STATUS_BY_GROUP = {"increase": "RESIDENT", "decrease": "REMOVED"}
+#: change reason group → the resident statuses the snapshot may show after the change (v1, v2)
+STATUS_BY_GROUP = {"increase": ("RESIDENT",), "decrease": ("REMOVED", "TENSHUTSU", "SHIBOU", "SHOJO")}
 
 _Finding = tuple[str, str, str, Any, str]  # code, path, message, value, expected
 _Findings = Sequence[_Finding]
@@ -122,12 +124,14 @@ def canonical_path(path: str) -> str:
 
 
 def personal_predicate(fields: tuple[Field, ...]) -> Callable[[str], bool]:
-    """`personal(path)`: bus.masking.is_personal, or a field the kind's spec marks personal."""
+    """`personal(path)`: bus.masking.is_personal, or a field the kind's spec marks personal, or
+    inside a record it marks personal (v2's birth_date/text)."""
     marked = frozenset(canonical_path(p) for p, f in iter_leaves(fields)
                        if f.personal or (f.item is not None and f.item.personal))
 
     def personal(path: str) -> bool:
-        return is_personal(path) or canonical_path(path) in marked
+        canon = canonical_path(path)
+        return is_personal(path) or canon in marked or any(canon.startswith(f"{m}/") for m in marked)
 
     return personal
 
@@ -258,9 +262,9 @@ def _reason_rules(codelists: CodeLists) -> Iterator[tuple[tuple[str, ...], _Chec
         target, reason = r["change"].get("cancelled_history_number"), r["change"].get("reason")
         if target is None:
             return _OK
-        if reason != "TORIKESHI":
+        if not str(reason).startswith("TORIKESHI"):
             return [("R430", "change/cancelled_history_number",
-                     "取消対象履歴番号 (cancelled_history_number) is only for TORIKESHI (異動の取消し)",
+                     "取消対象履歴番号 (cancelled_history_number) is only for TORIKESHI* (異動の取消し)",
                      target, "absent unless reason is TORIKESHI")]
         history = r.get("history_number")
         if isinstance(history, int) and target >= history:
@@ -271,16 +275,17 @@ def _reason_rules(codelists: CodeLists) -> Iterator[tuple[tuple[str, ...], _Chec
 
     yield ("change/reason", "change/cancelled_history_number", "history_number"), cancelled
 
-    groups = {s: codelists.group(s) for s in codelists.symbols("ChangeReason")}
+    groups = {s: codelists.group(s) for name in codelists.names() if name.startswith("ChangeReason")
+              for s in codelists.symbols(name)}
     wanted_status = {s: STATUS_BY_GROUP[g] for s, g in groups.items() if g in STATUS_BY_GROUP}
 
     def status(r: Mapping[str, Any]) -> _Findings:
         reason = r["change"].get("reason")
         wanted = wanted_status.get(reason)
-        if wanted is not None and r.get("resident_status") != wanted:
+        if wanted is not None and r.get("resident_status") not in wanted:
             return [("R430", "resident_status",
-                     f"after {reason} ({groups[reason]}) the resident status must be {wanted}",
-                     r.get("resident_status"), wanted)]
+                     f"after {reason} ({groups[reason]}) the resident status must be {' or '.join(wanted)}",
+                     r.get("resident_status"), " or ".join(wanted))]
         return _OK
 
     yield ("change/reason", "resident_status"), status
@@ -366,7 +371,7 @@ def compile_rules(kind: str, root: str, fields: tuple[Field, ...], codelists: Co
     required = _required_by_reason(kind, leaves)
     if required is not None:
         checks.append(required)
-    for needs, check in (*_date_rules(), *_reason_rules(codelists), *_person_rules()):
+    for needs, check in (*_date_rules(), *_reason_rules(codelists), *_person_rules(), *standard_rules()):
         if all(p in leaves for p in needs):
             checks.append(check)
     return RuleSet(kind, root, tuple(checks), personal_predicate(fields))

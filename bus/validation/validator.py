@@ -87,7 +87,7 @@ def validate(
         raise _fail("R220", f"unknown content type {content_type!r}", expected=f"{XML} or {AVRO}")
     rules = rules_for(ks, catalog.codelists)
     issues = rules.check(record)
-    issues += check_characters(record, root=ks.root_element, personal=rules.personal)
+    issues += check_characters(record, root=ks.root_element, personal=rules.personal, charsets=catalog.charsets)
     if issues:
         raise ValidationFailed(issues, municipality=_municipality(record.get(MUNICIPALITY)))
     return Validated(ks, record)

@@ -73,6 +73,12 @@ def expected_deliveries(catalog: Catalog, records: Iterable[dict[str, Any]]) -> 
     return expected
 
 
+def by_bus(expected: dict[str, set[str]], destination: str) -> int:
+    """How many deliveries `renkei status` must count for `destination`: none for a configured
+    destination no route names (the 中間サーバー, fed by the 団体内統合宛名 function)."""
+    return len(expected.get(destination, ()))
+
+
 def personal_values(records: Iterable[dict[str, Any]]) -> set[str]:
     """The personal values of `records` that a leak would show: 個人番号, 宛名番号 and the
     other numbers (7+ digits), names, kana and address parts (any non-ASCII text)."""

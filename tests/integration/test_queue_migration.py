@@ -101,6 +101,7 @@ def test_an_old_queue_is_found_migrated_with_every_message_in_order(tmp_path: Pa
     migrated = _queues(config, "migrate")
     assert migrated.exit_code == 0, migrated.output
     assert f"{ZEI}: migrated ({n} messages)" in migrated.output
+    assert f"{ZEI}: moving: {2 * n}/{2 * n} (" in migrated.output  # progress, plain lines off a terminal
     assert _queues(config, "check").exit_code == 0
     asyncio.run(_declare_with_the_bus(url, ZEI))  # the bus starts on it now
     assert not asyncio.run(_exists(url, ZEI + ".migrating"))

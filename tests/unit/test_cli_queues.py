@@ -31,7 +31,7 @@ def test_the_bus_queues_are_the_intake_and_every_destination_each_shard(tmp_path
     broker = AmqpBroker("amqp://guest:guest@127.0.0.1:9/", shards=2)
     names = bus_queues("check", settings, broker)
     assert names[:2] == ["renkei.intake.shard0", "renkei.intake.shard1"]
-    assert {"renkei.dest.zei.shard0", "renkei.dest.chukan.shard1"} <= set(names)
+    assert {"renkei.dest.zei.shard0", "renkei.dest.togo.shard1"} <= set(names)
 
 
 def test_a_delay_queue_is_expected_with_its_ttl_and_way_back() -> None:

@@ -27,3 +27,14 @@ def test_every_schema_and_route_file_is_shipped_where_bus_paths_finds_it() -> No
     for relative, target in shipped.items():
         assert target == f"share/renkei/{Path(relative).parent.as_posix()}", relative
         assert fnmatch.fnmatch(relative, "*") and not relative.endswith(".pyc")
+
+
+def test_the_consoles_templates_and_static_files_are_package_data() -> None:
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]["bus.console"]
+    folder = ROOT / "bus" / "console"
+    files = [p.relative_to(folder).as_posix() for sub in ("templates", "static") for p in (folder / sub).rglob("*")
+             if p.is_file()]
+    assert any(f.endswith(".html") for f in files) and any(f.endswith(".css") for f in files)
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in package_data)]
+    assert unshipped == [], "add them to [tool.setuptools.package-data] bus.console in pyproject.toml"

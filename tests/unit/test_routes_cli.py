@@ -12,7 +12,7 @@ from bus.cli import main
 from bus.paths import schemas_dir
 
 SAMPLES = schemas_dir() / "jumin.idou/1/samples/valid"
-DESTINATIONS = ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal")
+DESTINATIONS = ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "portal", "togo")
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -26,8 +26,8 @@ def test_check_summarises_the_shipped_routes_per_destination() -> None:
     assert out.startswith("ok: 9 routes in 8 files, 8 destinations")
     for destination in DESTINATIONS:
         assert f"\n  {destination}  (" in out
-    assert "kaigo-age40 → kaigo.jumin  [個人番号: yes (legal basis declared)]" in out
-    assert "chukan-fukuhon → chukan.fukuhon  [個人番号: no]" in out
+    assert "kaigo-insured-and-households → kaigo.jumin  [個人番号: yes (legal basis declared)]" in out
+    assert "togo-every-change → togo.jumin  [個人番号: no]" in out
 
 
 def test_check_lists_every_problem_as_file_line_message(tmp_path: Path) -> None:
@@ -55,10 +55,12 @@ def test_test_shows_destinations_reasons_and_projected_xml() -> None:
     code, out, _ = run("test", str(SAMPLES / "shussei.xml"))
     assert code == 0, out
     assert "SHUSSEI (increase) on 2025-05-20, municipality 141003" in out
-    assert "✓ portal   portal-shussei-tetsuzuki: condition is true" in out
-    assert "· kaigo    kaigo-age40: condition is false" in out
-    assert "--- chukan ← chukan-fukuhon: chukan.fukuhon v1; legal basis: none (no 個人番号)" in out
-    assert "<FukuhonUpdate xmlns=\"urn:renkei:schema:chukan.fukuhon:1\">" in out
+    assert "✓ portal   portal-shussei-tetsuzuki: condition is true (reason='SHUSSEI')" in out
+    assert ("· kaigo    kaigo-insured-and-households: condition is false "
+            "(age=0, kaigo=false, kaigo_household=false)") in out
+    assert "      rule: 介護保険 ← persons aged 40 or over" in out
+    assert "--- togo ← togo-every-change: togo.jumin v1; legal basis: none (no 個人番号)" in out
+    assert "<AtenaChange xmlns=\"urn:renkei:schema:togo.jumin:1\">" in out
     assert "<title>*" in out and "出生に伴う手続のご案内" not in out  # personal (portal.oshirase): masked
 
 
@@ -70,13 +72,12 @@ def test_test_json_reports_every_route_and_valid_messages() -> None:
     assert report["context"]["reason"] == "TENNYU"
     assert len(report["routes"]) == 9
     matched = {r["destination"] for r in report["routes"] if r["matched"]}
-    assert matched == {m["destination"] for m in report["messages"]} == {"zei", "kokuho", "nenkin", "chukan"}
+    assert matched == {m["destination"] for m in report["messages"]} == {"zei", "kokuho", "nenkin", "togo"}
     assert all(m["valid"] is True for m in report["messages"])
     zei = next(m for m in report["messages"] if m["destination"] == "zei")
     assert "<personal_number>123456789018</personal_number>" in zei["xml"]  # the integrator's own file
-    chukan = next(m for m in report["messages"] if m["destination"] == "chukan")
-    assert "123456789018" not in chukan["xml"] and "address_number>" not in chukan["xml"].replace(
-        "integrated_address_number>", "")
+    togo = next(m for m in report["messages"] if m["destination"] == "togo")
+    assert "123456789018" not in togo["xml"]  # no 個人番号: the route declares no legal basis
 
 
 def test_test_can_route_as_another_municipality(tmp_path: Path) -> None:
@@ -109,7 +110,7 @@ def test_asyncapi_has_a_channel_per_destination_queue(tmp_path: Path) -> None:
     assert set(document["channels"]) == {f"renkei.dest.{d}" for d in DESTINATIONS}
     kaigo = document["channels"]["renkei.dest.kaigo"]
     assert kaigo["subscribe"]["message"] == {"$ref": "#/components/messages/kaigo.jumin.v1"}
-    assert kaigo["x-renkei-routes"][0]["when"] == "age >= 40"
+    assert kaigo["x-renkei-routes"][0]["when"] == "age >= 40 || kaigo || kaigo_household"
     payload = document["components"]["messages"]["kaigo.jumin.v1"]["payload"]
     assert payload["type"] == "record"
     code, text, _ = run("asyncapi")

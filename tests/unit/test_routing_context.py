@@ -13,6 +13,8 @@ from bus.routing.context import (
     CHANGED_BY_REASON,
     CONTEXT_VARIABLES,
     FUKUHON_ITEMS,
+    age_at_fiscal_year_start,
+    age_by_birthday,
     age_on,
     build_context,
     changed_items,
@@ -71,8 +73,10 @@ def test_a_person_born_on_29_february_ages_on_28_february(on: date, age: int) ->
 
 
 def test_every_change_reason_has_its_fukuhon_items() -> None:
-    reasons = CodeLists.load().symbols("ChangeReason")
-    assert set(reasons) == set(CHANGED_BY_REASON)
+    """Every reason of v1 (ChangeReason) and v2 (ChangeReason2) says which 副本 items it alters."""
+    lists = CodeLists.load()
+    reasons = {*lists.symbols("ChangeReason"), *lists.symbols("ChangeReason2")}
+    assert reasons == set(CHANGED_BY_REASON)
     assert all(set(items) <= set(FUKUHON_ITEMS) for items in CHANGED_BY_REASON.values())
 
 
@@ -87,7 +91,7 @@ def test_every_change_reason_has_its_fukuhon_items() -> None:
         ("TENNYU", ["address", "name", "birth_date", "sex"]),
         ("GOKI_SHUSEI", list(FUKUHON_ITEMS)),
         ("SHOKKEN_SHUSEI", list(FUKUHON_ITEMS)),
-        ("SETAI_BUNRI", []),
+        ("SETAI_BUNRI", ["household"]),
         ("KOJIN_BANGO_HENKO", []),
         ("NOT_A_REASON", list(FUKUHON_ITEMS)),
     ],
@@ -136,3 +140,44 @@ def test_the_routing_package_exports_exactly_its_public_names() -> None:
 
     assert sorted(bus.routing.__all__) == sorted(set(bus.routing.__all__))
     assert all(hasattr(bus.routing, name) for name in bus.routing.__all__)
+
+
+@pytest.mark.parametrize(
+    ("birth", "on", "age"),
+    [
+        (date(2007, 4, 2), date(2025, 3, 31), 16),  # 年度 2024
+        (date(2007, 4, 2), date(2026, 3, 31), 17),  # 年度 2025: 18 is reached on its first day only
+        (date(2007, 4, 2), date(2026, 4, 1), 18),
+        (date(2007, 4, 1), date(2025, 3, 31), 17),  # 18 reached on 2025-03-31, in 年度 2024
+        (date(2007, 4, 1), date(2025, 4, 1), 18),
+        (date(2008, 2, 29), date(2026, 5, 1), 18),  # 18 reached on 2026-02-28, in 年度 2025
+    ],
+)
+def test_age_at_fiscal_year_start_counts_to_the_first_31_march(birth: date, on: date, age: int) -> None:
+    """児童手当法 第3条: a 児童 until the first 31 March after the day 18 is reached."""
+    assert age_at_fiscal_year_start(birth, on) == age
+
+
+@pytest.mark.parametrize(
+    ("on", "age"), [(date(2025, 6, 14), 74), (date(2025, 6, 15), 75)],
+)
+def test_age_by_birthday_turns_on_the_birthday_itself(on: date, age: int) -> None:
+    """後期高齢者医療: 資格 from the 75th birthday, one day after the legal age count."""
+    assert age_by_birthday(date(1950, 6, 15), on) == age
+
+
+def test_a_v2_record_gives_the_same_facts_from_its_registry_dates(catalog: Catalog, tennyu: dict) -> None:
+    """A v2 record (不詳日 with the registry's internal date, the standard's 続柄 and 住民状態) gives
+    the context the same kind of values: ages from the reference dates, v1 symbols."""
+    from bus.catalog.upgrade import upgrade_jumin_idou
+
+    v2 = upgrade_jumin_idou(tennyu)
+    v2["birth_date"] = {"text": "昭和60年6月頃", "reference_date": tennyu["birth_date"]}
+    v2["relationship"] = "妻の子"
+    v2["insurance"]["koki_disability_certified"] = True
+    context = build_context(v2, "131016", catalog.codelists.group)
+    assert context["age"] == build_context(tennyu, "131016", catalog.codelists.group)["age"]
+    assert context["relationship"] == "ENKOSHA" and context["resident_status"] == "RESIDENT"
+    assert context["koki_disability_certified"] is True
+    v2["relationship"] = None  # 世帯主未設定
+    assert build_context(v2, "131016", catalog.codelists.group)["relationship"] == ""

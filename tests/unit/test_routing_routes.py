@@ -85,48 +85,98 @@ def test_kaigo_takes_persons_aged_40_from_the_day_before_the_birthday(
 
 
 @pytest.mark.parametrize(
-    ("born", "koki"),
+    ("born", "flags", "koki"),
     [
-        (date(1960, 4, 3), False),  # 64 on 2025-04-01 (65 is reached on 2025-04-02)
-        (date(1960, 4, 2), True),  # 65 reached on 2025-04-01, the day before the birthday
-        (date(1950, 1, 1), True),
+        (date(1950, 4, 3), {}, False),  # 74, 75th birthday tomorrow (legal age 75 is reached today)
+        (date(1950, 4, 1), {}, True),  # the 75th birthday: 資格 from that day (高確法 第52条)
+        (date(1930, 1, 1), {}, True),
+        (date(1960, 4, 2), {}, False),  # 65 reached, no 障害認定: not insured (was sent before)
+        (date(1960, 4, 2), {"koki_disability_certified": True}, True),  # 65 with a 障害認定
+        (date(1960, 4, 3), {"koki_disability_certified": True}, False),  # 64: 障害認定 starts at 65
+        (date(1955, 1, 1), {"koki": True}, True),  # recorded as insured
     ],
 )
-def test_koki_takes_persons_aged_65_or_over(table: RouteTable, catalog: Catalog, born: date,
-                                            koki: bool) -> None:
-    got = destinations(table, person(catalog, born=born))
+def test_koki_takes_the_insured_of_the_kouiki_rengo(table: RouteTable, catalog: Catalog, born: date,
+                                                    flags: dict[str, bool], koki: bool) -> None:
+    """高齢者の医療の確保に関する法律 第50条: 75 or over, and 65–74 with a 障害認定."""
+    got = destinations(table, person(catalog, born=born, **flags))
     assert ("koki" in got) is koki
-    assert "kaigo" in got
 
 
 @pytest.mark.parametrize(
-    ("born", "nenkin"),
+    ("born", "category", "nenkin"),
     [
-        (date(2005, 4, 3), False),  # 19 on 2025-04-01
-        (date(2005, 4, 2), True),  # 20 reached on 2025-04-01
-        (date(1960, 4, 3), True),  # 64
-        (date(1960, 4, 2), False),  # 65
+        (date(2005, 4, 3), "NONE", False),  # 19 on 2025-04-01
+        (date(2005, 4, 2), "NONE", True),  # 20 reached on 2025-04-01 (資格取得, 国民年金法 第8条)
+        (date(1965, 4, 3), "NONE", True),  # 59
+        (date(1965, 4, 2), "NONE", False),  # 60 reached today: 第1号 ends (第9条)
+        (date(1965, 4, 2), "DAI1GO", True),  # 60, recorded 第1号: 任意加入
+        (date(1960, 4, 3), "DAI1GO", True),  # 64, 任意加入
+        (date(1955, 4, 2), "DAI1GO", False),  # 70
+        (date(1960, 4, 3), "DAI3GO", False),  # 64 and 第3号: impossible after 60, not sent
     ],
 )
-def test_nenkin_takes_persons_aged_20_to_64(table: RouteTable, catalog: Catalog, born: date,
-                                            nenkin: bool) -> None:
-    assert ("nenkin" in destinations(table, person(catalog, born=born))) is nenkin
-
-
-@pytest.mark.parametrize(
-    ("born", "flags", "fukushi"),
-    [
-        (date(2007, 4, 3), {}, True),  # 17
-        (date(2007, 4, 2), {}, False),  # 18 reached
-        (date(1985, 1, 1), {"jido_teate": True}, True),  # a parent in a 児童手当 household
-        (date(1985, 1, 1), {"welfare": True}, True),
-        (date(1985, 1, 1), {}, False),
-    ],
-)
-def test_fukushi_takes_children_and_receiving_households(
-    table: RouteTable, catalog: Catalog, born: date, flags: dict[str, bool], fukushi: bool
+def test_nenkin_takes_dai1go_aged_20_to_59_and_voluntary_members_after(
+    table: RouteTable, catalog: Catalog, born: date, category: str, nenkin: bool
 ) -> None:
-    assert ("fukushi" in destinations(table, person(catalog, born=born, **flags))) is fukushi
+    """国民年金法 第7条第1項第1号: 20–59; 60 and over only 任意加入 (附則第5条)."""
+    got = destinations(table, person(catalog, born=born, nenkin_category=category))
+    assert ("nenkin" in got) is nenkin
+
+
+@pytest.mark.parametrize(
+    ("born", "on", "flags", "fukushi"),
+    [
+        (date(2007, 4, 2), date(2025, 4, 1), {}, True),  # 18 reached 2025-04-01: 児童 to 2026-03-31
+        (date(2007, 4, 2), date(2026, 3, 31), {}, True),  # the first 31 March after 18: still a 児童
+        (date(2007, 4, 2), date(2026, 4, 1), {}, False),  # the day after
+        (date(2007, 4, 1), date(2025, 3, 31), {}, True),  # 18 reached on a 31 March: that day itself
+        (date(2007, 4, 1), date(2025, 4, 1), {}, False),
+        (date(2015, 1, 1), date(2025, 4, 1), {}, True),
+        (date(1985, 1, 1), date(2025, 4, 1), {"jido_teate": True}, True),  # the 受給者, a parent
+        (date(2004, 6, 1), date(2025, 4, 1), {"jido_teate": True}, True),  # 20, counted up to 22
+        (date(1985, 1, 1), date(2025, 4, 1), {"welfare": True}, False),  # 生活保護 is not 児童手当
+        (date(1985, 1, 1), date(2025, 4, 1), {}, False),
+    ],
+)
+def test_fukushi_takes_children_to_the_first_31_march_after_18_and_receiving_households(
+    table: RouteTable, catalog: Catalog, born: date, on: date, flags: dict[str, bool], fukushi: bool
+) -> None:
+    """児童手当法 第3条第1項 (2024 reform): 18歳に達する日以後の最初の3月31日まで."""
+    got = destinations(table, person(catalog, born=born, on=on, **flags))
+    assert ("fukushi" in got) is fukushi
+
+
+@pytest.mark.parametrize(
+    ("born", "flags", "kaigo"),
+    [
+        (date(1995, 1, 1), {}, False),  # 30
+        (date(1995, 1, 1), {"kaigo_household": True}, True),  # a member of a 第1号's household
+        (date(1955, 1, 1), {}, True),
+        (date(1995, 1, 1), {"kaigo": True}, True),
+    ],
+)
+def test_kaigo_takes_members_of_a_household_with_a_first_category_insured(
+    table: RouteTable, catalog: Catalog, born: date, flags: dict[str, bool], kaigo: bool
+) -> None:
+    """介護保険 第1号 保険料段階 depends on the household's tax status (介護保険法施行令 第38条)."""
+    assert ("kaigo" in destinations(table, person(catalog, born=born, **flags))) is kaigo
+
+
+def test_no_legal_basis_uses_the_numbering_before_the_2023_amendment(table: RouteTable) -> None:
+    """別表第一/別表第二 were merged into one 別表 in 2023: no route cites the old tables."""
+    bases = [r.legal_basis for r in table.routes if r.legal_basis]
+    assert bases
+    assert [b for b in bases if "別表第一" in b or "別表第二" in b] == []
+
+
+def test_every_route_file_cites_its_law() -> None:
+    """Each shipped route file names, in its header, the law (法 + 第N条) its condition follows."""
+    import re
+
+    for path in sorted(routes_dir().glob("*.yaml")):
+        header = path.read_text(encoding="utf-8").split("routes:", 1)[0]
+        assert re.search(r"Law: .*法.*第[0-9]+条", header, re.S), path.name
 
 
 @pytest.mark.parametrize(
@@ -149,16 +199,31 @@ def test_kokuho_takes_its_households_and_every_move_in_and_birth(
 
 
 @pytest.mark.parametrize(
-    ("reason", "chukan"),
+    ("reason", "items"),
     [
-        ("TENKYO", True), ("SHIMEI_HENKO", True), ("SHIBOU", True), ("TENSHUTSU", True),
-        ("TENNYU", True), ("GOKI_SHUSEI", True),
-        ("SETAI_BUNRI", False), ("SETAINUSHI_HENKO", False), ("KOJIN_BANGO_HENKO", False),
+        ("TENKYO", ["address"]), ("SHIMEI_HENKO", ["name"]), ("SHIBOU", ["death"]), ("TENSHUTSU", ["moved_out"]),
+        ("TENNYU", ["address", "name", "birth_date", "sex"]), ("SETAI_BUNRI", ["household"]),
+        ("SETAINUSHI_HENKO", ["household"]), ("KOJIN_BANGO_HENKO", []),
     ],
 )
-def test_chukan_takes_changes_that_alter_a_fukuhon_item(table: RouteTable, catalog: Catalog, reason: str,
-                                                       chukan: bool) -> None:
-    assert ("chukan" in destinations(table, person(catalog, reason=reason))) is chukan
+def test_the_integrated_address_function_gets_every_change_with_the_fukuhon_items_it_alters(
+        table: RouteTable, catalog: Catalog, reason: str, items: list[str]) -> None:
+    """団体内統合宛名 (togo) is the path to the 中間サーバー: it gets every change; 世帯 changes
+    alter the household item of the 副本 (住民票関係情報); no route goes to chukan directly."""
+    got = {m.route.destination: m for m in table.route(person(catalog, reason=reason), MUNICIPALITY)}
+    assert "chukan" not in got
+    assert got["togo"].record["fukuhon_items"] == items
+    assert "personal_number" not in got["togo"].record
+
+
+@pytest.fixture(scope="module")
+def chukan_table(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog) -> RouteTable:
+    """A direct route to the 中間サーバー, as an integrator whose 統合宛名 system sits outside may write."""
+    folder = tmp_path_factory.mktemp("routes")
+    (folder / "chukan.yaml").write_text(
+        "routes:\n  - {name: chukan-fukuhon, destination: chukan, takes: jumin.idou, when: 'size(changed) > 0',\n"
+        "     projection: {kind: chukan.fukuhon, function: chukan_fukuhon}}\n", encoding="utf-8")
+    return RouteTable.load(folder, catalog)
 
 
 @pytest.mark.parametrize(
@@ -231,7 +296,8 @@ def test_every_projection_of_every_sample_is_valid_for_its_target(table: RouteTa
         ks.xml_schema.assertValid(etree.fromstring(ks.to_xml(match.record)))
 
 
-def test_a_death_sets_deceased_and_death_date_in_the_fukuhon(table: RouteTable, catalog: Catalog) -> None:
+def test_a_death_sets_deceased_and_death_date_in_the_fukuhon(chukan_table: RouteTable, catalog: Catalog) -> None:
+    table = chukan_table
     record = sample(catalog, "shibou")
     [match] = [m for m in table.route(record, MUNICIPALITY) if m.route.destination == "chukan"]
     assert match.record["deceased"] is True
@@ -241,8 +307,9 @@ def test_a_death_sets_deceased_and_death_date_in_the_fukuhon(table: RouteTable, 
     assert match.record["deceased"] is False and match.record["death_date"] is None
 
 
-def test_the_fukuhon_projection_drops_numbers_even_if_the_target_declared_them(table: RouteTable,
+def test_the_fukuhon_projection_drops_numbers_even_if_the_target_declared_them(chukan_table: RouteTable,
                                                                                catalog: Catalog) -> None:
+    table = chukan_table
     ks = catalog.get("chukan.fukuhon")
     extra = (Field("personal_number", "string", optional=True), Field("address_number", "string"))
     hostile = KindSchema(dataclasses.replace(ks.spec, fields=extra + ks.spec.fields), catalog.codelists)

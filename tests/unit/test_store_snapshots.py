@@ -125,14 +125,15 @@ def test_status_reads_stores_only_through_their_snapshots(path: Path) -> None:
     assert "SELECT" not in path.read_text(encoding="utf-8")
 
 
-def test_no_module_outside_a_store_joins_a_state_file_name() -> None:
-    """bus.topology.StateDir is the one place that knows `state.sqlite`, `delivery.sqlite`, …"""
+def test_no_module_but_the_topology_names_a_state_file_or_a_queue() -> None:
+    """bus.topology is the one place that names a state file or a queue."""
     offenders = []
     for path in sorted([*(ROOT / "bus").rglob("*.py"), *(ROOT / "adapters").rglob("*.py")]):
         if path.name == "topology.py":
             continue
         text = path.read_text(encoding="utf-8")
-        for name in ('"state.sqlite"', '"delivery.sqlite"', '"broker.sqlite"'):
+        for name in ('"state.sqlite"', '"delivery.sqlite"', '"broker.sqlite"', '"audit.sqlite"', '"renkei.submit"',
+                     '"renkei.intake"', '"renkei.dest.'):
             if name in text:
                 offenders.append(f"{path.relative_to(ROOT)}: {name}")
     assert offenders == []

@@ -60,10 +60,11 @@ def test_every_kind_has_valid_and_invalid_samples(catalog: Catalog) -> None:
 @pytest.mark.parametrize("path", VALID, ids=sample_id)
 def test_valid_sample_passes(path: Path, catalog: Catalog) -> None:
     """Every valid sample (XML and Avro) of every kind validates, as its own kind."""
-    kind = path.parts[-5]
-    result = validate(path.read_bytes(), content_type=content_type(path), kind=kind, catalog=catalog)
+    kind, version = path.parts[-5], int(path.parts[-4])
+    result = validate(path.read_bytes(), content_type=content_type(path), kind=kind, catalog=catalog,
+                      version=version)
     assert isinstance(result, Validated)
-    assert result.kind_schema.kind == kind
+    assert (result.kind_schema.kind, result.kind_schema.version) == (kind, version)
     assert isinstance(result.record, dict)
 
 

@@ -115,10 +115,11 @@ async def _differs(broker: AmqpBroker, name: str) -> str | None:
     return None
 
 
-async def migrate_queue(broker: AmqpBroker, name: str,
-                        progress: Callable[[str], None] | None = None) -> QueueState:
+async def migrate_queue(broker: AmqpBroker, name: str, progress: Callable[[str], None] | None = None,
+                        moved: Callable[[int], None] | None = None) -> QueueState:
     """Rebuild the queue `name` with this renkei's arguments, moving its messages through
-    `<name>.migrating` (see the module text); a queue that needs nothing is left alone."""
+    `<name>.migrating` (see the module text); a queue that needs nothing is left alone.
+    `moved(1)` is called for each message moved (out, then back: twice each)."""
     state = await inspect_queue(broker, name)
     if not state.needs_migration:
         return state
@@ -132,15 +133,15 @@ async def migrate_queue(broker: AmqpBroker, name: str,
     # what it still holds comes after what <name>.migrating already has)
     if await _passive(broker, name) is not None and await _differs(broker, name):
         try:
-            moved = await _move(broker, name, holding)
+            out = await _move(broker, name, holding, moved)
         except BrokerError:
             if state.status == "differs":  # a first run: the holding queue is empty, remove it
                 await _delete_empty(broker, holding)
             raise
-        say(f"{name}: {moved} messages moved to {holding}")
+        say(f"{name}: {out} messages moved to {holding}")
         await _delete_empty(broker, name)
     await _declare(broker, name, expected_arguments(broker, name))
-    back = await _move(broker, holding, name)
+    back = await _move(broker, holding, name, moved)
     await _delete_empty(broker, holding)
     say(f"{name}: declared again with {_describe(expected_arguments(broker, name))}; {back} messages back")
     logical = topology.sharded_queue(name)
@@ -150,7 +151,7 @@ async def migrate_queue(broker: AmqpBroker, name: str,
     return QueueState(name, "migrated", back)
 
 
-async def _move(broker: AmqpBroker, source: str, target: str) -> int:
+async def _move(broker: AmqpBroker, source: str, target: str, each: Callable[[int], None] | None = None) -> int:
     """Move every message of `source` to `target` in order: copy, confirm, ack, one at a time,
     by basic.get (no consumer: a quorum queue may go on counting a closed channel's consumer,
     sometimes for longer than 30 s, and the delete that follows waits for none)."""
@@ -163,6 +164,8 @@ async def _move(broker: AmqpBroker, source: str, target: str) -> int:
                     await channel.default_exchange.publish(_copy(message), routing_key=target, mandatory=True)
                     await message.ack()
                     moved += 1
+                    if each is not None:
+                        each(1)
             except aiormq.exceptions.ChannelLockedResource as exc:  # refused before any message was taken
                 raise BrokerError(
                     f"queue {source!r} has a single active consumer and differs in another argument: RabbitMQ "

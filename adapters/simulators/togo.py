@@ -1,0 +1,99 @@
+"""The simulated 団体内統合宛名 function (the standard's j1150): what the `togo` simulator does
+with each change it accepts.
+
+- **Numbers**: the 団体内統合宛名番号 of a person (municipality + 宛名番号) is the one the
+  registry sent, else the one assigned before, else a new one (``8`` + a serial, 15 digits
+  at most): residents and 住登外者 alike get one, once.
+- **副本** of 住民票関係情報: per number, the items the 中間サーバー keeps — name, birth date,
+  sex, address, status — and the household: 世帯番号 and 続柄, with the household's members.
+- **Updates to the 中間サーバー**: a change whose `fukuhon_items` is not empty produces one 副本
+  update (the 世帯 changes included: 世帯分離/合併/変更/世帯主変更 alter the household item),
+  counted in `updates`, each carrying the number, never a 個人番号 or a 宛名番号.
+
+The simulator is the only place a change turns into a 副本 update (routes send nothing to the
+中間サーバー directly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FukuhonUpdate", "IntegratedAddressFunction"]
+
+
+@dataclass(frozen=True, slots=True)
+class FukuhonUpdate:
+    """One 副本 update for the 中間サーバー (keyed by 団体内統合宛名番号)."""
+
+    integrated_address_number: str
+    history_number: int
+    items: tuple[str, ...]
+    fukuhon: dict[str, Any]
+
+
+@dataclass
+class IntegratedAddressFunction:
+    numbers: dict[tuple[str, str], str] = field(default_factory=dict)
+    fukuhon: dict[str, dict[str, Any]] = field(default_factory=dict)
+    households: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # → number: 続柄
+    updates: list[FukuhonUpdate] = field(default_factory=list)
+    _serial: int = 0
+
+    def number_of(self, municipality: str, address_number: str, given: str | None = None) -> str:
+        """The 団体内統合宛名番号 of a person: the registry's, the one assigned, or a new one."""
+        key = (municipality, address_number)
+        if given:
+            self.numbers[key] = given
+        if key not in self.numbers:
+            self._serial += 1
+            self.numbers[key] = f"8{self._serial:014d}"
+        return self.numbers[key]
+
+    def apply(self, change: dict[str, Any]) -> FukuhonUpdate | None:
+        """Take one togo.jumin record; the 副本 update it produces, if any."""
+        municipality = str(change["municipality_code"])
+        number = self.number_of(municipality, str(change["address_number"]), change.get("integrated_address_number"))
+        household = (municipality, str(change["household_number"]))
+        for members in self.households.values():
+            members.pop(number, None)
+        removed = change.get("resident_status") == "REMOVED"
+        if not removed:
+            self.households.setdefault(household, {})[number] = str(change.get("relationship", ""))
+        items = tuple(change.get("fukuhon_items") or ())
+        entry = {
+            "name": change.get("name"), "birth_date": change.get("birth_date"), "sex": change.get("sex"),
+            "address": change.get("address"), "resident_status": change.get("resident_status"),
+            "household_number": household[1], "relationship": change.get("relationship"),
+            "household_members": sorted(self.households.get(household, {})),
+            "deceased": (change.get("change") or {}).get("reason") == "SHIBOU",
+        }
+        self.fukuhon[number] = entry
+        if not items:
+            return None
+        update = FukuhonUpdate(number, int(change["history_number"]), items, entry)
+        self.updates.append(update)
+        return update
+
+
+def fukuhon_record(change: dict[str, Any], update: FukuhonUpdate, fields: Any) -> dict[str, Any]:
+    """The chukan.fukuhon record of an update: the fields of that kind copied by name from the
+    change, keyed by the 団体内統合宛名番号, with deceased / death_date; never a 宛名番号."""
+    out = _copy(change, fields)
+    reason = (change.get("change") or {}).get("reason")
+    out.update(integrated_address_number=update.integrated_address_number)
+    if "deceased" in out:
+        out["deceased"] = reason == "SHIBOU"
+    if "death_date" in out:
+        out["death_date"] = (change.get("change") or {}).get("effective_date") if reason == "SHIBOU" else None
+    out.pop("address_number", None)
+    out.pop("personal_number", None)
+    return out
+
+
+def _copy(record: dict[str, Any], fields: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields:
+        value = record.get(f.name)
+        out[f.name] = _copy(value, f.children) if f.type == "record" and isinstance(value, dict) else value
+    return out

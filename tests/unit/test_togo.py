@@ -1,0 +1,85 @@
+"""The 団体内統合宛名 function (issue 12): numbers for every person, the 副本 of 住民票関係情報
+with the household, and the only path to the 中間サーバー."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "contract"))
+from sink_contract_support import outbound
+
+from adapters.simulators import SimulatorState, create_app
+from adapters.simulators.togo import IntegratedAddressFunction
+from adapters.transports.http import envelope_headers
+from bus.catalog import Catalog
+from bus.validation.safe_xml import parse_xml
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return Catalog.load()
+
+
+def sample(catalog: Catalog, name: str) -> dict[str, Any]:
+    ks = catalog.get("togo.jumin")
+    return ks.from_xml(parse_xml((ks.samples_dir / "valid" / f"{name}.xml").read_bytes()))
+
+
+def test_each_person_gets_one_number_the_registrys_when_it_has_one(catalog: Catalog) -> None:
+    function = IntegratedAddressFunction()
+    change = sample(catalog, "tennyu")
+    given = change["integrated_address_number"]
+    assert function.apply(change) is not None
+    assert function.number_of(change["municipality_code"], change["address_number"]) == given
+    newcomer = {**copy.deepcopy(change), "address_number": "55", "integrated_address_number": None}
+    first = function.apply(newcomer)
+    again = function.apply({**newcomer, "history_number": 2})
+    assert first is not None and again is not None
+    assert first.integrated_address_number == again.integrated_address_number != given
+
+
+def test_a_household_change_is_a_fukuhon_update_and_moves_the_member(catalog: Catalog) -> None:
+    """世帯分離: the 副本 (住民票関係情報) records the new household; the old one loses the member."""
+    function = IntegratedAddressFunction()
+    split = sample(catalog, "setai_bunri")
+    before = {**copy.deepcopy(split), "household_number": "999", "fukuhon_items": ["address"]}
+    function.apply(before)
+    update = function.apply(split)
+    assert update is not None and update.items == ("household",)
+    number = update.integrated_address_number
+    assert function.fukuhon[number]["household_number"] == split["household_number"]
+    assert number not in function.households[(split["municipality_code"], "999")]
+    assert "address_number" not in update.fukuhon and "personal_number" not in update.fukuhon
+
+
+def test_a_change_that_alters_no_fukuhon_item_sends_no_update(catalog: Catalog) -> None:
+    function = IntegratedAddressFunction()
+    assert function.apply(sample(catalog, "kojin_bango_henko")) is None
+    assert function.updates == []
+
+
+async def test_the_togo_simulator_applies_each_fukuhon_update_at_the_intermediate_server(catalog: Catalog) -> None:
+    chukan = SimulatorState("chukan")
+    togo_app = create_app("togo", catalog=catalog)
+    togo: SimulatorState = togo_app.state.simulator
+    togo.downstream = chukan
+    messages = [outbound("togo.jumin", "togo", record=sample(catalog, name), message_id=f"m{i}")
+                for i, name in enumerate(("tennyu", "setai_bunri", "kojin_bango_henko"))]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=togo_app), base_url="http://togo") as client:
+        for m in messages:
+            sent = {**envelope_headers(m), "Content-Type": "application/xml"}
+            answer = await client.post("/messages", content=m.xml, headers=sent)
+            assert answer.json()["status"] == "applied", answer.text
+    assert togo.effects == 3
+    assert sorted(chukan.messages) == ["m0.chukan", "m1.chukan"]  # 個人番号変更 alters no 副本 item
+    for held in chukan.messages.values():
+        body = held.body.decode()
+        assert "<integrated_address_number>" in body and "address_number>" not in body.replace(
+            "integrated_address_number>", "") and "personal_number" not in body
+        catalog.get("chukan.fukuhon").xml_schema.assertValid(parse_xml(held.body))
