@@ -4,8 +4,10 @@ transaction, and `written` returns once every report made before it is in the st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+
+import pytest
 
 from bus.stages import CountingHooks
 from bus.state import StateStore
@@ -25,23 +27,30 @@ class _Counted(StateStore):
         super().count_many(counts)
 
 
-async def test_counts_reported_before_written_are_in_the_state_store_when_it_returns(tmp_path: Path) -> None:
+@pytest.fixture
+async def counted(tmp_path: Path) -> AsyncIterator[tuple[_Counted, CountingHooks]]:
     state = _Counted(tmp_path / "state.sqlite")
     hooks = CountingHooks(state)
-    try:
-        for _ in range(3):
-            hooks.attempted("zei")
-        hooks.attempted("kokuho")
-        await hooks.written()
-        assert state.counters("destination") == {"zei": {"attempts": 3}, "kokuho": {"attempts": 1}}
-    finally:
-        await hooks.aclose()
-        state.close()
+    yield state, hooks
+    await hooks.aclose()
+    state.close()
 
 
-async def test_the_reports_of_concurrent_messages_share_one_transaction(tmp_path: Path) -> None:
-    state = _Counted(tmp_path / "state.sqlite")
-    hooks = CountingHooks(state)
+async def test_counts_reported_before_written_are_in_the_state_store_when_it_returns(
+    counted: tuple[_Counted, CountingHooks],
+) -> None:
+    state, hooks = counted
+    for _ in range(3):
+        hooks.attempted("zei")
+    hooks.attempted("kokuho")
+    await hooks.written()
+    assert state.counters("destination") == {"zei": {"attempts": 3}, "kokuho": {"attempts": 1}}
+
+
+async def test_the_reports_of_concurrent_messages_share_one_transaction(
+    counted: tuple[_Counted, CountingHooks],
+) -> None:
+    state, hooks = counted
 
     async def one_message() -> None:
         hooks.attempted("zei")
@@ -49,13 +58,9 @@ async def test_the_reports_of_concurrent_messages_share_one_transaction(tmp_path
         hooks.attempted("zei")
         await hooks.written()
 
-    try:
-        await asyncio.gather(*(one_message() for _ in range(50)))
-        assert state.counters("destination") == {"zei": {"attempts": 100}}
-        assert state.transactions <= 3  # one per message and report would be 100
-    finally:
-        await hooks.aclose()
-        state.close()
+    await asyncio.gather(*(one_message() for _ in range(50)))
+    assert state.counters("destination") == {"zei": {"attempts": 100}}
+    assert state.transactions <= 3  # one per message and report would be 100
 
 
 async def test_counts_queued_at_close_are_written(tmp_path: Path) -> None:
