@@ -40,6 +40,7 @@ from bus.ports import Sink
 
 __all__ = [
     "BUILTIN_TRANSPORTS", "ENTRY_POINT_GROUP", "available_transports", "build_sink", "check_sink", "load_transport",
+    "sink_options",
 ]
 
 ENTRY_POINT_GROUP = "renkei.adapters"
@@ -122,6 +123,13 @@ def _prepared(name: str, config: Mapping[str, Any]) -> tuple[Callable[..., Any],
             options.setdefault("name", destination)
     _check_options(f"{where}transport {name!r}", factory, options)
     return factory, options, where
+
+
+def sink_options(name: str) -> frozenset[str] | None:
+    """The options transport `name` takes (None: any, its factory takes **kwargs); `destination`
+    and `name` are set by the bus, not in the config."""
+    settable = _parameters(load_transport(name))
+    return None if settable is None else frozenset(settable) - {"destination", "name"}
 
 
 def _parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter] | None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.registry import build_sink
+from adapters.registry import build_sink, sink_options
 from adapters.sources.amqp_intake import AmqpIntakeSource, vhost_url
 from adapters.sources.directory import Inbox
 from adapters.sources.http_intake import HttpIntake
@@ -28,6 +28,7 @@ from bus.audit.recorder import AuditRecorder
 from bus.brokers import broker_for, broker_tls
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
+from bus.config_check import check_destinations
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -111,6 +112,7 @@ class Bus:
         self.counters = CountingHooks(self.state)  # group-committed; closed by `stop`
         self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks())
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
+        check_destinations(self.settings, (route.destination for route in self.routes.routes), sink_options)
         self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
         self.gate = Gate(sources_of(self.settings), self.hooks)
         self.intake = IntakeStage(

@@ -108,6 +108,11 @@ class Settings:
         """Several municipalities, or destinations bound to one: tenancy is enforced (bus.tenancy)."""
         return len(self.bus.municipalities) > 1 or any(d.municipalities for d in self.destinations.values())
 
+    def where(self, section: str | None = None, key: str | None = None) -> str:
+        """`file:line` of `key` in `[section]` (or of the section's header) in the config file."""
+        text = self.source_file.read_text(encoding="utf-8") if self.source_file is not None else ""
+        return Where(self.source_file, text)(section, key)
+
     @property
     def uses_development_key(self) -> bool:
         return self.bus.pseudonym_key == DEV_KEY_NOTICE.encode()

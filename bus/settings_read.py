@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.errors import ConfigError
+from bus.suggest import unknown_keys
 
 __all__ = ["Where", "as_int", "as_text", "check_pem", "file_setting", "key_files", "no_unknown", "os_reason",
            "read_key", "setting_of", "table_of"]
@@ -96,12 +97,14 @@ def as_text(value: Any, where: str, what: str) -> str:
     return value
 
 
-def no_unknown(data: dict[str, Any], where: str, section: str, known: tuple[str, ...]) -> None:
+def no_unknown(data: dict[str, Any], where: str, section: str, known: tuple[str, ...], at: Where | None = None) -> None:
+    """Raise for keys of `section` ("[bus]") not in `known`, with the key most likely meant;
+    given `at`, the error names the first unknown key's own line."""
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(
-            f"unknown key(s) in {section}: {', '.join(unknown)} (known: {', '.join(known)})", where=where
-        )
+        if at is not None and section.startswith("[") and section.endswith("]"):
+            where = at(section[1:-1], unknown[0])
+        raise ConfigError(unknown_keys(section, unknown, known), where=where)
 
 
 def file_setting(raw: dict[str, Any], env: dict[str, str], key: str, var: str, base: Path, at: Where,

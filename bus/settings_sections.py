@@ -24,6 +24,7 @@ from bus.settings_read import (
     read_key,
     setting_of,
 )
+from bus.suggest import suggest
 from bus.tenancy import token_digests
 from bus.topology import SUBMIT_QUEUE, StateDir
 from bus.validation.checkdigits import is_valid_municipality_code
@@ -117,11 +118,17 @@ class SourceSettings:
 def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> BusSettings:
     known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir",
              "broker_ca_file", "broker_cert_file", "broker_key_file", "shards", "amqp_fast_path")
-    no_unknown(raw, at("bus"), "[bus]", known)
+    no_unknown(raw, at("bus"), "[bus]", known, at)
     key = _pseudonym_key(raw, env, base, at)
     url, where = setting_of(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
     if url is not None:
         url = as_text(url, where, "[bus] broker_url")
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in ("amqp", "amqps", "sqlite"):  # said here, with file:line, not when it is first used
+            said = f"an unknown scheme {scheme}://" if scheme else "no scheme"  # never the URL: it may hold a password
+            raise ConfigError(f"[bus] broker_url has {said} (use amqp://, amqps://, sqlite:///path, or no URL for "
+                              f"the embedded broker){suggest(scheme, ('amqp', 'amqps', 'sqlite')) if scheme else ''}",
+                              where=where)
     state_dir, where = setting_of(raw, env, "state_dir", "RENKEI_STATE_DIR", at, "bus", "var")
     state_dir = as_text(state_dir, where, "[bus] state_dir")
     size, where = setting_of(raw, env, "max_message_bytes", "RENKEI_MAX_MESSAGE_BYTES", at, "bus", 1024 * 1024)
@@ -169,7 +176,7 @@ def _pseudonym_key(raw: dict[str, Any], env: dict[str, str], base: Path, at: Whe
 def read_intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> IntakeSettings:
     no_unknown(raw, at("intake"), "[intake]",
                 ("http_host", "http_port", "inbox", "tls_cert_file", "tls_key_file", "amqp_vhosts", "amqp_queue",
-                 "http_header_timeout", "http_body_timeout", "http_max_connections"))
+                 "http_header_timeout", "http_body_timeout", "http_max_connections"), at)
     host, where = setting_of(raw, env, "http_host", "RENKEI_HTTP_HOST", at, "intake", "127.0.0.1")
     host = as_text(host, where, "[intake] http_host")
     port, where = setting_of(raw, env, "http_port", "RENKEI_HTTP_PORT", at, "intake", 8080)
@@ -197,7 +204,7 @@ def read_intake(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where)
 
 
 def read_logging(raw: dict[str, Any], env: dict[str, str], at: Where) -> LoggingSettings:
-    no_unknown(raw, at("logging"), "[logging]", ("format", "level"))
+    no_unknown(raw, at("logging"), "[logging]", ("format", "level"), at)
     fmt, where = setting_of(raw, env, "format", "RENKEI_LOG_FORMAT", at, "logging", "console")
     if fmt not in ("console", "json"):
         raise ConfigError(f"[logging] format must be 'console' or 'json', got {fmt!r}", where=where)
@@ -213,7 +220,7 @@ _LEVELS = ("debug", "info", "warning", "error", "critical")
 def read_audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where, state_dir: Path) -> AuditSettings:
     known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every",
              "checkpoint_interval", "witness")
-    no_unknown(raw, at("audit"), "[audit]", known)
+    no_unknown(raw, at("audit"), "[audit]", known, at)
     store, where = setting_of(raw, env, "store", "RENKEI_AUDIT_STORE", at, "audit", None)
     if store is None:
         store = str(StateDir(state_dir).audit_file)
@@ -322,7 +329,8 @@ def read_sources(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where
                               "(not all digits)", where=at(section))
         if not isinstance(options, dict):
             raise ConfigError(f"[{section}] must be a table", where=at(section))
-        no_unknown(options, at(section), f"[{section}]", ("municipalities", "token_file", "inbox", "amqp_user"))
+        no_unknown(options, at(section), f"[{section}]", ("municipalities", "token_file", "inbox", "amqp_user"),
+                   at)
         municipalities = _codes(options.get("municipalities"), at(section, "municipalities"),
                                 f"[{section}] municipalities")
         outside = sorted(set(municipalities) - set(served)) if served else []

@@ -101,7 +101,7 @@ def token_digest(configured: str) -> bytes:
         return bytes.fromhex(hexdigest)
     if len(text) < MIN_TOKEN_LENGTH or any(c.isspace() for c in text):
         raise ValueError(f"a token is at least {MIN_TOKEN_LENGTH} characters without spaces "
-                         "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+                         "(make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     return hashlib.sha256(text.encode()).digest()
 
 

@@ -39,9 +39,16 @@ _renkei_venv() {
     have="$(cat "$stamp" 2>/dev/null || true)"
     # an install with extras also serves a plain one
     if [[ "$have" != "$wanted" && ( -n "$extras" || "${have%% *}" != "${wanted%% *}" ) ]]; then
-        echo "== installing renkei ($spec) into .venv" >&2
-        "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1
-        (cd "$_renkei_root" && "$PY" -m pip install -q -e "$spec") || { echo "pip install -e '$spec' failed" >&2; return 1; }
+        # pip's own output (progress, setuptools' editable-install warning, index notes) goes to
+        # a log, shown only when the install fails: the demo's output is the demo's
+        local log="$VENV/install.log"
+        echo "== installing renkei ($spec) into .venv (a minute or two, once; pip's output: .venv/install.log)" >&2
+        "$PY" -m pip install -q --upgrade pip >"$log" 2>&1
+        if ! (cd "$_renkei_root" && "$PY" -m pip install -q -e "$spec") >>"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            echo "pip install -e '$spec' failed (the whole output: $log)" >&2
+            return 1
+        fi
         echo "$wanted" >"$stamp"
     fi
 }

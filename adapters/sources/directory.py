@@ -34,7 +34,8 @@ Three file types:
   `max_records` is rejected untouched), then each is submitted on its own as schemaless
   Avro — re-encoded with the kind's schema when a catalog is given (the file's schema is
   resolved to it), else with the file's own schema. Progress is reported every
-  `progress_every` records (callback and a structlog event). The result file has the counts
+  `progress_every` records and at least every `progress_seconds` (callback and a structlog
+  event), so a slow batch shows progress long before its 10,000th record. The result file has the counts
   and the issues of the first 1,000 rejected records.
 """
 
@@ -113,9 +114,11 @@ class DirectorySource:
         max_records: int = 1_000_000,
         progress: Callable[[Progress], None] | None = None,
         progress_every: int = 10_000,
+        progress_seconds: float = 5.0,
     ) -> None:
-        if poll <= 0 or max_records < 1 or progress_every < 1 or max_size < 1:
-            raise ConfigError("directory source: poll, max_size, max_records and progress_every must be > 0")
+        if poll <= 0 or max_records < 1 or progress_every < 1 or max_size < 1 or progress_seconds <= 0:
+            raise ConfigError("directory source: poll, max_size, max_records, progress_every and progress_seconds "
+                              "must be > 0")
         self.inbox = Path(inbox)
         if not self.inbox.is_dir():
             raise ConfigError(f"directory source: inbox {self.inbox} is not a directory")
@@ -129,6 +132,7 @@ class DirectorySource:
         self.max_records = max_records
         self.progress = progress
         self.progress_every = progress_every
+        self.progress_seconds = progress_seconds
         self.processed = self.inbox / "processed"
         self.rejected = self.inbox / "rejected"
 
@@ -236,6 +240,7 @@ class DirectorySource:
             msg = f"batch holds {total} records, more than the cap of {self.max_records}"
             return _broken(path, counts, rejected, "R100", msg)
         progress = Progress(path.name, 0, total)
+        reported = time.monotonic()
         try:
             with open_regular(path) as fh:
                 records, kind, encode = self._open_batch(fh)
@@ -245,8 +250,11 @@ class DirectorySource:
                     if answer.status == "rejected" and len(rejected) < _MAX_DETAILED:
                         rejected.append({"record": index, "issues": answer.to_dict()["issues"]})
                     progress.done += 1
-                    if progress.done % self.progress_every == 0 or progress.done == total:
+                    now = time.monotonic()  # every N records, and at least every few seconds of a slow batch
+                    if (progress.done % self.progress_every == 0 or progress.done == total
+                            or now - reported >= self.progress_seconds):
                         self._report(progress, counts)
+                        reported = now
         except (BrokerError, asyncio.CancelledError, Refused):
             raise
         except ConfigError as exc:

@@ -1,6 +1,6 @@
 """The broker contract: seven primitives every backend fills in.
 
-A backend (bus/brokers/embedded.py, bus/brokers/amqp.py) implements `connect`, `close`,
+A backend (bus/brokers/embedded.py, the package bus/brokers/amqp/) implements `connect`, `close`,
 `declare`, `publish_many`, `stats`, `describe`, `_start_consumer` and `_settle` (and may
 override `_fence`). Everything else — per-key ordered concurrent dispatch, ack on return / requeue
 on exception, orderly cancellation — lives here, once.
@@ -183,6 +183,13 @@ class Broker(ABC):
         """Ack (ok) or requeue (not ok) one delivery. A delivery the backend can no longer
         settle (connection lost, lease reclaimed) is logged and left: it will be redelivered."""
 
+    async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
+        """Make every message published to `queue` with a delay due now, in order (an operator's
+        `renkei retry now`, once a destination is back); return the headers of each one moved.
+        `waits` are the delays they may have been published with: RabbitMQ keeps one delay queue
+        per delay and has no way to list them (the embedded broker needs none)."""
+        raise NotImplementedError(f"the {self.name} broker cannot make delayed messages due now")
+
     async def _fence(self, delivery: Delivery) -> None:
         """Return once every delivery the broker sent this consumer before it processed the
         requeue of `delivery` has arrived (AMQP: a channel round trip after the nack).
@@ -197,7 +204,12 @@ class Broker(ABC):
     ) -> Consumer:
         """Run `handler` on each delivery: per key in order, keys concurrently."""
         dispatcher = _KeyedDispatcher(self, handler, concurrency)
-        stop = await self._start_consumer(queue, dispatcher.submit, prefetch or concurrency * 2)
+        try:
+            stop = await self._start_consumer(queue, dispatcher.submit, prefetch or concurrency * 2)
+        except BaseException:  # nothing was consumed: stop the workers ("Task was destroyed but it is pending!")
+            dispatcher.close()
+            await dispatcher.drain()
+            raise
 
         async def cancel() -> None:
             dispatcher.close()

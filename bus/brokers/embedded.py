@@ -150,6 +150,11 @@ class EmbeddedBroker(Broker):
         for q in queues:
             self._wake(q)
 
+    async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
+        found = await self._run(lambda c: store.expedite(c, queue), durable=True)
+        self._wake(queue)
+        return [json.loads(headers) for headers in found]
+
     async def stats(self, queue: str) -> QueueStats:
         ready, in_flight, consumers = await self._run(lambda c: store.stats(c, queue))
         return QueueStats(queue, ready, in_flight, consumers)

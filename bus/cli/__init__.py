@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "demo": "bus.cli.demo:demo",
     "status": "bus.cli.status:status",
     "dead": "bus.cli.dead:dead",
+    "retry": "bus.cli.retry:retry",
     "queues": "bus.cli.queues:queues",
     "audit": "bus.cli.audit:audit",
     "schemas": "bus.cli.schemas:schemas",

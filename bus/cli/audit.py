@@ -1,6 +1,6 @@
 """`renkei audit`: verify the trail, show a message's life, answer who received a resident's data.
 
-    renkei audit verify [--public-key FILE] [--witness PATH|URL] [--strict]
+    renkei audit verify [--public-key FILE] [--witness PATH|URL] [--strict] [--json]
                                                    OK: N records, M checkpoints … | BROKEN at record S: …
                                                    and what it could not prove (no key, no witness)
     renkei audit show MESSAGE_ID [--json]          every event of one message, in order
@@ -77,10 +77,15 @@ def audit() -> None:
 @click.option("--witness", default=None, metavar="PATH|URL",
               help="Compare with this witness of signed checkpoints (overrides [audit] witness).")
 @click.option("--strict", is_flag=True, help="Exit 3 when something could not be proven (no key, no witness).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (ok, records, checkpoints, first problem, unproven).")
 def verify_command(config: Path | None, store: str | None, public_keys: tuple[Path, ...], witness: str | None,
-                   strict: bool) -> None:
+                   strict: bool, as_json: bool) -> None:
     """Check every record's hash and link, every checkpoint's signature and the witness; name the
-    first break, and say what could not be proven."""
+    first break, and say what could not be proven.
+
+    Exit status: 0 the chain is whole, 1 it is broken (the first break named), 2 a usage or
+    configuration error, 3 with --strict: something could not be proven."""
     from bus.audit import AuditStoreError
     from bus.audit.witness import open_witness
     from bus.cli.config import fail
@@ -94,6 +99,19 @@ def verify_command(config: Path | None, store: str | None, public_keys: tuple[Pa
     finally:
         log.close()
     where = log.store.location
+    if as_json:
+        first = report.first
+        click.echo(json.dumps({
+            "store": where, "ok": first is None, "records": report.records, "checkpoints": report.checkpoints,
+            "last_checkpoint": report.last_checkpoint or None, "witnessed": report.witnessed,
+            "first_problem": None if first is None else {"seq": first.seq, "what": first.what},
+            "problems": len(report.problems), "unproven": list(report.unproven), "notes": list(report.notes),
+        }, ensure_ascii=False, indent=2))
+        if first is not None:
+            raise SystemExit(1)
+        if strict and report.unproven:
+            raise SystemExit(3)
+        return
     if report.first is not None:
         more = len(report.problems) - 1
         click.echo(f"{where}: BROKEN at record {report.first.seq}: {report.first.what}"
@@ -132,7 +150,9 @@ def _record_line(data: dict[str, Any]) -> str:
 @_store
 @click.option("--json", "as_json", is_flag=True, help="Print the records as one JSON document.")
 def show(message_id: str, config: Path | None, store: str | None, as_json: bool) -> None:
-    """Show the whole life of MESSAGE_ID: every event, in order."""
+    """Show the whole life of MESSAGE_ID: every event, in order.
+
+    Exit status: 0 found, 1 no record of this message, 2 a usage or configuration error."""
     log = _open("show", _settings("show", config), store)
     try:
         records = log.life(message_id)
@@ -177,7 +197,9 @@ def _since(value: str | None) -> str | None:
 @_store
 def trail(resident: str, municipality: str | None, since: str | None, as_csv: bool, config: Path | None,
           store: str | None) -> None:
-    """Who received this resident's data, when, under which route and legal basis."""
+    """Who received this resident's data, when, under which route and legal basis.
+
+    Exit status: 0 found, 1 no delivery of this resident's data, 2 a usage or configuration error."""
     from bus.audit import resident_trail, write_csv
 
     if not (resident.isascii() and resident.isdigit() and 1 <= len(resident) <= 15):
@@ -195,10 +217,12 @@ def trail(resident: str, municipality: str | None, since: str | None, as_csv: bo
     if as_csv:
         write_csv(entries, sys.stdout)
     elif entries:
-        click.echo(f"{'at':<32}  {'municipality':<12}  {'destination':<12}  {'kind':<14}  {'route':<20}  legal basis")
-        for e in entries:
-            click.echo(f"{e.at:<32}  {e.municipality:<12}  {e.destination:<12}  {e.kind:<14}  {e.route:<20}  "
-                       f"{e.legal_basis or '-'}")
+        from bus.cli.tables import columns  # widths from the entries (a long route name), 漢字 as two columns
+
+        rows: list[list[object]] = [[e.at, e.municipality, e.destination, e.kind, e.route, e.legal_basis or None]
+                                    for e in entries]
+        for line in columns(["at", "municipality", "destination", "kind", "route", "legal basis"], rows, text=6):
+            click.echo(line)
         click.echo(f"{len(entries)} deliveries; subject {entries[0].subject}")
     if not entries:
         click.echo("no deliveries of this resident's data are recorded", err=True)
@@ -212,7 +236,9 @@ def trail(resident: str, municipality: str | None, since: str | None, as_csv: bo
 @_config
 @_store
 def export_command(municipality: str, out_path: Path | None, config: Path | None, store: str | None) -> None:
-    """One municipality's records, with the chain around them, for its auditor (JSON Lines)."""
+    """One municipality's records, with the chain around them, for its auditor (JSON Lines).
+
+    Exit status: 0 written, 2 a usage or configuration error."""
     from bus.audit.export import export_municipality
     from bus.cli.config import fail
     from bus.cli.progress import counting_lines, progress
@@ -247,7 +273,11 @@ def export_command(municipality: str, out_path: Path | None, config: Path | None
 @click.option("--strict", is_flag=True, help="Exit 3 when the signatures could not be checked (no --public-key).")
 def verify_export_command(path: Path, public_keys: tuple[Path, ...], strict: bool) -> None:
     """Check an export with nothing but the file and the public keys: every record's hash, the
-    chain through the withheld runs, the head and every checkpoint's signature."""
+    chain through the withheld runs, the head and every checkpoint's signature.
+
+    Exit status: 0 the export is whole, 1 it is broken or unreadable, 2 a usage error, 3 with
+    --strict: the signatures could not be checked (no --public-key).
+    """
     from bus.audit import CheckpointVerifier
     from bus.audit.export import verify_export
     from bus.cli.config import fail
@@ -280,7 +310,9 @@ def verify_export_command(path: Path, public_keys: tuple[Path, ...], strict: boo
 @_config
 @_store
 def checkpoint(config: Path | None, store: str | None) -> None:
-    """Sign the chain head now (needs [audit] signing_key_file)."""
+    """Sign the chain head now (needs [audit] signing_key_file).
+
+    Exit status: 0 signed (or nothing new to sign), 2 no signing key or a configuration error."""
     from bus.cli.config import fail
 
     settings = _settings("checkpoint", config)
@@ -301,7 +333,9 @@ def checkpoint(config: Path | None, store: str | None) -> None:
 @audit.command("keygen")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def keygen(path: Path) -> None:
-    """Write a new Ed25519 signing key to PATH (mode 0600) and its public key to PATH.pub."""
+    """Write a new Ed25519 signing key to PATH (mode 0600) and its public key to PATH.pub.
+
+    Exit status: 0 written, 2 FILE or FILE.pub exists (never overwritten) or cannot be written."""
     from bus.audit import generate_key_file
     from bus.cli.config import fail
 

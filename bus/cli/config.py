@@ -11,7 +11,9 @@ from typing import NoReturn
 
 import click
 
+from adapters.registry import sink_options
 from bus.catalog import Catalog
+from bus.config_check import check_destinations
 from bus.errors import ConfigError
 from bus.paths import routes_dir
 from bus.routing.router import RouteTable
@@ -43,6 +45,10 @@ def route_destinations(command: str, settings: Settings, catalog: Catalog | None
 
     try:
         table = RouteTable.load(settings.bus.routes_dir or routes_dir(), catalog or Catalog.load())
+    except ConfigError as exc:
+        fail(command, str(exc))
+    try:  # as `renkei run` checks them (Bus): a misspelt destination or option is named here too
+        check_destinations(settings, (route.destination for route in table.routes), sink_options)
     except ConfigError as exc:
         fail(command, str(exc))
     tenancy = Tenancy(settings.destinations, strict=settings.multi_tenant)

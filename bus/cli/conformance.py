@@ -53,6 +53,8 @@ def receiver(system: str, url: str, batch: bool, timeout: float, body: str, appl
     Sends schema-valid changes of every 異動事由 group, resends, a resident's changes in
     order, invalid messages and one without Idempotency-Key, and checks each answer and
     (through the read-back) each effect. Prints one line per check with its evidence.
+
+    Exit status: 0 every check passed, 1 a check failed, 2 a usage error.
     """
     from bus.catalog import Catalog
     from bus.conformance.receiver import ReceiverKit, ReceiverOptions
@@ -88,6 +90,8 @@ def sender(port: int, host: str, count: int | None, duration: float | None, juni
 
     Checks: every message valid; 履歴番号 increasing per resident; no id sent twice with
     different content; every 取消 naming a 履歴番号 sent before.
+
+    Exit status: 0 every check passed, 1 a check failed, 2 a usage error.
     """
     from bus.catalog import Catalog
     from bus.conformance.sender import SenderCheck
@@ -135,7 +139,9 @@ def _write_reports(report: Any, junit: Path | None, html_path: Path | None) -> N
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/kinds"),
               show_default=True, help="Directory for the pages (one per kind, and README.md).")
 def docs_command(out: Path) -> None:
-    """Write one page per kind for vendors: fields, who receives which, samples in XML, JSON, CSV."""
+    """Write one page per kind for vendors: fields, who receives which, samples in XML, JSON, CSV.
+
+    Exit status: 0 written, 2 a usage error."""
     from bus.catalog import Catalog
     from bus.conformance.pages import write_pages
     from bus.routing.router import RouteTable
@@ -154,6 +160,8 @@ def wsdl_command(kind: str, location: str, out: Path | None) -> None:
 
     Feed it to your SOAP toolkit for a service skeleton: one Deliver operation, document/
     literal, a WS-Security UsernameToken and the rk:Delivery header (docs/delivery-contract.md).
+
+    Exit status: 0 written, 2 a usage error (an unknown kind).
     """
     from adapters.transports.soap_wsdl import wsdl
     from bus.catalog import Catalog

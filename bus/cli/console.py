@@ -35,7 +35,10 @@ __all__ = ["console", "start_with_bus"]
 @click.option("--port", type=click.IntRange(0, 65535), default=None,
               help="Listen on this port (default: [console] port, 8090).")
 def console(config: Path, host: str | None, port: int | None) -> None:
-    """Serve the web console of the bus of CONFIG until interrupted."""
+    """Serve the web console of the bus of CONFIG until interrupted.
+
+    Exit status: 0 stopped by SIGINT or SIGTERM, 2 a configuration error (no accounts, a port
+    that cannot be listened on)."""
     from bus.console import Accounts, Console, console_options
 
     settings = load_settings("console", config)

@@ -82,7 +82,9 @@ def dead() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(config: Path | None, destination: str | None, municipality: str | None, code: str | None,
           since: str | None, every_state: bool, as_json: bool) -> None:
-    """List dead letters, oldest first."""
+    """List dead letters, oldest first.
+
+    Exit status: 0 letters listed, 1 none match (or no delivery store), 2 a usage or configuration error."""
     where = _where(destination, municipality, code, since, every_state)
     with _stores(load_settings("dead", config)) as store:
         letters = store.dead_list(where)
@@ -104,7 +106,10 @@ def list_(config: Path | None, destination: str | None, municipality: str | None
 @click.option("--unmasked", is_flag=True, help="Show personal data in plain text (the view is audited).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(config: Path | None, operator: str | None, dead_id: int, unmasked: bool, as_json: bool) -> None:
-    """Show one dead letter and its message (personal data masked)."""
+    """Show one dead letter and its message (personal data masked).
+
+    Exit status: 0 shown, 1 no such letter or the broker cannot be reached, 2 a usage or
+    configuration error."""
     settings = load_settings("dead", config)
     with _stores(settings) as store:
         letters = DeadLetters(store, broker_for(settings), Catalog.load(), _events(settings))
@@ -128,7 +133,10 @@ def show(config: Path | None, operator: str | None, dead_id: int, unmasked: bool
 @_filters
 def replay(config: Path | None, operator: str | None, dead_id: int | None, all_matching: bool,
            destination: str | None, municipality: str | None, code: str | None, since: str | None) -> None:
-    """Deliver a dead letter again (ID, or --all-matching FILTERS), keeping each resident's order."""
+    """Deliver a dead letter again (ID, or --all-matching FILTERS), keeping each resident's order.
+
+    Exit status: 0 replayed, 1 none match, already resolved or the broker cannot be reached,
+    2 a usage or configuration error."""
     _one_or_all(dead_id, all_matching, destination, municipality, code, since)
     settings = load_settings("dead", config)
     who = _who(operator)
@@ -159,7 +167,11 @@ def replay(config: Path | None, operator: str | None, dead_id: int | None, all_m
 def discard(config: Path | None, operator: str | None, dead_id: int | None, reason: str, all_matching: bool,
             destination: str | None, municipality: str | None, code: str | None, since: str | None) -> None:
     """Resolve a dead letter (ID, or --all-matching FILTERS) without delivering it; the
-    resident's later changes then flow."""
+    resident's later changes then flow.
+
+    Exit status: 0 discarded, 1 none match, no such letter (or already resolved) or the broker
+    cannot be reached, 2 a usage or configuration error (an empty --reason).
+    """
     _one_or_all(dead_id, all_matching, destination, municipality, code, since)
     settings = load_settings("dead", config)
     who = _who(operator)

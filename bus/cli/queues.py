@@ -1,6 +1,6 @@
 """`renkei queues`: the bus's RabbitMQ queues against the arguments this renkei declares.
 
-    renkei queues check [--config renkei.toml] [QUEUE...]      which queues differ (exit 1 if any)
+    renkei queues check [--config renkei.toml] [--json] [QUEUE...]   which queues differ (exit 1 if any)
     renkei queues migrate [--config renkei.toml] [QUEUE...]    rebuild those, keeping every message
 
 Without QUEUE: the intake queue and every destination's queue (each shard, with `[bus]
@@ -14,6 +14,7 @@ differs (check) or could not be migrated, 2 usage or configuration error.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,12 +44,25 @@ def queues() -> None:
 @queues.command("check")
 @_config
 @_names
-def check(config: Path | None, names: tuple[str, ...]) -> None:
-    """Say, per queue, whether it has the arguments this renkei declares (declares nothing)."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: each queue's status.")
+def check(config: Path | None, names: tuple[str, ...], as_json: bool) -> None:
+    """Say, per queue, whether it has the arguments this renkei declares (declares nothing).
+
+    Exit status: 0 every queue in order (or the embedded broker), 1 a queue differs or the
+    broker cannot be reached, 2 a usage or configuration error."""
     from bus.brokers.amqp.migration import inspect_queue
 
-    states = _run("check", config, names, inspect_queue)
+    states = _run("check", config, names, inspect_queue, quiet=as_json)
     differ = [s for s in states if s.needs_migration]
+    if as_json:
+        click.echo(json.dumps({
+            "ok": not differ,
+            "queues": [{"name": s.name, "status": s.status, "messages": s.messages, "consumers": s.consumers,
+                        "detail": s.detail or None, "needs_migration": s.needs_migration} for s in states],
+        }, ensure_ascii=False, indent=2))
+        if differ:
+            raise SystemExit(1)
+        return
     if differ:
         click.echo(f"{len(differ)} queue{'s' if len(differ) > 1 else ''} to migrate: stop the bus, then "
                    "`renkei queues migrate`")
@@ -59,7 +73,10 @@ def check(config: Path | None, names: tuple[str, ...]) -> None:
 @_config
 @_names
 def migrate(config: Path | None, names: tuple[str, ...]) -> None:
-    """Rebuild every queue whose arguments differ, moving its messages out and back in order."""
+    """Rebuild every queue whose arguments differ, moving its messages out and back in order.
+
+    Exit status: 0 every queue in order or migrated, 1 a queue is busy or could not be
+    migrated (or the broker cannot be reached), 2 a usage or configuration error."""
     from bus.brokers.amqp.migration import inspect_queue, migrate_queue
     from bus.cli.progress import progress
 
@@ -79,7 +96,7 @@ def migrate(config: Path | None, names: tuple[str, ...]) -> None:
 
 
 def _run(command: str, config: Path | None, names: tuple[str, ...],
-         action: Callable[[AmqpBroker, str], Awaitable[QueueState]]) -> list[QueueState]:
+         action: Callable[[AmqpBroker, str], Awaitable[QueueState]], *, quiet: bool = False) -> list[QueueState]:
     from bus.brokers import broker_for
     from bus.brokers.amqp import AmqpBroker
     from bus.errors import BrokerError, ConfigError
@@ -90,7 +107,8 @@ def _run(command: str, config: Path | None, names: tuple[str, ...],
     except ConfigError as exc:
         fail(f"queues {command}", str(exc))
     if not isinstance(broker, AmqpBroker):
-        click.echo("the embedded broker has no queue arguments: nothing to check or migrate")
+        if not quiet:
+            click.echo("the embedded broker has no queue arguments: nothing to check or migrate")
         return []
 
     async def go() -> list[QueueState]:
@@ -99,7 +117,8 @@ def _run(command: str, config: Path | None, names: tuple[str, ...],
             states = []
             for name in names or bus_queues(command, settings, broker):
                 state = await action(broker, name)
-                click.echo(_line(state))
+                if not quiet:
+                    click.echo(_line(state))
                 states.append(state)
             return states
         finally:

@@ -1,6 +1,6 @@
 """`renkei routes`: check the route files, try them on a message offline, export AsyncAPI.
 
-    renkei routes check [--dir routes/]
+    renkei routes check [--dir routes/] [--json]
     renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json] [--unmasked]
     renkei routes asyncapi [--out asyncapi.yaml]
 
@@ -20,6 +20,9 @@ from bus.errors import ConfigError, ValidationFailed
 
 __all__ = ["routes"]
 
+#: how an Avro object container file begins
+AVRO_MAGIC = b"Obj\x01"
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -38,13 +41,28 @@ def routes() -> None:
 
 @routes.command()
 @_dir_option
-def check(directory: Path | None) -> None:
-    """Load and check every route file; list every problem as file:line: message."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: ok, routes, problems.")
+def check(directory: Path | None, as_json: bool) -> None:
+    """Load and check every route file; list every problem as file:line: message.
+
+    Exit status: 0 every route loads, 1 a problem (each listed), 2 a usage error."""
     from bus.catalog import Catalog
     from bus.routing.loader import check_routes
 
     catalog = _catalog(Catalog)
     found, errors = check_routes(directory, catalog)
+    if as_json:
+        click.echo(json.dumps({
+            "ok": not errors,
+            "routes": [] if errors else [
+                {"name": r.name, "destination": r.destination, "projection": r.projection.kind,
+                 "legal_basis": r.legal_basis or None, "when": " ".join(r.when.split()), "where": r.where}
+                for r in sorted(found, key=lambda r: (r.destination, r.name))],
+            "problems": [{"where": e.where, "message": _problem_text(e)} for e in errors],
+        }, ensure_ascii=False, indent=2))
+        if errors:
+            raise SystemExit(1)
+        return
     if errors:
         for error in errors:
             click.echo(str(error), err=True)
@@ -63,6 +81,12 @@ def check(directory: Path | None) -> None:
             click.echo(f"      when: {' '.join(r.when.split())}")
 
 
+def _problem_text(error: ConfigError) -> str:
+    """The error's text without its `where` prefix (JSON gives `where` on its own)."""
+    text = str(error)
+    return text[len(error.where) + 2:] if error.where and text.startswith(f"{error.where}: ") else text
+
+
 @routes.command("test")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_dir_option
@@ -75,19 +99,27 @@ def test(file: Path, directory: Path | None, municipality: str | None, as_json: 
 
     Personal values (the fields the catalog marks personal) are masked unless --unmasked;
     nothing is sent anywhere.
+
+    Exit status: 0 routed (to any number of destinations), 1 the file is not a valid change or
+    the route files are broken, 2 a usage error (an Avro file: it takes XML) or a projection
+    that does not validate (a route's bug).
     """
     from bus.catalog import Catalog
     from bus.masking import mask_record
     from bus.routing.router import RouteTable
     from bus.validation.validator import validate
 
+    raw = file.read_bytes()
+    if raw.startswith(AVRO_MAGIC) or file.suffix.lower() == ".avro":
+        raise click.UsageError(f"{file} is Avro; `routes test` takes one jumin.idou XML file "
+                               "(`renkei sample jumin.idou` writes one)")
     catalog = _catalog(Catalog)
     try:
         table = RouteTable.load(directory, catalog)
     except ConfigError as exc:
         raise click.ClickException(f"{exc}\n(run `renkei routes check` for the full list)") from exc
     try:
-        validated = validate(file.read_bytes(), content_type="application/xml", kind="jumin.idou",
+        validated = validate(raw, content_type="application/xml", kind="jumin.idou",
                              catalog=catalog)
     except ValidationFailed as exc:
         for issue in exc.issues:
@@ -177,7 +209,9 @@ def _print_text(file: Path, municipality: str, context: dict[str, Any], verdicts
                    "(default: RENKEI_* environment and defaults).")
 def asyncapi(directory: Path | None, out: Path | None, config: Path | None) -> None:
     """Export the routes as an AsyncAPI 2.6 document (a channel per queue the bus publishes
-    to: with tenancy, one per configured destination of each route's system)."""
+    to: with tenancy, one per configured destination of each route's system).
+
+    Exit status: 0 written, 1 broken route files, 2 a usage or configuration error."""
     import yaml
 
     from bus.catalog import Catalog

@@ -70,7 +70,10 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.option("--destination", "destinations", multiple=True, metavar="NAME",
               help="With --role all|deliver: deliver to these destinations only (repeatable).")
 def run(config: Path, with_simulators: bool, role: Role, destinations: tuple[str, ...]) -> None:
-    """Run the bus of CONFIG until interrupted (SIGINT or SIGTERM stop it gracefully)."""
+    """Run the bus of CONFIG until interrupted (SIGINT or SIGTERM stop it gracefully).
+
+    Exit status: 0 stopped by SIGINT or SIGTERM, 1 the broker cannot be reached, 2 a
+    configuration mistake (one line naming file:line) or a port that cannot be listened on."""
     settings = load_settings("run", config)
     if destinations and role == "router":
         click.echo("renkei run: error: --destination applies to --role all or deliver", err=True)

@@ -9,6 +9,7 @@ Every sample is validated (bus.validation.validator) before it is written.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -48,6 +49,8 @@ def sample(kind: str, events: tuple[str, ...], count: int, seed: int, out: Path 
     check digits, consistent dates and 履歴番号). Projection kinds copy such changes into the
     kind's fields, choosing people the default route would send (kaigo.jumin: aged 40+).
     portal.oshirase and portal.shinsei samples are built from the same people.
+
+    Exit status: 0 written, 2 a usage error (an unknown kind or event; Avro to a terminal).
     """
     catalog = _catalog()
     if kind not in catalog.kinds():
@@ -65,6 +68,9 @@ def sample(kind: str, events: tuple[str, ...], count: int, seed: int, out: Path 
                                  f"known: {', '.join(MUNICIPALITIES)}", param_hint="--municipality")
     if out is None and count > 1:
         raise click.UsageError("more than one sample needs --out DIR (one file per sample)")
+    if out is None and fmt == "avro" and sys.stdout.isatty():
+        raise click.UsageError("Avro is binary and stdout is a terminal: give --out DIR, or redirect "
+                               "(renkei sample jumin.idou --format avro > change.avro)")
     ks = catalog.get(kind)
     records = sample_records(kind, catalog, seed=seed, n=count, reasons=events or None,
                              municipality=municipality)

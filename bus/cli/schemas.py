@@ -29,7 +29,9 @@ def schemas() -> None:
 @click.option("--docs", "docs_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the catalog docs (default: docs/schemas.md beside the catalog).")
 def build(check: bool, root: Path | None, docs_path: Path | None) -> None:
-    """Generate <kind>.xsd, <kind>.avsc, sample .avro files and docs/schemas.md."""
+    """Generate <kind>.xsd, <kind>.avsc, sample .avro files and docs/schemas.md.
+
+    Exit status: 0 built (or, with --check, up to date), 1 --check found a stale file, 2 a usage error."""
     from bus.catalog.generate import build as run_build
 
     try:
@@ -56,7 +58,9 @@ def build(check: bool, root: Path | None, docs_path: Path | None) -> None:
 @schemas.command("list")
 @_ROOT
 def list_kinds(root: Path | None) -> None:
-    """Print every kind with its versions, root element and XML namespace."""
+    """Print every kind with its versions, root element and XML namespace.
+
+    Exit status: 0, 2 a usage error."""
     from bus.catalog import Catalog
 
     try:

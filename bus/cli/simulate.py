@@ -55,6 +55,8 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str, so
     Order: per resident (X-Renkei-Subject) the next change is sent only after the previous
     one was answered 2xx; residents are independent. No batches: one request, one change.
     Check your own system against it: renkei conformance receiver --system SYSTEM --url URL.
+
+    Exit status: 0 stopped by SIGINT, 2 a usage error (an unknown system).
     """
     import uvicorn
 

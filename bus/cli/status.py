@@ -45,7 +45,10 @@ _CLEAR = "\x1b[H\x1b[2J"
 @click.option("--state-dir", "state_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="Another state directory of this bus (a deliverer's volume), repeatable: its counters, "
                    "dead letters, parked and held changes are added.")
-def status(config: Path | None, as_json: bool, watch: float | None, state_dirs: tuple[Path, ...]) -> None:
+@click.option("--wide", is_flag=True,
+              help="Every column (consumers, routed, duplicate, attempts, retried too); default: fits 100 columns.")
+def status(config: Path | None, as_json: bool, watch: float | None, state_dirs: tuple[Path, ...],
+           wide: bool) -> None:
     """Show, per destination, ready / in flight / consumers / delivered / retrying / held /
     dead, the dead letters by destination and code, and per source, accepted / duplicate /
     rejected, on the embedded broker or RabbitMQ.
@@ -65,7 +68,7 @@ def status(config: Path | None, as_json: bool, watch: float | None, state_dirs: 
             fail("status", f"--state-dir {extra}: no such directory")
     if watch is None:
         report = _gather(settings, destinations, state_dirs)
-        click.echo(render_json(report) if as_json else render_table(report))
+        click.echo(render_json(report) if as_json else render_table(report, wide=wide))
         if not report.complete:
             raise SystemExit(RUNTIME_ERROR)
         return
@@ -78,7 +81,7 @@ def status(config: Path | None, as_json: bool, watch: float | None, state_dirs: 
             if as_json:
                 click.echo(json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":")))
             else:
-                click.echo((_CLEAR if clear else "") + render_table(report, watching=watch))
+                click.echo((_CLEAR if clear else "") + render_table(report, watching=watch, wide=wide))
             previous = report
             time.sleep(max(0.0, watch - (time.monotonic() - started)))
     except KeyboardInterrupt:
@@ -109,20 +112,21 @@ def render_json(report: StatusReport) -> str:
     return json.dumps(report.to_dict(), ensure_ascii=False, indent=2)
 
 
-def render_table(report: StatusReport, *, watching: float | None = None) -> str:
+def render_table(report: StatusReport, *, watching: float | None = None, wide: bool = False) -> str:
     """The terminal form: a header line, destinations, dead letters, queues, sources,
-    processes, notes."""
+    processes, notes. The destinations fit 100 columns unless `wide` (every column)."""
     data = report.to_dict()
     lines = [f"renkei status  {data['at']}  broker {report.broker} ({report.where})"
              + (f"  every {watching:g} s" if watching else "")]
-    lines += ["", *columns(
-        ["DESTINATION", "SINK", "READY", "IN FLIGHT", "CONSUMERS", "ROUTED", "DELIVERED", "DUPLICATE",
-         "ATTEMPTS", "RETRIED", "RETRYING", "HELD", "DEAD", "RATE/s", "OLDEST PARKED"],
-        [[d["name"], d["sink"] or "(none)", d["ready"], d["in_flight"], d["consumers"], d["routed"],
-          d["delivered"], d["duplicate"], d["attempts"], d["retried"], d["retrying"], d["held"], d["dead"],
-          d["rate_per_second"], _age(d["oldest_parked_age_seconds"])] for d in data["destinations"]],
-        empty="(no destinations)", text=2,
-    )]
+    header = ["DESTINATION", "SINK", "READY", "IN FLIGHT", "CONSUMERS", "ROUTED", "DELIVERED", "DUPLICATE",
+              "ATTEMPTS", "RETRIED", "RETRYING", "HELD", "DEAD", "RATE/s", "OLDEST PARKED"]
+    rows = [[d["name"], d["sink"] or "(none)", d["ready"], d["in_flight"], d["consumers"], d["routed"],
+             d["delivered"], d["duplicate"], d["attempts"], d["retried"], d["retrying"], d["held"], d["dead"],
+             d["rate_per_second"], _parked_age(d)] for d in data["destinations"]]
+    if not wide:  # the columns an operator reads first; --wide has the rest
+        keep = [i for i, name in enumerate(header) if name not in _WIDE_ONLY]
+        header, rows = [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+    lines += ["", *columns(header, rows, empty="(no destinations)", text=2)]
     lines += ["", _dead_line(data["dead_letters"])]
     lines += ["", *columns(["QUEUE", "READY", "IN FLIGHT", "CONSUMERS"], [_queue_row(report.intake)])]
     lines += ["", *columns(
@@ -163,6 +167,17 @@ def _dead_line(dead: dict[str, Any]) -> str:
     by_code = ", ".join(f"{code} {n}" for code, n in dead["by_code"].items())
     return (f"dead letters: {dead['total']} unresolved ({by_destination}; codes {by_code}), "
             f"oldest {_age(dead['oldest_age_seconds'])} ago: renkei dead list")
+
+
+#: the destination columns only `--wide` shows
+_WIDE_ONLY = ("CONSUMERS", "ROUTED", "DUPLICATE", "ATTEMPTS", "RETRIED")
+
+
+def _parked_age(destination: dict[str, Any]) -> str | None:
+    """How long the longest-parked resident has waited; empty when no one is parked (not "0s")."""
+    age = destination["oldest_parked_age_seconds"]
+    parked = any(destination.get(k) for k in ("retrying", "held", "dead"))
+    return "" if age == 0 and not parked else _age(age)
 
 
 def _age(seconds: float | None) -> str | None:

@@ -66,7 +66,9 @@ def users() -> None:
 @_config
 @_stdin
 def add(name: str, role: str, municipalities: tuple[str, ...], config: Path | None, password_stdin: bool) -> None:
-    """Add an account."""
+    """Add an account.
+
+    Exit status: 0 added, 2 a usage or configuration error (a name taken, a weak password)."""
     accounts = _accounts("add", config)
     try:
         account = accounts.add(name, _password(password_stdin), role=role, municipalities=list(municipalities))
@@ -80,7 +82,9 @@ def add(name: str, role: str, municipalities: tuple[str, ...], config: Path | No
 @_config
 @_stdin
 def passwd(name: str, config: Path | None, password_stdin: bool) -> None:
-    """Set an account's password."""
+    """Set an account's password.
+
+    Exit status: 0 set, 2 a usage or configuration error (no such account)."""
     accounts = _accounts("passwd", config)
     try:
         accounts.passwd(name, _password(password_stdin))
@@ -93,7 +97,9 @@ def passwd(name: str, config: Path | None, password_stdin: bool) -> None:
 @click.argument("name")
 @_config
 def remove(name: str, config: Path | None) -> None:
-    """Remove an account (its sessions end at their next request)."""
+    """Remove an account (its sessions end at their next request).
+
+    Exit status: 0 removed, 2 a usage or configuration error (no such account)."""
     accounts = _accounts("remove", config)
     try:
         accounts.remove(name)
@@ -105,6 +111,8 @@ def remove(name: str, config: Path | None) -> None:
 @users.command("list")
 @_config
 def list_(config: Path | None) -> None:
-    """List the accounts (never their hashes)."""
+    """List the accounts (never their hashes).
+
+    Exit status: 0, 2 a configuration error."""
     for account in _accounts("list", config).names():
         click.echo(f"{account.name}\t{account.role}\t{','.join(account.municipalities)}")

@@ -4,6 +4,8 @@
     renkei validate bad.xml                          bad.xml:13:5: R300 /ResidentChange/change/reason: …
     renkei validate --kind jumin.idou body.avro      Avro bodies name no schema: say the kind
     renkei validate --json *.xml                     one JSON document with a result per file
+    renkei validate --explain bad.xml                each schema error as the XSD states it: the
+                                                     schema path, the content model expected
 
 Exit status: 0 every file valid, 1 any file invalid, 2 usage error (missing file, unknown
 kind, an Avro file without --kind). Hostile or broken input is reported as invalid, never as a
@@ -33,14 +35,18 @@ class _Result:
     kind: str | None = None
     version: int | None = None
     issues: list[Issue] = field(default_factory=list)
+    explained: list[Any] | None = None  # --explain: bus.validation.xsd_explain.Explanation per schema error
 
     @property
     def valid(self) -> bool:
         return not self.issues
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "valid": self.valid, "content_type": self.content_type,
-                "kind": self.kind, "version": self.version, "issues": [i.to_dict() for i in self.issues]}
+        document = {"file": self.file, "valid": self.valid, "content_type": self.content_type,
+                    "kind": self.kind, "version": self.version, "issues": [i.to_dict() for i in self.issues]}
+        if self.explained is not None:
+            document["explain"] = [e.to_dict() for e in self.explained]
+        return document
 
 
 def _content_type(path: Path, head: bytes, kind: str | None) -> str | None:
@@ -90,6 +96,15 @@ def _check(path: Path, kind: str | None, max_size: int, catalog: Any) -> _Result
     return result
 
 
+def _explain(results: list[_Result], catalog: Any, max_size: int) -> None:
+    from bus.validation.xsd_explain import explain
+
+    for result in results:
+        if result.content_type == "application/xml" and any(i.code.startswith("R3") for i in result.issues):
+            raw, size = _read(Path(result.file), max_size)
+            result.explained = explain(raw, catalog) if size <= max_size else []
+
+
 def _line(result: _Result, issue: Issue) -> str:
     where = result.file
     if issue.line is not None:
@@ -110,8 +125,13 @@ def _line(result: _Result, issue: Issue) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document with a result per file.")
 @click.option("--max-size", type=click.IntRange(min=1), default=1 << 20, show_default=True,
               metavar="BYTES", help="Reject files larger than this (R100).")
-def validate(files: tuple[Path, ...], kind: str | None, as_json: bool, max_size: int) -> None:
-    """Validate FILE... (XML or schemaless Avro) against the schema catalog."""
+@click.option("--explain", is_flag=True,
+              help="For each schema error of an XML file, what the XSD says: the schema's own path to "
+                   "the rule and the content model, pattern or codes it expects (xmlschema).")
+def validate(files: tuple[Path, ...], kind: str | None, as_json: bool, max_size: int, explain: bool) -> None:
+    """Validate FILE... (XML or schemaless Avro) against the schema catalog.
+
+    Exit status: 0 every file valid, 1 a file invalid, 2 a usage error."""
     from bus.catalog import Catalog
     from bus.errors import ConfigError
 
@@ -126,6 +146,8 @@ def validate(files: tuple[Path, ...], kind: str | None, as_json: bool, max_size:
         if avro:
             raise click.UsageError(f"Avro bodies name no schema: give --kind for {', '.join(avro)}")
     results = [_check(path, kind, max_size, catalog) for path in files]
+    if explain:
+        _explain(results, catalog, max_size)
     if as_json:
         doc = {"valid": all(r.valid for r in results), "files": [r.to_dict() for r in results]}
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
@@ -135,5 +157,7 @@ def validate(files: tuple[Path, ...], kind: str | None, as_json: bool, max_size:
                 click.echo(f"{result.file}: valid ({result.kind} v{result.version})")
             for issue in result.issues:
                 click.echo(_line(result, issue))
+            for why in result.explained or []:
+                click.echo(f"  {why.path}: the schema ({why.schema_path}) expects {why.expected}: {why.reason}")
     if not all(r.valid for r in results):
         raise SystemExit(1)

@@ -46,7 +46,7 @@ def kind_page(catalog: Catalog, routes: Any, kind: str) -> str:
              f"- XML namespace `{ks.namespace}`, root element `{ks.root_element}`",
              f"- files: `schemas/{kind}/{ks.version}/{kind}.xsd`, `{kind}.avsc`, samples in `samples/valid/`",
              "- CSV columns: [file-layouts.md](../file-layouts.md#"
-             + f"{kind.replace('.', '')}-v{ks.version}-{ks.label_ja})", ""]
+             + f"{kind.replace('.', '')}-v{ks.version}-{ks.label_ja.replace(' ', '-')})", ""]
     lines += _receivers(catalog, routes, kind)
     lines += ["## Fields", "", "| field | 項目 | type | required | personal |", "|---|---|---|---|---|"]
     for path, f in iter_leaves(ks.fields):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from bus.errors import ConfigError
+from bus.suggest import unknown_keys
 
 __all__ = ["RetryPolicy"]
 
@@ -42,8 +43,7 @@ class RetryPolicy:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ConfigError(f"unknown retry setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})",
-                              where=where(unknown[0]))
+            raise ConfigError(unknown_keys("the retry table", unknown, sorted(known)), where=where(unknown[0]))
         changes: dict[str, Any] = {}
         for key, value in raw.items():
             if key in ("attempts", "poison_after"):

@@ -14,7 +14,6 @@ without a message at hand:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 import cel
 
 from bus.routing.context import CONTEXT_VARIABLES, FUKUHON_ITEMS, GROUPS
+from bus.suggest import suggest
 
 __all__ = ["ConditionProblem", "compile_condition", "evaluate", "suggest"]
 
@@ -50,12 +50,6 @@ class ConditionProblem:
 
     message: str
     line: int | None = None
-
-
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """`; did you mean 'x'?` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def compile_condition(

@@ -7,7 +7,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from bus.urls import without_password as display_url
 
 __all__ = [
     "NOT_REPORTED", "STATUS_SCHEMA", "DeadLetterSummary", "DeliveryFigures", "DestinationStatus", "ProcessInfo",
@@ -184,13 +185,6 @@ class StatusReport:
         }
 
 
-def display_url(url: str) -> str:
-    """A broker URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 

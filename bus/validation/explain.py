@@ -13,6 +13,7 @@ from bus.catalog import KindSchema
 from bus.masking import is_personal, mask_value
 from bus.validation.chargate import Personal
 from bus.validation.issues import Issue
+from bus.validation.locate import column_of
 from bus.validation.safe_xml import sourceline
 
 __all__ = ["MAX_XSD_ISSUES", "facet_issue", "xsd_issues"]
@@ -132,25 +133,6 @@ def _readable_path(el: etree._Element) -> str:
     return "/" + "/".join(reversed(parts))
 
 
-def _column(el: etree._Element, root: etree._Element, lines: list[bytes]) -> int | None:
-    line = sourceline(el)
-    if line is None or line > len(lines):
-        return None
-    nth = 0
-    for other in root.iter(el.tag):
-        if other is el:
-            break
-        if sourceline(other) == line:
-            nth += 1
-    qname = (f"{el.prefix}:" if el.prefix else "") + etree.QName(el).localname
-    text, start = lines[line - 1], -1
-    for _ in range(nth + 1):
-        start = text.find(b"<" + qname.encode("utf-8"), start + 1)
-        if start < 0:
-            return None
-    return len(text[:start].decode("utf-8", errors="replace")) + 1
-
-
 _HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]")
 _SPEC_WORDS = {
     "int": "an integer",
@@ -236,7 +218,7 @@ def xsd_issues(log: Any, root: etree._Element, raw: bytes, ks: KindSchema,
                 if _HALFWIDTH_KANA.search(el.text):
                     message += ": half-width katakana (半角カナ) must be converted to full-width"
         line = (sourceline(el) if el is not None else None) or entry.line or None
-        column = _column(el, root, lines) if el is not None else None
+        column = column_of(el, root, lines) if el is not None else None
         issues.append(Issue("R300", message, path=path, line=line, column=column, value=value,
                             expected=expected))
     more = len(log) - len(entries)

@@ -26,6 +26,7 @@ from bus.validation.chargate import check_characters
 from bus.validation.checkdigits import is_valid_municipality_code
 from bus.validation.explain import MAX_XSD_ISSUES, facet_issue, xsd_issues
 from bus.validation.issues import Issue
+from bus.validation.locate import located
 from bus.validation.rules import rules_for
 from bus.validation.safe_avro import decode_avro
 from bus.validation.safe_xml import (
@@ -79,8 +80,9 @@ def validate(
     `kind` (the body names no schema), and takes the latest version unless `version` is given.
     """
     media = content_type.split(";", 1)[0].strip().lower()
+    root: etree._Element | None = None
     if media in _XML_TYPES:
-        ks, record = _xml(raw, kind, version, catalog, limits)
+        ks, record, root = _xml(raw, kind, version, catalog, limits)
     elif media in _AVRO_TYPES:
         ks, record = _avro(raw, kind, version, catalog, limits)
     else:
@@ -89,6 +91,8 @@ def validate(
     issues = rules.check(record)
     issues += check_characters(record, root=ks.root_element, personal=rules.personal, charsets=catalog.charsets)
     if issues:
+        if root is not None:  # XML: each rule issue at the line:column of its element, as schema errors
+            issues = located(issues, root, raw)
         raise ValidationFailed(issues, municipality=_municipality(record.get(MUNICIPALITY)))
     return Validated(ks, record)
 
@@ -124,7 +128,7 @@ def _kind(catalog: Catalog, kind: str, version: int | None) -> KindSchema:
 
 
 def _xml(raw: bytes, kind: str | None, version: int | None, catalog: Catalog,
-         limits: Limits) -> tuple[KindSchema, dict[str, Any]]:
+         limits: Limits) -> tuple[KindSchema, dict[str, Any], etree._Element]:
     root = parse_xml(raw, max_size=limits.max_bytes, max_depth=limits.max_depth, max_text=limits.max_text)
     tag = root.tag
     namespace = tag[1 : tag.index("}")] if isinstance(tag, str) and tag.startswith("{") else ""
@@ -146,7 +150,7 @@ def _xml(raw: bytes, kind: str | None, version: int | None, catalog: Catalog,
         raise ValidationFailed(xsd_issues(err.error_log, root, raw, ks, personal),
                                municipality=_municipality_in(root, namespace)) from None
     try:
-        return ks, ks.from_xml(root)
+        return ks, ks.from_xml(root), root
     except (ValueError, TypeError):  # schema-valid but unreadable: a catalog bug, still a rejection
         raise ValidationFailed([Issue("R300", "message passed the XSD but cannot be read as a record",
                                       path="/" + etree.QName(root).localname)],

@@ -180,9 +180,15 @@ class BrokerContract:
             await broker.publish_many([(queue, message(1)), (queue + ".never-declared", message(2))])
         await broker.publish(queue, message(3))  # the broker is still usable afterwards
 
-    async def test_consuming_an_undeclared_queue_raises(self, broker: Broker, queue: str) -> None:
+    async def test_consuming_an_undeclared_queue_raises_and_leaves_no_task_running(
+        self, broker: Broker, queue: str
+    ) -> None:
+        before = asyncio.all_tasks()
         with pytest.raises(BrokerError):
-            await broker.consume(queue + ".never-declared", Recorder())
+            await broker.consume(queue + ".never-declared", Recorder(), concurrency=4)
+        await asyncio.sleep(0)
+        left = [t for t in asyncio.all_tasks() - before if "_work" in repr(t.get_coro())]
+        assert left == []  # the dispatcher's workers stopped (before: "Task was destroyed but it is pending!")
 
     async def test_stats_count_ready_and_in_flight_messages(self, broker: Broker, declared: str) -> None:
         await broker.publish_many([(declared, message(n, key=f"r{n}")) for n in range(5)])
@@ -286,6 +292,31 @@ class BrokerContract:
         assert seen_at["m-2"] - sent_at < DELAY  # the other resident was not held back
         assert seen_at["m-1"] - sent_at >= DELAY - 0.05  # timers may round down a few ms
 
+    async def test_delayed_messages_made_due_now_by_another_broker_are_delivered_at_once_in_order(
+        self, broker: Broker, declared: str, make_broker: MakeBroker
+    ) -> None:
+        """`renkei retry now`: an operator's process, not the one that delayed them, makes the
+        changes waiting in a long retry tier due now; their headers come back for the audit."""
+        await broker.publish_many([(declared, message(1, key="a", tier=4)), (declared, message(2, key="b"))],
+                                  delay=LONG_TIER)
+        await broker.publish(declared, message(3, key="c", tier=2), delay=SHORT_TIER)
+        await broker.publish(declared, message(4, key="others"))
+        operator = make_broker()
+        await operator.connect()
+        try:
+            moved = await operator.expedite(declared, waits=(SHORT_TIER, LONG_TIER))
+            again = await operator.expedite(declared, waits=(SHORT_TIER, LONG_TIER))
+        finally:
+            await operator.close()
+        assert sorted(h["sequence"] for h in moved) == [1, 2, 3] and again == []
+        assert [h["sequence"] for h in moved if h["sequence"] < 3] == [1, 2]  # one tier's order is kept
+        handler = Recorder()
+        consumer = await broker.consume(declared, handler)
+        await eventually(lambda: len(handler.done) == 4, within=10)
+        await consumer.cancel()
+        assert sorted(handler.done_ids()) == ["m-1", "m-2", "m-3", "m-4"]
+        assert next(d for d in handler.done if d.message_id == "m-1").headers == {"sequence": 1, "tier": 4}
+
 
     async def test_describe_tells_each_queue_declared_ready_in_flight_and_consumers(
         self, broker: Broker, declared: str, make_broker: MakeBroker
@@ -341,6 +372,8 @@ class BrokerContract:
 
 #: the delay of the delay case (a delay queue `<queue>.delay.600ms` on RabbitMQ)
 DELAY = 0.6
+#: retry tiers no test waits for: only `expedite` brings their messages back
+SHORT_TIER, LONG_TIER = 600.0, 3600.0
 
 
 async def _not(check: Awaitable[bool]) -> bool:

@@ -163,4 +163,5 @@ def test_a_file_that_disagrees_with_its_control_record_is_refused_whole(tmp_path
 
 def test_docs_file_layouts_is_generated_from_the_catalog() -> None:
     expected: Any = layout_docs(catalog())
-    assert (ROOT / "docs" / "file-layouts.md").read_text(encoding="utf-8") == expected
+    assert (ROOT / "docs" / "file-layouts.md").read_text(encoding="utf-8") == expected, (
+        "regenerate: python3 -m adapters.transports.csv_layout > docs/file-layouts.md")

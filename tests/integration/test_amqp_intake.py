@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Callable
 import aio_pika
 import aiormq.exceptions
 import pytest
+from click.testing import CliRunner
 
 from adapters.sources.amqp_intake import AmqpIntake
 from bus.brokers.amqp import queue_arguments
+from bus.cli import main
 from bus.errors import BrokerError
 from bus.ports import Submission
 from bus.stages.gate import Gate
@@ -93,10 +95,24 @@ async def test_the_amqp_intakes_queue_has_a_single_active_consumer(amqp_vhost_ur
         await standby.stop()
 
 
-async def test_an_intake_queue_an_earlier_renkei_made_is_a_broker_error_that_names_the_migration(
+async def test_an_intake_queue_an_earlier_renkei_made_is_a_broker_error_until_it_is_migrated(
         amqp_vhost_url: str, queue: str) -> None:
+    """The error names the migration; `renkei queues migrate` pointed at the vhost rebuilds the
+    queue with what it holds, and the intake then starts and takes it in order."""
     async with await aio_pika.connect(amqp_vhost_url) as connection:
         await (await connection.channel()).declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
-    intake = AmqpIntake(amqp_vhost_url, MUNICIPALITY, Counting(), _gate(), queue=queue)
+    await _submit(amqp_vhost_url, queue, [f"<m n='{n}'/>".encode() for n in range(3)])
+    taken = Counting()
+    intake = AmqpIntake(amqp_vhost_url, MUNICIPALITY, taken, _gate(), queue=queue)
     with pytest.raises(BrokerError, match=r"AMQP intake of 131016 .*inequivalent arg.*renkei queues migrate"):
         await intake.start()
+
+    migrated = await asyncio.to_thread(CliRunner().invoke, main, ["queues", "migrate", queue],
+                                       env={"RENKEI_BROKER_URL": amqp_vhost_url})
+    assert migrated.exit_code == 0 and f"{queue}: migrated (3 messages)" in migrated.output, migrated.output
+    await intake.start()
+    try:
+        await _until(lambda: len(taken.bodies) == 3)
+        assert taken.bodies == [f"<m n='{n}'/>".encode() for n in range(3)]
+    finally:
+        await intake.stop()

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from tenants_support import rabbitmq
 
 from bus.brokers.amqp import AmqpBroker, queue_arguments
+from bus.brokers.amqp.migration import MIGRATING
 from bus.cli import main
 from bus.errors import BrokerError
 
@@ -254,3 +255,43 @@ def test_a_user_the_broker_refuses_gets_a_broker_error_not_a_traceback(tmp_path:
     finally:
         rabbitmq("drop-user", name)
         asyncio.run(_delete(url, ZEI))
+
+
+def test_a_vendors_message_the_migrating_user_may_not_publish_stops_the_move_with_nothing_lost(
+        tmp_path: Path, amqp_vhost_url: str) -> None:
+    """A copy keeps the message's user_id (the AMQP intake authenticates by it), which RabbitMQ
+    accepts only from that user: run by another user, the move stops there, every message kept."""
+    url, queue = amqp_vhost_url, "renkei.submit"
+    parts = urlsplit(url)
+    vhost = unquote(parts.path[1:])
+    users = {role: (f"{role}-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex) for role in ("vendor", "mover")}
+    for name, password in users.values():
+        rabbitmq("user", name, password, vhost)
+
+    def as_user(role: str) -> str:
+        name, password = users[role]
+        return urlunsplit(parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port}"))
+
+    async def submit() -> None:
+        async with await aio_pika.connect(as_user("vendor")) as connection:
+            channel = await connection.channel()
+            await channel.declare_queue(queue, durable=True, arguments=OLD_ARGUMENTS)
+            for i, user_id in enumerate((None, users["vendor"][0], None)):
+                await channel.default_exchange.publish(aio_pika.Message(f"body {i}".encode(), message_id=f"m-{i}",
+                                                                        user_id=user_id), routing_key=queue)
+
+    try:
+        asyncio.run(submit())
+        config = _config(tmp_path, as_user("mover"))
+        result = _queues(config, "migrate", queue)
+        assert isinstance(result.exception, SystemExit) and result.exit_code == 1, repr(result.exception)
+        assert "user_id" in result.output and "PRECONDITION_FAILED" in result.output
+        checked = _queues(config, "check", queue)
+        assert f"{queue}: interrupted (3 messages)" in checked.output, checked.output
+        held = asyncio.run(_drain(url, queue + MIGRATING, 1)) + asyncio.run(_drain(url, queue, 2))
+        assert [m.message_id for m in held] == ["m-0", "m-1", "m-2"]
+        assert held[1].user_id == users["vendor"][0]
+    finally:
+        for name, _ in users.values():
+            rabbitmq("drop-user", name)
+        asyncio.run(_delete(url, queue, queue + MIGRATING))

@@ -74,7 +74,7 @@ async def test_run_on_rabbitmq_delivers_and_status_reports_in_flight_and_counts(
 
             await eventually(counted, "status counts every delivery, none in flight", poll=0.2)
             data, status_output = await status_json(config)
-            code, table, table_err = await renkei("status", "--config", str(config), cwd=tmp_path)
+            code, table, table_err = await renkei("status", "--config", str(config), "--wide", cwd=tmp_path)
             assert code == 0, table + table_err
         finally:
             exit_code = await bus.stop()

@@ -76,7 +76,7 @@ async def test_run_with_simulators_delivers_what_the_routes_say_and_status_count
 
         await eventually(counted, "status counts every delivery", poll=0.2)
         data, status_output = await status_json(config)
-        code, table, table_err = await renkei("status", "--config", str(config), cwd=tmp_path)
+        code, table, table_err = await renkei("status", "--config", str(config), "--wide", cwd=tmp_path)
         assert code == 0, table + table_err
     finally:
         exit_code = await bus.stop()

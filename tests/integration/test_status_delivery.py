@@ -71,7 +71,7 @@ async def test_status_shows_the_refused_resident_dead_and_held_while_the_others_
         assert len(applied) == OTHERS and refused_id not in applied  # nothing of the resident overtook
 
         data, held_output = await status_json(config)
-        code, table, table_err = await renkei("status", "--config", str(config), cwd=tmp_path)
+        code, table, table_err = await renkei("status", "--config", str(config), "--wide", cwd=tmp_path)
         assert code == 0, table + table_err
 
         zei_status = by_name(data["destinations"])["zei"]

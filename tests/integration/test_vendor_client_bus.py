@@ -134,6 +134,7 @@ def amqp_config(path: Path, bus_url: str, tenant: Tenant, destinations: dict[str
     return path
 
 
+@pytest.mark.amqp
 async def test_a_kombu_batch_reaches_every_expected_destination(
     tmp_path: Path, catalog: Catalog, amqp_url: str, tenant: Tenant, bus_url: str
 ) -> None:
@@ -163,6 +164,7 @@ async def test_a_kombu_batch_reaches_every_expected_destination(
         await bus.stop()
 
 
+@pytest.mark.amqp
 def test_a_kombu_client_without_an_intake_queue_is_told_so(amqp_url: str, catalog: Catalog) -> None:
     """No bus ever consumed this vhost (no renkei.submit queue): mandatory routing returns the message."""
     lonely = Tenant(MUNICIPALITY, uuid.uuid4().hex[:6])
@@ -176,6 +178,7 @@ def test_a_kombu_client_without_an_intake_queue_is_told_so(amqp_url: str, catalo
         lonely.drop()
 
 
+@pytest.mark.amqp
 def test_a_kombu_client_with_a_wrong_password_is_refused_not_retried(
     amqp_url: str, tenant: Tenant, catalog: Catalog
 ) -> None:

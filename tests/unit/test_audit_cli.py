@@ -224,3 +224,24 @@ def test_verify_with_the_witness_catches_records_and_checkpoints_cut_off(tmp_pat
                       encoding="utf-8")
     blind = run(config, "verify", "--strict")
     assert blind.exit_code == 3 and "no witness" in blind.output
+
+
+def test_trail_columns_stay_aligned_with_a_long_route_name(tmp_path: Path) -> None:
+    """Before, the route column was 20 wide: a longer name pushed its row's legal basis right."""
+    import dataclasses
+
+    (tmp_path / "pseudonym.key").write_bytes(cases.KEY)
+    path = tmp_path / "renkei.toml"
+    path.write_text('[bus]\npseudonym_key_file = "pseudonym.key"\nmunicipalities = ["131016"]\n'
+                    '[audit]\nstore = "audit.sqlite"\n', encoding="utf-8")
+    long = "fukushi-children-and-welfare-recipients"
+    events = [dataclasses.replace(e, route=long) if e.route == "zei-all" else e for e in cases.life(1)]
+    with AuditLog.open(Settings.load(path, env={})) as log:
+        log.append(events)
+    result = run(path, "trail", "--resident", cases.ADDRESS_NUMBER)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header, rows = lines[0], [line for line in lines if line.startswith("20")]
+    assert any(long in row for row in rows) and len(rows) == 2
+    start = header.index("legal basis")
+    assert all(row[start - 2:start] == "  " and row[start] != " " for row in rows), result.output

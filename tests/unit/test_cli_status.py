@@ -58,7 +58,7 @@ def test_a_sources_tokens_and_refusals_are_shown() -> None:
     """During a token rotation: how often each token was used, so the old one can go at 0."""
     report = dataclasses.replace(_report(), sources=[
         SourceStatus("jumin-a", accepted=7, forbidden=1, tokens={"sha256:bbbbbbbbbbbb": 2, "sha256:aaaaaaaaaaaa": 5})])
-    lines = render_table(report).splitlines()
+    lines = render_table(report, wide=True).splitlines()
     assert next(line for line in lines if line.startswith("SOURCE")).split()[-3:] == ["RATE/s", "TOKENS", "USED"]
     row = next(line for line in lines if line.startswith("jumin-a "))
     assert row.split() == ["jumin-a", "7", "0", "0", "1", "-", "sha256:aaaaaaaaaaaa", "5,", "sha256:bbbbbbbbbbbb", "2"]
@@ -92,8 +92,22 @@ def test_the_json_form_has_every_key_always_with_null_for_what_is_not_known() ->
     assert data["processes"] == []
 
 
+def test_the_table_fits_100_columns_and_leaves_the_age_empty_where_no_one_is_parked() -> None:
+    """Before, the destinations table was ~145 columns wide and a destination with nothing parked
+    read "OLDEST PARKED 0s"; --wide still has every column."""
+    lines = render_table(_report()).splitlines()
+    table = lines[lines.index(next(line for line in lines if line.startswith("DESTINATION"))):]
+    table = table[:next(i for i, line in enumerate(table) if not line.strip())]
+    assert max(map(len, table)) <= 100
+    assert table[0].split() == ["DESTINATION", "SINK", "READY", "IN", "FLIGHT", "DELIVERED", "RETRYING", "HELD",
+                                "DEAD", "RATE/s", "OLDEST", "PARKED"]
+    kaigo = next(line for line in table if line.startswith("kaigo "))
+    assert not kaigo.rstrip().endswith("0s")  # nothing parked: no age
+    assert next(line for line in table if line.startswith("zei ")).split()[-1] == "1h"
+
+
 def test_the_table_shows_a_row_per_destination_and_source_with_a_dash_for_unknown_figures() -> None:
-    text = render_table(_report())
+    text = render_table(_report(), wide=True)
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("DESTINATION"))
     assert header.split() == ["DESTINATION", "SINK", "READY", "IN", "FLIGHT", "CONSUMERS", "ROUTED", "DELIVERED",
@@ -117,7 +131,7 @@ def test_the_table_shows_a_row_per_destination_and_source_with_a_dash_for_unknow
 
 
 def test_figures_line_up_under_their_headers() -> None:
-    lines = render_table(_report()).splitlines()
+    lines = render_table(_report(), wide=True).splitlines()
     header = next(line for line in lines if line.startswith("DESTINATION"))
     zei = next(line for line in lines if line.startswith("zei "))
     assert zei.index("5") + 1 == header.index("ROUTED") + len("ROUTED")  # right-aligned figures
@@ -292,7 +306,7 @@ def test_status_reports_parked_residents_held_changes_and_dead_letters_from_the_
         _park_hold_and_kill(store)
         assert store.held_counts() == {"zei": (2, 3)} and store.dead_counts() == {"zei": 1, "kokuho": 1}
         result = CliRunner().invoke(status, ["--config", str(config), "--json"])
-        table = CliRunner().invoke(status, ["--config", str(config)])
+        table = CliRunner().invoke(status, ["--config", str(config), "--wide"])
     finally:
         store.close()
     assert result.exit_code == table.exit_code == (0 if broker_url is None else 1), result.output

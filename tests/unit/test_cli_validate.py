@@ -38,12 +38,12 @@ def test_an_invalid_file_prints_file_line_column_code_path_and_exits_1() -> None
     assert re.search(r"\(value HIKKOSHI, expected one of: TENNYU, .*TORIKESHI\)$", line)
 
 
-def test_rule_issues_without_a_line_print_file_code_path() -> None:
-    """Rule issues have no line: FILE: CODE path: message (…)."""
+def test_rule_issues_print_file_line_column_code_path_as_schema_errors_do() -> None:
+    """Rule issues name their element's line and column too: FILE:LINE:COL: CODE path: message (…)."""
     path = SAMPLES / "invalid" / "r402_municipality_check_digit.xml"
     result = run(str(path))
     assert result.exit_code == 1
-    assert result.output.startswith(f"{path}: R402 /ResidentChange/municipality_code: ")
+    assert result.output.startswith(f"{path}:5:3: R402 /ResidentChange/municipality_code: ")
     assert "(value 131017, expected 6 digits with a valid check digit)" in result.output
 
 

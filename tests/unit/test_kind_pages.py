@@ -22,12 +22,21 @@ def test_the_committed_pages_are_what_renkei_conformance_docs_writes(tmp_path: P
 
 
 def test_the_source_kind_page_says_which_destination_gets_which_field() -> None:
+    from bus.catalog.spec import iter_leaves
+    from bus.routing.router import RouteTable
+
+    catalog = Catalog.load()
+    taking = [r for r in RouteTable.load(None, catalog).routes if r.takes == "jumin.idou"]
     page = (DOCS / "jumin.idou.md").read_text(encoding="utf-8")
-    header = next(line for line in page.splitlines() if line.startswith("| field | fukushi"))
+    header = next(line for line in page.splitlines() if line.startswith("| field | ") and "項目" not in line)
     destinations = [c.strip() for c in header.split("|")[2:-1]]
-    assert destinations == sorted(destinations) and {"zei", "kokuho", "togo", "portal"} <= set(destinations)
+    assert destinations == sorted({r.destination for r in taking})
     row = next(line for line in page.splitlines() if line.startswith("| `personal_number` |"))
     cells = dict(zip(destinations, [c.strip() for c in row.split("|")[2:-1]], strict=True))
+    for route in taking:  # ✓ exactly where the target kind has the field (the projection copies by name)
+        target = {p for p, _ in iter_leaves(catalog.get(route.projection.kind).fields)}
+        assert (cells[route.destination] == "✓") == ("personal_number" in target), route.name
+    assert taking
     assert cells["togo"] == ""  # the 統合宛名 function, the only path to the intermediate server: no 個人番号
     assert cells["zei"] == "✓"
 

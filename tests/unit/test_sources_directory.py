@@ -298,3 +298,19 @@ async def test_a_file_swapped_for_a_link_after_the_scan_is_refused_when_opened(t
     (tmp_path / "x.xml").symlink_to(tmp_path / "host.txt")
     with pytest.raises(Refused, match="symbolic link"):
         open_regular(tmp_path / "x.xml")
+
+
+async def test_a_slow_batch_reports_progress_every_few_seconds_not_only_every_n_records(tmp_path: Path) -> None:
+    """Before, progress came only every `progress_every` (10,000) records: a slow batch said nothing."""
+    write_batch(tmp_path / "batch.avro", 30)
+    seen: list[int] = []
+
+    class SlowIntake(FakeIntake):
+        async def submit(self, raw: bytes, *, content_type: str, source: str, kind: str | None = None) -> Submission:
+            await asyncio.sleep(0.02)
+            return await super().submit(raw, content_type=content_type, source=source, kind=kind)
+
+    source = DirectorySource(tmp_path, SlowIntake(), pattern="*.avro", kind="test.batch",
+                             progress=lambda p: seen.append(p.done), progress_seconds=0.1)
+    await source.run_once()
+    assert seen[-1] == 30 and len(seen) >= 3 and seen == sorted(seen)  # several before the end, in order

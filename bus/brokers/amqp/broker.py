@@ -23,7 +23,9 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from bus.brokers.amqp import consuming, topology
 from bus.brokers.amqp.connection import Link
 from bus.brokers.amqp.errors import mapped, safe_url
+from bus.brokers.amqp.expedite import delay_queue_names, move_delayed
 from bus.brokers.amqp.publishing import Publisher
+from bus.brokers.amqp.wire import ENVELOPE_HEADER, KEY_HEADER, text, unpack
 from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable
 
@@ -85,6 +87,12 @@ class AmqpBroker(Broker):
 
     async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
         await self._publisher.publish_many(items, delay=delay)
+
+    async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
+        mine = [name for name in self._publisher.delay_queues if name.startswith(f"{queue}.delay.")]
+        moved = await move_delayed(self, queue, [*delay_queue_names(queue, waits), *mine])  # expedite.py
+        return [unpack(h[ENVELOPE_HEADER]) if ENVELOPE_HEADER in h else
+                {k: text(v) for k, v in h.items() if k != KEY_HEADER} for h in moved]
 
     def delay_arguments(self, queue: str, millis: int) -> dict[str, Any]:
         """The arguments of the delay queue `<queue>.delay.<millis>ms`."""

@@ -13,6 +13,7 @@ from the URL query, or pass an `ssl_context` (bus.tls.broker_context).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from ssl import SSLContext
@@ -29,6 +30,18 @@ from bus.errors import BrokerUnavailable
 __all__ = ["Link", "close_connection", "node_urls", "open_connection"]
 
 log = structlog.get_logger(__name__)
+
+
+class _RaisedAnyway(logging.Filter):
+    """aiormq logs a failed connect at ERROR and then raises it; renkei reports the raise (a
+    BrokerUnavailable, its URL's password masked), so the log line was a stray duplicate printed
+    before the clean error of every command. Other aiormq records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error when creating transport")
+
+
+logging.getLogger("aiormq.connection").addFilter(_RaisedAnyway())
 
 
 def node_urls(url: str) -> list[str]:

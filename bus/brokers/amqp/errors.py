@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import aiormq.exceptions
 
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.urls import without_password as safe_url
 
 __all__ = ["broker_error", "mapped", "reply_text", "safe_url"]
 
@@ -91,11 +92,3 @@ def reply_text(exc: BaseException, default: str) -> str:
     return str(text) if text else default
 
 
-def safe_url(url: str) -> str:
-    """`url` without its password, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"

@@ -28,18 +28,19 @@ delete that must follow could not tell a finished move from a running bus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aio_pika
 import aiormq.exceptions
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
 
 from bus.brokers.amqp import topology
 from bus.brokers.amqp.broker import AmqpBroker
 from bus.brokers.amqp.errors import mapped, reply_text
+from bus.brokers.amqp.expedite import copy_message as _copy
+from bus.brokers.amqp.expedite import passive_counts as _passive
 from bus.errors import BrokerError
 
 __all__ = ["MIGRATING", "QueueState", "expected_arguments", "inspect_queue", "migrate_queue"]
@@ -50,8 +51,6 @@ MIGRATING = ".migrating"
 _HOLDING: dict[str, Any] = {"x-queue-type": "quorum"}
 _SETTLE_TRIES = 10
 _IDLE = 0.5  # seconds between two looks at a queue about to be deleted
-#: headers a queue adds on the way out, which the copy must not carry into the new queue
-_QUEUE_HEADERS = ("x-delivery-count",)
 
 Status = Literal["ok", "missing", "differs", "interrupted", "busy", "migrated"]
 
@@ -72,18 +71,6 @@ class QueueState:
 def expected_arguments(broker: AmqpBroker, name: str) -> dict[str, Any]:
     """The arguments this renkei declares the RabbitMQ queue `name` with."""
     return topology.arguments_of(name, shards=broker.shards)
-
-
-async def _passive(broker: AmqpBroker, name: str) -> tuple[int, int] | None:
-    """(ready, consumers) of queue `name`, or None when there is none (a fresh channel each:
-    a failed declare closes its channel)."""
-    with mapped(f"looking up queue {name!r}"):
-        async with broker.admin_channel() as channel:
-            try:
-                result = (await channel.declare_queue(name, passive=True)).declaration_result
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                return None
-    return result.message_count or 0, result.consumer_count or 0
 
 
 async def inspect_queue(broker: AmqpBroker, name: str) -> QueueState:
@@ -135,8 +122,10 @@ async def migrate_queue(broker: AmqpBroker, name: str, progress: Callable[[str],
         try:
             out = await _move(broker, name, holding, moved)
         except BrokerError:
-            if state.status == "differs":  # a first run: the holding queue is empty, remove it
-                await _delete_empty(broker, holding)
+            if state.status == "differs":  # a first run: remove the holding queue if nothing reached it
+                with contextlib.suppress(BrokerError):  # the error to see is the move's
+                    if await _passive(broker, holding) == (0, 0):
+                        await _delete_empty(broker, holding)
             raise
         say(f"{name}: {out} messages moved to {holding}")
         await _delete_empty(broker, name)
@@ -195,16 +184,6 @@ async def _declare(broker: AmqpBroker, name: str, arguments: dict[str, Any]) -> 
     with mapped(f"declaring queue {name!r}"):
         async with broker.admin_channel() as channel:
             await channel.declare_queue(name, durable=True, arguments=arguments)
-
-
-def _copy(message: AbstractIncomingMessage) -> aio_pika.Message:
-    headers = {k: v for k, v in (message.headers or {}).items() if k not in _QUEUE_HEADERS}
-    return aio_pika.Message(
-        message.body, headers=headers, message_id=message.message_id, content_type=message.content_type,
-        content_encoding=message.content_encoding, correlation_id=message.correlation_id,
-        reply_to=message.reply_to, timestamp=message.timestamp, type=message.type, app_id=message.app_id,
-        priority=message.priority, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )
 
 
 def _describe(arguments: dict[str, Any]) -> str:

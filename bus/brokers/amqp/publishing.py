@@ -27,6 +27,7 @@ from bus.brokers.amqp.errors import broker_error, mapped, safe_url
 from bus.brokers.amqp.wire import properties
 from bus.brokers.base import OutgoingMessage
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
+from bus.topology import delay_queue
 
 __all__ = ["Publisher"]
 
@@ -133,10 +134,10 @@ class Publisher:
         return queue, "hash"  # the exchange hashes the x-renkei-key header, not the routing key
 
     async def _delay_queue(self, queue: str, delay: float) -> str:
-        """The queue where messages for `queue` wait `delay` seconds (topology.py)."""
-        name, millis = topology.delay_queue(queue, delay)
+        """The queue where messages for `queue` wait `delay` seconds (named by bus.topology)."""
+        name = delay_queue(queue, delay)
         if name not in self.delay_queues:
-            arguments = topology.delay_arguments(queue, millis, shards=self.shards)
+            arguments = topology.arguments_of(name, shards=self.shards)
             with mapped(f"declaring delay queue {name!r}"):
                 async with self.link.admin_channel() as channel:
                     await channel.declare_queue(name, durable=True, arguments=arguments)

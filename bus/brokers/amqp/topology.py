@@ -10,10 +10,10 @@
   `<queue>.shard<i>`, each with its own single active consumer: one resident always lands in
   the same shard (order kept), and N processes share the load. Publishing, consuming, stats
   and the delay queues speak of the logical queue; the shards are this package's business.
-- A retry waits in `<queue>.delay.<millis>ms`: a quorum queue whose message TTL dead-letters
-  its messages back into `<queue>` (at-least-once dead lettering, so a node failure between
-  the two queues loses nothing). One queue per (queue, delay): the retry tiers are few, and
-  a queue-wide TTL expires messages in order.
+- A retry waits in `<queue>.delay.<millis>ms` (named by bus.topology.delay_queue): a quorum
+  queue whose message TTL dead-letters its messages back into `<queue>` (at-least-once dead
+  lettering, so a node failure between the two queues loses nothing). One queue per (queue,
+  delay): the retry tiers are few, and a queue-wide TTL expires messages in order.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from typing import Any
 
 from aio_pika.abc import AbstractChannel
 
-from bus import topology as names
 from bus.brokers.amqp.wire import KEY_HEADER
 
-__all__ = ["HASH_EXCHANGE", "arguments_of", "declare", "delay_arguments", "delay_queue", "queue_arguments",
-           "shard_names", "sharded_queue"]
+__all__ = ["HASH_EXCHANGE", "arguments_of", "declare", "delay_arguments", "queue_arguments", "shard_names",
+           "sharded_queue"]
 
 HASH_EXCHANGE = "x-consistent-hash"
 _DELAY = re.compile(r"^(?P<queue>.+)\.delay\.(?P<millis>[0-9]+)ms$")
@@ -51,12 +50,6 @@ def delay_arguments(queue: str, millis: int, *, shards: int) -> dict[str, Any]:
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
-
-
-def delay_queue(queue: str, delay: float) -> tuple[str, int]:
-    """(name, millis) of the queue where messages for `queue` wait `delay` seconds (the name is
-    bus.topology's)."""
-    return names.delay_queue(queue, delay), max(1, round(delay * 1000))
 
 
 def shard_names(queue: str, shards: int) -> list[str]:

@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from bus.brokers.base import Delivery, OutgoingMessage
 
-__all__ = ["ENVELOPE_HEADER", "KEY_HEADER", "delivery", "properties", "wire_headers"]
+__all__ = ["ENVELOPE_HEADER", "KEY_HEADER", "delivery", "properties", "text", "unpack", "wire_headers"]
 
 KEY_HEADER = "x-renkei-key"
 ENVELOPE_HEADER = "x-renkei-envelope"  # the message's headers (the envelope), as one JSON object
@@ -78,3 +78,7 @@ def _unpack(packed: Any) -> dict[str, Any]:
     except (TypeError, ValueError):
         value = None
     return value if isinstance(value, dict) else {ENVELOPE_HEADER: str(_text(packed))[:1000]}
+
+
+#: for the broker's `expedite`, which reads the headers of messages it moved (broker.py)
+text, unpack = _text, _unpack
