@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from adapters.simulators.state import SYSTEMS
+from bus.topology import SUBMIT_QUEUE
 
 if TYPE_CHECKING:
     from bus.conformance.sender import SenderCheck
@@ -85,7 +86,7 @@ def receiver(system: str, url: str, batch: bool, timeout: float, body: str, appl
 @click.option("--amqp", "amqp_url", metavar="URL",
               help="Take the messages over AMQP instead: consume the intake queue in this vhost of your "
                    "test broker, answering as the bus's AMQP intake (reply_to, correlation_id).")
-@click.option("--queue", default="renkei.submit", show_default=True, help="With --amqp: the queue to consume.")
+@click.option("--queue", default=SUBMIT_QUEUE, show_default=True, help="With --amqp: the queue to consume.")
 def sender(port: int, host: str, count: int | None, duration: float | None, junit: Path | None,
            html_path: Path | None, amqp_url: str | None, queue: str) -> None:
     """Check what your sending system (the registry) sends: run this, point your system at
@@ -107,7 +108,7 @@ def sender(port: int, host: str, count: int | None, duration: float | None, juni
 
 
 async def _serve_sender(check: SenderCheck, host: str, port: int, count: int | None, duration: float | None,
-                        amqp_url: str | None = None, queue: str = "renkei.submit") -> None:
+                        amqp_url: str | None = None, queue: str = SUBMIT_QUEUE) -> None:
     if amqp_url is not None:
         from bus.conformance.sender_amqp import amqp_sender
         from bus.errors import BrokerError
