@@ -101,7 +101,7 @@ class DemoResult:
 
 
 #: destinations whose routes never declare a legal basis for the 個人番号
-_NO_PERSONAL_NUMBER = ("chukan", "portal", "togo")
+_NO_PERSONAL_NUMBER = ("chukan", "portal", "togo", "senkyo", "shugaku")
 _GROUP_OF = {reason: group for group, reasons in REASON_GROUPS.items() for reason in reasons}
 
 
