@@ -143,6 +143,11 @@ CONTEXT_VARIABLES: Mapping[str, Variable] = {
            "第21条第1項: from the 転入届出日 for a 転入); v1 and a v2 record without the date: true "
            "unless the change is itself an increase"),
         _v("has_personal_number", "bool", "the record carries a 個人番号 (never the number itself)"),
+        _v("has_integrated_address_number", "bool",
+           "the record carries the person's 団体内統合宛名番号 (always in v1; v2: when the registry has it)"),
+        _v("has_householder_integrated_address_number", "bool",
+           "the record carries the 世帯主's 団体内統合宛名番号 (a v2 item), or the person is the 世帯主 and "
+           "carries their own: a notice can be addressed to the householder"),
         _v("municipality", "string", "地方公共団体コード of the message (6 digits)"),
         _v("changed", "list(string)", "副本 items this change alters: " + ", ".join(FUKUHON_ITEMS),
            "FukuhonItem"),
@@ -278,9 +283,18 @@ def build_context(
         "elector_registered": bool(record.get("elector_registered")),
         "registered_three_months": _registered_three_months(record, effective, group),
         "has_personal_number": bool(record.get("personal_number")),
+        "has_integrated_address_number": bool(record.get("integrated_address_number")),
+        "has_householder_integrated_address_number": _householder_addressable(record, v2),
         "municipality": municipality,
         "changed": changed_items(reason),
     }
+
+
+def _householder_addressable(record: Mapping[str, Any], v2: bool) -> bool:
+    if record.get("householder_integrated_address_number"):
+        return True
+    householder = record.get("relationship") == ("世帯主" if v2 else "SETAINUSHI")
+    return householder and bool(record.get("integrated_address_number"))
 
 
 def _status(record: Mapping[str, Any]) -> str:

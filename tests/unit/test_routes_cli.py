@@ -56,7 +56,8 @@ def test_test_shows_destinations_reasons_and_projected_xml() -> None:
     code, out, _ = run("test", str(SAMPLES / "shussei.xml"))
     assert code == 0, out
     assert "SHUSSEI (increase) on 2025-05-20, municipality 141003" in out
-    assert "✓ portal   portal-shussei-tetsuzuki: condition is true (reason='SHUSSEI')" in out
+    assert ("✓ portal   portal-shussei-tetsuzuki: condition is true (reason='SHUSSEI', "
+            "has_integrated_address_number=true, has_householder_integrated_address_number=false)") in out
     assert ("· kaigo    kaigo-insured-and-households: condition is false "
             "(age=0, kaigo=false, kaigo_household=false)") in out
     assert "      rule: 介護保険 ← persons aged 40 or over" in out
