@@ -66,7 +66,8 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
     state = StateStore(state_dir / "state.sqlite")
     trail = AuditLog.open(Settings(bus=BusSettings(state_dir=state_dir))) if audit else None
     recorder = AuditRecorder(trail) if trail is not None else None
-    hooks = Hooks(*([AuditHooks(recorder)] if recorder is not None else []), CountingHooks(state), LoggingHooks())
+    counters = CountingHooks(state)
+    hooks = Hooks(*([AuditHooks(recorder)] if recorder is not None else []), counters, LoggingHooks())
     deliveries = DeliveryStore(state_dir / "delivery.sqlite")
     line = ResidentLine(deliveries, ROUTE_STAGE, hooks)
     router = RouteStage(broker, catalog, routes, state, line, hooks=hooks, queue_of=queues.output)
@@ -86,6 +87,7 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
         finally:
             await consumer.cancel()  # returns when every delivery is settled (acked)
             await router.aclose()
+            await counters.aclose()
         depths = {q: (await broker.stats(q)).ready for q in queues.all}
         routed = state.counters("destination")
         audited = 0

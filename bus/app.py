@@ -28,7 +28,7 @@ from bus.audit.recorder import AuditRecorder
 from bus.brokers import broker_for, broker_tls
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
-from bus.config_check import check_destinations
+from bus.config_check import check_destinations, check_pins, pins_of
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -109,9 +109,11 @@ class Bus:
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         #: the middleware every stage reports to, in order: audit trail, counters, log
-        self.hooks = Hooks(AuditHooks(self.recorder), CountingHooks(self.state), LoggingHooks())
+        self.counters = CountingHooks(self.state)  # group-committed; closed by `stop`
+        self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks())
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         check_destinations(self.settings, (route.destination for route in self.routes.routes), sink_options)
+        check_pins(self.settings, self.routes.routes, self.catalog.versions)
         self.tenancy = Tenancy(self.settings.destinations, strict=self.settings.multi_tenant)
         self.gate = Gate(sources_of(self.settings), self.hooks)
         self.intake = IntakeStage(
@@ -181,7 +183,7 @@ class Bus:
     async def _start_router(self) -> None:
         line = ResidentLine(self.deliveries, ROUTE_STAGE, self.hooks)
         stage = RouteStage(self.broker, self.catalog, self.routes, self.state, line, hooks=self.hooks,
-                           tenancy=self.tenancy)
+                           tenancy=self.tenancy, pins=pins_of(self.settings))
         await stage.resume()
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
         self._consumers.append(await self.broker.consume(INTAKE_QUEUE, dispatcher, concurrency=32))
@@ -241,6 +243,7 @@ class Bus:
                     log.warning("closing a sink failed", error=repr(exc))
         self._built_sinks.clear()
         await self.broker.close()
+        await self.counters.aclose()
         await self.recorder.aclose()
         self.audit.checkpoint()  # sign the head the bus leaves (no-op without a signing key)
         self.audit.close()
@@ -260,10 +263,10 @@ class Bus:
         deadline = loop.time() + within
         queues = [INTAKE_QUEUE, *map(destination_queue, self._consumed_destinations())]
         while loop.time() < deadline:
-            stats = [await self.broker.stats(q) for q in queues]
-            waiting = [p for p in self.deliveries.parked_all() if p.status != "dead"]
-            if all(s.ready == 0 and s.in_flight == 0 for s in stats) and not waiting:
-                return True
+            if await self.broker.drained(queues):  # cheap whatever the backlog: asked every `poll`
+                waiting = [p for p in self.deliveries.parked_all() if p.status != "dead"]
+                if not waiting:
+                    return True
             await asyncio.sleep(poll)
         return False
 

@@ -4,21 +4,24 @@ and their transports. `renkei run` and `renkei status` make them alike (Bus and 
 A destination whose name is a near miss of a route destination no one configured
 (`[destinations.zeii]` beside routes to `zei`) and an option its transport does not take
 (`concurency`) are a ConfigError naming file:line and the name most likely meant. A destination
-no route names and that resembles none is allowed: its queue is declared and waits empty.
+no route names and that resembles none is allowed: its queue is declared and waits empty. A
+destination that pins a `schema_version` its routes' target kinds do not have is one too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from bus.errors import ConfigError
 from bus.settings import Settings
 from bus.suggest import closest, suggest, unknown_keys
 
-__all__ = ["DESTINATION_KEYS", "check_destinations"]
+__all__ = ["DESTINATION_KEYS", "check_destinations", "check_pins", "pinned_routes", "pins_of"]
 
 #: the keys of a `[destinations.<name>]` table that are the bus's own; the rest go to its transport
-DESTINATION_KEYS = ("transport", "concurrency", "retry", "system", "municipality", "municipalities")
+DESTINATION_KEYS = ("transport", "concurrency", "retry", "system", "municipality", "municipalities",
+                    "schema_version")
 
 
 def check_destinations(settings: Settings, route_destinations: Iterable[str],
@@ -47,3 +50,37 @@ def check_destinations(settings: Settings, route_destinations: Iterable[str],
             known = [*DESTINATION_KEYS, *sorted(takes)]
             raise ConfigError(f"{unknown_keys(f'[{section}]', unknown, known)} "
                               f"(transport {config.transport!r})", where=settings.where(section, unknown[0]))
+
+
+def pins_of(settings: Settings) -> dict[str, int]:
+    """destination → the schema version it pins (`[destinations.<name>] schema_version`), pinned ones only."""
+    return {name: c.schema_version for name, c in settings.destinations.items() if c.schema_version is not None}
+
+
+def check_pins(settings: Settings, routes: Iterable[Any], versions: Callable[[str], list[int]]) -> None:
+    """Every version a destination pins exists for the target kind of every route that reaches it
+    (by its name or its `system`); `versions(kind)` is the catalog's."""
+    routes = list(routes)
+    for name, pinned in pins_of(settings).items():
+        system = settings.destinations[name].system or name
+        for route in routes:
+            if route.destination not in (name, system):
+                continue
+            kind = route.projection.kind
+            known = versions(kind)
+            if pinned not in known:
+                raise ConfigError(f"[destinations.{name}] schema_version = {pinned}: route {route.name} sends it "
+                                  f"{kind}, which has versions {', '.join(map(str, known))}",
+                                  where=settings.where(f"destinations.{name}", "schema_version"))
+
+
+def pinned_routes(pins: Mapping[str, int], systems: Mapping[str, str], routes: Iterable[Any],
+                  kind: str) -> list[str]:
+    """`destination vN (route r)` for each pinned destination a route projecting to `kind` reaches."""
+    found = []
+    for route in routes:
+        if route.projection.kind != kind:
+            continue
+        found += [f"{name} v{version} (route {route.name})" for name, version in pins.items()
+                  if route.destination in (name, systems.get(name) or name)]
+    return sorted(found)

@@ -112,7 +112,12 @@ class DeliveryError(RenkeiError):
 
 
 class TransientError(DeliveryError):
-    """The destination could not take the message now; retry later."""
+    """The destination could not take the message now; retry later.
+
+    `retry_after`: seconds the destination asked the bus to wait (an HTTP `Retry-After`), or None;
+    the deliver stage never retries sooner (bus.stages.deliver)."""
+
+    retry_after: float | None = None
 
 
 class PermanentError(DeliveryError):

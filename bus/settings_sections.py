@@ -102,6 +102,7 @@ class DestinationSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     system: str = ""  # the route destination it serves; "" = its own name
     municipalities: frozenset[str] | None = None  # None: any municipality (a bus of one)
+    schema_version: int | None = None  # the version of its routes' target kinds it takes (None: the latest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +294,12 @@ def read_destinations(raw: dict[str, Any], at: Where, retry: RetryPolicy) -> dic
         if system:
             system = as_text(system, at(section, "system"), f"[{section}] system")
         municipalities = _destination_municipalities(opts, at, section)
+        pinned = opts.pop("schema_version", None)
+        if pinned is not None:  # whether the kinds have it is checked against the routes (bus.config_check)
+            pinned = as_int(pinned, at(section, "schema_version"), f"[{section}] schema_version", minimum=1)
         result[name] = DestinationSettings(name=name, transport=transport, concurrency=concurrency, options=opts,
-                                           retry=policy, system=system, municipalities=municipalities)
+                                           retry=policy, system=system, municipalities=municipalities,
+                                           schema_version=pinned)
     return result
 
 

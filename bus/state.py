@@ -164,6 +164,14 @@ class StateStore:
         with self._tx() as db:
             db.execute(_COUNT, (scope, name, counter, by))
 
+    def count_many(self, counts: Sequence[tuple[str, str, str]]) -> None:
+        """One bump per (scope, name, counter) of `counts`, in one transaction (a group commit's)."""
+        summed: dict[tuple[str, str, str], int] = {}
+        for key in counts:
+            summed[key] = summed.get(key, 0) + 1
+        with self._tx() as db:
+            db.executemany(_COUNT, [(*key, by) for key, by in summed.items()])
+
     def counters(self, scope: str) -> dict[str, dict[str, int]]:
         with self._file.read() as db:
             rows = db.execute("SELECT name, counter, value FROM counters WHERE scope = ?", (scope,)).fetchall()

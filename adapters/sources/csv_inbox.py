@@ -16,7 +16,7 @@ import asyncio
 import csv
 import hashlib
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,11 @@ from adapters.transports.csv_layout import Layout, split_control
 from bus.ports import Submission
 from bus.validation.issues import Issue
 
-__all__ = ["read_csv", "take_csv"]
+__all__ = ["CsvRefused", "read_csv", "refused_whole", "submit_rows", "take_csv"]
 
 Submit = Callable[[bytes, str, str | None], Awaitable[Submission]]
 _MAX_DETAILED = 1000
+Row = Any  # a CSV row (its cells) or a fixed-width record (bytes)
 
 
 class CsvRefused(Exception):
@@ -72,21 +73,34 @@ async def take_csv(path: Path, submit: Submit, catalog: Any, kind: str | None,
     kind = kind or "jumin.idou"
     ks = catalog.get(kind)
     layout = Layout(ks)
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     try:
         encoding, rows = read_csv(await asyncio.to_thread(path.read_bytes), layout)
     except CsvRefused as exc:
-        counts["rejected"] = 1
-        return "rejected", counts, {"issues": [Issue(exc.code, str(exc), "/").to_dict()]}
+        return refused_whole(exc.code, str(exc))
     if len(rows) > max_records:
-        counts["rejected"] = 1
-        issue = Issue("R100", f"the file holds {len(rows)} rows, more than the cap of {max_records}", "/")
-        return "rejected", counts, {"issues": [issue.to_dict()]}
+        return refused_whole("R100", f"the file holds {len(rows)} rows, more than the cap of {max_records}")
     rejected: list[dict[str, Any]] = []
-    for number, row in enumerate(rows, 2):  # row 1 is the header
+    counts = await submit_rows(enumerate(rows, 2), lambda row, number: layout.record(row, where=f"row {number}: "),
+                               ks, submit, rejected)  # row 1 is the header
+    status = "rejected" if counts["rejected"] else "processed"
+    return status, counts, {"kind": kind, "encoding": encoding, "rows": len(rows), "rejected_rows": rejected}
+
+
+def refused_whole(code: str, message: str) -> tuple[str, dict[str, int], dict[str, Any]]:
+    """The answer for a file rejected as a whole: (status, counts, detail for the result file)."""
+    return "rejected", {"accepted": 0, "duplicate": 0, "rejected": 1}, {"issues": [Issue(code, message, "/").to_dict()]}
+
+
+async def submit_rows(rows: Iterable[tuple[int, Row]], parse: Callable[[Row, int], dict[str, Any]], ks: Any,
+                      submit: Submit, rejected: list[dict[str, Any]]) -> dict[str, int]:
+    """Submit each (row number, row) as `ks`'s XML, `parse`d (ValueError naming row and column only):
+    the counts; the first rejected rows' issues are appended to `rejected`."""
+    kind = ks.kind
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for number, row in rows:
         answer: Submission
         try:
-            record = layout.record(row, where=f"row {number}: ")  # its errors name row and column only
+            record = parse(row, number)  # its errors name row and column only
         except ValueError as exc:
             answer = Submission("rejected", kind=kind, issues=(Issue("R213", str(exc), "/"),))
         else:
@@ -100,6 +114,5 @@ async def take_csv(path: Path, submit: Submit, catalog: Any, kind: str | None,
         counts[answer.status] += 1
         if answer.status == "rejected" and len(rejected) < _MAX_DETAILED:
             rejected.append({"row": number, "issues": answer.to_dict()["issues"]})
-    status = "rejected" if counts["rejected"] else "processed"
-    return status, counts, {"kind": kind, "encoding": encoding, "rows": len(rows), "rejected_rows": rejected}
+    return counts
 

@@ -179,10 +179,10 @@ class DirectorySource:
                 result = await self._take_batch(path)
             elif path.suffix.lower() == ".xml":
                 result = await self._take_message(path)
-            elif path.suffix.lower() == ".csv":
+            elif path.suffix.lower() in (".csv", ".dat"):
                 result = await self._take_csv(path)
             else:
-                issue = {"code": "R220", "message": "unknown file type: expected .xml, .avro or .csv"}
+                issue = {"code": "R220", "message": "unknown file type: expected .xml, .avro, .csv or .dat"}
                 result = FileResult(path.name, "rejected", {"rejected": 1}, detail={"issues": [issue]})
         except BrokerError as exc:
             log.warning("directory.broker_unavailable", file=path.name, error=type(exc).__name__)
@@ -216,14 +216,17 @@ class DirectorySource:
         return FileResult(path.name, status, {answer.status: 1}, detail=answer.to_dict())
 
     async def _take_csv(self, path: Path) -> FileResult:
-        """A CSV file of the kind's layout (adapters.sources.csv_inbox): each row a change."""
+        """A CSV (.csv, adapters.sources.csv_inbox) or fixed-width (.dat, adapters.sources.fixed_inbox)
+        file of the kind's layout: each row a change."""
         from adapters.sources.csv_inbox import take_csv
+        from adapters.sources.fixed_inbox import take_fixed
 
         if self.catalog is None:
             from bus.catalog import Catalog
 
             self.catalog = Catalog.load()
-        status, counts, detail = await take_csv(path, self._submit, self.catalog, self.kind, self.max_records)
+        take = take_fixed if path.suffix.lower() == ".dat" else take_csv
+        status, counts, detail = await take(path, self._submit, self.catalog, self.kind, self.max_records)
         return FileResult(path.name, "rejected" if status == "rejected" else "processed", counts, detail=detail)
 
     async def _take_batch(self, path: Path) -> FileResult:
@@ -379,7 +382,7 @@ class Inbox:
     name = "inbox"
 
     def __init__(self, inbox: Path, source: str, *, catalog: Any = None, max_size: int = 1024 * 1024,
-                 pattern: Sequence[str] = ("*.xml", "*.avro", "*.csv")) -> None:
+                 pattern: Sequence[str] = ("*.xml", "*.avro", "*.csv", "*.dat")) -> None:
         self.inbox, self.source, self.catalog, self.max_size, self.pattern = inbox, source, catalog, max_size, pattern
 
     @contextlib.asynccontextmanager

@@ -7,9 +7,10 @@ In ``renkei.toml``::
     directory = "/srv/renkei/out/kokuho"     # the share the vendor's batch job reads
     encoding = "cp932"                        # or "utf-8"
     period = "day"                            # or "hour", "minute": one file per period (JST)
+    layout = "csv"                            # or "fixed": fixed-width CP932 records (fixed_layout)
 
 Each delivery appends one row (``連携キー[key]`` then the kind's layout, docs/file-layouts.md)
-to the period's working file ``.renkei-csv/<kind>-<period>.part`` and fsyncs it: "applied"
+to the period's working file ``.renkei-csv/<kind>@<version>-<period>.part`` and fsyncs it: "applied"
 means durable. A key already in the working file or in a published one is "duplicate".
 When a later period begins (at the next delivery, or `seal_due`), the working file is
 published: header + rows + control record (``#renkei-control,rows=N,sha256=…``) written to
@@ -20,6 +21,10 @@ then removed): never half a file under the final name, never a row twice.
 
 The vendor acknowledges a file by writing ``<file>.receipt`` holding its control line (or
 ``rows=N,sha256=…``); `receipts()` reads them back: confirmed, mismatch, or pending.
+
+With ``layout = "fixed"`` the file is ``<name>-<kind>-<period>.dat``: no header, each record the
+64-byte 連携キー then the kind's fixed-width record (adapters.transports.fixed_layout, CP932
+only), the same control record counting every record.
 
 A character the encoding cannot hold, or a private-use 外字, refuses the message for good
 (PermanentError naming row, column and code point, never the value): it is never replaced.
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from adapters.transports.csv_layout import Layout, UnmappableError, control_record, encode_rows, split_control
+from adapters.transports.fixed_layout import KEY_WIDTH, FixedLayout, fixed_control
 from bus.errors import ConfigError, PermanentError, TransientError
 from bus.ports import Outbound, Receipt
 
@@ -55,9 +61,15 @@ class FileReceipt:
 class CsvFileSink:
     def __init__(self, directory: str | os.PathLike[str], *, encoding: Literal["utf-8", "cp932"] = "cp932",
                  period: Literal["day", "hour", "minute"] = "day", name: str | None = None, catalog: Any = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, layout: Literal["csv", "fixed"] = "csv") -> None:
         if encoding not in ("utf-8", "cp932"):
             raise ConfigError(f"csv sink: encoding must be utf-8 or cp932, got {encoding!r}")
+        if layout not in ("csv", "fixed"):
+            raise ConfigError(f"csv sink: layout must be csv or fixed, got {layout!r}")
+        if layout == "fixed" and encoding != "cp932":
+            raise ConfigError("csv sink: a fixed-width layout is CP932 (byte widths); drop encoding or set cp932")
+        self.fixed = layout == "fixed"
+        self.suffix = ".dat" if self.fixed else ".csv"
         if period not in _PERIODS:
             raise ConfigError(f"csv sink: period must be one of {', '.join(_PERIODS)}, got {period!r}")
         self.directory = Path(directory)
@@ -66,7 +78,8 @@ class CsvFileSink:
         self.name = name or self.directory.name
         self._catalog = catalog
         self._clock = clock or (lambda: datetime.now(JST))
-        self._layouts: dict[str, Layout] = {}
+        self._layouts: dict[tuple[str, int | None], Layout] = {}
+        self._fixed: dict[tuple[str, int | None], FixedLayout] = {}
         self._keys: set[str] | None = None
 
     @property
@@ -77,10 +90,8 @@ class CsvFileSink:
         envelope = message.envelope
         destination = envelope.destination or self.name
         key = envelope.idempotency_key
-        layout = self._layout(envelope.kind)
         try:
-            line = encode_rows([[key, *layout.row(message.record)]], self.encoding,
-                               headers=[KEY_HEADER, *layout.headers()])
+            line = self._line(key, envelope.kind, envelope.schema_version, message.record)
         except UnmappableError as exc:
             raise PermanentError(f"{destination}: {exc}") from None
         period = self._clock().strftime(_PERIODS[self.period])
@@ -92,7 +103,7 @@ class CsvFileSink:
             final = self._final(envelope.kind, period)
             if key in keys:
                 return Receipt(destination, key, "duplicate", final.name)
-            _append(self.state / f"{envelope.kind}-{period}.part", line)
+            _append(self.state / f"{envelope.kind}@{envelope.schema_version}-{period}.part", line)
             keys.add(key)
         except OSError as exc:
             self._keys = None  # re-read from disk next time
@@ -105,15 +116,16 @@ class CsvFileSink:
         if not self.state.is_dir():
             return published
         for part in sorted(self.state.glob("*.part")):
-            kind, _, period = part.stem.rpartition("-")
+            kind_at, _, period = part.stem.rpartition("-")
+            kind, _, version = kind_at.partition("@")  # no @version: a working file of before pins (the latest)
             if current is None or period < current:
-                published.append(self._seal(part, kind, period))
+                published.append(self._seal(part, kind, period, int(version) if version else None))
         return published
 
     def receipts(self) -> list[FileReceipt]:
         """Each published file and whether the vendor's receipt file confirms it."""
         found = []
-        for path in sorted(self.directory.glob(f"{self.name}-*.csv")):
+        for path in sorted(self.directory.glob(f"{self.name}-*{self.suffix}")):
             receipt = path.with_name(path.name + ".receipt")
             if not receipt.exists():
                 found.append(FileReceipt(path.name, "pending"))
@@ -127,20 +139,23 @@ class CsvFileSink:
     async def aclose(self) -> None:
         """Nothing to close: working files stay until their period is over."""
 
-    def _seal(self, part: Path, kind: str, period: str) -> Path:
+    def _seal(self, part: Path, kind: str, period: str, version: int | None = None) -> Path:
         final = self._final(kind, period)
         rows = part.read_bytes()
         if not final.exists():
-            header = encode_rows([[KEY_HEADER, *self._layout(kind).headers()]], self.encoding)
-            body = header + rows
+            if self.fixed:
+                body, control = rows, fixed_control(rows)
+            else:
+                body = encode_rows([[KEY_HEADER, *self._layout(kind, version).headers()]], self.encoding) + rows
+                control = control_record(body)
             tmp = self.directory / f".{final.name}.tmp"
             with tmp.open("wb") as fh:
-                fh.write(body + control_record(body))
+                fh.write(body + control)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
             _sync_dir(self.directory)
-        keys = [line.split(b",", 1)[0].decode("ascii") for line in rows.split(b"\r\n") if line]
+        keys = [self._key_of(line) for line in rows.split(b"\r\n") if line]
         _append(self.state / "delivered.keys", "".join(f"{k}\n" for k in keys).encode("ascii"))
         part.unlink()
         return final
@@ -154,21 +169,36 @@ class CsvFileSink:
                 keys.update(delivered.read_text(encoding="ascii").split())
             for part in self.state.glob("*.part"):
                 data = _complete_lines(part)
-                keys.update(line.split(b",", 1)[0].decode("ascii") for line in data.split(b"\r\n") if line)
+                keys.update(self._key_of(line) for line in data.split(b"\r\n") if line)
             self._keys = keys
         return self._keys
 
     def _final(self, kind: str, period: str) -> Path:
-        return self.directory / f"{self.name}-{kind}-{period}.csv"
+        return self.directory / f"{self.name}-{kind}-{period}{self.suffix}"
 
-    def _layout(self, kind: str) -> Layout:
-        if kind not in self._layouts:
+    def _line(self, key: str, kind: str, version: int, record: dict[str, Any]) -> bytes:
+        """One row or record of the file (UnmappableError for what it cannot hold)."""
+        if self.fixed:
+            if (kind, version) not in self._fixed:
+                self._fixed[kind, version] = FixedLayout(self._layout(kind, version).kind_schema,
+                                                         self._catalog.codelists, keyed=True)
+            return self._fixed[kind, version].encode([(key, record)])
+        layout = self._layout(kind, version)  # a pinned destination's version
+        return encode_rows([[key, *layout.row(record)]], self.encoding, headers=[KEY_HEADER, *layout.headers()])
+
+    def _key_of(self, line: bytes) -> str:
+        if self.fixed:
+            return line[:KEY_WIDTH].decode("ascii").rstrip(" ")
+        return line.split(b",", 1)[0].decode("ascii")
+
+    def _layout(self, kind: str, version: int | None) -> Layout:
+        if (kind, version) not in self._layouts:
             if self._catalog is None:
                 from bus.catalog import Catalog
 
                 self._catalog = Catalog.load()
-            self._layouts[kind] = Layout(self._catalog.get(kind))
-        return self._layouts[kind]
+            self._layouts[kind, version] = Layout(self._catalog.get(kind, version))
+        return self._layouts[kind, version]
 
     def __repr__(self) -> str:
         return f"CsvFileSink({self.name!r}, {self.encoding}, per {self.period})"

@@ -153,6 +153,17 @@ class Broker(ABC):
     @abstractmethod
     async def stats(self, queue: str) -> QueueStats: ...
 
+    async def drained(self, queues: Sequence[str]) -> bool:
+        """True when none of `queues` holds a message ready or in flight, as `stats` counts them
+        (the embedded broker counts delayed messages as ready; RabbitMQ's wait in delay queues):
+        what an idle wait asks many times a second. This default counts with `stats`; a broker
+        whose count costs as much as its backlog answers without counting."""
+        for queue in queues:
+            stats = await self.stats(queue)
+            if stats.ready or stats.in_flight:
+                return False
+        return True
+
     @abstractmethod
     async def describe(self, queues: Sequence[str]) -> BrokerDescription:
         """A read-only snapshot of `queues` (see `QueueDescription`), connected or not;

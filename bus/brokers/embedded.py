@@ -159,6 +159,10 @@ class EmbeddedBroker(Broker):
         ready, in_flight, consumers = await self._run(lambda c: store.stats(c, queue))
         return QueueStats(queue, ready, in_flight, consumers)
 
+    async def drained(self, queues: Sequence[str]) -> bool:
+        names = list(queues)
+        return bool(await self._run(lambda c: store.drained(c, names)))
+
     async def describe(self, queues: Sequence[str]) -> BrokerDescription:
         """From the broker file opened read-only (connected or not: status reads the file of
         a bus running elsewhere); a missing file is not created."""

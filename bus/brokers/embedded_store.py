@@ -24,7 +24,8 @@ from bus.liveness import Process
 from bus.sqlite import enable_wal, read_only
 
 __all__ = [
-    "Process", "Worker", "heartbeat", "insert", "is_declared", "lease", "mapped", "reclaim", "register",
+    "PER_MESSAGE", "Process", "Worker", "ack_statement", "drained", "heartbeat",
+    "insert", "is_declared", "lease", "mapped", "reclaim", "register",
     "release", "settle_rows", "snapshot", "stats", "unregister",
 ]
 
@@ -79,12 +80,7 @@ def insert(
         if not is_declared(c, q):
             raise PublishNotConfirmed(f"queue {q!r} was never declared: nothing published (declare it first)")
     visible_at = time.time() + delay if delay > 0 else 0.0
-    c.executemany(
-        "INSERT INTO messages (queue, key, message_id, headers, body, state, visible_at)"
-        " SELECT ?1, ?2, ?3, ?4, ?5,"
-        " CASE WHEN EXISTS (SELECT 1 FROM messages WHERE queue=?1 AND key=?2) THEN 0 ELSE 1 END, ?6",
-        [(*row, visible_at) for row in rows],
-    )
+    c.executemany(_INSERT, [(*row, visible_at) for row in rows])
 
 
 def expedite(c: sqlite3.Connection, queue: str) -> list[str]:
@@ -95,12 +91,7 @@ def expedite(c: sqlite3.Connection, queue: str) -> list[str]:
 
 
 def lease(c: sqlite3.Connection, queue: str, owner: str, limit: int) -> list[tuple[Any, ...]]:
-    rows = c.execute(
-        "UPDATE messages SET state=2, lease_owner=?, leased_at=?, delivery_count=delivery_count+1"
-        " WHERE id IN (SELECT id FROM messages WHERE queue=? AND state=1 AND visible_at<=? ORDER BY id LIMIT ?)"
-        " RETURNING id, key, message_id, headers, body, delivery_count",
-        (owner, time.time(), queue, time.time(), limit),
-    ).fetchall()
+    rows = c.execute(_LEASE, (owner, time.time(), queue, time.time(), limit)).fetchall()
     return sorted(rows)
 
 
@@ -108,39 +99,55 @@ def settle_rows(c: sqlite3.Connection, rows: list[tuple[int, int, bool]], owner:
     """Ack (delete, then make each key's next row ready) or requeue leased rows; a row whose
     lease was taken back meanwhile (another owner, another delivery count) is left alone."""
     requeue = [(row, owner, count) for row, count, ok in rows if not ok]
-    c.executemany(
-        "UPDATE messages SET state=1, lease_owner=NULL, leased_at=NULL"
-        " WHERE id=? AND state=2 AND lease_owner=? AND delivery_count=?",
-        requeue,
-    )
+    c.executemany(_REQUEUE, requeue)
     acks = [(row, count) for row, count, ok in rows if ok]
     for start in range(0, len(acks), 400):  # bound the number of SQL variables
         chunk = acks[start:start + 400]
-        pairs = ",".join("(?, ?)" for _ in chunk)  # placeholders only: no value enters the SQL text
-        delete = f"DELETE FROM messages WHERE state=2 AND lease_owner=? AND (id, delivery_count) IN (VALUES {pairs})"  # noqa: S608
-        gone = c.execute(
-            delete + " RETURNING queue, key",
-            (owner, *(v for pair in chunk for v in pair)),
-        ).fetchall()
-        c.executemany(
-            "UPDATE messages SET state=1 WHERE id=(SELECT min(id) FROM messages WHERE queue=? AND key=?)"
-            " AND state=0",
-            set(gone),
-        )
+        gone = c.execute(ack_statement(len(chunk)), (*(row for row, _ in chunk), owner,
+                                                     *(v for pair in chunk for v in pair))).fetchall()
+        c.executemany(_UNBLOCK, set(gone))
+
+
+def ack_statement(n: int) -> str:
+    """Delete `n` leased rows, each by (id, delivery count), returning their (queue, key). The
+    `id IN` term lets SQLite find them by rowid: the (id, delivery_count) row values alone made it
+    scan the whole table, so an ack cost as much as the backlog of every queue."""
+    ids, pairs = ",".join("?" * n), ",".join("(?, ?)" for _ in range(n))  # placeholders only: no value
+    return (f"DELETE FROM messages WHERE id IN ({ids}) AND state=2 AND lease_owner=?"  # noqa: S608
+            f" AND (id, delivery_count) IN (VALUES {pairs}) RETURNING queue, key")
+
+
+_INSERT = ("INSERT INTO messages (queue, key, message_id, headers, body, state, visible_at)"
+           " SELECT ?1, ?2, ?3, ?4, ?5,"
+           " CASE WHEN EXISTS (SELECT 1 FROM messages WHERE queue=?1 AND key=?2) THEN 0 ELSE 1 END, ?6")
+_LEASE = ("UPDATE messages SET state=2, lease_owner=?, leased_at=?, delivery_count=delivery_count+1"
+          " WHERE id IN (SELECT id FROM messages WHERE queue=? AND state=1 AND visible_at<=? ORDER BY id LIMIT ?)"
+          " RETURNING id, key, message_id, headers, body, delivery_count")
+_REQUEUE = ("UPDATE messages SET state=1, lease_owner=NULL, leased_at=NULL"
+            " WHERE id=? AND state=2 AND lease_owner=? AND delivery_count=?")
+_UNBLOCK = "UPDATE messages SET state=1 WHERE id=(SELECT min(id) FROM messages WHERE queue=? AND key=?) AND state=0"
+_RELEASE = ("UPDATE messages SET state=1, lease_owner=NULL, leased_at=NULL, delivery_count=delivery_count-1"
+            " WHERE id=? AND state=2 AND lease_owner=? AND delivery_count=?")
+_DRAINED = "SELECT 1 FROM messages WHERE queue=? LIMIT 1"
+#: the statements run per message or per idle poll, by name (a unit test checks that none scans the table)
+PER_MESSAGE = {"insert": _INSERT, "lease": _LEASE, "requeue": _REQUEUE, "ack": ack_statement(2),
+               "unblock": _UNBLOCK, "release": _RELEASE, "drained": _DRAINED}
 
 
 def release(c: sqlite3.Connection, row: int, owner: str, count: int) -> None:
-    c.execute(
-        "UPDATE messages SET state=1, lease_owner=NULL, leased_at=NULL, delivery_count=delivery_count-1"
-        " WHERE id=? AND state=2 AND lease_owner=? AND delivery_count=?",
-        (row, owner, count),
-    )
+    c.execute(_RELEASE, (row, owner, count))
 
 
 def stats(c: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
     counts = dict(c.execute("SELECT state, count(*) FROM messages WHERE queue=? GROUP BY state", (queue,)))
     consumers = c.execute("SELECT count(*) FROM consumers WHERE queue=?", (queue,)).fetchone()[0]
     return counts.get(WAITING, 0) + counts.get(READY, 0), counts.get(LEASED, 0), int(consumers)
+
+
+def drained(c: sqlite3.Connection, queues: Sequence[str]) -> bool:
+    """No row in any of `queues`: one index probe per queue, whatever the backlog (`stats`
+    counts the queue's whole index range)."""
+    return not any(c.execute(_DRAINED, (q,)).fetchone() for q in queues)
 
 
 def snapshot(path: Path, queues: Sequence[str]) -> dict[str, QueueDescription] | None:

@@ -136,8 +136,11 @@ def verdicts(found: list[Pair], language: Language) -> dict[str, bool]:
     return {mode: result[mode] for mode in MODES}
 
 
-def compat_report(catalog: Any, kind: str, routes: Any = None) -> tuple[str, bool]:
-    """The text `renkei schemas compat KIND` prints, and whether FULL_TRANSITIVE holds in both."""
+def compat_report(catalog: Any, kind: str, routes: Any = None, pinned: list[str] | None = None) -> tuple[str, bool]:
+    """The text `renkei schemas compat KIND` prints, and whether FULL_TRANSITIVE holds in both.
+
+    `pinned`: the destinations that pin a version of `kind` (bus.config_check.pinned_routes), which
+    a new version does not reach until their pin moves."""
     versions = catalog.versions(kind)
     lines = [f"{kind}: versions {', '.join(map(str, versions))}"]
     found = list(pairs(catalog, kind))
@@ -160,4 +163,6 @@ def compat_report(catalog: Any, kind: str, routes: Any = None) -> tuple[str, boo
         makes = sorted(f"{r.name} → {r.destination}" for r in routes.routes if r.projection.kind == kind)
         lines.append(f"routes taking {kind}: {', '.join(takes) or 'none'}")
         lines.append(f"projections to {kind}: {', '.join(makes) or 'none'}")
+    if pinned is not None:
+        lines.append(f"destinations pinning a version of {kind}: {', '.join(pinned) or 'none (all take the latest)'}")
     return "\n".join(lines) + "\n", holds

@@ -13,7 +13,7 @@ import click
 
 from adapters.registry import sink_options
 from bus.catalog import Catalog
-from bus.config_check import check_destinations
+from bus.config_check import check_destinations, check_pins
 from bus.errors import ConfigError
 from bus.paths import routes_dir
 from bus.routing.router import RouteTable
@@ -49,6 +49,7 @@ def route_destinations(command: str, settings: Settings, catalog: Catalog | None
         fail(command, str(exc))
     try:  # as `renkei run` checks them (Bus): a misspelt destination or option is named here too
         check_destinations(settings, (route.destination for route in table.routes), sink_options)
+        check_pins(settings, table.routes, table.catalog.versions)
     except ConfigError as exc:
         fail(command, str(exc))
     tenancy = Tenancy(settings.destinations, strict=settings.multi_tenant)

@@ -82,11 +82,16 @@ def receiver(system: str, url: str, batch: bool, timeout: float, body: str, appl
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write an HTML report here.")
+@click.option("--amqp", "amqp_url", metavar="URL",
+              help="Take the messages over AMQP instead: consume the intake queue in this vhost of your "
+                   "test broker, answering as the bus's AMQP intake (reply_to, correlation_id).")
+@click.option("--queue", default="renkei.submit", show_default=True, help="With --amqp: the queue to consume.")
 def sender(port: int, host: str, count: int | None, duration: float | None, junit: Path | None,
-           html_path: Path | None) -> None:
+           html_path: Path | None, amqp_url: str | None, queue: str) -> None:
     """Check what your sending system (the registry) sends: run this, point your system at
-    the printed URL (it answers as the bus's HTTP intake: 202, 200 duplicate, 422), send a
-    test run, then stop it (Ctrl-C, --count or --duration) for the report.
+    the printed URL (it answers as the bus's HTTP intake: 202, 200 duplicate, 422) or, with
+    --amqp, publish into the queue as into the bus's AMQP intake (bus.client.AmqpClient), send
+    a test run, then stop it (Ctrl-C, --count or --duration) for the report.
 
     Checks: every message valid; 履歴番号 increasing per resident; no id sent twice with
     different content; every 取消 naming a 履歴番号 sent before.
@@ -97,31 +102,49 @@ def sender(port: int, host: str, count: int | None, duration: float | None, juni
     from bus.conformance.sender import SenderCheck
 
     check = SenderCheck(Catalog.load())
-    asyncio.run(_serve_sender(check, host, port, count, duration))
+    asyncio.run(_serve_sender(check, host, port, count, duration, amqp_url, queue))
     _write_reports(check.report(), junit, html_path)
 
 
-async def _serve_sender(check: SenderCheck, host: str, port: int, count: int | None, duration: float | None) -> None:
-    import signal
+async def _serve_sender(check: SenderCheck, host: str, port: int, count: int | None, duration: float | None,
+                        amqp_url: str | None = None, queue: str = "renkei.submit") -> None:
+    if amqp_url is not None:
+        from bus.conformance.sender_amqp import amqp_sender
+        from bus.errors import BrokerError
+        from bus.urls import without_password
 
+        try:
+            async with amqp_sender(check, amqp_url, queue=queue):
+                click.echo(f"sender kit consuming {queue} at {without_password(amqp_url)}", err=True)
+                await _until_done(check, count, duration)
+        except BrokerError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
     from adapters.simulators.cluster import EmbeddedServer
     from bus.conformance.sender import create_sender_app
 
     server = EmbeddedServer(create_sender_app(check), host=host, port=port)
     await server.start()
     click.echo(f"sender kit listening on {server.url}/v1/messages", err=True)
+    try:
+        await _until_done(check, count, duration)
+    finally:
+        await server.stop()
+
+
+async def _until_done(check: SenderCheck, count: int | None, duration: float | None) -> None:
+    """Until Ctrl-C (or SIGTERM), `count` messages or `duration` seconds."""
+    import signal
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     deadline = loop.time() + duration if duration else None
-    try:
-        while not stop.is_set():
-            if (count is not None and check.received >= count) or (deadline and loop.time() >= deadline):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await server.stop()
+    while not stop.is_set():
+        if (count is not None and check.received >= count) or (deadline and loop.time() >= deadline):
+            break
+        await asyncio.sleep(0.05)
 
 
 def _write_reports(report: Any, junit: Path | None, html_path: Path | None) -> None:

@@ -77,25 +77,35 @@ def list_kinds(root: Path | None) -> None:
 @click.option("--routes", "routes_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Route directory, to list the routes and projections the kind's change affects "
                    "(default: RENKEI_ROUTES_DIR, else the shipped routes/).")
-def compat(kind: str, root: Path | None, routes_dir: Path | None) -> None:
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="renkei.toml of the bus, to name the destinations that pin a version of KIND "
+                   "([destinations.<name>] schema_version; default: RENKEI_* environment and defaults).")
+def compat(kind: str, root: Path | None, routes_dir: Path | None, config: Path | None) -> None:
     """Check KIND's latest version against the earlier ones: BACKWARD, FORWARD, FULL and their
-    TRANSITIVE forms (as Confluent's registry names them), for the XSD and the Avro schema.
+    TRANSITIVE forms (as Confluent's registry names them), for the XSD and the Avro schema, and
+    name the routes, projections and pinned destinations a new version affects.
 
     Exit status: 0 FULL_TRANSITIVE holds in both (or one version only), 1 it does not,
     2 an unknown kind.
     """
     from bus.catalog import Catalog
     from bus.catalog.compat import compat_report
+    from bus.cli.config import load_settings
+    from bus.config_check import pinned_routes, pins_of
     from bus.routing.router import RouteTable
+
+    settings = load_settings("schemas compat", config)
 
     try:
         catalog = Catalog.load(root)
         if kind not in catalog.kinds():
             raise click.BadParameter(f"unknown kind {kind!r}; known: {', '.join(catalog.kinds())}",
                                      param_hint="KIND")
-        routes = RouteTable.load(routes_dir, catalog)
+        routes = RouteTable.load(routes_dir or settings.bus.routes_dir, catalog)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    text, holds = compat_report(catalog, kind, routes)
+    systems = {name: c.system for name, c in settings.destinations.items()}
+    pinned = pinned_routes(pins_of(settings), systems, routes.routes, kind)
+    text, holds = compat_report(catalog, kind, routes, pinned)
     click.echo(text, nl=False)
     raise SystemExit(0 if holds else 1)

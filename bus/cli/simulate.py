@@ -47,8 +47,8 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str, so
     \b
     Answers, and what renkei does with them:
       2xx                     applied; {"status": "duplicate"} for a key already applied
-      408 409 425 429 5xx     not now: retried with the same key (Retry-After read, the
-                              bus's retry tiers decide the wait); so are timeouts and cut
+      408 409 425 429 5xx     not now: retried with the same key, never sooner than
+                              Retry-After (seconds) asks; so are timeouts and cut
                               connections
       other 4xx               refused for good: dead-lettered at once
     \b

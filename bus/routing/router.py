@@ -49,6 +49,7 @@ class RouteTable:
         self.codelists = codelists or codelists_of(catalog)
         self._group_of: Callable[[str], str] = self.codelists.group
         self._projectors = {r.name: Projector(r, catalog.get(r.projection.kind)) for r in self.routes}
+        self._pinned: dict[tuple[str, int], Projector] = {}  # (route, version) → projector, built on first use
         self._by_kind: dict[str, tuple[Route, ...]] = {}
         for route in self.routes:
             self._by_kind[route.takes] = (*self._by_kind.get(route.takes, ()), route)
@@ -101,6 +102,23 @@ class RouteTable:
                 projector = self._projectors[route.name]
                 matches.append(RouteMatch(route, projector.target, projector(source, variables, message_id)))
         return matches
+
+    def pinned(self, match: RouteMatch, version: int, record: Mapping[str, Any], municipality: str,
+               message_id: str | None = None) -> RouteMatch:
+        """`match`'s route projected from `record` again, to `version` of its target kind: for a
+        destination that pins the version it takes (`[destinations.<name>] schema_version`).
+
+        Only pinned destinations pay for it (a second projection, its context built again)."""
+        if version == match.target.version:
+            return match
+        key = (match.route.name, version)
+        projector = self._pinned.get(key)
+        if projector is None:
+            projector = Projector(match.route, self.catalog.get(match.route.projection.kind, version))
+            self._pinned[key] = projector
+        source = v1_view(record) if is_v2(record) else record
+        variables = self.context(record, municipality)
+        return RouteMatch(match.route, projector.target, projector(source, variables, message_id))
 
     def explain(
         self, record: Mapping[str, Any], municipality: str, *, kind: str = "jumin.idou"

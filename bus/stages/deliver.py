@@ -12,7 +12,11 @@ For each message of resident R:
    (R is unparked, atomically with a last look for a newly held message).
 4. Still failing transiently → park R behind this message and publish it again with the
    next broker delay tier (10 s, 1 min, … in the settings); ack. Past the destination's
-   deadline (counted from the first failure) → dead letter.
+   deadline (counted from the first failure) → dead letter. A destination that said how long
+   to wait (`TransientError.retry_after`, an HTTP `Retry-After`) is never tried sooner: an
+   in-process retry waits at least that long, and one longer than `IN_PROCESS_MAX` goes to
+   the broker at once, delayed by the first tier that long (beyond the last: that many
+   whole minutes, so RabbitMQ's delay queues, one per delay, stay few), within the deadline.
 5. `PermanentError` → dead letter at once (code D100); R stays parked until an operator
    replays or discards it (`renkei dead`), which the audit trail records.
 6. Anything else is a bug or a poison message: retried like a transient failure (R parked,
@@ -32,10 +36,11 @@ by the broker, is not delivered again (`_release_behind`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from bus.brokers.base import Broker, Delivery, OutgoingMessage
 from bus.catalog import Catalog
@@ -60,6 +65,17 @@ TIER_HEADER = "x-renkei-tier"
 FIRST_FAILED_HEADER = "x-renkei-first-failed"
 CRASHES_HEADER = "x-renkei-crashes"
 RETRY_HEADERS = (TIER_HEADER, FIRST_FAILED_HEADER, CRASHES_HEADER)
+#: the longest wait an in-process retry may take (seconds); a longer Retry-After goes to the broker
+IN_PROCESS_MAX = 5.0
+
+
+def _asked(error: BaseException | None) -> float:
+    """The seconds a transient failure asked to wait (0: it did not say)."""
+    return (getattr(error, "retry_after", None) or 0.0) if isinstance(error, TransientError) else 0.0
+
+
+def _retry_in_process(error: BaseException) -> bool:
+    return isinstance(error, TransientError) and _asked(error) <= IN_PROCESS_MAX
 
 
 class DeliverStage:
@@ -85,6 +101,12 @@ class DeliverStage:
         self.policy = policy or RetryPolicy()
         self._hooks = hooks or StageHooks()
         self._queue = destination_queue(self.destination)
+        self._backoff = wait_random_exponential(multiplier=self.policy.backoff, max=IN_PROCESS_MAX)
+
+    def _wait(self, state: RetryCallState) -> float:
+        """The in-process backoff, or the wait the destination asked for when longer."""
+        error = state.outcome.exception() if state.outcome is not None else None
+        return max(self._backoff(state), _asked(error))
 
     async def resume(self) -> None:
         """Finish releases a crash interrupted (a resident whose head is a held message)."""
@@ -155,16 +177,16 @@ class DeliverStage:
             self._dead(message, REFUSED, str(error))
             return False
         except TransientError as error:
-            await self._retry_later(message, str(error))
+            await self._retry_later(message, str(error), _asked(error))
             return False
         self._hooks.delivered(envelope, receipt)
         return True
 
     async def _deliver_with_retries(self, outbound: Outbound) -> Receipt:
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TransientError),
+            retry=retry_if_exception(_retry_in_process),
             stop=stop_after_attempt(self.policy.attempts),
-            wait=wait_random_exponential(multiplier=self.policy.backoff, max=5.0),
+            wait=self._wait,
             reraise=True,
         ):
             with attempt:
@@ -172,7 +194,7 @@ class DeliverStage:
                 return await self._sink.deliver(outbound)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
-    async def _retry_later(self, message: Message, reason: str) -> None:
+    async def _retry_later(self, message: Message, reason: str, asked: float = 0.0) -> None:
         envelope, headers = message.envelope, message.headers
         now = time.time()
         first_failed = float(headers.get(FIRST_FAILED_HEADER) or now)
@@ -181,12 +203,20 @@ class DeliverStage:
             self._dead(message, DEADLINE, f"still failing {now - first_failed:.0f} s after the first failure "
                                           f"(deadline {self.policy.deadline:.0f} s): {reason}")
             return
-        delay = min(self.policy.delay(tier), max(0.0, first_failed + self.policy.deadline - now))
+        delay = min(self._delay(tier, asked), max(0.0, first_failed + self.policy.deadline - now))
         self.line.park(message, "retrying")
         retry = {**headers, TIER_HEADER: tier + 1, FIRST_FAILED_HEADER: first_failed}
         await self._broker.publish(self._queue, OutgoingMessage(message.body, envelope.message_id,
                                                                 envelope.subject, retry), delay=delay)
         self._hooks.retried(envelope, tier + 1, reason, delay)
+
+    def _delay(self, tier: int, asked: float) -> float:
+        """The tier's delay, or, when the destination asked for longer, the first tier at least as
+        long (beyond the last tier: the whole minutes that cover it)."""
+        delay = self.policy.delay(tier)
+        if asked <= delay:
+            return delay
+        return next((t for t in self.policy.tiers if t >= asked), math.ceil(asked / 60) * 60.0)
 
     def _dead(self, message: Message, code: str, reason: str) -> None:
         headers = message.headers

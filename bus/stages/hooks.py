@@ -13,10 +13,12 @@ await it before a message is acked or a source is answered.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bus.envelope import Envelope
+from bus.groupcommit import GroupCommit
 from bus.logs import get_logger
 from bus.ports import Receipt
 
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from bus.validation.issues import Issue
 
 __all__ = ["CountingHooks", "Hooks", "LoggingHooks", "StageHooks"]
+
+log = get_logger("renkei.hooks")
 
 
 class StageHooks:
@@ -159,7 +163,40 @@ class CountingHooks(StageHooks):
     destination (attempts, applied/duplicate, retried, dead, held, refused)."""
 
     def __init__(self, state: StateStore) -> None:
-        self._count = state.count
+        self._state = state
+        self._counts: GroupCommit[tuple[str, str, str]] | None = None
+
+    def _count(self, scope: str, name: str, counter: str) -> None:
+        """Queued for the next group commit (bus.groupcommit): the bumps of concurrent messages
+        share one transaction instead of one each (~9 per change: accepted, then attempts and
+        applied per delivery); `written` returns once they are in. Outside an event loop
+        (nothing to run a commit): written at once."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._state.count(scope, name, counter)
+            return
+        if self._counts is None:
+            self._counts = GroupCommit(self._write)
+        self._counts.add((scope, name, counter))
+
+    async def _write(self, counts: list[tuple[str, str, str]]) -> list[None]:
+        try:
+            self._state.count_many(counts)
+        except Exception as exc:  # statistics: a report never raises into a stage
+            log.warning("counters not written", error=type(exc).__name__, counts=len(counts))
+        return [None] * len(counts)
+
+    async def written(self) -> None:
+        if self._counts is not None:
+            await self._counts.drain()
+
+    async def aclose(self) -> None:
+        """Write what is queued and stop the writer (`Bus.stop`, before the state store closes)."""
+        counts, self._counts = self._counts, None
+        if counts is not None:
+            await counts.drain()
+            await counts.aclose()
 
     def authenticated(self, source: str, token: str) -> None:
         self._count("token", source, token)

@@ -6,6 +6,7 @@
                     │ the routes that take this change's kind (CEL) → project (bus.stages.project)
                     │ tenancy (bus.tenancy): the route's destination → this municipality's
                     │   destinations; one of another municipality is refused (reported), never sent
+                    │ a destination that pins a schema version gets the projection to that version
                     └ publish every projection, confirmed; record the change routed → DONE
 
 The dispatcher (bus.stages.dispatch) acks after the hooks have kept the events. A change that
@@ -24,7 +25,7 @@ projection in a destination queue twice; the sinks' idempotency keys absorb that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -50,15 +51,18 @@ class RouteStage:
     """Consumes the intake queue and fans each change out to its destinations.
 
     `queue_of` names a destination's queue (default `destination_queue`; the benchmarks give
-    their own, uniquely named, queues). `line` keeps per-resident order at this stage."""
+    their own, uniquely named, queues). `line` keeps per-resident order at this stage. `pins`:
+    destination → the version of its routes' target kinds it takes (`[destinations.<name>]
+    schema_version`); the others get the latest."""
 
     name = "route"
 
     def __init__(self, broker: Broker, catalog: Catalog, routes: RouteTable, state: StateStore,
                  line: ResidentLine, *, hooks: StageHooks | None = None,
                  queue_of: Callable[[str], str] = destination_queue, tenancy: Tenancy | None = None,
-                 publish_retry_for: float = 10.0) -> None:
+                 publish_retry_for: float = 10.0, pins: Mapping[str, int] | None = None) -> None:
         self._broker = broker
+        self._pins = dict(pins or {})
         self._publish_retry_for = publish_retry_for
         self._hooks = hooks or StageHooks()
         self._catalog = catalog
@@ -114,6 +118,7 @@ class RouteStage:
         destinations: list[str] = []
         routed: list[Envelope] = []
         tenancy = self._tenancy
+        pins = self._pins
         for match in self._routes.route(record, envelope.municipality, kind=envelope.kind,
                                         message_id=envelope.message_id):
             xml = project(match)
@@ -122,7 +127,13 @@ class RouteStage:
             if tenancy is not None:
                 names = tenancy.targets(match.route.destination, envelope.municipality)
             for name in names:
-                out = envelope.for_destination(name, target.kind, target.version, match.route.name,
+                body, made = xml, target
+                if pins and name in pins:  # a pinned destination: projected again, to its version
+                    pinned = self._routes.pinned(match, pins[name], record, envelope.municipality,
+                                                 envelope.message_id)
+                    if pinned is not match:
+                        body, made = project(pinned), pinned.target
+                out = envelope.for_destination(name, made.kind, made.version, match.route.name,
                                                match.route.legal_basis)
                 if tenancy is not None and not tenancy.admits(name, envelope.municipality):
                     # whatever the route says: never another municipality's destination
@@ -130,7 +141,7 @@ class RouteStage:
                                              f"{envelope.municipality} (route {match.route.name})")
                     continue
                 outgoing.append((self._queue_of(name),
-                                 OutgoingMessage(xml, out.idempotency_key, envelope.subject, out.to_headers())))
+                                 OutgoingMessage(body, out.idempotency_key, envelope.subject, out.to_headers())))
                 destinations.append(name)
                 routed.append(out)
         if outgoing:

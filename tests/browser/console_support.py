@@ -47,3 +47,16 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, within: float =
             return
         await asyncio.sleep(every)
     raise AssertionError(f"not within {within:.0f} s: {what}")
+
+
+async def job_finished(page: Any) -> bool:
+    """Whether the job page shows its job finished. The page refreshes itself (a meta refresh)
+    while the job runs, so a reload of ours can collide with its own navigation: that answers
+    "not yet", and the caller asks again."""
+    from playwright.async_api import Error as PlaywrightError
+
+    try:
+        await page.reload()
+        return bool(await page.get_attribute("#job-state", "data-finished") == "yes")
+    except PlaywrightError:
+        return False

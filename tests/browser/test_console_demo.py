@@ -9,7 +9,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from console_support import NARROW, WIDE, colours, log_in, shoot, until
+from console_support import NARROW, WIDE, colours, job_finished, log_in, shoot, until
 
 from bus.cli.demo_console import DEMO_ACCOUNT, DEMO_RETRY, DemoConsole, demo_console_options
 from bus.demo import DemoOptions, run_demo
@@ -59,7 +59,7 @@ async def test_a_stopped_system_goes_red_with_one_alert_and_green_again_after_a_
         await page.fill("form.bulk input[name=reason]", "税務システム復旧後の再送")
         await page.click("form.bulk button[value=replay]")
         await page.wait_for_url(re.compile(r"/jobs/"))
-        await until(lambda: _job_finished(page), "the replay finishes", within=60)
+        await until(lambda: job_finished(page), "the replay finishes", within=60)
         assert await page.locator("progress").get_attribute("value") == str(letters)
         await shoot(page, "replay-done-ja")
 
@@ -96,10 +96,6 @@ async def _ready(serve: DemoConsole, demo: asyncio.Task[object]) -> bool:
 async def _is(page: object, base: str, destination: str, colour: str) -> bool:
     return (await colours(page, base)).get(destination) == colour
 
-
-async def _job_finished(page: object) -> bool:
-    await page.reload()  # type: ignore[attr-defined]
-    return await page.get_attribute("#job-state", "data-finished") == "yes"  # type: ignore[attr-defined]
 
 
 async def _no_open_alert(serve: DemoConsole) -> bool:

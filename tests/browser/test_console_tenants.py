@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_support import WIDE, log_in, shoot, until
+from console_support import WIDE, job_finished, log_in, shoot, until
 
 from adapters.server import EmbeddedServer
 from bus.app import Bus
@@ -136,7 +136,7 @@ async def test_an_operator_of_one_municipality_sees_nothing_of_another(tenants: 
     await shoot(page, "dead-letter-unmasked-ja")
     await page.fill("form.bulk input[name=reason]", "税務システムの一時的な拒否")
     await page.click("form.bulk button[value=replay]")
-    await until(lambda: _finished(page), "the replay finishes")
+    await until(lambda: job_finished(page), "the replay finishes")
     await shoot(page, "replay-one-ja")
 
     await until(lambda: _no_dead(tenants, A), "A's letter is delivered")
@@ -189,10 +189,6 @@ async def test_the_pages_speak_english_when_asked_and_remember_it(tenants: Tenan
     await page.goto(f"{tenants.base}/?lang=ja")
     assert await page.inner_text("h1") == "概要"
 
-
-async def _finished(page: Any) -> bool:
-    await page.reload()
-    return await page.get_attribute("#job-state", "data-finished") == "yes"
 
 
 async def _no_dead(tenants: Tenants, municipality: str) -> bool:

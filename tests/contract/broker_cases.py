@@ -204,6 +204,28 @@ class BrokerContract:
         await consumer.cancel()
         await eventually(lambda: _counts(broker, declared, (0, 0)))
 
+    async def test_a_queue_is_drained_only_when_no_message_is_ready_or_in_flight(
+        self, broker: Broker, declared: str
+    ) -> None:
+        other = unique_queue()
+        await broker.declare(other)
+        assert await broker.drained([declared, other])
+        await broker.publish(other, message(1))
+        await eventually(lambda: _not(broker.drained([declared, other])))  # ready in one of them
+        assert await broker.drained([declared])
+        await broker.publish_many([(declared, message(n, key=f"r{n}")) for n in range(2)])
+        await eventually(lambda: _not(broker.drained([declared])))
+        handler = Recorder()
+        handler.gate = asyncio.Event()
+        consumer = await broker.consume(declared, handler, concurrency=2, prefetch=2)
+        await eventually(lambda: len(handler.seen) == 2)
+        await eventually(lambda: _counts(broker, declared, (0, 2)))
+        assert not await broker.drained([declared])  # in flight only
+        handler.gate.set()
+        await eventually(lambda: len(handler.done) == 2)
+        await consumer.cancel()
+        await eventually(lambda: broker.drained([declared]))
+
     async def test_publish_many_of_500_delivers_each_message_exactly_once(
         self, broker: Broker, declared: str
     ) -> None:
@@ -352,6 +374,10 @@ class BrokerContract:
 DELAY = 0.6
 #: retry tiers no test waits for: only `expedite` brings their messages back
 SHORT_TIER, LONG_TIER = 600.0, 3600.0
+
+
+async def _not(check: Awaitable[bool]) -> bool:
+    return not await check
 
 
 async def _counts(broker: Broker, queue: str, expected: tuple[int, int]) -> bool:

@@ -172,3 +172,15 @@ def test_open_broker_picks_the_embedded_broker_for_no_url_or_a_sqlite_url(tmp_pa
     assert isinstance(default, EmbeddedBroker) and default.path == tmp_path / "x.sqlite"
     named = open_broker(f"sqlite:///{tmp_path}/y.sqlite")
     assert isinstance(named, EmbeddedBroker) and named.path == tmp_path / "y.sqlite"
+
+
+async def test_a_delayed_message_keeps_its_queue_from_being_drained(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker.sqlite")
+    await broker.connect()
+    try:
+        await broker.declare("q")
+        await broker.publish_many([("q", message(1))], delay=30.0)
+        assert (await broker.stats("q")).ready == 1
+        assert not await broker.drained(["q"])
+    finally:
+        await broker.close()

@@ -1,0 +1,207 @@
+"""The embedded path, end to end: N changes through the real bus on the embedded broker to null
+sinks (issue 10's "embedded broker, routes + deliverers to null sinks" row).
+
+    python -m bench.embedded                      # 2,000 changes
+    python -m bench.embedded --changes 1000 10000 # the growth rows: one fresh process per size
+
+What runs is `bus.app.Bus` as `renkei run` assembles it (intake stage, router, one deliverer
+per destination the routes address, the audit recorder, counters, logs) on an
+`EmbeddedBroker` in a fresh state directory. Each sink is a `FunctionSink` that only counts
+(a null sink), so what is measured is the bus's own work. Changes are valid `jumin.idou`
+records of the synthetic registry (`bus.synthetic`, seed `--seed`), made into XML before the
+clock starts, and submitted by 8 feeders (one per partition of residents, as `renkei demo`
+feeds), each awaiting one `Bus.intake.submit` at a time.
+
+The clock runs from the first submit until `Bus.wait_idle` sees every queue empty, as
+`renkei demo` waits (so the idle wait's own queue-depth queries are in the figure). CPU is this process's
+CPU time (`time.process_time`: every thread, SQLite's included) over the same interval: on a
+shared machine it is the figure to compare, wall-clock rates swing with the neighbours.
+Afterwards every sink must have received exactly what the routes say (worked out from the
+route table, independently of the bus), or the run fails. Only counts are printed or
+written: no record leaves this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bus.app import Bus, BusParts
+from bus.catalog import Catalog
+from bus.logs import configure_logging
+from bus.masking import Pseudonymizer
+from bus.ports import FunctionSink, Outbound, Receipt
+from bus.settings import BusSettings, Settings
+from bus.synthetic.samples import sample_records
+
+__all__ = ["Options", "main", "run", "run_one"]
+
+DEFAULT_CHANGES = 2000
+FEEDERS = 8
+KIND = "jumin.idou"
+BENCH_KEY = b"renkei-bench-pseudonym-key-not-a-secret"
+DEFAULT_OUT = Path("bench/results/embedded.json")
+
+
+@dataclass(frozen=True)
+class Options:
+    changes: tuple[int, ...] = (DEFAULT_CHANGES,)
+    seed: int = 1
+    out: Path = DEFAULT_OUT
+    within: float = 600.0  # seconds one size may take before the run fails
+    backlog: bool = False  # submit every change first, then start the router and deliverers
+
+
+def _rss_mb() -> float:
+    """This process's resident set now (Linux /proc), in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
+                  within: float = 600.0, backlog: bool = False) -> dict[str, Any]:
+    """Run `changes` changes through a fresh bus; the figures of that one run."""
+    with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
+        return await _run(changes, seed, Path(tmp), within, backlog)
+
+
+async def _run(changes: int, seed: int, state_dir: Path, within: float, backlog: bool) -> dict[str, Any]:
+    catalog = Catalog.load()
+    settings = Settings(bus=BusSettings(state_dir=state_dir, pseudonym_key=BENCH_KEY))
+    configure_logging(settings.logging.format, settings.logging.level, stream=sys.stderr)  # as `renkei run`
+    ks = catalog.get(KIND)
+    ids = Pseudonymizer(BENCH_KEY)
+    records = list(sample_records(KIND, catalog, seed=seed, n=changes))
+    received: Counter[str] = Counter()
+
+    def null(message: Outbound) -> Receipt:
+        received[message.envelope.destination or ""] += 1
+        return Receipt.applied(message)
+
+    bus = Bus(settings, sinks={}, catalog=catalog)
+    expected: Counter[str] = Counter()
+    for r in records:
+        message_id = ids.message_id(r["municipality_code"], r["address_number"], int(r["history_number"]))
+        for match in bus.routes.route(r, r["municipality_code"], message_id=message_id):
+            expected[match.route.destination] += 1
+    expected_total = sum(expected.values())
+    bus.sinks.update({name: FunctionSink(null) for name in bus.destinations})
+    partitions: list[list[bytes]] = [[] for _ in range(FEEDERS)]
+    for r in records:  # one resident's changes stay in one feeder, in registry order
+        partitions[zlib.crc32(r["address_number"].encode()) % FEEDERS].append(ks.to_xml(r))
+    del records
+    answers: Counter[str] = Counter()
+
+    async def feeder(bodies: list[bytes]) -> None:
+        for body in bodies:
+            answers[(await bus.intake.submit(body, content_type="application/xml", source="jumin")).status] += 1
+
+    rss_before = _rss_mb()
+    try:
+        await bus.start(BusParts(router=not backlog, deliverers=not backlog))
+        if backlog:  # a queue full of changes, as after a restart or a bulk file: the drain is timed
+            await asyncio.gather(*(feeder(p) for p in partitions))
+            await bus.start(BusParts(sources=False))
+        load_start = os.getloadavg()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        if not backlog:
+            await asyncio.gather(*(feeder(p) for p in partitions))
+        idle = await bus.wait_idle(within=within)  # as `renkei demo` waits for the bus to drain
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        load_end = os.getloadavg()
+        rss = _rss_mb()
+    finally:
+        await bus.stop()
+    if answers["accepted"] != changes or received != expected or not idle:
+        raise RuntimeError(f"the bus did not do the work: answers {dict(answers)}, idle {idle}, "
+                           f"{sum(received.values())} of {expected_total} deliveries")
+    return {
+        "changes": changes, "deliveries": expected_total, "destinations": dict(sorted(expected.items())),
+        "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+        "changes_per_s": round(changes / seconds, 1), "cpu_ms_per_change": round(1000 * cpu / changes, 3),
+        "cpu_ms_per_delivery": round(1000 * cpu / expected_total, 3),
+        "rss_mb": round(rss, 1), "rss_mb_before": round(rss_before, 1),
+        "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
+        "delivered_all": True, "mode": "backlog" if backlog else "fed",
+    }
+
+
+def _machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def run(options: Options) -> dict[str, Any]:
+    """Every size of `options.changes`, each in a fresh process (so RSS is that size's own), and
+    the result file."""
+    runs = []
+    for n in options.changes:
+        if len(options.changes) == 1:
+            runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog)))
+        else:
+            child = subprocess.run(  # this interpreter, this module, numbers only
+                [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
+                 *(["--backlog"] if options.backlog else [])],
+                capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
+            )
+            runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        print(_line(runs[-1]), flush=True)
+    result = {
+        "benchmark": "embedded", "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "workload": f"valid {KIND} changes (synthetic registry, seed {options.seed}), {FEEDERS} feeders, "
+                    "the shipped routes, a null sink per addressed destination",
+        "target": {"changes_per_s": 3000, "cpu_growth": "flat (+-20 %) from 1,000 to 100,000"},
+        "machine": _machine(), "runs": runs,
+    }
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    options.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (f"{r['changes']:>7} changes ({r['deliveries']} deliveries): {r['changes_per_s']:8.1f} changes/s  "
+            f"{r['cpu_ms_per_change']:7.3f} ms CPU/change  RSS {r['rss_mb']:.0f} MB  "
+            f"load {r['load_average']['start'][0]:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.embedded", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--changes", type=int, nargs="+", default=[DEFAULT_CHANGES], help="one or more sizes")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--within", type=float, default=600.0)
+    parser.add_argument("--backlog", action="store_true",
+                        help="submit every change before the router and deliverers start; time the drain")
+    parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
+    args = parser.parse_args(argv)
+    if any(n < 1 for n in args.changes):
+        parser.error("--changes: each size must be at least 1")
+    if args.single:
+        print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within,
+                                             backlog=args.backlog))))
+        return 0
+    run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
