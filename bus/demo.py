@@ -39,7 +39,7 @@ from bus.routing.router import RouteTable
 from bus.settings import BusSettings, Settings
 from bus.synthetic import REASON_GROUPS, Registry, copy_record, corrupt
 from bus.synthetic.invalid import DEMO_CODES
-from bus.synthetic.v2 import to_v2
+from bus.synthetic.v2 import Householders, to_v2
 from bus.synthetic.v2_reasons import vary_reason
 
 __all__ = ["DemoOptions", "DemoResult", "DestinationTally", "FeedItem", "demo_feed", "run_demo"]
@@ -119,10 +119,14 @@ def demo_feed(catalog: Catalog, options: DemoOptions) -> Iterator[FeedItem]:
     ks = catalog.get("jumin.idou", options.version)
     rng = random.Random(options.seed)
     registry = Registry(seed=options.seed)
+    householders = Householders(registry.snapshot() if options.version == 2 else ())
     for source in registry.events(options.changes):
         partition = zlib.crc32(source["address_number"].encode()) % options.feeders
         # v2: the registry writes the standard's items (v1 stays accepted: invalid variants are v1)
-        record = vary_reason(to_v2(source)) if options.version == 2 else source
+        record = source
+        if options.version == 2:
+            householders.see(source)
+            record = householders.fill(vary_reason(to_v2(source)))
         if rng.random() < options.invalid_rate:
             code = DEMO_CODES[rng.randrange(len(DEMO_CODES))]
             broken, code = corrupt(source, rng, code, catalog=catalog)

@@ -38,3 +38,25 @@ def test_the_invalid_variants_of_the_v2_feed_stay_v1_and_are_refused_with_their_
 def test_the_v1_feed_is_unchanged_by_the_option() -> None:
     v1 = list(demo_feed(CATALOG, DemoOptions(changes=200)))
     assert all(b"urn:renkei:schema:jumin.idou:1" in item.body for item in v1)
+
+
+def test_notices_of_the_v2_feed_reach_the_householder_of_a_child() -> None:
+    """The 児童手当 / 出生 notices go to the 世帯主 when the registry names them (issue 12)."""
+    from bus.paths import routes_dir
+    from bus.routing import RouteTable
+
+    table = RouteTable.load(routes_dir(), CATALOG)
+    to_householder = to_person = 0
+    for item in ACCEPTED:
+        record = item.record
+        assert record is not None
+        for m in table.route(record, record["municipality_code"]):
+            if m.route.destination != "portal":
+                continue
+            if m.record["recipient_integrated_address_number"] == record.get("householder_integrated_address_number"):
+                to_householder += 1
+            else:
+                assert record["relationship"] == "世帯主" or not record.get("householder_integrated_address_number")
+                to_person += 1
+    assert to_householder > 0
+    assert to_householder > to_person
