@@ -31,12 +31,16 @@ from adapters.simulators import SYSTEMS, SimulatorCluster, has_personal_number
 from adapters.transports.http import HttpSink
 from bus.app import Bus
 from bus.catalog import Catalog
+from bus.catalog.codelists import CodeLists
 from bus.delivery.policy import RetryPolicy
 from bus.masking import Pseudonymizer
+from bus.paths import schemas_dir
 from bus.routing.router import RouteTable
 from bus.settings import BusSettings, Settings
 from bus.synthetic import REASON_GROUPS, Registry, copy_record, corrupt
 from bus.synthetic.invalid import DEMO_CODES
+from bus.synthetic.v2 import Householders, to_v2
+from bus.synthetic.v2_reasons import vary_reason
 
 __all__ = ["DemoOptions", "DemoResult", "DestinationTally", "FeedItem", "demo_feed", "run_demo"]
 
@@ -55,6 +59,7 @@ class DemoOptions:
     broker_url: str | None = None  # None: the embedded broker in out/state
     shards: int = 1  # RabbitMQ: consistent-hash shards per queue
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # `--console`: short, so a stopped system shows
+    version: int = 1  # jumin.idou version the registry writes: 2 feeds v2 with every v2 異動事由
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,7 @@ class DemoResult:
     wrong_answers: list[str] = field(default_factory=list)  # what was not answered as it should
     rejected_codes: Counter[str] = field(default_factory=Counter)
     groups: Counter[str] = field(default_factory=Counter)  # 異動事由 group → accepted changes
+    reasons: Counter[str] = field(default_factory=Counter)  # 異動事由 → accepted changes
     destinations: list[DestinationTally] = field(default_factory=list)
     idle: bool = True
     seconds: float = 0.0
@@ -101,21 +107,30 @@ class DemoResult:
 
 
 #: destinations whose routes never declare a legal basis for the 個人番号
-_NO_PERSONAL_NUMBER = ("chukan", "portal", "togo")
+_NO_PERSONAL_NUMBER = ("chukan", "portal", "togo", "senkyo", "shugaku")
 _GROUP_OF = {reason: group for group, reasons in REASON_GROUPS.items() for reason in reasons}
+_V2_GROUPS = {code.symbol: code.group for code in CodeLists.load(schemas_dir() / "codelists.yaml")
+              .get("ChangeReason2").codes}
 
 
 def demo_feed(catalog: Catalog, options: DemoOptions) -> Iterator[FeedItem]:
     """`options.changes` valid changes, with invalid variants before and duplicates after some."""
-    ks = catalog.get("jumin.idou")
+    v1 = catalog.get("jumin.idou")
+    ks = catalog.get("jumin.idou", options.version)
     rng = random.Random(options.seed)
     registry = Registry(seed=options.seed)
-    for record in registry.events(options.changes):
-        partition = zlib.crc32(record["address_number"].encode()) % options.feeders
+    householders = Householders(registry.snapshot() if options.version == 2 else ())
+    for source in registry.events(options.changes):
+        partition = zlib.crc32(source["address_number"].encode()) % options.feeders
+        # v2: the registry writes the standard's items (v1 stays accepted: invalid variants are v1)
+        record = source
+        if options.version == 2:
+            householders.see(source)
+            record = householders.fill(vary_reason(to_v2(source)))
         if rng.random() < options.invalid_rate:
             code = DEMO_CODES[rng.randrange(len(DEMO_CODES))]
-            broken, code = corrupt(record, rng, code, catalog=catalog)
-            body = broken if isinstance(broken, bytes) else ks.to_xml(broken)
+            broken, code = corrupt(source, rng, code, catalog=catalog)
+            body = broken if isinstance(broken, bytes) else v1.to_xml(broken)
             yield FeedItem(body, code, partition)
         body = ks.to_xml(record)
         yield FeedItem(body, "accepted", partition, copy_record(record))
@@ -193,7 +208,9 @@ def _check_answer(item: FeedItem, status: str, codes: list[str], result: DemoRes
     elif status != item.expect:
         result.wrong_answers.append(f"expected {item.expect}, got {status}")
     if status == "accepted" and item.record is not None:
-        result.groups[_GROUP_OF.get(item.record["change"]["reason"], "other")] += 1
+        reason = item.record["change"]["reason"]
+        result.groups[_GROUP_OF.get(reason) or _V2_GROUPS.get(reason) or "other"] += 1
+        result.reasons[reason] += 1
 
 
 def _expected(

@@ -46,6 +46,8 @@ SYSTEMS: dict[str, SystemInfo] = {
         SystemInfo("koki", "koki.jumin", "後期高齢者医療 (late-stage elderly medical care)"),
         SystemInfo("nenkin", "nenkin.jumin", "国民年金 (national pension)"),
         SystemInfo("fukushi", "fukushi.jumin", "児童手当・福祉 (child allowance and welfare)"),
+        SystemInfo("senkyo", "senkyo.jumin", "選挙管理 (election administration, 選挙人名簿)"),
+        SystemInfo("shugaku", "shugaku.jumin", "就学 (school enrolment, 学齢簿)"),
         SystemInfo("chukan", "chukan.fukuhon", "中間サーバー (intermediate server, 副本)"),
         SystemInfo("portal", "portal.oshirase", "マイナポータル (national portal, notices)"),
         SystemInfo("togo", "togo.jumin", "団体内統合宛名 (integrated address function → 中間サーバー)"),

@@ -269,4 +269,6 @@ def v1_view(v2: Mapping[str, Any]) -> dict[str, Any]:
                       "nenkin_category": "DAI1GO" if ins.get("nenkin_category") == "NINI_KANYU"
                       else ins.get("nenkin_category") or "NONE",
                       "welfare": False},
+        # not a v1 item: no v1 kind declares it, so no copy carries it; the notices read it
+        "householder_integrated_address_number": v2.get("householder_integrated_address_number"),
     }

@@ -38,12 +38,16 @@ __all__ = ["demo", "render"]
 @click.option("--broker-url", envvar="RENKEI_BROKER_URL", metavar="URL",
               help="Run the same demo on RabbitMQ (amqp://...) instead of the embedded broker. "
                    "Use a vhost of its own: the demo's queues are the bus's own (renkei.*).")
+@click.option("--feed-version", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="The jumin.idou version the registry writes: 2 for the 住民記録 standard's items, with "
+                   "every v2 異動事由 (invalid variants stay v1, which is still accepted).")
 @click.option("--console", "with_console", is_flag=True,
               help="Then keep the bus running with the web console (its address and a demo account are "
                    "printed) until Ctrl-C.")
 @click.option("--console-port", type=click.IntRange(0, 65535), default=8090, show_default=True,
               help="The console's port with --console (0: any free port).")
-def demo(changes: int, out: Path, seed: int, broker_url: str | None, with_console: bool, console_port: int) -> None:
+def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_version: int, with_console: bool,
+         console_port: int) -> None:
     """Run the bus on the embedded broker with in-process simulators and check every delivery.
 
     Exit status: 0 every expected delivery happened and nothing else, 1 otherwise, 2 a usage error."""
@@ -52,8 +56,9 @@ def demo(changes: int, out: Path, seed: int, broker_url: str | None, with_consol
     with log_file.open("w", encoding="utf-8") as log_stream:
         configure_logging("json", "info", stream=log_stream)
         where = "RabbitMQ" if broker_url else f"the embedded broker (state in {out / 'state'})"
-        click.echo(f"renkei demo: {changes} resident changes through {where} ...", err=True)
-        options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url)
+        click.echo(f"renkei demo: {changes} resident changes (jumin.idou v{feed_version}) through {where} ...",
+                   err=True)
+        options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url, version=feed_version)
         then = None
         if with_console:  # the web console on the demo's bus (bus.cli.demo_console)
             from bus.cli.demo_console import DEMO_RETRY, DemoConsole, demo_console_options
@@ -75,6 +80,8 @@ def render(result: DemoResult) -> str:
     lines.append(f"registry (source 'jumin'): sent {result.fed} messages — accepted {answers['accepted']}, "
                  f"duplicate {answers['duplicate']}, rejected {answers['rejected']} ({codes})")
     lines.append(f"accepted changes by 異動事由 group: {groups}")
+    if result.options.version == 2:
+        lines.append(f"jumin.idou v2: {len(result.reasons)} distinct 異動事由 accepted")
     lines.append("")
     header = f"{'destination':<12} {'expected':>9} {'delivered':>9} {'rejected':>9} {'duplicates':>10}  system"
     lines.append(header)

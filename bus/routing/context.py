@@ -43,6 +43,8 @@ __all__ = [
     "age_on",
     "build_context",
     "changed_items",
+    "months_later",
+    "registered_since",
 ]
 
 #: The 副本 items the intermediate server keeps and a change can alter. The registry's 副本 is
@@ -135,7 +137,17 @@ CONTEXT_VARIABLES: Mapping[str, Variable] = {
            "PensionCategory"),
         _v("jido_teate", "bool", "household receives 児童手当 (insurance.jido_teate)"),
         _v("welfare", "bool", "household receives 生活保護 etc. (insurance.welfare)"),
+        _v("elector_registered", "bool", "登録 in this municipality's 選挙人名簿 (elector_registered, v2)"),
+        _v("registered_three_months", "bool",
+           "on 異動日, recorded on this registry for 3 months or more since the 住民票 was made (公職選挙法 "
+           "第21条第1項: from the 転入届出日 for a 転入); v1 and a v2 record without the date: true "
+           "unless the change is itself an increase"),
         _v("has_personal_number", "bool", "the record carries a 個人番号 (never the number itself)"),
+        _v("has_integrated_address_number", "bool",
+           "the record carries the person's 団体内統合宛名番号 (always in v1; v2: when the registry has it)"),
+        _v("has_householder_integrated_address_number", "bool",
+           "the record carries the 世帯主's 団体内統合宛名番号 (a v2 item), or the person is the 世帯主 and "
+           "carries their own: a notice can be addressed to the householder"),
         _v("municipality", "string", "地方公共団体コード of the message (6 digits)"),
         _v("changed", "list(string)", "副本 items this change alters: " + ", ".join(FUKUHON_ITEMS),
            "FukuhonItem"),
@@ -175,6 +187,39 @@ def age_at_fiscal_year_start(birth: date, on: date) -> int:
     """
     year = on.year if (on.month, on.day) >= (4, 1) else on.year - 1
     return age_on(birth, date(year, 3, 31))
+
+
+def months_later(day: date, months: int) -> date:
+    """The day `months` months after `day`, the same day number (the month's last day when that
+    month is shorter): 2025-06-01 → 2025-09-01; 2025-11-30 + 3 → 2026-02-28."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    following = date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1)
+    return date(year, month + 1, min(day.day, (following - timedelta(days=1)).day))
+
+
+_MOVE_IN = ("TENNYU", "KOKUGAI_TENNYU")
+
+
+def registered_since(record: Mapping[str, Any]) -> date | None:
+    """The day this registry's 住民票 of the person counts from for 公職選挙法 第21条第1項: the
+    届出日 of a 転入 (the change itself), else v2's 住民となった年月日 (its reference date);
+    None when the record does not say (v1 outside a 転入)."""
+    change = record.get("change") or {}
+    if change.get("reason") in _MOVE_IN:
+        return _as_date(change.get("notified_date") or change.get("effective_date"), "change/notified_date")
+    since = record.get("became_resident_date")
+    return reference_date(since) if since is not None else None
+
+
+def _registered_three_months(record: Mapping[str, Any], effective: date, group: str) -> bool:
+    """3 months or more on this registry on 異動日: 届出 2025-06-01 → from 2025-09-01 (the day
+    with the same number three months later, as the 選挙管理委員会 count for 定時登録: 基準日
+    9月1日 takes those who moved in by 6月1日). Unknown: true unless the change is an increase."""
+    since = registered_since(record)
+    if since is None:
+        return group != "increase"
+    return effective >= months_later(since, 3)
 
 
 def changed_items(reason: str) -> list[str]:
@@ -235,10 +280,21 @@ def build_context(
         "nenkin_category": str(insurance.get("nenkin_category") or "NONE"),  # v2 adds NINI_KANYU
         "jido_teate": bool(insurance.get("jido_teate")),
         "welfare": bool(insurance.get("welfare")),
+        "elector_registered": bool(record.get("elector_registered")),
+        "registered_three_months": _registered_three_months(record, effective, group),
         "has_personal_number": bool(record.get("personal_number")),
+        "has_integrated_address_number": bool(record.get("integrated_address_number")),
+        "has_householder_integrated_address_number": _householder_addressable(record, v2),
         "municipality": municipality,
         "changed": changed_items(reason),
     }
+
+
+def _householder_addressable(record: Mapping[str, Any], v2: bool) -> bool:
+    if record.get("householder_integrated_address_number"):
+        return True
+    householder = record.get("relationship") == ("世帯主" if v2 else "SETAINUSHI")
+    return householder and bool(record.get("integrated_address_number"))
 
 
 def _status(record: Mapping[str, Any]) -> str:

@@ -1,10 +1,19 @@
 """The `portal_oshirase` projection: a notice (お知らせ) to a resident through マイナポータル.
 
 A route names a template in its params (`template: jido_teate`); the notice is built from
-one message, addressed to the person of the change by 団体内統合宛名番号, and never holds a
-個人番号, a name or an address. Title and body are fixed Japanese text plus the date of the
-change. Everything is deterministic: the same message and route give the same notice, so a
-replay is recognised as a duplicate by the portal (`notice_id`).
+one message, addressed by 団体内統合宛名番号, and never holds a 個人番号, a name or an address.
+
+Whom it is addressed to (`addressee` in the params):
+- `person` (the default): the person of the change;
+- `householder`: the 世帯主, for the notices a parent acts on (児童手当 認定請求, 出生の手続): the
+  householder's own change, or the record's `householder_integrated_address_number` (a
+  jumin.idou v2 item, present where the registry keeps the numbers the 団体内統合宛名 function
+  assigned). When the record carries neither, the notice falls back to the person of the
+  change — a v1 message, or a v2 one without the item, cannot name the parent (docs/domain.md).
+
+Title and body are fixed Japanese text plus the date of the change. Everything is
+deterministic: the same message and route give the same notice, so a replay is recognised
+as a duplicate by the portal (`notice_id`).
 """
 
 from __future__ import annotations
@@ -18,7 +27,8 @@ from typing import Any
 from bus.catalog.spec import Field
 from bus.routing.model import NamedProjection, ProjectionInput
 
-__all__ = ["JST", "PORTAL_OSHIRASE", "TEMPLATES", "NoticeTemplate", "notice_id", "portal_oshirase"]
+__all__ = ["ADDRESSEES", "JST", "PORTAL_OSHIRASE", "TEMPLATES", "NoticeTemplate", "notice_id", "portal_oshirase",
+           "recipient"]
 
 JST = timezone(timedelta(hours=9), "JST")
 DEFAULT_VALID_DAYS = 90
@@ -75,9 +85,11 @@ def notice_id(message_id: str | None, route: str, fallback: str) -> str:
 
 def check_params(params: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
-    unknown = sorted(set(params) - {"template", "valid_days"})
+    unknown = sorted(set(params) - {"template", "valid_days", "addressee"})
     if unknown:
-        problems.append(f"unknown params {', '.join(unknown)} (known: template, valid_days)")
+        problems.append(f"unknown params {', '.join(unknown)} (known: template, valid_days, addressee)")
+    if params.get("addressee", "person") not in ADDRESSEES:
+        problems.append(f"params.addressee must be one of {', '.join(ADDRESSEES)}, got {params.get('addressee')!r}")
     template = params.get("template")
     if template not in TEMPLATES:
         problems.append(f"params.template must be one of {', '.join(TEMPLATES)}, got {template!r}")
@@ -85,6 +97,21 @@ def check_params(params: Mapping[str, Any]) -> list[str]:
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
         problems.append(f"params.valid_days must be a number of days from 1 to 3650, got {days!r}")
     return problems
+
+
+ADDRESSEES = ("person", "householder")
+
+
+def recipient(record: Mapping[str, Any], addressee: str) -> str:
+    """The 団体内統合宛名番号 a notice goes to (see the module doc): for `householder`, the
+    世帯主's when the record knows it, else the person's own."""
+    own = record.get("integrated_address_number")
+    if addressee == "householder" and record.get("relationship") != "SETAINUSHI":
+        own = record.get("householder_integrated_address_number") or own
+    if not own:
+        raise ValueError("the notice has no addressee: the message carries no 団体内統合宛名番号 "
+                         "(a jumin.idou v2 message gets one from the 団体内統合宛名 function)")
+    return str(own)
 
 
 def _japanese_date(day: date) -> str:
@@ -103,12 +130,12 @@ def portal_oshirase(record: Mapping[str, Any], p: ProjectionInput) -> dict[str, 
     effective = _as_date(change["effective_date"])
     processed = _as_date(change.get("processed_date") or effective)
     municipality = str(record.get("municipality_code") or p.context.get("municipality", ""))
-    recipient = str(record["integrated_address_number"])
-    fallback = f"{municipality}|{recipient}|{record.get('history_number')}"
+    to = recipient(record, str(p.route.projection.params.get("addressee", "person")))
+    fallback = f"{municipality}|{to}|{record.get('history_number')}"
     values: dict[str, Any] = {
         "notice_id": notice_id(p.message_id, p.route.name, fallback),
         "municipality_code": municipality,
-        "recipient_integrated_address_number": recipient,
+        "recipient_integrated_address_number": to,
         "category": template.category,
         "title": template.title,
         "body": template.body.format(date=_japanese_date(effective)),
@@ -136,7 +163,8 @@ PORTAL_OSHIRASE = NamedProjection(
     name="portal_oshirase",
     target_kind="portal.oshirase",
     function=portal_oshirase,
-    description="notice (お知らせ) to the person of the change, from a template (params.template)",
+    description="notice (お知らせ) from a template (params.template), to the person of the change or its 世帯主 "
+                "(params.addressee)",
     never=frozenset({"personal_number", "address_number"}),
     check_params=check_params,
 )

@@ -69,6 +69,8 @@ PROJECTION_KINDS: dict[str, Callable[[_Rec], bool]] = {
     "fukushi.jumin": lambda r: _child(r) or r["insurance"]["jido_teate"],
     "chukan.fukuhon": lambda r: r["change"]["reason"] in _FUKUHON_REASONS,
     "togo.jumin": lambda r: True,
+    "senkyo.jumin": lambda r: r["resident_type"] == "JAPANESE" and _legal_age(r) >= 18,
+    "shugaku.jumin": lambda r: 5 <= age_at_fiscal_year_start(r["birth_date"], r["change"]["effective_date"]) <= 14,
 }
 
 _BANKS = (("みずほ銀行", "神田支店"), ("三菱UFJ銀行", "本店"), ("三井住友銀行", "新宿支店"),

@@ -18,18 +18,22 @@ person gets, deterministically from their 宛名番号:
   standard does not implement) is 父の父 / 父の母 (the factory gives them the householder's
   family name); 国民年金 第2号 never appears (upgrade makes it NONE);
 - 世帯主の氏名 for the householder themself.
+
+`Householders` adds what one record cannot know: the 世帯主's 団体内統合宛名番号 on the changes
+of the other members (`householder_integrated_address_number`, which addresses the
+マイナポータル notices a parent acts on), from a registry extract and the changes seen since.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
 from bus.catalog.upgrade import upgrade_jumin_idou
 
-__all__ = ["to_v2"]
+__all__ = ["Householders", "to_v2"]
 
 _STATUS = ("技術・人文知識・国際業務", "技能実習", "特定技能", "留学", "家族滞在", "永住者", "定住者",
            "日本人の配偶者等")
@@ -95,3 +99,25 @@ def to_v2(v1: Mapping[str, Any]) -> dict[str, Any]:
         change["effective_date"] = {"text": f"令和{on.year - 2018}年{on.month}月{part}", "reference_date": on}
     record["support_measure"] = rng.random() < 1 / 150
     return record
+
+
+class Householders:
+    """The 団体内統合宛名番号 of each household's 世帯主, by (団体, 世帯番号), kept up to date
+    from v1 records (an extract, then each change as it is sent)."""
+
+    def __init__(self, extract: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._numbers: dict[tuple[str, str], str] = {}
+        for record in extract:
+            self.see(record)
+
+    def see(self, v1: Mapping[str, Any]) -> None:
+        number = v1.get("integrated_address_number")
+        if v1.get("relationship") == "SETAINUSHI" and v1.get("resident_status") == "RESIDENT" and number:
+            self._numbers[(str(v1["municipality_code"]), str(v1["household_number"]))] = str(number)
+
+    def fill(self, v2: dict[str, Any]) -> dict[str, Any]:
+        """`v2` (changed in place) with its 世帯主's number when known and not the person's own."""
+        number = self._numbers.get((str(v2["municipality_code"]), str(v2["household_number"])))
+        if v2.get("relationship") != "世帯主" and number and number != v2.get("integrated_address_number"):
+            v2["householder_integrated_address_number"] = number
+        return v2

@@ -17,7 +17,8 @@ def test_the_demo_delivers_to_every_system_and_says_so(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    for destination in ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal"):
+    for destination in ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal",
+                        "senkyo", "shugaku"):
         row = next(line for line in lines if line.startswith(destination + " "))
         expected, delivered = (int(n) for n in row.split()[1:3])
         assert expected == delivered > 0, row
@@ -28,6 +29,17 @@ def test_the_demo_delivers_to_every_system_and_says_so(tmp_path: Path) -> None:
     assert "0 carried a 個人番号" in done.stdout
     assert lines[-1].startswith("OK: every expected delivery happened")
     assert (out / "renkei.log").stat().st_size > 0
+
+
+def test_the_demo_feeds_jumin_idou_v2_through_the_bus_when_asked(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bus.cli", "demo", "--changes", "300", "--feed-version", "2",
+                           "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    distinct = next(line for line in lines if line.startswith("jumin.idou v2:"))
+    assert int(distinct.split()[2]) >= 20  # every one of the 38 in tests/unit/test_demo_feed_v2.py (3000 changes)
+    assert next(line for line in lines if line.startswith("zei ")).split()[1:3] == ["300", "300"]
+    assert lines[-1].startswith("OK: every expected delivery happened")
 
 
 def test_a_missing_delivery_fails_the_demo_and_is_pointed_out() -> None:

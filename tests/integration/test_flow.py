@@ -96,7 +96,8 @@ def test_every_change_reaches_exactly_the_systems_its_routes_name(flow: Flow) ->
         assert tally.missing == 0, tally
         assert tally.unexpected == 0, tally
     reached = {t.destination for t in result.destinations if t.delivered}
-    assert reached == {"zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal", "togo"}
+    assert reached == {"zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal", "togo",
+                       "senkyo", "shugaku"}
     assert next(t for t in result.destinations if t.destination == "zei").delivered == CHANGES
     assert result.ok
 

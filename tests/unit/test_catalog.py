@@ -22,6 +22,7 @@ from bus.paths import schemas_dir
 KINDS = {
     "jumin.idou", "zei.jumin", "kokuho.jumin", "kaigo.jumin", "koki.jumin", "nenkin.jumin", "fukushi.jumin",
     "chukan.fukuhon", "portal.oshirase", "portal.shinsei", "togo.jumin",
+    "senkyo.jumin", "shugaku.jumin",
 }
 CATALOG = Catalog.load()
 VALID = [(ks.kind, p) for ks in CATALOG for p in sorted((ks.samples_dir / "valid").glob("*.xml"))]

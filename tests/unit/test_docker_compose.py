@@ -217,7 +217,7 @@ def test_the_docker_config_loads_with_the_bus_settings() -> None:
     assert settings.bus.broker_url and settings.bus.broker_url.startswith("amqp://")
     assert settings.intake.http_host == "0.0.0.0"
     assert set(settings.destinations) == {"zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal",
-                                          "togo"}
+                                          "togo", "senkyo", "shugaku"}
     assert all(d.transport == "http" for d in settings.destinations.values())
 
 
