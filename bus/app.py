@@ -69,7 +69,7 @@ def front_doors(settings: Settings, catalog: Catalog) -> list[Source]:
     doors: list[Source] = [HttpIntake(intake.http_host, intake.http_port, max_body=settings.bus.max_message_bytes,
                                       tls=tls, where=str(settings.source_file) if settings.source_file else None,
                                       header_timeout=intake.http_header_timeout, body_timeout=intake.http_body_timeout,
-                                      max_connections=intake.http_max_connections)]
+                                      max_connections=intake.http_max_connections, catalog=catalog)]
     inboxes = [(s.inbox, s.id) for s in settings.sources.values() if s.inbox is not None]
     if intake.inbox is not None:
         inboxes.append((intake.inbox, "directory"))

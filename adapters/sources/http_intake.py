@@ -50,6 +50,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.server import EmbeddedServer
+from adapters.sources.http_files import take_file
 from bus.errors import AuthenticationFailed, BodyTooLarge, BrokerError, ConfigError, SourceForbidden
 from bus.ports import Gatekeeper, Intake, Submission
 from bus.validation.issues import Issue
@@ -90,9 +91,11 @@ class _TooLarge(BodyTooLarge):
 
 
 def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_source: str = "http",
-                      gate: Gatekeeper | None = None, body_timeout: float | None = BODY_TIMEOUT) -> Starlette:
+                      gate: Gatekeeper | None = None, body_timeout: float | None = BODY_TIMEOUT,
+                      catalog: Any = None, max_file: int = 64 * MAX_BODY) -> Starlette:
     """The intake ASGI app around one `Intake`; with a `gate` that enforces sources, every
-    request needs a source's bearer token."""
+    request needs a source's bearer token. With a `catalog` it also takes files of the
+    file-linkage layout at `/v1/files` (adapters.sources.http_files)."""
 
     async def submit(request: Request) -> Response:
         try:
@@ -101,7 +104,8 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
             log.info("intake.client_disconnected", peer=request.client.host if request.client else None)
             return Response(status_code=400)
 
-    async def _submit(request: Request) -> Response:
+    async def _caller(request: Request) -> str | Response:
+        """The source of the request, or the answer that refuses it (before the body is read)."""
         claimed = request.headers.get("x-renkei-source")
         if claimed is not None and not _SOURCE_NAME.fullmatch(claimed):
             message = "X-Renkei-Source must be a source name (letters, digits and . _ : @ + -, at most 100)"
@@ -123,6 +127,12 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
                 refusal = SourceForbidden(source, None, f"the token is of source {source!r}, not {claimed!r}")
                 gate.forbidden(refusal)
                 return _problem(403, "A403", str(refusal), answer="forbidden")
+        return source
+
+    async def _submit(request: Request) -> Response:
+        source = await _caller(request)
+        if isinstance(source, Response):
+            return source
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         content_type = CONTENT_TYPES.get(media)
         status_if_rejected = 422
@@ -151,15 +161,36 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
         status = {"accepted": 202, "duplicate": 200, "rejected": status_if_rejected}[result.status]
         return JSONResponse(_answer(result), status_code=status)
 
+    async def submit_file(request: Request) -> Response:
+        try:
+            source = await _caller(request)
+            if isinstance(source, Response):
+                return source
+            media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if media != "text/csv":
+                return _problem(415, "R220", f"a file must be text/csv in the file-linkage layout, got {media!r}")
+            try:
+                async with asyncio.timeout(body_timeout):
+                    raw = await read_limited_body(request, max_file)
+            except _TooLarge:
+                return _problem(413, "R100", f"the file is larger than {max_file} bytes: split it")
+            except TimeoutError:
+                return _problem(408, "R100", f"the file did not arrive within {body_timeout:g} s",
+                                headers={"Connection": "close"})
+            kind = request.query_params.get("kind") or request.headers.get("x-renkei-kind") or "jumin.idou"
+            status, body = await take_file(raw, intake, source, catalog, kind)
+            return JSONResponse(body, status_code=status)
+        except ClientDisconnect:
+            log.info("intake.client_disconnected", peer=request.client.host if request.client else None)
+            return Response(status_code=400)
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
-        routes=[
-            Route("/v1/messages", submit, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
-    )
+    routes = [Route("/v1/messages", submit, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
+    if catalog is not None:
+        routes.append(Route("/v1/files", submit_file, methods=["POST"]))
+    return Starlette(routes=routes)
 
 
 def _answer(result: Submission) -> dict[str, Any]:
@@ -185,14 +216,17 @@ class HttpIntake:
 
     def __init__(self, host: str, port: int, *, max_body: int = MAX_BODY, tls: tuple[str, str] | None = None,
                  where: str | None = None, header_timeout: float = HEADER_TIMEOUT,
-                 body_timeout: float = BODY_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> None:
+                 body_timeout: float = BODY_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
+                 catalog: Any = None) -> None:
         self.host, self.port, self.max_body, self.tls, self.where = host, port, max_body, tls, where
+        self.catalog = catalog
         self.header_timeout, self.body_timeout, self.max_connections = header_timeout, body_timeout, max_connections
         self.url: str | None = None
 
     @contextlib.asynccontextmanager
     async def open(self, intake: Intake, gate: Gatekeeper) -> AsyncIterator[None]:
-        app = create_intake_app(intake, max_body=self.max_body, gate=gate, body_timeout=self.body_timeout)
+        app = create_intake_app(intake, max_body=self.max_body, gate=gate, body_timeout=self.body_timeout,
+                                catalog=self.catalog)
         server = EmbeddedServer(app, host=self.host, port=self.port, tls=self.tls,
                                 header_timeout=self.header_timeout, max_connections=self.max_connections)
         try:
