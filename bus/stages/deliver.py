@@ -216,7 +216,8 @@ class DeliverStage:
         delay = self.policy.delay(tier)
         if asked <= delay:
             return delay
-        return next((t for t in self.policy.tiers if t >= asked), math.ceil(asked / 60) * 60.0)
+        beyond = float(math.ceil(asked)) if asked <= 60 else math.ceil(asked / 60) * 60.0  # a 1 s wait is no minute
+        return next((t for t in self.policy.tiers if t >= asked), beyond)
 
     def _dead(self, message: Message, code: str, reason: str) -> None:
         headers = message.headers

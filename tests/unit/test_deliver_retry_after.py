@@ -94,6 +94,14 @@ async def test_a_retry_after_beyond_every_tier_waits_the_whole_minutes_that_cove
     assert broker.published == [(destination_queue("zei"), 180.0)]
 
 
+async def test_a_short_retry_after_beyond_short_tiers_waits_whole_seconds_not_a_minute(
+        tmp_path: Path, delivery: Delivery) -> None:
+    sink = BusySink("1.5", times=1)
+    deliverer, broker = stage(tmp_path, sink, RetryPolicy(attempts=1, tiers=(0.3,)))
+    await deliverer.handle([delivery])
+    assert broker.published == [(destination_queue("zei"), 2.0)]
+
+
 async def test_a_retry_after_shorter_than_the_tier_keeps_the_tier(tmp_path: Path, delivery: Delivery) -> None:
     sink = BusySink("2", times=1)
     deliverer, broker = stage(tmp_path, sink, RetryPolicy(attempts=1, tiers=(10.0, 60.0)))
