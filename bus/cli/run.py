@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import click
 
 from adapters.server import EmbeddedServer
-from adapters.simulators import SYSTEMS, SimulatorState, create_app
+from adapters.simulators import SYSTEMS, SimulatorState, create_app, wire_togo
 from adapters.sources.amqp_intake import AmqpIntakeSource
 from adapters.sources.directory import Inbox
 from adapters.sources.http_intake import HttpIntake
@@ -254,8 +254,7 @@ class _Runner:
                               f"({exc.strerror or exc})", CONFIG_ERROR) from exc
             servers.append(server)
             _say(f"simulator {name} ({SYSTEMS[name].kind}) on {server.url}/messages")
-        if "togo" in states and "chukan" in states:  # the 統合宛名 function feeds the 中間サーバー
-            states["togo"].downstream = states["chukan"]
+        wire_togo(states)  # the 統合宛名 function feeds the 中間サーバー and the portal
 
 
 async def _stop_all(servers: list[EmbeddedServer]) -> None:

@@ -12,7 +12,7 @@ from bus.cli import main
 from bus.paths import schemas_dir
 
 SAMPLES = schemas_dir() / "jumin.idou/1/samples/valid"
-DESTINATIONS = ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "portal", "togo", "senkyo", "shugaku")
+DESTINATIONS = ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "togo_oshirase", "togo", "senkyo", "shugaku")
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -56,14 +56,14 @@ def test_test_shows_destinations_reasons_and_projected_xml() -> None:
     code, out, _ = run("test", str(SAMPLES / "shussei.xml"))
     assert code == 0, out
     assert "SHUSSEI (increase) on 2025-05-20, municipality 141003" in out
-    assert ("✓ portal   portal-shussei-tetsuzuki: condition is true (reason='SHUSSEI', "
-            "has_integrated_address_number=true, has_householder_integrated_address_number=false)") in out
+    assert "✓ togo_oshirase portal-shussei-tetsuzuki: condition is true (reason='SHUSSEI')" in out
+    assert "--- togo_oshirase ← portal-shussei-tetsuzuki: togo.oshirase v1; legal basis: none (no 個人番号)" in out
     assert ("· kaigo    kaigo-insured-and-households: condition is false "
             "(age=0, kaigo=false, kaigo_household=false)") in out
     assert "      rule: 介護保険 ← persons aged 40 or over" in out
     assert "--- togo ← togo-every-change: togo.jumin v1; legal basis: none (no 個人番号)" in out
     assert "<AtenaChange xmlns=\"urn:renkei:schema:togo.jumin:1\">" in out
-    assert "<title>*" in out and "出生に伴う手続のご案内" not in out  # personal (portal.oshirase): masked
+    assert "<title>*" in out and "出生に伴う手続のご案内" not in out  # personal (togo.oshirase): masked
 
 
 def test_test_json_reports_every_route_and_valid_messages() -> None:
