@@ -24,7 +24,7 @@ A file never leaves the inbox before the bus answered for it: a crash between su
 move re-submits it on the next run, and the bus answers "duplicate" — nothing is lost and
 nothing is applied twice. If the broker is unavailable the file stays for the next poll.
 
-Three file types:
+File types (a ``*.zip`` is a ぴったりサービス batch of applications: adapters.sources.pittari):
 
 - ``*.xml``  one message per file (read with the intake's size cap, +1 byte so an
   oversized file is rejected by the bus with R100 and audited like any rejection);
@@ -179,10 +179,10 @@ class DirectorySource:
                 result = await self._take_batch(path)
             elif path.suffix.lower() == ".xml":
                 result = await self._take_message(path)
-            elif path.suffix.lower() in (".csv", ".dat"):
+            elif path.suffix.lower() in (".csv", ".dat", ".zip"):  # .zip: a ぴったりサービス batch
                 result = await self._take_csv(path)
             else:
-                issue = {"code": "R220", "message": "unknown file type: expected .xml, .avro, .csv or .dat"}
+                issue = {"code": "R220", "message": "unknown file type: expected .xml, .avro, .csv, .dat or .zip"}
                 result = FileResult(path.name, "rejected", {"rejected": 1}, detail={"issues": [issue]})
         except BrokerError as exc:
             log.warning("directory.broker_unavailable", file=path.name, error=type(exc).__name__)
@@ -216,16 +216,17 @@ class DirectorySource:
         return FileResult(path.name, status, {answer.status: 1}, detail=answer.to_dict())
 
     async def _take_csv(self, path: Path) -> FileResult:
-        """A CSV (.csv, adapters.sources.csv_inbox) or fixed-width (.dat, adapters.sources.fixed_inbox)
-        file of the kind's layout: each row a change."""
+        """A CSV (.csv) or fixed-width (.dat) file of the kind's layout, each row a change; a ぴったりサービス
+        batch (.zip, adapters.sources.pittari), each application a message."""
         from adapters.sources.csv_inbox import take_csv
         from adapters.sources.fixed_inbox import take_fixed
+        from adapters.sources.pittari import take_pittari
 
         if self.catalog is None:
             from bus.catalog import Catalog
 
             self.catalog = Catalog.load()
-        take = take_fixed if path.suffix.lower() == ".dat" else take_csv
+        take = {".dat": take_fixed, ".zip": take_pittari}.get(path.suffix.lower(), take_csv)
         status, counts, detail = await take(path, self._submit, self.catalog, self.kind, self.max_records)
         return FileResult(path.name, "rejected" if status == "rejected" else "processed", counts, detail=detail)
 
@@ -382,7 +383,7 @@ class Inbox:
     name = "inbox"
 
     def __init__(self, inbox: Path, source: str, *, catalog: Any = None, max_size: int = 1024 * 1024,
-                 pattern: Sequence[str] = ("*.xml", "*.avro", "*.csv", "*.dat")) -> None:
+                 pattern: Sequence[str] = ("*.xml", "*.avro", "*.csv", "*.dat", "*.zip")) -> None:
         self.inbox, self.source, self.catalog, self.max_size, self.pattern = inbox, source, catalog, max_size, pattern
 
     @contextlib.asynccontextmanager

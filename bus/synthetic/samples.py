@@ -12,7 +12,8 @@
 - ``portal.oshirase``: a 児童手当 or 出生 notice for a resident of a matching change;
   ``togo.oshirase``: the same notice as the 団体内統合宛名 function receives it.
 - ``portal.shinsei``: a 児童手当 認定請求 (with the children of the household) or a 転出届,
-  from a resident of the registry's current snapshot.
+  from a resident of the registry's current snapshot; ``pittari.shinsei``: the same, as one
+  application of a ぴったりサービス batch (no attachments).
 """
 
 from __future__ import annotations
@@ -237,12 +238,12 @@ def sample_records(
         build_notice = _oshirase if kind == "portal.oshirase" else _oshirase_request
         yield from (build_notice(r, i) for i, r in enumerate(islice(noticed, n), 1))
         return
-    if kind == "portal.shinsei":
+    if kind in ("portal.shinsei", "pittari.shinsei"):
         rng = random.Random(seed)
         made = 0
         while made < n:
             for record in _shinsei(reg, municipality, rng):
-                yield record
+                yield record if kind == "portal.shinsei" else {**record, "attachments": []}
                 made += 1
                 if made >= n:
                     return

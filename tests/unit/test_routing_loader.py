@@ -13,8 +13,8 @@ from bus.errors import ConfigError, RouteErrors
 from bus.paths import routes_dir, schemas_dir
 from bus.routing.loader import check_routes, load_routes
 
-DESTINATIONS = {"zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "togo_oshirase", "togo", "senkyo",
-                "shugaku"}
+DESTINATIONS = {"zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "togo_oshirase", "togo", "senkyo", "shugaku",
+                "fukushi_shinsei", "kaigo_shinsei", "jumin_shinsei"}
 
 BASIS = "番号法 第9条第1項 別表第一 第68項"
 GOOD = f"""\
