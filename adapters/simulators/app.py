@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.simulators.state import ReceivedMessage, SimulatorState
 from adapters.sources.http_intake import read_limited_body
+from bus.catalog.upgrade import is_v2
 from bus.errors import BodyTooLarge, ConfigError, ValidationFailed
 
 __all__ = ["Validate", "create_app", "has_personal_number", "personal_number_valid"]
@@ -221,7 +222,7 @@ def _togo(sim: SimulatorState, checker: _Checker, record: dict[str, Any], key: s
     if downstream is None or catalog is None:
         sim.togo.forward(sim.kind, record, ())  # numbers and 副本 kept; nothing to send it to
         return
-    ks = catalog.get(downstream.kind)
+    ks = catalog.get(downstream.kind, 2 if is_v2(record) else None)  # a v2 change: the v2 副本 (household)
     made = sim.togo.forward(sim.kind, record, ks.fields)
     if made is None:
         return

@@ -26,7 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FukuhonUpdate", "IntegratedAddressFunction", "fukuhon_record"]
+__all__ = ["DEATHS", "FukuhonUpdate", "IntegratedAddressFunction", "fukuhon_record"]
+
+DEATHS = frozenset({"SHIBOU"})  # the 異動事由 of a death (v1 and v2 alike)
+HOUSEHOLDER = frozenset({"SETAINUSHI", "世帯主"})  # the 世帯主's 続柄 in v1 and v2
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +71,13 @@ class IntegratedAddressFunction:
     def householder(self, municipality: str, household_number: str) -> str | None:
         """The number of the 世帯主 the function knows in a household (None: none known)."""
         members = self.households.get((municipality, household_number), {})
-        return next((number for number, relationship in members.items() if relationship == "SETAINUSHI"), None)
+        return next((number for number, relationship in members.items() if relationship in HOUSEHOLDER), None)
 
     def addressee(self, request: dict[str, Any]) -> str:
         """The 団体内統合宛名番号 a togo.oshirase request goes to (see the module doc)."""
         municipality = str(request["municipality_code"])
         own = self.number_of(municipality, str(request["address_number"]), request.get("integrated_address_number"))
-        if request.get("addressee") != "householder" or request.get("relationship") == "SETAINUSHI":
+        if request.get("addressee") != "householder" or request.get("relationship") in HOUSEHOLDER:
             return own
         given = request.get("householder_integrated_address_number")
         return str(given) if given else self.householder(municipality, str(request["household_number"])) or own
@@ -95,7 +98,13 @@ class IntegratedAddressFunction:
         if kind == "togo.oshirase":
             return self.notice(record), int(record["history_number"])
         update = self.apply(record)
-        return None if update is None else (fukuhon_record(record, update, fields), update.history_number)
+        if update is None:
+            return None
+        out = fukuhon_record(record, update, fields)
+        if "householder_integrated_address_number" in out and not out["householder_integrated_address_number"]:
+            out["householder_integrated_address_number"] = self.householder(
+                str(record["municipality_code"]), str(record["household_number"]))  # v2: its household lookup
+        return out, update.history_number
 
     def apply(self, change: dict[str, Any]) -> FukuhonUpdate | None:
         """Take one togo.jumin record; the 副本 update it produces, if any."""
@@ -113,7 +122,7 @@ class IntegratedAddressFunction:
             "address": change.get("address"), "resident_status": change.get("resident_status"),
             "household_number": household[1], "relationship": change.get("relationship"),
             "household_members": sorted(self.households.get(household, {})),
-            "deceased": (change.get("change") or {}).get("reason") == "SHIBOU",
+            "deceased": (change.get("change") or {}).get("reason") in DEATHS,
         }
         self.fukuhon[number] = entry
         if not items:
@@ -129,10 +138,12 @@ def fukuhon_record(change: dict[str, Any], update: FukuhonUpdate, fields: Any) -
     out = _copy(change, fields)
     reason = (change.get("change") or {}).get("reason")
     out.update(integrated_address_number=update.integrated_address_number)
+    if "household_members" in out:  # chukan.fukuhon v2: the 副本's 世帯構成, by 団体内統合宛名番号
+        out["household_members"] = list(update.fukuhon["household_members"])
     if "deceased" in out:
-        out["deceased"] = reason == "SHIBOU"
+        out["deceased"] = reason in DEATHS
     if "death_date" in out:
-        out["death_date"] = (change.get("change") or {}).get("effective_date") if reason == "SHIBOU" else None
+        out["death_date"] = (change.get("change") or {}).get("effective_date") if reason in DEATHS else None
     out.pop("address_number", None)
     out.pop("personal_number", None)
     return out
