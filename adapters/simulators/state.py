@@ -52,6 +52,9 @@ SYSTEMS: dict[str, SystemInfo] = {
         SystemInfo("portal", "portal.oshirase", "マイナポータル (national portal, notices)"),
         SystemInfo("togo", "togo.jumin", "団体内統合宛名 (integrated address function → 中間サーバー)"),
         SystemInfo("togo_oshirase", "togo.oshirase", "団体内統合宛名 お知らせ (its notices → マイナポータル)"),
+        SystemInfo("fukushi_shinsei", "pittari.shinsei", "児童手当 申請 (ぴったりサービス applications)"),
+        SystemInfo("kaigo_shinsei", "pittari.shinsei", "介護保険 申請 (ぴったりサービス applications)"),
+        SystemInfo("jumin_shinsei", "pittari.shinsei", "住民記録 申請 (ぴったりサービス 転出届)"),
     )
 }
 

@@ -245,7 +245,10 @@ def asyncapi(directory: Path | None, out: Path | None, config: Path | None) -> N
 @click.option("--election-day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="選挙の期日.")
 def election(files: tuple[Path, ...], reference_date: Any, election_day: Any) -> None:
     """選挙時登録 (公職選挙法 第22条): for each jumin.idou XML FILE (the person's latest record),
-    whether the person is registered for the election, and why. Exit 1 if a file is invalid."""
+    whether the person is registered for the election, and why.
+
+    Exit status: 0 every file was judged, 1 a file is not a valid jumin.idou message, 2 a usage
+    error (a 登録基準日 after the 選挙の期日 among them)."""
     from bus.catalog import Catalog
     from bus.routing.election import Election, election_registration
     from bus.validation.validator import validate

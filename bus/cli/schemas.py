@@ -123,7 +123,10 @@ def compat(kind: str, root: Path | None, routes_dir: Path | None, config: Path |
 @_ROOT
 def import_mj(shrink_map: Path, mji: Path, encoding: str, out: Path | None, root: Path | None) -> None:
     """Import the published MJ縮退マップ and MJ文字情報一覧表 into the degradation table, checked;
-    then load it as the character gate does. Exit 1 on any problem (file and record named)."""
+    then load it as the character gate does.
+
+    Exit status: 0 written, 1 a file is not in the published format (file and record named),
+    2 a usage error."""
     from bus.catalog.charsets import CharacterSets
     from bus.catalog.mjimport import import_mj as run_import
     from bus.catalog.mjimport import names

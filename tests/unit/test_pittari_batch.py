@@ -223,3 +223,22 @@ async def test_the_inbox_takes_a_zip_as_a_batch_and_files_the_result(tmp_path: P
     assert (result.status, result.counts["accepted"]) == ("processed", 2)
     filed = json.loads(next((inbox / "processed").glob("*.result.json")).read_text(encoding="utf-8"))
     assert filed["kind"] == "pittari.shinsei" and filed["applications"] == 2
+
+
+async def test_the_system_of_the_procedure_takes_the_application_it_is_routed(tmp_path: Path) -> None:
+    """The 申請 interface's simulator (kind pittari.shinsei) applies what the route sends it."""
+    import httpx
+
+    from adapters.simulators import create_app
+
+    bus = Bus(tmp_path)
+    (tmp_path / "batch.zip").write_bytes(batch(GOOD))
+    await take_pittari(tmp_path / "batch.zip", bus.submit, CATALOG)
+    record = bus.routed()["fukushi_shinsei"]
+    app = create_app("fukushi_shinsei", catalog=CATALOG)
+    headers = {"Content-Type": "application/xml", "Idempotency-Key": "a1.fukushi_shinsei",
+               "X-Renkei-Kind": "pittari.shinsei"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as client:
+        answer = await client.post("/messages", content=CATALOG.get("pittari.shinsei").to_xml(record),
+                                   headers=headers)
+    assert answer.json()["status"] == "applied", answer.text
