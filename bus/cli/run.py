@@ -177,6 +177,8 @@ class _Runner:
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         from bus.cli.console import start_with_bus  # the web console (issue 14): off unless [console] enabled
+        from bus.console import console_options
+        from bus.console.probes import BusProbes
 
         settings = self.settings
         if self.role == "console":
@@ -200,8 +202,14 @@ class _Runner:
             await self._start_simulators(simulators, bus, simulator_ports(settings, delivered))
         url = settings.bus.broker_url
         broker = display_url(url) if url else f"embedded ({settings.bus.state_dir / 'broker.sqlite'})"
+        # /metrics, /healthz, /readyz: the console's port serves them where it runs in this process;
+        # else the intake's port (router, all) or [bus] health_port (a deliverer)
+        probes = None
+        if not (self.role == "all" and console_options(settings).enabled):
+            probes = BusProbes(settings, serve=EmbeddedServer, broker=bus.broker, destinations=lambda: bus.destinations)
         try:
-            await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only, sources=routes))
+            await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only, sources=routes,
+                                     probes=probes.routes() if probes is not None and routes else ()))
         except BrokerError as exc:
             raise _Failed(f"cannot use the broker {broker}: {exc}", RUNTIME_ERROR) from exc
         settle_heap()  # everything the process keeps is loaded: freeze it, collect less often
@@ -223,6 +231,14 @@ class _Runner:
                                    intake=intake_url)
         await reporter.start()
         stack.push_async_callback(reporter.stop)
+        if probes is not None:
+            said = await probes.start(listen=intake_url is None)
+            stack.push_async_callback(probes.stop)
+            if said:
+                _say(said)
+            elif intake_url is not None:
+                _say(f"metrics and health on the intake's port ({intake_url.removesuffix('/v1/messages')}/metrics, "
+                     "/healthz, /readyz)")
         stop_console = await start_with_bus(settings, bus, say=_say) if self.role == "all" else None
         if stop_console is not None:
             stack.push_async_callback(stop_console)

@@ -9,7 +9,8 @@
 runs one alone beside a bus, `renkei demo --console` runs one on the demo's bus. Pages are
 rendered on the server (Jinja2, autoescaped) and work without JavaScript; everything they
 need is served from here (no CDN). Besides the pages: `/metrics` (Prometheus), `/healthz`
-(the process lives) and `/readyz` (broker, stores and audit trail reachable).
+(the process lives) and `/readyz` (broker and stores reachable, the audit chain strictly
+verified) — bus.console.probes, the same as a bus process without the console serves.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from bus.console.data import BusData
 from bus.console.i18n import LANGUAGES, t
 from bus.console.monitor import Monitor
 from bus.console.parts import LANG_COOKIE, SESSION_COOKIE, DemoControls, Job, ServerFactory, language
+from bus.console.probes import Probes
 from bus.console.sessions import LoginThrottle, Session, Sessions
 from bus.settings import Settings
 
@@ -162,9 +164,7 @@ def _build_app(console: Console) -> Starlette:
         Route("/audit/export", bind(pages.audit_export), methods=["POST"]),
         Route("/alerts", bind(pages.alerts_page)),
         Route("/demo/{system}/{action}", bind(pages.demo_action), methods=["POST"]),
-        Route("/metrics", bind(pages.metrics)),
-        Route("/healthz", bind(pages.healthz)),
-        Route("/readyz", bind(pages.readyz)),
+        *Probes(console.monitor).routes(),  # /metrics, /healthz, /readyz: as every bus process serves them
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes)
