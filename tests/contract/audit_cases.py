@@ -12,6 +12,7 @@ import itertools
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +70,29 @@ def signer() -> CheckpointSigner:
 
 def verifier_of(s: CheckpointSigner) -> CheckpointVerifier:
     return CheckpointVerifier([s.public_key])
+
+
+def write_format_1(path: Path, groups: list[list[AuditEvent]], signer_pem: Path, every: int) -> None:
+    """A trail as a bus before format 2 wrote it: format-1 hashes, signed every `every` records."""
+    import sqlite3
+
+    from bus.audit.chain import GENESIS, AuditRecord, legacy_hash
+    from bus.audit.store import _row
+
+    open_store(path).close()
+    signer = CheckpointSigner.from_pem(signer_pem.read_bytes())
+    seq, prev = 0, GENESIS
+    for event in [e for group in groups for e in group]:
+        seq += 1
+        record = AuditRecord(seq, prev, legacy_hash(seq, prev, event), event)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute(f"INSERT INTO audit_records VALUES ({', '.join('?' for _ in _row(record))})", _row(record))
+        db.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, record.hash))
+        db.close()
+        prev = record.hash
+        if seq % every == 0:
+            with open_store(path) as store:
+                store.add_checkpoint(signer)
 
 
 def append_worker(location: str, options: dict[str, Any], worker: int, rounds: int, pem: bytes,
