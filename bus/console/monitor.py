@@ -52,8 +52,13 @@ class Monitor:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
-    async def start(self) -> None:
-        await self.look()
+    async def start(self, *, wait: bool = True) -> None:
+        """Look at the bus now (`wait`), or at once in the background (a bus process must not wait
+        for its first verification of a long trail before it is ready), then every `sample_every`."""
+        if wait:
+            await self.look()
+        else:
+            self._changed.set()
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:

@@ -99,7 +99,7 @@ class BusProbes:
     async def start(self, *, listen: bool) -> str | None:
         """Start watching; with `listen`, serve the probes on [bus] health_host:health_port (0: not
         at all). A port in use is said (returned) and the process goes on without the listener."""
-        await self.monitor.start()
+        await self.monitor.start(wait=False)
         bus = self.settings.bus
         if not listen or bus.health_port == 0:
             return None
