@@ -70,7 +70,7 @@ def console_options(settings: Settings, env: dict[str, str] | None = None, **ove
         table = data.get("console", {})
         if not isinstance(table, dict):
             raise ConfigError("[console] must be a table", where=where)
-        raw.update(table)
+        raw.update({k: v for k, v in table.items() if k != "oidc"})  # [console.oidc]: bus.console.oidc
     known = {f.name: f for f in fields(ConsoleOptions)}
     unknown = sorted(set(raw) - set(known))
     if unknown:

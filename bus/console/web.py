@@ -35,6 +35,7 @@ from bus.console.config import ConsoleOptions
 from bus.console.data import BusData
 from bus.console.i18n import LANGUAGES, t
 from bus.console.monitor import Monitor
+from bus.console.oidc import Oidc, login_callback, login_start, oidc_options
 from bus.console.parts import LANG_COOKIE, SESSION_COOKIE, DemoControls, Job, ServerFactory, language
 from bus.console.probes import Probes
 from bus.console.sessions import LoginThrottle, Session, Sessions
@@ -62,6 +63,8 @@ class Console:
         self.throttle = LoginThrottle(limit=options.login_failures, window=options.lockout)
         self.jobs: dict[str, Job] = {}
         self.demo = demo
+        oidc = oidc_options(settings)  # [console.oidc]: log in with an OpenID Connect provider too
+        self.oidc = Oidc(oidc) if oidc is not None else None
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(("html",)), trim_blocks=True, lstrip_blocks=True)
         self.app = _build_app(self)
@@ -95,6 +98,8 @@ class Console:
         session = self.session(request)
         if session is None or session.account is None:
             return None
+        if session.external is not None:
+            return session.external
         account = self.accounts.get(session.account)
         if account is None:
             self.sessions.end(session.token)
@@ -108,7 +113,7 @@ class Console:
         page = self.templates.get_template(template).render(
             lang=lang, other_lang="en" if lang == "ja" else "ja", t=lambda key, **v: t(lang, key, **v),
             account=account, csrf=csrf, path=request.url.path,
-            demo=self.demo is not None, scope_text=_scope_text(lang, account), **context)
+            demo=self.demo is not None, oidc=self.oidc is not None, scope_text=_scope_text(lang, account), **context)
         response = HTMLResponse(page, status_code=status_code)
         response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
                                                        "style-src 'self'; frame-ancestors 'none'")
@@ -153,6 +158,8 @@ def _build_app(console: Console) -> Starlette:
         Route("/login", bind(pages.login_page), methods=["GET"]),
         Route("/login", bind(pages.login), methods=["POST"]),
         Route("/logout", bind(pages.logout), methods=["POST"]),
+        Route("/login/oidc", bind(login_start)),
+        Route("/login/oidc/callback", bind(login_callback)),
         Route("/dead", bind(pages.dead_list)),
         Route("/dead/{dead_id:int}", bind(pages.dead_show), methods=["GET", "POST"]),
         Route("/dead/resolve", bind(pages.dead_resolve), methods=["POST"]),
