@@ -128,6 +128,11 @@ class Oidc:
             self._client = httpx.AsyncClient(timeout=10)
         return self._client
 
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
     async def metadata(self) -> dict[str, Any]:
         if self._metadata is None:
             url = f"{self.options.issuer}/.well-known/openid-configuration"

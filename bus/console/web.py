@@ -88,6 +88,8 @@ class Console:
             if job.task is not None and not job.task.done():
                 job.task.cancel()
         await self.monitor.stop()
+        if self.oidc is not None:
+            await self.oidc.aclose()
 
     # -- what every page needs ---------------------------------------------------------------
 
