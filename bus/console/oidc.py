@@ -26,7 +26,6 @@ never with a token or a claim's value other than the account name.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -43,21 +42,17 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
 
-from bus.audit.events import EventType
 from bus.console.accounts import ALL, ROLES, Account
-from bus.console.parts import ConsoleLike, redirect
 from bus.errors import ConfigError
 from bus.settings import Settings
 
-__all__ = ["FLOW_COOKIE", "Oidc", "OidcOptions", "OidcRefused", "login_callback", "login_start", "oidc_options"]
+__all__ = ["FLOW_COOKIE", "FLOW_SECONDS", "Oidc", "OidcOptions", "OidcRefused", "oidc_options"]
 
 FLOW_COOKIE = "renkei_oidc"
 _MUNICIPALITY = re.compile(r"\d{6}")
 _NAME = re.compile(r"[^A-Za-z0-9._@-]")
-_FLOW_SECONDS = 600
+FLOW_SECONDS = 600
 
 
 class OidcRefused(Exception):
@@ -148,7 +143,7 @@ class Oidc:
         """(the provider's authorization URL to send the browser to, the flow cookie's value)."""
         meta = await self.metadata()
         now = time.time()
-        for state in [s for s, f in self._flows.items() if now - f.started > _FLOW_SECONDS]:
+        for state in [s for s, f in self._flows.items() if now - f.started > FLOW_SECONDS]:
             del self._flows[state]
         state, flow = secrets.token_urlsafe(24), _Flow(secrets.token_urlsafe(24), secrets.token_urlsafe(24),
                                                        secrets.token_urlsafe(48), redirect_url, now)
@@ -165,7 +160,7 @@ class Oidc:
         """The account of a provider's answer (`state`, `code`) in the browser with flow cookie
         `binding`; raises OidcRefused saying why."""
         flow = self._flows.pop(state, None)
-        if flow is None or time.time() - flow.started > _FLOW_SECONDS:
+        if flow is None or time.time() - flow.started > FLOW_SECONDS:
             raise OidcRefused("unknown or expired login (state)")
         if binding is None or not hmac.compare_digest(binding, flow.binding):
             raise OidcRefused("the login was begun in another browser")
@@ -204,53 +199,3 @@ class Oidc:
                 isinstance(c, str) and (c == ALL or _MUNICIPALITY.fullmatch(c)) for c in codes):
             raise OidcRefused(f"the ID token's {o.municipalities_claim} is not a list of municipality codes or '*'")
         return Account(f"oidc:{_NAME.sub('_', name)[:64]}", str(role), tuple(sorted(set(codes))))
-
-
-# -- the two pages (bound to the console by bus.console.web) -------------------------------------
-
-
-async def login_start(console: ConsoleLike, request: Request) -> Response:
-    """GET /login/oidc: to the provider, with a fresh flow bound to this browser."""
-    if console.oidc is None:
-        return console.render(request, "message.html", status_code=404, text="error.not_found")
-    redirect_url = console.oidc.options.redirect_url or f"{request.base_url}login/oidc/callback"
-    try:
-        url, binding = await console.oidc.begin(redirect_url)
-    except (httpx.HTTPError, ValueError, KeyError, OidcRefused) as exc:
-        return await _refused(console, request, f"the provider cannot be reached ({type(exc).__name__})")
-    response = RedirectResponse(url, status_code=303)
-    response.set_cookie(FLOW_COOKIE, binding, httponly=True, samesite="lax", secure=console.options.secure_cookies,
-                        max_age=_FLOW_SECONDS, path="/login/oidc")
-    return response
-
-
-async def login_callback(console: ConsoleLike, request: Request) -> Response:
-    """GET /login/oidc/callback?state=…&code=…: the provider's answer, checked; a session on success."""
-    if console.oidc is None:
-        return console.render(request, "message.html", status_code=404, text="error.not_found")
-    state, code = request.query_params.get("state", ""), request.query_params.get("code", "")
-    if not state or not code:
-        error = request.query_params.get("error", "no code")
-        return await _refused(console, request, f"the provider answered without a code ({error[:64]})")
-    try:
-        account = await console.oidc.finish(state, code, request.cookies.get(FLOW_COOKIE))
-    except OidcRefused as exc:
-        return await _refused(console, request, str(exc))
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        return await _refused(console, request, f"the provider cannot be reached ({type(exc).__name__})")
-    session = console.session(request) or console.sessions.new()
-    fresh = console.sessions.login(session, account.name, external=account)
-    response = redirect("/")
-    console.set_session_cookie(response, fresh)
-    response.delete_cookie(FLOW_COOKIE, path="/login/oidc")
-    return response
-
-
-async def _refused(console: ConsoleLike, request: Request, reason: str) -> Response:
-    await asyncio.to_thread(console.data.record_console_event, EventType.AUTH_FAILED, actor="console:oidc",
-                            reason=f"console OIDC login refused: {reason}")
-    session = console.session(request) or console.sessions.new()
-    response = console.render(request, "login.html", status_code=401, error="login.oidc_failed",
-                              csrf_override=session.csrf)
-    console.set_session_cookie(response, session)
-    return response

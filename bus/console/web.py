@@ -35,7 +35,8 @@ from bus.console.config import ConsoleOptions
 from bus.console.data import BusData
 from bus.console.i18n import LANGUAGES, t
 from bus.console.monitor import Monitor
-from bus.console.oidc import Oidc, login_callback, login_start, oidc_options
+from bus.console.oidc import Oidc, oidc_options
+from bus.console.oidc_pages import login_callback, login_start
 from bus.console.parts import LANG_COOKIE, SESSION_COOKIE, DemoControls, Job, ServerFactory, language
 from bus.console.probes import Probes
 from bus.console.sessions import LoginThrottle, Session, Sessions
