@@ -28,6 +28,17 @@ def _watch(log: AuditLog, strict: bool = True) -> ChainWatch:
     return ChainWatch(lambda: AuditLog(open_store(path), log.signer, witness=log.witness), strict=strict)
 
 
+def _checked(tmp_path: Path) -> tuple[AuditLog, ChainWatch]:
+    """A signed, witnessed trail of one message's life, and a watch that has checked it once (OK)."""
+    log = _log(tmp_path)
+    log.append(cases.life(1))
+    log.checkpoint()
+    watch = _watch(log)
+    first = watch.check()
+    assert first.ok and first.reason == "ok" and first.report.records == log.store.head().seq
+    return log, watch
+
+
 def _tamper(path: Path, sql: str, params: tuple[object, ...]) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("DROP TRIGGER IF EXISTS audit_records_no_update")
@@ -36,12 +47,7 @@ def _tamper(path: Path, sql: str, params: tuple[object, ...]) -> None:
 
 
 def test_a_later_check_reads_only_what_follows_the_last_good_checkpoint(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    log.append(cases.life(1))
-    log.checkpoint()
-    watch = _watch(log)
-    first = watch.check()
-    assert first.ok and first.reason == "ok" and first.report.records == log.store.head().seq
+    log, watch = _checked(tmp_path)
     log.append(cases.life(2))
     log.checkpoint()
     second = watch.check()
@@ -49,11 +55,8 @@ def test_a_later_check_reads_only_what_follows_the_last_good_checkpoint(tmp_path
 
 
 def test_a_check_within_max_age_is_the_cached_verdict(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    log.append(cases.life(1))
-    log.checkpoint()
-    watch = _watch(log)
-    first = watch.check()
+    log, watch = _checked(tmp_path)
+    first = watch.last
     _tamper(tmp_path / "audit.sqlite", "UPDATE audit_records SET destination = 'x' WHERE seq = ?",
             (log.store.head().seq,))
     assert watch.check(max_age=60) is first
@@ -61,11 +64,7 @@ def test_a_check_within_max_age_is_the_cached_verdict(tmp_path: Path) -> None:
 
 
 def test_a_record_altered_after_the_anchor_breaks_it_named_by_seq_without_ids(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    log.append(cases.life(1))
-    log.checkpoint()
-    watch = _watch(log)
-    assert watch.check().ok
+    log, watch = _checked(tmp_path)
     records = log.append(cases.life(2))
     _tamper(tmp_path / "audit.sqlite", "UPDATE audit_records SET destination = 'x' WHERE seq = ?", (records[1].seq,))
     verdict = watch.check()
@@ -87,11 +86,7 @@ def test_a_chain_without_a_key_or_a_witness_is_not_ready_when_strict(tmp_path: P
 
 def test_an_incremental_check_still_sees_the_store_cut_short(tmp_path: Path) -> None:
     """A witnessed checkpoint past the store's end (rolled back): caught after the anchor too."""
-    log = _log(tmp_path)
-    log.append(cases.life(1))
-    log.checkpoint()
-    watch = _watch(log)
-    assert watch.check().ok
+    log, watch = _checked(tmp_path)
     log.append(cases.life(2))
     log.checkpoint()
     head = log.store.checkpoints()[-1]
