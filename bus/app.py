@@ -45,6 +45,7 @@ from bus.stages import (
     LoggingHooks,
     ResidentLine,
     RouteStage,
+    StageHooks,
     TenantGuardSink,
 )
 from bus.tenancy import SourceBinding, Sources, Tenancy
@@ -104,6 +105,9 @@ class Bus:
     catalog: Catalog = field(default_factory=Catalog.load)
     #: sources to open at start beside those of the settings (tests, embedding programs)
     sources: Sequence[Source] = ()
+    #: more middleware, heard after the trail, the counters and the log (renkei run: its probes'
+    #: latency histogram, bus.console.probes)
+    watchers: Sequence[StageHooks] = ()
 
     def __post_init__(self) -> None:
         state_dir = self.settings.bus.state_dir
@@ -114,7 +118,7 @@ class Bus:
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         #: the middleware every stage reports to, in order: audit trail, counters, log
         self.counters = CountingHooks(self.state)  # group-committed; closed by `stop`
-        self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks())
+        self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks(), *self.watchers)
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         check_destinations(self.settings, (route.destination for route in self.routes.routes), sink_options)
         check_pins(self.settings, self.routes.routes, self.catalog.versions)

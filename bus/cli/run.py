@@ -186,7 +186,14 @@ class _Runner:
             assert stop_console is not None  # forced on
             stack.push_async_callback(stop_console)
             return
-        bus = self.bus = Bus(settings)  # loads the catalog and the routes: a ConfigError says file:line
+        # /metrics, /healthz, /readyz: the console's port serves them where it runs in this process;
+        # else the intake's port (router, all) or [bus] health_port (a deliverer)
+        probes = None
+        if not (self.role == "all" and console_options(settings).enabled):
+            probes = BusProbes(settings, serve=EmbeddedServer,
+                               destinations=lambda: self.bus.destinations if self.bus is not None else ())
+        # loads the catalog and the routes: a ConfigError says file:line
+        bus = self.bus = Bus(settings, watchers=[probes.latency] if probes is not None else [])
         simulators: list[EmbeddedServer] = []
         stack.push_async_callback(_stop_all, simulators)  # last: deliveries in flight reach them
         stack.push_async_callback(bus.stop)
@@ -202,11 +209,6 @@ class _Runner:
             await self._start_simulators(simulators, bus, simulator_ports(settings, delivered))
         url = settings.bus.broker_url
         broker = display_url(url) if url else f"embedded ({settings.bus.state_dir / 'broker.sqlite'})"
-        # /metrics, /healthz, /readyz: the console's port serves them where it runs in this process;
-        # else the intake's port (router, all) or [bus] health_port (a deliverer)
-        probes = None
-        if not (self.role == "all" and console_options(settings).enabled):
-            probes = BusProbes(settings, serve=EmbeddedServer, broker=bus.broker, destinations=lambda: bus.destinations)
         try:
             await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only, sources=routes,
                                      probes=probes.routes() if probes is not None and routes else ()))

@@ -18,7 +18,9 @@ with the failing check and why (no personal data: record numbers, never ids or p
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,11 +34,14 @@ from bus.console.data import BusData, RenkeiError
 from bus.console.metrics import CONTENT_TYPE
 from bus.console.monitor import Monitor
 from bus.console.parts import ServerFactory
+from bus.envelope import Envelope
 from bus.errors import AuditStoreError
 from bus.logs import get_logger
+from bus.ports import Receipt
 from bus.settings import Settings
+from bus.stages import StageHooks
 
-__all__ = ["BusProbes", "Probes"]
+__all__ = ["BusProbes", "DeliveryLatency", "Probes"]
 
 log = get_logger("renkei.health")
 
@@ -75,9 +80,28 @@ class Probes:
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
+class DeliveryLatency(StageHooks):
+    """Middleware of the bus (`Bus(watchers=…)`): each delivery this process makes, observed in the
+    latency histogram from its envelope's `occurred_at` (when the intake took it) to now."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self._histogram = monitor.metrics.latency
+
+    def delivered(self, envelope: Envelope, receipt: Receipt) -> None:
+        try:
+            taken = datetime.fromisoformat(envelope.occurred_at).timestamp()
+        except (TypeError, ValueError):
+            return  # an envelope without a readable time: not observed (hooks never raise)
+        self._histogram.labels(envelope.destination or "").observe(max(0.0, time.time() - taken))
+
+
 class BusProbes:
     """The probes of a `renkei run` process without the console: `routes()` for the HTTP
-    intake's app (before the bus starts), `start(listen=True)` for a listener of their own."""
+    intake's app and `latency` for the bus's middleware (both before the bus starts),
+    `start(listen=True)` for a listener of their own.
+
+    The figures of /metrics are the bus's (every process tells the same: aggregate them with
+    max, not sum), except the latency histogram: this process's own deliveries (sum them)."""
 
     def __init__(self, settings: Settings, *, serve: ServerFactory, broker: Any = None,
                  destinations: Callable[[], Iterable[str]] = tuple) -> None:
@@ -86,8 +110,9 @@ class BusProbes:
         send = webhook_sender(options.webhook_url) if options.webhook_url and not options.enabled else None
         alerts = Alerts(send, quiet_period=options.quiet_period, per_hour=options.alerts_per_hour)
         self.monitor = Monitor(BusData(settings, broker=broker, destinations=destinations), options, alerts,
-                               history=False, full_verify=False)
+                               history=False, full_verify=False, tail_latency=False)
         self.probes = Probes(self.monitor)
+        self.latency = DeliveryLatency(self.monitor)
         self.settings = settings
         self._serve = serve
         self.server: Any = None

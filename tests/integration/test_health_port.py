@@ -88,9 +88,10 @@ async def test_the_bus_serves_metrics_on_its_intake_port_and_readyz_catches_a_ta
 
             async def all_delivered() -> bool:
                 samples = _samples((await client.get("/metrics")).text)
-                return samples.get(("renkei_delivery_latency_seconds_count", (("destination", "zei"),))) == 6
+                return samples.get(("renkei_delivery_latency_seconds_count", (("destination", "zei"),))) == 6 \
+                    and samples.get(("renkei_destination_delivered_total", (("destination", "zei"),))) == 6
 
-            await eventually(all_delivered, "six deliveries to zei in the latency histogram")
+            await eventually(all_delivered, "six deliveries to zei counted and in the latency histogram")
             text = (await client.get("/metrics")).text
             samples = _samples(text)
             assert samples[("renkei_destination_delivered_total", (("destination", "zei"),))] == 6
