@@ -241,6 +241,10 @@ class _Runner:
             elif intake_url is not None:
                 _say(f"metrics and health on the intake's port ({intake_url.removesuffix('/v1/messages')}/metrics, "
                      "/healthz, /readyz)")
+            audit = settings.audit
+            if probes.monitor.options.ready_strict_audit and (audit.signing_key is None or audit.witness is None):
+                _say("note: /readyz answers 503 while the audit trail cannot be proven: configure [audit] "
+                     "signing_key_file and witness (or [console] ready_strict_audit = false)")
         stop_console = await start_with_bus(settings, bus, say=_say) if self.role == "all" else None
         if stop_console is not None:
             stack.push_async_callback(stop_console)

@@ -68,7 +68,21 @@ async def test_a_deliverer_serves_the_probes_on_its_health_port_and_readyz_follo
             await eventually(lambda: ready_is(200), "ready again once the broker's file is back")
     finally:
         assert await bus.stop() == 0
-    assert "intake listening" not in bus.output
+    assert "intake listening" not in bus.output and "/readyz answers 503" not in bus.output
+
+
+async def test_health_port_0_serves_no_listener_and_an_unprovable_trail_is_said_at_start(tmp_path: Path) -> None:
+    (sink,) = free_ports(1)
+    config = write_config(tmp_path / "renkei.toml", destinations={"zei": f"http://127.0.0.1:{sink}/messages"})
+    config.write_text(config.read_text(encoding="utf-8").replace('state_dir = "var"', 'state_dir = "var"\n'
+                                                                 "health_port = 0", 1), encoding="utf-8")
+    bus = await BusProcess.start(config, "--role", "deliver")
+    try:
+        await bus.wait_for(r"renkei run: ready")
+    finally:
+        assert await bus.stop() == 0
+    assert "metrics and health on" not in bus.output
+    assert "/readyz answers 503 while the audit trail cannot be proven" in bus.output
 
 
 async def test_the_bus_serves_metrics_on_its_intake_port_and_readyz_catches_a_tampered_trail(tmp_path: Path) -> None:
