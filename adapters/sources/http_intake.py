@@ -21,7 +21,7 @@
         source); the message is not kept
     503 the broker is unavailable: try again (Retry-After)
     GET /healthz                 200 {"status": "ok"}
-    GET /metrics, /healthz, /readyz  with `probes` (`renkei run`: bus.console.probes), theirs
+    GET /metrics, /readyz        with `probes` (`renkei run`: bus.console.probes)
 
 The app only talks to a `bus.ports.Intake` (the bus wires its intake stage) and a
 `bus.ports.Gatekeeper` (the bus's tenant gate) that checks tokens and audits every refusal
@@ -97,8 +97,8 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
                       probes: Sequence[BaseRoute] = ()) -> Starlette:
     """The intake ASGI app around one `Intake`; with a `gate` that enforces sources, every
     request needs a source's bearer token. With a `catalog` it also takes files of the
-    file-linkage layout at `/v1/files` (adapters.sources.http_files). `probes`: routes served
-    first (the bus process's /metrics, /healthz, /readyz), without a token."""
+    file-linkage layout at `/v1/files` (adapters.sources.http_files). `probes`: more routes,
+    served without a token (the bus process's /metrics and /readyz; /healthz stays this app's)."""
 
     async def submit(request: Request) -> Response:
         try:
@@ -190,7 +190,7 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    routes = [*probes, Route("/v1/messages", submit, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
+    routes = [Route("/v1/messages", submit, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]), *probes]
     if catalog is not None:
         routes.append(Route("/v1/files", submit_file, methods=["POST"]))
     return Starlette(routes=routes)
