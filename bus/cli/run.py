@@ -16,6 +16,12 @@ Tenants (docs/tenants.md): with `[sources.<id>]` the HTTP intake needs each sour
 token, each source's `inbox` gets its own directory source, and `[intake] amqp_vhosts` starts
 one AMQP intake per municipality vhost; `[intake] tls_cert_file`/`tls_key_file` serve https.
 
+Metrics and health (docs/console.md): every process serves /metrics, /healthz and /readyz —
+on the console's port where the console runs in it, else on the HTTP intake's port (roles all
+and router), else (a deliverer) on `[bus] health_host:health_port` (default 127.0.0.1:9464;
+0: none; a port in use is said and the process runs without it). /readyz includes the audit
+chain's strict verification (bus.audit.watch).
+
 Stopping (SIGINT/SIGTERM): the intake stops taking messages (a request being answered is
 answered), the directory source finishes its file, the consumers let their running
 handlers finish and requeue what has not started, then the broker closes. Exit status 0.
