@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bus.audit.chain import GENESIS
+from bus.audit.chain import GENESIS, AuditRecord
 from bus.audit.signing import Checkpoint, CheckpointVerifier
 from bus.audit.store import AuditStore
 
@@ -86,10 +86,12 @@ def verify(store: AuditStore, verifier: CheckpointVerifier | None = None, *, wit
     """Check the whole trail; without a verifier, checkpoint signatures are not checked
     (their hashes still are); with a `witness`, compare its checkpoints with the store; with an
     `interval` (seconds), no record may stay unsigned longer than that. `since`: a checkpoint an
-    earlier verification found good (its `Report.anchor`): only what comes after it is checked."""
+    earlier verification found good (its `Report.anchor`; unsigned, `signature` "", on a trail
+    without checkpoints): only its record and what comes after it are checked."""
     report = Report()
     after = since.seq if since is not None else 0
     witnessed = [c for c in (witness.checkpoints() if witness is not None else []) if c.seq > after]
+    present = store.head().seq  # records after it, written while this runs, may be signed by checkpoints unread
     checkpoints = store.checkpoints(after)  # after the witness: the store only grows meanwhile
     wanted = {c.seq for c in checkpoints} | {c.seq for c in witnessed}
     good = [c for c in [*checkpoints, *witnessed] if verifier is None or verifier.problem(c) is None]
@@ -100,35 +102,33 @@ def verify(store: AuditStore, verifier: CheckpointVerifier | None = None, *, wit
     expected, prev = (after, None) if since is not None else (1, GENESIS)
     report.anchor = since
     report.last_checkpoint = after
-    for record in store.records(after=max(after - 1, 0)):
-        report.records += 1
-        if since is not None and record.seq == after and record.hash != since.hash:
-            report.problems.append(Problem(after, "does not have the hash its signed checkpoint holds: the chain "
-                                                  f"up to {after} was rewritten"))
-        if record.seq != expected:
-            gap = f"{expected}" if record.seq == expected + 1 else f"{expected}–{record.seq - 1}"
-            what = f"is missing (record{'s' if '–' in gap else ''} {gap} removed: the sequence goes from " \
-                   f"{expected - 1} to {record.seq})"
-            report.problems.append(Problem(expected, what))
-        elif prev is not None and record.prev_hash != prev:
-            what = f"does not follow record {record.seq - 1}: its prev_hash is not that record's hash " \
-                   "(records removed, inserted or reordered)"
-            report.problems.append(Problem(record.seq, what))
-        elif record.computed_hash != record.hash:
-            report.problems.append(Problem(record.seq, f"was altered: its content no longer matches its hash "
-                                                       f"({record.event.event} of message {record.event.message_id})"))
-        if record.seq in wanted:
-            hashes[record.seq] = record.hash
-        if deadline is not None and base is not None and record.seq > base.seq and _later(record.event.at, deadline):
-            report.problems.append(Problem(record.seq, f"was written at {record.event.at}, more than {interval:g} s "
-                                                       f"after the last checkpoint (record {base.seq}, signed "
-                                                       f"{base.signed_at}), though the head is signed every "
-                                                       f"{interval:g} s while records are written: checkpoints "
-                                                       "removed, or records added without the signing key"))
-            deadline = None  # the first one says it
-        expected, prev = record.seq + 1, record.hash
-    last = expected - 1
-    head = store.head()
+    start = max(after - 1, 0)
+    while True:
+        for record in store.records(after=start):
+            report.records += 1
+            if since is not None and record.seq == after and record.hash != since.hash:
+                report.problems.append(Problem(after, "does not have the hash it had when it was last verified: "
+                                                      f"the chain up to {after} was rewritten"))
+            problem = _link_problem(record, expected, prev)
+            if problem is not None:
+                report.problems.append(problem)
+            if record.seq in wanted:
+                hashes[record.seq] = record.hash
+            if deadline is not None and base is not None and record.seq > base.seq \
+                    and record.seq <= present and _later(record.event.at, deadline):
+                report.problems.append(Problem(record.seq, f"was written at {record.event.at}, more than "
+                                                           f"{interval:g} s after the last checkpoint (record "
+                                                           f"{base.seq}, signed {base.signed_at}), though the head "
+                                                           f"is signed every {interval:g} s while records are "
+                                                           "written: checkpoints removed, or records added without "
+                                                           "the signing key"))
+                deadline = None  # the first one says it
+            expected, prev = record.seq + 1, record.hash
+        last = expected - 1
+        head = store.head()
+        if head.seq <= last or not store.page(last, 1):
+            break
+        start = last  # records appended while the walk went on (a running bus): walk them too
     report.head_seq = head.seq
     if head.seq > last:
         report.problems.append(Problem(last + 1, f"is missing: the trail ends at {last} but its head is at {head.seq} "
@@ -138,8 +138,23 @@ def verify(store: AuditStore, verifier: CheckpointVerifier | None = None, *, wit
     check_checkpoints(report, checkpoints, hashes, verifier)
     if witness is not None:
         _check_witness(report, witnessed, {c.seq for c in checkpoints}, hashes, last, verifier)
-    _unproven(report, verifier, witness, earlier=since is not None)
+    _unproven(report, verifier, witness, earlier=since is not None and bool(since.signature))
     return report
+
+
+def _link_problem(record: AuditRecord, expected: int, prev: str | None) -> Problem | None:
+    """What is wrong with `record` where record `expected` following hash `prev` should be."""
+    if record.seq != expected:
+        gap = f"{expected}" if record.seq == expected + 1 else f"{expected}–{record.seq - 1}"
+        return Problem(expected, f"is missing (record{'s' if '–' in gap else ''} {gap} removed: the sequence goes "
+                                 f"from {expected - 1} to {record.seq})")
+    if prev is not None and record.prev_hash != prev:
+        return Problem(record.seq, f"does not follow record {record.seq - 1}: its prev_hash is not that record's hash "
+                                   "(records removed, inserted or reordered)")
+    if record.computed_hash != record.hash:
+        return Problem(record.seq, f"was altered: its content no longer matches its hash "
+                                   f"({record.event.event} of message {record.event.message_id})")
+    return None
 
 
 def _deadline(base: Checkpoint | None, interval: float) -> datetime | None:

@@ -6,13 +6,14 @@
 
 The first check walks the whole trail (bus.audit.verify); each later one only what follows the
 last checkpoint the previous one found good (`Report.anchor`: its signature verified, its hash
-the chain's), so a check costs the records written since, not the trail's length. A verdict is
+the chain's), so a check costs the records written since, not the trail's length. A trail
+without checkpoints goes on from the head the last check verified (an unsigned anchor). A verdict is
 **strict**: the chain broken, or something not proven (no signing key to check with, no witness,
 no checkpoints), is not ok — as `renkei audit verify --strict` exits 1 or 3.
 
 What an incremental check cannot see: a record altered *before* the anchor after it was verified
 (the periodic full verification of the console's monitor, `verify_every`, and `renkei audit
-verify` do). Without checkpoints there is no anchor: every check walks the whole trail.
+verify` do).
 """
 
 from __future__ import annotations
@@ -60,8 +61,12 @@ class ChainWatch:
             with self._open() as log:
                 report = verify(log.store, log.verifier(), witness=log.witness, interval=log.checkpoint_interval,
                                 since=self._anchor)
+                log_head = log.store.head()
             if report.ok and report.anchor is not None:
                 self._anchor = report.anchor  # a broken chain keeps the anchor: the next check finds it again
+            elif report.ok and report.head_seq and (self._anchor is None or not self._anchor.signature):
+                head = log_head  # no checkpoint: go on from the head verified, unsigned (signature "")
+                self._anchor = Checkpoint(head.seq, head.hash, "", "", "")
             self.last = _verdict(report, strict=self.strict)
             return self.last
 

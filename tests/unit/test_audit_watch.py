@@ -101,3 +101,43 @@ def test_an_incremental_check_still_sees_the_store_cut_short(tmp_path: Path) -> 
     db.close()
     verdict = watch.check()
     assert verdict.broken and "witness holds a checkpoint" in verdict.reason and str(head.seq) in verdict.reason
+
+
+def test_records_appended_while_a_verification_walks_do_not_break_it(tmp_path: Path) -> None:
+    """A running bus writes while /readyz verifies: the walk takes the new records in, it does not
+    report the head past its end as records removed."""
+    from bus.audit import verify
+
+    log = _log(tmp_path)
+    log.append(cases.life(1))
+    log.checkpoint()
+    store, read_page = log.store, log.store.page
+    written: list[object] = []
+
+    def page(after: int, limit: int) -> list:  # type: ignore[type-arg]
+        found = read_page(after, limit)
+        if not written:
+            written.append(log.append(cases.life(2)))  # meanwhile, the bus appends
+        return found
+
+    store.page = page  # type: ignore[method-assign]
+    assert log.signer is not None
+    report = verify(store, cases.verifier_of(log.signer), witness=log.witness, interval=5)
+    assert written and report.ok, report.problems
+    assert report.head_seq == report.records == len(cases.life(1)) + len(cases.life(2))
+
+
+def test_a_trail_without_checkpoints_is_not_walked_whole_at_every_check(tmp_path: Path) -> None:
+    """No signing key: no checkpoint to start from, so the watch goes on from the head it verified
+    (and still says the chain is not proven)."""
+    log = _log(tmp_path, signed=False, witnessed=False)
+    log.append(cases.life(1))
+    watch = _watch(log, strict=False)
+    assert watch.check().report.records == len(cases.life(1))
+    log.append(cases.life(2))
+    later = watch.check()
+    assert later.ok and later.report.records == 1 + len(cases.life(2))
+    assert any("no signed checkpoints" in what for what in later.report.unproven)
+    _tamper(tmp_path / "audit.sqlite", "UPDATE audit_records SET destination = 'x' WHERE seq = ?",
+            (log.store.head().seq,))
+    assert watch.check().broken
