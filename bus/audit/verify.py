@@ -58,6 +58,7 @@ class Problem:
 class Report:
     records: int = 0
     head_seq: int = 0
+    head_hash: str = GENESIS  # the head as the walk ended (the last record's hash, when ok)
     checkpoints: int = 0
     last_checkpoint: int = 0
     witnessed: int = 0
@@ -129,7 +130,7 @@ def verify(store: AuditStore, verifier: CheckpointVerifier | None = None, *, wit
         if head.seq <= last or not store.page(last, 1):
             break
         start = last  # records appended while the walk went on (a running bus): walk them too
-    report.head_seq = head.seq
+    report.head_seq, report.head_hash = head.seq, head.hash
     if head.seq > last:
         report.problems.append(Problem(last + 1, f"is missing: the trail ends at {last} but its head is at {head.seq} "
                                                  "(records removed from the end)"))

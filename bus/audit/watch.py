@@ -61,12 +61,11 @@ class ChainWatch:
             with self._open() as log:
                 report = verify(log.store, log.verifier(), witness=log.witness, interval=log.checkpoint_interval,
                                 since=self._anchor)
-                log_head = log.store.head()
             if report.ok and report.anchor is not None:
                 self._anchor = report.anchor  # a broken chain keeps the anchor: the next check finds it again
             elif report.ok and report.head_seq and (self._anchor is None or not self._anchor.signature):
-                head = log_head  # no checkpoint: go on from the head verified, unsigned (signature "")
-                self._anchor = Checkpoint(head.seq, head.hash, "", "", "")
+                # no checkpoint: go on from the head verified, unsigned (signature "")
+                self._anchor = Checkpoint(report.head_seq, report.head_hash, "", "", "")
             self.last = _verdict(report, strict=self.strict)
             return self.last
 
