@@ -61,10 +61,10 @@ class ChainWatch:
             with self._open() as log:
                 report = verify(log.store, log.verifier(), witness=log.witness, interval=log.checkpoint_interval,
                                 since=self._anchor)
-            if report.ok and report.anchor is not None:
-                self._anchor = report.anchor  # a broken chain keeps the anchor: the next check finds it again
-            elif report.ok and report.head_seq and (self._anchor is None or not self._anchor.signature):
-                # no checkpoint: go on from the head verified, unsigned (signature "")
+            # a broken chain keeps the anchor: the next check finds the break again
+            if report.ok and report.anchor is not None and report.anchor.signature:
+                self._anchor = report.anchor
+            elif report.ok and report.head_seq:  # no checkpoint yet: go on from the head verified, unsigned
                 self._anchor = Checkpoint(report.head_seq, report.head_hash, "", "", "")
             self.last = _verdict(report, strict=self.strict)
             return self.last

@@ -138,6 +138,8 @@ def test_a_trail_without_checkpoints_is_not_walked_whole_at_every_check(tmp_path
     later = watch.check()
     assert later.ok and later.report.records == 1 + len(cases.life(2))
     assert any("no signed checkpoints" in what for what in later.report.unproven)
+    log.append(cases.life(3))
+    assert watch.check().report.records == 1 + len(cases.life(3))  # the anchor moved on again
     _tamper(tmp_path / "audit.sqlite", "UPDATE audit_records SET destination = 'x' WHERE seq = ?",
             (log.store.head().seq,))
     assert watch.check().broken
