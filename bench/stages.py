@@ -128,7 +128,8 @@ async def run_one(changes: int, *, broker_url: str | None, sink_kind: str, seed:
         del records
         simulators: AbstractContextManager[dict[str, str]] = _Simulators() if sink_kind == "http" else nullcontext({})
         with simulators as urls:
-            bus.sinks.update(_sinks(sink_kind, bus.destinations, urls))
+            sizes: list[int] = []  # the projections' XML, bytes (null sinks)
+            bus.sinks.update(_sinks(sink_kind, bus.destinations, urls, sizes))
             answers: Counter[str] = Counter()
 
             async def feed() -> None:
@@ -164,16 +165,19 @@ async def run_one(changes: int, *, broker_url: str | None, sink_kind: str, seed:
                     raise RuntimeError(f"not every change was accepted: {dict(answers)}")
                 stages.append(await _timed("router", route, changes, rabbitmq=on))
                 stages.append(await _timed(f"deliver ({sink_kind})", deliver, deliveries, rabbitmq=on))
+                rss = report.rss_mb()  # this process, every stage running, before it stops
             finally:
                 await bus.stop()
     return {"broker": "rabbitmq" if broker_url else "embedded", "sink": sink_kind, "changes": changes,
+            "rss_mb": round(rss, 1), "xml_bytes_per_delivery": round(sum(sizes) / len(sizes)) if sizes else None,
             "deliveries": deliveries, "deliveries_per_change": round(deliveries / changes, 3),
             "destinations": dict(sorted(expected.items())), "stages": stages}
 
 
-def _sinks(kind: str, destinations: list[str], urls: dict[str, str]) -> dict[str, Sink]:
+def _sinks(kind: str, destinations: list[str], urls: dict[str, str], sizes: list[int]) -> dict[str, Sink]:
     if kind == "null":
         def null(message: Outbound) -> Receipt:
+            sizes.append(len(message.xml))
             return Receipt.applied(message)
         return {name: FunctionSink(null) for name in destinations}
     from adapters.transports.http import HttpSink

@@ -11,7 +11,8 @@ from bench import stages
 
 
 def _check(run: dict, changes: int) -> None:  # type: ignore[type-arg]
-    assert run["changes"] == changes and run["deliveries"] == sum(run["destinations"].values()) >= changes
+    assert run["rss_mb"] > 0 and run["changes"] == changes
+    assert run["deliveries"] == sum(run["destinations"].values()) >= changes
     intake, router, deliver = run["stages"]
     assert [intake["stage"], router["stage"]] == ["intake", "router"]
     assert deliver["stage"] == f"deliver ({run['sink']})"
@@ -29,6 +30,7 @@ def test_each_stage_of_the_embedded_bus_is_timed_alone_to_null_and_http_sinks(tm
     for run in result["runs"]:
         _check(run, 12)
         assert all(s["rabbitmq_cpu_seconds"] is None for s in run["stages"])
+    assert result["runs"][0]["xml_bytes_per_delivery"] > 0 and result["runs"][1]["xml_bytes_per_delivery"] is None
     assert result["runs"][0]["deliveries"] == result["runs"][1]["deliveries"]  # the same workload
 
 
