@@ -3,6 +3,7 @@ municipality of 100k or 1M residents and a prefecture-wide centre of 10M, at the
 
     python -m bench.capacity                         # the tables, from bench/results/stages.json
     python -m bench.capacity --stages other.json
+    python -m bench.capacity --update-doc            # and write them into docs/scaling.md
 
 Every assumption is in `ASSUMPTIONS` (one place; docs/scaling.md says where each comes from);
 every measured figure comes from the per-stage benchmark (`bench/stages.py`, its result file).
@@ -22,7 +23,10 @@ from typing import Any
 
 from bench import report
 
-__all__ = ["ASSUMPTIONS", "SIZES", "Measured", "main", "measured", "render"]
+__all__ = ["ASSUMPTIONS", "BEGIN", "DOC", "END", "SIZES", "Measured", "main", "measured", "render", "update_doc"]
+
+DOC = report.ROOT / "docs" / "scaling.md"
+BEGIN, END = "<!-- capacity:begin (python -m bench.capacity) -->\n", "<!-- capacity:end -->"
 
 #: residents of the three deployments the issue names
 SIZES = {"municipality, 100k": 100_000, "city, 1M": 1_000_000, "prefecture centre, 10M": 10_000_000}
@@ -186,11 +190,23 @@ def render(figures: dict[str, Measured], a: dict[str, float] = ASSUMPTIONS) -> s
     return "\n".join(out) + "\n"
 
 
+def update_doc(text: str, tables: str) -> str:
+    """`text` (docs/scaling.md) with `tables` between its two markers."""
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise ValueError(f"docs/scaling.md must hold the markers {BEGIN.strip()} and {END} once each")
+    head, rest = text.split(BEGIN, 1)
+    return head + BEGIN + tables + END + rest.split(END, 1)[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stages", type=Path, default=report.RESULTS / "stages.json")
+    parser.add_argument("--update-doc", action="store_true", help=f"also write the tables into {DOC.name}")
     args = parser.parse_args(argv)
-    print(render(measured(args.stages)), end="")
+    tables = render(measured(args.stages))
+    print(tables, end="")
+    if args.update_doc:
+        DOC.write_text(update_doc(DOC.read_text(encoding="utf-8"), tables), encoding="utf-8")
     return 0
 
 

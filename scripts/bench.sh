@@ -101,7 +101,11 @@ if wants pipeline; then
     step "RabbitMQ router vs aio-pika and FastStream" "$results/pipeline.json" \
         "$PY" -m bench.pipeline "${pipeline[@]}" --faststream --out "$results/pipeline.json"
 fi
-wants stages && step "per-stage throughput" "$results/stages.json" "$PY" -m bench.stages "${stages[@]}"
+if wants stages; then
+    step "per-stage throughput" "$results/stages.json" "$PY" -m bench.stages "${stages[@]}"
+    printf '\n== capacity model (docs/scaling.md)\n'
+    "$PY" -m bench.capacity --update-doc >/dev/null && echo "docs/scaling.md: tables recomputed from $results/stages.json"
+fi
 
 printf '\n== summary (%s)\n' "$results/summary.json"
 "$PY" -m bench.summary

@@ -12,7 +12,7 @@ import pytest
 from bench import capacity
 
 ROOT = Path(__file__).resolve().parents[2]
-BEGIN, END = "<!-- capacity:begin (python -m bench.capacity) -->\n", "<!-- capacity:end -->"
+BEGIN, END = capacity.BEGIN, capacity.END
 
 
 def test_the_tables_in_docs_scaling_md_are_what_bench_capacity_prints_from_the_committed_results() -> None:
@@ -68,3 +68,10 @@ def test_peaks_follow_the_assumptions_and_a_larger_place_needs_proportionally_mo
 def test_a_result_without_the_broker_asked_for_is_refused_with_what_to_run() -> None:
     with pytest.raises(ValueError, match=r"no embedded run: run `python -m bench.stages`"):
         capacity.Measured({"runs": []}, "embedded")
+
+
+def test_the_doc_update_replaces_only_what_is_between_the_markers() -> None:
+    text = f"intro\n{BEGIN}old tables\n{END}\nafter\n"
+    assert capacity.update_doc(text, "new\n") == f"intro\n{BEGIN}new\n{END}\nafter\n"
+    with pytest.raises(ValueError, match="markers"):
+        capacity.update_doc("no markers here", "new\n")
