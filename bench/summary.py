@@ -93,7 +93,8 @@ def rows(results: Path = report.RESULTS) -> list[Row]:
             goal = r["target_p99_ms"]
             out.append(_row(f"renkei run, {r['rate_offered']:,}/s offered for {r['seconds_offered']:g} s: "
                             "p99 accepted -> delivered",
-                            f"{r['latency_ms']['p99']:,.1f} ms (accepted {r['accepted_rate']:,.0f}/s)",
+                            f"{r['latency_ms']['p99']:,.1f} ms (answered {r['accepted_rate']:,.0f}/s"
+                            + (f", {r['not_accepted']:,} not accepted)" if r.get("not_accepted") else ")"),
                             f"< {goal:g} ms" if goal else "none", r["passed"] if goal else None,
                             latency, "run_latency.json"))
     out.append(_ingest(results))

@@ -37,7 +37,9 @@ def test_the_offered_load_reaches_every_simulator_and_latencies_come_from_the_au
     assert json.loads(out.read_text(encoding="utf-8")) == result
     [r] = result["runs"]
     assert r["changes"] == 20 and r["broker"] == "embedded"
+    assert r["answers"] == {"accepted": 20} and r["not_accepted"] == 0  # every answer kept, by kind
     assert r["deliveries"] >= 20  # every change reaches at least one system; each delivery has its latency
+    assert r["deliveries"] + r["dead_lettered"] == r["expected_deliveries"]  # what the route table gives
     lat = r["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
     assert lat["p99_per_change"] >= lat["p50"]
