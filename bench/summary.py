@@ -128,6 +128,21 @@ def _ingest(results: Path) -> Row:
                 target, met if records >= 1_000_000 else None, result, "ingest.json")
 
 
+def growth_table(results: Path = report.RESULTS) -> str:
+    """Issue 10 item 6's table (Markdown): CPU per change and RSS by size, embedded and RabbitMQ."""
+    lines = ["| broker | changes | deliveries | CPU ms/change | RSS MB | changes/s | load (1 min) | commit |",
+             "|---|---|---|---|---|---|---|---|"]
+    for broker, name in (("embedded", "embedded"), ("RabbitMQ", "embedded-rabbitmq")):
+        result = _read(results, name)
+        for r in sorted((result or {}).get("runs", []), key=lambda r: r["changes"]):
+            if r.get("mode", "fed") != "fed":
+                continue
+            lines.append(f"| {broker} | {r['changes']:,} | {r['deliveries']:,} | {r['cpu_ms_per_change']:.3f} | "
+                         f"{r['rss_mb']:.0f} | {r['changes_per_s']:,.1f} | {r['load_average']['start'][0]:.1f} | "
+                         f"{(result or {}).get('commit') or '-'} |")
+    return "\n".join(lines)
+
+
 def render(table: list[Row]) -> str:
     width = max(len(r["figure"]) for r in table)
     measured = max(len(r["measured"]) for r in table)
@@ -144,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.summary", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=report.RESULTS, help="the folder of the result files")
     parser.add_argument("--out", type=Path, help="default: RESULTS/summary.json")
+    parser.add_argument("--growth", action="store_true", help="print only the growth table (Markdown)")
     args = parser.parse_args(argv)
+    if args.growth:
+        print(growth_table(args.results))
+        return 0
     table = rows(args.results)
     report.write(args.out or args.results / "summary.json", {"benchmark": "summary", "rows": table})
     print(render(table))

@@ -73,3 +73,16 @@ def test_the_summary_command_prints_the_table_and_writes_it_beside_the_results(
     assert "3,100.0" in printed and "one size only" in printed
     written = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert written["benchmark"] == "summary" and len(written["rows"]) == printed.count("\n") - 2  # header, rule
+
+
+def test_the_growth_table_has_a_row_per_size_and_broker_in_order_of_size(tmp_path: Path, capsys: Any) -> None:
+    runs = _embedded((10000, 300.0, 3.1), (1000, 320.0, 3.0))
+    for run in runs["runs"]:
+        run.update(deliveries=5 * run["changes"], load_average={"start": [2.0, 2.0, 2.0]})
+    _write(tmp_path, "embedded", runs)
+
+    assert summary.main(["--results", str(tmp_path), "--growth"]) == 0
+
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| embedded")]
+    assert [row.split("|")[2].strip() for row in rows] == ["1,000", "10,000"]
+    assert rows[0].split("|")[4].strip() == "3.000"
