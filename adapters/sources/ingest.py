@@ -1,0 +1,266 @@
+"""Ingesting a bulk file (adapters.sources.bulk): bounded, concurrent, resumable, visible.
+
+`Ingester(intake, source=…, checkpoints=<state_dir>/ingest).run(bulk)` submits the file's
+records in batches of `batch` through the intake's `submit_many` (one validation each, one
+confirmed `publish_many` and one audit flush per batch), with at most `window` batches in
+flight: while one batch waits for its publish, the next is read and validated. At most
+`batch × (window + 1)` records are held at any time whatever the file's size (`peak_held`
+says how many were). An intake without `submit_many` gets one `submit` at a time.
+
+After each batch whose answers are all heard (in file order), the checkpoint
+``<checkpoints>/<key>.json`` (key: the file's SHA-256 and the source) says how many records
+are done, with the counts so far: a run killed (kill -9) and started again on the same file
+continues from there. The records between the checkpoint and the kill are submitted again
+and answer "duplicate" (the intake's seen ids): nothing is applied twice. The same file is
+the file status and the console read (`read_progress`): file, records done/total, rate, ETA,
+state (`running`, `done`, `failed`; a `running` file whose process is gone is `interrupted`).
+No value of a record is in it: counts, row numbers and issue codes and messages only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters.sources.bulk import BulkFile, Item
+from bus.errors import SourceRefused
+from bus.ports import Intake, Submission
+from bus.stages.intake import RawMessage
+from bus.validation.issues import Issue
+
+__all__ = ["BATCH", "WINDOW", "IngestProgress", "Ingester", "progress_dir", "read_progress"]
+
+BATCH = 500
+WINDOW = 2
+MAX_DETAILED = 1000
+_SAVE_EVERY = 0.25  # seconds between checkpoint writes (and always at the end)
+_SHOWN_FOR = 24 * 3600.0  # a finished file's progress is shown for a day
+
+
+def progress_dir(state_dir: Path) -> Path:
+    """Where the checkpoints (and so the progress) of bulk files live in a state directory."""
+    return state_dir / "ingest"
+
+
+@dataclass
+class IngestProgress:
+    """Where one bulk file stands (the checkpoint, and what status and the console show)."""
+
+    file: str
+    source: str
+    format: str
+    kind: str
+    digest: str
+    total: int | None
+    done: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    state: str = "running"
+    resumed_from: int = 0
+    started: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    pid: int = field(default_factory=os.getpid)
+    rejected_records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Records per second in this run (since it started or resumed)."""
+        return (self.done - self.resumed_from) / max(self.updated - self.started, 1e-9)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at this rate; None when unknown."""
+        if self.total is None or self.rate <= 0 or self.state != "running":
+            return None
+        return max(self.total - self.done, 0) / self.rate
+
+    def counts(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicate": self.duplicate, "rejected": self.rejected}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rate"] = round(self.rate, 1)
+        data["eta_seconds"] = None if self.eta is None else round(self.eta, 1)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestProgress:
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _key(digest: str, source: str) -> str:
+    return hashlib.sha256(f"{digest}\0{source}".encode()).hexdigest()[:32]
+
+
+def read_progress(state_dir: Path, *, now: float | None = None) -> list[IngestProgress]:
+    """The bulk files of a state directory: running ones, and those finished within a day,
+    newest first; a `running` file whose process is gone reads `interrupted`."""
+    now = time.time() if now is None else now
+    found = []
+    for path in sorted(progress_dir(state_dir).glob("*.json")):
+        try:
+            p = IngestProgress.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            continue
+        if p.state == "running" and not _alive(p.pid):
+            p.state = "interrupted"
+        if p.state == "running" or now - p.updated < _SHOWN_FOR:
+            found.append(p)
+    return sorted(found, key=lambda p: -p.updated)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Ingester:
+    """Submit one bulk file's records through `intake` as `source` (see the module's text)."""
+
+    def __init__(self, intake: Intake, *, source: str, checkpoints: Path | None = None, batch: int = BATCH,
+                 window: int = WINDOW, on_progress: Callable[[IngestProgress], None] | None = None,
+                 restart: bool = False) -> None:
+        if batch < 1 or window < 1:
+            raise ValueError("batch and window must be at least 1")
+        self.intake, self.source, self.checkpoints = intake, source, checkpoints
+        self.batched = hasattr(intake, "submit_many")
+        self.batch, self.window = batch, (window if self.batched else 1)
+        self.on_progress, self.restart = on_progress, restart
+        self.held = 0
+        self.peak_held = 0
+        self._saved = 0.0
+
+    def checkpoint_of(self, bulk: BulkFile) -> Path | None:
+        return None if self.checkpoints is None else self.checkpoints / f"{_key(bulk.digest, self.source)}.json"
+
+    def resume_point(self, bulk: BulkFile) -> IngestProgress:
+        """The checkpoint of this file and source when there is one (and not `restart`), else a fresh start."""
+        fresh = IngestProgress(bulk.path.name, self.source, bulk.format, bulk.kind, bulk.digest, bulk.total)
+        path = self.checkpoint_of(bulk)
+        if path is None or self.restart or not path.exists():
+            return fresh
+        try:
+            saved = IngestProgress.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return fresh
+        if saved.state == "done":  # the same file again: every record goes again (and answers duplicate)
+            return fresh
+        fresh.done = min(saved.done, bulk.total) if bulk.total is not None else saved.done
+        fresh.resumed_from = fresh.done
+        fresh.accepted, fresh.duplicate, fresh.rejected = saved.accepted, saved.duplicate, saved.rejected
+        fresh.rejected_records = saved.rejected_records[:MAX_DETAILED]
+        return fresh
+
+    async def run(self, bulk: BulkFile) -> IngestProgress:
+        """Submit every record not done yet; the final progress (state `done`). A broker failure
+        or an unreadable record raises, with the checkpoint at the last batch fully answered."""
+        progress = self.resume_point(bulk)
+        self._save(progress, force=True)
+        pending: deque[tuple[list[Item], asyncio.Task[list[Submission]]]] = deque()
+        try:
+            batch: list[Item] = []
+            for item in bulk.items(progress.done):
+                batch.append(item)
+                self._hold(1)
+                if len(batch) >= self.batch:
+                    pending.append((batch, asyncio.ensure_future(self._submit(batch, bulk, progress))))
+                    batch = []
+                    while len(pending) >= self.window:
+                        await self._finish(pending.popleft(), progress)
+            if batch:
+                pending.append((batch, asyncio.ensure_future(self._submit(batch, bulk, progress))))
+            while pending:
+                await self._finish(pending.popleft(), progress)
+        except BaseException:
+            for _, task in pending:
+                task.cancel()
+            await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+            progress.state = "failed"
+            self._save(progress, force=True)
+            raise
+        progress.state = "done"
+        self._save(progress, force=True)
+        return progress
+
+    def _hold(self, n: int) -> None:
+        self.held += n
+        self.peak_held = max(self.peak_held, self.held)
+
+    async def _submit(self, batch: list[Item], bulk: BulkFile, progress: IngestProgress) -> list[Submission]:
+        ready = [RawMessage(i.raw, bulk.content_type, self.source, bulk.kind) for i in batch if i.raw is not None]
+        if self.batched:
+            answers: Iterable[Submission] = await self.intake.submit_many(ready)  # type: ignore[attr-defined]
+            return _merge(batch, bulk.kind, answers)
+        merged = []
+        for item in batch:  # one at a time, each heard before the next (an intake without batches)
+            if item.raw is None:
+                answer = _unparsed(item, bulk.kind)
+            else:
+                try:
+                    answer = await self.intake.submit(item.raw, content_type=bulk.content_type, source=self.source,
+                                                      kind=bulk.kind)
+                except SourceRefused as refusal:  # audited by the bus; this source's own mistake
+                    answer = Submission("rejected", kind=bulk.kind, issues=(Issue(refusal.code, str(refusal), "/"),))
+            self._account(progress, item, answer, bulk)
+            merged.append(answer)
+        return merged
+
+    async def _finish(self, entry: tuple[list[Item], asyncio.Task[list[Submission]]],
+                      progress: IngestProgress) -> None:
+        batch, task = entry
+        answers = await task
+        if self.batched:
+            for item, answer in zip(batch, answers, strict=True):
+                self._account(progress, item, answer, None)
+        self.held -= len(batch)
+        self._save(progress)
+
+    def _account(self, progress: IngestProgress, item: Item, answer: Submission, bulk: BulkFile | None) -> None:
+        progress.done = item.index + 1
+        setattr(progress, answer.status, getattr(progress, answer.status) + 1)
+        if answer.status == "rejected" and len(progress.rejected_records) < MAX_DETAILED:
+            where = "record" if progress.format == "avro" else "row"
+            progress.rejected_records.append({where: item.number, "issues": answer.to_dict()["issues"]})
+        progress.updated = time.time()
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+    def _save(self, progress: IngestProgress, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._saved < _SAVE_EVERY:
+            return
+        self._saved = now
+        progress.updated = time.time()
+        path = None if self.checkpoints is None else self.checkpoints / f"{_key(progress.digest, self.source)}.json"
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(progress.to_dict(), ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)  # a kill -9 leaves the old checkpoint or the new one, never half of one
+
+
+def _unparsed(item: Item, kind: str) -> Submission:
+    assert item.issue is not None
+    return Submission("rejected", kind=kind, issues=(item.issue,))
+
+
+def _merge(batch: list[Item], kind: str, answers: Iterable[Submission]) -> list[Submission]:
+    """The answers of the submitted items, with the unparsed items' rejections in their places."""
+    heard = iter(answers)
+    return [next(heard) if item.raw is not None else _unparsed(item, kind) for item in batch]
