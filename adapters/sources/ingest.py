@@ -13,7 +13,9 @@ are done, with the counts so far: a run killed (kill -9) and started again on th
 continues from there. The records between the checkpoint and the kill are submitted again
 and answer "duplicate" (the intake's seen ids): nothing is applied twice. The same file is
 the file status and the console read (`read_progress`): file, records done/total, rate, ETA,
-state (`running`, `done`, `failed`; a `running` file whose process is gone is `interrupted`).
+state (`running`, `done`, `stopped` (interrupted cleanly), `failed` (the broker, or a record
+that cannot be read); a `running` file whose process is gone is `interrupted`). A file not
+`done` resumes; a `done` one read again starts over (its records then answer "duplicate").
 No value of a record is in it: counts, row numbers and issue codes and messages only.
 """
 
@@ -70,6 +72,8 @@ class IngestProgress:
     updated: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
     rejected_records: list[dict[str, Any]] = field(default_factory=list)
+    #: rejected records by issue code and field path ("R401 /address_number"), all of them counted
+    rejected_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -164,6 +168,7 @@ class Ingester:
         fresh.resumed_from = fresh.done
         fresh.accepted, fresh.duplicate, fresh.rejected = saved.accepted, saved.duplicate, saved.rejected
         fresh.rejected_records = saved.rejected_records[:MAX_DETAILED]
+        fresh.rejected_by = dict(saved.rejected_by)
         return fresh
 
     async def run(self, bulk: BulkFile) -> IngestProgress:
@@ -186,11 +191,12 @@ class Ingester:
                 pending.append((batch, asyncio.ensure_future(self._submit(batch, bulk, progress))))
             while pending:
                 await self._finish(pending.popleft(), progress)
-        except BaseException:
+        except BaseException as exc:
             for _, task in pending:
                 task.cancel()
             await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
-            progress.state = "failed"
+            stopped = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+            progress.state = "stopped" if stopped else "failed"
             self._save(progress, force=True)
             raise
         progress.state = "done"
@@ -233,9 +239,13 @@ class Ingester:
     def _account(self, progress: IngestProgress, item: Item, answer: Submission, bulk: BulkFile | None) -> None:
         progress.done = item.index + 1
         setattr(progress, answer.status, getattr(progress, answer.status) + 1)
-        if answer.status == "rejected" and len(progress.rejected_records) < MAX_DETAILED:
-            where = "record" if progress.format == "avro" else "row"
-            progress.rejected_records.append({where: item.number, "issues": answer.to_dict()["issues"]})
+        if answer.status == "rejected":
+            issues = answer.to_dict()["issues"]
+            for what in sorted({f"{i.get('code')} {i.get('path') or '/'}" for i in issues}):
+                progress.rejected_by[what] = progress.rejected_by.get(what, 0) + 1
+            if len(progress.rejected_records) < MAX_DETAILED:
+                where = "record" if progress.format == "avro" else "row"
+                progress.rejected_records.append({where: item.number, "issues": issues})
         progress.updated = time.time()
         if self.on_progress is not None:
             self.on_progress(progress)

@@ -1,0 +1,74 @@
+"""`renkei ingest FILE` as a user runs it, on the embedded broker: every row answered, bad rows
+rejected with their row and field (never a value) without stopping the file, progress lines off
+a terminal, the progress where `renkei status` reads it, and the same file again all duplicate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from processes import bus_env
+
+from adapters.transports.csv_layout import Layout, control_record, encode_rows
+from bus.catalog import Catalog
+from bus.synthetic.samples import sample_records
+
+pytestmark = pytest.mark.integration
+KEY = "ingest-cli-test-pseudonym-key-0001"
+
+
+def renkei_ingest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**bus_env(KEY), "RENKEI_STATE_DIR": str(tmp_path / "state")}
+    return subprocess.run([sys.executable, "-m", "bus.cli", "ingest", *args], env=env, capture_output=True,
+                          text=True, timeout=180, cwd=tmp_path)
+
+
+def bad_csv(catalog: Catalog, n: int) -> tuple[bytes, str]:
+    """A CSV of `n` changes: row 5 a column short, row 9 a 個人番号 with a wrong check digit (returned)."""
+    layout = Layout(catalog.get("jumin.idou"))
+    records: list[dict[str, Any]] = list(sample_records("jumin.idou", catalog, seed=21, n=n))
+    number = records[7]["personal_number"]
+    wrong = number[:-1] + str((int(number[-1]) + 1) % 10)
+    records[7] = {**records[7], "personal_number": wrong}
+    rows = [layout.row(r) for r in records]
+    rows[3] = rows[3][:-1]
+    data = encode_rows([layout.headers(), *rows], "utf-8")
+    return data + control_record(data), wrong
+
+
+def test_bad_rows_are_rejected_with_row_and_field_and_the_rest_of_the_file_goes_in(tmp_path: Path) -> None:
+    catalog = Catalog.load()
+    data, wrong = bad_csv(catalog, 40)
+    (tmp_path / "changes.csv").write_bytes(data)
+    first = renkei_ingest(tmp_path, "changes.csv", "--every", "0.1")
+    assert first.returncode == 3, first.stderr
+    out = first.stdout + first.stderr
+    assert "accepted 38, duplicate 0, rejected 2" in first.stdout
+    assert "rejected R213 at /: 1 (rows 5)" in first.stdout
+    assert any(line.startswith("  rejected R") and "(rows 9)" in line and "personal_number" in line
+               for line in first.stdout.splitlines()), first.stdout
+    assert "ingesting changes.csv: 40/40 records" in first.stderr and "ETA" in first.stderr
+    assert wrong not in out  # where and which field, never the value
+    [saved] = [json.loads(p.read_text()) for p in (tmp_path / "state" / "ingest").glob("*.json")]
+    assert (saved["state"], saved["done"], saved["total"], saved["accepted"]) == ("done", 40, 40, 38)
+    again = renkei_ingest(tmp_path, "changes.csv", "--json")
+    result = json.loads(again.stdout)
+    assert again.returncode == 3 and result["counts"] == {"accepted": 0, "duplicate": 38, "rejected": 2}
+    assert [(r["code"], r["rows"]) for r in result["rejected"] if r["code"] == "R213"] == [("R213", [5])]
+
+
+def test_a_file_rejected_as_a_whole_submits_nothing_and_says_why(tmp_path: Path) -> None:
+    (tmp_path / "wrong.csv").write_bytes("氏名,住所\r\n".encode("cp932"))
+    done = renkei_ingest(tmp_path, "wrong.csv")
+    assert done.returncode == 3 and "rejected as a whole: R213" in done.stdout
+    assert not (tmp_path / "state" / "ingest").exists()
+
+
+def test_a_file_of_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "x.bin").write_bytes(b"\x00")
+    done = renkei_ingest(tmp_path, "x.bin")
+    assert done.returncode == 2 and "--format" in done.stderr
