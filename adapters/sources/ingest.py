@@ -28,109 +28,26 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from adapters.sources.bulk import BulkFile, Item
 from bus.errors import SourceRefused
 from bus.ports import Intake, Submission
 from bus.stages.intake import RawMessage
+from bus.status.ingests import IngestProgress, progress_dir, read_progress
 from bus.validation.issues import Issue
 
-__all__ = ["BATCH", "WINDOW", "IngestProgress", "Ingester", "progress_dir", "read_progress"]
+__all__ = ["BATCH", "WINDOW", "IngestProgress", "Ingester", "checkpoint_key", "progress_dir", "read_progress"]
 
 BATCH = 500
 WINDOW = 2
 MAX_DETAILED = 1000
 _SAVE_EVERY = 0.25  # seconds between checkpoint writes (and always at the end)
-_SHOWN_FOR = 24 * 3600.0  # a finished file's progress is shown for a day
 
 
-def progress_dir(state_dir: Path) -> Path:
-    """Where the checkpoints (and so the progress) of bulk files live in a state directory."""
-    return state_dir / "ingest"
-
-
-@dataclass
-class IngestProgress:
-    """Where one bulk file stands (the checkpoint, and what status and the console show)."""
-
-    file: str
-    source: str
-    format: str
-    kind: str
-    digest: str
-    total: int | None
-    done: int = 0
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: int = 0
-    state: str = "running"
-    resumed_from: int = 0
-    started: float = field(default_factory=time.time)
-    updated: float = field(default_factory=time.time)
-    pid: int = field(default_factory=os.getpid)
-    rejected_records: list[dict[str, Any]] = field(default_factory=list)
-    #: rejected records by issue code and field path ("R401 /address_number"), all of them counted
-    rejected_by: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        """Records per second in this run (since it started or resumed)."""
-        return (self.done - self.resumed_from) / max(self.updated - self.started, 1e-9)
-
-    @property
-    def eta(self) -> float | None:
-        """Seconds left at this rate; None when unknown."""
-        if self.total is None or self.rate <= 0 or self.state != "running":
-            return None
-        return max(self.total - self.done, 0) / self.rate
-
-    def counts(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "duplicate": self.duplicate, "rejected": self.rejected}
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["rate"] = round(self.rate, 1)
-        data["eta_seconds"] = None if self.eta is None else round(self.eta, 1)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IngestProgress:
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def _key(digest: str, source: str) -> str:
+def checkpoint_key(digest: str, source: str) -> str:
+    """The checkpoint's name: one per file content and source."""
     return hashlib.sha256(f"{digest}\0{source}".encode()).hexdigest()[:32]
-
-
-def read_progress(state_dir: Path, *, now: float | None = None) -> list[IngestProgress]:
-    """The bulk files of a state directory: running ones, and those finished within a day,
-    newest first; a `running` file whose process is gone reads `interrupted`."""
-    now = time.time() if now is None else now
-    found = []
-    for path in sorted(progress_dir(state_dir).glob("*.json")):
-        try:
-            p = IngestProgress.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
-            continue
-        if p.state == "running" and not _alive(p.pid):
-            p.state = "interrupted"
-        if p.state == "running" or now - p.updated < _SHOWN_FOR:
-            found.append(p)
-    return sorted(found, key=lambda p: -p.updated)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Ingester:
@@ -150,7 +67,9 @@ class Ingester:
         self._saved = 0.0
 
     def checkpoint_of(self, bulk: BulkFile) -> Path | None:
-        return None if self.checkpoints is None else self.checkpoints / f"{_key(bulk.digest, self.source)}.json"
+        if self.checkpoints is None:
+            return None
+        return self.checkpoints / f"{checkpoint_key(bulk.digest, self.source)}.json"
 
     def resume_point(self, bulk: BulkFile) -> IngestProgress:
         """The checkpoint of this file and source when there is one (and not `restart`), else a fresh start."""
@@ -256,9 +175,9 @@ class Ingester:
             return
         self._saved = now
         progress.updated = time.time()
-        path = None if self.checkpoints is None else self.checkpoints / f"{_key(progress.digest, self.source)}.json"
-        if path is None:
+        if self.checkpoints is None:
             return
+        path = self.checkpoints / f"{checkpoint_key(progress.digest, self.source)}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(progress.to_dict(), ensure_ascii=False), encoding="utf-8")

@@ -135,6 +135,13 @@ def render_table(report: StatusReport, *, watching: float | None = None, wide: b
           _tokens(s["tokens"])] for s in data["sources"]],
         empty="(no source has sent anything yet)", text=1,
     )]
+    if data["ingests"]:
+        lines += ["", *columns(
+            ["BULK FILE", "SOURCE", "STATE", "DONE", "OF", "RATE/s", "ETA", "ACCEPTED", "DUPLICATE", "REJECTED"],
+            [[i["file"], i["source"], i["state"], i["done"], i["total"], i["rate_per_second"],
+              _eta(i["eta_seconds"]), i["accepted"], i["duplicate"], i["rejected"]] for i in data["ingests"]],
+            text=3,
+        )]
     lines.append("")
     if report.processes:
         for p in data["processes"]:
@@ -149,6 +156,13 @@ def render_table(report: StatusReport, *, watching: float | None = None, wide: b
         lines.append("could not see (exit 1):")
         lines += [f"  {what}" for what in report.unseen]
     return "\n".join(lines)
+
+
+def _eta(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def _tokens(used: dict[str, int]) -> str | None:

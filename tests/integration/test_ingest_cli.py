@@ -21,9 +21,9 @@ pytestmark = pytest.mark.integration
 KEY = "ingest-cli-test-pseudonym-key-0001"
 
 
-def renkei_ingest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def renkei_ingest(tmp_path: Path, *args: str, command: str = "ingest") -> subprocess.CompletedProcess[str]:
     env = {**bus_env(KEY), "RENKEI_STATE_DIR": str(tmp_path / "state")}
-    return subprocess.run([sys.executable, "-m", "bus.cli", "ingest", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "bus.cli", command, *args], env=env, capture_output=True,
                           text=True, timeout=180, cwd=tmp_path)
 
 
@@ -55,6 +55,9 @@ def test_bad_rows_are_rejected_with_row_and_field_and_the_rest_of_the_file_goes_
     assert wrong not in out  # where and which field, never the value
     [saved] = [json.loads(p.read_text()) for p in (tmp_path / "state" / "ingest").glob("*.json")]
     assert (saved["state"], saved["done"], saved["total"], saved["accepted"]) == ("done", 40, 40, 38)
+    status = json.loads(renkei_ingest(tmp_path, "--json", command="status").stdout)
+    [shown] = status["ingests"]
+    assert (shown["file"], shown["state"], shown["done"], shown["rejected"]) == ("changes.csv", "done", 40, 2)
     again = renkei_ingest(tmp_path, "changes.csv", "--json")
     result = json.loads(again.stdout)
     assert again.returncode == 3 and result["counts"] == {"accepted": 0, "duplicate": 38, "rejected": 2}
