@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -77,16 +76,6 @@ def make_file(path: Path, records: int, seed: int) -> dict[str, int]:
     return dict(expected)
 
 
-def _rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def run_one(records: int, *, seed: int = 1, batch: int | None = None, window: int | None = None,
             within: float = 1800.0, intake_only: bool = False) -> dict[str, Any]:
     """One file of `records` changes through a fresh bus; the figures of that run."""
@@ -103,6 +92,7 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
                window: int | None, within: float, intake_only: bool) -> dict[str, Any]:
     from adapters.sources.bulk import open_bulk
     from adapters.sources.ingest import BATCH, WINDOW, Ingester, progress_dir
+    from bench.embedded import _rss_mb
     from bus.app import Bus, BusParts
     from bus.catalog import Catalog
     from bus.logs import configure_logging
@@ -168,6 +158,12 @@ def _line(r: dict[str, Any]) -> str:
             f"held <= {r['peak_held']}  load {r['load_average']['start'][0]:.2f}")
 
 
+def _machine() -> dict[str, Any]:
+    from bench.embedded import _machine as machine
+
+    return machine()
+
+
 def run(sizes: list[int], seed: int, out: Path, batch: int | None, window: int | None,
         intake_only: bool = False) -> dict[str, Any]:
     runs = []
@@ -190,8 +186,7 @@ def run(sizes: list[int], seed: int, out: Path, batch: int | None, window: int |
                        "while the shipped routes route them to a null sink per addressed destination")
                     + ", embedded broker",
         "target": TARGET,
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "machine": _machine(),
         "runs": runs,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

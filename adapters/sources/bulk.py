@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Literal
 
 import fastavro
 
-from adapters.sources.csv_inbox import CsvRefused
+from adapters.sources.csv_inbox import CsvRefused, check_header
 from adapters.sources.inbox_files import open_regular
 from adapters.transports.csv_layout import CONTROL_PREFIX, Layout
 from adapters.transports.fixed_layout import FixedLayout
@@ -254,14 +254,7 @@ def _open_csv(path: Path, ks: Any) -> BulkFile:
     reader.close()
     if header is None:
         raise CsvRefused("R213", "the file is empty: expected a header row")
-    keyed = bool(header) and header[0] == "連携キー[key]"  # a file the file sink wrote
-    if keyed:
-        header = header[1:]
-    if header != layout.headers():
-        wrong = next((i for i, (a, b) in enumerate(zip(header, layout.headers(), strict=False)) if a != b),
-                     min(len(header), len(layout.headers())))
-        raise CsvRefused("R213", f"the header is not the layout of {layout.kind} (docs/file-layouts.md): "
-                                 f"column {wrong + 1} differs")
+    keyed = check_header(header, layout)  # a file the file sink wrote: its 連携キー first
 
     def parse_row(row: list[str], number: int) -> dict[str, Any]:
         return layout.record(row, where=f"row {number}: ")
