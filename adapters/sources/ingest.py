@@ -3,7 +3,9 @@
 `Ingester(intake, source=…, checkpoints=<state_dir>/ingest).run(bulk)` submits the file's
 records in batches of `batch` through the intake's `submit_many` (one validation each, one
 confirmed `publish_many` and one audit flush per batch), with at most `window` batches in
-flight: while one batch waits for its publish, the next is read and validated. At most
+flight: while one batch is submitted, the next is read. Batches are submitted in file order,
+each once the one before it was taken, so a batch that fails stops the rest: a resident's
+later change is never published before an earlier one that must be sent again. At most
 `batch × (window + 1)` records are held at any time whatever the file's size (`peak_held`
 says how many were). An intake without `submit_many` gets one `submit` at a time.
 
@@ -102,12 +104,12 @@ class Ingester:
                 batch.append(item)
                 self._hold(1)
                 if len(batch) >= self.batch:
-                    pending.append((batch, asyncio.ensure_future(self._submit(batch, bulk, progress))))
+                    pending.append((batch, self._start(batch, bulk, progress, pending)))
                     batch = []
                     while len(pending) >= self.window:
                         await self._finish(pending.popleft(), progress)
             if batch:
-                pending.append((batch, asyncio.ensure_future(self._submit(batch, bulk, progress))))
+                pending.append((batch, self._start(batch, bulk, progress, pending)))
             while pending:
                 await self._finish(pending.popleft(), progress)
         except BaseException as exc:
@@ -126,7 +128,15 @@ class Ingester:
         self.held += n
         self.peak_held = max(self.peak_held, self.held)
 
-    async def _submit(self, batch: list[Item], bulk: BulkFile, progress: IngestProgress) -> list[Submission]:
+    def _start(self, batch: list[Item], bulk: BulkFile, progress: IngestProgress,
+               pending: deque[tuple[list[Item], asyncio.Task[list[Submission]]]]) -> asyncio.Task[list[Submission]]:
+        previous = pending[-1][1] if pending else None
+        return asyncio.ensure_future(self._submit(batch, bulk, progress, previous))
+
+    async def _submit(self, batch: list[Item], bulk: BulkFile, progress: IngestProgress,
+                      previous: asyncio.Task[list[Submission]] | None) -> list[Submission]:
+        if previous is not None:  # submitted in file order, each after the one before it was taken: a batch
+            await previous        # that failed stops the rest (per-resident order kept across batches)
         ready = [RawMessage(i.raw, bulk.content_type, self.source, bulk.kind) for i in batch if i.raw is not None]
         if self.batched:
             answers: Iterable[Submission] = await self.intake.submit_many(ready)  # type: ignore[attr-defined]

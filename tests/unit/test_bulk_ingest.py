@@ -3,6 +3,7 @@ to resume from, rows rejected with where (never what), progress readable from th
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -163,3 +164,27 @@ def test_rate_and_eta_come_from_this_runs_records() -> None:
     p = IngestProgress("f", "s", "avro", "k", "d", 1000, done=600, resumed_from=100, started=10.0, updated=20.0)
     assert p.rate == 50.0 and p.eta == 8.0
     assert IngestProgress("f", "s", "avro", "k", "d", None, done=5).eta is None
+
+
+async def test_a_batch_that_fails_stops_the_batches_after_it_so_order_is_kept(tmp_path: Path) -> None:
+    """Before, the next batch in the window was submitted even when the one before it failed: sent
+    again later, a resident's earlier change would have been published after a later one."""
+    write_avro(tmp_path / "f.avro", 1_000)
+
+    class FailsOnce(BatchIntake):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tried: list[int] = []
+
+        async def submit_many(self, batch: Sequence[RawMessage]) -> list[Submission]:
+            self.tried.append(number_of(batch[0].raw))
+            await asyncio.sleep(0.01)  # a broker's confirm takes a moment: the next batch could start meanwhile
+            if len(self.tried) == 2:
+                raise BrokerUnavailable("the broker is down")
+            return await super().submit_many(batch)
+
+    intake = FailsOnce()
+    bulk = open_bulk(tmp_path / "f.avro", "avro", None, "test.batch")
+    with pytest.raises(BrokerUnavailable):
+        await Ingester(intake, source="s", batch=100, window=3).run(bulk)
+    assert intake.tried == [0, 100]  # nothing after the batch that failed
