@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from processes import bus_env
 
@@ -75,3 +76,19 @@ def test_a_file_of_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "x.bin").write_bytes(b"\x00")
     done = renkei_ingest(tmp_path, "x.bin")
     assert done.returncode == 2 and "--format" in done.stderr
+
+
+def test_ingest_into_rabbitmq_leaves_every_record_on_the_intake_queue(tmp_path: Path, amqp_vhost_url: str) -> None:
+    catalog = Catalog.load()
+    records = list(sample_records("jumin.idou", catalog, seed=22, n=120))
+    with (tmp_path / "extract.avro").open("wb") as fh:
+        fastavro.writer(fh, catalog.get("jumin.idou").avro_schema, records, metadata={"renkei.kind": "jumin.idou"})
+    done = renkei_ingest(tmp_path, "extract.avro", "--broker-url", amqp_vhost_url, "--batch", "50", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"] == {"accepted": 120, "duplicate": 0, "rejected": 0}
+    status = json.loads(subprocess.run(
+        [sys.executable, "-m", "bus.cli", "status", "--json"], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env={**bus_env(KEY), "RENKEI_STATE_DIR": str(tmp_path / "state"),
+                           "RENKEI_BROKER_URL": amqp_vhost_url}).stdout)
+    assert status["broker"]["name"] == "amqp" and status["queues"]["intake"]["ready"] == 120
+    assert [(i["file"], i["state"], i["accepted"]) for i in status["ingests"]] == [("extract.avro", "done", 120)]
