@@ -50,8 +50,9 @@ _CLEAR = "\x1b[H\x1b[2J"
 def status(config: Path | None, as_json: bool, watch: float | None, state_dirs: tuple[Path, ...],
            wide: bool) -> None:
     """Show, per destination, ready / in flight / consumers / delivered / retrying / held /
-    dead, the dead letters by destination and code, and per source, accepted / duplicate /
-    rejected, on the embedded broker or RabbitMQ.
+    dead, the dead letters by destination and code, per source, accepted / duplicate /
+    rejected, and the bulk files being ingested (done of total, rate, ETA), on the embedded
+    broker or RabbitMQ.
 
     \b
     Exit codes:
