@@ -76,7 +76,8 @@ def front_doors(settings: Settings, catalog: Catalog, probes: Sequence[Any] = ()
     inboxes = [(s.inbox, s.id) for s in settings.sources.values() if s.inbox is not None]
     if intake.inbox is not None:
         inboxes.append((intake.inbox, "directory"))
-    doors += [Inbox(inbox, source_id, catalog=catalog, max_size=settings.bus.max_message_bytes)
+    doors += [Inbox(inbox, source_id, catalog=catalog, max_size=settings.bus.max_message_bytes,
+                    state_dir=settings.bus.state_dir)
               for inbox, source_id in inboxes]
     for municipality, vhost in sorted(intake.amqp_vhosts.items()):
         assert settings.bus.broker_url is not None  # settings check it

@@ -89,7 +89,9 @@ async def overview(console: ConsoleLike, request: Request) -> Response:
     report = monitor.report
     rows: list[dict[str, Any]] = []
     sources: list[Any] = []
+    ingests: list[Any] = []  # bulk files being ingested (bus.status.ingests), of the sources the account sees
     if report is not None:
+        ingests = [p for p in report.ingests if account.sees(console.data.source_municipalities(p.source))]
         for d in report.destinations:
             if not account.sees(console.data.destination_municipalities(d.name)):
                 continue
@@ -104,7 +106,7 @@ async def overview(console: ConsoleLike, request: Request) -> Response:
                "rate": max((v for _, v in rates), default=0.0), "backlog": int(max(v for _, v in backlog))} \
         if backlog else None
     return console.render(request, "overview.html", account=account, report=report, rows=rows, sources=sources,
-                          chart=svg_chart(rates, backlog), caption=caption, alerts=alerts, refresh=10,
+                          ingests=ingests, chart=svg_chart(rates, backlog), caption=caption, alerts=alerts, refresh=10,
                           at=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.at)) if report else "",
                           systems=console.demo.systems() if console.demo else {})
 
