@@ -23,10 +23,21 @@ def test_every_schema_and_route_file_is_shipped_where_bus_paths_finds_it() -> No
     wanted = [p for folder in ("schemas", "routes") for p in (ROOT / folder).rglob("*") if p.is_file()]
     assert wanted
     missing = sorted(p.relative_to(ROOT).as_posix() for p in wanted if p.relative_to(ROOT).as_posix() not in shipped)
-    assert missing == [], "add them to [tool.setuptools.data-files] in pyproject.toml"
+    assert missing == [], "run python scripts/data_files.py to list them in pyproject.toml"
     for relative, target in shipped.items():
         assert target == f"share/renkei/{Path(relative).parent.as_posix()}", relative
         assert fnmatch.fnmatch(relative, "*") and not relative.endswith(".pyc")
+
+
+def test_the_data_files_table_is_what_scripts_data_files_writes() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("data_files", ROOT / "scripts" / "data_files.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    current = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert module.rewritten(current, module.table()) == current, "run python scripts/data_files.py"
 
 
 def test_the_consoles_templates_and_static_files_are_package_data() -> None:
