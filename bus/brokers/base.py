@@ -39,8 +39,8 @@ from typing import Any
 import structlog
 
 __all__ = [
-    "Broker", "BrokerDescription", "Consumer", "Delivery", "Handler", "OutgoingMessage", "QueueDescription",
-    "QueueStats",
+    "BatchHandler", "Broker", "BrokerDescription", "Consumer", "Delivery", "Handler", "OutgoingMessage",
+    "QueueDescription", "QueueStats",
 ]
 
 log = structlog.get_logger(__name__)
@@ -68,6 +68,8 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+#: a batch of deliveries (at most one per key) in, one answer each out: True acks, False requeues
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[bool]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,20 @@ class Broker(ABC):
         The default suits a backend whose deliveries arrive the moment they are handed out."""
         return None
 
+    async def _settle_many(self, settles: Sequence[tuple[Delivery, bool]]) -> None:
+        """Ack or requeue several deliveries (a batch's). This default settles them one by one,
+        concurrently; a backend that can do it in one round trip (the embedded broker: one
+        transaction) overrides it. Each delivery is settled or, failing, logged and left, as
+        `_settle` does: a failure of one never stops the others."""
+        if len(settles) == 1:
+            await self._settle(*settles[0])
+            return
+        results = await asyncio.gather(*(self._settle(d, ok) for d, ok in settles), return_exceptions=True)
+        for (delivery, ok), result in zip(settles, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("could not settle a delivery", queue_key=delivery.key,
+                            message_id=delivery.message_id, ok=ok, error=repr(result))
+
     async def publish(self, queue: str, message: OutgoingMessage, *, delay: float = 0.0) -> None:
         await self.publish_many([(queue, message)], delay=delay)
 
@@ -203,9 +219,25 @@ class Broker(ABC):
         self, queue: str, handler: Handler, *, concurrency: int = 16, prefetch: int | None = None
     ) -> Consumer:
         """Run `handler` on each delivery: per key in order, keys concurrently."""
-        dispatcher = _KeyedDispatcher(self, handler, concurrency)
+        return await self.consume_batches(queue, _one_by_one(handler), concurrency=concurrency, batch_size=1,
+                                          prefetch=prefetch)
+
+    async def consume_batches(
+        self, queue: str, handler: BatchHandler, *, concurrency: int = 16, batch_size: int = 64,
+        linger: float = 0.0, prefetch: int | None = None,
+    ) -> Consumer:
+        """Run `handler` on batches of up to `batch_size` deliveries, at most one of each key per
+        batch (so a key's messages still run one at a time, in order); up to `concurrency`
+        batches at once. `handler` answers one bool per delivery, in order: True acks it, False
+        requeues it; raising requeues the whole batch. A free worker takes every key that is
+        ready, up to `batch_size` (waiting `linger` seconds first for more when it has fewer):
+        under load the batches grow, a lone message goes at once."""
+        if batch_size < 1 or linger < 0:
+            raise ValueError(f"batch_size must be >= 1 and linger >= 0, got {batch_size}, {linger}")
+        dispatcher = _KeyedDispatcher(self, handler, concurrency, batch_size, linger)
+        prefetch = prefetch or max(concurrency * 2, batch_size * 2)
         try:
-            stop = await self._start_consumer(queue, dispatcher.submit, prefetch or concurrency * 2)
+            stop = await self._start_consumer(queue, dispatcher.submit, prefetch)
         except BaseException:  # nothing was consumed: stop the workers ("Task was destroyed but it is pending!")
             dispatcher.close()
             await dispatcher.drain()
@@ -221,6 +253,25 @@ class Broker(ABC):
         return Consumer(cancel)
 
 
+def _one_by_one(handler: Handler) -> BatchHandler:
+    """A handler of one delivery as a handler of batches of one: raising means requeue."""
+
+    async def run(batch: Sequence[Delivery]) -> list[bool]:
+        [delivery] = batch
+        try:
+            await handler(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the handler decides; an escaped error means "try again"
+            # the type only: an exception's text may quote the message (personal data)
+            log.warning("handler failed; requeued", message_id=delivery.message_id, error=type(exc).__name__,
+                        delivery_count=delivery.delivery_count)
+            return [False]
+        return [True]
+
+    return run
+
+
 @dataclass(slots=True)
 class _Block:
     """A key whose message was requeued: later messages of it that arrived before the broker
@@ -231,17 +282,23 @@ class _Block:
 
 
 class _KeyedDispatcher:
-    """Runs deliveries concurrently across keys, strictly in order within a key.
+    """Runs deliveries in batches, concurrently across keys, strictly in order within a key.
 
-    A deque per key holds its deliveries in arrival order; a key with work is in the
-    `ready` queue at most once; `concurrency` worker tasks take a key, run its first
-    delivery, and put the key back at the end if more are waiting (fair across keys)."""
+    A deque per key holds its deliveries in arrival order; a key with work and none running
+    is in `ready` (arrival order) at most once; `concurrency` worker tasks each take up to
+    `batch_size` ready keys, run the first delivery of each as one batch, and put the keys back
+    at the end if more are waiting (fair across keys). One idle worker is woken at a time: it
+    takes what is ready, and wakes the next if it left some."""
 
-    def __init__(self, broker: Broker, handler: Handler, concurrency: int) -> None:
+    def __init__(self, broker: Broker, handler: BatchHandler, concurrency: int, batch_size: int = 1,
+                 linger: float = 0.0) -> None:
         self._broker = broker
         self._handler = handler
+        self._batch_size = batch_size
+        self._linger = linger
         self._keys: dict[str, collections.deque[tuple[Delivery, int]]] = {}
-        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._ready: collections.deque[str] = collections.deque()
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
         self._blocks: dict[str, _Block] = {}
         self._arrivals = itertools.count(1)
         self._last_seq = 0
@@ -260,47 +317,76 @@ class _KeyedDispatcher:
         waiting = self._keys.get(delivery.key)
         if waiting is None:
             self._keys[delivery.key] = collections.deque([(delivery, seq)])
-            self._ready.put_nowait(delivery.key)
+            self._ready.append(delivery.key)
+            self._wake_one()
         else:
             waiting.append((delivery, seq))
+
+    def _wake_one(self) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def close(self) -> None:
         """From now on, deliveries whose handler has not started are requeued."""
         self._closing = True
 
     async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            key = await self._ready.get()
-            waiting = self._keys[key]
-            delivery, seq = waiting[0]
+            if not self._ready:
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
+                continue
+            if self._linger and len(self._ready) < self._batch_size and not self._closing:
+                await asyncio.sleep(self._linger)
+                if not self._ready:
+                    continue
+            keys = [self._ready.popleft() for _ in range(min(self._batch_size, len(self._ready)))]
+            if self._ready:
+                self._wake_one()
+            batch = [self._keys[key][0] for key in keys]
             try:
-                await self._run(delivery, seq)
+                await self._run(batch)
             finally:
-                waiting.popleft()
-                if waiting:
-                    self._ready.put_nowait(key)
-                else:
-                    del self._keys[key]
-                self._pending -= 1
+                for key in keys:
+                    waiting = self._keys[key]
+                    waiting.popleft()
+                    if waiting:
+                        self._ready.append(key)
+                    else:
+                        del self._keys[key]
+                if self._ready:
+                    self._wake_one()
+                self._pending -= len(batch)
                 if not self._pending:
                     self._empty.set()
 
-    async def _run(self, delivery: Delivery, seq: int) -> None:
-        if self._closing or self._held_back(delivery, seq):
-            await self._settle(delivery, ok=False)
-            return
-        try:
-            await self._handler(delivery)
-        except asyncio.CancelledError:
-            await self._requeue(delivery)
-            raise
-        except Exception as exc:  # the handler decides; an escaped error means "try again"
-            # the type only: an exception's text may quote the message (personal data)
-            log.warning("handler failed; requeued", message_id=delivery.message_id, error=type(exc).__name__,
-                        delivery_count=delivery.delivery_count)
-            await self._requeue(delivery)
-        else:
-            await self._settle(delivery, ok=True)
+    async def _run(self, batch: list[tuple[Delivery, int]]) -> None:
+        go: list[Delivery] = []
+        back: list[Delivery] = []  # requeued without running: closing, or behind a requeued one
+        for delivery, seq in batch:
+            (back if self._closing or self._held_back(delivery, seq) else go).append(delivery)
+        results: Sequence[bool] = ()
+        if go:
+            try:
+                results = await self._handler(go)
+            except asyncio.CancelledError:
+                await self._settle([], go + back, [])
+                raise
+            except Exception as exc:  # an escaped error means "try again", for the whole batch
+                log.warning("batch handler failed; requeued", messages=len(go), error=type(exc).__name__)
+                results = [False] * len(go)
+            if len(results) != len(go):
+                log.error("batch handler answered the wrong number of results; requeued",
+                          messages=len(go), results=len(results))
+                results = [False] * len(go)
+        acked = [d for d, ok in zip(go, results, strict=True) if ok]
+        failed = [d for d, ok in zip(go, results, strict=True) if not ok]
+        await self._settle(acked, back, failed)
 
     def _held_back(self, delivery: Delivery, seq: int) -> bool:
         block = self._blocks.get(delivery.key)
@@ -311,11 +397,19 @@ class _KeyedDispatcher:
             return False
         return True
 
-    async def _requeue(self, delivery: Delivery) -> None:
-        if not self._broker._holds_keys:
-            self._blocks[delivery.key] = block = _Block(delivery.message_id)
-        await self._settle(delivery, ok=False)
-        if not self._broker._holds_keys:
+    async def _settle(self, acked: list[Delivery], back: list[Delivery], failed: list[Delivery]) -> None:
+        """Ack `acked`, requeue `back` and `failed` — each failed one fencing its key (see `_lift`)."""
+        guard = not self._broker._holds_keys
+        blocks = [(d, _Block(d.message_id)) for d in failed] if guard else []
+        for delivery, block in blocks:
+            self._blocks[delivery.key] = block
+        settles = [(d, True) for d in acked] + [(d, False) for d in (*back, *failed)]
+        if settles:
+            try:
+                await self._broker._settle_many(settles)
+            except Exception as exc:  # they stay unsettled at the broker and come back
+                log.warning("could not settle deliveries", messages=len(settles), error=repr(exc))
+        for delivery, block in blocks:
             task = asyncio.get_running_loop().create_task(self._lift(delivery, block))
             self._helpers.add(task)
             task.add_done_callback(self._helpers.discard)
@@ -326,13 +420,6 @@ class _KeyedDispatcher:
         except Exception as exc:  # a lost channel also ends what it could still deliver
             log.debug("broker fence failed", error=repr(exc))
         block.until_seq = self._last_seq
-
-    async def _settle(self, delivery: Delivery, ok: bool) -> None:
-        try:
-            await self._broker._settle(delivery, ok=ok)
-        except Exception as exc:  # it stays unsettled at the broker and comes back
-            log.warning("could not settle a delivery", queue_key=delivery.key,
-                        message_id=delivery.message_id, ok=ok, error=repr(exc))
 
     async def drain(self) -> None:
         """Wait until every submitted delivery is settled, then stop the workers."""

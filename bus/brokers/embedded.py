@@ -47,7 +47,6 @@ import structlog
 from bus.brokers import embedded_store as store
 from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed, StoreUnreadable
-from bus.groupcommit import GroupCommit
 
 __all__ = ["EmbeddedBroker"]
 
@@ -81,7 +80,6 @@ class EmbeddedBroker(Broker):
         self._heartbeat: asyncio.Task[None] | None = None
         self._declared: set[str] = set()
         self._subscriptions: dict[str, set[_Subscription]] = {}
-        self._settles: GroupCommit[tuple[int, int, bool]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -107,10 +105,6 @@ class EmbeddedBroker(Broker):
         for subscriptions in list(self._subscriptions.values()):
             for sub in list(subscriptions):
                 await sub.stop(wait_settled=False)
-        settles, self._settles = self._settles, None
-        if settles is not None:  # every settle handed to it is written (or has failed) first
-            await settles.drain()
-            await settles.aclose()
         owner = self.owner
         try:
             await self._run(lambda c: store.unregister(c, owner))
@@ -193,31 +187,28 @@ class EmbeddedBroker(Broker):
         return sub.stop
 
     async def _settle(self, delivery: Delivery, ok: bool) -> None:
-        lease: _Lease = delivery.token
+        await self._settle_many([(delivery, ok)])
+
+    async def _settle_many(self, settles: Sequence[tuple[Delivery, bool]]) -> None:
+        """A batch's acks and requeues in one job (one transaction), retried like `_settle`."""
+        leases: list[_Lease] = [delivery.token for delivery, _ in settles]
+        rows = [(lease.row, lease.count, ok) for lease, (_, ok) in zip(leases, settles, strict=True)]
+        owner = self.owner
         try:
             for delay in (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, None):  # a busy file is transient
                 try:
-                    await self._settle_soon(lease.row, lease.count, ok)
+                    await self._run(lambda c: store.settle_rows(c, rows, owner))
                     break
                 except BrokerUnavailable as exc:
                     if delay is None or self._db is None:
-                        raise  # the row stays leased by this live process until it restarts
+                        raise  # the rows stay leased by this live process until it restarts
                     log.warning("embedded settle failed, retrying", error=str(exc))
                     await asyncio.sleep(delay)
         finally:
-            lease.sub.settled(lease.row)
-            self._wake(lease.sub.queue)
-
-    async def _settle_soon(self, row: int, count: int, ok: bool) -> None:
-        """Settles made while the previous batch is written share one job (one statement batch)."""
-        if self._settles is None:
-            self._settles = GroupCommit(self._settle_rows)
-        await self._settles.submit((row, count, ok))
-
-    async def _settle_rows(self, rows: list[tuple[int, int, bool]]) -> list[None]:
-        owner = self.owner
-        await self._run(lambda c: store.settle_rows(c, rows, owner))
-        return [None] * len(rows)
+            for lease in leases:
+                lease.sub.settled(lease.row)
+            for queue in {lease.sub.queue for lease in leases}:
+                self._wake(queue)
 
     # -- helpers ---------------------------------------------------------------------------
 
