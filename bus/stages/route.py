@@ -106,14 +106,16 @@ class RouteStage:
         waited behind it, after what came before it in the batch."""
         outcomes: list[Outcome] = []
         plans: list[_Plan] = []
-        for delivery in batch:
-            envelope = Envelope.from_headers(delivery.headers)
-            if self._state.is_routed(envelope.message_id):
+        envelopes = [Envelope.from_headers(delivery.headers) for delivery in batch]
+        routed = self._state.routed_among([envelope.message_id for envelope in envelopes])
+        known = self.line.parked_among([envelope.subject for envelope in envelopes])
+        for delivery, envelope in zip(batch, envelopes, strict=True):
+            if envelope.message_id in routed:
                 self._hooks.already_routed(envelope)
                 outcomes.append(DUPLICATE)
                 continue
             message = Message(envelope, dict(delivery.headers), delivery.body)
-            passes, parked = self.line.admit(message)
+            passes, parked = self.line.admit(message, known)
             outcomes.append(DONE)  # routed, or held behind the resident's dead change
             if not passes:
                 continue
