@@ -23,6 +23,12 @@ returns, so "accepted" survives a power cut, as a quorum queue's fsync-before-co
 Leases, acks, requeues and heartbeats commit with `synchronous=NORMAL`: they survive a crash
 of the process (the WAL is in the page cache) and only a power cut can undo them, which
 means a redelivery — allowed by at-least-once and absorbed by idempotent sinks.
+`sync="normal"` (`[bus] embedded_sync = "normal"`) commits publishes with NORMAL too: still
+nothing lost on kill -9 of the bus (DESIGN §5 "Crashes"), but a power cut or an OS crash may
+lose the last publishes after their source was told "accepted" (and, since the state file is
+not synced either, a change marked routed whose projections were lost). The default ("full")
+keeps "accepted means durable" across a power cut; "normal" is for a bus whose sources can
+send again (a bulk file read again, a test, a benchmark of CPU).
 
 Throughput: one thread owns the connection and runs the jobs in batches, one transaction per
 batch (bus.groupcommit): concurrent publishes, leases and settles share one commit and one
@@ -40,7 +46,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 
@@ -67,6 +73,7 @@ class EmbeddedBroker(Broker):
         lease_timeout: float = 30.0,
         heartbeat_interval: float = 2.0,
         poll_interval: float = 0.05,
+        sync: Literal["full", "normal"] = "full",
     ) -> None:
         if lease_timeout < 3 * heartbeat_interval:
             raise ValueError(f"lease_timeout ({lease_timeout} s) must be at least 3 heartbeat intervals "
@@ -75,6 +82,9 @@ class EmbeddedBroker(Broker):
         self.lease_timeout = lease_timeout
         self.heartbeat_interval = heartbeat_interval
         self.poll_interval = poll_interval
+        if sync not in ("full", "normal"):
+            raise ValueError(f"sync must be 'full' or 'normal', got {sync!r}")
+        self.sync = sync
         self.owner = uuid.uuid4().hex
         self._db: store.Worker | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -88,7 +98,7 @@ class EmbeddedBroker(Broker):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = await asyncio.to_thread(store.Worker, self.path)
+            self._db = await asyncio.to_thread(store.Worker, self.path, self.sync == "full")
         except sqlite3.Error as exc:
             raise store.mapped(exc) from exc
         me = store.Process.current()
