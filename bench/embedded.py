@@ -46,6 +46,7 @@ from bus.logs import configure_logging
 from bus.masking import Pseudonymizer
 from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import BusSettings, Settings
+from bus.settings_batching import BatchSettings
 from bus.synthetic.samples import sample_records
 
 __all__ = ["Options", "main", "run", "run_one"]
@@ -85,9 +86,9 @@ async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   linger_ms: int = 0) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
-        bus = BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY, batch_size=batch_size,
-                          batch_linger_ms=linger_ms, embedded_sync="normal" if sync == "normal" else "full")
-        return await _run(changes, seed, Settings(bus=bus), within, backlog)
+        batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full")
+        settings = Settings(bus=BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY), batching=batching)
+        return await _run(changes, seed, settings, within, backlog)
 
 
 async def _run(changes: int, seed: int, settings: Settings, within: float, backlog: bool) -> dict[str, Any]:
@@ -146,8 +147,8 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
         "cpu_ms_per_delivery": round(1000 * cpu / expected_total, 3),
         "rss_mb": round(rss, 1), "rss_mb_before": round(rss_before, 1),
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
-        "delivered_all": True, "mode": "backlog" if backlog else "fed", "sync": settings.bus.embedded_sync,
-        "batch_size": settings.bus.batch_size, "batch_linger_ms": settings.bus.batch_linger_ms,
+        "delivered_all": True, "mode": "backlog" if backlog else "fed", "sync": settings.batching.embedded_sync,
+        "batch_size": settings.batching.batch_size, "batch_linger_ms": settings.batching.linger_ms,
     }
 
 

@@ -207,8 +207,8 @@ class Bus:
 
     def _batching(self) -> dict[str, Any]:
         """How the stages take deliveries from the broker ([bus] batch_size, batch_linger_ms)."""
-        bus = self.settings.bus
-        return {"batch_size": bus.batch_size, "linger": bus.batch_linger_ms / 1000}
+        batching = self.settings.batching
+        return {"batch_size": batching.batch_size, "linger": batching.linger_ms / 1000}
 
     async def _close_doors(self) -> None:
         """Stop taking messages (each source finishes the one it is taking)."""

@@ -7,7 +7,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from bus.delivery.policy import RetryPolicy
 from bus.errors import ConfigError
@@ -49,9 +49,6 @@ class BusSettings:
     broker_key_file: Path | None = None
     shards: int = 1  # RabbitMQ: consistent-hash shards per queue (bus/brokers/amqp/topology.py); embedded: ignored
     amqp_fast_path: bool = True  # RabbitMQ: publish and ack past aiormq's public API (bus/brokers/amqp/fastpath.py)
-    batch_size: int = 64  # deliveries a stage takes from the broker at once (one per resident; bus.brokers.base)
-    batch_linger_ms: int = 0  # how long a stage waits for a batch to fill (0: it takes what is ready)
-    embedded_sync: Literal["full", "normal"] = "full"  # embedded broker: fsync each publish (bus/brokers/embedded.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +118,7 @@ class SourceSettings:
 
 def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> BusSettings:
     known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir",
-             "broker_ca_file", "broker_cert_file", "broker_key_file", "shards", "amqp_fast_path",
-             "batch_size", "batch_linger_ms", "embedded_sync")
+             "broker_ca_file", "broker_cert_file", "broker_key_file", "shards", "amqp_fast_path")
     no_unknown(raw, at("bus"), "[bus]", known, at)
     key = _pseudonym_key(raw, env, base, at)
     url, where = setting_of(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
@@ -146,17 +142,8 @@ def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) ->
     routes, where = setting_of(raw, env, "routes_dir", "RENKEI_ROUTES_DIR", at, "bus", None)
     shards, shards_at = setting_of(raw, env, "shards", "RENKEI_BROKER_SHARDS", at, "bus", 1)
     fast, fast_at = setting_of(raw, env, "amqp_fast_path", "RENKEI_AMQP_FAST_PATH", at, "bus", True)
-    batch, batch_at = setting_of(raw, env, "batch_size", "RENKEI_BATCH_SIZE", at, "bus", 64)
-    linger, linger_at = setting_of(raw, env, "batch_linger_ms", "RENKEI_BATCH_LINGER_MS", at, "bus", 0)
-    sync, sync_at = setting_of(raw, env, "embedded_sync", "RENKEI_EMBEDDED_SYNC", at, "bus", "full")
-    if sync not in ("full", "normal"):
-        raise ConfigError(f"[bus] embedded_sync must be \"full\" (publishes survive a power cut) or \"normal\" "
-                          f"(they survive a killed bus, not a power cut), got {sync!r}", where=sync_at)
     return BusSettings(
         amqp_fast_path=as_flag(fast, fast_at, "[bus] amqp_fast_path"),
-        batch_size=as_int(batch, batch_at, "[bus] batch_size", minimum=1, maximum=1000),
-        batch_linger_ms=as_int(linger, linger_at, "[bus] batch_linger_ms", minimum=0, maximum=1000),
-        embedded_sync=sync,
         shards=as_int(shards, shards_at, "[bus] shards", minimum=1, maximum=64),
         broker_url=url,
         state_dir=base / Path(state_dir),

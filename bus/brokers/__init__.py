@@ -71,7 +71,7 @@ def broker_for(settings: Settings) -> Broker:
 
     broker = open_broker(url, path=StateDir(bus.state_dir).broker_file)
     if isinstance(broker, EmbeddedBroker):
-        broker.sync = bus.embedded_sync
+        broker.sync = settings.batching.embedded_sync
     return broker
 
 

@@ -89,9 +89,9 @@ def test_the_batch_size_is_read_from_the_bus_section_and_a_bad_one_names_its_lin
 
     config = tmp_path / "renkei.toml"
     config.write_text('[bus]\nbatch_size = 16\nbatch_linger_ms = 2\n', encoding="utf-8")
-    bus = Settings.load(config, env={}).bus
-    assert (bus.batch_size, bus.batch_linger_ms) == (16, 2)
-    assert Settings.load(config, env={"RENKEI_BATCH_SIZE": "1"}).bus.batch_size == 1
+    batching = Settings.load(config, env={}).batching
+    assert (batching.batch_size, batching.linger_ms) == (16, 2)
+    assert Settings.load(config, env={"RENKEI_BATCH_SIZE": "1"}).batching.batch_size == 1
     config.write_text('[bus]\nbatch_size = 0\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"batch_size") as info:
         Settings.load(config, env={})
