@@ -154,13 +154,13 @@ class RouteStage:
         """What routing `message` publishes: its projections, one per destination (tenancy and
         pins applied); a refused destination is reported here and left out."""
         envelope = message.envelope
-        _, record = decode(message.body, envelope, self._catalog)
+        source, record = decode(message.body, envelope, self._catalog)
         plan = _Plan(envelope.message_id)
         tenancy = self._tenancy
         pins = self._pins
         for match in self._routes.route(record, envelope.municipality, kind=envelope.kind,
                                         message_id=envelope.message_id):
-            xml = project(match)
+            xml = project(match, source)
             target = match.target
             names = [match.route.destination]
             if tenancy is not None:
@@ -171,7 +171,7 @@ class RouteStage:
                     pinned = self._routes.pinned(match, pins[name], record, envelope.municipality,
                                                  envelope.message_id)
                     if pinned is not match:
-                        body, made = project(pinned), pinned.target
+                        body, made = project(pinned, source), pinned.target
                 out = envelope.for_destination(name, made.kind, made.version, match.route.name,
                                                match.route.legal_basis)
                 if tenancy is not None and not tenancy.admits(name, envelope.municipality):
