@@ -68,6 +68,7 @@ class Options:
     sync: str = "full"  # [bus] embedded_sync
     batch_size: int = 64  # [bus] batch_size
     linger_ms: int = 0  # [bus] batch_linger_ms
+    broker_url: str | None = None  # RabbitMQ (a vhost of its own) instead of the embedded broker
 
 
 def _rss_mb() -> float:
@@ -83,12 +84,13 @@ def _rss_mb() -> float:
 
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
-                  linger_ms: int = 0) -> dict[str, Any]:
+                  linger_ms: int = 0, broker_url: str | None = None) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
         batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full")
-        settings = Settings(bus=BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY), batching=batching)
-        return await _run(changes, seed, settings, within, backlog)
+        bus = BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY, broker_url=broker_url)
+        return {**await _run(changes, seed, Settings(bus=bus, batching=batching), within, backlog),
+                "broker": "rabbitmq" if broker_url else "embedded"}
 
 
 async def _run(changes: int, seed: int, settings: Settings, within: float, backlog: bool) -> dict[str, Any]:
@@ -165,12 +167,13 @@ def run(options: Options) -> dict[str, Any]:
         if len(options.changes) == 1:
             runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog,
                                             sync=options.sync, batch_size=options.batch_size,
-                                            linger_ms=options.linger_ms)))
+                                            linger_ms=options.linger_ms, broker_url=options.broker_url)))
         else:
             child = subprocess.run(  # this interpreter, this module, numbers only
                 [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
                  *(["--backlog"] if options.backlog else []), "--sync", options.sync,
-                 "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms)],
+                 "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms),
+                 *(["--broker-url", options.broker_url] if options.broker_url else [])],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
             )
             runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
@@ -205,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="[bus] embedded_sync: fsync each publish (full, the default) or not (normal)")
     parser.add_argument("--batch-size", type=int, default=64, help="[bus] batch_size (default 64)")
     parser.add_argument("--linger-ms", type=int, default=0, help="[bus] batch_linger_ms (default 0)")
+    parser.add_argument("--broker-url", help="RabbitMQ (amqp://..., a vhost of its own) instead of the embedded broker")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):
@@ -212,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.single:
         print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within,
                                              backlog=args.backlog, sync=args.sync, batch_size=args.batch_size,
-                                             linger_ms=args.linger_ms))))
+                                             linger_ms=args.linger_ms, broker_url=args.broker_url))))
         return 0
-    run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, args.sync, args.batch_size,
-                args.linger_ms))
+    run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, sync=args.sync,
+                batch_size=args.batch_size, linger_ms=args.linger_ms, broker_url=args.broker_url))
     return 0
 
 
