@@ -46,6 +46,7 @@ from bus.logs import configure_logging
 from bus.masking import Pseudonymizer
 from bus.ports import FunctionSink, Outbound, Receipt
 from bus.settings import BusSettings, Settings
+from bus.settings_batching import BatchSettings
 from bus.synthetic.samples import sample_records
 
 __all__ = ["Options", "main", "run", "run_one"]
@@ -64,6 +65,9 @@ class Options:
     out: Path = DEFAULT_OUT
     within: float = 600.0  # seconds one size may take before the run fails
     backlog: bool = False  # submit every change first, then start the router and deliverers
+    sync: str = "full"  # [bus] embedded_sync
+    batch_size: int = 64  # [bus] batch_size
+    linger_ms: int = 0  # [bus] batch_linger_ms
     broker_url: str | None = None  # RabbitMQ (a vhost of its own) instead of the embedded broker
 
 
@@ -79,17 +83,18 @@ def _rss_mb() -> float:
 
 
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
-                  within: float = 600.0, backlog: bool = False, broker_url: str | None = None) -> dict[str, Any]:
+                  within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
+                  linger_ms: int = 0, broker_url: str | None = None) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
-        return {**await _run(changes, seed, Path(tmp), within, backlog, broker_url),
+        batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full")
+        bus = BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY, broker_url=broker_url)
+        return {**await _run(changes, seed, Settings(bus=bus, batching=batching), within, backlog),
                 "broker": "rabbitmq" if broker_url else "embedded"}
 
 
-async def _run(changes: int, seed: int, state_dir: Path, within: float, backlog: bool,
-               broker_url: str | None = None) -> dict[str, Any]:
+async def _run(changes: int, seed: int, settings: Settings, within: float, backlog: bool) -> dict[str, Any]:
     catalog = Catalog.load()
-    settings = Settings(bus=BusSettings(state_dir=state_dir, pseudonym_key=BENCH_KEY, broker_url=broker_url))
     configure_logging(settings.logging.format, settings.logging.level, stream=sys.stderr)  # as `renkei run`
     ks = catalog.get(KIND)
     ids = Pseudonymizer(BENCH_KEY)
@@ -144,7 +149,8 @@ async def _run(changes: int, seed: int, state_dir: Path, within: float, backlog:
         "cpu_ms_per_delivery": round(1000 * cpu / expected_total, 3),
         "rss_mb": round(rss, 1), "rss_mb_before": round(rss_before, 1),
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
-        "delivered_all": True, "mode": "backlog" if backlog else "fed",
+        "delivered_all": True, "mode": "backlog" if backlog else "fed", "sync": settings.batching.embedded_sync,
+        "batch_size": settings.batching.batch_size, "batch_linger_ms": settings.batching.linger_ms,
     }
 
 
@@ -160,11 +166,13 @@ def run(options: Options) -> dict[str, Any]:
     for n in options.changes:
         if len(options.changes) == 1:
             runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog,
-                                            broker_url=options.broker_url)))
+                                            sync=options.sync, batch_size=options.batch_size,
+                                            linger_ms=options.linger_ms, broker_url=options.broker_url)))
         else:
             child = subprocess.run(  # this interpreter, this module, numbers only
                 [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
-                 *(["--backlog"] if options.backlog else []),
+                 *(["--backlog"] if options.backlog else []), "--sync", options.sync,
+                 "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms),
                  *(["--broker-url", options.broker_url] if options.broker_url else [])],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
             )
@@ -196,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--within", type=float, default=600.0)
     parser.add_argument("--backlog", action="store_true",
                         help="submit every change before the router and deliverers start; time the drain")
+    parser.add_argument("--sync", choices=("full", "normal"), default="full",
+                        help="[bus] embedded_sync: fsync each publish (full, the default) or not (normal)")
+    parser.add_argument("--batch-size", type=int, default=64, help="[bus] batch_size (default 64)")
+    parser.add_argument("--linger-ms", type=int, default=0, help="[bus] batch_linger_ms (default 0)")
     parser.add_argument("--broker-url", help="RabbitMQ (amqp://..., a vhost of its own) instead of the embedded broker")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
@@ -203,9 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--changes: each size must be at least 1")
     if args.single:
         print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within,
-                                             backlog=args.backlog, broker_url=args.broker_url))))
+                                             backlog=args.backlog, sync=args.sync, batch_size=args.batch_size,
+                                             linger_ms=args.linger_ms, broker_url=args.broker_url))))
         return 0
-    run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, args.broker_url))
+    run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, sync=args.sync,
+                batch_size=args.batch_size, linger_ms=args.linger_ms, broker_url=args.broker_url))
     return 0
 
 

@@ -196,7 +196,8 @@ class Bus:
                            tenancy=self.tenancy, pins=pins_of(self.settings))
         await stage.resume()
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
-        self._consumers.append(await self.broker.consume(INTAKE_QUEUE, dispatcher, concurrency=32))
+        self._consumers.append(await self.broker.consume_batches(INTAKE_QUEUE, dispatcher.handle, concurrency=32,
+                                                                 **self._batching()))
         self._route_stages.append(stage)
         self.consumed_queues.append(INTAKE_QUEUE)
 
@@ -208,10 +209,16 @@ class Bus:
         stage = DeliverStage(self.broker, self.catalog, line, guarded, policy=policy, hooks=self.hooks)
         await stage.resume()
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=policy.poison_after)
-        consumer = await self.broker.consume(destination_queue(name), dispatcher,
-                                             concurrency=config.concurrency if config else 8)
+        consumer = await self.broker.consume_batches(destination_queue(name), dispatcher.handle,
+                                                     concurrency=config.concurrency if config else 8,
+                                                     **self._batching())
         self._consumers.append(consumer)
         self.consumed_queues.append(destination_queue(name))
+
+    def _batching(self) -> dict[str, Any]:
+        """How the stages take deliveries from the broker ([bus] batch_size, batch_linger_ms)."""
+        batching = self.settings.batching
+        return {"batch_size": batching.batch_size, "linger": batching.linger_ms / 1000}
 
     async def _close_doors(self) -> None:
         """Stop taking messages (each source finishes the one it is taking)."""

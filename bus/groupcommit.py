@@ -15,11 +15,11 @@ goes as soon as the writer is free; the items added meanwhile share the next com
 
 Why: one transaction (and one fsync) costs the same for one row as for hundreds, so
 concurrent writers that each wait for their own commit share one. Users: the embedded
-broker's worker (bus/brokers/embedded_store.py: jobs of any kind, one transaction per batch)
-and its settles (bus/brokers/embedded.py: one statement batch), the audit recorder
+broker's worker (bus/brokers/embedded_store.py: jobs of any kind — a batch's publishes, a
+batch's settles — one transaction per batch of jobs), the audit recorder
 (bus/audit/recorder.py: batches gathered for up to 50 ms, retried until the store takes them),
-and the route stage's routed ids (bus/stages/route.py: a failed commit fails every message of
-its batch, which the broker then hands out again).
+and the route stage's routed ids (bus/stages/route.py: a stage batch's ids are one item; a failed
+commit fails every message of the batches it held, which the broker then hands out again).
 """
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ from typing import Any
 
 from bus.delivery.policy import RetryPolicy
 from bus.errors import ConfigError
+from bus.settings_batching import BATCH_KEYS, BatchSettings, read_batching
 from bus.settings_read import Where, no_unknown, os_reason, table_of
 from bus.settings_sections import (
     DEV_KEY_NOTICE,
@@ -93,6 +94,7 @@ class Settings:
     sources: dict[str, SourceSettings] = field(default_factory=dict)
     source_file: Path | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # of a destination without its own
+    batching: BatchSettings = field(default_factory=BatchSettings)  # [bus] batch_size … (bus.settings_batching)
 
     @property
     def audit_store(self) -> str:
@@ -141,7 +143,8 @@ class Settings:
         no_unknown(data, at(), "the top level",
                     ("bus", "intake", "logging", "audit", "retry", "destinations", "sources",
                      "console"))  # [console]: read by bus.console.config
-        bus = read_bus(table_of(data, "bus", at), env, base, at)
+        bus_table = table_of(data, "bus", at)
+        bus = read_bus({k: v for k, v in bus_table.items() if k not in BATCH_KEYS}, env, base, at)
         retry = RetryPolicy().merged(table_of(data, "retry", at), lambda key: at("retry", key))
         intake = read_intake(table_of(data, "intake", at), env, base, at)
         destinations = read_destinations(table_of(data, "destinations", at), at, retry)
@@ -156,4 +159,5 @@ class Settings:
             sources=sources,
             source_file=path,
             retry=retry,
+            batching=read_batching(bus_table, env, at),
         )

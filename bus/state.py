@@ -122,6 +122,17 @@ class StateStore:
             row = db.execute("SELECT 1 FROM routed WHERE message_id = ?", (message_id,)).fetchone()
         return row is not None
 
+    def routed_among(self, message_ids: Sequence[str]) -> set[str]:
+        """Which of `message_ids` are routed: a batch's `is_routed`, one query per 500."""
+        found: set[str] = set()
+        with self._file.read() as db:
+            for start in range(0, len(message_ids), 500):
+                chunk = message_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))  # placeholders only: no value
+                found.update(row[0] for row in db.execute(
+                    f"SELECT message_id FROM routed WHERE message_id IN ({marks})", chunk))  # noqa: S608
+        return found
+
     def mark_routed(self, message_id: str, destinations: int) -> None:
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO routed VALUES (?, ?, ?)", (message_id, destinations, time.time()))

@@ -59,14 +59,20 @@ def open_broker(url: str | None, *, path: Path | None = None, ssl_context: SSLCo
 
 def broker_for(settings: Settings) -> Broker:
     """The broker `settings` configure, unconnected: URL (or the embedded file in state_dir),
-    TLS for amqps:// ([bus] broker_ca_file …), shards and the AMQP fast path. Every command opens it this way."""
+    TLS for amqps:// ([bus] broker_ca_file …), shards and the AMQP fast path, the embedded broker's sync.
+    Every command opens it this way."""
     bus = settings.bus
     url = bus.broker_url
     if url and urlsplit(url).scheme.lower() in ("amqp", "amqps"):
         from bus.brokers.amqp import AmqpBroker
 
         return AmqpBroker(url, ssl_context=broker_tls(settings), shards=bus.shards, fast_path=bus.amqp_fast_path)
-    return open_broker(url, path=StateDir(bus.state_dir).broker_file)
+    from bus.brokers.embedded import EmbeddedBroker
+
+    broker = open_broker(url, path=StateDir(bus.state_dir).broker_file)
+    if isinstance(broker, EmbeddedBroker):
+        broker.sync = settings.batching.embedded_sync
+    return broker
 
 
 def broker_tls(settings: Settings) -> SSLContext | None:

@@ -29,45 +29,22 @@ Semantics every backend guarantees (tests/contract/ proves them on each):
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from bus.brokers.keyed import _KeyedDispatcher, _one_by_one
+from bus.brokers.messages import BatchHandler, Delivery, Handler, OutgoingMessage
+
 __all__ = [
-    "Broker", "BrokerDescription", "Consumer", "Delivery", "Handler", "OutgoingMessage", "QueueDescription",
-    "QueueStats",
+    "BatchHandler", "Broker", "BrokerDescription", "Consumer", "Delivery", "Handler", "OutgoingMessage",
+    "QueueDescription", "QueueStats",
 ]
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    body: bytes
-    message_id: str
-    key: str  # ordering key (the envelope subject)
-    headers: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Delivery:
-    """One message handed to a handler. The broker acks or requeues it; handlers don't."""
-
-    body: bytes
-    message_id: str
-    key: str
-    headers: dict[str, Any]
-    redelivered: bool = False
-    delivery_count: int = 1
-    token: Any = None  # backend's handle (delivery tag, row id)
-
-
-Handler = Callable[[Delivery], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +173,20 @@ class Broker(ABC):
         The default suits a backend whose deliveries arrive the moment they are handed out."""
         return None
 
+    async def _settle_many(self, settles: Sequence[tuple[Delivery, bool]]) -> None:
+        """Ack or requeue several deliveries (a batch's). This default settles them one by one,
+        concurrently; a backend that can do it in one round trip (the embedded broker: one
+        transaction) overrides it. Each delivery is settled or, failing, logged and left, as
+        `_settle` does: a failure of one never stops the others."""
+        if len(settles) == 1:
+            await self._settle(*settles[0])
+            return
+        results = await asyncio.gather(*(self._settle(d, ok) for d, ok in settles), return_exceptions=True)
+        for (delivery, ok), result in zip(settles, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("could not settle a delivery", queue_key=delivery.key,
+                            message_id=delivery.message_id, ok=ok, error=repr(result))
+
     async def publish(self, queue: str, message: OutgoingMessage, *, delay: float = 0.0) -> None:
         await self.publish_many([(queue, message)], delay=delay)
 
@@ -203,9 +194,25 @@ class Broker(ABC):
         self, queue: str, handler: Handler, *, concurrency: int = 16, prefetch: int | None = None
     ) -> Consumer:
         """Run `handler` on each delivery: per key in order, keys concurrently."""
-        dispatcher = _KeyedDispatcher(self, handler, concurrency)
+        return await self.consume_batches(queue, _one_by_one(handler), concurrency=concurrency, batch_size=1,
+                                          prefetch=prefetch)
+
+    async def consume_batches(
+        self, queue: str, handler: BatchHandler, *, concurrency: int = 16, batch_size: int = 64,
+        linger: float = 0.0, prefetch: int | None = None,
+    ) -> Consumer:
+        """Run `handler` on batches of up to `batch_size` deliveries, at most one of each key per
+        batch (so a key's messages still run one at a time, in order); up to `concurrency`
+        batches at once. `handler` answers one bool per delivery, in order: True acks it, False
+        requeues it; raising requeues the whole batch. A free worker takes every key that is
+        ready, up to `batch_size` (waiting `linger` seconds first for more when it has fewer):
+        under load the batches grow, a lone message goes at once."""
+        if batch_size < 1 or linger < 0:
+            raise ValueError(f"batch_size must be >= 1 and linger >= 0, got {batch_size}, {linger}")
+        dispatcher = _KeyedDispatcher(self, handler, concurrency, batch_size, linger)
+        prefetch = prefetch or max(concurrency * 2, batch_size * 2)
         try:
-            stop = await self._start_consumer(queue, dispatcher.submit, prefetch or concurrency * 2)
+            stop = await self._start_consumer(queue, dispatcher.submit, prefetch)
         except BaseException:  # nothing was consumed: stop the workers ("Task was destroyed but it is pending!")
             dispatcher.close()
             await dispatcher.drain()
@@ -219,125 +226,3 @@ class Broker(ABC):
                 await dispatcher.drain()
 
         return Consumer(cancel)
-
-
-@dataclass(slots=True)
-class _Block:
-    """A key whose message was requeued: later messages of it that arrived before the broker
-    put the requeued one back (arrival seq <= until_seq) are requeued behind it."""
-
-    message_id: str
-    until_seq: float = float("inf")
-
-
-class _KeyedDispatcher:
-    """Runs deliveries concurrently across keys, strictly in order within a key.
-
-    A deque per key holds its deliveries in arrival order; a key with work is in the
-    `ready` queue at most once; `concurrency` worker tasks take a key, run its first
-    delivery, and put the key back at the end if more are waiting (fair across keys)."""
-
-    def __init__(self, broker: Broker, handler: Handler, concurrency: int) -> None:
-        self._broker = broker
-        self._handler = handler
-        self._keys: dict[str, collections.deque[tuple[Delivery, int]]] = {}
-        self._ready: asyncio.Queue[str] = asyncio.Queue()
-        self._blocks: dict[str, _Block] = {}
-        self._arrivals = itertools.count(1)
-        self._last_seq = 0
-        self._pending = 0  # submitted, not yet settled
-        self._empty = asyncio.Event()
-        self._empty.set()
-        self._closing = False
-        self._helpers: set[asyncio.Task[None]] = set()
-        loop = asyncio.get_running_loop()
-        self._workers = [loop.create_task(self._work()) for _ in range(max(1, concurrency))]
-
-    def submit(self, delivery: Delivery) -> None:
-        self._last_seq = seq = next(self._arrivals)
-        self._pending += 1
-        self._empty.clear()
-        waiting = self._keys.get(delivery.key)
-        if waiting is None:
-            self._keys[delivery.key] = collections.deque([(delivery, seq)])
-            self._ready.put_nowait(delivery.key)
-        else:
-            waiting.append((delivery, seq))
-
-    def close(self) -> None:
-        """From now on, deliveries whose handler has not started are requeued."""
-        self._closing = True
-
-    async def _work(self) -> None:
-        while True:
-            key = await self._ready.get()
-            waiting = self._keys[key]
-            delivery, seq = waiting[0]
-            try:
-                await self._run(delivery, seq)
-            finally:
-                waiting.popleft()
-                if waiting:
-                    self._ready.put_nowait(key)
-                else:
-                    del self._keys[key]
-                self._pending -= 1
-                if not self._pending:
-                    self._empty.set()
-
-    async def _run(self, delivery: Delivery, seq: int) -> None:
-        if self._closing or self._held_back(delivery, seq):
-            await self._settle(delivery, ok=False)
-            return
-        try:
-            await self._handler(delivery)
-        except asyncio.CancelledError:
-            await self._requeue(delivery)
-            raise
-        except Exception as exc:  # the handler decides; an escaped error means "try again"
-            # the type only: an exception's text may quote the message (personal data)
-            log.warning("handler failed; requeued", message_id=delivery.message_id, error=type(exc).__name__,
-                        delivery_count=delivery.delivery_count)
-            await self._requeue(delivery)
-        else:
-            await self._settle(delivery, ok=True)
-
-    def _held_back(self, delivery: Delivery, seq: int) -> bool:
-        block = self._blocks.get(delivery.key)
-        if block is None:
-            return False
-        if delivery.message_id == block.message_id or seq > block.until_seq:
-            del self._blocks[delivery.key]  # the requeued one is back, or the rest came after it
-            return False
-        return True
-
-    async def _requeue(self, delivery: Delivery) -> None:
-        if not self._broker._holds_keys:
-            self._blocks[delivery.key] = block = _Block(delivery.message_id)
-        await self._settle(delivery, ok=False)
-        if not self._broker._holds_keys:
-            task = asyncio.get_running_loop().create_task(self._lift(delivery, block))
-            self._helpers.add(task)
-            task.add_done_callback(self._helpers.discard)
-
-    async def _lift(self, delivery: Delivery, block: _Block) -> None:
-        try:
-            await self._broker._fence(delivery)
-        except Exception as exc:  # a lost channel also ends what it could still deliver
-            log.debug("broker fence failed", error=repr(exc))
-        block.until_seq = self._last_seq
-
-    async def _settle(self, delivery: Delivery, ok: bool) -> None:
-        try:
-            await self._broker._settle(delivery, ok=ok)
-        except Exception as exc:  # it stays unsettled at the broker and comes back
-            log.warning("could not settle a delivery", queue_key=delivery.key,
-                        message_id=delivery.message_id, ok=ok, error=repr(exc))
-
-    async def drain(self) -> None:
-        """Wait until every submitted delivery is settled, then stop the workers."""
-        while self._pending:
-            await self._empty.wait()
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, *self._helpers, return_exceptions=True)

@@ -23,6 +23,12 @@ returns, so "accepted" survives a power cut, as a quorum queue's fsync-before-co
 Leases, acks, requeues and heartbeats commit with `synchronous=NORMAL`: they survive a crash
 of the process (the WAL is in the page cache) and only a power cut can undo them, which
 means a redelivery — allowed by at-least-once and absorbed by idempotent sinks.
+`sync="normal"` (`[bus] embedded_sync = "normal"`) commits publishes with NORMAL too: still
+nothing lost on kill -9 of the bus (DESIGN §5 "Crashes"), but a power cut or an OS crash may
+lose the last publishes after their source was told "accepted" (and, since the state file is
+not synced either, a change marked routed whose projections were lost). The default ("full")
+keeps "accepted means durable" across a power cut; "normal" is for a bus whose sources can
+send again (a bulk file read again, a test, a benchmark of CPU).
 
 Throughput: one thread owns the connection and runs the jobs in batches, one transaction per
 batch (bus.groupcommit): concurrent publishes, leases and settles share one commit and one
@@ -40,14 +46,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 
 from bus.brokers import embedded_store as store
 from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed, StoreUnreadable
-from bus.groupcommit import GroupCommit
 
 __all__ = ["EmbeddedBroker"]
 
@@ -68,6 +73,7 @@ class EmbeddedBroker(Broker):
         lease_timeout: float = 30.0,
         heartbeat_interval: float = 2.0,
         poll_interval: float = 0.05,
+        sync: Literal["full", "normal"] = "full",
     ) -> None:
         if lease_timeout < 3 * heartbeat_interval:
             raise ValueError(f"lease_timeout ({lease_timeout} s) must be at least 3 heartbeat intervals "
@@ -76,12 +82,14 @@ class EmbeddedBroker(Broker):
         self.lease_timeout = lease_timeout
         self.heartbeat_interval = heartbeat_interval
         self.poll_interval = poll_interval
+        if sync not in ("full", "normal"):
+            raise ValueError(f"sync must be 'full' or 'normal', got {sync!r}")
+        self.sync = sync
         self.owner = uuid.uuid4().hex
         self._db: store.Worker | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._declared: set[str] = set()
         self._subscriptions: dict[str, set[_Subscription]] = {}
-        self._settles: GroupCommit[tuple[int, int, bool]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -90,7 +98,7 @@ class EmbeddedBroker(Broker):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = await asyncio.to_thread(store.Worker, self.path)
+            self._db = await asyncio.to_thread(store.Worker, self.path, self.sync == "full")
         except sqlite3.Error as exc:
             raise store.mapped(exc) from exc
         me = store.Process.current()
@@ -107,10 +115,6 @@ class EmbeddedBroker(Broker):
         for subscriptions in list(self._subscriptions.values()):
             for sub in list(subscriptions):
                 await sub.stop(wait_settled=False)
-        settles, self._settles = self._settles, None
-        if settles is not None:  # every settle handed to it is written (or has failed) first
-            await settles.drain()
-            await settles.aclose()
         owner = self.owner
         try:
             await self._run(lambda c: store.unregister(c, owner))
@@ -193,31 +197,28 @@ class EmbeddedBroker(Broker):
         return sub.stop
 
     async def _settle(self, delivery: Delivery, ok: bool) -> None:
-        lease: _Lease = delivery.token
+        await self._settle_many([(delivery, ok)])
+
+    async def _settle_many(self, settles: Sequence[tuple[Delivery, bool]]) -> None:
+        """A batch's acks and requeues in one job (one transaction), retried like `_settle`."""
+        leases: list[_Lease] = [delivery.token for delivery, _ in settles]
+        rows = [(lease.row, lease.count, ok) for lease, (_, ok) in zip(leases, settles, strict=True)]
+        owner = self.owner
         try:
             for delay in (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, None):  # a busy file is transient
                 try:
-                    await self._settle_soon(lease.row, lease.count, ok)
+                    await self._run(lambda c: store.settle_rows(c, rows, owner))
                     break
                 except BrokerUnavailable as exc:
                     if delay is None or self._db is None:
-                        raise  # the row stays leased by this live process until it restarts
+                        raise  # the rows stay leased by this live process until it restarts
                     log.warning("embedded settle failed, retrying", error=str(exc))
                     await asyncio.sleep(delay)
         finally:
-            lease.sub.settled(lease.row)
-            self._wake(lease.sub.queue)
-
-    async def _settle_soon(self, row: int, count: int, ok: bool) -> None:
-        """Settles made while the previous batch is written share one job (one statement batch)."""
-        if self._settles is None:
-            self._settles = GroupCommit(self._settle_rows)
-        await self._settles.submit((row, count, ok))
-
-    async def _settle_rows(self, rows: list[tuple[int, int, bool]]) -> list[None]:
-        owner = self.owner
-        await self._run(lambda c: store.settle_rows(c, rows, owner))
-        return [None] * len(rows)
+            for lease in leases:
+                lease.sub.settled(lease.row)
+            for queue in {lease.sub.queue for lease in leases}:
+                self._wake(queue)
 
     # -- helpers ---------------------------------------------------------------------------
 

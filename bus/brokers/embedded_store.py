@@ -253,7 +253,8 @@ class Worker:
     Rule for jobs: raise a BrokerError only before writing anything. Create it in a thread
     (it opens the file); use it from one event loop."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sync_publishes: bool = True) -> None:
+        self._sync_publishes = sync_publishes  # False: publishes commit with NORMAL too (EmbeddedBroker.sync)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
         enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -316,6 +317,7 @@ class Worker:
 
     @contextmanager
     def _transaction(self, durable: bool = False) -> Iterator[None]:
+        durable = durable and self._sync_publishes
         if durable != self._durable:
             self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._durable = durable

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -211,6 +212,19 @@ class DeliveryStore:
             row = db.execute("SELECT destination, subject, head, status, since FROM parked"
                                    " WHERE destination = ? AND subject = ?", (destination, subject)).fetchone()
         return Parked(*row) if row else None
+
+    def parked_among(self, destination: str, subjects: Sequence[str]) -> dict[str, Parked]:
+        """The parkings at `destination` of those of `subjects` that are parked: a batch's
+        `parked`, one query per 500."""
+        found: dict[str, Parked] = {}
+        with self._file.read() as db:
+            for start in range(0, len(subjects), 500):
+                chunk = subjects[start:start + 500]
+                marks = ",".join("?" * len(chunk))  # placeholders only: no value
+                for row in db.execute("SELECT destination, subject, head, status, since FROM parked"  # noqa: S608
+                                      f" WHERE destination = ? AND subject IN ({marks})", (destination, *chunk)):
+                    found[row[1]] = Parked(*row)
+        return found
 
     def park(self, destination: str, subject: str, head: str, status: ParkStatus) -> None:
         with self._tx() as db:

@@ -36,9 +36,11 @@ by the broker, is not delivered again (`_release_behind`).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -46,6 +48,7 @@ from bus.brokers.base import Broker, Delivery, OutgoingMessage
 from bus.catalog import Catalog
 from bus.catalog.decode import decode
 from bus.delivery.policy import RetryPolicy
+from bus.delivery.store import Parked
 from bus.envelope import Envelope
 from bus.errors import PermanentError, TransientError
 from bus.logs import get_logger
@@ -78,6 +81,40 @@ def _retry_in_process(error: BaseException) -> bool:
     return isinstance(error, TransientError) and _asked(error) <= IN_PROCESS_MAX
 
 
+def _error_of(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome is not None else None
+
+
+def _after(tries: int) -> RetryCallState:
+    """A retry state after `tries` tries (what tenacity's wait functions read)."""
+    state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+    state.attempt_number = tries
+    return state
+
+
+class _Decoded(Outbound):
+    """An `Outbound` whose record is decoded from the projection only when a sink reads it: one
+    that sends the XML (or only counts) never pays for the parse."""
+
+    __slots__ = ("_catalog", "_record")
+    _catalog: Catalog
+    _record: dict[str, Any] | None
+
+    def __init__(self, envelope: Envelope, xml: bytes, catalog: Catalog) -> None:
+        object.__setattr__(self, "envelope", envelope)
+        object.__setattr__(self, "xml", xml)
+        object.__setattr__(self, "_catalog", catalog)
+        object.__setattr__(self, "_record", None)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        record: dict[str, Any] | None = self._record
+        if record is None:
+            _, record = decode(self.xml, self.envelope, self._catalog)
+            object.__setattr__(self, "_record", record)
+        return record
+
+
 class DeliverStage:
     """Consumes one destination's queue and hands each message to that destination's sink."""
 
@@ -103,11 +140,6 @@ class DeliverStage:
         self._queue = destination_queue(self.destination)
         self._backoff = wait_random_exponential(multiplier=self.policy.backoff, max=IN_PROCESS_MAX)
 
-    def _wait(self, state: RetryCallState) -> float:
-        """The in-process backoff, or the wait the destination asked for when longer."""
-        error = state.outcome.exception() if state.outcome is not None else None
-        return max(self._backoff(state), _asked(error))
-
     async def resume(self) -> None:
         """Finish releases a crash interrupted (a resident whose head is a held message)."""
         try:
@@ -118,17 +150,18 @@ class DeliverStage:
     async def handle(self, batch: Sequence[Delivery]) -> list[Outcome]:
         """Deliver each message (or hold it behind its resident's earlier change). Every outcome
         is DONE: a failure is kept by this stage itself (a retry copy, a dead letter)."""
-        for delivery in batch:
-            message = Message(Envelope.from_headers(delivery.headers), dict(delivery.headers), delivery.body)
-            await self._one(message, redelivered=delivery.redelivered or delivery.delivery_count > 1)
+        messages = [Message(Envelope.from_headers(d.headers), dict(d.headers), d.body) for d in batch]
+        known = self.line.parked_among([message.envelope.subject for message in messages])  # one query
+        for delivery, message in zip(batch, messages, strict=True):
+            await self._one(message, known, redelivered=delivery.redelivered or delivery.delivery_count > 1)
         return [DONE] * len(batch)
 
-    async def _one(self, message: Message, *, redelivered: bool = False) -> None:
+    async def _one(self, message: Message, known: Mapping[str, Parked], *, redelivered: bool = False) -> None:
         if redelivered and self.line.store.was_done(self.destination, message.envelope.message_id):
             log.info("delivered before, and what it held back released: not delivered again",
                      destination=self.destination, message_id=message.envelope.message_id)
             return
-        passes, parked = self.line.admit(message)
+        passes, parked = self.line.admit(message, known)
         if not passes:
             return
         delivered = await self._attempt_or_crash(message)
@@ -169,8 +202,7 @@ class DeliverStage:
         """Deliver `message` now; on failure, schedule its retry or dead-letter it. True when
         it was delivered. Raises only for unexpected errors (bugs)."""
         envelope = message.envelope
-        _, record = decode(message.body, envelope, self._catalog)
-        outbound = Outbound(envelope, record, message.body)
+        outbound = _Decoded(envelope, message.body, self._catalog)
         try:
             receipt = await self._deliver_with_retries(outbound)
         except PermanentError as error:
@@ -183,16 +215,28 @@ class DeliverStage:
         return True
 
     async def _deliver_with_retries(self, outbound: Outbound) -> Receipt:
+        self._hooks.attempted(self.destination)
+        try:  # the first try without tenacity's machinery: built only on a failure
+            return await self._sink.deliver(outbound)
+        except Exception as error:
+            if not _retry_in_process(error) or self.policy.attempts < 2:
+                raise
+            pause = self._wait_after(1, error)
+        await asyncio.sleep(pause)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_retry_in_process),
-            stop=stop_after_attempt(self.policy.attempts),
-            wait=self._wait,
+            stop=stop_after_attempt(self.policy.attempts - 1),
+            wait=lambda state: self._wait_after(state.attempt_number + 1, _error_of(state)),
             reraise=True,
         ):
             with attempt:
                 self._hooks.attempted(self.destination)
                 return await self._sink.deliver(outbound)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    def _wait_after(self, tries: int, error: BaseException | None) -> float:
+        """The in-process backoff after `tries` tries, or the wait the destination asked for when longer."""
+        return max(self._backoff(_after(tries)), _asked(error))
 
     async def _retry_later(self, message: Message, reason: str, asked: float = 0.0) -> None:
         envelope, headers = message.envelope, message.headers

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,11 +62,16 @@ class ResidentLine:
         """`envelope` as reported from this place (a change on the intake queue has no destination yet)."""
         return envelope if envelope.destination is not None else dataclasses.replace(envelope, destination=self.where)
 
-    def admit(self, message: Message) -> tuple[bool, Parked | None]:
+    def parked_among(self, subjects: Sequence[str]) -> dict[str, Parked]:
+        """The parked ones of `subjects` (a batch's residents, one query), for `admit`."""
+        return self.store.parked_among(self.where, subjects)
+
+    def admit(self, message: Message, known: Mapping[str, Parked] | None = None) -> tuple[bool, Parked | None]:
         """(False, _) when `message` was held behind its resident's head (nothing more to do);
-        (True, parked) when it may pass — `parked` is its resident's parking when it is the head."""
+        (True, parked) when it may pass — `parked` is its resident's parking when it is the head.
+        `known`: the parked residents of the message's batch (`parked_among`), looked up before."""
         envelope = message.envelope
-        parked = self.store.parked(self.where, envelope.subject)
+        parked = self.store.parked(self.where, envelope.subject) if known is None else known.get(envelope.subject)
         if parked is None or parked.head == envelope.message_id:
             return True, parked
         if self.store.hold(self.where, envelope.subject, envelope.sequence, envelope.message_id,

@@ -26,6 +26,7 @@ projection in a destination queue twice; the sinks' idempotency keys absorb that
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -45,6 +46,16 @@ from bus.tenancy import Tenancy
 from bus.topology import destination_queue
 
 __all__ = ["RouteStage"]
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What routing one change publishes (bus.stages.route.RouteStage._plan)."""
+
+    message_id: str
+    outgoing: list[tuple[str, OutgoingMessage]] = field(default_factory=list)
+    destinations: list[str] = field(default_factory=list)
+    routed: list[Envelope] = field(default_factory=list)
 
 
 class RouteStage:
@@ -74,37 +85,49 @@ class RouteStage:
         # the messages that finish while a commit runs share the next one (bus.groupcommit): the
         # stage's concurrent messages often finish together (one broker frame confirms many
         # publishes), and a transaction each cost ~80 µs, ~30 µs shared by eight
-        self._routed: GroupCommit[tuple[str, list[str]]] = GroupCommit(self._record_routed)
+        self._routed: GroupCommit[list[tuple[str, list[str]]]] = GroupCommit(self._record_routed)
 
     async def aclose(self) -> None:
         """Stop the routed-ids writer (after the consumer has stopped: nothing is pending)."""
         await self._routed.drain()
         await self._routed.aclose()
 
-    async def _record_routed(self, batch: list[tuple[str, list[str]]]) -> list[None]:
-        self._state.record_routed_many(batch)
-        return [None] * len(batch)
+    async def _record_routed(self, batches: list[list[tuple[str, list[str]]]]) -> list[None]:
+        self._state.record_routed_many([routed for batch in batches for routed in batch])
+        return [None] * len(batches)
 
     async def resume(self) -> None:
         """Finish releases a crash interrupted."""
         await self.line.resume(self._route_held)
 
     async def handle(self, batch: Sequence[Delivery]) -> list[Outcome]:
-        return [await self._one(delivery) for delivery in batch]
-
-    async def _one(self, delivery: Delivery) -> Outcome:
-        envelope = Envelope.from_headers(delivery.headers)
-        if self._state.is_routed(envelope.message_id):
-            self._hooks.already_routed(envelope)
-            return DUPLICATE
-        message = Message(envelope, dict(delivery.headers), delivery.body)
-        passes, parked = self.line.admit(message)
-        if not passes:
-            return DONE  # held behind the resident's dead change
-        await self._route(message)
-        if parked is not None:  # the resident's dead change, replayed: what waited behind it follows
+        """Route a batch: every projection of it in one publish, its routed ids in one commit.
+        A replayed dead change (its resident parked behind it) is routed on its own, with what
+        waited behind it, after what came before it in the batch."""
+        outcomes: list[Outcome] = []
+        plans: list[_Plan] = []
+        envelopes = [Envelope.from_headers(delivery.headers) for delivery in batch]
+        routed = self._state.routed_among([envelope.message_id for envelope in envelopes])
+        known = self.line.parked_among([envelope.subject for envelope in envelopes])
+        for delivery, envelope in zip(batch, envelopes, strict=True):
+            if envelope.message_id in routed:
+                self._hooks.already_routed(envelope)
+                outcomes.append(DUPLICATE)
+                continue
+            message = Message(envelope, dict(delivery.headers), delivery.body)
+            passes, parked = self.line.admit(message, known)
+            outcomes.append(DONE)  # routed, or held behind the resident's dead change
+            if not passes:
+                continue
+            if parked is None:
+                plans.append(self._plan(message))
+                continue
+            await self._send(plans)  # the resident's dead change, replayed: what waited behind it follows
+            plans = []
+            await self._route(message)
             await self.line.release(envelope.subject, envelope.message_id, self._route_held)
-        return DONE
+        await self._send(plans)
+        return outcomes
 
     async def _route_held(self, message: Message) -> bool:
         if not self._state.is_routed(message.envelope.message_id):
@@ -112,16 +135,32 @@ class RouteStage:
         return True
 
     async def _route(self, message: Message) -> None:
+        await self._send([self._plan(message)])
+
+    async def _send(self, plans: list[_Plan]) -> None:
+        """Publish the plans' projections (confirmed), then record their changes routed (durable
+        before the ack), then report each projection routed."""
+        if not plans:
+            return
+        outgoing = [item for plan in plans for item in plan.outgoing]
+        if outgoing:
+            await self._publish(outgoing)
+        await self._routed.submit([(plan.message_id, plan.destinations) for plan in plans])
+        for plan in plans:
+            for out in plan.routed:
+                self._hooks.routed(out)
+
+    def _plan(self, message: Message) -> _Plan:
+        """What routing `message` publishes: its projections, one per destination (tenancy and
+        pins applied); a refused destination is reported here and left out."""
         envelope = message.envelope
-        _, record = decode(message.body, envelope, self._catalog)
-        outgoing: list[tuple[str, OutgoingMessage]] = []
-        destinations: list[str] = []
-        routed: list[Envelope] = []
+        source, record = decode(message.body, envelope, self._catalog)
+        plan = _Plan(envelope.message_id)
         tenancy = self._tenancy
         pins = self._pins
         for match in self._routes.route(record, envelope.municipality, kind=envelope.kind,
                                         message_id=envelope.message_id):
-            xml = project(match)
+            xml = project(match, source)
             target = match.target
             names = [match.route.destination]
             if tenancy is not None:
@@ -132,7 +171,7 @@ class RouteStage:
                     pinned = self._routes.pinned(match, pins[name], record, envelope.municipality,
                                                  envelope.message_id)
                     if pinned is not match:
-                        body, made = project(pinned), pinned.target
+                        body, made = project(pinned, source), pinned.target
                 out = envelope.for_destination(name, made.kind, made.version, match.route.name,
                                                match.route.legal_basis)
                 if tenancy is not None and not tenancy.admits(name, envelope.municipality):
@@ -140,15 +179,11 @@ class RouteStage:
                     self._hooks.refused(out, f"destination {name} does not belong to municipality "
                                              f"{envelope.municipality} (route {match.route.name})")
                     continue
-                outgoing.append((self._queue_of(name),
-                                 OutgoingMessage(body, out.idempotency_key, envelope.subject, out.to_headers())))
-                destinations.append(name)
-                routed.append(out)
-        if outgoing:
-            await self._publish(outgoing)
-        await self._routed.submit((envelope.message_id, destinations))  # durable before the ack
-        for out in routed:
-            self._hooks.routed(out)
+                plan.outgoing.append((self._queue_of(name),
+                                      OutgoingMessage(body, out.idempotency_key, envelope.subject, out.to_headers())))
+                plan.destinations.append(name)
+                plan.routed.append(out)
+        return plan
 
     async def _publish(self, outgoing: list[tuple[str, OutgoingMessage]]) -> None:
         try:

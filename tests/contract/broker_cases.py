@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from batch_cases import BatchContract
 
 from bus.brokers.base import Broker, Delivery, OutgoingMessage, QueueDescription
 from bus.errors import BrokerError, PublishNotConfirmed
@@ -78,7 +79,7 @@ class Recorder:
         return [d.message_id for d in self.done]
 
 
-class BrokerContract:
+class BrokerContract(BatchContract):
     """The cases. Subclasses provide the fixtures `make_broker` and `make_unreachable` (a broker
     that cannot be reached or read), and may override `queue` and `counts_delayed`."""
 

@@ -1,0 +1,47 @@
+"""How the stages take work from the broker, and how the embedded broker syncs: three `[bus]`
+keys, read apart from the rest of the section (bus.settings_sections.read_bus) into
+`Settings.batching`.
+
+```toml
+[bus]
+batch_size = 64          # deliveries a stage takes at once (one per resident; bus.brokers.base)
+batch_linger_ms = 0      # how long a stage waits for a batch to fill (0: it takes what is ready)
+embedded_sync = "full"   # embedded broker: fsync each publish ("full"), or survive only a
+                         # killed bus, not a power cut ("normal"; bus/brokers/embedded.py)
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bus.errors import ConfigError
+from bus.settings_read import Where, as_int, setting_of
+
+__all__ = ["BATCH_KEYS", "BatchSettings", "read_batching"]
+
+BATCH_KEYS = ("batch_size", "batch_linger_ms", "embedded_sync")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    batch_size: int = 64
+    linger_ms: int = 0
+    embedded_sync: Literal["full", "normal"] = "full"
+
+
+def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchSettings:
+    """The batching keys of the `[bus]` table `raw` (env RENKEI_BATCH_SIZE, RENKEI_BATCH_LINGER_MS,
+    RENKEI_EMBEDDED_SYNC override them); a bad value is a ConfigError naming its line."""
+    size, size_at = setting_of(raw, env, "batch_size", "RENKEI_BATCH_SIZE", at, "bus", 64)
+    linger, linger_at = setting_of(raw, env, "batch_linger_ms", "RENKEI_BATCH_LINGER_MS", at, "bus", 0)
+    sync, sync_at = setting_of(raw, env, "embedded_sync", "RENKEI_EMBEDDED_SYNC", at, "bus", "full")
+    if sync not in ("full", "normal"):
+        raise ConfigError(f"[bus] embedded_sync must be \"full\" (publishes survive a power cut) or \"normal\" "
+                          f"(they survive a killed bus, not a power cut), got {sync!r}", where=sync_at)
+    return BatchSettings(
+        batch_size=as_int(size, size_at, "[bus] batch_size", minimum=1, maximum=1000),
+        linger_ms=as_int(linger, linger_at, "[bus] batch_linger_ms", minimum=0, maximum=1000),
+        embedded_sync=sync,
+    )
