@@ -3,6 +3,7 @@ person can read, and an exit status that tells whether every delivery was right.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,22 @@ def test_the_demo_delivers_to_every_system_and_says_so(tmp_path: Path) -> None:
     assert "0 carried a 個人番号" in done.stdout
     assert lines[-1].startswith("OK: every expected delivery happened")
     assert (out / "renkei.log").stat().st_size > 0
+    # batch delivery by default: fewer requests than deliveries, every one of them a batch
+    delivery = next(line for line in lines if line.startswith("delivery: in batches of up to 100 changes"))
+    requests, batches, deliveries = (int(n) for n in re.findall(r"(\d+) (?:requests|batches|deliveries)", delivery))
+    assert 0 < batches == requests < deliveries, delivery
+
+
+def test_the_demo_sends_one_request_per_change_when_told_batch_size_1(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bus.cli", "demo", "--changes", "40", "--batch-size", "1",
+                           "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    total = int(next(line for line in lines if line.startswith("total ")).split()[2])
+    delivery = next(line for line in lines if line.startswith("delivery: one request per change"))
+    chukan = int(next(line for line in lines if line.startswith("chukan ")).split()[2])
+    assert int(re.findall(r"(\d+) requests", delivery)[0]) >= total - chukan  # togo forwards chukan's 副本 itself
+    assert lines[-1].startswith("OK: every expected delivery happened")
 
 
 def test_the_demo_feeds_jumin_idou_v2_through_the_bus_when_asked(tmp_path: Path) -> None:
