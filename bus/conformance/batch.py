@@ -13,22 +13,46 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 
 import httpx
 
 from adapters.transports.httpbatch import BATCH_CONTENT_TYPE, BATCH_SIZE_HEADER, ITEM_STATUSES, batch_item
+from bus.conformance.changes import ChangeMaker
 from bus.conformance.report import Check
 from bus.ports import Outbound
-
-if TYPE_CHECKING:
-    from bus.conformance.receiver import ReceiverKit
 
 __all__ = ["batch_check"]
 
 NAME = "batch_answers_item_by_item"
 TITLE = "a batch is answered item by item: one refused item alone, the others applied, keys honoured"
 VALID = 3
+
+
+class _Options(Protocol):
+    @property
+    def url(self) -> str: ...
+    @property
+    def batch(self) -> bool: ...
+    @property
+    def body(self) -> Literal["xml", "json"]: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+
+
+class ReceiverKit(Protocol):
+    """What the check uses of the running kit (bus.conformance.receiver.ReceiverKit)."""
+
+    @property
+    def options(self) -> _Options: ...
+    @property
+    def maker(self) -> ChangeMaker: ...
+    @property
+    def applied(self) -> list[Outbound]: ...
+    @property
+    def client(self) -> httpx.AsyncClient: ...
+
+    async def expect_effects(self, check: Check, messages: list[Outbound], effects: int) -> None: ...
 
 
 async def batch_check(kit: ReceiverKit) -> Check:

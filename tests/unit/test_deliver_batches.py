@@ -4,6 +4,7 @@ dead-letters alone, its resident held behind it, the others delivered), and a fa
 whole request retried as a batch, then through the delay tiers. The stores are real; the
 broker only captures what is published (a retry copy), the sink is scripted."""
 
+# ruff: noqa: F811  (the fixtures are imported from the one-by-one tests, then requested by name)
 from __future__ import annotations
 
 import sys
@@ -15,39 +16,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline_support import CapturingBroker
+from test_deliverer import catalog, envelope, zei_body  # noqa: F401  (fixtures shared with the one-by-one tests)
 
 from bus.brokers.base import Delivery
 from bus.catalog import Catalog
 from bus.delivery import DeliveryStore, RetryPolicy
-from bus.envelope import Envelope
 from bus.errors import PermanentError, TransientError
 from bus.ports import FunctionSink, ItemResult, Outbound, Receipt, batch_size_of
-from bus.routing.router import RouteTable
 from bus.stages import CountingHooks, DeliverStage, ResidentLine
 from bus.state import StateStore
-from bus.synthetic import Registry
 
 FAST = RetryPolicy(attempts=2, backoff=0.001, tiers=(0.15, 0.3), deadline=30.0, poison_after=3)
 Answer = Callable[[str, int], ItemResult | None]
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
-@pytest.fixture(scope="module")
-def zei_body(catalog: Catalog) -> bytes:
-    routes = RouteTable.load(catalog=catalog)
-    record = next(Registry(seed=3).events(1))
-    match = next(m for m in routes.route(record, record["municipality_code"]) if m.route.destination == "zei")
-    return match.target.to_xml(match.record)
-
-
-def envelope(resident: str, sequence: int) -> Envelope:
-    return Envelope(message_id=f"{resident}-{sequence:03d}", kind="zei.jumin", schema_version=1,
-                    content_type="application/xml", municipality="131016", source="jumin",
-                    subject=f"{resident:0>32}", sequence=sequence, destination="zei", route="zei-all-changes")
 
 
 @dataclass
