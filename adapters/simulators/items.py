@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from adapters.simulators.state import ReceivedMessage, SimulatorState
-from adapters.simulators.togo import fukuhon_record
+from bus.catalog.upgrade import is_v2
 from bus.errors import ValidationFailed
 
 __all__ = ["Checker", "Item", "Verdict", "apply_item", "rejected"]
@@ -84,18 +84,22 @@ def apply_item(sim: SimulatorState, checker: Checker, item: Item) -> Verdict:
 
 
 def _togo(sim: SimulatorState, checker: Checker, record: dict[str, Any], key: str, subject: str) -> None:
-    """The 団体内統合宛名 function (adapters.simulators.togo): number and 副本, and a 副本 update
-    applied at the 中間サーバー simulator (`sim.downstream`, when it runs in the same cluster)."""
+    """The 団体内統合宛名 function (adapters.simulators.togo): number and 副本 — a 副本 update
+    applied at the 中間サーバー simulator — or a notice addressed and applied at the portal
+    simulator (`sim.downstream`, when it runs in the same cluster)."""
     assert sim.togo is not None
-    update = sim.togo.apply(record)
     downstream, catalog = sim.downstream, checker.catalog
-    if update is None or downstream is None or catalog is None:
+    if downstream is None or catalog is None:
+        sim.togo.forward(sim.kind, record, ())  # numbers and 副本 kept; nothing to send it to
         return
-    ks = catalog.get(downstream.kind)
-    body: bytes = ks.to_xml(fukuhon_record(record, update, ks.fields))
+    ks = catalog.get(downstream.kind, 2 if is_v2(record) else None)  # a v2 change: the v2 副本 (household)
+    made = sim.togo.forward(sim.kind, record, ks.fields)
+    if made is None:
+        return
+    body: bytes = ks.to_xml(made[0])
     forward = f"{key.rsplit('.', 1)[0]}.{downstream.system}"
     if forward not in downstream.messages:
         downstream.accept(ReceivedMessage(
             key=forward, message_id=forward.rsplit(".", 1)[0], kind=downstream.kind,
-            municipality=str(record.get("municipality_code", "")), subject=subject, sequence=update.history_number,
+            municipality=str(record.get("municipality_code", "")), subject=subject, sequence=made[1],
             content_type="application/xml", body=body, reference=f"{downstream.system}-{downstream.effects + 1:08d}"))
