@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: bus.groupcommit: the HTTP sink joins concurrent deliveries into one batch request with it)
 ADAPTERS_MAY_USE = ("bus.ports", "bus.errors", "bus.envelope", "bus.validation", "bus.catalog", "bus.logs",
                     "bus.masking", "bus.paths", "bus.topology", "bus.brokers.amqp",  # topology: queue names
-                    "bus.groupcommit")
+                    "bus.groupcommit", "bus.ingests")  # ingests: bulk-file progress records (plain data)
 #: the modules that assemble the bus from its parts, and so may know the adapters (the conformance
 #: kits, like the demo, drive a vendor's system with the sinks' own requests and the simulators)
 ASSEMBLY = ("bus.app", "bus.cli", "bus.demo", "bus.conformance")
