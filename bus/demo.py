@@ -9,6 +9,11 @@ error code) and duplicates (each must be answered "duplicate"). What each system
 receive is worked out from the route table, independently of the bus's queues, and
 compared with what each simulator applied, key by key.
 
+Delivery: each simulator is a destination that takes batches (`batch_size`, 100 by default:
+up to 100 changes per HTTP request, each with its own idempotency key and receipt,
+docs/delivery-contract.md, Batches), with as many deliveries in flight; `batch_size=1` sends
+one request per change, as a system without batches gets.
+
 Feeding: one feeder per partition of residents (by 宛名番号), so a resident's changes are
 submitted in registry order while other residents' go in at the same time (as several
 registry batches would); concurrent publishes share one commit of the embedded broker.
@@ -37,6 +42,7 @@ from bus.masking import Pseudonymizer
 from bus.paths import schemas_dir
 from bus.routing.router import RouteTable
 from bus.settings import BusSettings, Settings
+from bus.settings_sections import DestinationSettings
 from bus.synthetic import REASON_GROUPS, Registry, copy_record, corrupt
 from bus.synthetic.invalid import DEMO_CODES
 from bus.synthetic.v2 import Householders, to_v2
@@ -60,6 +66,7 @@ class DemoOptions:
     shards: int = 1  # RabbitMQ: consistent-hash shards per queue
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # `--console`: short, so a stopped system shows
     version: int = 1  # jumin.idou version the registry writes: 2 feeds v2 with every v2 異動事由
+    batch_size: int = 100  # changes per HTTP request to each simulator (1: one request per change)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,8 @@ class DestinationTally:
     missing: int = 0
     unexpected: int = 0
     personal_numbers: int = 0  # messages that carried a 個人番号 (must be 0 for chukan/portal)
+    requests: int = 0  # HTTP requests the system answered
+    batches: int = 0  # of which batches
 
 
 @dataclass(slots=True)
@@ -152,11 +161,11 @@ async def run_demo(
         shutil.rmtree(out / part, ignore_errors=True)
     result = DemoResult(options)
     started = time.monotonic()
-    settings = Settings(bus=BusSettings(state_dir=out / "state", broker_url=options.broker_url, shards=options.shards),
-                        retry=options.retry)
     feed = list(demo_feed(catalog, options))
     async with SimulatorCluster(catalog=catalog, store=str(out / "received")) as sims:
-        sinks = {name: HttpSink(sims.messages_url(name), name=name) for name in sims.states}
+        settings = _settings(options, sims)
+        sinks = {name: HttpSink(sims.messages_url(name), name=name, batch_size=options.batch_size)
+                 for name in sims.states}
         bus = Bus(settings, sinks=dict(sinks), catalog=catalog)
         reporter: asyncio.Task[None] | None = None
         try:
@@ -178,6 +187,18 @@ async def run_demo(
         result.destinations = [_tally(name, sims, expected.get(name, set())) for name in SYSTEMS]
     result.seconds = time.monotonic() - started
     return result
+
+
+def _settings(options: DemoOptions, sims: SimulatorCluster) -> Settings:
+    """The demo bus's settings: each simulator a destination with `batch_size` deliveries in flight
+    (what a batch is filled from; 8, the default, with single requests)."""
+    in_flight = max(8, options.batch_size)
+    destinations = {name: DestinationSettings(name, "http", concurrency=in_flight, retry=options.retry,
+                                              options={"url": sims.messages_url(name),
+                                                       "batch_size": options.batch_size})
+                    for name in sims.states}
+    return Settings(bus=BusSettings(state_dir=options.out / "state", broker_url=options.broker_url,
+                                    shards=options.shards), retry=options.retry, destinations=destinations)
 
 
 async def _feed(bus: Bus, feed: list[FeedItem], feeders: int, result: DemoResult) -> None:
@@ -250,4 +271,6 @@ def _tally(name: str, sims: SimulatorCluster, expected: set[str]) -> Destination
         missing=len(expected - delivered),
         unexpected=len(delivered - expected),
         personal_numbers=sum(1 for m in state.messages.values() if has_personal_number(m.body)),
+        requests=state.requests,
+        batches=state.batches,
     )

@@ -5,6 +5,10 @@ validation issues and the errors, never a stage, so adapters depend on it and on
 - A **sink** delivers one message to a receiving system and returns a `Receipt`, or raises
   `TransientError` (retry later) or `PermanentError` (dead-letter now). Every sink honours
   `message.envelope.idempotency_key`: delivering the same key twice has one effect.
+- A **batch sink** (`BatchSink`) also delivers several messages in one exchange
+  (`deliver_many`) and answers item by item: a `Receipt`, or the item's own `TransientError`
+  / `PermanentError` as a value; a failure of the whole exchange is raised. The deliver stage
+  uses it when `batch_size_of(sink) > 1`; every other sink keeps delivering one by one.
 - A **source** puts raw messages into the bus through an `Intake` and learns, per message,
   whether it was accepted, a duplicate, or rejected (with the validation issues).
 
@@ -28,11 +32,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from bus.envelope import Envelope
-from bus.errors import SourceForbidden
+from bus.errors import PermanentError, SourceForbidden, TransientError
 from bus.validation.issues import Issue
 
-__all__ = ["BatchIntake", "Caller", "FunctionSink", "Gatekeeper", "Intake", "Outbound", "RawMessage", "Receipt",
-           "Sink", "Source", "Submission"]
+__all__ = [
+    "BatchIntake", "BatchSink", "Caller", "FunctionSink", "Gatekeeper", "Intake", "ItemResult", "Outbound",
+    "RawMessage", "Receipt", "Sink", "Source", "Submission", "batch_size_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,31 @@ class Receipt:
 
 class Sink(Protocol):
     async def deliver(self, message: Outbound) -> Receipt: ...
+
+
+#: what a batch sink answers for one item: its receipt, or its own failure (not raised)
+ItemResult = Receipt | TransientError | PermanentError
+
+
+class BatchSink(Sink, Protocol):
+    """A sink that also takes several messages in one exchange (an HTTP destination with
+    ``batch_size = N``). `deliver_many` takes at most `batch_size` messages, of different
+    residents or, for one resident, in 履歴番号 order, and returns one `ItemResult` per message,
+    in order; it raises `TransientError` / `PermanentError` when the whole exchange failed
+    (every item then shares that fate: a 5xx, a timeout, a 429 is retried as a batch)."""
+
+    batch_size: int
+
+    async def deliver_many(self, messages: Sequence[Outbound]) -> list[ItemResult]: ...
+
+
+def batch_size_of(sink: Sink) -> int:
+    """How many messages `sink` takes in one exchange: its `batch_size` when it offers
+    `deliver_many`, else 1 (single-message delivery)."""
+    size = getattr(sink, "batch_size", 1)
+    if not callable(getattr(sink, "deliver_many", None)) or not isinstance(size, int):
+        return 1
+    return max(1, size)
 
 
 class FunctionSink:

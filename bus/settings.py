@@ -35,6 +35,8 @@ witness = "/mnt/witness/renkei-audit.jsonl"  # every signed head also kept here 
 transport = "http"               # http | file | an entry point in renkei.adapters
 url = "http://127.0.0.1:9101/messages"
 concurrency = 8
+batch_size = 1                   # > 1: up to N changes per request, if the system takes batches
+batch_linger_ms = 0              # with batches: wait up to this long for one to fill (docs/delivery-contract.md)
 system = "zei"                   # the route destination it serves (default: its own name)
 municipality = "131016"          # or municipalities = [...]; required when the bus serves several
 

@@ -10,6 +10,8 @@
                                                            or told to reject
         <fail_status> {"status": "failed"}                 told to fail (Retry-After: 1)
         (connection cut, no answer)                        told to be down
+    POST /messages    a batch (application/vnd.renkei.batch+json, adapters.simulators.batch):
+        200 {"items": [{"idempotency_key", "status": applied|duplicate|rejected|retry, ...}]}
     GET  /received    counts (effects, duplicates, rejected, failed, requests, held), the
                       behaviour, and the ids of the messages held (never their bodies)
     GET  /control     the behaviour;  POST /control {"mode": ..., ...} sets it (see Behaviour)
@@ -42,9 +44,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from adapters.simulators.state import ReceivedMessage, SimulatorState
+from adapters.simulators.batch import BATCH_MEDIA, answer_batch, whole_request
+from adapters.simulators.items import Item, Verdict, apply_item, rejected
+from adapters.simulators.state import SimulatorState
 from adapters.sources.http_intake import read_limited_body
-from bus.catalog.upgrade import is_v2
 from bus.errors import BodyTooLarge, ConfigError, ValidationFailed
 
 __all__ = ["Validate", "create_app", "has_personal_number", "personal_number_valid"]
@@ -91,12 +94,12 @@ def create_app(
 
     async def messages(request: Request) -> JSONResponse:
         decision, behaviour = request.scope[_DECISION]
+        headers = request.headers
+        key = headers.get("idempotency-key")
         try:
             raw = await read_limited_body(request, max_body)
         except BodyTooLarge:
-            return _rejected(sim, request.headers.get("idempotency-key"), "R100", "message too large", 413)
-        headers = request.headers
-        key = headers.get("idempotency-key")
+            return _answer(rejected(sim, key, "R100", "message too large", 413))
         delay = behaviour.delay or (1.0 if decision == "slow" else 0.0)
         if delay and decision != "ok":
             await asyncio.sleep(delay)
@@ -104,49 +107,16 @@ def create_app(
             sim.failed += 1
             body = {"status": "failed", "reason": "simulated failure"}
             return JSONResponse(body, status_code=behaviour.fail_status, headers={"Retry-After": "1"})
-        if decision == "reject":
-            return _rejected(sim, key, "S422", "rejected by the receiving system (simulated)")
-        if not key:
-            return _rejected(sim, None, "S400", "Idempotency-Key header is required", 400)
-        held = sim.messages.get(key)
-        if held is not None:
-            sim.duplicates += 1
-            return JSONResponse({"status": "duplicate", "key": key, "reference": held.reference})
-        kind = headers.get("x-renkei-kind")
-        if kind and kind != sim.kind:
-            return _rejected(sim, key, "R220", f"this system takes {sim.kind}, not {kind}")
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media not in ("application/xml", "text/xml", "application/json"):
-            return _rejected(
-                sim, key, "R220", "content type must be application/xml or application/json", 415
-            )
-        try:
-            record = checker.check(raw, media)
-        except ValidationFailed as exc:
-            issues = [i.to_dict() for i in exc.issues]
-            sim.reject(key, issues)
-            return JSONResponse({"status": "rejected", "issues": issues}, status_code=422)
-        if key in sim.messages:  # a twin request finished while this one was validated
-            sim.duplicates += 1
-            return JSONResponse({"status": "duplicate", "key": key, "reference": sim.messages[key].reference})
-        reference = f"{sim.system}-{sim.effects + 1:08d}"
+        if media == BATCH_MEDIA:
+            return _answer(answer_batch(sim, checker, raw))
+        if decision == "reject":
+            return _answer(rejected(sim, key, "S422", "rejected by the receiving system (simulated)"))
         sequence = headers.get("x-renkei-sequence", "")
-        sim.accept(
-            ReceivedMessage(
-                key=key,
-                message_id=headers.get("x-renkei-message-id", key),
-                kind=kind or sim.kind,
-                municipality=headers.get("x-renkei-municipality", ""),
-                subject=headers.get("x-renkei-subject", ""),
-                sequence=int(sequence) if sequence.isdigit() else None,
-                content_type=media,
-                body=raw,
-                reference=reference,
-            )
-        )
-        if sim.togo is not None and isinstance(record, dict):
-            _togo(sim, checker, record, key, headers.get("x-renkei-subject", ""))
-        return JSONResponse({"status": "applied", "key": key, "reference": reference})
+        return _answer(apply_item(sim, checker, Item(
+            key=key, message_id=headers.get("x-renkei-message-id"), kind=headers.get("x-renkei-kind"),
+            municipality=headers.get("x-renkei-municipality", ""), subject=headers.get("x-renkei-subject", ""),
+            sequence=int(sequence) if sequence.isdigit() else None, media=media, raw=raw)))
 
     async def received(request: Request) -> JSONResponse:
         limit = request.query_params.get("limit", "")
@@ -196,8 +166,14 @@ class _OutageMiddleware:
         sim = self.state
         if scope["path"] == "/messages" and scope["method"] == "POST":
             sim.requests += 1
-            subject = dict(scope["headers"]).get(b"x-renkei-subject", b"").decode("latin-1") or None
-            scope[_DECISION] = decision = sim.decide(subject)
+            headers = dict(scope["headers"])
+            if headers.get(b"content-type", b"").split(b";")[0].strip().lower() == BATCH_MEDIA.encode():
+                # a batch: fail, slow, down for the whole request; reject (or one key's) item by item
+                scope[_DECISION] = decision = sim.decide(None) if whole_request(sim) else ("ok", sim.behaviour)
+            else:
+                subject = headers.get(b"x-renkei-subject", b"").decode("latin-1") or None
+                key = headers.get(b"idempotency-key", b"").decode("latin-1") or None
+                scope[_DECISION] = decision = sim.decide(subject, key)
             if decision[0] == "down":
                 sim.failed += 1
                 await _cut(send)
@@ -213,32 +189,8 @@ async def _cut(send: Send) -> None:
     raise SimulatedOutage
 
 
-def _togo(sim: SimulatorState, checker: _Checker, record: dict[str, Any], key: str, subject: str) -> None:
-    """The 団体内統合宛名 function (adapters.simulators.togo): number and 副本 — a 副本 update
-    applied at the 中間サーバー simulator — or a notice addressed and applied at the portal
-    simulator (`sim.downstream`, when it runs in the same cluster)."""
-    assert sim.togo is not None
-    downstream, catalog = sim.downstream, checker.catalog
-    if downstream is None or catalog is None:
-        sim.togo.forward(sim.kind, record, ())  # numbers and 副本 kept; nothing to send it to
-        return
-    ks = catalog.get(downstream.kind, 2 if is_v2(record) else None)  # a v2 change: the v2 副本 (household)
-    made = sim.togo.forward(sim.kind, record, ks.fields)
-    if made is None:
-        return
-    body: bytes = ks.to_xml(made[0])
-    forward = f"{key.rsplit('.', 1)[0]}.{downstream.system}"
-    if forward not in downstream.messages:
-        downstream.accept(ReceivedMessage(
-            key=forward, message_id=forward.rsplit(".", 1)[0], kind=downstream.kind,
-            municipality=str(record.get("municipality_code", "")), subject=subject, sequence=made[1],
-            content_type="application/xml", body=body, reference=f"{downstream.system}-{downstream.effects + 1:08d}"))
-
-
-def _rejected(sim: SimulatorState, key: str | None, code: str, msg: str, status: int = 422) -> JSONResponse:
-    issues = [{"code": code, "message": msg}]
-    sim.reject(key, issues)
-    return JSONResponse({"status": "rejected", "issues": issues}, status_code=status)
+def _answer(verdict: Verdict) -> JSONResponse:
+    return JSONResponse(verdict.body, status_code=verdict.status)
 
 
 class _Checker:

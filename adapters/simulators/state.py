@@ -68,6 +68,8 @@ class Behaviour:
     - delay: seconds to wait before answering (slow; also delays fail/reject when set).
     - ratio: the share of messages the mode applies to (0..1, drawn at random).
     - reject_subject: with mode reject, reject only messages of this subject pseudonym.
+    - key: apply the mode only to the message with this Idempotency-Key (alone, or an item
+      of a batch: reject or fail that item alone, the others of its batch are applied).
     - count: apply the mode to the next N messages, then return to ok.
     - seed: seeds the random draw so a test run is repeatable.
     """
@@ -77,6 +79,7 @@ class Behaviour:
     fail_status: int = 503
     ratio: float = 1.0
     reject_subject: str | None = None
+    key: str | None = None
     count: int | None = None
     seed: int | None = None
 
@@ -96,6 +99,8 @@ class Behaviour:
             raise ConfigError("fail_status must be an HTTP error status (400..599)")
         if not isinstance(b.ratio, int | float) or not 0 <= b.ratio <= 1:
             raise ConfigError("ratio must be between 0 and 1")
+        if b.key is not None and not isinstance(b.key, str):
+            raise ConfigError("key must be an Idempotency-Key (a string)")
         if b.count is not None and (not isinstance(b.count, int) or b.count < 0):
             raise ConfigError("count must be a non-negative integer")
         return b
@@ -129,7 +134,8 @@ class SimulatorState:
 
     Counters: `effects` (messages applied, once per key), `duplicates` (repeated keys
     answered "duplicate"), `rejected` (422: invalid, or told to reject), `failed`
-    (simulated failures and cut connections), `requests` (every POST /messages).
+    (simulated failures and cut connections), `requests` (every POST /messages), `batches`
+    (the requests among them that were batches).
     """
 
     def __init__(self, system: str, *, store: str | os.PathLike[str] | None = None) -> None:
@@ -146,6 +152,7 @@ class SimulatorState:
         self.rejected = 0
         self.failed = 0
         self.requests = 0
+        self.batches = 0
         self._random = random.Random()
         #: the 団体内統合宛名 function's numbers and 副本 (the `togo` and `togo_oshirase` simulators;
         #: one function shared by both in a cluster)
@@ -166,8 +173,9 @@ class SimulatorState:
             self._random.seed(self.behaviour.seed)
         return self.behaviour
 
-    def decide(self, subject: str | None) -> tuple[Decision, Behaviour]:
-        """What to do with the next message, and the behaviour that decided it.
+    def decide(self, subject: str | None, key: str | None = None) -> tuple[Decision, Behaviour]:
+        """What to do with the next message (of `subject`, with Idempotency-Key `key`), and the
+        behaviour that decided it.
 
         Consumes one of `count`; the last one returns the simulator to ok.
         """
@@ -175,6 +183,8 @@ class SimulatorState:
         if b.mode == "ok":
             return "ok", b
         if b.mode == "reject" and b.reject_subject is not None and subject != b.reject_subject:
+            return "ok", b
+        if b.key is not None and key != b.key:
             return "ok", b
         if b.ratio < 1 and self._random.random() >= b.ratio:
             return "ok", b
@@ -211,6 +221,7 @@ class SimulatorState:
             "rejected": self.rejected,
             "failed": self.failed,
             "requests": self.requests,
+            "batches": self.batches,
             "held": len(self.messages),
         }
 
@@ -231,7 +242,7 @@ class SimulatorState:
         """Forget everything held in memory (the store directory is left alone)."""
         self.messages.clear()
         self.rejections.clear()
-        self.effects = self.duplicates = self.rejected = self.failed = self.requests = 0
+        self.effects = self.duplicates = self.rejected = self.failed = self.requests = self.batches = 0
         self.behaviour = Behaviour()
         if self.togo is not None:
             self.togo.clear()  # shared by the cluster's togo and togo_oshirase: cleared in place

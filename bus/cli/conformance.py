@@ -34,7 +34,8 @@ def conformance() -> None:
 @click.option("--system", required=True, type=click.Choice(sorted(SYSTEMS)),
               help="Which receiving system yours is (decides the kind sent, e.g. zei → zei.jumin).")
 @click.option("--url", required=True, help="Your endpoint, as configured in renkei.toml (POST target).")
-@click.option("--batch", is_flag=True, help="Also check batch answers (reported not applicable: renkei sends none).")
+@click.option("--batch", is_flag=True,
+              help="The receiver takes batches (batch_size > 1): check its batch answers too (else: not applicable).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds an answer may take (the HTTP sink's timeout).")
 @click.option("--body", type=click.Choice(["xml", "json"]), default="xml", show_default=True,

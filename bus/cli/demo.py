@@ -41,13 +41,15 @@ __all__ = ["demo", "render"]
 @click.option("--feed-version", type=click.IntRange(1, 2), default=1, show_default=True,
               help="The jumin.idou version the registry writes: 2 for the 住民記録 standard's items, with "
                    "every v2 異動事由 (invalid variants stay v1, which is still accepted).")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Changes per HTTP request to each simulator (1: one request per change, no batches).")
 @click.option("--console", "with_console", is_flag=True,
               help="Then keep the bus running with the web console (its address and a demo account are "
                    "printed) until Ctrl-C.")
 @click.option("--console-port", type=click.IntRange(0, 65535), default=8090, show_default=True,
               help="The console's port with --console (0: any free port).")
-def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_version: int, with_console: bool,
-         console_port: int) -> None:
+def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_version: int, batch_size: int,
+         with_console: bool, console_port: int) -> None:
     """Run the bus on the embedded broker with in-process simulators and check every delivery.
 
     Exit status: 0 every expected delivery happened and nothing else, 1 otherwise, 2 a usage error."""
@@ -58,7 +60,8 @@ def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_versio
         where = "RabbitMQ" if broker_url else f"the embedded broker (state in {out / 'state'})"
         click.echo(f"renkei demo: {changes} resident changes (jumin.idou v{feed_version}) through {where} ...",
                    err=True)
-        options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url, version=feed_version)
+        options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url, version=feed_version,
+                              batch_size=batch_size)
         then = None
         if with_console:  # the web console on the demo's bus (bus.cli.demo_console)
             from bus.cli.demo_console import DEMO_RETRY, DemoConsole, demo_console_options
@@ -106,6 +109,14 @@ def render(result: DemoResult) -> str:
     if chukan is not None:
         lines.append(f"中間サーバー (chukan): {chukan.delivered} 副本 updates, "
                      f"{chukan.personal_numbers} carried a 個人番号")
+    requests = sum(t.requests for t in result.destinations)
+    batches = sum(t.batches for t in result.destinations)
+    if result.options.batch_size > 1:
+        lines.append(f"delivery: in batches of up to {result.options.batch_size} changes per request — {requests} "
+                     f"requests ({batches} batches) for {total_delivered} deliveries")
+    else:
+        lines.append(f"delivery: one request per change (--batch-size 1) — {requests} requests ({batches} batches) "
+                     f"for {total_delivered} deliveries")
     for wrong in result.wrong_answers[:10]:
         lines.append(f"wrong answer: {wrong}")
     if not result.idle:

@@ -53,7 +53,10 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str, so
       other 4xx               refused for good: dead-lettered at once
     \b
     Order: per resident (X-Renkei-Subject) the next change is sent only after the previous
-    one was answered 2xx; residents are independent. No batches: one request, one change.
+    one was answered 2xx; residents are independent.
+    Batches (a destination with batch_size > 1): Content-Type application/vnd.renkei.batch+json,
+    {"items": [...]}, answered 200 with one receipt per item (applied, duplicate, rejected,
+    retry); POST /control {"mode": "reject", "key": K} refuses that one item.
     Check your own system against it: renkei conformance receiver --system SYSTEM --url URL.
 
     Exit status: 0 stopped by SIGINT, 2 a usage error (an unknown system).

@@ -21,7 +21,8 @@ Checks, by stable name:
   the simulators are) it answers a retryable status with no effect, and the retry is
   applied once; not applicable without a control endpoint;
 - ``answers_within_timeout``: every answer came within the timeout the bus uses;
-- ``batch_answers_item_by_item``: not applicable (the contract has no batches; said so).
+- ``batch_answers_item_by_item`` (bus.conformance.batch): with ``--batch``, one batch with a
+  broken item and a resend is answered item by item, keys honoured; not applicable without.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import httpx
 from adapters.transports.errors import TRANSIENT_STATUS, receipt_status
 from adapters.transports.http import envelope_headers, record_to_json
 from bus.catalog import Catalog
+from bus.conformance.batch import batch_check
 from bus.conformance.changes import ChangeMaker, new_subject, reason_of
 from bus.conformance.readback import FileReadback, HttpReadback, Readback, effects_of, settle
 from bus.conformance.report import Check, Report
@@ -85,7 +87,14 @@ class ReceiverKit:
         self.maker = ChangeMaker(catalog, self.kind, options.system)
         self.answers: list[Answer] = []
         self.readback: Readback | None = None
+        self.applied: list[Outbound] = []  # the valid changes applied (resent by later checks)
         self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client of the running kit (`run`)."""
+        assert self._client is not None, "the kit is not running"
+        return self._client
 
     async def run(self) -> Report:
         report = Report("receiver", self.options.system, self.options.url)
@@ -104,19 +113,19 @@ class ReceiverKit:
 
     async def _valid_changes(self) -> Check:
         check = Check("valid_changes_applied", "a change of every 異動事由 group is answered 2xx and applied once")
-        self._applied: list[Outbound] = []
+        self.applied = []
         for record in self.maker.records(self.options.per_group):
             message = self.maker.message(record)
             answer = await self.send(message)
             line = f"{reason_of(record)} key {_short(message)}: {answer.text()}"
             if answer.meaning in ("applied", "duplicate"):
                 check.note(line)
-                self._applied.append(message)
+                self.applied.append(message)
             else:
                 check.fail(line)
-        if not self._applied and not check.failed:
+        if not self.applied and not check.failed:
             check.fail(f"no change of {self.kind} could be made")
-        await self._expect_effects(check, self._applied, 1)
+        await self.expect_effects(check, self.applied, 1)
         return check
 
     async def _boundaries(self) -> Check:
@@ -132,15 +141,15 @@ class ReceiverKit:
             sent.append(message)
         if not sent:
             check.not_applicable(f"no boundary case of {self.kind} could be made valid")
-        await self._expect_effects(check, [m for m in sent if not check.failed], 1)
+        await self.expect_effects(check, [m for m in sent if not check.failed], 1)
         return check
 
     async def _idempotency(self) -> Check:
         check = Check("idempotency_key_honoured", "a resent Idempotency-Key is answered 2xx with no second effect")
-        if not self._applied:
+        if not self.applied:
             check.fail("no change was applied, so none could be resent")
             return check
-        message = self._applied[0]
+        message = self.applied[0]
         for attempt in (1, 2):
             answer = await self.send(message)
             line = f"resend {attempt} of key {_short(message)}: {answer.text()}"
@@ -150,7 +159,7 @@ class ReceiverKit:
                 check.note(line)
             else:
                 check.fail(line + ": a resend must be answered 2xx")
-        await self._expect_effects(check, [message], 1)
+        await self.expect_effects(check, [message], 1)
         return check
 
     async def _order(self) -> Check:
@@ -204,7 +213,7 @@ class ReceiverKit:
             else:
                 check.fail(line + ": it must be refused (4xx)")
             refused.append(message)
-        await self._expect_effects(check, refused, 0)
+        await self.expect_effects(check, refused, 0)
         return check
 
     async def _missing_key(self) -> Check:
@@ -213,7 +222,7 @@ class ReceiverKit:
         answer = await self.send(message, drop=("Idempotency-Key",))
         line = f"no Idempotency-Key, message id {message.envelope.message_id[:12]}…: {answer.text()}"
         (check.note if answer.meaning == "refused" else check.fail)(line)
-        await self._expect_effects(check, [message], 0)
+        await self.expect_effects(check, [message], 0)
         return check
 
     async def _failure(self) -> Check:
@@ -234,11 +243,11 @@ class ReceiverKit:
         failed = await self.send(message)
         line = f"told to fail once, key {_short(message)}: {failed.text()}"
         (check.note if failed.meaning == "retry" else check.fail)(line)
-        await self._expect_effects(check, [message], 0)
+        await self.expect_effects(check, [message], 0)
         retried = await self.send(message)
         line = f"the retry of key {_short(message)}: {retried.text()}"
         (check.note if retried.meaning == "applied" else check.fail)(line)
-        await self._expect_effects(check, [message], 1)
+        await self.expect_effects(check, [message], 1)
         return check
 
     async def _timeouts(self) -> Check:
@@ -255,13 +264,7 @@ class ReceiverKit:
         return check
 
     async def _batch(self) -> Check:
-        check = Check("batch_answers_item_by_item", "a batch is answered item by item")
-        why = ("renkei sends no batches: one change per request (docs/delivery-contract.md, Batches), "
-               "so there is no batch answer to check")
-        if self.options.batch:
-            why += "; --batch was asked for and this is said here rather than passed"
-        check.not_applicable(why)
-        return check
+        return await batch_check(self)
 
     # -- exchanges --------------------------------------------------------------------------
 
@@ -293,7 +296,7 @@ class ReceiverKit:
             return FileReadback(self.options.applied_keys)
         return await HttpReadback.probe(str(httpx.URL(self.options.url).join("received")), client)
 
-    async def _expect_effects(self, check: Check, messages: list[Outbound], effects: int) -> None:
+    async def expect_effects(self, check: Check, messages: list[Outbound], effects: int) -> None:
         """Note the read-back of `messages`; fail the check unless each had `effects` effects."""
         if not messages:
             return

@@ -19,6 +19,15 @@ For each message of resident R:
    whole minutes, so RabbitMQ's delay queues, one per delay, stay few), within the deadline.
 5. `PermanentError` → dead letter at once (code D100); R stays parked until an operator
    replays or discards it (`renkei dead`), which the audit trail records.
+Batches (a sink that offers `deliver_many`, bus.ports.BatchSink, with `batch_size` > 1): the
+messages of a batch the broker handed out go to the sink in *waves* of at most one change
+per resident, the earliest first, so a resident's later change is admitted (1) only once the
+fate of the earlier one is known: delivered, or failed and so parked, and then it is held
+behind it. Each item's receipt or error is taken as above, item by item: one refused item is
+dead-lettered alone, its resident parked behind it, the others delivered; a failure of the
+whole request (5xx, timeout, 429) retries the items still failing together, in process
+(`attempts`, at least the Retry-After), then each through the delay tiers (4).
+
 6. Anything else is a bug or a poison message: retried like a transient failure (R parked,
    the delay tiers), and dead-lettered (D300) once it has crashed the handler `poison_after`
    times — the same limit and code as the dispatcher's for every stage, counted here in a
@@ -38,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,7 +62,7 @@ from bus.delivery.store import Parked
 from bus.envelope import Envelope
 from bus.errors import PermanentError, TransientError
 from bus.logs import get_logger
-from bus.ports import Outbound, Receipt, Sink
+from bus.ports import BatchSink, ItemResult, Outbound, Receipt, Sink, batch_size_of
 from bus.stages.hooks import StageHooks
 from bus.stages.order import Message, ResidentLine
 from bus.stages.outcomes import DEADLINE, DONE, POISON, REFUSED, Outcome
@@ -139,6 +149,7 @@ class DeliverStage:
         self._hooks = hooks or StageHooks()
         self._queue = destination_queue(self.destination)
         self._backoff = wait_random_exponential(multiplier=self.policy.backoff, max=IN_PROCESS_MAX)
+        self.batch_size = batch_size_of(sink)
 
     async def resume(self) -> None:
         """Finish releases a crash interrupted (a resident whose head is a held message)."""
@@ -150,16 +161,53 @@ class DeliverStage:
     async def handle(self, batch: Sequence[Delivery]) -> list[Outcome]:
         """Deliver each message (or hold it behind its resident's earlier change). Every outcome
         is DONE: a failure is kept by this stage itself (a retry copy, a dead letter)."""
-        messages = [Message(Envelope.from_headers(d.headers), dict(d.headers), d.body) for d in batch]
-        known = self.line.parked_among([message.envelope.subject for message in messages])  # one query
-        for delivery, message in zip(batch, messages, strict=True):
-            await self._one(message, known, redelivered=delivery.redelivered or delivery.delivery_count > 1)
+        messages = [(Message(Envelope.from_headers(d.headers), dict(d.headers), d.body),
+                     d.redelivered or d.delivery_count > 1) for d in batch]
+        if self.batch_size > 1 and len(messages) > 1:
+            await self._many(messages)
+            return [DONE] * len(batch)
+        known = self.line.parked_among([message.envelope.subject for message, _ in messages])  # one query
+        for message, redelivered in messages:
+            await self._one(message, known, redelivered=redelivered)
         return [DONE] * len(batch)
 
+    async def _many(self, messages: list[tuple[Message, bool]]) -> None:
+        """Deliver `messages` through the batch sink, in waves of one change per resident (the
+        parked residents of each wave looked up in one query, after the waves before it)."""
+        remaining = messages
+        while remaining:
+            wave: list[tuple[Message, bool]] = []
+            later: list[tuple[Message, bool]] = []
+            subjects: set[str] = set()
+            for item in remaining:
+                subject = item[0].envelope.subject
+                (later if subject in subjects else wave).append(item)
+                subjects.add(subject)
+            remaining = later
+            known = self.line.parked_among([message.envelope.subject for message, _ in wave])
+            passing: list[tuple[Message, Parked | None]] = []
+            for message, redelivered in wave:
+                if redelivered and self._done_before(message):
+                    continue
+                passes, parked = self.line.admit(message, known)
+                if passes:
+                    passing.append((message, parked))
+            for start in range(0, len(passing), self.batch_size):
+                chunk = passing[start:start + self.batch_size]
+                delivered = await self._attempt_many([message for message, _ in chunk])
+                for (message, parked), ok in zip(chunk, delivered, strict=True):
+                    if ok and parked is not None:
+                        await self._release_behind(message)
+
+    def _done_before(self, message: Message) -> bool:
+        if not self.line.store.was_done(self.destination, message.envelope.message_id):
+            return False
+        log.info("delivered before, and what it held back released: not delivered again",
+                 destination=self.destination, message_id=message.envelope.message_id)
+        return True
+
     async def _one(self, message: Message, known: Mapping[str, Parked], *, redelivered: bool = False) -> None:
-        if redelivered and self.line.store.was_done(self.destination, message.envelope.message_id):
-            log.info("delivered before, and what it held back released: not delivered again",
-                     destination=self.destination, message_id=message.envelope.message_id)
+        if redelivered and self._done_before(message):
             return
         passes, parked = self.line.admit(message, known)
         if not passes:
@@ -188,15 +236,66 @@ class DeliverStage:
         try:
             return await self._attempt(message)
         except Exception as error:
-            crashes = int(message.headers.get(CRASHES_HEADER) or 0) + 1
-            log.error("delivery crashed", destination=self.destination, message_id=message.envelope.message_id,
-                      error=type(error).__name__, crashes=crashes)
-            if crashes >= self.policy.poison_after:
-                self._dead(message, POISON, f"the handler crashed {crashes} times ({type(error).__name__})")
-            else:
-                crashed = Message(message.envelope, {**message.headers, CRASHES_HEADER: crashes}, message.body)
-                await self._retry_later(crashed, f"the handler crashed ({type(error).__name__})")
-            return False
+            return await self._crashed(message, error)
+
+    async def _crashed(self, message: Message, error: Exception) -> bool:
+        crashes = int(message.headers.get(CRASHES_HEADER) or 0) + 1
+        log.error("delivery crashed", destination=self.destination, message_id=message.envelope.message_id,
+                  error=type(error).__name__, crashes=crashes)
+        if crashes >= self.policy.poison_after:
+            self._dead(message, POISON, f"the handler crashed {crashes} times ({type(error).__name__})")
+        else:
+            crashed = Message(message.envelope, {**message.headers, CRASHES_HEADER: crashes}, message.body)
+            await self._retry_later(crashed, f"the handler crashed ({type(error).__name__})")
+        return False
+
+    async def _attempt_many(self, messages: list[Message]) -> list[bool]:
+        """`_attempt` for several messages of different residents, in one exchange with the batch
+        sink: each item's outcome taken alone; the items still failing transiently (the whole
+        request, or their own receipt said "retry") sent again together in process, then each
+        scheduled for a retry through the delay tiers. True for each message delivered."""
+        sink: BatchSink = self._sink  # type: ignore[assignment]  # batch_size > 1: it has deliver_many
+        done: dict[int, bool] = {}
+        pending: list[tuple[int, Message, Outbound]] = [
+            (i, message, _Decoded(message.envelope, message.body, self._catalog)) for i, message in enumerate(messages)]
+        attempt = 0
+        while pending:
+            attempt += 1
+            for _ in pending:
+                self._hooks.attempted(self.destination)
+            try:
+                answers: Sequence[ItemResult] = await sink.deliver_many([o for _, _, o in pending])
+            except (TransientError, PermanentError) as error:
+                answers = [error] * len(pending)
+            except Exception as error:
+                for i, message, _ in pending:
+                    done[i] = await self._crashed(message, error)
+                break
+            again: list[tuple[int, Message, Outbound]] = []
+            asked = 0.0
+            for (i, message, outbound), answer in zip(pending, answers, strict=True):
+                if isinstance(answer, Receipt):
+                    self._hooks.delivered(outbound.envelope, answer)
+                    done[i] = True
+                elif isinstance(answer, TransientError) and _retry_in_process(answer) and \
+                        attempt < self.policy.attempts:
+                    again.append((i, message, outbound))
+                    asked = max(asked, _asked(answer))
+                else:
+                    done[i] = await self._failed(message, answer)
+            if again:
+                high = min(IN_PROCESS_MAX, self.policy.backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(max(random.uniform(0, high), asked))
+            pending = again
+        return [done[i] for i in range(len(messages))]
+
+    async def _failed(self, message: Message, error: TransientError | PermanentError) -> bool:
+        """An item's failure: dead-lettered (refused for good) or scheduled for a retry."""
+        if isinstance(error, PermanentError):
+            self._dead(message, REFUSED, str(error))
+        else:
+            await self._retry_later(message, str(error), _asked(error))
+        return False
 
     async def _attempt(self, message: Message) -> bool:
         """Deliver `message` now; on failure, schedule its retry or dead-letter it. True when

@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bus.errors import AuthenticationFailed, PermanentError, SourceForbidden
 from bus.logs import get_logger
-from bus.ports import Outbound, Receipt, Sink
+from bus.ports import BatchSink, ItemResult, Outbound, Receipt, Sink, batch_size_of
 from bus.stages.hooks import StageHooks
 from bus.tenancy import CROSS_TENANT, SourceBinding, Sources, Tenancy
 
@@ -76,13 +78,32 @@ class TenantGuardSink:
         self.tenancy = tenancy
 
     async def deliver(self, message: Outbound) -> Receipt:
-        municipality = message.envelope.municipality
-        if not self.tenancy.admits(self.destination, municipality):
-            log.warning("cross-tenant delivery refused", destination=self.destination, municipality=municipality,
-                        message_id=message.envelope.message_id)
-            raise PermanentError(f"{CROSS_TENANT}: destination {self.destination} does not belong to "
-                                 f"municipality {municipality}; not delivered")
+        refusal = self._refusal(message)
+        if refusal is not None:
+            raise refusal
         return await self.sink.deliver(message)
+
+    @property
+    def batch_size(self) -> int:
+        """The guarded sink's (bus.ports.batch_size_of): 1 unless it takes batches."""
+        return batch_size_of(self.sink)
+
+    async def deliver_many(self, messages: Sequence[Outbound]) -> list[ItemResult]:
+        """The guarded batch sink's answers; another municipality's message refused alone."""
+        results: list[ItemResult | None] = [self._refusal(m) for m in messages]
+        admitted = [m for m, refused in zip(messages, results, strict=True) if refused is None]
+        sink: BatchSink = self.sink  # type: ignore[assignment]  # only called when batch_size > 1
+        answers = iter(await sink.deliver_many(admitted) if admitted else [])
+        return [r if r is not None else next(answers) for r in results]
+
+    def _refusal(self, message: Outbound) -> PermanentError | None:
+        municipality = message.envelope.municipality
+        if self.tenancy.admits(self.destination, municipality):
+            return None
+        log.warning("cross-tenant delivery refused", destination=self.destination, municipality=municipality,
+                    message_id=message.envelope.message_id)
+        return PermanentError(f"{CROSS_TENANT}: destination {self.destination} does not belong to "
+                              f"municipality {municipality}; not delivered")
 
     async def aclose(self) -> None:
         close = getattr(self.sink, "aclose", None)

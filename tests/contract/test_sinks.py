@@ -137,11 +137,13 @@ async def _control(cluster: SimulatorCluster, settings: dict[str, Any]) -> None:
 
 class HttpContract(SinkContract):
     body = "xml"
+    batch_size = 1  # > 1: every delivery goes as a batch request (adapters.transports.httpbatch)
 
     @pytest.fixture
     async def harness(self) -> AsyncIterator[HttpHarness]:
         async with SimulatorCluster(["zei"], catalog=catalog()) as cluster:
-            async with HttpSink(cluster.messages_url("zei"), body=self.body, timeout=5) as sink:  # type: ignore[arg-type]
+            async with HttpSink(cluster.messages_url("zei"), body=self.body, timeout=5,  # type: ignore[arg-type]
+                                batch_size=self.batch_size) as sink:
                 yield HttpHarness(cluster, sink)
 
     async def test_a_closed_port_is_a_transient_error(self, harness: HttpHarness) -> None:
@@ -165,6 +167,16 @@ class TestHttpSinkXml(HttpContract):
 
 class TestHttpSinkJson(HttpContract):
     body = "json"
+
+
+class TestHttpSinkBatchXml(HttpContract):
+    body = "xml"
+    batch_size = 10
+
+
+class TestHttpSinkBatchJson(HttpContract):
+    body = "json"
+    batch_size = 10
 
 
 # -- file drop against a directory and a reader ------------------------------------------

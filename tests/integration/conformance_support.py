@@ -7,6 +7,7 @@ of docs/delivery-contract.md, served by uvicorn on a loopback port like the real
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.simulators import ReceivedMessage, SimulatorState, create_app
+from adapters.transports.httpbatch import BATCH_CONTENT_TYPE
 
 CallNext = Callable[[Request], Awaitable[Response]]
 Dispatch = Callable[[Request, CallNext, SimulatorState], Awaitable[Response]]
@@ -112,3 +114,16 @@ async def refuses_long_values(request: Request, call_next: CallNext, sim: Simula
             return JSONResponse({"status": "rejected", "issues": [{"code": "X413", "message": "too long"}]},
                                 status_code=422)
     return await call_next(request)
+
+
+async def refuses_whole_batches(request: Request, call_next: CallNext, sim: SimulatorState) -> Response:
+    """Takes a batch all or nothing: one refused item and the whole request is answered 422 (the bus
+    would dead-letter every change of the batch)."""
+    response = await call_next(request)
+    if not (_messages(request) and request.headers.get("content-type", "").startswith(BATCH_CONTENT_TYPE)):
+        return response
+    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+    if any(item.get("status") == "rejected" for item in json.loads(body).get("items", [])):
+        return JSONResponse({"status": "rejected", "issues": [{"code": "X422", "message": "batch refused"}]},
+                            status_code=422)
+    return Response(body, status_code=response.status_code, media_type="application/json")

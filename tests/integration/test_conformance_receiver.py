@@ -20,6 +20,7 @@ from conformance_support import (
     no_idempotency,
     refuses_duplicates,
     refuses_long_values,
+    refuses_whole_batches,
     reorders,
     server_error_for_bad_input,
     without_readback_or_control,
@@ -52,6 +53,27 @@ async def test_every_simulator_in_the_suite_passes_the_receiver_kit(catalog: Cat
             assert set(outcomes.values()) == {"passed"}, report.to_text()
             state = cluster.state(system)
             assert state.duplicates >= 2 and state.effects >= 8
+
+
+@pytest.mark.parametrize("body", ["xml", "json"])
+async def test_a_simulator_declared_to_take_batches_passes_the_batch_check(catalog: Catalog, body: str) -> None:
+    async with SimulatorCluster(["zei"], catalog=catalog) as cluster:
+        report = await run_kit(cluster.messages_url("zei"), catalog, batch=True, body=body)
+        assert cluster.state("zei").batches == 2
+    assert report.passed, report.to_text()
+    check = report.check("batch_answers_item_by_item")
+    evidence = "\n".join(check.evidence)
+    assert check.outcome == "passed" and ": rejected [R" in evidence and ": duplicate" in evidence, evidence
+
+
+async def test_a_receiver_refusing_a_whole_batch_for_one_item_fails_the_batch_check(catalog: Catalog) -> None:
+    server = await serve_broken(refuses_whole_batches, catalog)
+    try:
+        report = await run_kit(server.url + "/messages", catalog, batch=True)
+    finally:
+        await server.stop()
+    assert set(report.failed_names()) == {"batch_answers_item_by_item"}, report.to_text()
+    assert "HTTP 422" in "\n".join(report.check("batch_answers_item_by_item").evidence)
 
 
 async def test_the_valid_changes_cover_every_reason_group(catalog: Catalog) -> None:
@@ -182,7 +204,7 @@ def test_the_cli_writes_a_passing_report_against_renkei_simulate(simulator_proce
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[PASS] idempotency_key_honoured" in result.stdout
-    assert "[N/A ] batch_answers_item_by_item" in result.stdout
+    assert "[PASS] batch_answers_item_by_item" in result.stdout
     assert ET.fromstring(junit.read_bytes()).get("failures") == "0"
     assert "PASSED" in page.read_text(encoding="utf-8")
 

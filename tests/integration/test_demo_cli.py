@@ -3,6 +3,7 @@ person can read, and an exit status that tells whether every delivery was right.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,13 +30,30 @@ def test_the_demo_delivers_to_every_system_and_says_so(tmp_path: Path) -> None:
     assert "0 carried a 個人番号" in done.stdout
     assert lines[-1].startswith("OK: every expected delivery happened")
     assert (out / "renkei.log").stat().st_size > 0
+    # batch delivery by default: fewer requests than deliveries, every one of them a batch
+    delivery = next(line for line in lines if line.startswith("delivery: in batches of up to 100 changes"))
+    requests, batches, deliveries = (int(n) for n in re.findall(r"(\d+) (?:requests|batches|deliveries)", delivery))
+    assert 0 < batches == requests < deliveries, delivery
+
+
+def demo_lines(tmp_path: Path, *options: str) -> list[str]:
+    """`renkei demo OPTIONS` run as a user runs it; its summary's lines (it must exit 0)."""
+    done = subprocess.run([sys.executable, "-m", "bus.cli", "demo", *options, "--out", str(tmp_path / "demo")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
+def test_the_demo_sends_one_request_per_change_when_told_batch_size_1(tmp_path: Path) -> None:
+    lines = demo_lines(tmp_path, "--changes", "40", "--batch-size", "1")
+    delivery = next(line for line in lines if line.startswith("delivery: one request per change"))
+    requests, batches, deliveries = (int(n) for n in re.findall(r"(\d+) (?:requests|batches|deliveries)", delivery))
+    assert batches == 0 and 0 < requests <= deliveries, delivery  # togo forwards what it sends on itself
+    assert lines[-1].startswith("OK: every expected delivery happened")
 
 
 def test_the_demo_feeds_jumin_idou_v2_through_the_bus_when_asked(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "bus.cli", "demo", "--changes", "300", "--feed-version", "2",
-                           "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
+    lines = demo_lines(tmp_path, "--changes", "300", "--feed-version", "2")
     distinct = next(line for line in lines if line.startswith("jumin.idou v2:"))
     assert int(distinct.split()[2]) >= 20  # every one of the 38 in tests/unit/test_demo_feed_v2.py (3000 changes)
     assert next(line for line in lines if line.startswith("zei ")).split()[1:3] == ["300", "300"]

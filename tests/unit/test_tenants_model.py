@@ -5,13 +5,14 @@ destination of one municipality receive another's change."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
 
 from bus.envelope import Envelope
 from bus.errors import PermanentError, SourceForbidden
-from bus.ports import FunctionSink, Outbound, Receipt
+from bus.ports import FunctionSink, ItemResult, Outbound, Receipt
 from bus.stages.gate import TenantGuardSink
 from bus.tenancy import SourceBinding, Sources, Tenancy, hash_token, token_digest, token_id
 
@@ -104,3 +105,29 @@ async def test_the_sink_guard_dead_letters_a_change_of_another_municipality() ->
     with pytest.raises(PermanentError, match="A410"):
         await sink.deliver(outbound(B))
     assert [m.envelope.municipality for m in delivered] == [A]
+
+
+async def test_the_sink_guard_refuses_another_municipalitys_item_of_a_batch_alone() -> None:
+    sent: list[list[str]] = []
+
+    class Batches:
+        batch_size = 10
+
+        async def deliver(self, message: Outbound) -> Receipt:
+            return Receipt.applied(message)
+
+        async def deliver_many(self, messages: Sequence[Outbound]) -> list[ItemResult]:
+            sent.append([m.envelope.municipality for m in messages])
+            return [Receipt.applied(m) for m in messages]
+
+    guard = TenantGuardSink(Batches(), f"zei-{A}", tenancy())
+    assert guard.batch_size == 10 and TenantGuardSink(FunctionSink(Receipt.applied), "zei", tenancy()).batch_size == 1
+
+    def outbound(municipality: str) -> Outbound:
+        return Outbound(Envelope("m" * 32, "zei.jumin", 1, "application/xml", municipality, "jumin-a", "s" * 32, 1,
+                                 destination=f"zei-{A}"), {}, b"<x/>")
+
+    results = await guard.deliver_many([outbound(A), outbound(B), outbound(A)])
+    assert sent == [[A, A]]
+    assert isinstance(results[0], Receipt) and isinstance(results[2], Receipt)
+    assert isinstance(results[1], PermanentError) and "A410" in str(results[1])
