@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,12 +48,16 @@ from bus.stages import (
     TenantGuardSink,
 )
 from bus.tenancy import SourceBinding, Sources, Tenancy
-from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, StateDir, destination_queue
+from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, destination_queue
 from bus.validation.validator import Limits
 
 __all__ = ["Bus", "BusParts", "front_doors", "sources_of"]
 
 log = get_logger("renkei.bus")
+
+#: with a shared state store, how often each stage looks for a release a killed process left
+#: unfinished (bus.stages.order: a resident `releasing` that no process claims)
+RESUME_EVERY = 5.0
 
 
 def sources_of(settings: Settings) -> Sources:
@@ -102,10 +106,9 @@ class Bus:
     sources: Sequence[Source] = ()
 
     def __post_init__(self) -> None:
-        state_dir = self.settings.bus.state_dir
         self.broker: Broker = broker_for(self.settings)
-        self.state = StateDir(state_dir).open_state()
-        self.deliveries = StateDir(state_dir).open_delivery()
+        self.state = self.settings.state_files.open_state()  # SQLite in state_dir, or the shared [state] store
+        self.deliveries = self.settings.state_files.open_delivery()
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         #: the middleware every stage reports to, in order: audit trail, counters, log
@@ -130,6 +133,7 @@ class Bus:
         self._consumers: list[Consumer] = []
         self._built_sinks: list[Sink] = []
         self._route_stages: list[RouteStage] = []
+        self._resumers: list[asyncio.Task[None]] = []
         self._doors = contextlib.AsyncExitStack()
         #: the sources open now (their `url` and the like tell where they listen)
         self.opened_sources: list[Source] = []
@@ -185,6 +189,7 @@ class Bus:
         stage = RouteStage(self.broker, self.catalog, self.routes, self.state, line, hooks=self.hooks,
                            tenancy=self.tenancy, pins=pins_of(self.settings))
         await stage.resume()
+        self._resume_periodically(stage.resume)
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
         self._consumers.append(await self.broker.consume(INTAKE_QUEUE, dispatcher, concurrency=32))
         self._route_stages.append(stage)
@@ -197,11 +202,28 @@ class Bus:
         guarded = TenantGuardSink(sink, name, self.tenancy)  # the last line: never another municipality's
         stage = DeliverStage(self.broker, self.catalog, line, guarded, policy=policy, hooks=self.hooks)
         await stage.resume()
+        self._resume_periodically(stage.resume)
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=policy.poison_after)
         consumer = await self.broker.consume(destination_queue(name), dispatcher,
                                              concurrency=config.concurrency if config else 8)
         self._consumers.append(consumer)
         self.consumed_queues.append(destination_queue(name))
+
+    def _resume_periodically(self, resume: Callable[[], Awaitable[None]]) -> None:
+        """With a shared store, finish every RESUME_EVERY seconds the releases that processes
+        killed since left (their shards and residents are this process's now, or another's)."""
+        if not self.settings.state_files.shared:
+            return  # one process per state file: what it left, it resumes when it starts
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(RESUME_EVERY)
+                try:
+                    await resume()
+                except Exception as exc:  # the next round tries again; the store may be back
+                    log.warning("resuming releases failed", error=type(exc).__name__)
+
+        self._resumers.append(asyncio.get_running_loop().create_task(loop()))
 
     async def _close_doors(self) -> None:
         """Stop taking messages (each source finishes the one it is taking)."""
@@ -227,6 +249,10 @@ class Bus:
         """Stop taking messages, let in-flight handlers finish, then close the sinks the bus built,
         the broker and the state."""
         await self._close_doors()
+        for task in self._resumers:
+            task.cancel()
+        await asyncio.gather(*self._resumers, return_exceptions=True)
+        self._resumers.clear()
         for consumer in reversed(self._consumers):
             await consumer.cancel()
         self._consumers.clear()

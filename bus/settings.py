@@ -77,10 +77,11 @@ from bus.settings_sections import (
     read_logging,
     read_sources,
 )
+from bus.settings_state import StateSettings, read_state
 from bus.topology import StateDir
 
 __all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings",
-           "SourceSettings"]
+           "SourceSettings", "StateSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,12 @@ class Settings:
     sources: dict[str, SourceSettings] = field(default_factory=dict)
     source_file: Path | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # of a destination without its own
+    state: StateSettings = field(default_factory=StateSettings)
+
+    @property
+    def state_files(self) -> StateDir:
+        """The bus's state: the files of `[bus] state_dir`, and the shared `[state] store` if any."""
+        return StateDir(self.bus.state_dir, self.state.store)
 
     @property
     def audit_store(self) -> str:
@@ -140,7 +147,7 @@ class Settings:
         at = Where(path, text)
         no_unknown(data, at(), "the top level",
                     ("bus", "intake", "logging", "audit", "retry", "destinations", "sources",
-                     "console"))  # [console]: read by bus.console.config
+                     "console", "state"))  # [console]: read by bus.console.config
         bus = read_bus(table_of(data, "bus", at), env, base, at)
         retry = RetryPolicy().merged(table_of(data, "retry", at), lambda key: at("retry", key))
         intake = read_intake(table_of(data, "intake", at), env, base, at)
@@ -156,4 +163,5 @@ class Settings:
             sources=sources,
             source_file=path,
             retry=retry,
+            state=read_state(table_of(data, "state", at), env, at),
         )
