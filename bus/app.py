@@ -26,9 +26,12 @@ from bus.audit.hooks import AuditHooks
 from bus.audit.log import AuditLog
 from bus.audit.recorder import AuditRecorder
 from bus.brokers import broker_for, broker_tls
+from bus.brokers.amqp import AmqpBroker
+from bus.brokers.amqp.topology import ShardGroup
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
 from bus.config_check import check_destinations, check_pins, pins_of
+from bus.errors import ConfigError
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -58,6 +61,13 @@ log = get_logger("renkei.bus")
 #: with a shared state store, how often each stage looks for a release a killed process left
 #: unfinished (bus.stages.order: a resident `releasing` that no process claims)
 RESUME_EVERY = 5.0
+
+
+def _shard_group(text: str) -> ShardGroup:
+    try:
+        return ShardGroup.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"--shard-group: {exc}") from None
 
 
 def sources_of(settings: Settings) -> Sources:
@@ -95,6 +105,10 @@ class BusParts:
     only_destinations: frozenset[str] | None = None
     #: open the front doors the settings declare (`front_doors`), before anything is consumed
     sources: bool = False
+    #: RabbitMQ with `[bus] shards`: "k/n", the shards this process takes first (the others it
+    #: stands by for; bus.brokers.amqp.topology.ShardGroup), or "auto/n": the first k free among
+    #: the processes of this role sharing the `[state] store`. None: every shard at once.
+    shard_group: str | None = None
 
 
 @dataclass
@@ -167,6 +181,7 @@ class Bus:
         broker refusing) raises before anything is routed or delivered, and the bus is left
         stopped as it was."""
         parts = parts or BusParts()
+        self._prefer_shards(parts)
         await self.connect()
         try:
             sources = [*self.sources, *(front_doors(self.settings, self.catalog) if parts.sources else ())]
@@ -208,6 +223,24 @@ class Bus:
                                              concurrency=config.concurrency if config else 8)
         self._consumers.append(consumer)
         self.consumed_queues.append(destination_queue(name))
+
+    def _prefer_shards(self, parts: BusParts) -> None:
+        """Give the broker this process's shard group (bus.brokers.amqp.topology.ShardGroup)."""
+        if parts.shard_group is None or not isinstance(self.broker, AmqpBroker):
+            return  # the embedded broker: one process, no shards
+        text = parts.shard_group.strip()
+        if not text.startswith("auto/"):
+            self.broker.shard_group = _shard_group(text)
+            return
+        of = _shard_group(text.replace("auto/", "0/")).of
+        if not self.settings.state_files.shared:
+            raise ConfigError("--shard-group auto/N needs the shared [state] store (PostgreSQL): the processes "
+                              "sharing the shards take their numbers there; give k/N instead")
+        role = "router" if parts.router else "deliver:" + ",".join(sorted(parts.only_destinations or ("*",)))
+        # a slot is held for the life of this process's store connection (a killed process frees it)
+        index = next((k for k in range(of) if self.deliveries.claim(f"slot:{role}", str(k))), of)
+        self.broker.shard_group = ShardGroup(index, of)
+        log.info("shard group", role=role, group=str(self.broker.shard_group))
 
     def _resume_periodically(self, resume: Callable[[], Awaitable[None]]) -> None:
         """With a shared store, finish every RESUME_EVERY seconds the releases that processes
