@@ -7,10 +7,16 @@ import fcntl
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from adapters.simulators import SimulatorState
+from bus.demo import FeedItem
+from bus.masking import Pseudonymizer
+from bus.routing.router import RouteTable
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "rabbitmq-cluster.sh"
@@ -75,3 +81,40 @@ def exclusive(path: Path, within: float) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def bus_url(urls: dict[str, str], nodes: Iterable[str]) -> str:
+    """One URL naming `nodes` (amqp://u:p@h1:p1,h2:p2/vhost), as bus.brokers.amqp.node_urls reads it."""
+    nodes = list(nodes)
+    first = urls[nodes[0]]
+    scheme, _, rest = first.partition("://")
+    credentials, _, tail = rest.partition("@")
+    path = tail.partition("/")[2]
+    hosts = ",".join(urls[n].partition("@")[2].partition("/")[0] for n in nodes)
+    return f"{scheme}://{credentials}@{hosts}/{path}"
+
+
+def expected_keys(routes: RouteTable, pseudonym_key: bytes, feed: Iterable[FeedItem]) -> dict[str, set[str]]:
+    """destination → the idempotency keys it must apply, from the route table alone."""
+    pseudonyms = Pseudonymizer(pseudonym_key)
+    expected: dict[str, set[str]] = {}
+    for item in feed:
+        record = item.record
+        assert record is not None
+        municipality = record["municipality_code"]
+        message_id = pseudonyms.message_id(municipality, record["address_number"], int(record["history_number"]))
+        for match in routes.route(record, municipality):
+            expected.setdefault(match.route.destination, set()).add(f"{message_id}.{match.route.destination}")
+    return expected
+
+
+def out_of_order(states: Iterable[SimulatorState]) -> int:
+    """Deliveries applied before an earlier change of the same resident at the same system."""
+    late = 0
+    for state in states:
+        last: Counter[str] = Counter()
+        for message in sorted(state.messages.values(), key=lambda m: m.number):
+            if message.sequence is not None and message.sequence < last[message.subject]:
+                late += 1
+            last[message.subject] = max(last[message.subject], message.sequence or 0)
+    return late

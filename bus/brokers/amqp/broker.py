@@ -63,7 +63,7 @@ class AmqpBroker(Broker):
         self._subscriptions: set[consuming.Subscription] = set()
         #: the shards this process prefers (topology.ShardGroup); None: every shard at once
         self.shard_group: topology.ShardGroup | None = None
-        self.standby_after = 3.0
+        self.standby_after = 10.0  # > the start-up skew of processes started together
 
     def _new_publisher(self) -> Publisher:
         return Publisher(self._link, shards=self.shards, fast_path=self.fast_path, timeout=self.publish_timeout)

@@ -82,7 +82,7 @@ class Subscription:
 async def start_consumer(connection: AbstractRobustConnection, queue: str, on_delivery: Callable[[Delivery], None],
                          prefetch: int, *, shards: int, subscriptions: set[Subscription],
                          group: topology.ShardGroup | None = None,
-                         standby_after: float = 3.0) -> Callable[[], Awaitable[None]]:
+                         standby_after: float = 10.0) -> Callable[[], Awaitable[None]]:
     """Consume every shard of the logical `queue` into `on_delivery`; return the stop function.
     Each shard gets the whole prefetch (quorum queues have no channel-wide QoS): a key's
     messages are all in one shard, so its consumer can hold as many as without shards.
