@@ -56,12 +56,42 @@ class Cluster:
         """Start a killed node again with its data: it rejoins and its queue members catch up."""
         script("restart", node, timeout=180)
 
+    def active_queues(self, vhost: str, pid: int, *, via: str = "c1") -> set[str]:
+        """The queues of `vhost` on which the OS process `pid` is the active consumer (single
+        active consumer), matched through its connections' local ports."""
+        ports = local_ports(pid)
+
+        def listed(*args: str) -> list[dict[str, Any]]:
+            return list(json.loads(script("ctl", via, *args, "-p", vhost, "--formatter", "json") or "[]"))
+
+        connections = {c["pid"] for c in listed("list_connections", "pid", "peer_port") if c["peer_port"] in ports}
+        channels = {c["pid"] for c in listed("list_channels", "pid", "connection") if c["connection"] in connections}
+        return {c["queue_name"] for c in listed("list_consumers", "queue_name", "channel_pid", "active")
+                if c["channel_pid"] in channels and c["active"]}
+
     def queues(self, vhost: str, *, via: str = "c1") -> dict[str, dict[str, Any]]:
         """name → {type, leader, members, online, messages, messages_ready, messages_unacknowledged}
         of every queue of `vhost`, as node `via` sees it."""
         out = script("ctl", via, "list_queues", "-p", vhost, "name", "type", "leader", "members", "online",
                       "messages", "messages_ready", "messages_unacknowledged", "--formatter", "json")
         return {q["name"]: q for q in json.loads(out or "[]")}
+
+
+def local_ports(pid: int) -> set[int]:
+    """The local TCP ports of the sockets the process `pid` holds (from /proc, Linux)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = str(fd.readlink())
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 @contextlib.contextmanager
