@@ -31,6 +31,10 @@ checkpoint_every = 1000          # sign the chain head every N records
 checkpoint_interval = 5          # …and at least every N seconds while records are written (0: off)
 witness = "/mnt/witness/renkei-audit.jsonl"  # every signed head also kept here (a file elsewhere, or postgresql://…)
 
+[state]
+store = "postgresql://renkei@db/renkei"  # the bus's own state shared by every process (env RENKEI_STATE_STORE);
+                                 # omitted: SQLite files in state_dir (one machine)
+
 [destinations.zei]
 transport = "http"               # http | file | an entry point in renkei.adapters
 url = "http://127.0.0.1:9101/messages"

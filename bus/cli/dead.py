@@ -37,12 +37,12 @@ import click
 
 from bus.brokers import broker_for
 from bus.catalog import Catalog
-from bus.cli.config import RUNTIME_ERROR, fail, load_settings
+from bus.cli.config import CONFIG_ERROR, RUNTIME_ERROR, fail, load_settings
 from bus.cli.progress import progress
 from bus.cli.tables import columns
 from bus.delivery.dead import DeadLetters
 from bus.delivery.store import DeadFilter, DeadLetter
-from bus.errors import BrokerError, DeadLetterNotFound, RenkeiError
+from bus.errors import BrokerError, ConfigError, DeadLetterNotFound, RenkeiError, StateStoreError
 from bus.logs import scrub
 from bus.settings import Settings
 from bus.store_protocols import DeliveryStoreProtocol
@@ -218,7 +218,12 @@ def _stores(settings: Settings) -> Iterator[DeliveryStoreProtocol]:
     if not state_dir.shared and not state_dir.delivery_file.exists():
         fail("dead", f"no delivery store at {state_dir.delivery_file}: has a bus run with this state_dir?",
              RUNTIME_ERROR)
-    store = state_dir.open_delivery()
+    try:
+        store = state_dir.open_delivery()
+    except ConfigError as exc:  # psycopg missing for a shared store
+        fail("dead", str(exc), CONFIG_ERROR)
+    except StateStoreError as exc:  # the shared store cannot be reached
+        fail("dead", str(exc), RUNTIME_ERROR)
     try:
         yield store
     finally:
