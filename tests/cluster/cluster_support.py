@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -11,10 +12,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.simulators import SimulatorState
+from bus.app import Bus
 from bus.demo import FeedItem
+from bus.errors import BrokerError
 from bus.masking import Pseudonymizer
 from bus.routing.router import RouteTable
 
@@ -148,3 +151,40 @@ def out_of_order(states: Iterable[SimulatorState]) -> int:
                 late += 1
             last[message.subject] = max(last[message.subject], message.sequence or 0)
     return late
+
+
+class Tally(Protocol):
+    accepted: int
+    retried_submits: int  # submits that raised (not accepted): the source sends them again
+
+
+async def feed_changes(bus: Bus, feed: list[FeedItem], tally: Tally, *, feeders: int, rate: float,
+                       attempts: int = 30) -> None:
+    """Submit `feed` through `bus`'s intake at `rate` changes/s at most, over `feeders` lanes
+    (a resident's changes stay in one lane, in order); a submit that raises was not accepted,
+    and is sent again."""
+    lanes: list[list[FeedItem]] = [[] for _ in range(feeders)]
+    for item in feed:
+        lanes[item.partition % feeders].append(item)
+    interval = feeders / rate
+
+    async def lane(items: list[FeedItem]) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        for item in items:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at += interval
+            for _ in range(attempts):
+                try:
+                    answer = await bus.intake.submit(item.body, content_type="application/xml", source="jumin")
+                except BrokerError:
+                    tally.retried_submits += 1
+                    await asyncio.sleep(0.5)
+                    continue
+                assert answer.status == "accepted", answer
+                tally.accepted += 1
+                break
+            else:
+                raise AssertionError(f"the intake did not accept a change in {attempts} attempts")
+
+    await asyncio.gather(*(lane(items) for items in lanes))

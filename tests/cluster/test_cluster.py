@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import structlog
-from cluster_support import Cluster, bus_url, expected_keys, node_name, out_of_order
+from cluster_support import Cluster, bus_url, expected_keys, feed_changes, node_name, out_of_order
 
 from adapters.simulators import SYSTEMS, SimulatorCluster
 from adapters.transports.http import HttpSink
@@ -33,7 +33,6 @@ from bus.app import Bus
 from bus.brokers.amqp import AmqpBroker
 from bus.catalog import Catalog
 from bus.demo import DemoOptions, FeedItem, demo_feed
-from bus.errors import BrokerError
 from bus.logs import configure_logging
 from bus.paths import routes_dir
 from bus.routing.router import RouteTable
@@ -96,35 +95,6 @@ def _expected(bus: Bus, feed: list[FeedItem]) -> dict[str, set[str]]:
     return expected_keys(bus.routes, bus.settings.bus.pseudonym_key, feed)
 
 
-async def _feed(bus: Bus, feed: list[FeedItem], run: Run) -> None:
-    """Submit at RATE changes/s; a submit that raises was not accepted, and is sent again."""
-    lanes: list[list[FeedItem]] = [[] for _ in range(FEEDERS)]
-    for item in feed:
-        lanes[item.partition % FEEDERS].append(item)
-    interval = FEEDERS / RATE
-
-    async def lane(items: list[FeedItem]) -> None:
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        for item in items:
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
-            next_at += interval
-            for _ in range(30):
-                try:
-                    answer = await bus.intake.submit(item.body, content_type="application/xml", source="jumin")
-                except BrokerError:
-                    run.retried_submits += 1
-                    await asyncio.sleep(0.5)
-                    continue
-                assert answer.status == "accepted", answer
-                run.accepted += 1
-                break
-            else:
-                raise AssertionError("the intake did not accept a change in 30 attempts")
-
-    await asyncio.gather(*(lane(items) for items in lanes))
-
-
 async def _kill_mid_stream(cluster: Cluster, run: Run, victim: str) -> None:
     assert run.sims is not None
     deadline = time.monotonic() + 60
@@ -163,7 +133,8 @@ async def _scenario(cluster: Cluster, vhost: str, urls: dict[str, str], state_di
         try:
             await bus.start()
             run.started_at = time.monotonic()
-            await asyncio.gather(_feed(bus, feed, run), _kill_mid_stream(cluster, run, setup.victim))
+            await asyncio.gather(feed_changes(bus, feed, run, feeders=FEEDERS, rate=RATE),
+                                 _kill_mid_stream(cluster, run, setup.victim))
             assert await bus.wait_idle(within=90), "the bus did not drain its queues after the node loss"
             run.drained_at = time.monotonic()
             dead = bus.deliveries.dead_list()
