@@ -71,8 +71,14 @@ class PostgresStateStore:
             return cur.execute("SELECT 1 FROM seen WHERE message_id = %s", (message_id,)).fetchone() is not None
 
     def mark_seen(self, message_id: str, kind: str) -> None:
+        self.mark_seen_many([(message_id, kind)])
+
+    def mark_seen_many(self, seen: Sequence[tuple[str, str]]) -> None:
+        """(message id, kind) of each accepted message, in one transaction (the intake's batch)."""
+        now = time.time()
         with self._db.tx() as cur:
-            cur.execute("INSERT INTO seen VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (message_id, kind, time.time()))
+            cur.executemany("INSERT INTO seen VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                            [(message_id, kind, now) for message_id, kind in seen])
 
     def is_routed(self, message_id: str) -> bool:
         with self._db.read() as cur:

@@ -61,6 +61,13 @@ class StateStoreContract:
         assert other.is_seen("m-1") and not other.is_seen("m-2")
         assert other.current().seen == 1
 
+    def test_a_batch_of_accepted_messages_is_marked_seen_at_once(self, open_store: Open) -> None:
+        store = open_store()
+        store.mark_seen("m-1", "jumin.idou")
+        store.mark_seen_many([("m-1", "jumin.idou"), ("m-2", "jumin.idou"), ("m-3", "portal.shinsei")])
+        assert all(open_store().is_seen(m) for m in ("m-1", "m-2", "m-3"))
+        assert store.current().seen == 3
+
     def test_routing_a_message_marks_it_routed_and_counts_one_per_destination(self, open_store: Open) -> None:
         store = open_store()
         store.record_routed_many([("m-1", ["zei", "kokuho"]), ("m-2", ["zei"])])
