@@ -5,8 +5,9 @@ as bus.audit.backends is for the audit store. bus.topology.StateDir calls it."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from bus.errors import ConfigError
 
@@ -18,22 +19,22 @@ if TYPE_CHECKING:
 __all__ = ["delivery_snapshot", "location", "open_delivery", "open_state", "state_snapshot"]
 
 
-def _psycopg_missing(exc: ImportError) -> ConfigError:
-    if (exc.name or "").split(".")[0] != "psycopg":
-        raise exc
-    return ConfigError("[state] store is a PostgreSQL URL, but psycopg is not installed: install renkei "
-                       "with its postgres extra (pip install 'renkei[postgres]')")
+def _shared(module: str) -> Any:
+    """A module of the PostgreSQL backend (it imports psycopg: ConfigError saying what to install)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "psycopg":
+            raise
+        raise ConfigError("[state] store is a PostgreSQL URL, but psycopg is not installed: install renkei "
+                          "with its postgres extra (pip install 'renkei[postgres]')") from None
 
 
 def location(store: str) -> str:
     """The server and schema of a shared store's URL (no user, no password)."""
-    try:
-        from bus.pg import _schema_of, location_of
-        from bus.pg_state import SCHEMA
-    except ImportError as exc:
-        raise _psycopg_missing(exc) from None
-    dsn, schema = _schema_of(store, SCHEMA)
-    return location_of(dsn, schema)
+    pg = _shared("bus.pg")
+    dsn, schema = pg._schema_of(store, _shared("bus.pg_state").SCHEMA)
+    return cast(str, pg.location_of(dsn, schema))
 
 
 def open_state(store: str | None, file: Path) -> StateStoreProtocol:
@@ -41,11 +42,7 @@ def open_state(store: str | None, file: Path) -> StateStoreProtocol:
         from bus.state import StateStore
 
         return StateStore(file)
-    try:
-        from bus.pg_state import PostgresStateStore
-    except ImportError as exc:
-        raise _psycopg_missing(exc) from None
-    return PostgresStateStore(store)
+    return cast("StateStoreProtocol", _shared("bus.pg_state").PostgresStateStore(store))
 
 
 def open_delivery(store: str | None, file: Path) -> DeliveryStoreProtocol:
@@ -53,11 +50,7 @@ def open_delivery(store: str | None, file: Path) -> DeliveryStoreProtocol:
         from bus.delivery.store import DeliveryStore
 
         return DeliveryStore(file)
-    try:
-        from bus.delivery.pg_store import PostgresDeliveryStore
-    except ImportError as exc:
-        raise _psycopg_missing(exc) from None
-    return PostgresDeliveryStore(store)
+    return cast("DeliveryStoreProtocol", _shared("bus.delivery.pg_store").PostgresDeliveryStore(store))
 
 
 def state_snapshot(store: str | None, file: Path) -> StateSnapshot | None:
@@ -65,11 +58,7 @@ def state_snapshot(store: str | None, file: Path) -> StateSnapshot | None:
         from bus.state import StateStore
 
         return StateStore.snapshot(file)
-    try:
-        from bus.pg_state import PostgresStateStore
-    except ImportError as exc:
-        raise _psycopg_missing(exc) from None
-    return PostgresStateStore.snapshot(store)
+    return cast("StateSnapshot | None", _shared("bus.pg_state").PostgresStateStore.snapshot(store))
 
 
 def delivery_snapshot(store: str | None, file: Path) -> DeliverySnapshot | None:
@@ -77,8 +66,4 @@ def delivery_snapshot(store: str | None, file: Path) -> DeliverySnapshot | None:
         from bus.delivery.store import DeliveryStore
 
         return DeliveryStore.snapshot(file)
-    try:
-        from bus.delivery.pg_store import PostgresDeliveryStore
-    except ImportError as exc:
-        raise _psycopg_missing(exc) from None
-    return PostgresDeliveryStore.snapshot(store)
+    return cast("DeliverySnapshot | None", _shared("bus.delivery.pg_store").PostgresDeliveryStore.snapshot(store))
