@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +26,12 @@ from bus.audit.hooks import AuditHooks
 from bus.audit.log import AuditLog
 from bus.audit.recorder import AuditRecorder
 from bus.brokers import broker_for, broker_tls
+from bus.brokers.amqp import AmqpBroker
+from bus.brokers.amqp.topology import ShardGroup
 from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
 from bus.config_check import check_destinations, check_pins, pins_of
+from bus.errors import ConfigError
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -49,12 +52,23 @@ from bus.stages import (
     TenantGuardSink,
 )
 from bus.tenancy import SourceBinding, Sources, Tenancy
-from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, StateDir, destination_queue
+from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, destination_queue
 from bus.validation.validator import Limits
 
 __all__ = ["Bus", "BusParts", "front_doors", "sources_of"]
 
 log = get_logger("renkei.bus")
+
+#: with a shared state store, how often each stage looks for a release a killed process left
+#: unfinished (bus.stages.order: a resident `releasing` that no process claims)
+RESUME_EVERY = 5.0
+
+
+def _shard_group(text: str) -> ShardGroup:
+    try:
+        return ShardGroup.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"--shard-group: {exc}") from None
 
 
 def sources_of(settings: Settings) -> Sources:
@@ -95,6 +109,10 @@ class BusParts:
     only_destinations: frozenset[str] | None = None
     #: open the front doors the settings declare (`front_doors`), before anything is consumed
     sources: bool = False
+    #: RabbitMQ with `[bus] shards`: "k/n", the shards this process takes first (the others it
+    #: stands by for; bus.brokers.amqp.topology.ShardGroup), or "auto/n": the first k free among
+    #: the processes of this role sharing the `[state] store`. None: every shard at once.
+    shard_group: str | None = None
     #: routes the HTTP intake serves too (`renkei run`: /metrics, /healthz, /readyz)
     probes: Sequence[Any] = ()
 
@@ -111,10 +129,9 @@ class Bus:
     watchers: Sequence[StageHooks] = ()
 
     def __post_init__(self) -> None:
-        state_dir = self.settings.bus.state_dir
         self.broker: Broker = broker_for(self.settings)
-        self.state = StateDir(state_dir).open_state()
-        self.deliveries = StateDir(state_dir).open_delivery()
+        self.state = self.settings.state_files.open_state()  # SQLite in state_dir, or the shared [state] store
+        self.deliveries = self.settings.state_files.open_delivery()
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         #: the middleware every stage reports to, in order: audit trail, counters, log
@@ -139,6 +156,7 @@ class Bus:
         self._consumers: list[Consumer] = []
         self._built_sinks: list[Sink] = []
         self._route_stages: list[RouteStage] = []
+        self._resumers: list[asyncio.Task[None]] = []
         self._doors = contextlib.AsyncExitStack()
         #: the sources open now (their `url` and the like tell where they listen)
         self.opened_sources: list[Source] = []
@@ -172,6 +190,7 @@ class Bus:
         broker refusing) raises before anything is routed or delivered, and the bus is left
         stopped as it was."""
         parts = parts or BusParts()
+        self._prefer_shards(parts)
         await self.connect()
         try:
             doors = front_doors(self.settings, self.catalog, parts.probes) if parts.sources else []
@@ -195,6 +214,7 @@ class Bus:
         stage = RouteStage(self.broker, self.catalog, self.routes, self.state, line, hooks=self.hooks,
                            tenancy=self.tenancy, pins=pins_of(self.settings))
         await stage.resume()
+        self._resume_periodically(stage.resume)
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
         self._consumers.append(await self.broker.consume_batches(INTAKE_QUEUE, dispatcher.handle, concurrency=32,
                                                                  **self._batching()))
@@ -208,6 +228,7 @@ class Bus:
         guarded = TenantGuardSink(sink, name, self.tenancy)  # the last line: never another municipality's
         stage = DeliverStage(self.broker, self.catalog, line, guarded, policy=policy, hooks=self.hooks)
         await stage.resume()
+        self._resume_periodically(stage.resume)
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=policy.poison_after)
         consumer = await self.broker.consume_batches(destination_queue(name), dispatcher.handle,
                                                      concurrency=config.concurrency if config else 8,
@@ -219,6 +240,40 @@ class Bus:
         """How the stages take deliveries from the broker ([bus] batch_size, batch_linger_ms)."""
         batching = self.settings.batching
         return {"batch_size": batching.batch_size, "linger": batching.linger_ms / 1000}
+
+    def _prefer_shards(self, parts: BusParts) -> None:
+        """Give the broker this process's shard group (bus.brokers.amqp.topology.ShardGroup)."""
+        if parts.shard_group is None or not isinstance(self.broker, AmqpBroker):
+            return  # the embedded broker: one process, no shards
+        text = parts.shard_group.strip()
+        if not text.startswith("auto/"):
+            self.broker.shard_group = _shard_group(text)
+            return
+        of = _shard_group(text.replace("auto/", "0/")).of
+        if not self.settings.state_files.shared:
+            raise ConfigError("--shard-group auto/N needs the shared [state] store (PostgreSQL): the processes "
+                              "sharing the shards take their numbers there; give k/N instead")
+        role = "router" if parts.router else "deliver:" + ",".join(sorted(parts.only_destinations or ("*",)))
+        # a slot is held for the life of this process's store connection (a killed process frees it)
+        index = next((k for k in range(of) if self.deliveries.claim(f"slot:{role}", str(k))), of)
+        self.broker.shard_group = ShardGroup(index, of)
+        log.info("shard group", role=role, group=str(self.broker.shard_group))
+
+    def _resume_periodically(self, resume: Callable[[], Awaitable[None]]) -> None:
+        """With a shared store, finish every RESUME_EVERY seconds the releases that processes
+        killed since left (their shards and residents are this process's now, or another's)."""
+        if not self.settings.state_files.shared:
+            return  # one process per state file: what it left, it resumes when it starts
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(RESUME_EVERY)
+                try:
+                    await resume()
+                except Exception as exc:  # the next round tries again; the store may be back
+                    log.warning("resuming releases failed", error=type(exc).__name__)
+
+        self._resumers.append(asyncio.get_running_loop().create_task(loop()))
 
     async def _close_doors(self) -> None:
         """Stop taking messages (each source finishes the one it is taking)."""
@@ -244,6 +299,10 @@ class Bus:
         """Stop taking messages, let in-flight handlers finish, then close the sinks the bus built,
         the broker and the state."""
         await self._close_doors()
+        for task in self._resumers:
+            task.cancel()
+        await asyncio.gather(*self._resumers, return_exceptions=True)
+        self._resumers.clear()
         for consumer in reversed(self._consumers):
             await consumer.cancel()
         self._consumers.clear()

@@ -53,6 +53,7 @@ __all__ = [
     "RouteErrors",
     "SourceForbidden",
     "SourceRefused",
+    "StateStoreError",
     "StoreUnreadable",
     "TransientError",
     "ValidationFailed",
@@ -173,6 +174,10 @@ class SourceForbidden(SourceRefused):
 
 class DeadLetterNotFound(RenkeiError):
     """No dead letter has this id (or it was replayed or discarded already)."""
+
+
+class StateStoreError(RenkeiError):
+    """The shared state store (PostgreSQL, `[state] store`) cannot be opened, read or written."""
 
 
 class AuditStoreError(RenkeiError):

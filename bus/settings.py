@@ -31,6 +31,10 @@ checkpoint_every = 1000          # sign the chain head every N records
 checkpoint_interval = 5          # …and at least every N seconds while records are written (0: off)
 witness = "/mnt/witness/renkei-audit.jsonl"  # every signed head also kept here (a file elsewhere, or postgresql://…)
 
+[state]
+store = "postgresql://renkei@db/renkei"  # the bus's own state shared by every process (env RENKEI_STATE_STORE);
+                                 # omitted: SQLite files in state_dir (one machine)
+
 [destinations.zei]
 transport = "http"               # http | file | an entry point in renkei.adapters
 url = "http://127.0.0.1:9101/messages"
@@ -80,10 +84,11 @@ from bus.settings_sections import (
     read_logging,
     read_sources,
 )
+from bus.settings_state import StateSettings, read_state
 from bus.topology import StateDir
 
 __all__ = ["AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings", "LoggingSettings", "Settings",
-           "SourceSettings"]
+           "SourceSettings", "StateSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,12 @@ class Settings:
     source_file: Path | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # of a destination without its own
     batching: BatchSettings = field(default_factory=BatchSettings)  # [bus] batch_size … (bus.settings_batching)
+    state: StateSettings = field(default_factory=StateSettings)
+
+    @property
+    def state_files(self) -> StateDir:
+        """The bus's state: the files of `[bus] state_dir`, and the shared `[state] store` if any."""
+        return StateDir(self.bus.state_dir, self.state.store)
 
     @property
     def audit_store(self) -> str:
@@ -144,7 +155,7 @@ class Settings:
         at = Where(path, text)
         no_unknown(data, at(), "the top level",
                     ("bus", "intake", "logging", "audit", "retry", "destinations", "sources",
-                     "console"))  # [console]: read by bus.console.config
+                     "console", "state"))  # [console]: read by bus.console.config
         bus_table = table_of(data, "bus", at)
         bus = read_bus({k: v for k, v in bus_table.items() if k not in BATCH_KEYS}, env, base, at)
         retry = RetryPolicy().merged(table_of(data, "retry", at), lambda key: at("retry", key))
@@ -162,4 +173,5 @@ class Settings:
             source_file=path,
             retry=retry,
             batching=read_batching(bus_table, env, at),
+            state=read_state(table_of(data, "state", at), env, at),
         )

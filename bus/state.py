@@ -90,11 +90,17 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path)
         self._file = LocalFile(path, synchronous="NORMAL", schema=_SCHEMA)  # WAL + NORMAL survives process crashes
         self._tx = self._file.tx
 
     def close(self) -> None:
         self._file.close()
+
+    def current(self) -> StateSnapshot:
+        """The snapshot of this open store (bus.store_protocols)."""
+        with self._file.read() as db:
+            return _snapshot(db)
 
     @staticmethod
     def snapshot(path: Path) -> StateSnapshot | None:

@@ -19,7 +19,10 @@ Files of a state directory (`StateDir`): `state.sqlite` (seen and routed ids, co
 rejected messages), `delivery.sqlite` (parked, held, dead letters), `broker.sqlite` (the
 embedded broker), `audit.sqlite` (the default audit store) and `processes/` (the running bus
 processes' reports). `StateDir` opens the stores for the bus and reads their snapshots for
-`renkei status`; nothing else joins these names to a directory.
+`renkei status`; nothing else joins these names to a directory. With a shared store
+(`[state] store`, a PostgreSQL URL: `StateDir(path, store)`) the state and delivery stores
+are that database's (bus.state_backends), and the directory keeps only what is this
+machine's: the embedded broker, the default audit file and the process reports.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the stores import nothing of this module; imported where opened
-    from bus.delivery.store import DeliverySnapshot, DeliveryStore
-    from bus.state import StateSnapshot, StateStore
+    from bus.delivery.store import DeliverySnapshot
+    from bus.state import StateSnapshot
+    from bus.store_protocols import DeliveryStoreProtocol, StateStoreProtocol
     from bus.tenancy import Tenancy
 
 __all__ = [
@@ -78,9 +82,28 @@ def queues_of(destinations: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class StateDir:
-    """The files of one state directory (`[bus] state_dir`)."""
+    """The files of one state directory (`[bus] state_dir`), and the shared store if any."""
 
     path: Path
+    #: `[state] store`: a PostgreSQL URL every process shares, or None (the SQLite files here)
+    store: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.store is not None
+
+    @property
+    def state_location(self) -> str:
+        """Where the state store is, for messages (a shared store's without its password)."""
+        from bus.state_backends import location
+
+        return location(self.store) if self.store else str(self.state_file)
+
+    @property
+    def delivery_location(self) -> str:
+        from bus.state_backends import location
+
+        return location(self.store) if self.store else str(self.delivery_file)
 
     @property
     def state_file(self) -> Path:
@@ -102,24 +125,24 @@ class StateDir:
     def processes_dir(self) -> Path:
         return self.path / "processes"
 
-    def open_state(self) -> StateStore:
-        from bus.state import StateStore
+    def open_state(self) -> StateStoreProtocol:
+        from bus.state_backends import open_state
 
-        return StateStore(self.state_file)
+        return open_state(self.store, self.state_file)
 
-    def open_delivery(self) -> DeliveryStore:
-        from bus.delivery.store import DeliveryStore
+    def open_delivery(self) -> DeliveryStoreProtocol:
+        from bus.state_backends import open_delivery
 
-        return DeliveryStore(self.delivery_file)
+        return open_delivery(self.store, self.delivery_file)
 
     def state_snapshot(self) -> StateSnapshot | None:
-        """Read-only; None: no state file. Raises StoreUnreadable."""
-        from bus.state import StateStore
+        """Read-only; None: no state file (no bus has used the store). Raises StoreUnreadable."""
+        from bus.state_backends import state_snapshot
 
-        return StateStore.snapshot(self.state_file)
+        return state_snapshot(self.store, self.state_file)
 
     def delivery_snapshot(self) -> DeliverySnapshot | None:
         """Read-only; None: no delivery store. Raises StoreUnreadable."""
-        from bus.delivery.store import DeliveryStore
+        from bus.state_backends import delivery_snapshot
 
-        return DeliveryStore.snapshot(self.delivery_file)
+        return delivery_snapshot(self.store, self.delivery_file)

@@ -31,6 +31,10 @@
 #   the bus declares gets a member on each node. queue_leader_locator client-local: a queue's
 #   leader is the node its declaring client is connected to (the tests rely on this to put
 #   the leaders on a node the bus is not connected to).
+# - dead_letter_worker_publisher_confirm_timeout 5 s (RabbitMQ's default is minutes): a retry
+#   waiting in a delay queue is dead-lettered back into its queue at least once; when that
+#   queue's leader dies mid-way the move is unconfirmed, and the node tries it again only after
+#   this timeout — with the default, the bus's retries stalled for minutes after a node loss.
 # - The schedulers do not busy-wait (+sbwt none ...): four VMs share two cores here.
 set -euo pipefail
 
@@ -148,7 +152,8 @@ cluster_formation.classic_config.nodes.3 = $(name_of 2)
 cluster_formation.node_type = disc
 EOF
     fi
-    echo '[{rabbit, [{quorum_cluster_size, 3}]}].' >"$dir/advanced.config"
+    echo '[{rabbit, [{quorum_cluster_size, 3}, {dead_letter_worker_publisher_confirm_timeout, 5000}]}].' \
+        >"$dir/advanced.config"
 }
 
 launch() {  # start node $1's VM in its own session (returns at once)

@@ -37,15 +37,15 @@ import click
 
 from bus.brokers import broker_for
 from bus.catalog import Catalog
-from bus.cli.config import RUNTIME_ERROR, fail, load_settings
+from bus.cli.config import CONFIG_ERROR, RUNTIME_ERROR, fail, load_settings
 from bus.cli.progress import progress
 from bus.cli.tables import columns
 from bus.delivery.dead import DeadLetters
-from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore
-from bus.errors import BrokerError, DeadLetterNotFound, RenkeiError
+from bus.delivery.store import DeadFilter, DeadLetter
+from bus.errors import BrokerError, ConfigError, DeadLetterNotFound, RenkeiError, StateStoreError
 from bus.logs import scrub
 from bus.settings import Settings
-from bus.topology import StateDir
+from bus.store_protocols import DeliveryStoreProtocol
 
 __all__ = ["dead"]
 
@@ -199,7 +199,7 @@ def _one_or_all(dead_id: int | None, all_matching: bool, *filters: str | None) -
         raise click.UsageError("filters go with --all-matching, not with an ID")
 
 
-def _targets(store: DeliveryStore, dead_id: int | None, destination: str | None, municipality: str | None,
+def _targets(store: DeliveryStoreProtocol, dead_id: int | None, destination: str | None, municipality: str | None,
              code: str | None, since: str | None) -> list[int]:
     targets = [dead_id] if dead_id is not None else [
         d.id for d in store.dead_list(_where(destination, municipality, code, since, False))]
@@ -213,19 +213,25 @@ def _targets(store: DeliveryStore, dead_id: int | None, destination: str | None,
 
 
 @contextmanager
-def _stores(settings: Settings) -> Iterator[DeliveryStore]:
-    state_dir = StateDir(settings.bus.state_dir)
-    if not state_dir.delivery_file.exists():
+def _stores(settings: Settings) -> Iterator[DeliveryStoreProtocol]:
+    state_dir = settings.state_files  # a shared store: the dead letters of the whole bus
+    if not state_dir.shared and not state_dir.delivery_file.exists():
         fail("dead", f"no delivery store at {state_dir.delivery_file}: has a bus run with this state_dir?",
              RUNTIME_ERROR)
-    store = state_dir.open_delivery()
+    try:
+        store = state_dir.open_delivery()
+    except ConfigError as exc:  # psycopg missing for a shared store
+        fail("dead", str(exc), CONFIG_ERROR)
+    except StateStoreError as exc:  # the shared store cannot be reached
+        fail("dead", str(exc), RUNTIME_ERROR)
     try:
         yield store
     finally:
         store.close()
 
 
-def _with_broker(settings: Settings, store: DeliveryStore, run: Callable[[DeadLetters], Awaitable[None]]) -> None:
+def _with_broker(settings: Settings, store: DeliveryStoreProtocol,
+                 run: Callable[[DeadLetters], Awaitable[None]]) -> None:
     async def main() -> None:
         broker = broker_for(settings)
         await broker.connect()

@@ -75,7 +75,12 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
                    "console: the web console only ([console] in CONFIG; `all` runs it too when enabled).")
 @click.option("--destination", "destinations", multiple=True, metavar="NAME",
               help="With --role all|deliver: deliver to these destinations only (repeatable).")
-def run(config: Path, with_simulators: bool, role: Role, destinations: tuple[str, ...]) -> None:
+@click.option("--shard-group", "shard_group", envvar="RENKEI_SHARD_GROUP", metavar="K/N|auto/N",
+              help="RabbitMQ with [bus] shards: this process takes the shards i with i % N == K first and stands "
+                   "by for the others (N processes of one role split the shards); auto/N: the first free K "
+                   "among the processes sharing the [state] store. Env RENKEI_SHARD_GROUP.")
+def run(config: Path, with_simulators: bool, role: Role, destinations: tuple[str, ...],
+        shard_group: str | None) -> None:
     """Run the bus of CONFIG until interrupted (SIGINT or SIGTERM stop it gracefully).
 
     Exit status: 0 stopped by SIGINT or SIGTERM, 1 the broker cannot be reached, 2 a
@@ -85,7 +90,8 @@ def run(config: Path, with_simulators: bool, role: Role, destinations: tuple[str
         click.echo("renkei run: error: --destination applies to --role all or deliver", err=True)
         raise SystemExit(CONFIG_ERROR)
     configure_logging(settings.logging.format, settings.logging.level)
-    runner = _Runner(settings, role=role, only=frozenset(destinations) or None, with_simulators=with_simulators)
+    runner = _Runner(settings, role=role, only=frozenset(destinations) or None, with_simulators=with_simulators,
+                     shard_group=shard_group)
     raise SystemExit(asyncio.run(runner.main()))
 
 
@@ -122,8 +128,9 @@ def simulator_ports(settings: Settings, destinations: list[str]) -> dict[str, in
 
 class _Runner:
     def __init__(self, settings: Settings, *, role: Role, only: frozenset[str] | None,
-                 with_simulators: bool) -> None:
+                 with_simulators: bool, shard_group: str | None = None) -> None:
         self.settings = settings
+        self.shard_group = shard_group
         self.role = role
         self.only = only
         self.with_simulators = with_simulators
@@ -217,6 +224,7 @@ class _Runner:
         broker = display_url(url) if url else f"embedded ({settings.bus.state_dir / 'broker.sqlite'})"
         try:
             await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only, sources=routes,
+                                     shard_group=self.shard_group,
                                      probes=probes.routes() if probes is not None and routes else ()))
         except BrokerError as exc:
             raise _Failed(f"cannot use the broker {broker}: {exc}", RUNTIME_ERROR) from exc

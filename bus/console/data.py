@@ -28,13 +28,13 @@ from bus.brokers import broker_for
 from bus.brokers.base import Broker
 from bus.catalog import Catalog
 from bus.delivery.dead import DeadLetterNotFound, DeadLetters, Shown
-from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore
+from bus.delivery.store import DeadFilter, DeadLetter
 from bus.envelope import Envelope
 from bus.errors import RenkeiError
 from bus.logs import scrub
 from bus.settings import Settings
 from bus.status import DestinationStatus, SourceStatus, StatusReport, gather_status
-from bus.topology import StateDir
+from bus.store_protocols import DeliveryStoreProtocol
 
 __all__ = [
     "AuditSummary",
@@ -136,9 +136,9 @@ class BusData:
     # -- dead letters ------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _store(self) -> Iterator[DeliveryStore | None]:
-        state_dir = StateDir(self.settings.bus.state_dir)
-        if not state_dir.delivery_file.exists():
+    def _store(self) -> Iterator[DeliveryStoreProtocol | None]:
+        state_dir = self.settings.state_files
+        if not state_dir.shared and not state_dir.delivery_file.exists():
             yield None
             return
         store = state_dir.open_delivery()

@@ -24,11 +24,12 @@ from typing import Any
 from bus.brokers.base import Broker, OutgoingMessage
 from bus.catalog import Catalog
 from bus.catalog.decode import decode
-from bus.delivery.store import DeadFilter, DeadLetter, DeliveryStore
+from bus.delivery.store import DeadFilter, DeadLetter
 from bus.envelope import Envelope
 from bus.errors import DeadLetterNotFound, RenkeiError
 from bus.masking import mask_record
 from bus.stages.deliver import RETRY_HEADERS
+from bus.store_protocols import DeliveryStoreProtocol
 from bus.topology import stage_queue
 
 __all__ = ["DeadLetterNotFound", "DeadLetters", "OperatorEvents"]
@@ -50,7 +51,7 @@ class Shown:
 
 
 class DeadLetters:
-    def __init__(self, store: DeliveryStore, broker: Broker, catalog: Catalog,
+    def __init__(self, store: DeliveryStoreProtocol, broker: Broker, catalog: Catalog,
                  events: OperatorEvents | None = None) -> None:
         self._store = store
         self._broker = broker

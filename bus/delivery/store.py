@@ -192,12 +192,25 @@ class DeliveryStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path)
         # FULL: a held message has been acked from the broker
         self._file = LocalFile(path, synchronous="FULL", schema=_SCHEMA)
         self._tx = self._file.tx
 
     def close(self) -> None:
         self._file.close()
+
+    def current(self) -> DeliverySnapshot:
+        """The snapshot of this open store (bus.store_protocols)."""
+        with self._file.read() as db:
+            return _snapshot(db)
+
+    def claim(self, where: str, subject: str) -> bool:
+        """Always granted: one process delivers a destination of a local file (bus.store_protocols)."""
+        return True
+
+    def unclaim(self, where: str, subject: str) -> None:
+        """Nothing to give back (`claim`)."""
 
     @staticmethod
     def snapshot(path: Path) -> DeliverySnapshot | None:

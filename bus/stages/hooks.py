@@ -24,7 +24,7 @@ from bus.ports import Receipt
 
 if TYPE_CHECKING:
     from bus.errors import SourceForbidden
-    from bus.state import StateStore
+    from bus.store_protocols import StateStoreProtocol
     from bus.validation.issues import Issue
 
 __all__ = ["CountingHooks", "Hooks", "LoggingHooks", "StageHooks"]
@@ -162,7 +162,7 @@ class CountingHooks(StageHooks):
     duplicate, rejected, forbidden), per token, per failed authentication channel, and per
     destination (attempts, applied/duplicate, retried, dead, held, refused)."""
 
-    def __init__(self, state: StateStore) -> None:
+    def __init__(self, state: StateStoreProtocol) -> None:
         self._state = state
         self._counts: GroupCommit[tuple[str, str, str]] | None = None
 

@@ -25,7 +25,7 @@ from bus.masking import Pseudonymizer
 from bus.ports import RawMessage, Submission
 from bus.stages.gate import Gate
 from bus.stages.hooks import StageHooks
-from bus.state import StateStore
+from bus.store_protocols import StateStoreProtocol
 from bus.topology import INTAKE_QUEUE
 from bus.validation.issues import Issue
 from bus.validation.validator import Limits, validate
@@ -53,7 +53,7 @@ class IntakeStage:
         self,
         broker: Broker,
         catalog: Catalog,
-        state: StateStore,
+        state: StateStoreProtocol,
         pseudonyms: Pseudonymizer,
         *,
         limits: Limits | None = None,

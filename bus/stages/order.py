@@ -10,7 +10,11 @@ For one resident R and one stage place (a destination, or the route stage):
    R's new head) or none is left: then R is unparked, atomically with a last look for a
    newly held change.
 3. A release interrupted by a crash is resumed when the stage starts (`resume`): R's head is
-   then a held change (status `releasing`).
+   then a held change (status `releasing`). With a shared store (PostgreSQL, several
+   processes per place) the bus also resumes periodically, so the release a killed process
+   left is finished by another; a release is *claimed* (the store's `claim`: one process,
+   and here one task, at a time per resident), and a resumer goes on only if the resident is
+   still `releasing` once it holds the claim.
 
 `ResidentLine` is that logic once; the deliver stage and the route stage both use it, with
 their own `attempt` (deliver it, route it).
@@ -18,16 +22,19 @@ their own `attempt` (deliver it, route it).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bus.delivery.store import DeliveryStore, Held, Parked, ParkStatus
+from bus.delivery.store import Held, Parked, ParkStatus
 from bus.envelope import Envelope
 from bus.logs import get_logger
 from bus.stages.hooks import StageHooks
+from bus.store_protocols import DeliveryStoreProtocol
 
 __all__ = ["Message", "ResidentLine"]
 
@@ -53,10 +60,11 @@ Attempt = Callable[[Message], Awaitable[bool]]
 class ResidentLine:
     """The parked residents, held changes and dead letters of one stage place (`where`)."""
 
-    def __init__(self, store: DeliveryStore, where: str, hooks: StageHooks) -> None:
+    def __init__(self, store: DeliveryStoreProtocol, where: str, hooks: StageHooks) -> None:
         self.store = store
         self.where = where
         self._hooks = hooks
+        self._claimed: set[str] = set()  # residents a task of this process is releasing
 
     def _here(self, envelope: Envelope) -> Envelope:
         """`envelope` as reported from this place (a change on the intake queue has no destination yet)."""
@@ -96,14 +104,37 @@ class ResidentLine:
         self._hooks.dead_lettered(self._here(envelope), code, reason)
 
     async def resume(self, attempt: Attempt) -> None:
-        """Finish releases a crash interrupted (a resident whose head is a held message)."""
+        """Finish releases a crash interrupted (a resident whose head is a held message); a
+        resident another task or process is releasing now is left to it."""
         for parked in self.store.parked_all(self.where, status="releasing"):
-            await self.release(parked.subject, None, attempt)
+            async with self._claim(parked.subject, wait=False) as mine:
+                now = self.store.parked(self.where, parked.subject) if mine else None
+                if now is not None and now.status == "releasing":
+                    await self._release(parked.subject, None, attempt)
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, subject: str, *, wait: bool) -> AsyncIterator[bool]:
+        """Hold the release of `subject` (yields False, without `wait`, when someone else does)."""
+        while subject in self._claimed or not self.store.claim(self.where, subject):
+            if not wait:
+                yield False
+                return
+            await asyncio.sleep(0.05)
+        self._claimed.add(subject)
+        try:
+            yield True
+        finally:
+            self._claimed.discard(subject)
+            self.store.unclaim(self.where, subject)
 
     async def release(self, subject: str, done: str | None, attempt: Attempt) -> None:
         """Pass what is held behind `subject` through `attempt`, in order, until one fails or none
         is left. `done` is the change just done: a held copy of it is dropped, not passed again
         (an operator's release publishes the first held change before it drops it)."""
+        async with self._claim(subject, wait=True):
+            await self._release(subject, done, attempt)
+
+    async def _release(self, subject: str, done: str | None, attempt: Attempt) -> None:
         while True:
             held = self.store.next_held(self.where, subject)
             if held is None:

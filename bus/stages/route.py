@@ -41,7 +41,7 @@ from bus.stages.hooks import StageHooks
 from bus.stages.order import Message, ResidentLine
 from bus.stages.outcomes import DONE, DUPLICATE, Outcome
 from bus.stages.project import project
-from bus.state import StateStore
+from bus.store_protocols import StateStoreProtocol
 from bus.tenancy import Tenancy
 from bus.topology import destination_queue
 
@@ -68,7 +68,7 @@ class RouteStage:
 
     name = "route"
 
-    def __init__(self, broker: Broker, catalog: Catalog, routes: RouteTable, state: StateStore,
+    def __init__(self, broker: Broker, catalog: Catalog, routes: RouteTable, state: StateStoreProtocol,
                  line: ResidentLine, *, hooks: StageHooks | None = None,
                  queue_of: Callable[[str], str] = destination_queue, tenancy: Tenancy | None = None,
                  publish_retry_for: float = 10.0, pins: Mapping[str, int] | None = None) -> None:

@@ -43,11 +43,13 @@ async def gather_status(settings: Settings, destinations: Iterable[str] = (),
     configured ones plus any the counters or the delivery stores know. `more_state_dirs`: the
     state directories of the bus's other processes (a deliverer on another host or volume):
     their counters, delivery stores and process reports are added."""
-    dirs = [StateDir(settings.bus.state_dir), *(StateDir(p) for p in more_state_dirs if p != settings.bus.state_dir)]
+    dirs = [settings.state_files, *(StateDir(p) for p in more_state_dirs if p != settings.bus.state_dir)]
+    shared = settings.state_files.shared  # one [state] store for every process: read once, it is the whole bus
+    stores = dirs[:1] if shared else dirs
     notes: list[str] = []
     unseen: list[str] = []
-    counters = _counters(dirs, notes, unseen)
-    delivery = _deliveries(dirs, notes, unseen)
+    counters = _counters(stores, notes, unseen)
+    delivery = _deliveries(stores, notes, unseen)
     processes = [p for d in dirs for p in read_process_reports(d.path)]
     names = sorted(set(destinations) | set(settings.destinations) | set(counters.get("destination", {}))
                    | (delivery.destinations() if delivery else set()))
@@ -62,7 +64,7 @@ async def gather_status(settings: Settings, destinations: Iterable[str] = (),
         notes.append("in flight is unknown where consumers run outside this state_dir's bus processes: "
                      + ", ".join(uncovered))
     elsewhere = [n for n in names if destination_queue(n) in uncovered]
-    if elsewhere and delivery is not None:
+    if elsewhere and delivery is not None and not shared:
         unseen.append("the delivery stores of " + ", ".join(elsewhere) + ": their deliverers run outside the "
                       "state directories read (add theirs with --state-dir)")
     dest_counters = counters.get("destination", {})
@@ -93,11 +95,12 @@ def _counters(dirs: list[StateDir], notes: list[str], unseen: list[str]) -> dict
             snapshot = d.state_snapshot()
         except StoreUnreadable as exc:
             notes.append(f"cannot read the state file: {exc}")
-            unseen.append(f"the counters in {d.state_file}")
+            unseen.append(f"the counters in {d.state_location}")
             continue
         if snapshot is None:
-            notes.append(f"no state file at {d.state_file}: the bus has not run with this state_dir")
-            unseen.append(f"the counters: no bus has run with the state directory {d.path}")
+            notes.append(f"no state file at {d.state_location}: the bus has not run with this state_dir")
+            unseen.append(f"the counters: no bus has run with the state {'store' if d.shared else 'directory'} "
+                          f"{d.state_location if d.shared else d.path}")
             continue
         total = total.plus(snapshot)
     return total.counters
@@ -112,7 +115,7 @@ def _deliveries(dirs: list[StateDir], notes: list[str], unseen: list[str]) -> De
             snapshot = d.delivery_snapshot()
         except StoreUnreadable as exc:
             notes.append(f"cannot read the delivery store: {exc}")
-            unseen.append(f"the dead letters, parked and held changes in {d.delivery_file}")
+            unseen.append(f"the dead letters, parked and held changes in {d.delivery_location}")
             return None
         merged = merged.plus(snapshot or DeliverySnapshot())
     return merged

@@ -19,14 +19,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
-from cluster_support import Cluster, node_name
+from cluster_support import Cluster, bus_url, expected_keys, feed_changes, node_name, out_of_order
 
 from adapters.simulators import SYSTEMS, SimulatorCluster
 from adapters.transports.http import HttpSink
@@ -34,9 +33,7 @@ from bus.app import Bus
 from bus.brokers.amqp import AmqpBroker
 from bus.catalog import Catalog
 from bus.demo import DemoOptions, FeedItem, demo_feed
-from bus.errors import BrokerError
 from bus.logs import configure_logging
-from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
 from bus.routing.router import RouteTable
 from bus.settings import BusSettings, Settings
@@ -64,16 +61,6 @@ SETUPS = {
     "leader-killed-bus-elsewhere": Setup("c2", ("c1",)),
     "bus-node-killed-failover": Setup("c1", ("c1", "c2", "c3")),
 }
-
-
-def _bus_url(urls: dict[str, str], nodes: tuple[str, ...]) -> str:
-    """One URL naming `nodes` (amqp://u:p@h1:p1,h2:p2/vhost), as bus.brokers.amqp.node_urls reads it."""
-    first = urls[nodes[0]]
-    scheme, _, rest = first.partition("://")
-    credentials, _, tail = rest.partition("@")
-    path = tail.partition("/")[2]
-    hosts = ",".join(urls[n].partition("@")[2].partition("/")[0] for n in nodes)
-    return f"{scheme}://{credentials}@{hosts}/{path}"
 
 
 @dataclass
@@ -107,45 +94,7 @@ def _settled_queues(cluster: Cluster, vhost: str, via: str) -> dict[str, dict[st
 
 def _expected(bus: Bus, feed: list[FeedItem]) -> dict[str, set[str]]:
     """destination → the idempotency keys it must apply, from the route table alone."""
-    pseudonyms = Pseudonymizer(bus.settings.bus.pseudonym_key)
-    expected: dict[str, set[str]] = {}
-    for item in feed:
-        record = item.record
-        assert record is not None
-        municipality = record["municipality_code"]
-        message_id = pseudonyms.message_id(municipality, record["address_number"], int(record["history_number"]))
-        for match in bus.routes.route(record, municipality):
-            expected.setdefault(match.route.destination, set()).add(f"{message_id}.{match.route.destination}")
-    return expected
-
-
-async def _feed(bus: Bus, feed: list[FeedItem], run: Run) -> None:
-    """Submit at RATE changes/s; a submit that raises was not accepted, and is sent again."""
-    lanes: list[list[FeedItem]] = [[] for _ in range(FEEDERS)]
-    for item in feed:
-        lanes[item.partition % FEEDERS].append(item)
-    interval = FEEDERS / RATE
-
-    async def lane(items: list[FeedItem]) -> None:
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        for item in items:
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
-            next_at += interval
-            for _ in range(30):
-                try:
-                    answer = await bus.intake.submit(item.body, content_type="application/xml", source="jumin")
-                except BrokerError:
-                    run.retried_submits += 1
-                    await asyncio.sleep(0.5)
-                    continue
-                assert answer.status == "accepted", answer
-                run.accepted += 1
-                break
-            else:
-                raise AssertionError("the intake did not accept a change in 30 attempts")
-
-    await asyncio.gather(*(lane(items) for items in lanes))
+    return expected_keys(bus.routes, bus.settings.bus.pseudonym_key, feed)
 
 
 async def _kill_mid_stream(cluster: Cluster, run: Run, victim: str) -> None:
@@ -166,7 +115,7 @@ async def _scenario(cluster: Cluster, vhost: str, urls: dict[str, str], state_di
     run = Run()
     options = DemoOptions(changes=CHANGES, seed=7, invalid_rate=0.0, duplicate_rate=0.0, feeders=FEEDERS)
     feed = list(demo_feed(catalog, options))
-    settings = Settings(bus=BusSettings(state_dir=state_dir, broker_url=_bus_url(urls, setup.bus_nodes)))
+    settings = Settings(bus=BusSettings(state_dir=state_dir, broker_url=bus_url(urls, setup.bus_nodes)))
     survivor = next(n for n in NODES if n != setup.victim)
     async with SimulatorCluster(catalog=catalog) as sims:
         run.sims = sims
@@ -186,7 +135,8 @@ async def _scenario(cluster: Cluster, vhost: str, urls: dict[str, str], state_di
         try:
             await bus.start()
             run.started_at = time.monotonic()
-            await asyncio.gather(_feed(bus, feed, run), _kill_mid_stream(cluster, run, setup.victim))
+            await asyncio.gather(feed_changes(bus, feed, run, feeders=FEEDERS, rate=RATE),
+                                 _kill_mid_stream(cluster, run, setup.victim))
             assert await bus.wait_idle(within=90), "the bus did not drain its queues after the node loss"
             run.drained_at = time.monotonic()
             dead = bus.deliveries.dead_list()
@@ -270,11 +220,4 @@ def test_killing_the_node_that_leads_every_queue_mid_stream_loses_nothing(
 def _out_of_order(run: Run) -> int:
     """Deliveries applied before an earlier change of the same resident at the same system."""
     assert run.sims is not None
-    late = 0
-    for state in run.sims.states.values():
-        last: Counter[str] = Counter()
-        for message in sorted(state.messages.values(), key=lambda m: m.number):
-            if message.sequence is not None and message.sequence < last[message.subject]:
-                late += 1
-            last[message.subject] = max(last[message.subject], message.sequence or 0)
-    return late
+    return out_of_order(run.sims.states.values())

@@ -103,10 +103,16 @@ def simulator_problems(compose: dict[str, Any], settings: Settings) -> list[str]
     return problems
 
 
+def _replicas(service: dict[str, Any]) -> int:
+    return int(service.get("deploy", {}).get("replicas", 1))
+
+
 def bus_service_problems(compose: dict[str, Any], settings: Settings) -> list[str]:
-    """Bus services run valid `renkei run` command lines with the mounted config; one router;
-    every configured destination is delivered by exactly one worker (one consumer keeps the
-    per-resident order)."""
+    """Bus services run valid `renkei run` command lines with the mounted config; one router
+    service; every configured destination is delivered by exactly one service. A service runs
+    N-way (replicas, or `--scale`) only with what keeps order and duplicates across its
+    processes: sharded queues, a shard group per process, and the state in the shared store;
+    and nothing pins it to one container (no container_name, no fixed host port but a range)."""
     problems = []
     routers, delivered_by = [], {}
     for name, service in _bus_services(compose).items():
@@ -122,6 +128,21 @@ def bus_service_problems(compose: dict[str, Any], settings: Settings) -> list[st
             problems.append(f"{name}: does not mount ./renkei.toml at {CONFIG_IN_CONTAINER}")
         if params["with_simulators"]:
             problems.append(f"{name}: --with-simulators: the simulators are services of their own")
+        env = {k: _interpolate(v) for k, v in _environment(service).items()}
+        mine = _settings(env)
+        if not str(mine.state.store or "").startswith("postgresql://"):
+            problems.append(f"{name}: its state is on its own disk: set RENKEI_STATE_STORE (the shared store)")
+        if mine.bus.shards < 2 or not params["shard_group"]:
+            problems.append(f"{name}: N processes need [bus] shards > 1 and --shard-group (shards "
+                            f"{mine.bus.shards}, group {params['shard_group']})")
+        if "container_name" in service:
+            problems.append(f"{name}: container_name pins it to one container: it cannot be scaled")
+        replicas = _replicas(service)
+        for port in service.get("ports", []):
+            host = str(port).rsplit(":", 1)[0].rsplit(":", 1)[-1]
+            first, _, last = host.partition("-")
+            if int(last or first) - int(first) + 1 < replicas:
+                problems.append(f"{name}: {replicas} replicas, but host port {host} is one for all of them")
         if params["role"] in ("all", "router"):
             routers.append(name)
         if params["role"] in ("all", "deliver"):
@@ -134,7 +155,7 @@ def bus_service_problems(compose: dict[str, Any], settings: Settings) -> list[st
     for destination in settings.destinations:
         workers = delivered_by.get(destination, [])
         if len(workers) != 1:
-            problems.append(f"destination {destination} must be delivered by one worker, found {workers}")
+            problems.append(f"destination {destination} must be delivered by one service, found {workers}")
     return problems
 
 
@@ -228,6 +249,14 @@ def test_the_config_loads_with_each_bus_services_environment() -> None:
         assert settings.bus.broker_url == env["RENKEI_BROKER_URL"], name
         assert not settings.uses_development_key, f"{name}: runs with the development pseudonym key"
         assert str(settings.audit.store).startswith("postgresql://"), f"{name}: the audit trail must be shared"
+        assert str(settings.state.store).startswith("postgresql://"), f"{name}: the state must be shared"
+        assert settings.bus.shards > 1, f"{name}: the queues must be sharded for N processes"
+
+
+def test_every_stage_runs_n_way_the_routers_and_each_delivery_service() -> None:
+    services = _bus_services(_compose())
+    replicas = {name: _replicas(service) for name, service in services.items()}
+    assert replicas["router"] >= 2 and all(n >= 2 for n in replicas.values()), replicas
 
 
 def test_every_destination_has_a_simulator_service_on_the_port_its_url_names() -> None:
@@ -287,6 +316,15 @@ def _broken(change: str) -> dict[str, Any]:
                                             "--store", "/tmp/x"]
     elif change == "role":
         services["deliver-tax"]["command"] = [*_command(services["deliver-tax"])[:4], "deliverer"]
+    elif change == "unshared state":
+        del services["deliver-tax"]["environment"]["RENKEI_STATE_STORE"]
+    elif change == "no shard group":
+        router = services["router"]
+        router["command"] = [w for w in _command(router) if w not in ("--shard-group", "auto/3")]
+    elif change == "one host port":
+        services["router"]["ports"] = ["127.0.0.1:8080:8080"]
+    elif change == "container name":
+        services["deliver-national"]["container_name"] = "deliver-national"
     elif change == "destination twice":
         services["deliver-welfare"]["command"] = [*_command(services["deliver-welfare"]), "--destination", "zei"]
     elif change == "broker host":
@@ -302,6 +340,10 @@ def _broken(change: str) -> dict[str, Any]:
     ("simulator port", simulator_problems),
     ("role", bus_service_problems),
     ("destination twice", bus_service_problems),
+    ("unshared state", bus_service_problems),
+    ("no shard group", bus_service_problems),
+    ("one host port", bus_service_problems),
+    ("container name", bus_service_problems),
     ("broker host", broker_problems),
     ("cookie", lambda compose, _: cluster_problems(compose)),
     ("secret", lambda compose, _: secret_problems(compose)),
@@ -311,25 +353,17 @@ def test_a_broken_compose_file_is_caught(change: str, check: Any) -> None:
     assert check(_broken(change), _settings()) != []
 
 
-def test_the_documented_status_command_reads_every_delivery_workers_state() -> None:
-    """Dead letters live in the delivery workers' volumes: the router mounts each, and the
-    README's `renkei status` adds each with --state-dir (issue 16: status showed none)."""
+def test_the_documented_status_command_reads_the_whole_bus_from_the_shared_store() -> None:
+    """Dead letters, parked and held changes live in the shared [state] store, not in a
+    worker's volume: the README's `renkei status` needs no --state-dir of the others, and no
+    bus service keeps a state volume that would matter (issue 15)."""
     compose = _compose()
-    state_volumes = {}
     for name, service in _bus_services(compose).items():
-        _, params = _parse(_command(service))
         for volume in service.get("volumes", []):
-            source, _, target = str(volume).partition(":")
-            if target.split(":")[0] == "/var/lib/renkei" and params["role"] == "deliver":
-                state_volumes[name] = source
-    assert len(state_volumes) == 3
-    router = compose["services"]["router"]
-    mounted = {str(v).split(":")[0]: str(v).split(":")[1] for v in router.get("volumes", [])}
+            assert str(volume).partition(":")[2].split(":")[0] != "/var/lib/renkei", f"{name} keeps a state volume"
     readme = (DOCKER / "README.md").read_text(encoding="utf-8")
     command = re.search(r"docker compose exec router (renkei status(?:[^\n\\]|\\\n)*)", readme)
     assert command is not None
     args = shlex.split(command.group(1).replace("\\\n", " "))
-    given = [args[i + 1] for i, arg in enumerate(args) if arg == "--state-dir"]
-    for name, volume in state_volumes.items():
-        assert volume in mounted, f"the router does not mount {name}'s state ({volume})"
-        assert mounted[volume] in given, f"the status command does not read {name}'s state"
+    assert "--state-dir" not in args
+    assert _parse(args[1:])[0] == "status"

@@ -61,6 +61,9 @@ class AmqpBroker(Broker):
         self._link = Link(url, name="renkei", timeout=connect_timeout, ssl_context=ssl_context)
         self._publisher = self._new_publisher()
         self._subscriptions: set[consuming.Subscription] = set()
+        #: the shards this process prefers (topology.ShardGroup); None: every shard at once
+        self.shard_group: topology.ShardGroup | None = None
+        self.standby_after = 10.0  # > the start-up skew of processes started together
 
     def _new_publisher(self) -> Publisher:
         return Publisher(self._link, shards=self.shards, fast_path=self.fast_path, timeout=self.publish_timeout)
@@ -149,7 +152,8 @@ class AmqpBroker(Broker):
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
     ) -> Callable[[], Awaitable[None]]:
         return await consuming.start_consumer(self.connection(), queue, on_delivery, prefetch, shards=self.shards,
-                                              subscriptions=self._subscriptions)
+                                              subscriptions=self._subscriptions, group=self.shard_group,
+                                              standby_after=self.standby_after)
 
     async def _settle(self, delivery: Delivery, ok: bool) -> None:
         await consuming.settle(delivery, ok, fast_path=self.fast_path, within=self.settle_timeout)

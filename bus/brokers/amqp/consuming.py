@@ -80,15 +80,21 @@ class Subscription:
 
 
 async def start_consumer(connection: AbstractRobustConnection, queue: str, on_delivery: Callable[[Delivery], None],
-                         prefetch: int, *, shards: int,
-                         subscriptions: set[Subscription]) -> Callable[[], Awaitable[None]]:
+                         prefetch: int, *, shards: int, subscriptions: set[Subscription],
+                         group: topology.ShardGroup | None = None,
+                         standby_after: float = 10.0) -> Callable[[], Awaitable[None]]:
     """Consume every shard of the logical `queue` into `on_delivery`; return the stop function.
     Each shard gets the whole prefetch (quorum queues have no channel-wide QoS): a key's
     messages are all in one shard, so its consumer can hold as many as without shards.
-    A running consumer is in `subscriptions` (the broker's) until it is stopped."""
-    subs = []
-    with mapped(f"consuming from queue {queue!r}"):
-        for name in topology.shard_names(queue, shards):
+    A running consumer is in `subscriptions` (the broker's) until it is stopped.
+    With a `group`, the shards it does not prefer are registered `standby_after` seconds later
+    (in the background, tried again until it works): the group's own shards go first."""
+    subs: list[Subscription] = []
+    names = topology.shard_names(queue, shards)
+    later = [] if group is None or shards == 1 else [n for i, n in enumerate(names) if not group.prefers(i)]
+
+    async def register(name: str) -> None:
+        with mapped(f"consuming from queue {name!r}"):
             channel = await connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=prefetch)
             amqp_queue = await channel.get_queue(name, ensure=True)
@@ -97,7 +103,27 @@ async def start_consumer(connection: AbstractRobustConnection, queue: str, on_de
             subscriptions.add(sub)
             subs.append(sub)
 
+    for name in names:
+        if name not in later:
+            await register(name)
+
+    async def stand_by() -> None:
+        await asyncio.sleep(standby_after)
+        for name in later:
+            while True:
+                try:
+                    await register(name)
+                    break
+                except BrokerError as exc:
+                    log.warning("cannot stand by on a shard yet; trying again", queue=name, error=str(exc))
+                    await asyncio.sleep(1.0)
+
+    standby = asyncio.get_running_loop().create_task(stand_by()) if later else None
+
     async def stop() -> None:
+        if standby is not None:
+            standby.cancel()
+            await asyncio.gather(standby, return_exceptions=True)
         await asyncio.gather(*(sub.stop() for sub in subs))
 
     return stop

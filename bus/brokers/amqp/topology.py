@@ -10,6 +10,13 @@
   `<queue>.shard<i>`, each with its own single active consumer: one resident always lands in
   the same shard (order kept), and N processes share the load. Publishing, consuming, stats
   and the delay queues speak of the logical queue; the shards are this package's business.
+  Every queue is sharded alike — the intake queue too, so any number of routers share it as
+  deliverers share a destination, each resident's changes in one shard (issue 15).
+- Which process is active on which shard: RabbitMQ (3.10) makes the first consumer to register
+  a shard its active one. A process given a `ShardGroup` ("k/n": `renkei run --shard-group`)
+  registers the shards i with i % n == k at once and the others only `standby_after` seconds
+  later, as hot standbys: n processes started together split the shards, and when one dies its
+  shards pass to the standbys. Without a group every shard is registered at once.
 - A retry waits in `<queue>.delay.<millis>ms` (named by bus.topology.delay_queue): a quorum
   queue whose message TTL dead-letters its messages back into `<queue>` (at-least-once dead
   lettering, so a node failure between the two queues loses nothing). One queue per (queue,
@@ -19,18 +26,49 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from aio_pika.abc import AbstractChannel
 
 from bus.brokers.amqp.wire import KEY_HEADER
 
-__all__ = ["HASH_EXCHANGE", "arguments_of", "declare", "delay_arguments", "queue_arguments", "shard_names",
-           "sharded_queue"]
+__all__ = ["HASH_EXCHANGE", "ShardGroup", "arguments_of", "declare", "delay_arguments", "queue_arguments",
+           "shard_names", "sharded_queue"]
 
 HASH_EXCHANGE = "x-consistent-hash"
 _DELAY = re.compile(r"^(?P<queue>.+)\.delay\.(?P<millis>[0-9]+)ms$")
 _SHARD = re.compile(r"^(?P<queue>.+)\.shard[0-9]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class ShardGroup:
+    """Process `index` of `of` sharing a queue's shards: it prefers the shards i with i % of == index
+    (`index == of`: none, a standby for every shard — a process beyond the group's size)."""
+
+    index: int
+    of: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index <= self.of <= 64 or self.of == 0:
+            raise ValueError(f"a shard group is k/n with 0 <= k < n <= 64, got {self.index}/{self.of}")
+
+    @classmethod
+    def parse(cls, text: str) -> ShardGroup:
+        """`k/n` (ValueError saying what is expected otherwise)."""
+        index, _, of = text.partition("/")
+        if not (index.isdigit() and of.isdigit()):
+            raise ValueError(f"a shard group is k/n (this process's number k from 0, of n), got {text!r}")
+        group = cls(int(index), int(of))
+        if group.index == group.of:
+            raise ValueError(f"a shard group is k/n with k < n, got {text!r}")
+        return group
+
+    def prefers(self, shard: int) -> bool:
+        return self.index < self.of and shard % self.of == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.of}"
 
 
 def queue_arguments() -> dict[str, Any]:
