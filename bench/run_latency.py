@@ -147,16 +147,27 @@ async def _offer(url: str, bodies: list[bytes], rate: int) -> tuple[list[str], f
     """POST every body open-loop at `rate` per second; each body's answer (the status, or the HTTP
     code, or the client error), seconds offered, seconds until the last answer."""
     answers = [""] * len(bodies)
+    # requests beyond CONNECTIONS wait here, not in httpx's pool: its queue costs O(waiting) per
+    # request, and thousands waiting took the load generator's whole core (it then sent nothing)
+    free = asyncio.Semaphore(CONNECTIONS)
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     async with httpx.AsyncClient(limits=limits, timeout=300) as client:
         async def send(i: int, body: bytes) -> None:
-            try:
-                response = await client.post(url, content=body, headers={"content-type": "application/xml",
-                                                                         "x-renkei-source": "jumin"})
-                status = response.json().get("status") if response.status_code < 500 else None
-                answers[i] = str(status or f"HTTP {response.status_code}")
-            except (httpx.HTTPError, ValueError) as exc:
-                answers[i] = type(exc).__name__
+            for attempt in range(3):  # a kept-alive connection the server closed meanwhile: send again
+                try:
+                    async with free:
+                        response = await client.post(url, content=body, headers={
+                            "content-type": "application/xml", "x-renkei-source": "jumin"})
+                    status = response.json().get("status") if response.status_code < 500 else None
+                    if status == "duplicate" and attempt:  # the lost answer's request was taken
+                        status = "accepted"
+                    answers[i] = str(status or f"HTTP {response.status_code}")
+                    return
+                except httpx.TransportError as exc:
+                    answers[i] = type(exc).__name__
+                except (httpx.HTTPError, ValueError) as exc:
+                    answers[i] = type(exc).__name__
+                    return
 
         started = time.perf_counter()
         tasks = []
