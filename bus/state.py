@@ -109,8 +109,13 @@ class StateStore:
         return row is not None
 
     def mark_seen(self, message_id: str, kind: str) -> None:
+        self.mark_seen_many([(message_id, kind)])
+
+    def mark_seen_many(self, seen: Sequence[tuple[str, str]]) -> None:
+        """(message id, kind) of each accepted message, in one transaction (the intake's batch)."""
+        now = time.time()
         with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (message_id, kind, time.time()))
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", [(m, k, now) for m, k in seen])
 
     def is_routed(self, message_id: str) -> bool:
         with self._file.read() as db:

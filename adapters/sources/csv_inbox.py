@@ -1,4 +1,6 @@
-"""CSV files in the inbox: each data row a change, submitted one by one as the kind's XML.
+"""CSV files of changes: each data row a change, submitted as the kind's XML. The HTTP intake's
+`POST /v1/files` reads a posted file whole with `read_csv` and `submit_rows`; the inbox and
+`renkei ingest` stream files of any size (adapters.sources.bulk) with the same checks.
 
 The file is in the layout of adapters.transports.csv_layout (docs/file-layouts.md), in
 UTF-8 (a BOM is allowed) or CP932/Shift_JIS: UTF-8 is tried first, strictly, then CP932,
@@ -12,19 +14,17 @@ message: a private-use 外字 in a row is the validator's R440, with its code po
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import hashlib
 import io
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from adapters.transports.csv_layout import Layout, split_control
 from bus.ports import Submission
 from bus.validation.issues import Issue
 
-__all__ = ["CsvRefused", "read_csv", "refused_whole", "submit_rows", "take_csv"]
+__all__ = ["CsvRefused", "check_header", "read_csv", "refused_whole", "submit_rows"]
 
 Submit = Callable[[bytes, str, str | None], Awaitable[Submission]]
 _MAX_DETAILED = 1000
@@ -57,33 +57,23 @@ def read_csv(data: bytes, layout: Layout) -> tuple[str, list[list[str]]]:
     if not rows:
         raise CsvRefused("R213", "the file is empty: expected a header row")
     header, data_rows = rows[0], rows[1:]
-    if header and header[0] == "連携キー[key]":  # a file the file sink wrote
-        header, data_rows = header[1:], [r[1:] for r in data_rows]
+    if check_header(header, layout):  # a file the file sink wrote: its 連携キー first
+        data_rows = [r[1:] for r in data_rows]
+    return ("utf-8" if encoding == "utf-8-sig" else encoding), [r for r in data_rows if r]
+
+
+def check_header(header: list[str], layout: Layout) -> bool:
+    """Whether the rows are keyed (a file the file sink wrote: 連携キー first); CsvRefused (R213,
+    naming the first column that differs) when the header is not the kind's layout."""
+    keyed = bool(header) and header[0] == "連携キー[key]"
+    if keyed:
+        header = header[1:]
     if header != layout.headers():
         wrong = next((i for i, (a, b) in enumerate(zip(header, layout.headers(), strict=False)) if a != b),
                      min(len(header), len(layout.headers())))
         raise CsvRefused("R213", f"the header is not the layout of {layout.kind} (docs/file-layouts.md): "
                                  f"column {wrong + 1} differs")
-    return ("utf-8" if encoding == "utf-8-sig" else encoding), [r for r in data_rows if r]
-
-
-async def take_csv(path: Path, submit: Submit, catalog: Any, kind: str | None,
-                   max_records: int) -> tuple[str, dict[str, int], dict[str, Any]]:
-    """Submit every row of the CSV file at `path`: (status, counts, detail for the result file)."""
-    kind = kind or "jumin.idou"
-    ks = catalog.get(kind)
-    layout = Layout(ks)
-    try:
-        encoding, rows = read_csv(await asyncio.to_thread(path.read_bytes), layout)
-    except CsvRefused as exc:
-        return refused_whole(exc.code, str(exc))
-    if len(rows) > max_records:
-        return refused_whole("R100", f"the file holds {len(rows)} rows, more than the cap of {max_records}")
-    rejected: list[dict[str, Any]] = []
-    counts = await submit_rows(enumerate(rows, 2), lambda row, number: layout.record(row, where=f"row {number}: "),
-                               ks, submit, rejected)  # row 1 is the header
-    status = "rejected" if counts["rejected"] else "processed"
-    return status, counts, {"kind": kind, "encoding": encoding, "rows": len(rows), "rejected_rows": rejected}
+    return keyed
 
 
 def refused_whole(code: str, message: str) -> tuple[str, dict[str, int], dict[str, Any]]:

@@ -24,26 +24,34 @@ A file never leaves the inbox before the bus answered for it: a crash between su
 move re-submits it on the next run, and the bus answers "duplicate" — nothing is lost and
 nothing is applied twice. If the broker is unavailable the file stays for the next poll.
 
-Three file types:
+File types (a ``*.zip`` is a ぴったりサービス batch of applications: adapters.sources.pittari):
 
 - ``*.xml``  one message per file (read with the intake's size cap, +1 byte so an
   oversized file is rejected by the bus with R100 and audited like any rejection);
 - ``*.avro`` an Avro Object Container File holding many records of one kind (the kind from
   the `kind` setting, else the file's ``renkei.kind`` metadata, else the schema's
-  namespace ``renkei.<kind with _>.v<N>``). Records are counted first (a file over
-  `max_records` is rejected untouched), then each is submitted on its own as schemaless
-  Avro — re-encoded with the kind's schema when a catalog is given (the file's schema is
-  resolved to it), else with the file's own schema. Progress is reported every
-  `progress_every` records and at least every `progress_seconds` (callback and a structlog
-  event), so a slow batch shows progress long before its 10,000th record. The result file has the counts
-  and the issues of the first 1,000 rejected records.
+  namespace ``renkei.<kind with _>.v<N>``), each record submitted as schemaless Avro —
+  re-encoded with the kind's schema when a catalog is given (the file's schema is resolved
+  to it), else with the file's own schema;
+- ``*.csv`` / ``*.dat`` the file-linkage CSV and fixed-width files of a kind
+  (adapters.sources.csv_inbox, fixed_inbox, docs/file-layouts.md), each row as the kind's XML.
+
+A bulk file (the last three) is checked as a whole first, in one streaming pass
+(adapters.sources.bulk: a file over `max_records` is rejected untouched, as is a CSV of no
+known encoding or one that disagrees with its control record), then streamed through the
+intake in batches with a bounded window (adapters.sources.ingest): memory stays bounded
+whatever the file's size. With `checkpoints` (the Inbox gives ``<state_dir>/ingest``) its
+position is kept after every answered batch, so a bus killed mid-file continues where it was
+(the records re-sent answer "duplicate"), and `renkei status` and the console show its
+progress. Progress is also reported every `progress_every` records and at least every
+`progress_seconds` (callback and a structlog event). The result file has the counts and the
+issues of the first 1,000 rejected records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import stat
@@ -53,10 +61,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import fastavro
 import structlog
 
+from adapters.sources.bulk import format_of, open_bulk
+from adapters.sources.csv_inbox import CsvRefused
 from adapters.sources.inbox_files import Refused, not_regular, open_regular
+from adapters.sources.ingest import Ingester, IngestProgress, progress_dir
 from bus.errors import BrokerError, ConfigError, SourceRefused
 from bus.ports import Gatekeeper, Intake, Submission
 from bus.validation.issues import Issue
@@ -115,6 +125,7 @@ class DirectorySource:
         progress: Callable[[Progress], None] | None = None,
         progress_every: int = 10_000,
         progress_seconds: float = 5.0,
+        checkpoints: Path | None = None,
     ) -> None:
         if poll <= 0 or max_records < 1 or progress_every < 1 or max_size < 1 or progress_seconds <= 0:
             raise ConfigError("directory source: poll, max_size, max_records, progress_every and progress_seconds "
@@ -133,6 +144,7 @@ class DirectorySource:
         self.progress = progress
         self.progress_every = progress_every
         self.progress_seconds = progress_seconds
+        self.checkpoints = checkpoints
         self.processed = self.inbox / "processed"
         self.rejected = self.inbox / "rejected"
 
@@ -175,14 +187,14 @@ class DirectorySource:
         if refusal is not None:
             return self._refuse(path, refusal)
         try:
-            if path.suffix.lower() == ".avro":
-                result = await self._take_batch(path)
-            elif path.suffix.lower() == ".xml":
+            if path.suffix.lower() == ".xml":
                 result = await self._take_message(path)
-            elif path.suffix.lower() in (".csv", ".dat"):
-                result = await self._take_csv(path)
+            elif path.suffix.lower() in (".avro", ".csv", ".dat"):
+                result = await self._take_bulk(path)
+            elif path.suffix.lower() == ".zip":  # a ぴったりサービス batch
+                result = await self._take_pittari(path)
             else:
-                issue = {"code": "R220", "message": "unknown file type: expected .xml, .avro, .csv or .dat"}
+                issue = {"code": "R220", "message": "unknown file type: expected .xml, .avro, .csv, .dat or .zip"}
                 result = FileResult(path.name, "rejected", {"rejected": 1}, detail={"issues": [issue]})
         except BrokerError as exc:
             log.warning("directory.broker_unavailable", file=path.name, error=type(exc).__name__)
@@ -215,85 +227,63 @@ class DirectorySource:
         status: Literal["processed", "rejected"] = "rejected" if answer.status == "rejected" else "processed"
         return FileResult(path.name, status, {answer.status: 1}, detail=answer.to_dict())
 
-    async def _take_csv(self, path: Path) -> FileResult:
-        """A CSV (.csv, adapters.sources.csv_inbox) or fixed-width (.dat, adapters.sources.fixed_inbox)
-        file of the kind's layout: each row a change."""
-        from adapters.sources.csv_inbox import take_csv
-        from adapters.sources.fixed_inbox import take_fixed
+    async def _take_pittari(self, path: Path) -> FileResult:
+        """A ぴったりサービス batch (.zip, adapters.sources.pittari), each application a message."""
+        from adapters.sources.pittari import take_pittari
 
         if self.catalog is None:
             from bus.catalog import Catalog
 
             self.catalog = Catalog.load()
-        take = take_fixed if path.suffix.lower() == ".dat" else take_csv
-        status, counts, detail = await take(path, self._submit, self.catalog, self.kind, self.max_records)
+        status, counts, detail = await take_pittari(path, self._submit, self.catalog, self.kind, self.max_records)
         return FileResult(path.name, "rejected" if status == "rejected" else "processed", counts, detail=detail)
 
-    async def _take_batch(self, path: Path) -> FileResult:
-        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-        rejected: list[dict[str, Any]] = []
+    async def _take_bulk(self, path: Path) -> FileResult:
+        """An Avro container, CSV (.csv) or fixed-width (.dat) file: checked as a whole, then its
+        records streamed through the intake in batches (adapters.sources.ingest), resumable."""
+        fmt = format_of(path) or "avro"
+        if fmt != "avro" and self.catalog is None:
+            from bus.catalog import Catalog
+
+            self.catalog = Catalog.load()
+        key = "rejected_records" if fmt == "avro" else "rejected_rows"
+        whole = {"accepted": 0, "duplicate": 0, "rejected": 0 if fmt == "avro" else 1}
         try:
-            total = _count_records(path)
-        except Refused:
-            raise
-        except Exception as exc:  # any unreadable container: the whole file is rejected
-            msg = f"not a readable Avro container file ({type(exc).__name__})"
-            return _broken(path, counts, rejected, "R212", msg)
-        if total > self.max_records:
-            msg = f"batch holds {total} records, more than the cap of {self.max_records}"
-            return _broken(path, counts, rejected, "R100", msg)
-        progress = Progress(path.name, 0, total)
+            bulk = await asyncio.to_thread(open_bulk, path, fmt, self.catalog, self.kind)
+        except CsvRefused as exc:
+            return _broken(path, whole, exc.code, str(exc), key)
+        except ConfigError as exc:
+            return _broken(path, whole, "R220", str(exc), key)
+        if bulk.total > self.max_records:
+            msg = f"the file holds {bulk.total} records, more than the cap of {self.max_records}"
+            return _broken(path, whole, "R100", msg, key)
+        progress = Progress(path.name, 0, bulk.total)
         reported = time.monotonic()
+
+        def report(p: IngestProgress) -> None:
+            nonlocal reported
+            progress.done, progress.accepted, progress.duplicate, progress.rejected = (
+                p.done, p.accepted, p.duplicate, p.rejected)
+            now = time.monotonic()  # every N records, and at least every few seconds of a slow file
+            if p.done % self.progress_every == 0 or p.done == p.total or now - reported >= self.progress_seconds:
+                self._report(progress, p.counts())
+                reported = now
+
+        ingester = Ingester(self.intake, source=self.source, checkpoints=self.checkpoints, on_progress=report)
         try:
-            with open_regular(path) as fh:
-                records, kind, encode = self._open_batch(fh)
-                for index, record in enumerate(records):
-                    answer = await self._submit(encode(record), "application/avro", kind)
-                    counts[answer.status] += 1
-                    if answer.status == "rejected" and len(rejected) < _MAX_DETAILED:
-                        rejected.append({"record": index, "issues": answer.to_dict()["issues"]})
-                    progress.done += 1
-                    now = time.monotonic()  # every N records, and at least every few seconds of a slow batch
-                    if (progress.done % self.progress_every == 0 or progress.done == total
-                            or now - reported >= self.progress_seconds):
-                        self._report(progress, counts)
-                        reported = now
+            done = await ingester.run(bulk)
         except (BrokerError, asyncio.CancelledError, Refused):
             raise
-        except ConfigError as exc:
-            return _broken(path, counts, rejected, "R220", str(exc))
-        except Exception as exc:  # truncated or corrupt blocks after some records went in
+        except Exception as exc:  # corrupt blocks after some records went in
+            counts = {"accepted": progress.accepted, "duplicate": progress.duplicate, "rejected": progress.rejected}
             msg = f"Avro container unreadable at record {progress.done} ({type(exc).__name__})"
-            return _broken(path, counts, rejected, "R210", msg)
+            return _broken(path, counts, "R210", msg, key)
+        counts = done.counts()
         status: Literal["processed", "rejected"] = "rejected" if counts["rejected"] else "processed"
-        detail = {"kind": kind, "records": total, "rejected_records": rejected}
+        detail: dict[str, Any] = {"kind": bulk.kind, **bulk.detail, key: done.rejected_records}
+        if done.resumed_from:
+            detail["resumed_from"] = done.resumed_from
         return FileResult(path.name, status, counts, detail=detail)
-
-    def _open_batch(self, fh: io.BufferedReader) -> tuple[Any, str, Callable[[Any], bytes]]:
-        head = fastavro.reader(fh)
-        kind = self.kind or _text(head.metadata.get("renkei.kind")) or self._kind_of(head.writer_schema)
-        if kind is None:
-            raise ConfigError("the file does not say its kind: set `kind`, or write renkei.kind metadata")
-        if self.catalog is None:
-            schema = head.writer_schema
-            return head, kind, lambda record: _schemaless(schema, record)
-        ks = self.catalog.get(kind)
-        fh.seek(0)
-        resolved = fastavro.reader(fh, reader_schema=ks.avro_schema)
-        encode: Callable[[Any], bytes] = ks.to_avro
-        return resolved, kind, encode
-
-    def _kind_of(self, schema: Any) -> str | None:
-        name = schema.get("name", "") if isinstance(schema, dict) else ""
-        parts = name.split(".")
-        if len(parts) < 4 or parts[0] != "renkei" or not parts[-2].startswith("v"):
-            return None
-        flat = parts[1]
-        if self.catalog is not None:
-            for kind in self.catalog.kinds():
-                if kind.replace(".", "_") == flat:
-                    return str(kind)
-        return flat.replace("_", ".", 1)
 
     async def _submit(self, raw: bytes, content_type: str, kind: str | None) -> Submission:
         try:
@@ -351,27 +341,8 @@ def _is_final(path: Path) -> bool:
         return False
 
 
-def _count_records(path: Path) -> int:
-    with open_regular(path) as fh:
-        return sum(block.num_records for block in fastavro.block_reader(fh))
-
-
-def _schemaless(schema: Any, record: Any) -> bytes:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, schema, record)
-    return buf.getvalue()
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) and value else None
-
-
-def _broken(
-    path: Path, counts: dict[str, int], rejected: list[dict[str, Any]], code: str, message: str
-) -> FileResult:
-    detail = {"issues": [{"code": code, "message": message}], "rejected_records": rejected}
+def _broken(path: Path, counts: dict[str, int], code: str, message: str, key: str) -> FileResult:
+    detail = {"issues": [{"code": code, "message": message}], key: []}
     return FileResult(path.name, "rejected", counts, detail=detail)
 
 
@@ -382,14 +353,16 @@ class Inbox:
     name = "inbox"
 
     def __init__(self, inbox: Path, source: str, *, catalog: Any = None, max_size: int = 1024 * 1024,
-                 pattern: Sequence[str] = ("*.xml", "*.avro", "*.csv", "*.dat")) -> None:
+                 pattern: Sequence[str] = ("*.xml", "*.avro", "*.csv", "*.dat", "*.zip"),
+                 state_dir: Path | None = None) -> None:
         self.inbox, self.source, self.catalog, self.max_size, self.pattern = inbox, source, catalog, max_size, pattern
+        self.checkpoints = None if state_dir is None else progress_dir(state_dir)
 
     @contextlib.asynccontextmanager
     async def open(self, intake: Intake, gate: Gatekeeper) -> AsyncIterator[None]:
         self.inbox.mkdir(parents=True, exist_ok=True)
         poller = DirectorySource(self.inbox, intake, pattern=self.pattern, catalog=self.catalog,
-                                 max_size=self.max_size, source=self.source)
+                                 max_size=self.max_size, source=self.source, checkpoints=self.checkpoints)
         done = asyncio.Event()
         task = asyncio.get_running_loop().create_task(poller.run(done))
         try:

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "console": "bus.cli.console:console",
     "users": "bus.cli.users:users",
     "conformance": "bus.cli.conformance:conformance",
+    "ingest": "bus.cli.ingest:ingest",
 }
 
 

@@ -50,8 +50,9 @@ _CLEAR = "\x1b[H\x1b[2J"
 def status(config: Path | None, as_json: bool, watch: float | None, state_dirs: tuple[Path, ...],
            wide: bool) -> None:
     """Show, per destination, ready / in flight / consumers / delivered / retrying / held /
-    dead, the dead letters by destination and code, and per source, accepted / duplicate /
-    rejected, on the embedded broker or RabbitMQ.
+    dead, the dead letters by destination and code, per source, accepted / duplicate /
+    rejected, and the bulk files being ingested (done of total, rate, ETA), on the embedded
+    broker or RabbitMQ.
 
     \b
     Exit codes:
@@ -135,6 +136,13 @@ def render_table(report: StatusReport, *, watching: float | None = None, wide: b
           _tokens(s["tokens"])] for s in data["sources"]],
         empty="(no source has sent anything yet)", text=1,
     )]
+    if data["ingests"]:
+        lines += ["", *columns(
+            ["BULK FILE", "SOURCE", "STATE", "DONE", "OF", "RATE/s", "ETA", "ACCEPTED", "DUPLICATE", "REJECTED"],
+            [[i["file"], i["source"], i["state"], i["done"], i["total"], i["rate_per_second"],
+              _eta(i["eta_seconds"]), i["accepted"], i["duplicate"], i["rejected"]] for i in data["ingests"]],
+            text=3,
+        )]
     lines.append("")
     if report.processes:
         for p in data["processes"]:
@@ -149,6 +157,13 @@ def render_table(report: StatusReport, *, watching: float | None = None, wide: b
         lines.append("could not see (exit 1):")
         lines += [f"  {what}" for what in report.unseen]
     return "\n".join(lines)
+
+
+def _eta(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def _tokens(used: dict[str, int]) -> str | None:

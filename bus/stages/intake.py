@@ -37,6 +37,7 @@ __all__ = ["IntakeStage", "RawMessage", "identity_of"]
 _IDENTITY: dict[str, Callable[[dict[str, Any]], tuple[str, str, int]]] = {
     "jumin.idou": lambda r: (r["municipality_code"], r["address_number"], int(r["history_number"])),
     "portal.shinsei": lambda r: (r["municipality_code"], "shinsei:" + r["application_id"], 1),
+    "pittari.shinsei": lambda r: (r["municipality_code"], "pittari:" + r["application_id"], 1),  # a batch's
 }
 
 
@@ -93,30 +94,59 @@ class IntakeStage:
             await self._hooks.written()
 
     async def handle(self, batch: Sequence[RawMessage]) -> list[Submission]:
-        """Submit a batch (a bulk file's records) in order; its events are kept once, before the
-        answers return. A refused message (SourceForbidden) answers for itself and the rest go on."""
-        answers: list[Submission] = []
+        """`submit_many` (the name the stages' batch shape uses)."""
+        return await self.submit_many(batch)
+
+    async def submit_many(self, batch: Sequence[RawMessage]) -> list[Submission]:
+        """Submit a batch (a bulk file's records) in order, answering each message for itself:
+        every one validated and deduplicated as `submit` does, the new ones published in one
+        confirmed `publish_many` (per-resident order kept: the batch's order), then marked seen;
+        the events are kept once, before the answers return. A refused message (SourceForbidden)
+        answers "rejected" for itself and the rest go on; a change twice in the batch is a
+        duplicate of its first. A broker failure raises (nothing of the batch marked seen: sent
+        again, the published ones are dropped by the route stage as already routed)."""
+        answers: list[Submission | None] = [None] * len(batch)
+        fresh: list[tuple[int, Envelope]] = []
+        outgoing: list[tuple[str, OutgoingMessage]] = []
+        taken: set[str] = set()
         try:
-            for m in batch:
+            for i, m in enumerate(batch):
                 try:
-                    answers.append(await self._submit(m.raw, content_type=m.content_type, source=m.source,
-                                                      kind=m.kind))
+                    admitted = self._admit(m.raw, content_type=m.content_type, source=m.source, kind=m.kind)
                 except SourceForbidden as refusal:
-                    answers.append(Submission("rejected", None, m.kind, (Issue(refusal.code, str(refusal)),)))
+                    answers[i] = Submission("rejected", None, m.kind, (Issue(refusal.code, str(refusal)),))
+                    continue
+                if isinstance(admitted, Submission):
+                    answers[i] = admitted
+                    continue
+                envelope, identity = admitted
+                seen_as = envelope.message_id if envelope.message_id in taken else self._seen_as(
+                    envelope.message_id, identity)
+                if seen_as is not None:
+                    self._hooks.duplicate(envelope, seen_as)
+                    answers[i] = Submission("duplicate", seen_as, envelope.kind)
+                    continue
+                taken.add(envelope.message_id)
+                fresh.append((i, envelope))
+                outgoing.append((INTAKE_QUEUE, OutgoingMessage(m.raw, envelope.message_id, envelope.subject,
+                                                               envelope.to_headers())))
+            if outgoing:
+                await self._broker.publish_many(outgoing)  # raises unless every one is durable
+                self._mark_seen([e for _, e in fresh])
+                for i, envelope in fresh:
+                    self._hooks.accepted(envelope)
+                    answers[i] = Submission("accepted", envelope.message_id, envelope.kind)
         finally:
             await self._hooks.written()
-        return answers
+        return [a for a in answers if a is not None]
 
     async def _submit(
         self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
     ) -> Submission:
-        try:
-            validated = validate(raw, content_type=content_type, kind=kind, catalog=self._catalog, limits=self._limits)
-            envelope, identity = self._envelope(validated.kind_schema, validated.record, content_type, source)
-        except ValidationFailed as failed:
-            self._check_source(source, failed.municipality, kind)  # invalid is no reason to keep B's data
-            return self._reject(raw, failed.issues, content_type=content_type, source=source, kind=kind)
-        self._hooks.received(envelope)
+        admitted = self._admit(raw, content_type=content_type, source=source, kind=kind)
+        if isinstance(admitted, Submission):
+            return admitted
+        envelope, identity = admitted
         seen_as = self._seen_as(envelope.message_id, identity)
         if seen_as is not None:
             self._hooks.duplicate(envelope, seen_as)
@@ -126,6 +156,28 @@ class IntakeStage:
         self._state.mark_seen(envelope.message_id, envelope.kind)
         self._hooks.accepted(envelope)
         return Submission("accepted", envelope.message_id, envelope.kind)
+
+    def _admit(self, raw: bytes, *, content_type: str, source: str,
+               kind: str | None) -> tuple[Envelope, tuple[str, str, int]] | Submission:
+        """The envelope and identity of a valid message (reported received), or the rejection
+        of an invalid one (kept in the rejected store); SourceForbidden for another's data."""
+        try:
+            validated = validate(raw, content_type=content_type, kind=kind, catalog=self._catalog, limits=self._limits)
+            envelope, identity = self._envelope(validated.kind_schema, validated.record, content_type, source)
+        except ValidationFailed as failed:
+            self._check_source(source, failed.municipality, kind)  # invalid is no reason to keep B's data
+            return self._reject(raw, failed.issues, content_type=content_type, source=source, kind=kind)
+        self._hooks.received(envelope)
+        return envelope, identity
+
+    def _mark_seen(self, envelopes: Sequence[Envelope]) -> None:
+        """Mark the batch's accepted ids seen, in one transaction where the store has a batch form."""
+        many: Callable[[Sequence[tuple[str, str]]], None] | None = getattr(self._state, "mark_seen_many", None)
+        if many is not None:
+            many([(e.message_id, e.kind) for e in envelopes])
+            return
+        for e in envelopes:
+            self._state.mark_seen(e.message_id, e.kind)
 
     def _seen_as(self, message_id: str, identity: tuple[str, str, int]) -> str | None:
         """The id under which this change was accepted before, if it was: its id now, or its id
@@ -158,7 +210,7 @@ class IntakeStage:
         identity = identity_of(ks.kind, record)
         if identity is None:
             raise ValidationFailed([Issue("R220", f"kind {ks.kind} is not accepted at intake", path="/",
-                                          expected="jumin.idou or portal.shinsei")])
+                                          expected=", ".join(_IDENTITY))])
         municipality, person, sequence = identity
         if self._municipalities and municipality not in self._municipalities:
             raise ValidationFailed([Issue("R450", f"municipality {municipality} is not served by this bus",

@@ -19,6 +19,7 @@ from bus.delivery.store import DeliverySnapshot
 from bus.errors import StoreUnreadable
 from bus.settings import Settings
 from bus.state import StateSnapshot
+from bus.status.ingests import read_progress
 from bus.status.processes import read_process_reports
 from bus.status.report import (
     DeadLetterSummary,
@@ -80,6 +81,7 @@ async def gather_status(settings: Settings, destinations: Iterable[str] = (),
         broker_reachable=described.reachable,
         unseen=unseen,
         state_dirs=[str(d.path) for d in dirs],
+        ingests=sorted((p for d in dirs for p in read_progress(d.path)), key=lambda p: -p.updated),
     )
 
 

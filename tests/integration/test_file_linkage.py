@@ -101,3 +101,9 @@ async def test_a_fixed_width_cp932_file_in_the_inbox_reaches_every_expected_dest
     [row] = result["rejected_rows"]
     assert row["row"] == 3 and [i["code"] for i in row["issues"]] == ["R440"]
     assert "U+E000" in json.dumps(row["issues"], ensure_ascii=False)
+    # the inbox kept the file's progress where `renkei status` and the console read it
+    from bus.status import read_progress
+
+    [progress] = read_progress(tmp_path / "var")
+    assert (progress.file, progress.state, progress.done, progress.total, progress.rejected) == (
+        "changes.dat", "done", 5, 5, 1)

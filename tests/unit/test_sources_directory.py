@@ -314,3 +314,27 @@ async def test_a_slow_batch_reports_progress_every_few_seconds_not_only_every_n_
                              progress=lambda p: seen.append(p.done), progress_seconds=0.1)
     await source.run_once()
     assert seen[-1] == 30 and len(seen) >= 3 and seen == sorted(seen)  # several before the end, in order
+
+
+async def test_an_inbox_file_interrupted_by_the_broker_continues_from_its_checkpoint(tmp_path: Path) -> None:
+    from adapters.sources.ingest import BATCH
+
+    write_batch(tmp_path / "batch.avro", BATCH * 3 + 7)
+    checkpoints = tmp_path / "state" / "ingest"
+
+    class FailingOnce(FakeIntake):
+        async def submit(self, raw: bytes, *, content_type: str, source: str, kind: str | None = None) -> Submission:
+            if len(self.calls) == BATCH * 2:
+                raise BrokerUnavailable("down")
+            return await super().submit(raw, content_type=content_type, source=source, kind=kind)
+
+    first = FailingOnce()
+    source = DirectorySource(tmp_path, first, pattern="*.avro", kind="test.batch", checkpoints=checkpoints)
+    [result] = await source.run_once()
+    assert result.status == "retry" and (tmp_path / "batch.avro").exists()
+    again = FakeIntake()
+    source = DirectorySource(tmp_path, again, pattern="*.avro", kind="test.batch", checkpoints=checkpoints)
+    [result] = await source.run_once()
+    assert result.status == "processed" and result.detail["resumed_from"] == BATCH * 2
+    assert [decode(raw)["n"] for raw, *_ in again.calls] == list(range(BATCH * 2, BATCH * 3 + 7))
+    assert result.counts["accepted"] == BATCH * 3 + 7
