@@ -82,20 +82,26 @@ class Load:
         return max(1, round(self.rate * self.seconds))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """`n` distinct free ports (every socket held until all are chosen: no port twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def write_config(directory: Path) -> tuple[Path, int]:
     """A renkei.toml of examples/renkei.toml's destinations on free ports, state in `directory`."""
     example = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    intake = _free_port()
+    intake, *ports = _free_ports(1 + len(example["destinations"]))
     lines = ["[bus]", f'state_dir = "{directory / "state"}"', "", "[intake]", 'http_host = "127.0.0.1"',
              f"http_port = {intake}", "", "[logging]", 'format = "json"', 'level = "warning"', ""]
-    for name, table in example["destinations"].items():
-        lines += [f"[destinations.{name}]", 'transport = "http"', f'url = "http://127.0.0.1:{_free_port()}/messages"']
+    for (name, table), port in zip(example["destinations"].items(), ports, strict=True):
+        lines += [f"[destinations.{name}]", 'transport = "http"', f'url = "http://127.0.0.1:{port}/messages"']
         lines += [f"{key} = {value}" for key, value in table.items() if isinstance(value, int)]
         lines.append("")
     path = directory / "renkei.toml"
