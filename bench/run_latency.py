@@ -82,20 +82,26 @@ class Load:
         return max(1, round(self.rate * self.seconds))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """`n` distinct free ports (every socket held until all are chosen: no port twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def write_config(directory: Path) -> tuple[Path, int]:
     """A renkei.toml of examples/renkei.toml's destinations on free ports, state in `directory`."""
     example = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    intake = _free_port()
+    intake, *ports = _free_ports(1 + len(example["destinations"]))
     lines = ["[bus]", f'state_dir = "{directory / "state"}"', "", "[intake]", 'http_host = "127.0.0.1"',
              f"http_port = {intake}", "", "[logging]", 'format = "json"', 'level = "warning"', ""]
-    for name, table in example["destinations"].items():
-        lines += [f"[destinations.{name}]", 'transport = "http"', f'url = "http://127.0.0.1:{_free_port()}/messages"']
+    for (name, table), port in zip(example["destinations"].items(), ports, strict=True):
+        lines += [f"[destinations.{name}]", 'transport = "http"', f'url = "http://127.0.0.1:{port}/messages"']
         lines += [f"{key} = {value}" for key, value in table.items() if isinstance(value, int)]
         lines.append("")
     path = directory / "renkei.toml"
@@ -147,16 +153,27 @@ async def _offer(url: str, bodies: list[bytes], rate: int) -> tuple[list[str], f
     """POST every body open-loop at `rate` per second; each body's answer (the status, or the HTTP
     code, or the client error), seconds offered, seconds until the last answer."""
     answers = [""] * len(bodies)
+    # requests beyond CONNECTIONS wait here, not in httpx's pool: its queue costs O(waiting) per
+    # request, and thousands waiting took the load generator's whole core (it then sent nothing)
+    free = asyncio.Semaphore(CONNECTIONS)
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     async with httpx.AsyncClient(limits=limits, timeout=300) as client:
         async def send(i: int, body: bytes) -> None:
-            try:
-                response = await client.post(url, content=body, headers={"content-type": "application/xml",
-                                                                         "x-renkei-source": "jumin"})
-                status = response.json().get("status") if response.status_code < 500 else None
-                answers[i] = str(status or f"HTTP {response.status_code}")
-            except (httpx.HTTPError, ValueError) as exc:
-                answers[i] = type(exc).__name__
+            for attempt in range(3):  # a kept-alive connection the server closed meanwhile: send again
+                try:
+                    async with free:
+                        response = await client.post(url, content=body, headers={
+                            "content-type": "application/xml", "x-renkei-source": "jumin"})
+                    status = response.json().get("status") if response.status_code < 500 else None
+                    if status == "duplicate" and attempt:  # the lost answer's request was taken
+                        status = "accepted"
+                    answers[i] = str(status or f"HTTP {response.status_code}")
+                    return
+                except httpx.TransportError as exc:
+                    answers[i] = type(exc).__name__
+                except (httpx.HTTPError, ValueError) as exc:
+                    answers[i] = type(exc).__name__
+                    return
 
         started = time.perf_counter()
         tasks = []

@@ -122,7 +122,8 @@ def _ingest(results: Path) -> Row:
     r = max(runs, key=lambda x: x.get("records", 0))
     records, rate = r.get("records", 0), r.get("records_per_s", 0.0)
     rss = r.get("peak_rss_mb", r.get("rss_mb", 0.0))
-    minutes = records / rate / 60 if rate else float("inf")
+    seconds = r.get("seconds") or (records / rate if rate else float("inf"))
+    minutes = seconds / 60
     met = records >= 1_000_000 and minutes < 5 and rss < 300
     return _row(f"{figure}, {records:,} records", f"{rate:,.0f} records/s ({minutes:.1f} min), RSS {rss:.0f} MB",
                 target, met if records >= 1_000_000 else None, result, "ingest.json")
