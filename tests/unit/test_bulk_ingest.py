@@ -15,7 +15,7 @@ import pytest
 
 from adapters.sources.bulk import open_bulk
 from adapters.sources.csv_inbox import CsvRefused
-from adapters.sources.ingest import Ingester, IngestProgress, progress_dir, read_progress
+from adapters.sources.ingest import IngestBusy, Ingester, IngestProgress, progress_dir, read_progress
 from adapters.transports.csv_layout import Layout, control_record, encode_rows
 from adapters.transports.fixed_layout import FixedLayout, fixed_control
 from bus.catalog import Catalog
@@ -188,3 +188,16 @@ async def test_a_batch_that_fails_stops_the_batches_after_it_so_order_is_kept(tm
     with pytest.raises(BrokerUnavailable):
         await Ingester(intake, source="s", batch=100, window=3).run(bulk)
     assert intake.tried == [0, 100]  # nothing after the batch that failed
+
+
+async def test_a_file_another_process_is_taking_is_refused_not_taken_twice(tmp_path: Path) -> None:
+    write_avro(tmp_path / "f.avro", 50)
+    bulk = open_bulk(tmp_path / "f.avro", "avro", None, "test.batch")
+    checkpoints = tmp_path / "ingest"
+    intake = BatchIntake()
+    with Ingester(BatchIntake(), source="s", checkpoints=checkpoints).claimed(bulk):  # the other one, holding it
+        with pytest.raises(IngestBusy, match="being ingested by another process"):
+            await Ingester(intake, source="s", checkpoints=checkpoints).run(bulk)
+    assert intake.batches == []
+    await Ingester(intake, source="s", checkpoints=checkpoints).run(bulk)  # released: taken now
+    assert sum(map(len, intake.batches)) == 50
