@@ -199,6 +199,8 @@ class DirectorySource:
             return FileResult(path.name, "retry", {})
         except Refused as exc:  # swapped for something else between the check and the open
             return self._refuse(path, str(exc))
+        if result.status == "retry":  # taken by another process now: it stays for a later poll
+            return result
         self._finish(path, result)
         log.info("directory.file_done", file=path.name, status=result.status, **result.counts)
         return result
