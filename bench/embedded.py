@@ -64,6 +64,7 @@ class Options:
     out: Path = DEFAULT_OUT
     within: float = 600.0  # seconds one size may take before the run fails
     backlog: bool = False  # submit every change first, then start the router and deliverers
+    broker_url: str | None = None  # RabbitMQ (a vhost of its own) instead of the embedded broker
 
 
 def _rss_mb() -> float:
@@ -78,15 +79,17 @@ def _rss_mb() -> float:
 
 
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
-                  within: float = 600.0, backlog: bool = False) -> dict[str, Any]:
+                  within: float = 600.0, backlog: bool = False, broker_url: str | None = None) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
-        return await _run(changes, seed, Path(tmp), within, backlog)
+        return {**await _run(changes, seed, Path(tmp), within, backlog, broker_url),
+                "broker": "rabbitmq" if broker_url else "embedded"}
 
 
-async def _run(changes: int, seed: int, state_dir: Path, within: float, backlog: bool) -> dict[str, Any]:
+async def _run(changes: int, seed: int, state_dir: Path, within: float, backlog: bool,
+               broker_url: str | None = None) -> dict[str, Any]:
     catalog = Catalog.load()
-    settings = Settings(bus=BusSettings(state_dir=state_dir, pseudonym_key=BENCH_KEY))
+    settings = Settings(bus=BusSettings(state_dir=state_dir, pseudonym_key=BENCH_KEY, broker_url=broker_url))
     configure_logging(settings.logging.format, settings.logging.level, stream=sys.stderr)  # as `renkei run`
     ks = catalog.get(KIND)
     ids = Pseudonymizer(BENCH_KEY)
@@ -156,11 +159,13 @@ def run(options: Options) -> dict[str, Any]:
     runs = []
     for n in options.changes:
         if len(options.changes) == 1:
-            runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog)))
+            runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog,
+                                            broker_url=options.broker_url)))
         else:
             child = subprocess.run(  # this interpreter, this module, numbers only
                 [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
-                 *(["--backlog"] if options.backlog else [])],
+                 *(["--backlog"] if options.backlog else []),
+                 *(["--broker-url", options.broker_url] if options.broker_url else [])],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
             )
             runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
@@ -191,15 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--within", type=float, default=600.0)
     parser.add_argument("--backlog", action="store_true",
                         help="submit every change before the router and deliverers start; time the drain")
+    parser.add_argument("--broker-url", help="RabbitMQ (amqp://..., a vhost of its own) instead of the embedded broker")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):
         parser.error("--changes: each size must be at least 1")
     if args.single:
         print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within,
-                                             backlog=args.backlog))))
+                                             backlog=args.backlog, broker_url=args.broker_url))))
         return 0
-    run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog))
+    run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, args.broker_url))
     return 0
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import aio_pika
 
+from bench import faststream_side
 from bench.meter import SideResult
 from bench.reference import run_reference
 from bench.renkei_side import ROUTER_CONCURRENCY, run_renkei
@@ -40,6 +41,7 @@ from bus.logs import configure_logging
 __all__ = ["Options", "amqp_url", "main", "run"]
 
 TARGET = 0.7
+FASTSTREAM_TARGET = 2.0  # issue 10: renkei's router at least twice a FastStream pipeline's msg/s
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "pipeline.json"
 MEASURED = "from the first consumed message to the last message whose outputs were all confirmed"
@@ -62,6 +64,7 @@ class Options:
     fast_path: bool = True  # renkei's broker on bus/brokers/amqp/fastpath.py ([bus] amqp_fast_path)
     out: Path | None = DEFAULT_OUT
     within: float = 300.0  # seconds a side may take
+    faststream: bool = False  # a third side: the same work in FastStream (the `bench` extra)
 
 
 def amqp_url(given: str | None) -> str:
@@ -84,19 +87,29 @@ async def run(options: Options, *, echo: bool = True) -> dict[str, Any]:
     say(f"workload: {len(workload)} jumin.idou changes x {FANOUT} destinations "
         f"(from {workload.candidates} synthetic changes), {options.rounds} round(s)")
     rounds: list[dict[str, SideResult]] = []
+    sides = ("reference", "renkei", "faststream") if options.faststream else ("reference", "renkei")
     for number in range(1, options.rounds + 1):
-        order = ("reference", "renkei") if number % 2 else ("renkei", "reference")  # drift cancels
+        order = sides if number % 2 else sides[::-1]  # drift cancels
         results = {side: await _side(side, options, workload) for side in order}
         rounds.append(results)
         ref, ren = results["reference"], results["renkei"]
-        say(f"round {number}: reference {ref.messages_per_s:7.1f} msg/s ({_cpu_ms(ref):.2f} ms CPU/msg)   "
-            f"renkei {ren.messages_per_s:7.1f} msg/s ({_cpu_ms(ren):.2f} ms CPU/msg)   "
-            f"ratio {ren.messages_per_s / ref.messages_per_s:.3f}")
+        line = (f"round {number}: reference {ref.messages_per_s:7.1f} msg/s ({_cpu_ms(ref):.2f} ms CPU/msg)   "
+                f"renkei {ren.messages_per_s:7.1f} msg/s ({_cpu_ms(ren):.2f} ms CPU/msg)   "
+                f"ratio {ren.messages_per_s / ref.messages_per_s:.3f}")
+        if "faststream" in results:
+            fs = results["faststream"]
+            line += (f"   faststream {fs.messages_per_s:7.1f} msg/s ({_cpu_ms(fs):.2f} ms CPU/msg)   "
+                     f"renkei/faststream {ren.messages_per_s / fs.messages_per_s:.3f}")
+        say(line)
     result = await _summary(options, workload, rounds, load_at_start)
     say(f"reference (aio-pika): {result['reference']['messages_per_s']:8.1f} msg/s")
     say(f"renkei (route):        {result['renkei']['messages_per_s']:8.1f} msg/s")
     say(f"ratio renkei/reference: {result['ratio']:.3f} (target >= {TARGET}: {'PASS' if result['passed'] else 'FAIL'})"
         f"   CPU ratio {result['cpu_ratio']:.3f}")
+    if options.faststream:
+        fs = result["versus_faststream"]
+        say(f"ratio renkei/faststream: {fs['ratio']:.3f} (target >= {FASTSTREAM_TARGET}: "
+            f"{'PASS' if fs['passed'] else 'FAIL'})   CPU ratio {fs['cpu_ratio']:.3f}")
     if options.out is not None:
         options.out.parent.mkdir(parents=True, exist_ok=True)
         options.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -115,6 +128,9 @@ async def _side(side: str, options: Options, workload: Workload) -> SideResult:
             if side == "renkei":
                 result = await run_renkei(options.url, workload, queues, audit=options.audit, within=options.within,
                                           fast_path=options.fast_path)
+            elif side == "faststream":
+                result = await faststream_side.run_faststream(options.url, workload, queues,
+                                                              prefetch=2 * ROUTER_CONCURRENCY, within=options.within)
             else:
                 result = await run_reference(options.url, workload, queues, prefetch=2 * ROUTER_CONCURRENCY,
                                              within=options.within)
@@ -147,8 +163,20 @@ async def _summary(options: Options, workload: Workload, rounds: list[dict[str, 
         side: {"messages_per_s": round(median(side, lambda r: r.messages_per_s), 1),
                "cpu_ms_per_message": round(median(side, _cpu_ms), 3),
                "what": what}
-        for side, what in (("reference", REFERENCE_WHAT), ("renkei", RENKEI_WHAT))
+        for side, what in (("reference", REFERENCE_WHAT), ("renkei", RENKEI_WHAT),
+                           ("faststream", faststream_side.WHAT))
+        if side in rounds[0]
     }
+    versus: dict[str, Any] = {}
+    if "faststream" in rounds[0]:
+        fs_ratio = statistics.median(r["renkei"].messages_per_s / r["faststream"].messages_per_s for r in rounds)
+        versus = {"versus_faststream": {
+            "ratio": round(fs_ratio, 3),
+            "cpu_ratio": round(statistics.median(r["faststream"].cpu_seconds / r["renkei"].cpu_seconds
+                                                 for r in rounds), 3),
+            "ratio_is": "median over rounds of renkei msg/s / faststream msg/s in the same round",
+            "target": FASTSTREAM_TARGET, "passed": fs_ratio >= FASTSTREAM_TARGET,
+            "faststream": faststream_side.version()}}
     return {
         "benchmark": "pipeline",
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -165,12 +193,14 @@ async def _summary(options: Options, workload: Workload, rounds: list[dict[str, 
                         "than msg/s when other work shares the machine)",
         "target": TARGET,
         "passed": ratio >= TARGET,
-        "rounds": [{side: r[side].to_dict() for side in ("reference", "renkei")} for r in rounds],
+        **versus,
+        "rounds": [{side: result.to_dict() for side, result in sorted(r.items())} for r in rounds],
         "settings": {"seed": options.seed, "router_concurrency": ROUTER_CONCURRENCY,
                      "prefetch": 2 * ROUTER_CONCURRENCY, "queue_type": "quorum", "rounds": options.rounds,
                      "renkei_audit": options.audit, "renkei_amqp_fast_path": options.fast_path,
                      "gc": {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count() > 0}},
         "machine": {**await _machine(options.url), "load_average_start": load_at_start},
+        "load_average": {"start": load_at_start, "end": _load()},
     }
 
 
@@ -213,14 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--public-path", dest="fast_path", action="store_false",
                         help="renkei's broker on aio-pika's and aiormq's public API only (`[bus] amqp_fast_path = "
                              "false`); default: the fast path, as `renkei run` has it")
+    parser.add_argument("--faststream", action="store_true",
+                        help="a third side: the same work as a FastStream service (needs the `bench` extra)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON file")
     args = parser.parse_args(argv)
     if args.messages < 1 or args.rounds < 1:
         parser.error("--messages and --rounds must be at least 1")
+    if args.faststream and not faststream_side.available():
+        parser.error("--faststream: FastStream is not installed (pip install -e '.[bench]')")
     configure_logging(level="info")  # as `renkei run` logs: debug events are not rendered
     settle_heap()  # the GC settings `renkei run` has, for both sides alike (run() leaves them as they are)
     options = Options(amqp_url(args.amqp_url), messages=args.messages, rounds=args.rounds, seed=args.seed,
-                      audit=args.audit, fast_path=args.fast_path, out=args.out)
+                      audit=args.audit, fast_path=args.fast_path, out=args.out, faststream=args.faststream)
     result = asyncio.run(run(options))
     return 0 if result["passed"] else 1
 

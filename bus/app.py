@@ -45,6 +45,7 @@ from bus.stages import (
     LoggingHooks,
     ResidentLine,
     RouteStage,
+    StageHooks,
     TenantGuardSink,
 )
 from bus.tenancy import SourceBinding, Sources, Tenancy
@@ -62,14 +63,16 @@ def sources_of(settings: Settings) -> Sources:
                    for s in settings.sources.values())
 
 
-def front_doors(settings: Settings, catalog: Catalog) -> list[Source]:
-    """The sources `settings` declares: the HTTP intake, every inbox, every AMQP vhost intake."""
+def front_doors(settings: Settings, catalog: Catalog, probes: Sequence[Any] = ()) -> list[Source]:
+    """The sources `settings` declares: the HTTP intake (serving `probes` too: /metrics, /healthz,
+    /readyz, bus.console.probes), every inbox, every AMQP vhost intake."""
     intake = settings.intake
     tls = (str(intake.tls_cert_file), str(intake.tls_key_file)) if intake.tls_cert_file else None
     doors: list[Source] = [HttpIntake(intake.http_host, intake.http_port, max_body=settings.bus.max_message_bytes,
                                       tls=tls, where=str(settings.source_file) if settings.source_file else None,
                                       header_timeout=intake.http_header_timeout, body_timeout=intake.http_body_timeout,
-                                      max_connections=intake.http_max_connections, catalog=catalog)]
+                                      max_connections=intake.http_max_connections, catalog=catalog,
+                                      probes=probes)]
     inboxes = [(s.inbox, s.id) for s in settings.sources.values() if s.inbox is not None]
     if intake.inbox is not None:
         inboxes.append((intake.inbox, "directory"))
@@ -92,6 +95,8 @@ class BusParts:
     only_destinations: frozenset[str] | None = None
     #: open the front doors the settings declare (`front_doors`), before anything is consumed
     sources: bool = False
+    #: routes the HTTP intake serves too (`renkei run`: /metrics, /healthz, /readyz)
+    probes: Sequence[Any] = ()
 
 
 @dataclass
@@ -101,6 +106,9 @@ class Bus:
     catalog: Catalog = field(default_factory=Catalog.load)
     #: sources to open at start beside those of the settings (tests, embedding programs)
     sources: Sequence[Source] = ()
+    #: more middleware, heard after the trail, the counters and the log (renkei run: its probes'
+    #: latency histogram, bus.console.probes)
+    watchers: Sequence[StageHooks] = ()
 
     def __post_init__(self) -> None:
         state_dir = self.settings.bus.state_dir
@@ -111,7 +119,7 @@ class Bus:
         self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
         #: the middleware every stage reports to, in order: audit trail, counters, log
         self.counters = CountingHooks(self.state)  # group-committed; closed by `stop`
-        self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks())
+        self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks(), *self.watchers)
         self.routes = RouteTable.load(self.settings.bus.routes_dir or routes_dir(), self.catalog)
         check_destinations(self.settings, (route.destination for route in self.routes.routes), sink_options)
         check_pins(self.settings, self.routes.routes, self.catalog.versions)
@@ -166,7 +174,8 @@ class Bus:
         parts = parts or BusParts()
         await self.connect()
         try:
-            sources = [*self.sources, *(front_doors(self.settings, self.catalog) if parts.sources else ())]
+            doors = front_doors(self.settings, self.catalog, parts.probes) if parts.sources else []
+            sources = [*self.sources, *doors]
             for source in sources:
                 await self._doors.enter_async_context(source.open(self.intake, self.gate))
                 self.opened_sources.append(source)

@@ -107,7 +107,9 @@ class DemoResult:
 
 
 #: destinations whose routes never declare a legal basis for the 個人番号
-_NO_PERSONAL_NUMBER = ("chukan", "portal", "togo", "senkyo", "shugaku")
+_NO_PERSONAL_NUMBER = ("chukan", "portal", "togo", "togo_oshirase", "senkyo", "shugaku")
+#: what the 団体内統合宛名 function sends on (the only path to these two): its destination → theirs
+_RELAYED_TO = {"togo": "chukan", "togo_oshirase": "portal"}
 _GROUP_OF = {reason: group for group, reasons in REASON_GROUPS.items() for reason in reasons}
 _V2_GROUPS = {code.symbol: code.group for code in CodeLists.load(schemas_dir() / "codelists.yaml")
               .get("ChangeReason2").codes}
@@ -227,9 +229,11 @@ def _expected(
         for match in routes.route(record, municipality):
             destination = match.route.destination
             expected.setdefault(destination, set()).add(f"{message_id}.{destination}")
-            if destination == "togo" and match.record.get("fukuhon_items"):
-                # the 団体内統合宛名 function is the path to the 中間サーバー: it sends the 副本 update
-                expected.setdefault("chukan", set()).add(f"{message_id}.chukan")
+            relayed = _RELAYED_TO.get(destination)
+            if relayed and (destination != "togo" or match.record.get("fukuhon_items")):
+                # the 団体内統合宛名 function is the path to the 中間サーバー and the portal: it sends
+                # the 副本 update (when the change alters a 副本 item) and every notice
+                expected.setdefault(relayed, set()).add(f"{message_id}.{relayed}")
     return expected
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: `bash scripts/test.sh [pytest args...]`.
 #
-# 1. creates .venv if needed and (re)installs the project with its dev extras when
+# 1. creates .venv if needed and (re)installs the project with its dev and bench extras when
 #    pyproject.toml changed since the last install;
 # 2. starts the private RabbitMQ node (scripts/rabbitmq.sh) unless RENKEI_TEST_AMQP_URL is
 #    already set, and stops it at the end if this run started it (and no other run uses it);
@@ -16,7 +16,7 @@ cd "$ROOT" || exit 1
 step() { printf '\n== %s\n' "$*"; }
 
 # -- 1. the virtualenv (scripts/venv.sh) --------------------------------------------------
-source scripts/venv.sh dev || exit 1
+source scripts/venv.sh dev,bench || exit 1  # bench: FastStream, for tests/bench's smoke
 
 # -- 2. RabbitMQ -----------------------------------------------------------------------
 if [[ -z "${RENKEI_TEST_AMQP_URL:-}" ]]; then

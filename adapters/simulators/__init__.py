@@ -12,7 +12,7 @@ effects per Idempotency-Key, and can be told to be slow, fail, reject or go away
 from adapters.server import EmbeddedServer
 from adapters.simulators.app import create_app, has_personal_number, personal_number_valid
 from adapters.simulators.cluster import SimulatorCluster
-from adapters.simulators.state import SYSTEMS, Behaviour, ReceivedMessage, SimulatorState, SystemInfo
+from adapters.simulators.state import SYSTEMS, Behaviour, ReceivedMessage, SimulatorState, SystemInfo, wire_togo
 
 __all__ = [
     "SYSTEMS",
@@ -25,4 +25,5 @@ __all__ = [
     "create_app",
     "has_personal_number",
     "personal_number_valid",
+    "wire_togo",
 ]

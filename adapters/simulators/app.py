@@ -43,8 +43,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.simulators.state import ReceivedMessage, SimulatorState
-from adapters.simulators.togo import fukuhon_record
 from adapters.sources.http_intake import read_limited_body
+from bus.catalog.upgrade import is_v2
 from bus.errors import BodyTooLarge, ConfigError, ValidationFailed
 
 __all__ = ["Validate", "create_app", "has_personal_number", "personal_number_valid"]
@@ -214,20 +214,24 @@ async def _cut(send: Send) -> None:
 
 
 def _togo(sim: SimulatorState, checker: _Checker, record: dict[str, Any], key: str, subject: str) -> None:
-    """The 団体内統合宛名 function (adapters.simulators.togo): number and 副本, and a 副本 update
-    applied at the 中間サーバー simulator (`sim.downstream`, when it runs in the same cluster)."""
+    """The 団体内統合宛名 function (adapters.simulators.togo): number and 副本 — a 副本 update
+    applied at the 中間サーバー simulator — or a notice addressed and applied at the portal
+    simulator (`sim.downstream`, when it runs in the same cluster)."""
     assert sim.togo is not None
-    update = sim.togo.apply(record)
     downstream, catalog = sim.downstream, checker.catalog
-    if update is None or downstream is None or catalog is None:
+    if downstream is None or catalog is None:
+        sim.togo.forward(sim.kind, record, ())  # numbers and 副本 kept; nothing to send it to
         return
-    ks = catalog.get(downstream.kind)
-    body: bytes = ks.to_xml(fukuhon_record(record, update, ks.fields))
+    ks = catalog.get(downstream.kind, 2 if is_v2(record) else None)  # a v2 change: the v2 副本 (household)
+    made = sim.togo.forward(sim.kind, record, ks.fields)
+    if made is None:
+        return
+    body: bytes = ks.to_xml(made[0])
     forward = f"{key.rsplit('.', 1)[0]}.{downstream.system}"
     if forward not in downstream.messages:
         downstream.accept(ReceivedMessage(
             key=forward, message_id=forward.rsplit(".", 1)[0], kind=downstream.kind,
-            municipality=str(record.get("municipality_code", "")), subject=subject, sequence=update.history_number,
+            municipality=str(record.get("municipality_code", "")), subject=subject, sequence=made[1],
             content_type="application/xml", body=body, reference=f"{downstream.system}-{downstream.effects + 1:08d}"))
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from adapters.server import EmbeddedServer
 from adapters.simulators.app import Validate, create_app
-from adapters.simulators.state import SYSTEMS, SimulatorState
+from adapters.simulators.state import SYSTEMS, SimulatorState, wire_togo
 from bus.errors import ConfigError
 
 __all__ = ["EmbeddedServer", "SimulatorCluster"]
@@ -53,8 +53,7 @@ class SimulatorCluster:
             app = create_app(name, catalog=catalog, validate=validate, state=state)
             self.states[name] = state
             self.servers[name] = EmbeddedServer(app, host=host)
-        if "togo" in self.states and "chukan" in self.states:  # the 統合宛名 function feeds the 中間サーバー
-            self.states["togo"].downstream = self.states["chukan"]
+        wire_togo(self.states)  # the 統合宛名 function feeds the 中間サーバー and the portal
 
     async def start(self) -> SimulatorCluster:
         try:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from adapters.simulators.togo import IntegratedAddressFunction
 from bus.errors import ConfigError
 
-__all__ = ["SYSTEMS", "Behaviour", "Decision", "ReceivedMessage", "SimulatorState", "SystemInfo"]
+__all__ = ["SYSTEMS", "Behaviour", "Decision", "ReceivedMessage", "SimulatorState", "SystemInfo", "wire_togo"]
 
 Mode = Literal["ok", "slow", "fail", "reject", "down"]
 Decision = Literal["ok", "slow", "fail", "reject", "down"]
@@ -51,6 +51,10 @@ SYSTEMS: dict[str, SystemInfo] = {
         SystemInfo("chukan", "chukan.fukuhon", "中間サーバー (intermediate server, 副本)"),
         SystemInfo("portal", "portal.oshirase", "マイナポータル (national portal, notices)"),
         SystemInfo("togo", "togo.jumin", "団体内統合宛名 (integrated address function → 中間サーバー)"),
+        SystemInfo("togo_oshirase", "togo.oshirase", "団体内統合宛名 お知らせ (its notices → マイナポータル)"),
+        SystemInfo("fukushi_shinsei", "pittari.shinsei", "児童手当 申請 (ぴったりサービス applications)"),
+        SystemInfo("kaigo_shinsei", "pittari.shinsei", "介護保険 申請 (ぴったりサービス applications)"),
+        SystemInfo("jumin_shinsei", "pittari.shinsei", "住民記録 申請 (ぴったりサービス 転出届)"),
     )
 }
 
@@ -143,9 +147,11 @@ class SimulatorState:
         self.failed = 0
         self.requests = 0
         self._random = random.Random()
-        #: the 団体内統合宛名 function's numbers and 副本 (the `togo` simulator only)
-        self.togo = IntegratedAddressFunction() if system == "togo" else None
-        #: where the togo simulator applies its 副本 updates (the chukan state of its cluster)
+        #: the 団体内統合宛名 function's numbers and 副本 (the `togo` and `togo_oshirase` simulators;
+        #: one function shared by both in a cluster)
+        self.togo = IntegratedAddressFunction() if system in ("togo", "togo_oshirase") else None
+        #: where the function sends on: the 副本 updates of `togo` (the chukan state of its
+        #: cluster), the notices of `togo_oshirase` (the portal state)
         self.downstream: SimulatorState | None = None
         if self.store is not None:
             self.store.mkdir(parents=True, exist_ok=True)
@@ -228,7 +234,7 @@ class SimulatorState:
         self.effects = self.duplicates = self.rejected = self.failed = self.requests = 0
         self.behaviour = Behaviour()
         if self.togo is not None:
-            self.togo = IntegratedAddressFunction()
+            self.togo.clear()  # shared by the cluster's togo and togo_oshirase: cleared in place
 
     async def wait_for(self, effects: int, within: float = 10.0) -> None:
         """Wait until at least `effects` messages were applied (TimeoutError otherwise)."""
@@ -257,3 +263,15 @@ class SimulatorState:
             body_file = self.store / f"{meta['key']}.{ext}"
             if body_file.exists():
                 self.messages[meta["key"]] = ReceivedMessage(**meta, body=body_file.read_bytes())
+
+
+def wire_togo(states: dict[str, SimulatorState]) -> None:
+    """Simulators running together: the 団体内統合宛名 function (one, behind both its
+    interfaces `togo` and `togo_oshirase`) sends 副本 updates to `chukan` and notices to `portal`."""
+    togo, notices = states.get("togo"), states.get("togo_oshirase")
+    if togo is not None:
+        togo.downstream = states.get("chukan")
+        if notices is not None:
+            notices.togo = togo.togo
+    if notices is not None:
+        notices.downstream = states.get("portal")

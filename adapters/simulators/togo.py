@@ -10,8 +10,15 @@ with each change it accepts.
   update (the 世帯 changes included: 世帯分離/合併/変更/世帯主変更 alter the household item),
   counted in `updates`, each carrying the number, never a 個人番号 or a 宛名番号.
 
-The simulator is the only place a change turns into a 副本 update (routes send nothing to the
-中間サーバー directly).
+- **お知らせ** (`togo.oshirase`, the `togo_oshirase` simulator, which shares the function of the
+  `togo` one in a cluster): the function addresses each notice and passes it on to マイナポータル
+  as portal.oshirase, with the 団体内統合宛名番号 only (never a 宛名番号 or a 個人番号). For
+  `householder`: the person's own number when they are the 世帯主, else the 世帯主's number the
+  record carries, else the 世帯主 the function knows in the person's household, else the
+  person's own number (assigned now if need be). For `person`: the person's number.
+
+The simulator is the only place a change turns into a 副本 update, and a notice request into a
+notice (routes send nothing to the 中間サーバー or the portal directly).
 """
 
 from __future__ import annotations
@@ -19,7 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FukuhonUpdate", "IntegratedAddressFunction"]
+__all__ = ["DEATHS", "FukuhonUpdate", "IntegratedAddressFunction", "fukuhon_record"]
+
+DEATHS = frozenset({"SHIBOU"})  # the 異動事由 of a death (v1 and v2 alike)
+HOUSEHOLDER = frozenset({"SETAINUSHI", "世帯主"})  # the 世帯主's 続柄 in v1 and v2
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,52 @@ class IntegratedAddressFunction:
             self.numbers[key] = f"8{self._serial:014d}"
         return self.numbers[key]
 
+    def clear(self) -> None:
+        """Forget every number, 副本 and update (the state is shared: cleared, not replaced)."""
+        self.numbers.clear()
+        self.fukuhon.clear()
+        self.households.clear()
+        self.updates.clear()
+        self._serial = 0
+
+    def householder(self, municipality: str, household_number: str) -> str | None:
+        """The number of the 世帯主 the function knows in a household (None: none known)."""
+        members = self.households.get((municipality, household_number), {})
+        return next((number for number, relationship in members.items() if relationship in HOUSEHOLDER), None)
+
+    def addressee(self, request: dict[str, Any]) -> str:
+        """The 団体内統合宛名番号 a togo.oshirase request goes to (see the module doc)."""
+        municipality = str(request["municipality_code"])
+        own = self.number_of(municipality, str(request["address_number"]), request.get("integrated_address_number"))
+        if request.get("addressee") != "householder" or request.get("relationship") in HOUSEHOLDER:
+            return own
+        given = request.get("householder_integrated_address_number")
+        return str(given) if given else self.householder(municipality, str(request["household_number"])) or own
+
+    def notice(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The portal.oshirase record of a togo.oshirase request: addressed, without a 宛名番号."""
+        return {
+            "notice_id": request["notice_id"], "municipality_code": request["municipality_code"],
+            "recipient_integrated_address_number": self.addressee(request),
+            **{k: request.get(k) for k in ("category", "title", "body", "related_reason", "published_at",
+                                           "expires_on")},
+        }
+
+    def forward(self, kind: str, record: dict[str, Any], fields: Any) -> tuple[dict[str, Any], int] | None:
+        """What the function sends onwards for one record it accepted, with its sequence: the
+        portal.oshirase of a togo.oshirase request; the chukan.fukuhon record (of `fields`) of a
+        togo.jumin change, or None when the change alters no 副本 item."""
+        if kind == "togo.oshirase":
+            return self.notice(record), int(record["history_number"])
+        update = self.apply(record)
+        if update is None:
+            return None
+        out = fukuhon_record(record, update, fields)
+        if "householder_integrated_address_number" in out and not out["householder_integrated_address_number"]:
+            out["householder_integrated_address_number"] = self.householder(
+                str(record["municipality_code"]), str(record["household_number"]))  # v2: its household lookup
+        return out, update.history_number
+
     def apply(self, change: dict[str, Any]) -> FukuhonUpdate | None:
         """Take one togo.jumin record; the 副本 update it produces, if any."""
         municipality = str(change["municipality_code"])
@@ -66,7 +122,7 @@ class IntegratedAddressFunction:
             "address": change.get("address"), "resident_status": change.get("resident_status"),
             "household_number": household[1], "relationship": change.get("relationship"),
             "household_members": sorted(self.households.get(household, {})),
-            "deceased": (change.get("change") or {}).get("reason") == "SHIBOU",
+            "deceased": (change.get("change") or {}).get("reason") in DEATHS,
         }
         self.fukuhon[number] = entry
         if not items:
@@ -82,10 +138,12 @@ def fukuhon_record(change: dict[str, Any], update: FukuhonUpdate, fields: Any) -
     out = _copy(change, fields)
     reason = (change.get("change") or {}).get("reason")
     out.update(integrated_address_number=update.integrated_address_number)
+    if "household_members" in out:  # chukan.fukuhon v2: the 副本's 世帯構成, by 団体内統合宛名番号
+        out["household_members"] = list(update.fukuhon["household_members"])
     if "deceased" in out:
-        out["deceased"] = reason == "SHIBOU"
+        out["deceased"] = reason in DEATHS
     if "death_date" in out:
-        out["death_date"] = (change.get("change") or {}).get("effective_date") if reason == "SHIBOU" else None
+        out["death_date"] = (change.get("change") or {}).get("effective_date") if reason in DEATHS else None
     out.pop("address_number", None)
     out.pop("personal_number", None)
     return out

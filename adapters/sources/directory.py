@@ -24,7 +24,7 @@ A file never leaves the inbox before the bus answered for it: a crash between su
 move re-submits it on the next run, and the bus answers "duplicate" — nothing is lost and
 nothing is applied twice. If the broker is unavailable the file stays for the next poll.
 
-Four file types:
+File types (a ``*.zip`` is a ぴったりサービス batch of applications: adapters.sources.pittari):
 
 - ``*.xml``  one message per file (read with the intake's size cap, +1 byte so an
   oversized file is rejected by the bus with R100 and audited like any rejection);
@@ -191,8 +191,10 @@ class DirectorySource:
                 result = await self._take_message(path)
             elif path.suffix.lower() in (".avro", ".csv", ".dat"):
                 result = await self._take_bulk(path)
+            elif path.suffix.lower() == ".zip":  # a ぴったりサービス batch
+                result = await self._take_pittari(path)
             else:
-                issue = {"code": "R220", "message": "unknown file type: expected .xml, .avro, .csv or .dat"}
+                issue = {"code": "R220", "message": "unknown file type: expected .xml, .avro, .csv, .dat or .zip"}
                 result = FileResult(path.name, "rejected", {"rejected": 1}, detail={"issues": [issue]})
         except BrokerError as exc:
             log.warning("directory.broker_unavailable", file=path.name, error=type(exc).__name__)
@@ -226,6 +228,17 @@ class DirectorySource:
         answer = await self._submit(raw, "application/xml", self.kind)
         status: Literal["processed", "rejected"] = "rejected" if answer.status == "rejected" else "processed"
         return FileResult(path.name, status, {answer.status: 1}, detail=answer.to_dict())
+
+    async def _take_pittari(self, path: Path) -> FileResult:
+        """A ぴったりサービス batch (.zip, adapters.sources.pittari), each application a message."""
+        from adapters.sources.pittari import take_pittari
+
+        if self.catalog is None:
+            from bus.catalog import Catalog
+
+            self.catalog = Catalog.load()
+        status, counts, detail = await take_pittari(path, self._submit, self.catalog, self.kind, self.max_records)
+        return FileResult(path.name, "rejected" if status == "rejected" else "processed", counts, detail=detail)
 
     async def _take_bulk(self, path: Path) -> FileResult:
         """An Avro container, CSV (.csv) or fixed-width (.dat) file: checked as a whole, then its
@@ -345,7 +358,8 @@ class Inbox:
     name = "inbox"
 
     def __init__(self, inbox: Path, source: str, *, catalog: Any = None, max_size: int = 1024 * 1024,
-                 pattern: Sequence[str] = ("*.xml", "*.avro", "*.csv", "*.dat"), state_dir: Path | None = None) -> None:
+                 pattern: Sequence[str] = ("*.xml", "*.avro", "*.csv", "*.dat", "*.zip"),
+                 state_dir: Path | None = None) -> None:
         self.inbox, self.source, self.catalog, self.max_size, self.pattern = inbox, source, catalog, max_size, pattern
         self.checkpoints = None if state_dir is None else progress_dir(state_dir)
 

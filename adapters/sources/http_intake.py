@@ -21,6 +21,7 @@
         source); the message is not kept
     503 the broker is unavailable: try again (Retry-After)
     GET /healthz                 200 {"status": "ok"}
+    GET /metrics, /readyz        with `probes` (`renkei run`: bus.console.probes)
 
 The app only talks to a `bus.ports.Intake` (the bus wires its intake stage) and a
 `bus.ports.Gatekeeper` (the bus's tenant gate) that checks tokens and audits every refusal
@@ -40,14 +41,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from adapters.server import EmbeddedServer
 from adapters.sources.http_files import take_file
@@ -92,10 +93,12 @@ class _TooLarge(BodyTooLarge):
 
 def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_source: str = "http",
                       gate: Gatekeeper | None = None, body_timeout: float | None = BODY_TIMEOUT,
-                      catalog: Any = None, max_file: int = 64 * MAX_BODY) -> Starlette:
+                      catalog: Any = None, max_file: int = 64 * MAX_BODY,
+                      probes: Sequence[BaseRoute] = ()) -> Starlette:
     """The intake ASGI app around one `Intake`; with a `gate` that enforces sources, every
     request needs a source's bearer token. With a `catalog` it also takes files of the
-    file-linkage layout at `/v1/files` (adapters.sources.http_files)."""
+    file-linkage layout at `/v1/files` (adapters.sources.http_files). `probes`: more routes,
+    served without a token (the bus process's /metrics and /readyz; /healthz stays this app's)."""
 
     async def submit(request: Request) -> Response:
         try:
@@ -187,7 +190,7 @@ def create_intake_app(intake: Intake, *, max_body: int = MAX_BODY, default_sourc
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    routes = [Route("/v1/messages", submit, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
+    routes = [Route("/v1/messages", submit, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]), *probes]
     if catalog is not None:
         routes.append(Route("/v1/files", submit_file, methods=["POST"]))
     return Starlette(routes=routes)
@@ -217,16 +220,16 @@ class HttpIntake:
     def __init__(self, host: str, port: int, *, max_body: int = MAX_BODY, tls: tuple[str, str] | None = None,
                  where: str | None = None, header_timeout: float = HEADER_TIMEOUT,
                  body_timeout: float = BODY_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
-                 catalog: Any = None) -> None:
+                 catalog: Any = None, probes: Sequence[BaseRoute] = ()) -> None:
         self.host, self.port, self.max_body, self.tls, self.where = host, port, max_body, tls, where
-        self.catalog = catalog
+        self.catalog, self.probes = catalog, probes
         self.header_timeout, self.body_timeout, self.max_connections = header_timeout, body_timeout, max_connections
         self.url: str | None = None
 
     @contextlib.asynccontextmanager
     async def open(self, intake: Intake, gate: Gatekeeper) -> AsyncIterator[None]:
         app = create_intake_app(intake, max_body=self.max_body, gate=gate, body_timeout=self.body_timeout,
-                                catalog=self.catalog)
+                                catalog=self.catalog, probes=self.probes)
         server = EmbeddedServer(app, host=self.host, port=self.port, tls=self.tls,
                                 header_timeout=self.header_timeout, max_connections=self.max_connections)
         try:

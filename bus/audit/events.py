@@ -13,6 +13,9 @@ and, before or instead of a message's life (tenants, bus.tenancy):
     forbidden    a known source submitting for a municipality it may not (source, municipality)
     refused      a projection for a destination of another municipality, not delivered
 
+and of the trail itself: `migrated` (bus.audit.migrate: the records before it were re-chained
+from a trail of an older format, whose head it names).
+
 An `AuditEvent` holds no personal data: the resident is only its `subject` pseudonym
 (bus.masking.Pseudonymizer.subject). bus.audit.guard checks this at append time.
 """
@@ -49,6 +52,7 @@ class EventType(StrEnum):
     AUTH_FAILED = "auth_failed"  # a source's credentials were missing or unknown (HTTP 401)
     FORBIDDEN = "forbidden"  # a source submitted for a municipality it may not (HTTP 403)
     REFUSED = "refused"  # the router refused a destination of another municipality (tenancy guard)
+    MIGRATED = "migrated"  # `renkei audit migrate`: the records before it re-chained from an older format
 
 
 def utc_now() -> str:

@@ -99,7 +99,7 @@ def export_municipality(store: AuditStore, municipality: str, out: IO[str]) -> E
                 run = _Run(record.seq, prev)
             if legacy_hash(record.seq, record.prev_hash, record.event) == record.hash:
                 raise AuditStoreError(f"record {record.seq} was written in audit format 1, whose records cannot be "
-                                      "withheld provably; export from a trail written by this version")
+                                      "withheld provably: re-chain the trail first (`renkei audit migrate --to 2`)")
             run.end, run.hash = record.seq, record.hash
             run.digests.append(record.digest)
             withheld += 1

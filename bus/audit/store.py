@@ -38,7 +38,8 @@ _INSERT = f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join(
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records WHERE "  # noqa: S608
 _INSERT_CHECKPOINT = (f"INSERT INTO audit_checkpoints ({', '.join(_CHECKPOINT_COLUMNS)}) "  # noqa: S608
                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING")
-_SELECT_CHECKPOINTS = f"SELECT {', '.join(_CHECKPOINT_COLUMNS)} FROM audit_checkpoints ORDER BY seq"  # noqa: S608
+_SELECT_CHECKPOINTS = (f"SELECT {', '.join(_CHECKPOINT_COLUMNS)} FROM audit_checkpoints "  # noqa: S608
+                       "WHERE seq > ? ORDER BY seq")
 
 
 class AuditStore(abc.ABC):
@@ -67,7 +68,8 @@ class AuditStore(abc.ABC):
         """Up to `limit` records with seq > `after`, in seq order (as stored, even if tampered)."""
 
     @abc.abstractmethod
-    def checkpoints(self) -> list[Checkpoint]: ...
+    def checkpoints(self, after: int = 0) -> list[Checkpoint]:
+        """The checkpoints of records after seq `after` (every one by default), in seq order."""
 
     @abc.abstractmethod
     def by_message(self, message_id: str) -> list[AuditRecord]: ...
@@ -84,9 +86,8 @@ class AuditStore(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
-    def records(self, page_size: int = 5000) -> Iterator[AuditRecord]:
-        """Every record in seq order, read a page at a time (memory stays flat)."""
-        after = 0
+    def records(self, page_size: int = 5000, after: int = 0) -> Iterator[AuditRecord]:
+        """Every record (after seq `after`) in seq order, read a page at a time (memory stays flat)."""
         while True:
             batch = self.page(after, page_size)
             yield from batch
@@ -183,9 +184,9 @@ class SqlAuditStore(AuditStore):
     def page(self, after: int, limit: int) -> list[AuditRecord]:
         return self._select("seq > ? ORDER BY seq LIMIT ?", (after, limit))
 
-    def checkpoints(self) -> list[Checkpoint]:
+    def checkpoints(self, after: int = 0) -> list[Checkpoint]:
         with self._reading() as cur:
-            cur.execute(_SELECT_CHECKPOINTS)
+            cur.execute(self._sql(_SELECT_CHECKPOINTS), (after,))
             rows = cur.fetchall()
         return [Checkpoint(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
 

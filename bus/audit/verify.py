@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bus.audit.chain import GENESIS
+from bus.audit.chain import GENESIS, AuditRecord
 from bus.audit.signing import Checkpoint, CheckpointVerifier
 from bus.audit.store import AuditStore
 
@@ -58,9 +58,11 @@ class Problem:
 class Report:
     records: int = 0
     head_seq: int = 0
+    head_hash: str = GENESIS  # the head as the walk ended (the last record's hash, when ok)
     checkpoints: int = 0
     last_checkpoint: int = 0
     witnessed: int = 0
+    anchor: Checkpoint | None = None  # the last checkpoint found good (its signature, its hash in the chain)
     problems: list[Problem] = field(default_factory=list)
     unproven: list[str] = field(default_factory=list)  # what this verification could not prove
     notes: list[str] = field(default_factory=list)
@@ -81,46 +83,54 @@ class Report:
 
 
 def verify(store: AuditStore, verifier: CheckpointVerifier | None = None, *, witness: Witness | None = None,
-           interval: float = 0.0) -> Report:
+           interval: float = 0.0, since: Checkpoint | None = None) -> Report:
     """Check the whole trail; without a verifier, checkpoint signatures are not checked
     (their hashes still are); with a `witness`, compare its checkpoints with the store; with an
-    `interval` (seconds), no record may stay unsigned longer than that."""
+    `interval` (seconds), no record may stay unsigned longer than that. `since`: a checkpoint an
+    earlier verification found good (its `Report.anchor`; unsigned, `signature` "", on a trail
+    without checkpoints): only its record and what comes after it are checked."""
     report = Report()
-    witnessed = witness.checkpoints() if witness is not None else []  # first: the store only grows meanwhile
-    checkpoints = store.checkpoints()
+    after = since.seq if since is not None else 0
+    witnessed = [c for c in (witness.checkpoints() if witness is not None else []) if c.seq > after]
+    present = store.head().seq  # records after it, written while this runs, may be signed by checkpoints unread
+    checkpoints = store.checkpoints(after)  # after the witness: the store only grows meanwhile
     wanted = {c.seq for c in checkpoints} | {c.seq for c in witnessed}
     good = [c for c in [*checkpoints, *witnessed] if verifier is None or verifier.problem(c) is None]
-    base = max(good, key=lambda c: c.seq, default=None)  # the last good checkpoint anywhere
+    base = max([*good, *([since] if since else [])], key=lambda c: c.seq, default=None)  # the last good one anywhere
     deadline = _deadline(base, interval)
     hashes: dict[int, str] = {}
-    expected, prev = 1, GENESIS
-    for record in store.records():
-        report.records += 1
-        if record.seq != expected:
-            gap = f"{expected}" if record.seq == expected + 1 else f"{expected}–{record.seq - 1}"
-            what = f"is missing (record{'s' if '–' in gap else ''} {gap} removed: the sequence goes from " \
-                   f"{expected - 1} to {record.seq})"
-            report.problems.append(Problem(expected, what))
-        elif record.prev_hash != prev:
-            what = f"does not follow record {record.seq - 1}: its prev_hash is not that record's hash " \
-                   "(records removed, inserted or reordered)"
-            report.problems.append(Problem(record.seq, what))
-        elif record.computed_hash != record.hash:
-            report.problems.append(Problem(record.seq, f"was altered: its content no longer matches its hash "
-                                                       f"({record.event.event} of message {record.event.message_id})"))
-        if record.seq in wanted:
-            hashes[record.seq] = record.hash
-        if deadline is not None and base is not None and record.seq > base.seq and _later(record.event.at, deadline):
-            report.problems.append(Problem(record.seq, f"was written at {record.event.at}, more than {interval:g} s "
-                                                       f"after the last checkpoint (record {base.seq}, signed "
-                                                       f"{base.signed_at}), though the head is signed every "
-                                                       f"{interval:g} s while records are written: checkpoints "
-                                                       "removed, or records added without the signing key"))
-            deadline = None  # the first one says it
-        expected, prev = record.seq + 1, record.hash
-    last = expected - 1
-    head = store.head()
-    report.head_seq = head.seq
+    # from `since` on, its own record too: read again, it must still have the hash that was signed
+    expected, prev = (after, None) if since is not None else (1, GENESIS)
+    report.anchor = since
+    report.last_checkpoint = after
+    start = max(after - 1, 0)
+    while True:
+        for record in store.records(after=start):
+            report.records += 1
+            if since is not None and record.seq == after and record.hash != since.hash:
+                report.problems.append(Problem(after, "does not have the hash it had when it was last verified: "
+                                                      f"the chain up to {after} was rewritten"))
+            problem = _link_problem(record, expected, prev)
+            if problem is not None:
+                report.problems.append(problem)
+            if record.seq in wanted:
+                hashes[record.seq] = record.hash
+            if deadline is not None and base is not None and record.seq > base.seq \
+                    and record.seq <= present and _later(record.event.at, deadline):
+                report.problems.append(Problem(record.seq, f"was written at {record.event.at}, more than "
+                                                           f"{interval:g} s after the last checkpoint (record "
+                                                           f"{base.seq}, signed {base.signed_at}), though the head "
+                                                           f"is signed every {interval:g} s while records are "
+                                                           "written: checkpoints removed, or records added without "
+                                                           "the signing key"))
+                deadline = None  # the first one says it
+            expected, prev = record.seq + 1, record.hash
+        last = expected - 1
+        head = store.head()
+        if head.seq <= last or not store.page(last, 1):
+            break
+        start = last  # records appended while the walk went on (a running bus): walk them too
+    report.head_seq, report.head_hash = head.seq, head.hash
     if head.seq > last:
         report.problems.append(Problem(last + 1, f"is missing: the trail ends at {last} but its head is at {head.seq} "
                                                  "(records removed from the end)"))
@@ -129,8 +139,23 @@ def verify(store: AuditStore, verifier: CheckpointVerifier | None = None, *, wit
     check_checkpoints(report, checkpoints, hashes, verifier)
     if witness is not None:
         _check_witness(report, witnessed, {c.seq for c in checkpoints}, hashes, last, verifier)
-    _unproven(report, verifier, witness)
+    _unproven(report, verifier, witness, earlier=since is not None and bool(since.signature))
     return report
+
+
+def _link_problem(record: AuditRecord, expected: int, prev: str | None) -> Problem | None:
+    """What is wrong with `record` where record `expected` following hash `prev` should be."""
+    if record.seq != expected:
+        gap = f"{expected}" if record.seq == expected + 1 else f"{expected}–{record.seq - 1}"
+        return Problem(expected, f"is missing (record{'s' if '–' in gap else ''} {gap} removed: the sequence goes "
+                                 f"from {expected - 1} to {record.seq})")
+    if prev is not None and record.prev_hash != prev:
+        return Problem(record.seq, f"does not follow record {record.seq - 1}: its prev_hash is not that record's hash "
+                                   "(records removed, inserted or reordered)")
+    if record.computed_hash != record.hash:
+        return Problem(record.seq, f"was altered: its content no longer matches its hash "
+                                   f"({record.event.event} of message {record.event.message_id})")
+    return None
 
 
 def _deadline(base: Checkpoint | None, interval: float) -> datetime | None:
@@ -179,14 +204,16 @@ def _check_witness(report: Report, witnessed: Sequence[Checkpoint], in_store: se
                             "the store (a witness write failed, or the bus stopped between the two writes)")
 
 
-def _unproven(report: Report, verifier: CheckpointVerifier | None, witness: Witness | None) -> None:
-    if report.records and not report.checkpoints:
+def _unproven(report: Report, verifier: CheckpointVerifier | None, witness: Witness | None, *,
+              earlier: bool = False) -> None:
+    """`earlier`: a good checkpoint was found before (an incremental verification)."""
+    if report.records and not report.checkpoints and not earlier:
         report.unproven.append("that the chain is the one the bus wrote: there are no signed checkpoints "
                                "(configure [audit] signing_key_file)")
-    elif verifier is None and report.checkpoints:
+    elif verifier is None and (report.checkpoints or earlier):
         report.unproven.append("that the checkpoints were signed by the bus: no public key to check them with "
                                "(give --public-key, or configure [audit] signing_key_file or trusted_keys)")
-    if witness is None and report.records:
+    if witness is None and (report.records or earlier):
         report.unproven.append("that the store was not cut short or rolled back to an earlier copy: no witness "
                                "(configure [audit] witness, or give --witness)")
     if report.unsigned:
@@ -204,6 +231,9 @@ def check_checkpoints(report: Report, checkpoints: Sequence[Checkpoint], hashes:
             report.problems.append(Problem(checkpoint.seq, f"checkpoint {bad}"))
             continue
         report.last_checkpoint = max(report.last_checkpoint, checkpoint.seq)
+        if hashes.get(checkpoint.seq) == checkpoint.hash and (report.anchor is None
+                                                              or checkpoint.seq > report.anchor.seq):
+            report.anchor = checkpoint
         if checkpoint.seq not in hashes:
             report.problems.append(Problem(checkpoint.seq, "is missing: a signed checkpoint points at it "
                                                            "(records removed from the end)"))

@@ -6,6 +6,8 @@ The format (documented for vendors in docs/schemas.md)::
     version: 1
     status: released                # or preview: validated when a message names it (XML namespace,
                                     # explicit version), never chosen as the kind's default version
+    source_version: 1               # a projection kind: the jumin.idou version its fields are copied
+                                    # from (2: the standard's items; a v1 message is upgraded first)
     record: ResidentChange          # Avro record name; also the XML root element
     label_ja: 住民異動
     description: Resident change from the registry.
@@ -80,6 +82,7 @@ class KindSpec:
     fields: tuple[Field, ...]
     source: Path
     preview: bool = False  # `status: preview`: accepted when named, never the default version
+    source_version: int = 1  # the jumin.idou version a projection to this kind copies from
 
     @property
     def namespace(self) -> str:
@@ -133,7 +136,15 @@ def load_spec(path: Path, codelists: CodeLists) -> KindSpec:
         fields=parser.fields(raw.get("fields"), record, ()),
         source=path,
         preview=_status(raw.get("status", "released"), path) == "preview",
+        source_version=_source_version(raw.get("source_version", 1), path),
     )
+
+
+def _source_version(value: Any, path: Path) -> int:
+    if value not in (1, 2) or isinstance(value, bool):
+        raise ConfigError(f"source_version must be 1 or 2 (the jumin.idou version a projection copies from), "
+                          f"got {value!r}", where=str(path))
+    return int(value)
 
 
 def _status(value: Any, path: Path) -> str:

@@ -29,7 +29,7 @@ from datetime import date
 from typing import Any
 
 __all__ = ["REASONS_V1_TO_V2", "RELATIONSHIPS_V1_TO_V2", "calendar_date", "is_v2", "reference_date",
-           "registry_date", "upgrade_jumin_idou", "v1_view"]
+           "registry_date", "source_for", "upgrade_jumin_idou", "v1_view"]
 
 #: v1 ChangeReason → v2 ChangeReason2 where one maps to one (the others: `_reason`)
 REASONS_V1_TO_V2: Mapping[str, str] = {
@@ -272,3 +272,14 @@ def v1_view(v2: Mapping[str, Any]) -> dict[str, Any]:
         # not a v1 item: no v1 kind declares it, so no copy carries it; the notices read it
         "householder_integrated_address_number": v2.get("householder_integrated_address_number"),
     }
+
+
+def source_for(record: Mapping[str, Any], source_version: int) -> Mapping[str, Any]:
+    """The jumin.idou record a projection kind copies from (its spec's `source_version`): the
+    v1 view of a v2 record for a v1-shaped kind, the v2 upgrade of a v1 record for a v2-shaped
+    one, else the record itself. Anything else (an application) is passed through."""
+    if "change" not in record:
+        return record
+    if source_version == 2:
+        return record if is_v2(record) else upgrade_jumin_idou(record)
+    return v1_view(record) if is_v2(record) else record

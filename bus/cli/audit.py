@@ -10,6 +10,8 @@
     renkei audit export --municipality M [--out F] one municipality's records, the chain around
                                                    them withheld, for its auditor (JSON Lines)
     renkei audit verify-export F [--public-key K]  check an export with only the file and keys
+    renkei audit migrate --to 2 --out NEW [--witness W]   re-chain a trail of format 1 in format 2,
+                                                   into a new store, so it exports with withholding
     renkei audit checkpoint                        sign the chain head now
     renkei audit keygen FILE                       a new Ed25519 signing key (FILE, FILE.pub)
 
@@ -346,3 +348,12 @@ def keygen(path: Path) -> None:
     except OSError as exc:
         fail("audit keygen", f"cannot write {path}: {exc.strerror}")
     click.echo(f"wrote {path} (private, keep it out of the repository) and {public}; key id {key_id}")
+
+
+def _add_commands() -> None:
+    from bus.cli.audit_migrate import migrate_command  # its own module: this one stays small
+
+    audit.add_command(migrate_command)
+
+
+_add_commands()

@@ -40,14 +40,16 @@ def console(config: Path, host: str | None, port: int | None) -> None:
     Exit status: 0 stopped by SIGINT or SIGTERM, 2 a configuration error (no accounts, a port
     that cannot be listened on)."""
     from bus.console import Accounts, Console, console_options
+    from bus.console.oidc import oidc_options
 
     settings = load_settings("console", config)
     try:
         options = console_options(settings, host=host, port=port)
+        oidc = oidc_options(settings)
     except ConfigError as exc:
         fail("console", str(exc))
     assert options.users_file is not None
-    if not Accounts(options.users_file).names():
+    if not Accounts(options.users_file).names() and oidc is None:  # nobody could log in
         fail("console", f"no accounts in {options.users_file}: add one with `renkei users add NAME --config "
                         f"{config} --role operator --municipality CODE`", RUNTIME_ERROR)
     configure_logging(settings.logging.format, settings.logging.level)

@@ -83,7 +83,7 @@ def render(result: DemoResult) -> str:
     if result.options.version == 2:
         lines.append(f"jumin.idou v2: {len(result.reasons)} distinct 異動事由 accepted")
     lines.append("")
-    header = f"{'destination':<12} {'expected':>9} {'delivered':>9} {'rejected':>9} {'duplicates':>10}  system"
+    header = f"{'destination':<16} {'expected':>9} {'delivered':>9} {'rejected':>9} {'duplicates':>10}  system"
     lines.append(header)
     lines.append("-" * len(header))
     for t in result.destinations:
@@ -92,15 +92,15 @@ def render(result: DemoResult) -> str:
             flags.append(f"MISSING {t.missing}")
         if t.unexpected:
             flags.append(f"UNEXPECTED {t.unexpected}")
-        if t.personal_numbers and t.destination in ("chukan", "portal"):
+        if t.personal_numbers and t.destination in ("chukan", "portal", "togo_oshirase"):
             flags.append(f"{t.personal_numbers} CARRIED A 個人番号")
         note = ("  <- " + ", ".join(flags)) if flags else ""
-        lines.append(f"{t.destination:<12} {t.expected:>9} {t.delivered:>9} {t.rejected:>9} {t.duplicates:>10}"
+        lines.append(f"{t.destination:<16} {t.expected:>9} {t.delivered:>9} {t.rejected:>9} {t.duplicates:>10}"
                      f"  {t.title}{note}")
     total_expected = sum(t.expected for t in result.destinations)
     total_delivered = sum(t.delivered for t in result.destinations)
     lines.append("-" * len(header))
-    lines.append(f"{'total':<12} {total_expected:>9} {total_delivered:>9}")
+    lines.append(f"{'total':<16} {total_expected:>9} {total_delivered:>9}")
     lines.append("")
     chukan = next((t for t in result.destinations if t.destination == "chukan"), None)
     if chukan is not None:

@@ -3,6 +3,7 @@
     renkei routes check [--dir routes/] [--json]
     renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json] [--unmasked]
     renkei routes asyncapi [--out asyncapi.yaml]
+    renkei routes election --reference-date 2026-06-25 --election-day 2026-07-12 change.xml ...
 
 The schema catalog is the shipped one, or RENKEI_SCHEMAS_DIR.
 """
@@ -236,6 +237,43 @@ def asyncapi(directory: Path | None, out: Path | None, config: Path | None) -> N
     else:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out} ({len(document['channels'])} channels)")
+
+
+@routes.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reference-date", required=True, type=click.DateTime(["%Y-%m-%d"]), help="登録基準日 of the election.")
+@click.option("--election-day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="選挙の期日.")
+def election(files: tuple[Path, ...], reference_date: Any, election_day: Any) -> None:
+    """選挙時登録 (公職選挙法 第22条): for each jumin.idou XML FILE (the person's latest record),
+    whether the person is registered for the election, and why.
+
+    Exit status: 0 every file was judged, 1 a file is not a valid jumin.idou message, 2 a usage
+    error (a 登録基準日 after the 選挙の期日 among them)."""
+    from bus.catalog import Catalog
+    from bus.routing.election import Election, election_registration
+    from bus.validation.validator import validate
+
+    catalog = _catalog(Catalog)
+    try:
+        chosen = Election(reference_date.date(), election_day.date())
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    failed = registered = 0
+    for file in files:
+        try:
+            record = validate(file.read_bytes(), content_type="application/xml", kind="jumin.idou",
+                              catalog=catalog).record
+        except ValidationFailed as exc:
+            failed += 1
+            click.echo(f"{file}: not a valid jumin.idou message ({', '.join(i.code for i in exc.issues)})", err=True)
+            continue
+        verdict = election_registration(record, chosen)
+        registered += verdict.registered
+        click.echo(f"{'✓' if verdict.registered else '·'} {file}: {'; '.join(verdict.reasons)}")
+    click.echo(f"{registered} of {len(files) - failed} registered at the 選挙時登録 "
+               f"(登録基準日 {chosen.reference_date}, 選挙の期日 {chosen.election_day})")
+    if failed:
+        raise SystemExit(1)
 
 
 def _catalog(catalog_class: Any) -> Any:

@@ -16,6 +16,12 @@ Tenants (docs/tenants.md): with `[sources.<id>]` the HTTP intake needs each sour
 token, each source's `inbox` gets its own directory source, and `[intake] amqp_vhosts` starts
 one AMQP intake per municipality vhost; `[intake] tls_cert_file`/`tls_key_file` serve https.
 
+Metrics and health (docs/console.md): every process serves /metrics, /healthz and /readyz —
+on the console's port where the console runs in it, else on the HTTP intake's port (roles all
+and router), else (a deliverer) on `[bus] health_host:health_port` (default 127.0.0.1:9464;
+0: none; a port in use is said and the process runs without it). /readyz includes the audit
+chain's strict verification (bus.audit.watch).
+
 Stopping (SIGINT/SIGTERM): the intake stops taking messages (a request being answered is
 answered), the directory source finishes its file, the consumers let their running
 handlers finish and requeue what has not started, then the broker closes. Exit status 0.
@@ -40,7 +46,7 @@ from urllib.parse import urlsplit
 import click
 
 from adapters.server import EmbeddedServer
-from adapters.simulators import SYSTEMS, SimulatorState, create_app
+from adapters.simulators import SYSTEMS, SimulatorState, create_app, wire_togo
 from adapters.sources.amqp_intake import AmqpIntakeSource
 from adapters.sources.directory import Inbox
 from adapters.sources.http_intake import HttpIntake
@@ -177,6 +183,8 @@ class _Runner:
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         from bus.cli.console import start_with_bus  # the web console (issue 14): off unless [console] enabled
+        from bus.console import console_options
+        from bus.console.probes import BusProbes
 
         settings = self.settings
         if self.role == "console":
@@ -184,7 +192,14 @@ class _Runner:
             assert stop_console is not None  # forced on
             stack.push_async_callback(stop_console)
             return
-        bus = self.bus = Bus(settings)  # loads the catalog and the routes: a ConfigError says file:line
+        # /metrics, /healthz, /readyz: the console's port serves them where it runs in this process;
+        # else the intake's port (router, all) or [bus] health_port (a deliverer)
+        probes = None
+        if not (self.role == "all" and console_options(settings).enabled):
+            probes = BusProbes(settings, serve=EmbeddedServer,
+                               destinations=lambda: self.bus.destinations if self.bus is not None else ())
+        # loads the catalog and the routes: a ConfigError says file:line
+        bus = self.bus = Bus(settings, watchers=[probes.latency] if probes is not None else [])
         simulators: list[EmbeddedServer] = []
         stack.push_async_callback(_stop_all, simulators)  # last: deliveries in flight reach them
         stack.push_async_callback(bus.stop)
@@ -201,7 +216,8 @@ class _Runner:
         url = settings.bus.broker_url
         broker = display_url(url) if url else f"embedded ({settings.bus.state_dir / 'broker.sqlite'})"
         try:
-            await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only, sources=routes))
+            await bus.start(BusParts(router=routes, deliverers=delivers, only_destinations=self.only, sources=routes,
+                                     probes=probes.routes() if probes is not None and routes else ()))
         except BrokerError as exc:
             raise _Failed(f"cannot use the broker {broker}: {exc}", RUNTIME_ERROR) from exc
         settle_heap()  # everything the process keeps is loaded: freeze it, collect less often
@@ -223,6 +239,18 @@ class _Runner:
                                    intake=intake_url)
         await reporter.start()
         stack.push_async_callback(reporter.stop)
+        if probes is not None:
+            said = await probes.start(listen=intake_url is None)
+            stack.push_async_callback(probes.stop)
+            if said:
+                _say(said)
+            elif intake_url is not None:
+                _say(f"metrics and health on the intake's port ({intake_url.removesuffix('/v1/messages')}/metrics, "
+                     "/healthz, /readyz)")
+            audit = settings.audit
+            if probes.monitor.options.ready_strict_audit and (audit.signing_key is None or audit.witness is None):
+                _say("note: /readyz answers 503 while the audit trail cannot be proven: configure [audit] "
+                     "signing_key_file and witness (or [console] ready_strict_audit = false)")
         stop_console = await start_with_bus(settings, bus, say=_say) if self.role == "all" else None
         if stop_console is not None:
             stack.push_async_callback(stop_console)
@@ -254,8 +282,7 @@ class _Runner:
                               f"({exc.strerror or exc})", CONFIG_ERROR) from exc
             servers.append(server)
             _say(f"simulator {name} ({SYSTEMS[name].kind}) on {server.url}/messages")
-        if "togo" in states and "chukan" in states:  # the 統合宛名 function feeds the 中間サーバー
-            states["togo"].downstream = states["chukan"]
+        wire_togo(states)  # the 統合宛名 function feeds the 中間サーバー and the portal
 
 
 async def _stop_all(servers: list[EmbeddedServer]) -> None:

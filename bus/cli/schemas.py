@@ -109,3 +109,41 @@ def compat(kind: str, root: Path | None, routes_dir: Path | None, config: Path |
     text, holds = compat_report(catalog, kind, routes, pinned)
     click.echo(text, nl=False)
     raise SystemExit(0 if holds else 1)
+
+
+@schemas.command("import-mj")
+@click.option("--shrink-map", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The published MJ縮退マップ JSON (MJShrinkMap.<version>.json).")
+@click.option("--mji", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The published MJ文字情報一覧表, saved as CSV (UTF-8).")
+@click.option("--encoding", type=click.Choice(["jisx0208", "cp932"]), default="jisx0208", show_default=True,
+              help="What the receivers take: the substitutes are chosen within it.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the table (default: the catalog's charsets/mj_shukutai.tsv).")
+@_ROOT
+def import_mj(shrink_map: Path, mji: Path, encoding: str, out: Path | None, root: Path | None) -> None:
+    """Import the published MJ縮退マップ and MJ文字情報一覧表 into the degradation table, checked;
+    then load it as the character gate does.
+
+    Exit status: 0 written, 1 a file is not in the published format (file and record named),
+    2 a usage error."""
+    from bus.catalog.charsets import CharacterSets
+    from bus.catalog.mjimport import import_mj as run_import
+    from bus.catalog.mjimport import names
+    from bus.paths import schemas_dir
+
+    folder = (root or schemas_dir()) / "charsets"
+    target = out or folder / "mj_shukutai.tsv"
+    try:
+        report = run_import(shrink_map, mji, target, encoding)
+        if out is None:
+            CharacterSets.load(folder.parent)  # the table as the gate reads it
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"wrote {target}: {report.mapped} substitutes for {report.characters} MJ characters "
+               f"({report.already} taken as they are by {encoding})")
+    if report.unmappable:
+        click.echo(f"no substitute within {encoding} (reported unmappable when met): {names(report.unmappable)}")
+    if report.unknown:
+        click.echo(f"in the map but not in the 一覧表 (ignored): {names(report.unknown)}")

@@ -16,7 +16,12 @@ verify_every = 600               # seconds between audit chain verifications
 checkpoint_overdue = 3600        # seconds without a new signed checkpoint while records are added
 sample_every = 10                # seconds between the samples of the overview's chart
 history_hours = 6
+ready_verify_every = 10          # /readyz verifies the audit chain from its last good checkpoint at most this often
+ready_strict_audit = true        # /readyz is 503 when the chain is not proven (no signing key, no witness)
 ```
+
+The monitoring keys (down_after … ready_strict_audit, webhook_url) apply to /metrics, /healthz and
+/readyz wherever a process serves them (bus.console.probes), with the console on or off.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class ConsoleOptions:
     history_hours: float = 6.0
     login_failures: int = 5  # failures per account or address within lockout seconds: then locked
     lockout: float = 900.0
+    ready_verify_every: float = 10.0  # /readyz verifies the audit chain (incrementally) at most this often
+    ready_strict_audit: bool = True  # /readyz: a chain not proven (no key, no witness) is not ready either
 
 
 def console_options(settings: Settings, env: dict[str, str] | None = None, **overrides: Any) -> ConsoleOptions:
@@ -63,7 +70,7 @@ def console_options(settings: Settings, env: dict[str, str] | None = None, **ove
         table = data.get("console", {})
         if not isinstance(table, dict):
             raise ConfigError("[console] must be a table", where=where)
-        raw.update(table)
+        raw.update({k: v for k, v in table.items() if k != "oidc"})  # [console.oidc]: bus.console.oidc
     known = {f.name: f for f in fields(ConsoleOptions)}
     unknown = sorted(set(raw) - set(known))
     if unknown:

@@ -249,6 +249,13 @@ class BusData:
         return AuditSummary(first is None, report.records, report.checkpoints, report.last_checkpoint,
                             last.signed_at if last else None, str(first) if first else None, location)
 
+    def open_audit(self) -> AuditLog:
+        """The trail of this bus, opened (the caller closes it)."""
+        return AuditLog.open(self.settings)
+
+    def audit_location(self) -> str:
+        return self.settings.audit_store.split("@")[-1]  # a URL's password never shows
+
     def head_seq(self) -> int:
         with AuditLog.open(self.settings) as log:
             return log.store.head().seq

@@ -1,6 +1,13 @@
 """The console's eyes: every `sample_every` seconds a look at the bus — the status report, the
 chart's sample, the metrics, the latency of what was delivered since the last look, and the
-alerts' conditions; every `verify_every` seconds the audit chain is verified.
+alerts' conditions; every `verify_every` seconds the audit chain is verified (in full), and
+/readyz asks `audit_ready` (strict, from the last good checkpoint on, at most every
+`ready_verify_every` seconds). A broken chain found either way raises the `audit:verify` alert.
+
+The same monitor runs without the console in every `renkei run` process (bus.console.probes):
+then with no chart history (`history=False`: one file, one writer — the console), verifying
+from the last good checkpoint on, and with the latency histogram filled in the process itself
+as it delivers (`tail_latency=False`: reading the whole trail as it grows costs a core's tenth).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import datetime
 
+from bus.audit.watch import ChainWatch, Verdict
 from bus.console.alerts import Alerts, Condition
 from bus.console.config import ConsoleOptions
 from bus.console.data import AuditSummary, BusData, LifeRecord, RenkeiError, StatusReport
@@ -26,12 +34,17 @@ _REMEMBER = 100_000  # accepted times kept for the latency histogram
 
 
 class Monitor:
-    def __init__(self, data: BusData, options: ConsoleOptions, alerts: Alerts) -> None:
+    def __init__(self, data: BusData, options: ConsoleOptions, alerts: Alerts, *, history: bool = True,
+                 full_verify: bool = True, tail_latency: bool = True) -> None:
         self.data = data
         self.options = options
         self.alerts = alerts
         self.metrics = ConsoleMetrics()
-        self.history = History(data.state_dir / "console-history.json", keep_seconds=options.history_hours * 3600)
+        self.history = History(data.state_dir / "console-history.json" if history else None,
+                               keep_seconds=options.history_hours * 3600)
+        self.chain = ChainWatch(data.open_audit, strict=options.ready_strict_audit)
+        self._full_verify = full_verify  # False: every verify_every from the last good checkpoint on (cheap)
+        self._tail_latency = tail_latency  # False: the latency histogram is filled by someone else
         self.report: StatusReport | None = None
         self.judgements: dict[str, Judgement] = {}
         self.audit: AuditSummary | None = None
@@ -42,8 +55,13 @@ class Monitor:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
-    async def start(self) -> None:
-        await self.look()
+    async def start(self, *, wait: bool = True) -> None:
+        """Look at the bus now (`wait`), or at once in the background (a bus process must not wait
+        for its first verification of a long trail before it is ready), then every `sample_every`."""
+        if wait:
+            await self.look()
+        else:
+            self._changed.set()
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
@@ -83,18 +101,39 @@ class Monitor:
         if now - self._verified_at >= self.options.verify_every:
             await self._verify()
             self._verified_at = now
-        await asyncio.to_thread(self._observe_latency)
+        if self._tail_latency:
+            await asyncio.to_thread(self._observe_latency)
         await self.alerts.evaluate(self._conditions(report, now), now)
         self.metrics.open_alerts = [a.key for a in self.alerts.open]
 
     async def _verify(self) -> None:
         try:
-            self.audit = await asyncio.to_thread(self.data.verify)
+            self.audit = await asyncio.to_thread(self.data.verify if self._full_verify else self._verify_since)
             self.audit_error = None
             self.metrics.audit_ok = self.audit.ok
         except (RenkeiError, OSError) as exc:
             self.audit, self.audit_error = None, str(exc)
             self.metrics.audit_ok = None
+
+    def _verify_since(self) -> AuditSummary:
+        return self._summary(self.chain.check())
+
+    def _summary(self, verdict: Verdict) -> AuditSummary:
+        r = verdict.report
+        return AuditSummary(not verdict.broken, r.head_seq, r.checkpoints, r.last_checkpoint,
+                            r.anchor.signed_at if r.anchor else None,
+                            verdict.reason.removeprefix("broken at ") if verdict.broken else None,
+                            self.data.audit_location())
+
+    async def audit_ready(self) -> Verdict:
+        """The strict verdict on the audit chain for /readyz (cached `ready_verify_every` seconds);
+        a break found here raises the audit alert at the next look, as the full verification does."""
+        verdict = await asyncio.to_thread(self.chain.check, self.options.ready_verify_every)
+        if verdict.broken and (self.audit is None or self.audit.ok):
+            self.audit = self._summary(verdict)
+            self.metrics.audit_ok = False
+            self.poke()
+        return verdict
 
     def _observe_latency(self) -> None:
         try:

@@ -16,12 +16,11 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import Response
 
 from bus.console.accounts import Account
 from bus.console.data import EventType, RenkeiError, scrub
 from bus.console.health import svg_chart
-from bus.console.metrics import CONTENT_TYPE
 from bus.console.parts import SESSION_COOKIE, ConsoleLike, Job, redirect
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -314,35 +313,6 @@ async def demo_action(console: ConsoleLike, request: Request) -> Response:
         return console.render(request, "message.html", status_code=404, text="error.not_found")
     console.monitor.poke()
     return redirect("/")
-
-
-# -- metrics and health --------------------------------------------------------------------------------
-
-
-async def metrics(console: ConsoleLike, request: Request) -> Response:
-    return Response(console.monitor.metrics.exposition(), media_type=CONTENT_TYPE)
-
-
-async def healthz(console: ConsoleLike, request: Request) -> Response:
-    return PlainTextResponse("ok\n")
-
-
-async def readyz(console: ConsoleLike, request: Request) -> Response:
-    checks: dict[str, str] = {}
-    try:
-        report = await asyncio.wait_for(console.data.status(), timeout=10)
-        checks["broker"] = "ok" if report.broker_reachable else "unreachable"
-        checks["delivery_store"] = "ok" if report.dead_letters.total is not None else "unreadable"
-        checks["state_store"] = "unreadable" if any("cannot read the state file" in n for n in report.notes) else "ok"
-    except (TimeoutError, RenkeiError, OSError) as exc:
-        checks["broker"] = f"error: {type(exc).__name__}"
-    try:
-        await asyncio.to_thread(console.data.head_seq)
-        checks["audit"] = "ok"
-    except (RenkeiError, OSError) as exc:
-        checks["audit"] = f"error: {type(exc).__name__}"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------

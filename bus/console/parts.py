@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -19,6 +19,9 @@ from bus.console.data import BusData
 from bus.console.i18n import LANGUAGES
 from bus.console.monitor import Monitor
 from bus.console.sessions import LoginThrottle, Session, Sessions
+
+if TYPE_CHECKING:
+    from bus.console.oidc import Oidc
 
 __all__ = ["LANG_COOKIE", "SESSION_COOKIE", "ConsoleLike", "DemoControls", "Job", "ServerFactory", "ServerLike",
            "language", "redirect"]
@@ -75,6 +78,7 @@ class ConsoleLike(Protocol):
     throttle: LoginThrottle
     jobs: dict[str, Job]
     demo: DemoControls | None
+    oidc: Oidc | None
 
     def session(self, request: Request) -> Session | None: ...
     def account(self, request: Request) -> Account | None: ...

@@ -16,6 +16,10 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bus.console.accounts import Account
 
 __all__ = ["LoginThrottle", "Session", "Sessions"]
 
@@ -26,6 +30,7 @@ class Session:
     csrf: str
     account: str | None = None
     seen: float = field(default_factory=time.time)
+    external: Account | None = None  # an account from an OIDC provider (bus.console.oidc), not the users file
 
     def csrf_ok(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(self.csrf, given)
@@ -55,11 +60,12 @@ class Sessions:
         self._by_token[session.token] = session
         return session
 
-    def login(self, session: Session, account: str) -> Session:
-        """A fresh session for `account` (the anonymous one's token is dropped: no fixation)."""
+    def login(self, session: Session, account: str, external: Account | None = None) -> Session:
+        """A fresh session for `account` (the anonymous one's token is dropped: no fixation);
+        `external`: the account itself, when it is not in the users file (OIDC)."""
         self._by_token.pop(session.token, None)
         fresh = self.new()
-        fresh.account = account
+        fresh.account, fresh.external = account, external
         return fresh
 
     def end(self, token: str | None) -> None:

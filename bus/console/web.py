@@ -9,7 +9,8 @@
 runs one alone beside a bus, `renkei demo --console` runs one on the demo's bus. Pages are
 rendered on the server (Jinja2, autoescaped) and work without JavaScript; everything they
 need is served from here (no CDN). Besides the pages: `/metrics` (Prometheus), `/healthz`
-(the process lives) and `/readyz` (broker, stores and audit trail reachable).
+(the process lives) and `/readyz` (broker and stores reachable, the audit chain strictly
+verified) — bus.console.probes, the same as a bus process without the console serves.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ from bus.console.config import ConsoleOptions
 from bus.console.data import BusData
 from bus.console.i18n import LANGUAGES, t
 from bus.console.monitor import Monitor
+from bus.console.oidc import Oidc, oidc_options
+from bus.console.oidc_pages import login_callback, login_start
 from bus.console.parts import LANG_COOKIE, SESSION_COOKIE, DemoControls, Job, ServerFactory, language
+from bus.console.probes import Probes
 from bus.console.sessions import LoginThrottle, Session, Sessions
 from bus.settings import Settings
 
@@ -60,6 +64,8 @@ class Console:
         self.throttle = LoginThrottle(limit=options.login_failures, window=options.lockout)
         self.jobs: dict[str, Job] = {}
         self.demo = demo
+        oidc = oidc_options(settings)  # [console.oidc]: log in with an OpenID Connect provider too
+        self.oidc = Oidc(oidc) if oidc is not None else None
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(("html",)), trim_blocks=True, lstrip_blocks=True)
         self.app = _build_app(self)
@@ -83,6 +89,8 @@ class Console:
             if job.task is not None and not job.task.done():
                 job.task.cancel()
         await self.monitor.stop()
+        if self.oidc is not None:
+            await self.oidc.aclose()
 
     # -- what every page needs ---------------------------------------------------------------
 
@@ -93,6 +101,8 @@ class Console:
         session = self.session(request)
         if session is None or session.account is None:
             return None
+        if session.external is not None:
+            return session.external
         account = self.accounts.get(session.account)
         if account is None:
             self.sessions.end(session.token)
@@ -106,7 +116,7 @@ class Console:
         page = self.templates.get_template(template).render(
             lang=lang, other_lang="en" if lang == "ja" else "ja", t=lambda key, **v: t(lang, key, **v),
             account=account, csrf=csrf, path=request.url.path,
-            demo=self.demo is not None, scope_text=_scope_text(lang, account), **context)
+            demo=self.demo is not None, oidc=self.oidc is not None, scope_text=_scope_text(lang, account), **context)
         response = HTMLResponse(page, status_code=status_code)
         response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
                                                        "style-src 'self'; frame-ancestors 'none'")
@@ -151,6 +161,8 @@ def _build_app(console: Console) -> Starlette:
         Route("/login", bind(pages.login_page), methods=["GET"]),
         Route("/login", bind(pages.login), methods=["POST"]),
         Route("/logout", bind(pages.logout), methods=["POST"]),
+        Route("/login/oidc", bind(login_start)),
+        Route("/login/oidc/callback", bind(login_callback)),
         Route("/dead", bind(pages.dead_list)),
         Route("/dead/{dead_id:int}", bind(pages.dead_show), methods=["GET", "POST"]),
         Route("/dead/resolve", bind(pages.dead_resolve), methods=["POST"]),
@@ -162,9 +174,7 @@ def _build_app(console: Console) -> Starlette:
         Route("/audit/export", bind(pages.audit_export), methods=["POST"]),
         Route("/alerts", bind(pages.alerts_page)),
         Route("/demo/{system}/{action}", bind(pages.demo_action), methods=["POST"]),
-        Route("/metrics", bind(pages.metrics)),
-        Route("/healthz", bind(pages.healthz)),
-        Route("/readyz", bind(pages.readyz)),
+        *Probes(console.monitor).routes(),  # /metrics, /healthz, /readyz: as every bus process serves them
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes)

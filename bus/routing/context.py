@@ -41,6 +41,7 @@ __all__ = [
     "age_at_fiscal_year_start",
     "age_by_birthday",
     "age_on",
+    "application_context",
     "build_context",
     "changed_items",
     "months_later",
@@ -149,6 +150,9 @@ CONTEXT_VARIABLES: Mapping[str, Variable] = {
            "the record carries the 世帯主's 団体内統合宛名番号 (a v2 item), or the person is the 世帯主 and "
            "carries their own: a notice can be addressed to the householder"),
         _v("municipality", "string", "地方公共団体コード of the message (6 digits)"),
+        _v("procedure_code", "string",
+           "手続コード of a ぴったりサービス application (pittari.shinsei); '' for a resident change. An "
+           "application's context has only this and `municipality`: every other variable is its zero"),
         _v("changed", "list(string)", "副本 items this change alters: " + ", ".join(FUKUHON_ITEMS),
            "FukuhonItem"),
     )
@@ -241,12 +245,15 @@ def build_context(
     municipality: str,
     group_of: Callable[[str], str],
 ) -> dict[str, Any]:
-    """The CEL activation of a `jumin.idou` record (see CONTEXT_VARIABLES).
+    """The CEL activation of a `jumin.idou` record (see CONTEXT_VARIABLES), or of an application
+    (a record with a `procedure_code`, no `change`: `application_context`).
 
     `group_of` maps a ChangeReason symbol to its group (bus.catalog.codelists.CodeLists.group).
     Missing flags read as false and a missing 国民年金種別 as 'NONE', so every variable is
     always present with its declared type.
     """
+    if "change" not in record and "procedure_code" in record:
+        return application_context(record, municipality)
     change = record.get("change") or {}
     reason = str(change.get("reason", ""))
     v2 = is_v2(record)
@@ -286,8 +293,21 @@ def build_context(
         "has_integrated_address_number": bool(record.get("integrated_address_number")),
         "has_householder_integrated_address_number": _householder_addressable(record, v2),
         "municipality": municipality,
+        "procedure_code": "",
         "changed": changed_items(reason),
     }
+
+
+_ZERO = {"int": 0, "string": "", "bool": False, "list(string)": []}
+
+
+def application_context(record: Mapping[str, Any], municipality: str) -> dict[str, Any]:
+    """The activation of an application (pittari.shinsei): its 手続コード and municipality; every
+    resident variable its type's zero (an application is no resident change)."""
+    context: dict[str, Any] = {v.name: _ZERO[v.type] for v in CONTEXT_VARIABLES.values()}
+    context["nenkin_category"] = "NONE"
+    context.update(procedure_code=str(record.get("procedure_code") or ""), municipality=municipality)
+    return context
 
 
 def _householder_addressable(record: Mapping[str, Any], v2: bool) -> bool:

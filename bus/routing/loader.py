@@ -50,7 +50,9 @@ ROUTE_KEYS: Mapping[str, bool] = {
 PROJECTION_KEYS: Mapping[str, bool] = {"kind": True, "function": False, "params": False}
 FILE_KEYS = ("routes",)
 #: Kinds a route can take: the condition context is built from a resident change.
-SOURCE_KINDS = ("jumin.idou",)
+#: the kinds a route may take: a resident change, and a ぴったりサービス application (its context:
+#: `procedure_code` and `municipality`, bus.routing.context.application_context)
+SOURCE_KINDS = ("jumin.idou", "pittari.shinsei")
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _DESTINATION = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -251,7 +253,7 @@ class _Checker:
             return None
         if takes not in SOURCE_KINDS:
             self.error(f"{what}: routes can take only {', '.join(SOURCE_KINDS)} "
-                       "(conditions are evaluated on a resident change)", nodes["takes"])
+                       "(conditions are evaluated on a resident change or an application)", nodes["takes"])
             return None
         return takes
 

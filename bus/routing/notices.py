@@ -1,4 +1,12 @@
-"""The `portal_oshirase` projection: a notice (お知らせ) to a resident through マイナポータル.
+"""The notice projections: an お知らせ to a resident through マイナポータル.
+
+- `togo_oshirase` (the shipped routes, routes/portal.yaml): the notice goes to the 団体内統合宛名
+  function (`togo.oshirase`), as the standard has it (j1150: the function is the path to the
+  中間サーバー side, お知らせ included). It carries the text and who the notice is about (宛名番号,
+  世帯, 続柄, the numbers the registry knows); the function addresses it — to the 世帯主 it
+  knows for `householder`, even when the message does not name one — and sends portal.oshirase
+  onwards (adapters/simulators/togo.py).
+- `portal_oshirase`: the notice addressed here, for a route straight to the portal.
 
 A route names a template in its params (`template: jido_teate`); the notice is built from
 one message, addressed by 団体内統合宛名番号, and never holds a 個人番号, a name or an address.
@@ -27,8 +35,8 @@ from typing import Any
 from bus.catalog.spec import Field
 from bus.routing.model import NamedProjection, ProjectionInput
 
-__all__ = ["ADDRESSEES", "JST", "PORTAL_OSHIRASE", "TEMPLATES", "NoticeTemplate", "notice_id", "portal_oshirase",
-           "recipient"]
+__all__ = ["ADDRESSEES", "JST", "PORTAL_OSHIRASE", "TEMPLATES", "TOGO_OSHIRASE", "NoticeTemplate", "notice_id",
+           "portal_oshirase", "recipient", "togo_oshirase"]
 
 JST = timezone(timedelta(hours=9), "JST")
 DEFAULT_VALID_DAYS = 90
@@ -122,17 +130,16 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def portal_oshirase(record: Mapping[str, Any], p: ProjectionInput) -> dict[str, Any]:
-    """Build the notice of `p.route`'s template for the person of `record`."""
+def _notice(record: Mapping[str, Any], p: ProjectionInput, to: str | None) -> dict[str, Any]:
+    """The values of `p.route`'s notice about the person of `record` (addressed to `to`)."""
     template = TEMPLATES[str(p.route.projection.params["template"])]
     days = int(p.route.projection.params.get("valid_days", DEFAULT_VALID_DAYS))
     change = record.get("change") or {}
     effective = _as_date(change["effective_date"])
     processed = _as_date(change.get("processed_date") or effective)
     municipality = str(record.get("municipality_code") or p.context.get("municipality", ""))
-    to = recipient(record, str(p.route.projection.params.get("addressee", "person")))
-    fallback = f"{municipality}|{to}|{record.get('history_number')}"
-    values: dict[str, Any] = {
+    fallback = f"{municipality}|{to or record.get('address_number')}|{record.get('history_number')}"
+    return {
         "notice_id": notice_id(p.message_id, p.route.name, fallback),
         "municipality_code": municipality,
         "recipient_integrated_address_number": to,
@@ -143,6 +150,26 @@ def portal_oshirase(record: Mapping[str, Any], p: ProjectionInput) -> dict[str, 
         "published_at": datetime.combine(processed, time(0, 0), tzinfo=JST),
         "expires_on": processed + timedelta(days=days),
     }
+
+
+def portal_oshirase(record: Mapping[str, Any], p: ProjectionInput) -> dict[str, Any]:
+    """Build the notice of `p.route`'s template for the person of `record`, addressed here."""
+    to = recipient(record, str(p.route.projection.params.get("addressee", "person")))
+    return _shape(_notice(record, p, to), p.target.fields)
+
+
+def togo_oshirase(record: Mapping[str, Any], p: ProjectionInput) -> dict[str, Any]:
+    """The notice of `p.route`'s template as the 団体内統合宛名 function receives it: the text,
+    the person it is about and their household; the function addresses it (the 世帯主 for
+    `addressee: householder`, from what it knows when the record does not say)."""
+    values = _notice(record, p, None)
+    values.update(
+        address_number=record.get("address_number"), history_number=record.get("history_number"),
+        integrated_address_number=record.get("integrated_address_number"),
+        household_number=record.get("household_number"), relationship=record.get("relationship"),
+        householder_integrated_address_number=record.get("householder_integrated_address_number"),
+        addressee=str(p.route.projection.params.get("addressee", "person")),
+    )
     return _shape(values, p.target.fields)
 
 
@@ -166,5 +193,15 @@ PORTAL_OSHIRASE = NamedProjection(
     description="notice (お知らせ) from a template (params.template), to the person of the change or its 世帯主 "
                 "(params.addressee)",
     never=frozenset({"personal_number", "address_number"}),
+    check_params=check_params,
+)
+
+TOGO_OSHIRASE = NamedProjection(
+    name="togo_oshirase",
+    target_kind="togo.oshirase",
+    function=togo_oshirase,
+    description="notice (お知らせ) from a template (params.template) for the 団体内統合宛名 function, which "
+                "addresses it (params.addressee) and passes it on to マイナポータル",
+    never=frozenset({"personal_number"}),
     check_params=check_params,
 )

@@ -7,8 +7,9 @@
   legal basis. A route whose target *requires* it without a basis does not load.
 - **Named projections** compute what a copy cannot, registered in `PROJECTIONS`:
   `chukan_fukuhon` (副本 for the 中間サーバー: deceased/death_date from 死亡; never a
-  個人番号 or 宛名番号, even if the target spec declared one), `portal_oshirase`
-  (bus.routing.notices) and `togo_jumin` (bus.routing.togo: the 団体内統合宛名 function).
+  個人番号 or 宛名番号, even if the target spec declared one), `portal_oshirase`,
+  `togo_oshirase` (bus.routing.notices) and `togo_jumin` (bus.routing.togo: the 団体内統合宛名
+  function).
 
 A `Projector` is built once per route (the copy plan is compiled from the spec then), and
 called once per matching message.
@@ -22,7 +23,7 @@ from typing import Any
 from bus.catalog import KindSchema
 from bus.catalog.spec import Field
 from bus.routing.model import NamedProjection, ProjectionInput, Route
-from bus.routing.notices import PORTAL_OSHIRASE
+from bus.routing.notices import PORTAL_OSHIRASE, TOGO_OSHIRASE
 from bus.routing.togo import TOGO_JUMIN
 
 __all__ = [
@@ -156,7 +157,8 @@ CHUKAN_FUKUHON = NamedProjection(
 )
 
 #: Named projection functions, by the name a route gives in `projection.function`.
-PROJECTIONS: dict[str, NamedProjection] = {p.name: p for p in (CHUKAN_FUKUHON, PORTAL_OSHIRASE, TOGO_JUMIN)}
+PROJECTIONS: dict[str, NamedProjection] = {p.name: p for p in (CHUKAN_FUKUHON, PORTAL_OSHIRASE, TOGO_JUMIN,
+                                                                     TOGO_OSHIRASE)}
 
 
 def register_projection(projection: NamedProjection) -> NamedProjection:

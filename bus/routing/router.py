@@ -20,7 +20,7 @@ import cel
 
 from bus.catalog import Catalog
 from bus.catalog.codelists import CodeLists
-from bus.catalog.upgrade import is_v2, v1_view
+from bus.catalog.upgrade import source_for
 from bus.errors import ConfigError
 from bus.routing.conditions import evaluate
 from bus.routing.context import build_context
@@ -94,13 +94,15 @@ class RouteTable:
         variables = self.context(record, municipality)
         activation = _activation(variables)
         matches: list[RouteMatch] = []
-        source = record
+        sources: dict[int, Mapping[str, Any]] = {}  # source_version → the record in that shape, made once
         for route in routes:
             if route.applies_to(municipality) and self._holds(route, activation):
-                if source is record and is_v2(record):  # the projection kinds are v1: project its view
-                    source = v1_view(record)
                 projector = self._projectors[route.name]
-                matches.append(RouteMatch(route, projector.target, projector(source, variables, message_id)))
+                version = projector.target.spec.source_version
+                if version not in sources:  # a v1-shaped kind projects a v2 record's v1 view, and back
+                    sources[version] = source_for(record, version)
+                matches.append(RouteMatch(route, projector.target, projector(sources[version], variables,
+                                                                             message_id)))
         return matches
 
     def pinned(self, match: RouteMatch, version: int, record: Mapping[str, Any], municipality: str,
@@ -116,7 +118,7 @@ class RouteTable:
         if projector is None:
             projector = Projector(match.route, self.catalog.get(match.route.projection.kind, version))
             self._pinned[key] = projector
-        source = v1_view(record) if is_v2(record) else record
+        source = source_for(record, projector.target.spec.source_version)
         variables = self.context(record, municipality)
         return RouteMatch(match.route, projector.target, projector(source, variables, message_id))
 

@@ -37,6 +37,7 @@ __all__ = ["IntakeStage", "RawMessage", "identity_of"]
 _IDENTITY: dict[str, Callable[[dict[str, Any]], tuple[str, str, int]]] = {
     "jumin.idou": lambda r: (r["municipality_code"], r["address_number"], int(r["history_number"])),
     "portal.shinsei": lambda r: (r["municipality_code"], "shinsei:" + r["application_id"], 1),
+    "pittari.shinsei": lambda r: (r["municipality_code"], "pittari:" + r["application_id"], 1),  # a batch's
 }
 
 
@@ -209,7 +210,7 @@ class IntakeStage:
         identity = identity_of(ks.kind, record)
         if identity is None:
             raise ValidationFailed([Issue("R220", f"kind {ks.kind} is not accepted at intake", path="/",
-                                          expected="jumin.idou or portal.shinsei")])
+                                          expected=", ".join(_IDENTITY))])
         municipality, person, sequence = identity
         if self._municipalities and municipality not in self._municipalities:
             raise ValidationFailed([Issue("R450", f"municipality {municipality} is not served by this bus",

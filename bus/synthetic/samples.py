@@ -9,9 +9,11 @@
   docs/architecture.md), taken from changes the shipped default route would send there (a
   ``kaigo.jumin`` sample is about someone aged 40 or over). This is not the routing
   projection (bus.routing.projection) and does not replace its tests.
-- ``portal.oshirase``: a 児童手当 or 出生 notice for a resident of a matching change.
+- ``portal.oshirase``: a 児童手当 or 出生 notice for a resident of a matching change;
+  ``togo.oshirase``: the same notice as the 団体内統合宛名 function receives it.
 - ``portal.shinsei``: a 児童手当 認定請求 (with the children of the household) or a 転出届,
-  from a resident of the registry's current snapshot.
+  from a resident of the registry's current snapshot; ``pittari.shinsei``: the same, as one
+  application of a ぴったりサービス batch (no attachments).
 """
 
 from __future__ import annotations
@@ -147,6 +149,16 @@ def _oshirase(record: _Rec, seq: int) -> _Rec:
     }
 
 
+def _oshirase_request(record: _Rec, seq: int) -> _Rec:
+    """A togo.oshirase record: the notice as the 団体内統合宛名 function receives it (it addresses it)."""
+    notice = _oshirase(record, seq)
+    del notice["recipient_integrated_address_number"]
+    return {**notice, "address_number": record["address_number"], "history_number": record["history_number"],
+            "integrated_address_number": record.get("integrated_address_number"),
+            "household_number": record["household_number"], "relationship": record.get("relationship"),
+            "householder_integrated_address_number": None, "addressee": "householder"}
+
+
 def _shinsei(reg: Registry, municipality: str | None, rng: random.Random) -> Iterator[_Rec]:
     households: dict[str, list[_Rec]] = {}
     for r in reg.snapshot(municipality):
@@ -221,16 +233,17 @@ def sample_records(
         return
     if reasons:
         raise ValueError(f"--event does not apply to {kind}")
-    if kind == "portal.oshirase":
+    if kind in ("portal.oshirase", "togo.oshirase"):
         noticed = (r for r in _changes(reg, municipality, None) if _noticed(r))
-        yield from (_oshirase(r, i) for i, r in enumerate(islice(noticed, n), 1))
+        build_notice = _oshirase if kind == "portal.oshirase" else _oshirase_request
+        yield from (build_notice(r, i) for i, r in enumerate(islice(noticed, n), 1))
         return
-    if kind == "portal.shinsei":
+    if kind in ("portal.shinsei", "pittari.shinsei"):
         rng = random.Random(seed)
         made = 0
         while made < n:
             for record in _shinsei(reg, municipality, rng):
-                yield record
+                yield record if kind == "portal.shinsei" else {**record, "attachments": []}
                 made += 1
                 if made >= n:
                     return

@@ -48,8 +48,10 @@ CHANGES = 200  # resident changes fed (about 4 deliveries each)
 RATE = 40.0  # changes per second at most: the feed lasts 5 s or more, the kill falls in its first half
 FEEDERS = 6  # residents are partitioned over the feeders, so each resident's changes stay in order
 NODES = ("c1", "c2", "c3")
-#: the systems the bus delivers to: the 中間サーバー is fed by the 統合宛名 function's simulator
-ROUTED = tuple(name for name in SYSTEMS if name in {r.destination for r in RouteTable.load(routes_dir()).routes})
+#: the systems the bus delivers resident changes to: the 中間サーバー is fed by the 統合宛名 function's
+#: simulator; the 申請 interfaces take ぴったりサービス applications, which this feed has none of
+ROUTED = tuple(name for name in SYSTEMS if name in {r.destination for r in RouteTable.load(routes_dir()).routes
+                                                    if r.takes == "jumin.idou"})
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import itertools
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +70,29 @@ def signer() -> CheckpointSigner:
 
 def verifier_of(s: CheckpointSigner) -> CheckpointVerifier:
     return CheckpointVerifier([s.public_key])
+
+
+def write_format_1(path: Path, groups: list[list[AuditEvent]], signer_pem: Path, every: int) -> None:
+    """A trail as a bus before format 2 wrote it: format-1 hashes, signed every `every` records."""
+    import sqlite3
+
+    from bus.audit.chain import GENESIS, AuditRecord, legacy_hash
+    from bus.audit.store import _row
+
+    open_store(path).close()
+    signer = CheckpointSigner.from_pem(signer_pem.read_bytes())
+    seq, prev = 0, GENESIS
+    for event in [e for group in groups for e in group]:
+        seq += 1
+        record = AuditRecord(seq, prev, legacy_hash(seq, prev, event), event)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute(f"INSERT INTO audit_records VALUES ({', '.join('?' for _ in _row(record))})", _row(record))
+        db.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, record.hash))
+        db.close()
+        prev = record.hash
+        if seq % every == 0:
+            with open_store(path) as store:
+                store.add_checkpoint(signer)
 
 
 def append_worker(location: str, options: dict[str, Any], worker: int, rounds: int, pem: bytes,
@@ -378,6 +402,39 @@ class AuditStoreContract:
         assert report.checkpoints == len(store.checkpoints()) > 0 and report.head_seq == store.head().seq
 
     # -- personal data ---------------------------------------------------------------------
+    def test_a_verification_from_a_good_checkpoint_on_reads_only_the_rest_and_finds_a_tamper(
+            self, make_store: MakeStore, tamper: Tamper) -> None:
+        """What /readyz does (bus.audit.watch): verify from the last good checkpoint; the records
+        after it, and the checkpoint's own record, are read again and checked."""
+        store = make_store()
+        key = signer()
+        store.append(life(1), key, checkpoint_every=7)
+        first = verify(store, verifier_of(key))
+        assert first.ok and first.anchor is not None and first.anchor.seq == 7
+        store.append(life(2), key, checkpoint_every=7)
+        later = verify(store, verifier_of(key), since=first.anchor)
+        assert later.ok and later.records == store.head().seq - 6 and later.anchor is not None
+        tamper("UPDATE audit_records SET destination = ? WHERE seq = ?", ("nenkin", 7))
+        broken = verify(store, verifier_of(key), since=first.anchor)
+        assert [p.seq for p in broken.problems] == [7] and "was altered" in broken.problems[0].what
+
+    def test_a_format_1_trail_migrates_into_this_store_and_verifies(self, make_store: MakeStore,
+                                                                   tmp_path: Path) -> None:
+        """renkei audit migrate --to 2 into this backend: the same contents, signed, whole."""
+        from bus.audit.migrate import migrate_trail
+        from bus.audit.signing import generate_key_file
+
+        generate_key_file(tmp_path / "k.pem")
+        write_format_1(tmp_path / "old.sqlite", [life(1), life(2)], tmp_path / "k.pem", 4)
+        key = CheckpointSigner.from_pem((tmp_path / "k.pem").read_bytes())
+        new = make_store()
+        with open_store(tmp_path / "old.sqlite") as old:
+            done = migrate_trail(old, new, key, verifier=verifier_of(key), checkpoint_every=4)
+            assert [r.digest for r in new.records()][:-1] == [r.digest for r in old.records()]
+        assert done.format_1 == done.records == len(life(1)) + len(life(2))
+        report = verify(new, verifier_of(key))
+        assert report.ok and report.last_checkpoint == done.anchor_seq == done.records + 1
+
     def test_stored_rows_hold_no_plaintext_personal_value(self, make_store: MakeStore, query: Query) -> None:
         """Every stored column of every row, read raw, holds neither the 宛名番号 nor the 個人番号."""
         store = make_store()

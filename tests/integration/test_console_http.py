@@ -18,7 +18,9 @@ from run_support import PSEUDONYM_KEY, BusProcess, eventually, free_ports, perso
 
 from adapters.server import EmbeddedServer
 from bus.app import Bus
+from bus.audit.events import AuditEvent, EventType
 from bus.audit.log import AuditLog
+from bus.audit.signing import generate_key_file
 from bus.catalog import Catalog
 from bus.console import Accounts, Console, console_options
 from bus.ports import FunctionSink, Receipt
@@ -36,10 +38,15 @@ class Running:
     records: list[dict[str, Any]]
 
 
-def _config(tmp_path: Path, extra: str = "") -> Path:
+def _config(tmp_path: Path, extra: str = "", *, audit: str | None = None) -> Path:
+    """A bus of one municipality; its trail signed and witnessed (so /readyz's strict verify can
+    pass) unless `audit` gives another [audit] table."""
+    if audit is None:
+        generate_key_file(tmp_path / "audit.pem")
+        audit = 'signing_key_file = "audit.pem"\nwitness = "witness/audit.jsonl"\n'
     config = tmp_path / "renkei.toml"
     config.write_text('[bus]\nstate_dir = "var"\nmunicipalities = ["131016"]\n\n[logging]\nlevel = "warning"\n\n'
-                      f'[console]\nport = 0\nlogin_failures = 3\n{extra}', encoding="utf-8")
+                      f'[audit]\n{audit}\n[console]\nport = 0\nlogin_failures = 3\n{extra}', encoding="utf-8")
     return config
 
 
@@ -111,6 +118,25 @@ async def test_readyz_says_ready_and_healthz_that_the_process_lives(running: Run
         ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json() == {"ready": True, "checks": {
         "broker": "ok", "delivery_store": "ok", "state_store": "ok", "audit": "ok"}}
+
+
+async def test_readyz_is_not_ready_when_the_audit_chain_cannot_be_proven(tmp_path: Path) -> None:
+    """Strict verification is /readyz's: no signing key and no witness, nothing proves the trail."""
+    settings = Settings.load(_config(tmp_path, audit=""), env={"RENKEI_PSEUDONYM_KEY": PSEUDONYM_KEY})
+    async with Bus(settings, sinks={"zei": FunctionSink(Receipt.applied)}) as bus:
+        await bus.start()
+        console = Console(settings, console_options(settings, env={}), serve=EmbeddedServer, broker=bus.broker,
+                          destinations=lambda: bus.destinations)
+        await console.start()
+        try:
+            bus.audit.append([AuditEvent(EventType.AUTH_FAILED, source="console", actor="console:x", reason="a try")])
+            async with httpx.AsyncClient(base_url=console.url) as client:
+                ready = await client.get("/readyz")
+        finally:
+            await console.stop()
+    checks = ready.json()["checks"]
+    assert ready.status_code == 503 and checks["broker"] == "ok"
+    assert checks["audit"].startswith("not proven: ") and "no witness" in checks["audit"]
 
 
 async def test_readyz_is_not_ready_when_the_broker_cannot_be_reached(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def test_the_demo_delivers_to_every_system_and_says_so(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     for destination in ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal",
-                        "senkyo", "shugaku"):
+                        "togo_oshirase", "senkyo", "shugaku"):
         row = next(line for line in lines if line.startswith(destination + " "))
         expected, delivered = (int(n) for n in row.split()[1:3])
         assert expected == delivered > 0, row

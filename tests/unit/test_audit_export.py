@@ -27,20 +27,32 @@ def of_b(events: list[AuditEvent]) -> list[AuditEvent]:
     return [dataclasses.replace(e, municipality=B, subject="b" * 32, message_id="c" * 32) for e in events]
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    """A shared trail: A's and B's records interleaved, a checkpoint every 5 records."""
+@pytest.fixture(params=["format 2", "format 1, migrated"])
+def config(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A shared trail: A's and B's records interleaved, a checkpoint every 5 records; either
+    written by this version, or written in format 1 and then re-chained by `renkei audit migrate`."""
     assert CliRunner().invoke(main, ["audit", "keygen", str(tmp_path / "audit.pem")]).exit_code == 0
     (tmp_path / "pseudonym.key").write_bytes(cases.KEY)
     path = tmp_path / "renkei.toml"
-    path.write_text(f'[bus]\npseudonym_key_file = "pseudonym.key"\nmunicipalities = ["{A}", "{B}"]\n'
-                    '[audit]\nstore = "audit.sqlite"\nsigning_key_file = "audit.pem"\ncheckpoint_every = 5\n',
+    text = (f'[bus]\npseudonym_key_file = "pseudonym.key"\nmunicipalities = ["{A}", "{B}"]\n'
+            '[audit]\nstore = "audit.sqlite"\nsigning_key_file = "audit.pem"\ncheckpoint_every = 5\n')
+    path.write_text(text, encoding="utf-8")
+    groups = [cases.life(1)[:3], of_b(cases.life(1)), cases.life(2), of_b(cases.life(2))[:2]]  # ends with B's
+    if request.param == "format 2":
+        with AuditLog.open(Settings.load(path, env={})) as log:
+            for group in groups:
+                log.append(group)
+        return path
+    cases.write_format_1(tmp_path / "audit.sqlite", groups, tmp_path / "audit.pem", 5)
+    refused = export(path, "--municipality", A, "--out", str(tmp_path / "refused.jsonl"))
+    assert refused.exit_code == 1 and "renkei audit migrate --to 2" in refused.output
+    migrated = CliRunner().invoke(main, ["audit", "migrate", "--to", "2", "--out", str(tmp_path / "audit2.sqlite"),
+                                         "--witness", str(tmp_path / "witness2.jsonl"), "--config", str(path)],
+                                  env={"RENKEI_PSEUDONYM_KEY": ""})
+    assert migrated.exit_code == 0, migrated.output
+    assert f"migrated {sum(map(len, groups))} records ({sum(map(len, groups))} of format 1)" in migrated.output
+    path.write_text(text.replace('"audit.sqlite"', '"audit2.sqlite"') + 'witness = "witness2.jsonl"\n',
                     encoding="utf-8")
-    with AuditLog.open(Settings.load(path, env={})) as log:
-        log.append(cases.life(1)[:3])
-        log.append(of_b(cases.life(1)))
-        log.append(cases.life(2))
-        log.append(of_b(cases.life(2))[:2])  # the trail ends with B's records
     return path
 
 
@@ -76,7 +88,8 @@ def test_an_export_holds_only_the_municipalitys_records_and_verifies(config: Pat
     records = [e["record"] for e in body if "record" in e]
     runs = [e["withheld"] for e in body if "withheld" in e]
     checkpoints = [e["checkpoint"] for e in body if "checkpoint" in e]
-    n_a, n_b = 3 + len(cases.life(2)), len(cases.life(1)) + 2
+    n_a = 3 + len(cases.life(2))
+    n_b = len(cases.life(1)) + 2 + ("audit2" in config.read_text(encoding="utf-8"))  # + the `migrated` record
     assert header["municipality"] == A and (end["records"], end["withheld"]) == (n_a, n_b)
     assert header["head"]["seq"] == n_a + n_b
     assert {r["municipality"] for r in records} == {A}
@@ -212,7 +225,7 @@ def drop_checkpoints_after(lines: list[dict], seq: int) -> list[dict]:  # type: 
     ("alter a withheld digest, recompute the chain", "the chain up to|not covered"),
     ("drop a withheld digest and shorten the run", "digests"),
     ("swap two records and renumber them", "the chain up to|not covered"),
-    ("insert a forged record and renumber", "the chain up to|not covered|end line"),
+    ("insert a forged record and renumber", "the chain up to|not covered|end line|a signed checkpoint points at it"),
     ("remove a record and renumber", "is missing|the chain up to|not covered|end line"),
     ("move a checkpoint to another record", "does not verify"),
 ])

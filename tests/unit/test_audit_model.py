@@ -28,10 +28,12 @@ def envelope() -> Envelope:
 def test_every_life_event_of_design_section_6_has_a_type() -> None:
     """received … released: the twelve events of DESIGN §6, stored by their value, and the
     operator's unmasked view of a dead letter (issue: that request is itself audited), and the
-    tenancy refusals: failed authentication, a forbidden municipality, a refused destination."""
+    tenancy refusals: failed authentication, a forbidden municipality, a refused destination; and
+    the trail's own `migrated` (renkei audit migrate)."""
     assert {e.value for e in EventType} == {
         "received", "rejected", "accepted", "duplicate", "routed", "delivered", "retried", "dead_lettered",
-        "replayed", "discarded", "held", "released", "viewed_unmasked", "auth_failed", "forbidden", "refused"}
+        "replayed", "discarded", "held", "released", "viewed_unmasked", "auth_failed", "forbidden", "refused",
+        "migrated"}
 
 
 def test_an_event_of_a_projection_envelope_carries_destination_route_and_legal_basis() -> None:

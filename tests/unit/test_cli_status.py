@@ -204,7 +204,8 @@ def test_status_of_a_state_dir_no_bus_ran_in_says_what_it_could_not_see_and_exit
     assert result.exit_code == 1, result.output
     data = json.loads(result.output)
     assert [d["name"] for d in data["destinations"]] == sorted(
-        ["fukushi", "kaigo", "koki", "kokuho", "nenkin", "portal", "senkyo", "shugaku", "togo", "zei"])
+        ["fukushi", "fukushi_shinsei", "jumin_shinsei", "kaigo", "kaigo_shinsei", "koki", "kokuho", "nenkin", "senkyo",
+         "shugaku", "togo", "togo_oshirase", "zei"])
     assert all(d["ready"] is None for d in data["destinations"])
     assert data["complete"] is False and data["broker"]["reachable"] is False
     assert any("no bus has run" in u and "broker" in u for u in data["unseen"])

@@ -53,6 +53,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     """The shipped catalog with a zei.jumin version 2 (one optional field more), built."""
     root = tmp_path_factory.mktemp("catalog") / "schemas"
     shutil.copytree(schemas_dir(), root)
+    shutil.rmtree(root / "zei.jumin" / "2")  # the shipped v2 (a preview on jumin.idou v2's items): replaced
     (root / "zei.jumin" / "2").mkdir()
     (root / "zei.jumin" / "2" / "fields.yaml").write_text(V1.replace("version: 1", "version: 2") + ADDED,
                                                           encoding="utf-8")

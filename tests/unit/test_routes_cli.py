@@ -12,7 +12,8 @@ from bus.cli import main
 from bus.paths import schemas_dir
 
 SAMPLES = schemas_dir() / "jumin.idou/1/samples/valid"
-DESTINATIONS = ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "portal", "togo", "senkyo", "shugaku")
+DESTINATIONS = ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "togo_oshirase", "togo", "senkyo", "shugaku",
+                "fukushi_shinsei", "kaigo_shinsei", "jumin_shinsei")
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -23,7 +24,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_check_summarises_the_shipped_routes_per_destination() -> None:
     code, out, _ = run("check")
     assert code == 0, out
-    assert out.startswith("ok: 11 routes in 10 files, 10 destinations")
+    assert out.startswith("ok: 14 routes in 11 files, 13 destinations")
     for destination in DESTINATIONS:
         assert f"\n  {destination}  (" in out
     assert "kaigo-insured-and-households → kaigo.jumin  [個人番号: yes (legal basis declared)]" in out
@@ -56,14 +57,14 @@ def test_test_shows_destinations_reasons_and_projected_xml() -> None:
     code, out, _ = run("test", str(SAMPLES / "shussei.xml"))
     assert code == 0, out
     assert "SHUSSEI (increase) on 2025-05-20, municipality 141003" in out
-    assert ("✓ portal   portal-shussei-tetsuzuki: condition is true (reason='SHUSSEI', "
-            "has_integrated_address_number=true, has_householder_integrated_address_number=false)") in out
+    assert "✓ togo_oshirase portal-shussei-tetsuzuki: condition is true (reason='SHUSSEI')" in out
+    assert "--- togo_oshirase ← portal-shussei-tetsuzuki: togo.oshirase v1; legal basis: none (no 個人番号)" in out
     assert ("· kaigo    kaigo-insured-and-households: condition is false "
             "(age=0, kaigo=false, kaigo_household=false)") in out
     assert "      rule: 介護保険 ← persons aged 40 or over" in out
     assert "--- togo ← togo-every-change: togo.jumin v1; legal basis: none (no 個人番号)" in out
     assert "<AtenaChange xmlns=\"urn:renkei:schema:togo.jumin:1\">" in out
-    assert "<title>*" in out and "出生に伴う手続のご案内" not in out  # personal (portal.oshirase): masked
+    assert "<title>*" in out and "出生に伴う手続のご案内" not in out  # personal (togo.oshirase): masked
 
 
 def test_test_json_reports_every_route_and_valid_messages() -> None:
@@ -72,7 +73,7 @@ def test_test_json_reports_every_route_and_valid_messages() -> None:
     report = json.loads(out)
     assert report["municipality"] == "131016"
     assert report["context"]["reason"] == "TENNYU"
-    assert len(report["routes"]) == 11
+    assert len(report["routes"]) == 14
     matched = {r["destination"] for r in report["routes"] if r["matched"]}
     # an adult Japanese national's 転入 starts the 3 months of 公職選挙法 第21条: 選挙管理 gets it
     assert matched == {m["destination"] for m in report["messages"]} == {"zei", "kokuho", "nenkin", "togo", "senkyo"}
@@ -107,7 +108,7 @@ def test_test_rejects_an_invalid_message_with_its_issues(tmp_path: Path) -> None
 def test_asyncapi_has_a_channel_per_destination_queue(tmp_path: Path) -> None:
     out_file = tmp_path / "asyncapi.json"
     code, out, _ = run("asyncapi", "--out", str(out_file))
-    assert code == 0 and "10 channels" in out
+    assert code == 0 and "13 channels" in out
     document = json.loads(out_file.read_text(encoding="utf-8"))
     assert document["asyncapi"] == "2.6.0"
     assert set(document["channels"]) == {f"renkei.dest.{d}" for d in DESTINATIONS}

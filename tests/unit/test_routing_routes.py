@@ -320,13 +320,16 @@ def test_the_fukuhon_projection_drops_numbers_even_if_the_target_declared_them(c
     assert out["integrated_address_number"] == record["integrated_address_number"]
 
 
-def test_a_notice_is_deterministic_and_carries_no_number_or_name(table: RouteTable,
-                                                                 catalog: Catalog) -> None:
+def test_a_notice_is_deterministic_and_carries_no_personal_number_name_or_address(table: RouteTable,
+                                                                                 catalog: Catalog) -> None:
+    """The notice goes to the 団体内統合宛名 function (togo_oshirase), which addresses it: the
+    bus sends who it is about (宛名番号, 世帯), never a 個人番号, a name or an address."""
     record = sample(catalog, "shussei")
 
     def notice(message_id: str | None) -> dict[str, Any]:
         matches = table.route(record, MUNICIPALITY, message_id=message_id)
-        [m] = [m for m in matches if m.route.destination == "portal"]
+        assert not [m for m in matches if m.route.destination == "portal"]  # never straight to the portal
+        [m] = [m for m in matches if m.route.destination == "togo_oshirase"]
         return m.record
 
     first, again, other = notice("abc"), notice("abc"), notice("def")
@@ -334,10 +337,12 @@ def test_a_notice_is_deterministic_and_carries_no_number_or_name(table: RouteTab
     assert first["notice_id"] != other["notice_id"]
     assert notice(None)["notice_id"] == notice(None)["notice_id"]
     text = repr(first)
-    for value in (record["personal_number"], record["household_number"], record["name"]["family_name"],
+    for value in (record["personal_number"], record["name"]["family_name"],
                   record["name"]["given_name"], record["address"]["banchi"], record["address"]["town"]):
         assert value and value not in text
-    assert first["recipient_integrated_address_number"] == record["integrated_address_number"]
+    assert (first["address_number"], first["household_number"]) == (record["address_number"],
+                                                                      record["household_number"])
+    assert first["addressee"] == "householder" and "recipient_integrated_address_number" not in first
     assert first["related_reason"] == "SHUSSEI"
     assert "出生" in first["title"]
 

@@ -83,3 +83,36 @@ async def test_the_togo_simulator_applies_each_fukuhon_update_at_the_intermediat
         assert "<integrated_address_number>" in body and "address_number>" not in body.replace(
             "integrated_address_number>", "") and "personal_number" not in body
         catalog.get("chukan.fukuhon").xml_schema.assertValid(parse_xml(held.body))
+
+
+async def test_notices_go_through_the_function_which_addresses_them_to_the_householder_it_knows(
+        catalog: Catalog) -> None:
+    """お知らせ go through the 団体内統合宛名 function (togo_oshirase, sharing the function of
+    togo in a cluster): it finds the 世帯主 of the household from the changes it holds and
+    applies portal.oshirase at the portal simulator, with no 宛名番号 or 世帯番号."""
+    from adapters.simulators import SimulatorCluster
+
+    cluster = SimulatorCluster(["togo", "togo_oshirase", "portal"], catalog=catalog)  # wired, not started
+    togo, notices, portal = (cluster.state(n) for n in ("togo", "togo_oshirase", "portal"))
+    assert notices.togo is togo.togo and notices.downstream is portal
+    householder = {**sample(catalog, "tennyu"), "relationship": "SETAINUSHI"}
+    oshirase = catalog.get("togo.oshirase")
+    request = oshirase.from_xml(parse_xml((oshirase.samples_dir / "valid" / "shussei.xml").read_bytes()))
+    householder["household_number"] = request["household_number"]
+    householder["municipality_code"] = request["municipality_code"]
+    posts = [("togo", outbound("togo.jumin", "togo", record=householder, message_id="m0")),
+             ("togo_oshirase", outbound("togo.oshirase", "togo_oshirase", record=request, message_id="m1"))]
+    for system, m in posts:
+        app = create_app(system, catalog=catalog, state=cluster.state(system))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as client:
+            sent = {**envelope_headers(m), "Content-Type": "application/xml"}
+            answer = await client.post("/messages", content=m.xml, headers=sent)
+            assert answer.json()["status"] == "applied", answer.text
+    assert sorted(portal.messages) == ["m1.portal"]
+    body = portal.messages["m1.portal"].body
+    catalog.get("portal.oshirase").xml_schema.assertValid(parse_xml(body))
+    got = catalog.get("portal.oshirase").from_xml(parse_xml(body))
+    assert got["recipient_integrated_address_number"] == householder["integrated_address_number"]
+    assert request["address_number"].encode() not in body and request["household_number"].encode() not in body
+    cluster.reset()
+    assert notices.togo is togo.togo and togo.togo is not None and togo.togo.numbers == {}

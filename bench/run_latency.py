@@ -1,0 +1,306 @@
+"""`renkei run` under a steady offered load: p99 accepted → delivered (issue 10, row 4).
+
+    python -m bench.run_latency                                 # 200/s for 15 s, then 1,000/s for 5 s
+    python -m bench.run_latency --load 200x15 --load 1000x15    # rate x seconds, each a fresh bus
+    python -m bench.run_latency --broker-url amqp://...         # on RabbitMQ (a vhost of its own)
+
+Each load starts `renkei run --config <generated> --with-simulators` as its own process, in a
+fresh state directory: the embedded broker (or `--broker-url`), the HTTP intake, the router and
+a deliverer per destination of examples/renkei.toml, each to its simulator over HTTP, on free
+ports. This process is the load generator: valid `jumin.idou` changes of the synthetic
+registry (XML, made before the clock) POSTed to /v1/messages open-loop, request i at
+t0 + i/rate whether or not earlier ones were answered (at most 64 connections), until
+`seconds` have passed. Then it waits until every delivery the route table gives (worked out
+here, apart from the bus) is delivered or dead-lettered.
+
+The latencies come from the bus's own audit trail, read after the bus has stopped: per
+delivery, the `delivered` event's time minus the message's `accepted` time (both stamped by the
+bus on one clock). Reported: p50/p95/p99/max per delivery, p99 per change (accepted → its last
+delivery), the offered and achieved rates, and the bus process's CPU time and RSS. Only counts,
+rates and durations leave this module: no record, no identifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import report
+from bus.catalog import Catalog
+from bus.masking import Pseudonymizer
+from bus.paths import routes_dir
+from bus.routing.router import RouteTable
+from bus.synthetic.samples import sample_records
+from bus.topology import StateDir
+
+__all__ = ["DEFAULT_LOADS", "TARGETS", "Load", "main", "run_one"]
+
+TARGETS = {200: 50.0, 1000: 250.0}  # offered changes/s -> p99 accepted -> delivered, ms (issue 10)
+DEFAULT_LOADS = ("200x15", "1000x5")
+DEFAULT_OUT = report.RESULTS / "run_latency.json"
+KIND = "jumin.idou"
+BENCH_KEY = "renkei-bench-pseudonym-key-not-a-secret"
+CONNECTIONS = 64
+EXAMPLE = report.ROOT / "examples" / "renkei.toml"
+
+
+@dataclass(frozen=True)
+class Load:
+    rate: int  # changes offered per second
+    seconds: float
+
+    @classmethod
+    def parse(cls, text: str) -> Load:
+        try:
+            rate, seconds = text.lower().split("x")
+            load = cls(int(rate), float(seconds))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a load is RATExSECONDS such as 200x15, got {text!r}") from None
+        if load.rate < 1 or load.seconds <= 0:
+            raise argparse.ArgumentTypeError(f"a load needs a rate of at least 1 and seconds above 0, got {text!r}")
+        return load
+
+    @property
+    def changes(self) -> int:
+        return max(1, round(self.rate * self.seconds))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(directory: Path) -> tuple[Path, int]:
+    """A renkei.toml of examples/renkei.toml's destinations on free ports, state in `directory`."""
+    example = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    intake = _free_port()
+    lines = ["[bus]", f'state_dir = "{directory / "state"}"', "", "[intake]", 'http_host = "127.0.0.1"',
+             f"http_port = {intake}", "", "[logging]", 'format = "json"', 'level = "warning"', ""]
+    for name, table in example["destinations"].items():
+        lines += [f"[destinations.{name}]", 'transport = "http"', f'url = "http://127.0.0.1:{_free_port()}/messages"']
+        lines += [f"{key} = {value}" for key, value in table.items() if isinstance(value, int)]
+        lines.append("")
+    path = directory / "renkei.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path, intake
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _counts(audit: Path) -> Counter[str]:
+    if not audit.exists():
+        return Counter()
+    with sqlite3.connect(f"file:{audit}?mode=ro", uri=True, timeout=10) as db:
+        return Counter(dict(db.execute("SELECT event, count(*) FROM audit_records GROUP BY event").fetchall()))
+
+
+def _latencies(audit: Path) -> tuple[list[float], list[float], Counter[str]]:
+    """Per delivery and per change (to its last delivery): delivered.at - accepted.at, in ms."""
+    with sqlite3.connect(f"file:{audit}?mode=ro", uri=True, timeout=10) as db:
+        rows = db.execute("SELECT event, message_id, at FROM audit_records WHERE event IN "
+                          "('accepted', 'delivered', 'dead_lettered') ORDER BY seq").fetchall()
+    accepted: dict[str, float] = {}
+    last: dict[str, float] = {}
+    per_delivery: list[float] = []
+    events: Counter[str] = Counter()
+    for event, message_id, at in rows:
+        events[event] += 1
+        when = datetime.fromisoformat(at).timestamp()
+        if event == "accepted":
+            accepted[message_id] = when
+        elif event == "delivered" and message_id in accepted:
+            per_delivery.append(1000 * (when - accepted[message_id]))
+            last[message_id] = max(last.get(message_id, when), when)
+    per_change = [1000 * (last[m] - accepted[m]) for m in last]
+    return per_delivery, per_change, events
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if len(values) < 2:
+        return round(values[0], 1) if values else 0.0
+    return round(statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1], 1)
+
+
+async def _offer(url: str, bodies: list[bytes], rate: int) -> tuple[list[str], float, float]:
+    """POST every body open-loop at `rate` per second; each body's answer (the status, or the HTTP
+    code, or the client error), seconds offered, seconds until the last answer."""
+    answers = [""] * len(bodies)
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    async with httpx.AsyncClient(limits=limits, timeout=300) as client:
+        async def send(i: int, body: bytes) -> None:
+            try:
+                response = await client.post(url, content=body, headers={"content-type": "application/xml",
+                                                                         "x-renkei-source": "jumin"})
+                status = response.json().get("status") if response.status_code < 500 else None
+                answers[i] = str(status or f"HTTP {response.status_code}")
+            except (httpx.HTTPError, ValueError) as exc:
+                answers[i] = type(exc).__name__
+
+        started = time.perf_counter()
+        tasks = []
+        for i, body in enumerate(bodies):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(i, body)))
+        offered = time.perf_counter() - started
+        await asyncio.gather(*tasks)
+        return answers, offered, time.perf_counter() - started
+
+
+async def _until_drained(audit: Path, accepted: int, deliveries: int, within: float) -> Counter[str]:
+    """Wait until every change is accepted and every delivery delivered or dead-lettered."""
+    deadline = time.monotonic() + within
+    while True:
+        counts = _counts(audit)
+        if counts["accepted"] >= accepted and counts["delivered"] + counts["dead_lettered"] >= deliveries:
+            return counts
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the bus did not drain within {within:.0f} s: {dict(counts)}")
+        await asyncio.sleep(0.5)
+
+
+class _Exited(Exception):
+    pass
+
+
+async def _wait_ready(url: str, bus: subprocess.Popen[bytes], within: float = 90.0) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if bus.poll() is not None:
+                raise _Exited
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+    raise RuntimeError(f"renkei run's intake did not answer within {within:.0f} s")
+
+
+async def _drive(bus: subprocess.Popen[bytes], port: int, audit: Path, bodies: list[bytes], rate: int,
+                 routed: list[int], drain_within: float) -> dict[str, Any]:
+    """Wait for the intake, offer the load, wait for the drain; what was seen meanwhile."""
+    await _wait_ready(f"http://127.0.0.1:{port}/healthz", bus)
+    load_start, cpu_start, own_cpu = report.load(), _cpu_seconds(bus.pid), time.process_time()
+    answers, offered, answered = await _offer(f"http://127.0.0.1:{port}/v1/messages", bodies, rate)
+    accepted = [i for i, answer in enumerate(answers) if answer == "accepted"]
+    deliveries = sum(routed[i] for i in accepted)  # what the route table gives for the accepted changes
+    counts = await _until_drained(audit, len(accepted), deliveries, drain_within)
+    return {"answers": Counter(answers), "deliveries": deliveries, "offered": offered, "answered": answered,
+            "counts": counts, "cpu": _cpu_seconds(bus.pid) - cpu_start, "rss": report.rss_mb(bus.pid),
+            "own_cpu": time.process_time() - own_cpu, "load": {"start": load_start, "end": report.load()}}
+
+
+def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_within: float = 900.0) -> dict[str, Any]:
+    """One load against a fresh `renkei run`; its figures."""
+    catalog = Catalog.load()
+    ks = catalog.get(KIND)
+    records = list(sample_records(KIND, catalog, seed=seed, n=load.changes))
+    bodies = [ks.to_xml(r) for r in records]
+    routes, ids = RouteTable.load(routes_dir(), catalog), Pseudonymizer(BENCH_KEY.encode())
+    routed = [len(routes.route(r, r["municipality_code"], message_id=ids.message_id(
+        r["municipality_code"], r["address_number"], int(r["history_number"])))) for r in records]
+    del records
+    with tempfile.TemporaryDirectory(prefix="renkei-bench-run-") as tmp:
+        config, port = write_config(Path(tmp))
+        env = {**os.environ, "RENKEI_PSEUDONYM_KEY": BENCH_KEY}
+        env.pop("RENKEI_BROKER_URL", None)
+        if broker_url:
+            env["RENKEI_BROKER_URL"] = broker_url
+        log = Path(tmp) / "renkei.log"
+        with log.open("wb") as out:
+            bus = subprocess.Popen([sys.executable, "-m", "bus.cli", "run", "--config", str(config),
+                                    "--with-simulators"], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   cwd=report.ROOT)
+        audit = StateDir(Path(tmp) / "state").audit_file
+        try:
+            seen = asyncio.run(_drive(bus, port, audit, bodies, load.rate, routed, drain_within))
+        except _Exited:
+            said = log.read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"renkei run exited {bus.returncode}: {said}") from None
+        finally:
+            bus.send_signal(signal.SIGTERM)
+            try:
+                bus.wait(60)
+            except subprocess.TimeoutExpired:
+                bus.kill()
+                bus.wait()
+        per_delivery, per_change, events = _latencies(audit)
+    answers, counts, cpu, deliveries = seen["answers"], seen["counts"], seen["cpu"], seen["deliveries"]
+    if events["accepted"] < answers["accepted"] or not answers["accepted"]:  # a timed-out request may be kept
+        raise RuntimeError(f"the intake's answers {dict(answers)} and the trail's {dict(events)} disagree")
+    target = TARGETS.get(load.rate)
+    p99 = _quantile(per_delivery, 0.99)
+    return {
+        "rate_offered": load.rate, "seconds_offered": load.seconds, "changes": load.changes,
+        "answers": dict(sorted(answers.items())), "not_accepted": load.changes - answers["accepted"],
+        "achieved_offer_rate": round(load.changes / seen["offered"], 1),
+        "accepted_rate": round(load.changes / seen["answered"], 1),
+        "deliveries": len(per_delivery), "expected_deliveries": deliveries, "dead_lettered": counts["dead_lettered"],
+        "latency_ms": {"p50": _quantile(per_delivery, 0.5), "p95": _quantile(per_delivery, 0.95), "p99": p99,
+                       "max": round(max(per_delivery), 1) if per_delivery else 0.0,
+                       "p99_per_change": _quantile(per_change, 0.99)},
+        "bus_cpu_seconds": round(cpu, 3), "bus_cpu_ms_per_change": round(1000 * cpu / load.changes, 3),
+        "load_generator_cpu_seconds": round(seen["own_cpu"], 3), "bus_rss_mb": round(seen["rss"], 1),
+        "target_p99_ms": target,
+        "passed": target is not None and p99 < target and answers["accepted"] == load.changes,
+        "broker": "rabbitmq" if broker_url else "embedded",
+        "load_average": seen["load"],
+    }
+
+
+def run(loads: list[Load], out: Path, broker_url: str | None = None) -> dict[str, Any]:
+    runs = []
+    for load in loads:
+        r = run_one(load, broker_url=broker_url)
+        runs.append(r)
+        lat = r["latency_ms"]
+        print(f"run {load.rate:>5}/s x {load.seconds:g} s: accepted {r['accepted_rate']:7.1f}/s  "
+              f"p50 {lat['p50']:8.1f} ms  p99 {lat['p99']:8.1f} ms (target < {r['target_p99_ms']} ms)  "
+              f"{r['bus_cpu_ms_per_change']:.2f} ms CPU/change  load {r['load_average']['start'][0]:.2f}", flush=True)
+    return report.write(out, {
+        "benchmark": "run_latency",
+        "command": "renkei run --with-simulators (examples/renkei.toml's destinations), HTTP intake",
+        "measured": "per delivery: audit 'delivered' at minus the message's audit 'accepted' at",
+        "target": {str(rate): {"p99_ms": ms} for rate, ms in TARGETS.items()}, "runs": runs,
+        "passed": all(r["passed"] for r in runs),
+    })
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_latency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--load", type=Load.parse, action="append", metavar="RATExSECONDS",
+                        help=f"offered load, repeatable (default: {' and '.join(DEFAULT_LOADS)})")
+    parser.add_argument("--broker-url", help="RabbitMQ URL (a vhost of its own); default the embedded broker")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    result = run(args.load or [Load.parse(x) for x in DEFAULT_LOADS], args.out, args.broker_url)
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

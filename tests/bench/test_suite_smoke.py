@@ -1,0 +1,74 @@
+"""The suite's benchmarks run end to end on tiny sizes (shape and work done, never a timing)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench import demo, run_latency
+from bench.pipeline import FANOUT, Options
+from bench.pipeline import run as run_pipeline
+
+DIGIT_RUN = re.compile(r"(?<![0-9a-f])\d{8,15}(?![0-9a-f])")  # no 宛名番号 / 個人番号 / 住民票コード
+
+
+def test_the_demo_benchmark_runs_renkei_demo_and_records_its_rate_and_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "demo.json"
+    result = demo.run([8], out)
+
+    assert json.loads(out.read_text(encoding="utf-8")) == result
+    assert result["benchmark"] == "demo" and result["target"] == {"changes_per_s": demo.TARGET}
+    assert len(result["machine"]["load_average"]) == 3 and result["commit"]
+    [r] = result["runs"]
+    assert r["changes"] == 8 and r["ok"] is True
+    assert r["deliveries"] == r["expected_deliveries"] >= 8  # the demo itself checked every one
+    assert r["changes_per_s"] > 0 and r["cpu_seconds"] > 0 and r["wall_seconds"] >= r["seconds"]
+    assert result["passed"] == (r["changes_per_s"] >= demo.TARGET)
+    assert not DIGIT_RUN.search(out.read_text(encoding="utf-8"))
+
+
+def test_the_offered_load_reaches_every_simulator_and_latencies_come_from_the_audit_trail(tmp_path: Path) -> None:
+    out = tmp_path / "run_latency.json"
+    result = run_latency.run([run_latency.Load(20, 1.0)], out)
+
+    assert json.loads(out.read_text(encoding="utf-8")) == result
+    [r] = result["runs"]
+    assert r["changes"] == 20 and r["broker"] == "embedded"
+    assert r["answers"] == {"accepted": 20} and r["not_accepted"] == 0  # every answer kept, by kind
+    assert r["deliveries"] >= 20  # every change reaches at least one system; each delivery has its latency
+    assert r["deliveries"] + r["dead_lettered"] == r["expected_deliveries"]  # what the route table gives
+    lat = r["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert lat["p99_per_change"] >= lat["p50"]
+    assert r["bus_cpu_seconds"] > 0 and r["bus_rss_mb"] > 0
+    assert r["target_p99_ms"] is None and r["passed"] is False  # 20/s has no target in the issue
+    assert set(result["target"]) == {"200", "1000"}
+    assert not DIGIT_RUN.search(out.read_text(encoding="utf-8"))  # counts and durations only
+
+
+def test_a_load_is_read_as_rate_times_seconds_and_nonsense_is_refused() -> None:
+    assert run_latency.Load.parse("200x15") == run_latency.Load(200, 15.0)
+    assert run_latency.Load.parse("1000x0.5").changes == 500
+    for bad in ("200", "0x5", "200x0", "fast"):
+        with pytest.raises(Exception, match=r"RATExSECONDS|rate of at least 1"):
+            run_latency.Load.parse(bad)
+
+
+@pytest.mark.amqp
+async def test_the_faststream_side_does_the_same_five_confirmed_publishes_as_the_others(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    n = 30
+    result = await run_pipeline(Options(amqp_url, messages=n, rounds=1, out=tmp_path / "p.json", faststream=True),
+                                echo=False)
+
+    versus = result["versus_faststream"]
+    assert versus["target"] == 2.0 and versus["ratio"] > 0 and versus["passed"] == (versus["ratio"] >= 2.0)
+    assert result["faststream"]["messages_per_s"] > 0
+    [round_] = result["rounds"]
+    assert set(round_) == {"reference", "renkei", "faststream"}
+    for side in round_.values():
+        assert side["processed"] == n and side["outputs"] == n * FANOUT and side["input_left"] == 0
