@@ -41,13 +41,14 @@ from bus.stages.intake import RawMessage
 from bus.status.ingests import IngestProgress, progress_dir, read_progress
 from bus.validation.issues import Issue
 
-__all__ = ["BATCH", "WINDOW", "IngestBusy", "IngestProgress", "Ingester", "checkpoint_key", "progress_dir",
+__all__ = ["BATCH", "WINDOW", "IngestBusy", "IngestProgress", "Ingester", "checkpoint_key", "progress_dir", "prune",
            "read_progress"]
 
 BATCH = 500
 WINDOW = 2
 MAX_DETAILED = 1000
 _SAVE_EVERY = 0.25  # seconds between checkpoint writes (and always at the end)
+KEEP_DONE = 7 * 24 * 3600.0  # a finished file's checkpoint is dropped after a week (a resumable one is kept)
 
 
 def checkpoint_key(digest: str, source: str) -> str:
@@ -124,6 +125,8 @@ class Ingester:
         or an unreadable record raises, with the checkpoint at the last batch fully answered;
         IngestBusy when another process is taking the same file."""
         with self.claimed(bulk):
+            if self.checkpoints is not None:
+                prune(self.checkpoints)
             return await self._run(bulk)
 
     async def _run(self, bulk: BulkFile) -> IngestProgress:
@@ -224,6 +227,24 @@ class Ingester:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(progress.to_dict(), ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)  # a kill -9 leaves the old checkpoint or the new one, never half of one
+
+
+def prune(checkpoints: Path, *, now: float | None = None) -> list[str]:
+    """Drop the checkpoints (and locks) of files finished more than KEEP_DONE ago: the folder does
+    not grow for ever. Those not finished stay, to be resumed. The names dropped."""
+    now = time.time() if now is None else now
+    dropped = []
+    for path in checkpoints.glob("*.json"):
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        finished = isinstance(saved, dict) and saved.get("state") == "done"
+        if finished and now - float(saved.get("updated", now)) > KEEP_DONE:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".lock").unlink(missing_ok=True)
+            dropped.append(path.name)
+    return dropped
 
 
 def _unparsed(item: Item, kind: str) -> Submission:

@@ -201,3 +201,17 @@ async def test_a_file_another_process_is_taking_is_refused_not_taken_twice(tmp_p
     assert intake.batches == []
     await Ingester(intake, source="s", checkpoints=checkpoints).run(bulk)  # released: taken now
     assert sum(map(len, intake.batches)) == 50
+
+
+def test_checkpoints_of_files_finished_a_week_ago_are_dropped_and_resumable_ones_kept(tmp_path: Path) -> None:
+    from adapters.sources.ingest import KEEP_DONE, prune
+
+    now = 1_800_000_000.0
+    for name, state, age in (("old-done", "done", KEEP_DONE + 60), ("new-done", "done", 60),
+                             ("old-failed", "failed", KEEP_DONE * 3)):
+        p = IngestProgress(f"{name}.avro", "s", "avro", "k", name, 10, state=state, updated=now - age)
+        (tmp_path / f"{name}.json").write_text(json.dumps(p.to_dict()))
+        (tmp_path / f"{name}.lock").write_text("")
+    assert prune(tmp_path, now=now) == ["old-done.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new-done.json", "new-done.lock", "old-failed.json",
+                                                          "old-failed.lock"]
