@@ -215,3 +215,13 @@ def test_checkpoints_of_files_finished_a_week_ago_are_dropped_and_resumable_ones
     assert prune(tmp_path, now=now) == ["old-done.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new-done.json", "new-done.lock", "old-failed.json",
                                                           "old-failed.lock"]
+
+
+def test_a_csv_file_with_lf_line_ends_and_no_final_one_counts_every_row(tmp_path: Path) -> None:
+    """Before, the total counted CRLF only: such a file showed 0 records to do (and passed the cap)."""
+    catalog = Catalog.load()
+    data = csv_file(catalog, 5, control=False).replace(b"\r\n", b"\n").rstrip(b"\n")
+    (tmp_path / "c.csv").write_bytes(data)
+    bulk = open_bulk(tmp_path / "c.csv", "csv", catalog, None)
+    assert bulk.total == 5 and [i.number for i in bulk.items()] == [2, 3, 4, 5, 6]
+    assert all(i.raw for i in bulk.items())
