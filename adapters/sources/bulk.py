@@ -17,6 +17,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = ["FORMATS", "BulkFile", "Format", "Item", "format_of", "open_bulk"]
 Format = Literal["avro", "csv", "fixed"]
 FORMATS: dict[str, Format] = {".avro": "avro", ".csv": "csv", ".dat": "fixed", ".txt": "fixed"}
 _CHUNK = 1 << 20
+_COLUMN = re.compile(r"column [^\[\]:]*\[([^\]]+)\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +329,8 @@ def _item(index: int, number: int, row: Any, parse: Callable[[Any, int], dict[st
     try:
         record = parse(row, number)
     except ValueError as exc:
-        return Item(index, number, None, Issue("R213", str(exc), "/"))
+        column = _COLUMN.search(str(exc))  # "column 異動日[change/effective_date]: not a date": its field
+        return Item(index, number, None, Issue("R213", str(exc), "/" + column.group(1) if column else "/"))
     try:
         return Item(index, number, ks.to_xml(record))
     except Exception:  # a codec error may quote the value: say where only

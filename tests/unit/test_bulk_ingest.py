@@ -225,3 +225,16 @@ def test_a_csv_file_with_lf_line_ends_and_no_final_one_counts_every_row(tmp_path
     bulk = open_bulk(tmp_path / "c.csv", "csv", catalog, None)
     assert bulk.total == 5 and [i.number for i in bulk.items()] == [2, 3, 4, 5, 6]
     assert all(i.raw for i in bulk.items())
+
+
+def test_a_row_whose_value_does_not_parse_is_rejected_naming_its_field_not_its_value(tmp_path: Path) -> None:
+    catalog = Catalog.load()
+    layout = Layout(catalog.get("jumin.idou"))
+    rows = [layout.row(r) for r in sample_records("jumin.idou", catalog, seed=3, n=2)]
+    at = layout.headers().index("異動日[change/effective_date]")
+    rows[1][at] = "2025-13-45"
+    (tmp_path / "c.csv").write_bytes(encode_rows([layout.headers(), *rows], "utf-8"))
+    [bad] = [i for i in open_bulk(tmp_path / "c.csv", "csv", catalog, None).items() if i.issue]
+    assert bad.number == 3 and bad.issue is not None
+    assert (bad.issue.code, bad.issue.path) == ("R213", "/change/effective_date")
+    assert "2025-13-45" not in bad.issue.message
