@@ -21,17 +21,18 @@ and `BrokerError` (the broker did not take the message: not accepted, the source
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from bus.envelope import Envelope
 from bus.errors import SourceForbidden
 from bus.validation.issues import Issue
 
-__all__ = ["Caller", "FunctionSink", "Gatekeeper", "Intake", "Outbound", "Receipt", "Sink", "Source", "Submission"]
+__all__ = ["BatchIntake", "Caller", "FunctionSink", "Gatekeeper", "Intake", "Outbound", "RawMessage", "Receipt",
+           "Sink", "Source", "Submission"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +97,30 @@ class Submission:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One message as a source hands it in (a batch is a sequence of these)."""
+
+    raw: bytes
+    content_type: str
+    source: str
+    kind: str | None = None
+
+
 class Intake(Protocol):
     """The bus side a source talks to (implemented by bus.stages.intake.IntakeStage)."""
 
     async def submit(
         self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
     ) -> Submission: ...
+
+
+@runtime_checkable
+class BatchIntake(Intake, Protocol):
+    """An intake that also takes a batch in one go (one validation each, one transaction for the
+    batch): what a bulk-file source uses when the bus offers it (adapters.sources.ingest)."""
+
+    async def submit_many(self, batch: Sequence[RawMessage]) -> list[Submission]: ...
 
 
 class Caller(Protocol):

@@ -36,9 +36,8 @@ from pathlib import Path
 
 from adapters.sources.bulk import BulkFile, Item
 from bus.errors import SourceRefused
-from bus.ports import Intake, Submission
-from bus.stages.intake import RawMessage
-from bus.status.ingests import IngestProgress, progress_dir, read_progress
+from bus.ingests import IngestProgress, progress_dir, read_progress
+from bus.ports import BatchIntake, Intake, RawMessage, Submission
 from bus.validation.issues import Issue
 
 __all__ = ["BATCH", "WINDOW", "IngestBusy", "IngestProgress", "Ingester", "checkpoint_key", "progress_dir", "prune",
@@ -69,7 +68,7 @@ class Ingester:
         if batch < 1 or window < 1:
             raise ValueError("batch and window must be at least 1")
         self.intake, self.source, self.checkpoints = intake, source, checkpoints
-        self.batched = hasattr(intake, "submit_many")
+        self.batched = isinstance(intake, BatchIntake)
         self.batch, self.window = batch, (window if self.batched else 1)
         self.on_progress, self.restart = on_progress, restart
         self.held = 0
@@ -174,7 +173,8 @@ class Ingester:
             await previous        # that failed stops the rest (per-resident order kept across batches)
         ready = [RawMessage(i.raw, bulk.content_type, self.source, bulk.kind) for i in batch if i.raw is not None]
         if self.batched:
-            answers: Iterable[Submission] = await self.intake.submit_many(ready)  # type: ignore[attr-defined]
+            assert isinstance(self.intake, BatchIntake)
+            answers: Iterable[Submission] = await self.intake.submit_many(ready)
             return _merge(batch, bulk.kind, answers)
         merged = []
         for item in batch:  # one at a time, each heard before the next (an intake without batches)

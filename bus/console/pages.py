@@ -89,7 +89,7 @@ async def overview(console: ConsoleLike, request: Request) -> Response:
     report = monitor.report
     rows: list[dict[str, Any]] = []
     sources: list[Any] = []
-    ingests: list[Any] = []  # bulk files being ingested (bus.status.ingests), of the sources the account sees
+    ingests: list[Any] = []  # bulk files being ingested (bus.ingests), of the sources the account sees
     if report is not None:
         ingests = [p for p in report.ingests if account.sees(console.data.source_municipalities(p.source))]
         for d in report.destinations:

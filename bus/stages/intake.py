@@ -15,7 +15,6 @@ escapes: a source hears "rejected" with the issues (bus.ports.Submission).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bus.brokers.base import Broker, OutgoingMessage
@@ -23,7 +22,7 @@ from bus.catalog import Catalog, KindSchema
 from bus.envelope import Envelope
 from bus.errors import SourceForbidden, ValidationFailed
 from bus.masking import Pseudonymizer
-from bus.ports import Submission
+from bus.ports import RawMessage, Submission
 from bus.stages.gate import Gate
 from bus.stages.hooks import StageHooks
 from bus.state import StateStore
@@ -45,16 +44,6 @@ def identity_of(kind: str, record: dict[str, Any]) -> tuple[str, str, int] | Non
     """The (municipality, person key, sequence) of a record, or None if the kind is not inbound."""
     fn = _IDENTITY.get(kind)
     return fn(record) if fn else None
-
-
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    """One message as a source hands it in (a batch is a sequence of these)."""
-
-    raw: bytes
-    content_type: str
-    source: str
-    kind: str | None = None
 
 
 class IntakeStage:

@@ -39,7 +39,7 @@ Sources of each figure, and why each is honest:
   discarded (`DeliverySnapshot.dead`), `oldest_parked_age_seconds` = how long the
   longest-parked resident has waited (0 when none is parked). Counts only: no subject, no
   reason text, nothing of a message.
-- **bulk files** (``<state_dir>/ingest/*.json``, bus.status.ingests): each file the inbox or
+- **bulk files** (``<state_dir>/ingest/*.json``, bus.ingests): each file the inbox or
   `renkei ingest` is taking or took within a day — file name, source, state, records done of
   the total, rate and ETA of the current run, accepted / duplicate / rejected (`ingests` in
   JSON, added to renkei.status/2 later; a reader of the older form ignores it). A `running`
@@ -56,8 +56,8 @@ refreshes of ``--watch``, and the delivery store's figures when its file cannot 
 
 from __future__ import annotations
 
+from bus.ingests import IngestProgress, progress_dir, read_progress
 from bus.status.gather import gather_status
-from bus.status.ingests import IngestProgress, progress_dir, read_progress
 from bus.status.processes import REPORT_INTERVAL, ProcessReporter, read_process_reports
 from bus.status.report import (
     NOT_REPORTED,

@@ -17,9 +17,9 @@ from bus.brokers import broker_for
 from bus.brokers.base import QueueDescription
 from bus.delivery.store import DeliverySnapshot
 from bus.errors import StoreUnreadable
+from bus.ingests import read_progress
 from bus.settings import Settings
 from bus.state import StateSnapshot
-from bus.status.ingests import read_progress
 from bus.status.processes import read_process_reports
 from bus.status.report import (
     DeadLetterSummary,

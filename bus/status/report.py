@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bus.status.ingests import IngestProgress, ingest_dict
+from bus.ingests import IngestProgress, ingest_dict
 from bus.urls import without_password as display_url
 
 __all__ = [
@@ -145,7 +145,7 @@ class StatusReport:
     broker_reachable: bool = True
     unseen: list[str] = field(default_factory=list)  # what could not be seen: `renkei status` exits 1
     state_dirs: list[str] = field(default_factory=list)  # the state directories read
-    #: bulk files being ingested (or finished within a day): bus.status.ingests
+    #: bulk files being ingested (or finished within a day): bus.ingests
     ingests: list[IngestProgress] = field(default_factory=list)
 
     @property
