@@ -17,6 +17,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = ["FORMATS", "BulkFile", "Format", "Item", "format_of", "open_bulk"]
 Format = Literal["avro", "csv", "fixed"]
 FORMATS: dict[str, Format] = {".avro": "avro", ".csv": "csv", ".dat": "fixed", ".txt": "fixed"}
 _CHUNK = 1 << 20
+_COLUMN = re.compile(r"column [^\[\]:]*\[([^\]]+)\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +161,14 @@ class _Scan:
     control: dict[str, str] | None
     digest: str
     body_digest: str
-    lines: int
+    lines: int  # CRLF-terminated lines (what a control record counts)
     decodes: dict[str, bool]
+    newlines: int = 0  # LF, with or without CR
+    open_end: bool = False  # the body's last line has no line end
+
+    def rows(self) -> int:
+        """Lines of the body, however they end (the number of records a progress shows)."""
+        return self.newlines + (1 if self.open_end else 0)
 
 
 def _scan(path: Path, encodings: tuple[str, ...]) -> _Scan:
@@ -171,7 +179,7 @@ def _scan(path: Path, encodings: tuple[str, ...]) -> _Scan:
         whole, body = hashlib.sha256(), hashlib.sha256()
         decoders = {e: codecs.getincrementaldecoder(e)("strict") for e in encodings}
         decodes = dict.fromkeys(encodings, True)
-        lines, at, last = 0, 0, b""
+        lines, newlines, at, last = 0, 0, 0, b""
         while chunk := fh.read(_CHUNK):
             whole.update(chunk)
             part = chunk[: max(0, body_end - at)]
@@ -180,6 +188,7 @@ def _scan(path: Path, encodings: tuple[str, ...]) -> _Scan:
                 continue
             body.update(part)
             lines += (last + part).count(b"\r\n") - last.count(b"\r\n")
+            newlines += part.count(b"\n")
             last = part[-1:]
             for e, decoder in decoders.items():
                 if decodes[e]:
@@ -193,7 +202,8 @@ def _scan(path: Path, encodings: tuple[str, ...]) -> _Scan:
                     decoder.decode(b"", final=True)
                 except UnicodeDecodeError:
                     decodes[e] = False
-    return _Scan(size, body_end, control, whole.hexdigest(), body.hexdigest(), lines, decodes)
+    return _Scan(size, body_end, control, whole.hexdigest(), body.hexdigest(), lines, decodes, newlines,
+                 open_end=last not in (b"", b"\n"))
 
 
 def _control_of(fh: BinaryIO, size: int) -> tuple[int, dict[str, str] | None]:
@@ -268,8 +278,9 @@ def _open_csv(path: Path, ks: Any) -> BulkFile:
                 yield _item(index, number, row[1:] if keyed else row, parse_row, ks)
             index += 1
 
-    detail = {"encoding": "utf-8" if encoding == "utf-8-sig" else encoding, "rows": max(scan.lines - 1, 0)}
-    return BulkFile(path, "csv", ks.kind, scan.digest, max(scan.lines - 1, 0), "application/xml", detail, items)
+    rows_in = max(scan.rows() - 1, 0)  # the header is not a record (a quoted line end counts: an upper bound)
+    detail = {"encoding": "utf-8" if encoding == "utf-8-sig" else encoding, "rows": rows_in}
+    return BulkFile(path, "csv", ks.kind, scan.digest, rows_in, "application/xml", detail, items)
 
 
 def _open_fixed(path: Path, ks: Any, catalog: Any) -> BulkFile:
@@ -309,8 +320,8 @@ def _open_fixed(path: Path, ks: Any, catalog: Any) -> BulkFile:
                 yield _item(index, number, line, parse_line, ks)
             index += 1
 
-    detail = {"encoding": "cp932", "layout": "fixed", "rows": scan.lines}
-    return BulkFile(path, "fixed", ks.kind, scan.digest, scan.lines, "application/xml", detail, items)
+    detail = {"encoding": "cp932", "layout": "fixed", "rows": scan.rows()}
+    return BulkFile(path, "fixed", ks.kind, scan.digest, scan.rows(), "application/xml", detail, items)
 
 
 def _item(index: int, number: int, row: Any, parse: Callable[[Any, int], dict[str, Any]], ks: Any) -> Item:
@@ -318,7 +329,8 @@ def _item(index: int, number: int, row: Any, parse: Callable[[Any, int], dict[st
     try:
         record = parse(row, number)
     except ValueError as exc:
-        return Item(index, number, None, Issue("R213", str(exc), "/"))
+        column = _COLUMN.search(str(exc))  # "column 異動日[change/effective_date]: not a date": its field
+        return Item(index, number, None, Issue("R213", str(exc), "/" + column.group(1) if column else "/"))
     try:
         return Item(index, number, ks.to_xml(record))
     except Exception:  # a codec error may quote the value: say where only

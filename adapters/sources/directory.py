@@ -66,7 +66,7 @@ import structlog
 from adapters.sources.bulk import format_of, open_bulk
 from adapters.sources.csv_inbox import CsvRefused
 from adapters.sources.inbox_files import Refused, not_regular, open_regular
-from adapters.sources.ingest import Ingester, IngestProgress, progress_dir
+from adapters.sources.ingest import IngestBusy, Ingester, IngestProgress, progress_dir
 from bus.errors import BrokerError, ConfigError, SourceRefused
 from bus.ports import Gatekeeper, Intake, Submission
 from bus.validation.issues import Issue
@@ -201,6 +201,8 @@ class DirectorySource:
             return FileResult(path.name, "retry", {})
         except Refused as exc:  # swapped for something else between the check and the open
             return self._refuse(path, str(exc))
+        if result.status == "retry":  # taken by another process now: it stays for a later poll
+            return result
         self._finish(path, result)
         log.info("directory.file_done", file=path.name, status=result.status, **result.counts)
         return result
@@ -272,6 +274,9 @@ class DirectorySource:
         ingester = Ingester(self.intake, source=self.source, checkpoints=self.checkpoints, on_progress=report)
         try:
             done = await ingester.run(bulk)
+        except IngestBusy as busy:  # `renkei ingest` is taking it: the inbox leaves it for a later poll
+            log.warning("directory.file_busy", file=path.name, reason=str(busy))
+            return FileResult(path.name, "retry", {})
         except (BrokerError, asyncio.CancelledError, Refused):
             raise
         except Exception as exc:  # corrupt blocks after some records went in

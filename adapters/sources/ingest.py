@@ -24,12 +24,14 @@ No value of a record is in it: counts, row numbers and issue codes and messages 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from adapters.sources.bulk import BulkFile, Item
@@ -38,17 +40,23 @@ from bus.ingests import IngestProgress, progress_dir, read_progress
 from bus.ports import BatchIntake, Intake, RawMessage, Submission
 from bus.validation.issues import Issue
 
-__all__ = ["BATCH", "WINDOW", "IngestProgress", "Ingester", "checkpoint_key", "progress_dir", "read_progress"]
+__all__ = ["BATCH", "WINDOW", "IngestBusy", "IngestProgress", "Ingester", "checkpoint_key", "progress_dir", "prune",
+           "read_progress"]
 
 BATCH = 500
 WINDOW = 2
 MAX_DETAILED = 1000
 _SAVE_EVERY = 0.25  # seconds between checkpoint writes (and always at the end)
+KEEP_DONE = 7 * 24 * 3600.0  # a finished file's checkpoint is dropped after a week (a resumable one is kept)
 
 
 def checkpoint_key(digest: str, source: str) -> str:
     """The checkpoint's name: one per file content and source."""
     return hashlib.sha256(f"{digest}\0{source}".encode()).hexdigest()[:32]
+
+
+class IngestBusy(Exception):
+    """Another process is taking the same file for the same source."""
 
 
 class Ingester:
@@ -91,9 +99,36 @@ class Ingester:
         fresh.rejected_by = dict(saved.rejected_by)
         return fresh
 
+    @contextlib.contextmanager
+    def claimed(self, bulk: BulkFile) -> Iterator[None]:
+        """This file and source for this process alone (a lock beside the checkpoint), or IngestBusy:
+        two processes taking the same file would overwrite each other's checkpoint."""
+        if self.checkpoints is None:
+            yield
+            return
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.checkpoints / f"{checkpoint_key(bulk.digest, self.source)}.lock",
+                     os.O_CREAT | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IngestBusy(f"{bulk.path.name} is being ingested by another process (source "
+                                 f"{self.source}); it continues there") from None
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     async def run(self, bulk: BulkFile) -> IngestProgress:
         """Submit every record not done yet; the final progress (state `done`). A broker failure
-        or an unreadable record raises, with the checkpoint at the last batch fully answered."""
+        or an unreadable record raises, with the checkpoint at the last batch fully answered;
+        IngestBusy when another process is taking the same file."""
+        with self.claimed(bulk):
+            if self.checkpoints is not None:
+                prune(self.checkpoints)
+            return await self._run(bulk)
+
+    async def _run(self, bulk: BulkFile) -> IngestProgress:
         progress = self.resume_point(bulk)
         self._save(progress, force=True)
         pending: deque[tuple[list[Item], asyncio.Task[list[Submission]]]] = deque()
@@ -192,6 +227,24 @@ class Ingester:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(progress.to_dict(), ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)  # a kill -9 leaves the old checkpoint or the new one, never half of one
+
+
+def prune(checkpoints: Path, *, now: float | None = None) -> list[str]:
+    """Drop the checkpoints (and locks) of files finished more than KEEP_DONE ago: the folder does
+    not grow for ever. Those not finished stay, to be resumed. The names dropped."""
+    now = time.time() if now is None else now
+    dropped = []
+    for path in checkpoints.glob("*.json"):
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        finished = isinstance(saved, dict) and saved.get("state") == "done"
+        if finished and now - float(saved.get("updated", now)) > KEEP_DONE:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".lock").unlink(missing_ok=True)
+            dropped.append(path.name)
+    return dropped
 
 
 def _unparsed(item: Item, kind: str) -> Submission:

@@ -20,8 +20,8 @@ its checkpoint in ``<state_dir>/ingest`` (`--restart` starts over); records sent
 "duplicate", nothing is applied twice. `renkei status` and the console show the progress.
 
 Exit codes: 0 every record accepted or a duplicate; 1 the broker cannot be used (run again to
-continue); 2 a configuration or usage error; 3 the file was rejected as a whole, or some of its
-records were (the summary says which).
+continue), or another process is taking the same file; 2 a configuration or usage error; 3 the
+file was rejected as a whole, or some of its records were (the summary says which).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import click
 from adapters.sources.bulk import BulkFile, Format, format_of, open_bulk
 from adapters.sources.csv_inbox import CsvRefused
 from adapters.sources.inbox_files import not_regular
-from adapters.sources.ingest import BATCH, WINDOW, Ingester, IngestProgress, progress_dir
+from adapters.sources.ingest import BATCH, WINDOW, IngestBusy, Ingester, IngestProgress, progress_dir
 from bus.cli.config import CONFIG_ERROR, RUNTIME_ERROR, fail, load_settings
 from bus.errors import BrokerError, ConfigError
 from bus.logs import configure_logging
@@ -78,7 +78,8 @@ def ingest(file: Path, config: Path | None, fmt: Format | None, kind: str | None
     \b
     Exit codes:
       0  every record accepted or a duplicate
-      1  the broker cannot be used (run the command again: it continues where it stopped)
+      1  the broker cannot be used (run the command again: it continues where it stopped),
+         or another process is taking the same file
       2  a configuration or usage error
       3  the file was rejected as a whole, or some of its records were (see the summary)"""
     settings = load_settings("ingest", config)
@@ -153,6 +154,9 @@ class _Job:
         except BrokerError as exc:
             _say(f"error: the broker failed: {exc}; run the command again to continue from record "
                  f"{ingester.resume_point(bulk).done}")
+            return RUNTIME_ERROR
+        except IngestBusy as busy:
+            _say(f"error: {busy}")
             return RUNTIME_ERROR
         except (OSError, ValueError) as exc:
             _say(f"error: the file cannot be read further ({type(exc).__name__}); run again to continue")

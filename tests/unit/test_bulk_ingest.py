@@ -15,7 +15,7 @@ import pytest
 
 from adapters.sources.bulk import open_bulk
 from adapters.sources.csv_inbox import CsvRefused
-from adapters.sources.ingest import Ingester, IngestProgress, progress_dir, read_progress
+from adapters.sources.ingest import IngestBusy, Ingester, IngestProgress, progress_dir, read_progress
 from adapters.transports.csv_layout import Layout, control_record, encode_rows
 from adapters.transports.fixed_layout import FixedLayout, fixed_control
 from bus.catalog import Catalog
@@ -188,3 +188,53 @@ async def test_a_batch_that_fails_stops_the_batches_after_it_so_order_is_kept(tm
     with pytest.raises(BrokerUnavailable):
         await Ingester(intake, source="s", batch=100, window=3).run(bulk)
     assert intake.tried == [0, 100]  # nothing after the batch that failed
+
+
+async def test_a_file_another_process_is_taking_is_refused_not_taken_twice(tmp_path: Path) -> None:
+    write_avro(tmp_path / "f.avro", 50)
+    bulk = open_bulk(tmp_path / "f.avro", "avro", None, "test.batch")
+    checkpoints = tmp_path / "ingest"
+    intake = BatchIntake()
+    with Ingester(BatchIntake(), source="s", checkpoints=checkpoints).claimed(bulk):  # the other one, holding it
+        with pytest.raises(IngestBusy, match="being ingested by another process"):
+            await Ingester(intake, source="s", checkpoints=checkpoints).run(bulk)
+    assert intake.batches == []
+    await Ingester(intake, source="s", checkpoints=checkpoints).run(bulk)  # released: taken now
+    assert sum(map(len, intake.batches)) == 50
+
+
+def test_checkpoints_of_files_finished_a_week_ago_are_dropped_and_resumable_ones_kept(tmp_path: Path) -> None:
+    from adapters.sources.ingest import KEEP_DONE, prune
+
+    now = 1_800_000_000.0
+    for name, state, age in (("old-done", "done", KEEP_DONE + 60), ("new-done", "done", 60),
+                             ("old-failed", "failed", KEEP_DONE * 3)):
+        p = IngestProgress(f"{name}.avro", "s", "avro", "k", name, 10, state=state, updated=now - age)
+        (tmp_path / f"{name}.json").write_text(json.dumps(p.to_dict()))
+        (tmp_path / f"{name}.lock").write_text("")
+    assert prune(tmp_path, now=now) == ["old-done.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new-done.json", "new-done.lock", "old-failed.json",
+                                                          "old-failed.lock"]
+
+
+def test_a_csv_file_with_lf_line_ends_and_no_final_one_counts_every_row(tmp_path: Path) -> None:
+    """Before, the total counted CRLF only: such a file showed 0 records to do (and passed the cap)."""
+    catalog = Catalog.load()
+    data = csv_file(catalog, 5, control=False).replace(b"\r\n", b"\n").rstrip(b"\n")
+    (tmp_path / "c.csv").write_bytes(data)
+    bulk = open_bulk(tmp_path / "c.csv", "csv", catalog, None)
+    assert bulk.total == 5 and [i.number for i in bulk.items()] == [2, 3, 4, 5, 6]
+    assert all(i.raw for i in bulk.items())
+
+
+def test_a_row_whose_value_does_not_parse_is_rejected_naming_its_field_not_its_value(tmp_path: Path) -> None:
+    catalog = Catalog.load()
+    layout = Layout(catalog.get("jumin.idou"))
+    rows = [layout.row(r) for r in sample_records("jumin.idou", catalog, seed=3, n=2)]
+    at = layout.headers().index("異動日[change/effective_date]")
+    rows[1][at] = "2025-13-45"
+    (tmp_path / "c.csv").write_bytes(encode_rows([layout.headers(), *rows], "utf-8"))
+    [bad] = [i for i in open_bulk(tmp_path / "c.csv", "csv", catalog, None).items() if i.issue]
+    assert bad.number == 3 and bad.issue is not None
+    assert (bad.issue.code, bad.issue.path) == ("R213", "/change/effective_date")
+    assert "2025-13-45" not in bad.issue.message

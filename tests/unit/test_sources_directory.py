@@ -338,3 +338,20 @@ async def test_an_inbox_file_interrupted_by_the_broker_continues_from_its_checkp
     assert result.status == "processed" and result.detail["resumed_from"] == BATCH * 2
     assert [decode(raw)["n"] for raw, *_ in again.calls] == list(range(BATCH * 2, BATCH * 3 + 7))
     assert result.counts["accepted"] == BATCH * 3 + 7
+
+
+async def test_an_inbox_file_that_renkei_ingest_is_taking_is_left_for_a_later_poll(tmp_path: Path) -> None:
+    from adapters.sources.bulk import open_bulk
+    from adapters.sources.ingest import Ingester
+
+    write_batch(tmp_path / "batch.avro", 10)
+    checkpoints = tmp_path / "state" / "ingest"
+    intake = FakeIntake()
+    source = DirectorySource(tmp_path, intake, pattern="*.avro", kind="test.batch", source="kiban",
+                             checkpoints=checkpoints)
+    bulk = open_bulk(tmp_path / "batch.avro", "avro", None, "test.batch")
+    with Ingester(FakeIntake(), source="kiban", checkpoints=checkpoints).claimed(bulk):
+        [result] = await source.run_once()
+    assert result.status == "retry" and intake.calls == [] and (tmp_path / "batch.avro").exists()
+    [result] = await source.run_once()
+    assert result.status == "processed" and len(intake.calls) == 10
