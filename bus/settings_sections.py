@@ -30,7 +30,7 @@ from bus.topology import SUBMIT_QUEUE, StateDir
 from bus.validation.checkdigits import is_valid_municipality_code
 
 __all__ = ["DEV_KEY_NOTICE", "AuditSettings", "BusSettings", "DestinationSettings", "IntakeSettings",
-           "LoggingSettings", "SourceSettings", "check_tenancy", "read_audit", "read_bus", "read_destinations",
+           "LoggingSettings", "SourceSettings", "read_audit", "read_bus", "read_destinations",
            "read_intake", "read_logging", "read_sources"]
 
 DEV_KEY_NOTICE = "renkei-development-key-not-for-production"
@@ -378,30 +378,3 @@ def read_sources(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where
             amqp_user=as_text(user, at(section, "amqp_user"), f"[{section}] amqp_user") if user else None,
         )
     return result
-
-
-def check_tenancy(bus: BusSettings, intake: IntakeSettings, destinations: dict[str, DestinationSettings],
-                   sources: dict[str, SourceSettings], at: Where) -> None:
-    """The rules that span sections: a bus of several municipalities binds every destination."""
-    several = len(bus.municipalities) > 1 or any(d.municipalities for d in destinations.values())
-    for name, config in destinations.items():
-        if several and not config.municipalities:
-            raise ConfigError(f"[destinations.{name}] needs municipality = \"…\": this bus serves several "
-                              "municipalities and a destination belongs to one (or a list)",
-                              where=at(f"destinations.{name}"))
-        outside = sorted((config.municipalities or set()) - set(bus.municipalities)) if bus.municipalities else []
-        if outside:
-            raise ConfigError(f"[destinations.{name}] municipalities {', '.join(outside)} are not served by this "
-                              "bus ([bus] municipalities)", where=at(f"destinations.{name}"))
-    if sources and intake.inbox is not None:
-        raise ConfigError("[intake] inbox is a source of no one: with [sources] configured, give each source "
-                          "its own inbox ([sources.<id>] inbox)", where=at("intake", "inbox"))
-    users = [s.amqp_user for s in sources.values() if s.amqp_user]
-    if len(users) != len(set(users)):
-        raise ConfigError("two sources share one amqp_user: a broker user is one source", where=at())
-    if intake.amqp_vhosts and not users:
-        raise ConfigError("[intake] amqp_vhosts needs sources that publish over AMQP ([sources.<id>] amqp_user)",
-                          where=at("intake", "amqp_vhosts"))
-    if intake.amqp_vhosts and not bus.broker_url:
-        raise ConfigError("[intake] amqp_vhosts needs a RabbitMQ broker_url (the AMQP intake uses its host and "
-                          "credentials)", where=at("intake", "amqp_vhosts"))
