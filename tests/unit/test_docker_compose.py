@@ -21,6 +21,7 @@ import yaml
 
 from bus.brokers.amqp import node_urls
 from bus.cli import main
+from bus.routing.loader import load_routes
 from bus.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,12 +234,17 @@ def secret_problems(compose: dict[str, Any]) -> list[str]:
 # -- the tests -------------------------------------------------------------------------------
 
 
+def test_the_example_config_configures_every_destination_a_shipped_route_addresses() -> None:
+    example = Settings.load(ROOT / "examples" / "renkei.toml", env={})
+    assert {route.destination for route in load_routes()} <= set(example.destinations)
+
+
 def test_the_docker_config_loads_with_the_bus_settings() -> None:
     settings = _settings()
     assert settings.bus.broker_url and settings.bus.broker_url.startswith("amqp://")
     assert settings.intake.http_host == "0.0.0.0"
-    assert set(settings.destinations) == {"zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal",
-                                          "togo", "senkyo", "shugaku"}
+    # every system a shipped route addresses, and the two national ones the togo simulator forwards to
+    assert set(settings.destinations) == {route.destination for route in load_routes()} | {"chukan", "portal"}
     assert all(d.transport == "http" for d in settings.destinations.values())
 
 
