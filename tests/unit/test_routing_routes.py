@@ -242,6 +242,24 @@ def test_portal_notices_for_configured_events(table: RouteTable, catalog: Catalo
     assert {n for n in hit if n.startswith("portal-")} == expected
 
 
+@pytest.mark.parametrize(
+    ("born", "on", "notice"),
+    [
+        (date(2007, 4, 2), date(2025, 4, 1), True),  # 18 reached that day: a 児童 to 2026-03-31
+        (date(2007, 4, 2), date(2026, 3, 31), True),  # the first 31 March after 18
+        (date(2007, 4, 2), date(2026, 4, 1), False),
+        (date(2007, 4, 1), date(2025, 4, 1), False),  # 18 reached on 31 March: 児童 no longer
+    ],
+)
+def test_the_child_allowance_notice_follows_the_child_allowances_age_rule_to_31_march_after_18(
+    table: RouteTable, catalog: Catalog, born: date, on: date, notice: bool
+) -> None:
+    """The 申請案内 goes to every 児童 who moved in, 児童手当法 第3条第1項 as the fukushi route reads it."""
+    record = person(catalog, reason="TENNYU", born=born, on=on)
+    assert ("portal-jido-teate-annai" in routes_hit(table, record)) is notice
+    assert ("fukushi" in destinations(table, record)) is notice
+
+
 def test_personal_number_is_carried_only_by_routes_with_a_legal_basis(table: RouteTable,
                                                                       catalog: Catalog) -> None:
     record = sample(catalog, "tennyu")
