@@ -117,6 +117,19 @@ def test_the_demo_feeds_reach_every_route_that_takes_resident_changes() -> None:
         assert wanted - set(routes) == set(), version
 
 
+
+def test_the_demos_pittari_batch_reaches_every_route_that_takes_applications() -> None:
+    from bus.paths import routes_dir
+    from bus.routing import RouteTable
+    from bus.synthetic.pittari import pittari_applications
+
+    table = RouteTable.load(routes_dir(), CATALOG)
+    options = DemoOptions()
+    hit = {m.route.name for a in pittari_applications(CATALOG, seed=options.seed, n=options.applications)
+           for m in table.route(a, a["municipality_code"], kind="pittari.shinsei")}
+    assert hit == {r.name for r in table.routes if r.takes == "pittari.shinsei"}
+
+
 def test_the_v2_feed_takes_every_branch_of_the_eligibility_rules() -> None:
     _, branches = _routes_and_branches(ACCEPTED)
     assert {
