@@ -188,3 +188,14 @@ def test_the_pension_dates_and_child_allowance_months_of_item_1_1_1_are_carried(
     assert check(catalog, receiving) == []
     receiving["insurance"]["jido_teate_end"] = "2026-13"  # no 13th month
     assert check(catalog, receiving) != []
+
+
+def test_the_former_name_and_the_alias_have_their_own_furigana_confirmation_flag(catalog: Catalog) -> None:
+    """1.1.18: 氏名, 旧氏 and 通称 each have a フリガナ and a フリガナ確認フラグ."""
+    alias = v2_sample(catalog, "tsusho")
+    assert alias["name"]["alias_name_kana_status"] == "CONFIRMED" and check(catalog, alias) == []
+    alias["name"]["alias_name_kana"] = None
+    assert check(catalog, alias) == ["R430"]
+    former = v2_sample(catalog, "hyojun_tennyu")
+    former["name"]["former_family_name_kana_status"] = "UNCONFIRMED"  # a flag with no 旧氏 振り仮名
+    assert check(catalog, former) == ["R430"]
