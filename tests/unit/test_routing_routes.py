@@ -87,7 +87,8 @@ def test_kaigo_takes_persons_aged_40_from_the_day_before_the_birthday(
 @pytest.mark.parametrize(
     ("born", "flags", "koki"),
     [
-        (date(1950, 4, 3), {}, False),  # 74, 75th birthday tomorrow (legal age 75 is reached today)
+        (date(1950, 4, 3), {}, False),  # 74: the 75th birthday is in two days
+        (date(1950, 4, 2), {}, False),  # legal age 75 reached today, the birthday is tomorrow: not yet (第52条)
         (date(1950, 4, 1), {}, True),  # the 75th birthday: 資格 from that day (高確法 第52条)
         (date(1930, 1, 1), {}, True),
         (date(1960, 4, 2), {}, False),  # 65 reached, no 障害認定: not insured (was sent before)
