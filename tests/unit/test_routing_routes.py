@@ -189,6 +189,7 @@ def test_every_route_file_cites_its_law() -> None:
         ("TENNYU", {}, True),
         ("KOKUGAI_TENNYU", {}, True),
         ("SHUSSEI", {}, True),
+        ("SHOKKEN_KISAI", {}, True),  # 住所設定・未届転入 recorded ex officio (standard 4.2.1.1): an arrival too
         ("TENSHUTSU", {}, False),
         ("TENSHUTSU", {"kokuho": True}, True),
     ],
