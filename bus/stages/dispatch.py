@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from bus.brokers.base import Delivery
 from bus.envelope import Envelope
@@ -127,13 +127,20 @@ class Dispatcher:
         """The stage's outcomes; a broker failure retried in place (backoff, `broker_retry_for`)."""
         try:  # the first try without tenacity's machinery: built only on a failure
             return await self.stage.handle(batch)
-        except BrokerError as error:
+        except BrokerError as error:  # its text is renkei's own: queues and message ids, never a record
             log.warning("the broker failed the stage; retried in place", stage=self.stage.name,
-                        error=type(error).__name__, messages=len(batch))
+                        error=type(error).__name__, reason=str(error), messages=len(batch))
+
+        def again(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning("the broker failed the stage again; retried in place", stage=self.stage.name,
+                        error=type(error).__name__, reason=str(error), tries=state.attempt_number + 1)
+
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(BrokerError),
             stop=stop_after_delay(self._broker_retry_for),
             wait=wait_exponential(multiplier=self._broker_backoff, max=5.0),
+            before_sleep=again,
             reraise=True,
         ):
             with attempt:
