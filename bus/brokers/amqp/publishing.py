@@ -7,11 +7,12 @@ raises. `publish_many` sends all messages and then awaits all confirms together 
 aio-pika's `Exchange.publish` does after building an `aio_pika.Message`, which cost ~30 µs
 a publish, ~150 µs of the router's CPU a message at 5 destinations.
 
-A channel whose publishes are not confirmed in time is replaced, not used again (issue 15):
-after a quorum queue's leader was lost with its node, RabbitMQ 3.10 was seen to leave a
-channel that had publishes in flight to it confirming nothing more to that queue, while a new
-channel's publishes were confirmed at once. The router kept retrying on the wedged channel,
-for ever (its connection, to another node, never dropped); its retries now go on a fresh one.
+A channel whose publishes are nacked or not confirmed in time is replaced, not used again
+(issue 15): after a quorum queue's leader was lost with its node, RabbitMQ 3.10 was seen to
+nack every later publish of a channel to that queue, minutes on end, while other channels'
+publishes to it were confirmed. The router kept retrying on that channel for ever (its
+connection, to another node, never dropped), holding its shard; its retries now go on a
+fresh channel (`_replace`).
 
 Two ways to the wire: the fast path (`fastpath.send_batch`, one frame write for the batch)
 and the public path (aiormq's `basic_publish` per message, awaited together). aiormq matches
@@ -91,7 +92,7 @@ class Publisher:
                     outcomes = await fastpath.send_batch(channel, batch, self.timeout)
                 else:
                     outcomes = await self._send_each(channel, batch)
-                if any(isinstance(o, TimeoutError) for o in outcomes):
+                if any(_wedged(o) for o in outcomes):
                     await self._replace(used)
             results: list[BaseException | None] = []
             for (queue, message), outcome in zip(items, outcomes, strict=True):
@@ -104,7 +105,7 @@ class Publisher:
                 results.append(error or outcome)
             return results
         except PublishNotConfirmed as error:
-            if isinstance(error.__cause__, TimeoutError):
+            if _wedged(error.__cause__):
                 await self._replace(used)
             raise
         finally:
@@ -136,7 +137,7 @@ class Publisher:
                                             properties=properties(message), mandatory=True,
                                             timeout=self.timeout)
         except PublishNotConfirmed as error:
-            if isinstance(error.__cause__, TimeoutError):
+            if _wedged(error.__cause__):
                 await self._replace(used)
             raise
         finally:
@@ -144,13 +145,13 @@ class Publisher:
             done.set_result(None)
 
     async def _replace(self, channel: AbstractChannel | None) -> None:
-        """Stop publishing on `channel`, whose publishes were not confirmed in time: the next
+        """Stop publishing on `channel`, whose publishes were nacked or not confirmed in time: the next
         publish opens a new channel (`current_channel`). Closed best effort, within the timeout
         (its unconfirmed publishes fail, and are published again by their callers)."""
         if channel is None or self.channel is not channel:
             return  # replaced already, by a publish that timed out beside this one
         self.channel = None
-        log.warning("publishes not confirmed in time; the publishing channel is replaced")
+        log.warning("publishes nacked or not confirmed in time; the publishing channel is replaced")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(channel.close(), self.timeout)
 
@@ -194,3 +195,10 @@ class Publisher:
             if self.channel is None or self.channel.is_closed:  # else restored with the connection
                 self.channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         return self.channel
+
+
+def _wedged(outcome: BaseException | None) -> bool:
+    """A publish's failure that says its channel may be wedged: a nack (not a return: an
+    unroutable message is no channel's fault) or no confirm in time."""
+    return isinstance(outcome, TimeoutError) or (isinstance(outcome, aiormq.exceptions.DeliveryError)
+                                                 and not isinstance(outcome, aiormq.exceptions.PublishError))
