@@ -24,7 +24,7 @@ from bus.liveness import Process
 from bus.sqlite import enable_wal, read_only
 
 __all__ = [
-    "PER_MESSAGE", "Process", "Worker", "ack_statement", "drained", "heartbeat",
+    "PER_MESSAGE", "Process", "Worker", "ack_statement", "data_version", "drained", "heartbeat",
     "insert", "is_declared", "lease", "mapped", "reclaim", "register",
     "release", "settle_rows", "snapshot", "stats", "unregister",
 ]
@@ -132,6 +132,12 @@ _DRAINED = "SELECT 1 FROM messages WHERE queue=? LIMIT 1"
 #: the statements run per message or per idle poll, by name (a unit test checks that none scans the table)
 PER_MESSAGE = {"insert": _INSERT, "lease": _LEASE, "requeue": _REQUEUE, "ack": ack_statement(2),
                "unblock": _UNBLOCK, "release": _RELEASE, "drained": _DRAINED}
+
+
+def data_version(c: sqlite3.Connection) -> int:
+    """Changes whenever another connection has committed to the file since the last read (SQLite's
+    `PRAGMA data_version`): the embedded broker's cue that another process published."""
+    return int(c.execute("PRAGMA data_version").fetchone()[0])
 
 
 def release(c: sqlite3.Connection, row: int, owner: str, count: int) -> None:
@@ -284,6 +290,11 @@ class Worker:
     async def run(self, fn: Callable[[sqlite3.Connection], T], durable: bool) -> T:
         result: T = await self._jobs.submit(_Job(fn, durable))
         return result
+
+    async def peek(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the worker's thread outside any transaction (no write lock taken): a cheap
+        read such as `PRAGMA data_version`. It never overlaps a batch (one thread runs both)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, self._conn)
 
     async def aclose(self) -> None:
         await self._jobs.drain()

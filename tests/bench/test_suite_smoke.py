@@ -49,6 +49,18 @@ def test_the_offered_load_reaches_every_simulator_and_latencies_come_from_the_au
     assert not DIGIT_RUN.search(out.read_text(encoding="utf-8"))  # counts and durations only
 
 
+def test_with_batches_and_the_simulators_apart_every_delivery_still_arrives_and_the_run_says_how(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run_latency.json"
+    result = run_latency.run([run_latency.Load(20, 1.0)], out, batch=10, linger_ms=2, apart=True)
+
+    [r] = result["runs"]
+    assert r["answers"] == {"accepted": 20}
+    assert r["deliveries"] + r["dead_lettered"] == r["expected_deliveries"] >= 20
+    assert r["delivery"] == {"batch_size": 10, "batch_linger_ms": 2} and r["simulators"] == "apart"
+    assert r["bus_cpu_seconds"] > 0
+
+
 def test_a_load_is_read_as_rate_times_seconds_and_nonsense_is_refused() -> None:
     assert run_latency.Load.parse("200x15") == run_latency.Load(200, 15.0)
     assert run_latency.Load.parse("1000x0.5").changes == 500
