@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bus.audit import AuditEvent, EventType, screen
-from bus.audit.chain import GENESIS, AuditRecord, Head, canonical, legacy_hash, link, record_hash
+from bus.audit.chain import GENESIS, AuditRecord, Head, canonical, legacy_hash, link, link_rows, record_hash
+from bus.audit.store import COLUMNS
 from bus.envelope import Envelope
 from bus.errors import PersonalDataInAudit
 from bus.masking import Pseudonymizer
@@ -68,6 +69,31 @@ def test_link_chains_each_record_to_the_one_before() -> None:
     assert [r.seq for r in records] == [42, 43]
     assert records[0].prev_hash == "a" * 64 and records[1].prev_hash == records[0].hash
     assert all(r.computed_hash == r.hash for r in records)
+
+
+def test_the_rows_the_stores_write_carry_the_documented_hashes_and_read_back_as_the_records() -> None:
+    """link_rows (the stores' one pass over a batch) hashes as the format documents it (JSON,
+    sorted keys, SHA-256 of the content, then of "renkei-audit|2|" prev "|" digest) and its rows
+    read back as the very records it chained."""
+    import hashlib
+
+    full = AuditEvent(EventType.RETRIED, envelope().message_id, "131016", SUBJECT, 3, "jumin.idou", "jumin",
+                      "kokuho", "kokuho-household", "kokuho.jumin", "番号法第9条", ("D100", "D200"), "r-1",
+                      "operator-1", "HTTP 503 \"busy\"", 2)
+    events = [AuditEvent.of(EventType.ACCEPTED, envelope()), full, AuditEvent(EventType.AUTH_FAILED, actor="http")]
+    records, rows = link_rows(Head(7, "b" * 64), events)
+    prev = "b" * 64
+    for seq, (event, record, row) in enumerate(zip(events, records, rows, strict=True), start=8):
+        data = {name: getattr(event, name) for name in event.__dataclass_fields__}
+        data.update(event=str(event.event), codes=list(event.codes), seq=seq, v=2)
+        content = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        digest = hashlib.sha256(content).hexdigest()
+        expected = hashlib.sha256(f"renkei-audit|2|{prev}|{digest}".encode()).hexdigest()
+        assert (record.seq, record.prev_hash, record.hash, record.event) == (seq, prev, expected, event)
+        assert AuditRecord.from_row(dict(zip(COLUMNS, row, strict=True))) == record
+        prev = expected
+    assert rows[1][COLUMNS.index("codes")] == "D100,D200" and rows[1][COLUMNS.index("event")] == "retried"
+    assert link(Head(7, "b" * 64), events) == records
 
 
 @pytest.mark.parametrize(("field", "value", "what"), [
