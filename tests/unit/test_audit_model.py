@@ -122,6 +122,37 @@ def test_personal_numbers_in_free_text_are_masked_not_kept() -> None:
     assert "************ (12 chars)" in screened.reason and "attempt 3" in screened.reason
 
 
+def test_a_free_text_seen_clean_is_not_scanned_again_and_a_masked_one_is_masked_every_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A route's legal basis is on ~10 events per change: once found clean it is not scanned for
+    personal numbers again; a text that needed masking is never remembered, so it is masked on
+    every event that carries it."""
+    from bus.audit import guard
+
+    basis = "番号法 第9条第1項 別表 (令和5年法律第48号による改正後) 第294条 " + uuid_like()
+    quoting = f"HTTP 422: personal_number 123456789018 {uuid_like()}"
+    scanned: list[str] = []
+    real = guard._personal_number
+
+    def counting(text: str) -> str | None:
+        scanned.append(text)
+        return real(text)
+
+    monkeypatch.setattr(guard, "_personal_number", counting)
+    for _ in range(3):
+        assert screen(AuditEvent(EventType.ROUTED, subject=SUBJECT, legal_basis=basis)).legal_basis == basis
+        assert "123456789018" not in (screen(AuditEvent(EventType.DEAD_LETTERED, subject=SUBJECT,
+                                                        reason=quoting)).reason or "123456789018")
+    assert scanned.count(basis) == 1
+    assert scanned.count(quoting) >= 3
+
+
+def uuid_like() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
 def test_an_ordinary_event_passes_the_guard_unchanged() -> None:
     """Pseudonyms, hex ids, codes and plain reasons are what the trail is for."""
     event = AuditEvent.of(EventType.RETRIED, envelope(), attempt=2, reason="HTTP 503", codes=["R300"])
