@@ -22,14 +22,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
-from bus.audit.postgres_store import _split_schema, _statements
-from bus.errors import StateStoreError, StoreUnreadable
+from bus.errors import RenkeiError, StateStoreError, StoreUnreadable
 
-__all__ = ["PgDatabase", "location_of", "read_once"]
+__all__ = ["PgDatabase", "check_schema_name", "location_of", "read_once", "split_schema", "statements"]
 
 T = TypeVar("T")
 Cursor = psycopg.Cursor[tuple[Any, ...]]
@@ -42,19 +41,56 @@ def location_of(url: str, schema: str) -> str:
     return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path} (schema {schema})"
 
 
-def _schema_of(url: str, default: str) -> tuple[str, str]:
-    dsn, schema = _split_schema(url)
-    schema = schema or default
+def split_schema(url: str) -> tuple[str, str | None]:
+    """The URL without our `schema` parameter, and that parameter."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def statements(ddl: str) -> list[str]:
+    """Split the DDL at top-level semicolons (a function body's `;` are inside $$ … $$)."""
+    out: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for piece in re.split(r"(\$\$|;)", ddl):
+        if piece == "$$":
+            quoted = not quoted
+        if piece == ";" and not quoted:
+            out.append("".join(current).strip())
+            current = []
+        else:
+            current.append(piece)
+    out.append("".join(current).strip())
+    return [statement for statement in out if statement]
+
+
+def check_schema_name(schema: str, what: str, error: type[RenkeiError] = StateStoreError) -> str:
+    """`schema` if it is a plain lower-case name (it is written into SQL), else `error`."""
     if not _SCHEMA_NAME.fullmatch(schema):
-        raise StateStoreError(f"state schema name {schema!r} must be lower-case letters, digits and _")
-    return dsn, schema
+        raise error(f"{what} schema name {schema!r} must be lower-case letters, digits and _")
+    return schema
+
+
+def _schema_of(url: str, default: str, error: type[RenkeiError] = StateStoreError,
+               what: str = "state") -> tuple[str, str]:
+    dsn, schema = split_schema(url)
+    return dsn, check_schema_name(schema or default, what, error)
 
 
 class PgDatabase:
-    """One connection, one lock; the schema `schema` (or the URL's `?schema=`) made with `ddl`."""
+    """One connection, one lock; the schema `schema` (or the URL's `?schema=`) made with `ddl`.
+    Failures raise `error` (StateStoreError; the audit store's AuditStoreError)."""
 
-    def __init__(self, url: str, *, schema: str, ddl: str, what: str, connect_timeout: float = 10.0) -> None:
-        self._dsn, self.schema = _schema_of(url, schema)
+    def __init__(self, url: str, *, schema: str, ddl: str, what: str, connect_timeout: float = 10.0,
+                 error: type[RenkeiError] = StateStoreError, schema_lock: str = "renkei.state.schema",
+                 schema_override: str | None = None) -> None:
+        self._error = error
+        self._dsn, self.schema = _schema_of(url, schema, error, what)
+        if schema_override:
+            self.schema = check_schema_name(schema_override, what, error)
         self.what = what
         self.location = location_of(self._dsn, self.schema)
         self._timeout = connect_timeout
@@ -64,12 +100,12 @@ class PgDatabase:
             conn = self._connection()
             try:
                 with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('renkei.state.schema'))")
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema_lock,))
                     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}".encode())
-                    for statement in _statements(ddl):
+                    for statement in statements(ddl):
                         conn.execute(statement.encode())
             except psycopg.Error as exc:
-                raise StateStoreError(f"cannot create the {what} tables in {self.location}: {exc}") from None
+                raise error(f"cannot create the {what} tables in {self.location}: {exc}") from None
 
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
@@ -78,7 +114,7 @@ class PgDatabase:
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=int(self._timeout))
             conn.execute(f"SET search_path TO {self.schema}".encode())
         except psycopg.Error as exc:
-            raise StateStoreError(f"cannot connect to the {self.what} {self.location}: {exc}") from None
+            raise self._error(f"cannot connect to the {self.what} {self.location}: {exc}") from None
         self._conn = conn
         return conn
 
@@ -97,7 +133,7 @@ class PgDatabase:
                 with conn.transaction(), conn.cursor() as cur:
                     yield cur
             except psycopg.OperationalError as exc:
-                raise StateStoreError(f"cannot write the {self.what} {self.location}: {exc}") from None
+                raise self._error(f"cannot write the {self.what} {self.location}: {exc}") from None
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:
@@ -107,7 +143,7 @@ class PgDatabase:
                 with conn.cursor() as cur:
                     yield cur
             except psycopg.OperationalError as exc:
-                raise StateStoreError(f"cannot read the {self.what} {self.location}: {exc}") from None
+                raise self._error(f"cannot read the {self.what} {self.location}: {exc}") from None
 
     def claim(self, space: str, key: str) -> bool:
         """Take the session advisory lock of (`space`, `key`) if no other process holds it."""

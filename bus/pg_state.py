@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from bus.pg import Cursor, PgDatabase, read_once
@@ -102,10 +103,7 @@ class PostgresStateStore:
 
     def record_routed_many(self, routed: Sequence[tuple[str, Sequence[str]]]) -> None:
         """Mark each routed and count one "routed" per destination, in one transaction."""
-        counts: dict[str, int] = {}
-        for _, destinations in routed:
-            for d in destinations:
-                counts[d] = counts.get(d, 0) + 1
+        counts = Counter(d for _, destinations in routed for d in destinations)
         now = time.time()
         with self._db.tx() as cur:
             cur.executemany("INSERT INTO routed VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,10 +151,7 @@ class StateStore:
 
     def record_routed_many(self, routed: Sequence[tuple[str, Sequence[str]]]) -> None:
         """`record_routed` for several messages in one transaction (the router's group commit)."""
-        counts: dict[str, int] = {}
-        for _, destinations in routed:
-            for d in destinations:
-                counts[d] = counts.get(d, 0) + 1
+        counts = Counter(d for _, destinations in routed for d in destinations)
         now = time.time()
         with self._tx() as db:
             db.executemany("INSERT OR IGNORE INTO routed VALUES (?, ?, ?)",

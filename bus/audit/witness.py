@@ -98,12 +98,10 @@ class PostgresWitness(Witness):
     def __init__(self, url: str, schema: str | None = None) -> None:
         import psycopg
 
-        from bus.audit.postgres_store import _SCHEMA_NAME, _split_schema
+        from bus.pg import check_schema_name, split_schema
 
-        self._url, url_schema = _split_schema(url)
-        self.schema = schema or url_schema or "renkei_audit_witness"
-        if not _SCHEMA_NAME.fullmatch(self.schema):
-            raise AuditStoreError(f"witness schema name {self.schema!r} must be lower-case letters, digits and _")
+        self._url, url_schema = split_schema(url)
+        self.schema = check_schema_name(schema or url_schema or "renkei_audit_witness", "witness", AuditStoreError)
         self.location = f"{self._url.split('@')[-1]} (schema {self.schema})"
         try:
             with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as conn, conn.transaction():
