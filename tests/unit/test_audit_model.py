@@ -210,3 +210,24 @@ def test_a_record_of_format_1_still_verifies_and_an_altered_one_does_not() -> No
     assert old.computed_hash == old.hash != record_hash(1, GENESIS, event)
     altered = replace(old, event=replace(event, destination="zei"))
     assert altered.computed_hash != altered.hash
+
+
+def test_the_trail_timestamp_is_what_datetime_writes_across_a_second_and_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """utc_now formats the date and time once per second: its text must stay exactly
+    datetime's isoformat (microseconds, +00:00) on either side of a second and of midnight."""
+    import time
+    from datetime import UTC, datetime
+
+    from bus.audit import events
+
+    for ns in (1_767_225_599_999_999_000, 1_767_225_600_000_001_000, 1_767_225_600_500_000_000,
+               1_767_225_599_000_000_000, 1_767_312_000_123_456_789):
+        monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
+        micros = ns // 1000
+        expected = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(
+            microsecond=micros % 1_000_000).isoformat(timespec="microseconds")
+        assert events.utc_now() == expected
+    monkeypatch.undo()
+    before = datetime.now(UTC)
+    now = datetime.fromisoformat(events.utc_now())
+    assert before <= now <= datetime.now(UTC)
