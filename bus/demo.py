@@ -14,6 +14,10 @@ up to 100 changes per HTTP request, each with its own idempotency key and receip
 docs/delivery-contract.md, Batches), with as many deliveries in flight; `batch_size=1` sends
 one request per change, as a system without batches gets.
 
+ぴったりサービス: after the registry's changes, one batch of applications (a zip, as a municipality
+downloads it from マイナポータル: bus.synthetic.pittari) goes through the batch source
+(adapters.sources.pittari), each application to the system of its 手続 (routes/pittari.yaml).
+
 Feeding: one feeder per partition of residents (by 宛名番号), so a resident's changes are
 submitted in registry order while other residents' go in at the same time (as several
 registry batches would); concurrent publishes share one commit of the embedded broker.
@@ -27,12 +31,13 @@ import shutil
 import time
 import zlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adapters.simulators import SYSTEMS, SimulatorCluster, has_personal_number
+from adapters.sources.pittari import take_pittari
 from adapters.transports.http import HttpSink
 from bus.app import Bus
 from bus.catalog import Catalog
@@ -45,12 +50,14 @@ from bus.settings import BusSettings, Settings
 from bus.settings_sections import DestinationSettings
 from bus.synthetic import REASON_GROUPS, Registry, copy_record, corrupt
 from bus.synthetic.invalid import DEMO_CODES
+from bus.synthetic.pittari import pittari_applications, pittari_batch
 from bus.synthetic.v2 import Householders, to_v2
 from bus.synthetic.v2_reasons import vary_reason
 
 __all__ = ["DemoOptions", "DemoResult", "DestinationTally", "FeedItem", "demo_feed", "run_demo"]
 
 SOURCE = "jumin"  # the registry system's source id
+PITTARI_SOURCE = "pittari"  # who takes the ぴったりサービス batches in
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,7 @@ class DemoOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # `--console`: short, so a stopped system shows
     version: int = 1  # jumin.idou version the registry writes: 2 feeds v2 with every v2 異動事由
     batch_size: int = 100  # changes per HTTP request to each simulator (1: one request per change)
+    applications: int = 9  # ぴったりサービス applications in the one batch taken after the changes (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +111,7 @@ class DemoResult:
     rejected_codes: Counter[str] = field(default_factory=Counter)
     groups: Counter[str] = field(default_factory=Counter)  # 異動事由 group → accepted changes
     reasons: Counter[str] = field(default_factory=Counter)  # 異動事由 → accepted changes
+    applications: Counter[str] = field(default_factory=Counter)  # ぴったりサービス: accepted / duplicate / rejected
     destinations: list[DestinationTally] = field(default_factory=list)
     idle: bool = True
     seconds: float = 0.0
@@ -168,10 +177,12 @@ async def run_demo(
                  for name in sims.states}
         bus = Bus(settings, sinks=dict(sinks), catalog=catalog)
         reporter: asyncio.Task[None] | None = None
+        applications: list[dict[str, Any]] = []
         try:
             await bus.start()
             reporter = asyncio.create_task(_report(progress, sims, result, len(feed))) if progress else None
             await _feed(bus, feed, options.feeders, result)
+            applications = await _feed_pittari(bus, options, catalog, result)
             result.idle = await bus.wait_idle(within=options.idle_timeout)
             if then is not None:
                 if reporter is not None:
@@ -183,7 +194,7 @@ async def run_demo(
             await bus.stop()
             for sink in sinks.values():
                 await sink.aclose()
-        expected = _expected(feed, catalog, bus.routes, Pseudonymizer(settings.bus.pseudonym_key))
+        expected = _expected(feed, catalog, bus.routes, Pseudonymizer(settings.bus.pseudonym_key), applications)
         result.destinations = [_tally(name, sims, expected.get(name, set())) for name in SYSTEMS]
     result.seconds = time.monotonic() - started
     return result
@@ -215,6 +226,26 @@ async def _feed(bus: Bus, feed: list[FeedItem], feeders: int, result: DemoResult
     result.fed = len(feed)
 
 
+async def _feed_pittari(bus: Bus, options: DemoOptions, catalog: Catalog, result: DemoResult) -> list[dict[str, Any]]:
+    """The ぴったりサービス batch: written as a zip under `out`, taken by the batch source; every
+    application must be accepted. Returns the applications (pittari.shinsei records)."""
+    if options.applications <= 0:
+        return []
+    applications = pittari_applications(catalog, seed=options.seed, n=options.applications)
+    path = options.out / "pittari" / "batch.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pittari_batch(catalog, applications))
+
+    async def submit(raw: bytes, content_type: str, kind: str | None) -> Any:
+        return await bus.intake.submit(raw, content_type=content_type, source=PITTARI_SOURCE, kind=kind)
+
+    _, counts, _ = await take_pittari(path, submit, catalog)
+    result.applications.update(counts)
+    if counts["accepted"] != len(applications):
+        result.wrong_answers.append(f"ぴったりサービス batch: expected {len(applications)} accepted, got {counts}")
+    return applications
+
+
 async def _report(progress: Callable[[str], None], sims: SimulatorCluster, result: DemoResult, total: int) -> None:
     while True:
         await asyncio.sleep(2.0)
@@ -237,10 +268,16 @@ def _check_answer(item: FeedItem, status: str, codes: list[str], result: DemoRes
 
 
 def _expected(
-    feed: list[FeedItem], catalog: Catalog, routes: RouteTable, pseudonyms: Pseudonymizer
+    feed: list[FeedItem], catalog: Catalog, routes: RouteTable, pseudonyms: Pseudonymizer,
+    applications: Sequence[dict[str, Any]] = (),
 ) -> dict[str, set[str]]:
     """destination → the idempotency keys it must apply, from the route table alone."""
     expected: dict[str, set[str]] = {}
+    for application in applications:  # ぴったりサービス: identity by 申請ID (bus.stages.intake)
+        municipality = application["municipality_code"]
+        message_id = pseudonyms.message_id(municipality, "pittari:" + application["application_id"], 1)
+        for match in routes.route(application, municipality, kind="pittari.shinsei"):
+            expected.setdefault(match.route.destination, set()).add(f"{message_id}.{match.route.destination}")
     for item in feed:
         record = item.record
         if record is None:

@@ -6,7 +6,8 @@ SHA-256, which is also its identity for a resumed ingest; the number of records;
 encoding; the control record, when there is one) and returns a `BulkFile`, or raises
 `CsvRefused(code, message)` when the file as a whole is wrong (nothing of it submitted).
 `BulkFile.items(skip)` then yields each record as an `Item`: the message to submit (as the
-inbox always sent it: Avro records as schemaless Avro, CSV and fixed-width rows as the kind's
+inbox always sent it: Avro records as schemaless Avro — as the kind's XML when the file is of a version an Avro
+message cannot name, a preview such as jumin.idou v2 — CSV and fixed-width rows as the kind's
 XML) or, for a row that does not parse, its issue (row and column only, never a value). The
 first `skip` records are passed over (a resumed file). Only one record is held at a time.
 """
@@ -104,13 +105,16 @@ def _open_avro(path: Path, catalog: Any, kind: str | None) -> BulkFile:
         raise CsvRefused("R212", f"not a readable Avro container file ({type(exc).__name__})") from None
     if named is None:
         raise CsvRefused("R220", "the file does not say its kind: set `kind`, or write renkei.kind metadata")
+    content_type = "application/avro"
     if catalog is not None:
         try:
-            ks = catalog.get(named)
+            ks = catalog.get(named, _version_of(schema, named))
         except ConfigError as exc:
             raise CsvRefused("R220", str(exc)) from None
         reader_schema: Any = ks.avro_schema
         encode: Callable[[Any], bytes] = ks.to_avro
+        if ks is not catalog.get(named):  # a version an Avro message cannot name (a preview: jumin.idou v2)
+            encode, content_type = ks.to_xml, "application/xml"  # its XML namespace names it
     else:
         reader_schema = None
         encode = lambda record: _schemaless(schema, record)  # noqa: E731
@@ -121,7 +125,7 @@ def _open_avro(path: Path, catalog: Any, kind: str | None) -> BulkFile:
                 if index >= skip:
                     yield Item(index, index, encode(record))
 
-    return BulkFile(path, "avro", named, digest.hexdigest(), total, "application/avro", {"records": total}, items)
+    return BulkFile(path, "avro", named, digest.hexdigest(), total, content_type, {"records": total}, items)
 
 
 def _kind_of(schema: Any, catalog: Any) -> str | None:
@@ -135,6 +139,17 @@ def _kind_of(schema: Any, catalog: Any) -> str | None:
             if kind.replace(".", "_") == flat:
                 return str(kind)
     return str(flat.replace("_", ".", 1))
+
+
+def _version_of(schema: Any, kind: str) -> int | None:
+    """The version the writer schema's name says (``renkei.jumin_idou.v2.ResidentChange`` → 2) when
+    it is a schema of `kind`; None (the kind's default version) otherwise."""
+    name = schema.get("name", "") if isinstance(schema, dict) else ""
+    parts = name.split(".")
+    if len(parts) < 4 or parts[0] != "renkei" or parts[1] != kind.replace(".", "_"):
+        return None
+    digits = parts[-2][1:]
+    return int(digits) if parts[-2].startswith("v") and digits.isdigit() else None
 
 
 def _schemaless(schema: Any, record: Any) -> bytes:

@@ -83,6 +83,10 @@ def render(result: DemoResult) -> str:
     lines.append(f"registry (source 'jumin'): sent {result.fed} messages — accepted {answers['accepted']}, "
                  f"duplicate {answers['duplicate']}, rejected {answers['rejected']} ({codes})")
     lines.append(f"accepted changes by 異動事由 group: {groups}")
+    if result.applications:
+        taken = result.applications
+        lines.append(f"ぴったりサービス (source 'pittari'): one batch of {sum(taken.values())} applications — "
+                     f"accepted {taken['accepted']}, duplicate {taken['duplicate']}, rejected {taken['rejected']}")
     if result.options.version == 2:
         lines.append(f"jumin.idou v2: {len(result.reasons)} distinct 異動事由 accepted")
     lines.append("")

@@ -132,6 +132,11 @@ def _person(r: Mapping[str, Any]) -> _Findings:
     if name.get("kana_status") is not None and not (name.get("family_name_kana") or name.get("given_name_kana")):
         out.append(("R430", "name/kana_status", "振り仮名確認フラグ (kana_status) without a 振り仮名",
                     name.get("kana_status"), "absent, or a family_name_kana / given_name_kana"))
+    for flag, kana in (("former_family_name_kana_status", "former_family_name_kana"),
+                       ("alias_name_kana_status", "alias_name_kana")):  # 1.1.18: 旧氏 and 通称 have their own flag
+        if name.get(flag) is not None and not name.get(kana):
+            out.append(("R430", f"name/{flag}", f"フリガナ確認フラグ ({flag}) without its 振り仮名 ({kana})",
+                        name.get(flag), f"absent, or a {kana}"))
     if r.get("foreign_resident") is not None and rtype != "FOREIGN":
         out.append(("R430", "foreign_resident", "外国人住民の事項 (foreign_resident) only for FOREIGN residents",
                     None, "absent for JAPANESE residents"))
@@ -146,4 +151,5 @@ def standard_rules() -> Iterator[tuple[tuple[str, ...], _Check]]:
     yield ("birth_date/text", "change/effective_date/text", "change/reason"), _registry_dates
     yield ("birth_date/reference_date", "change/effective_date/reference_date", "change/processed_date"), _order
     yield ("change/reason", "change/cancelled_reason", "resident_type", "moved_out"), _by_reason
-    yield ("name/name_alphabet", "name/kana_status", "foreign_resident", "domicile", "resident_type"), _person
+    yield ("name/name_alphabet", "name/kana_status", "name/former_family_name_kana_status",
+           "name/alias_name_kana_status", "foreign_resident", "domicile", "resident_type"), _person

@@ -19,7 +19,7 @@ def test_the_demo_delivers_to_every_system_and_says_so(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     for destination in ("zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "chukan", "portal",
-                        "togo_oshirase", "senkyo", "shugaku"):
+                        "togo_oshirase", "senkyo", "shugaku", "fukushi_shinsei", "kaigo_shinsei", "jumin_shinsei"):
         row = next(line for line in lines if line.startswith(destination + " "))
         expected, delivered = (int(n) for n in row.split()[1:3])
         assert expected == delivered > 0, row
@@ -28,6 +28,8 @@ def test_the_demo_delivers_to_every_system_and_says_so(tmp_path: Path) -> None:
     zei = next(line for line in lines if line.startswith("zei "))
     assert zei.split()[1:3] == ["120", "120"]  # the tax system gets every change
     assert "0 carried a 個人番号" in done.stdout
+    # the ぴったりサービス batch: every application taken, each to the system of its 手続 (rows above)
+    assert "ぴったりサービス (source 'pittari'): one batch of 9 applications — accepted 9," in done.stdout
     assert lines[-1].startswith("OK: every expected delivery happened")
     assert (out / "renkei.log").stat().st_size > 0
     # batch delivery by default: fewer requests than deliveries, every one of them a batch

@@ -177,3 +177,25 @@ def test_the_items_inside_a_personal_date_are_masked_in_errors(catalog: Catalog)
     [issue] = second.value.issues
     assert issue.value is not None and "1985" not in issue.value and "1985" not in str(issue)
     assert "昭和60年春" not in str(caught.value.issues[0])
+
+
+def test_the_pension_dates_and_child_allowance_months_of_item_1_1_1_are_carried(catalog: Catalog) -> None:
+    """1.1.1: 国民年金 資格取得・喪失年月日 and 種別の変更があった年月日; 児童手当の受給開始・終了年月."""
+    assert v2_sample(catalog, "hyojun_tennyu")["insurance"]["nenkin_acquired"] == date(2005, 6, 11)
+    assert v2_sample(catalog, "shimei_henko")["insurance"]["nenkin_category_changed"] == date(2024, 10, 5)
+    receiving = v2_sample(catalog, "tenkyo")
+    assert receiving["insurance"]["jido_teate_start"] == "2021-05"
+    assert check(catalog, receiving) == []
+    receiving["insurance"]["jido_teate_end"] = "2026-13"  # no 13th month
+    assert check(catalog, receiving) != []
+
+
+def test_the_former_name_and_the_alias_have_their_own_furigana_confirmation_flag(catalog: Catalog) -> None:
+    """1.1.18: 氏名, 旧氏 and 通称 each have a フリガナ and a フリガナ確認フラグ."""
+    alias = v2_sample(catalog, "tsusho")
+    assert alias["name"]["alias_name_kana_status"] == "CONFIRMED" and check(catalog, alias) == []
+    alias["name"]["alias_name_kana"] = None
+    assert check(catalog, alias) == ["R430"]
+    former = v2_sample(catalog, "hyojun_tennyu")
+    former["name"]["former_family_name_kana_status"] = "UNCONFIRMED"  # a flag with no 旧氏 振り仮名
+    assert check(catalog, former) == ["R430"]

@@ -87,7 +87,8 @@ def test_kaigo_takes_persons_aged_40_from_the_day_before_the_birthday(
 @pytest.mark.parametrize(
     ("born", "flags", "koki"),
     [
-        (date(1950, 4, 3), {}, False),  # 74, 75th birthday tomorrow (legal age 75 is reached today)
+        (date(1950, 4, 3), {}, False),  # 74: the 75th birthday is in two days
+        (date(1950, 4, 2), {}, False),  # legal age 75 reached today, the birthday is tomorrow: not yet (第52条)
         (date(1950, 4, 1), {}, True),  # the 75th birthday: 資格 from that day (高確法 第52条)
         (date(1930, 1, 1), {}, True),
         (date(1960, 4, 2), {}, False),  # 65 reached, no 障害認定: not insured (was sent before)
@@ -188,6 +189,7 @@ def test_every_route_file_cites_its_law() -> None:
         ("TENNYU", {}, True),
         ("KOKUGAI_TENNYU", {}, True),
         ("SHUSSEI", {}, True),
+        ("SHOKKEN_KISAI", {}, True),  # 住所設定・未届転入 recorded ex officio (standard 4.2.1.1): an arrival too
         ("TENSHUTSU", {}, False),
         ("TENSHUTSU", {"kokuho": True}, True),
     ],
@@ -240,6 +242,24 @@ def test_portal_notices_for_configured_events(table: RouteTable, catalog: Catalo
                                               status: str, expected: set[str]) -> None:
     hit = routes_hit(table, person(catalog, reason=reason, born=born, status=status))
     assert {n for n in hit if n.startswith("portal-")} == expected
+
+
+@pytest.mark.parametrize(
+    ("born", "on", "notice"),
+    [
+        (date(2007, 4, 2), date(2025, 4, 1), True),  # 18 reached that day: a 児童 to 2026-03-31
+        (date(2007, 4, 2), date(2026, 3, 31), True),  # the first 31 March after 18
+        (date(2007, 4, 2), date(2026, 4, 1), False),
+        (date(2007, 4, 1), date(2025, 4, 1), False),  # 18 reached on 31 March: 児童 no longer
+    ],
+)
+def test_the_child_allowance_notice_follows_the_child_allowances_age_rule_to_31_march_after_18(
+    table: RouteTable, catalog: Catalog, born: date, on: date, notice: bool
+) -> None:
+    """The 申請案内 goes to every 児童 who moved in, 児童手当法 第3条第1項 as the fukushi route reads it."""
+    record = person(catalog, reason="TENNYU", born=born, on=on)
+    assert ("portal-jido-teate-annai" in routes_hit(table, record)) is notice
+    assert ("fukushi" in destinations(table, record)) is notice
 
 
 def test_personal_number_is_carried_only_by_routes_with_a_legal_basis(table: RouteTable,
