@@ -37,6 +37,7 @@ from bench.renkei_side import ROUTER_CONCURRENCY, run_renkei
 from bench.workload import FANOUT, QueueSet, Workload, build_workload
 from bus.heap import settle_heap
 from bus.logs import configure_logging
+from bus.settings_batching import BatchSettings
 
 __all__ = ["Options", "amqp_url", "main", "run"]
 
@@ -47,8 +48,9 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "pipeline.json"
 MEASURED = "from the first consumed message to the last message whose outputs were all confirmed"
 REFERENCE_WHAT = ("aio-pika: consume, lxml parse + XSD validate, publish to 5 queues (persistent, mandatory, "
                   "confirms awaited together), ack")
-RENKEI_WHAT = ("bus.stages.RouteStage (and its Dispatcher) on bus.brokers.amqp.AmqpBroker with the shipped "
-               "routes, state and (unless --no-audit) the audit recorder, as bus.app.Bus runs it")
+RENKEI_WHAT = ("bus.stages.RouteStage (and its Dispatcher) on bus.brokers.amqp.AmqpBroker in batches "
+               "(Broker.consume_batches, [bus] batch_size) with the shipped routes, state and (unless --no-audit) "
+               "the audit recorder, as bus.app.Bus runs it")
 COMPARABILITY = (f"every input message routes to exactly {FANOUT} distinct destinations under the shipped "
                  f"routes (picked from the synthetic registry); the reference publishes each input message "
                  f"to {FANOUT} queues")
@@ -65,6 +67,7 @@ class Options:
     out: Path | None = DEFAULT_OUT
     within: float = 300.0  # seconds a side may take
     faststream: bool = False  # a third side: the same work in FastStream (the `bench` extra)
+    batch_size: int = BatchSettings().batch_size  # renkei's `[bus] batch_size` (1: one message at a time)
 
 
 def amqp_url(given: str | None) -> str:
@@ -127,7 +130,8 @@ async def _side(side: str, options: Options, workload: Workload) -> SideResult:
         try:
             if side == "renkei":
                 result = await run_renkei(options.url, workload, queues, audit=options.audit, within=options.within,
-                                          fast_path=options.fast_path)
+                                          fast_path=options.fast_path,
+                                          batching=BatchSettings(batch_size=options.batch_size))
             elif side == "faststream":
                 result = await faststream_side.run_faststream(options.url, workload, queues,
                                                               prefetch=2 * ROUTER_CONCURRENCY, within=options.within)
@@ -198,6 +202,7 @@ async def _summary(options: Options, workload: Workload, rounds: list[dict[str, 
         "settings": {"seed": options.seed, "router_concurrency": ROUTER_CONCURRENCY,
                      "prefetch": 2 * ROUTER_CONCURRENCY, "queue_type": "quorum", "rounds": options.rounds,
                      "renkei_audit": options.audit, "renkei_amqp_fast_path": options.fast_path,
+                     "renkei_batch_size": options.batch_size,
                      "gc": {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count() > 0}},
         "machine": {**await _machine(options.url), "load_average_start": load_at_start},
         "load_average": {"start": load_at_start, "end": _load()},
@@ -245,16 +250,20 @@ def main(argv: list[str] | None = None) -> int:
                              "false`); default: the fast path, as `renkei run` has it")
     parser.add_argument("--faststream", action="store_true",
                         help="a third side: the same work as a FastStream service (needs the `bench` extra)")
+    parser.add_argument("--batch-size", type=int, default=Options.batch_size,
+                        help="renkei's `[bus] batch_size` (default: the shipped one; 1: the router one message "
+                             "at a time, as before the batching core)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result JSON file")
     args = parser.parse_args(argv)
-    if args.messages < 1 or args.rounds < 1:
-        parser.error("--messages and --rounds must be at least 1")
+    if args.messages < 1 or args.rounds < 1 or args.batch_size < 1:
+        parser.error("--messages, --rounds and --batch-size must be at least 1")
     if args.faststream and not faststream_side.available():
         parser.error("--faststream: FastStream is not installed (pip install -e '.[bench]')")
     configure_logging(level="info")  # as `renkei run` logs: debug events are not rendered
     settle_heap()  # the GC settings `renkei run` has, for both sides alike (run() leaves them as they are)
     options = Options(amqp_url(args.amqp_url), messages=args.messages, rounds=args.rounds, seed=args.seed,
-                      audit=args.audit, fast_path=args.fast_path, out=args.out, faststream=args.faststream)
+                      audit=args.audit, fast_path=args.fast_path, out=args.out, faststream=args.faststream,
+                      batch_size=args.batch_size)
     result = asyncio.run(run(options))
     return 0 if result["passed"] else 1
 

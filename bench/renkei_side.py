@@ -1,8 +1,10 @@
 """The renkei side: the real router stage on the real RabbitMQ broker.
 
 `bus.stages.RouteStage`, run by its `bus.stages.Dispatcher`, consumes the input queue through
-`bus.brokers.amqp.AmqpBroker` with the concurrency `bus.app.Bus` gives it, and with the shipped
-routes: per message it drops
+`bus.brokers.amqp.AmqpBroker` in batches (`Broker.consume_batches`) with the concurrency and
+the `[bus] batch_size` / `batch_linger_ms` `bus.app.Bus` gives it, and with the shipped
+routes: per batch it publishes every projection together and awaits their confirms, records
+the batch routed in one commit and acks each message after that; per message it drops
 duplicates (state), decodes the XML through the hardened parser, routes (CEL), projects,
 validates each projection against its target XSD, publishes to every destination queue
 (confirmed), records the message as routed, reports its events to the hooks `bus.app.Bus`
@@ -14,6 +16,7 @@ Only the queue names differ from `Bus`: they are the run's own (`QueueSet`).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import aio_pika
@@ -30,6 +33,7 @@ from bus.delivery.store import DeliveryStore
 from bus.paths import routes_dir
 from bus.routing.router import RouteTable
 from bus.settings import BusSettings, Settings
+from bus.settings_batching import BatchSettings
 from bus.stages import CountingHooks, Dispatcher, Hooks, LoggingHooks, ResidentLine, RouteStage
 from bus.state import StateStore
 from bus.topology import ROUTE_STAGE
@@ -40,18 +44,20 @@ ROUTER_CONCURRENCY = 32  # as bus.app.Bus starts the router (prefetch: twice tha
 
 
 async def run_renkei(url: str, workload: Workload, queues: QueueSet, *, audit: bool = True,
-                     state_dir: Path | None = None, within: float = 300.0, fast_path: bool = True) -> SideResult:
+                     state_dir: Path | None = None, within: float = 300.0, fast_path: bool = True,
+                     batching: BatchSettings | None = None) -> SideResult:
     """Preload `queues.input`, then run renkei's router until every message is routed.
 
     `audit`: record the audit trail's "routed" events as `bus.app.Bus` does (buffered, written
     in batches by a worker thread; the router does not wait for them). `fast_path`: the
-    broker's `[bus] amqp_fast_path`."""
+    broker's `[bus] amqp_fast_path`. `batching`: `[bus] batch_size` and `batch_linger_ms`
+    (the defaults; batch_size 1 is the router one message at a time)."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-", dir=state_dir) as tmp:
-        return await _run(url, workload, queues, Path(tmp), audit, within, fast_path)
+        return await _run(url, workload, queues, Path(tmp), audit, within, fast_path, batching or BatchSettings())
 
 
 async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, audit: bool,
-               within: float, fast_path: bool) -> SideResult:
+               within: float, fast_path: bool, batching: BatchSettings) -> SideResult:
     connection = await aio_pika.connect(url, client_properties={"connection_name": "renkei-bench-loader"})
     try:
         await preload(await connection.channel(publisher_confirms=True), queues.input, workload.messages)
@@ -74,14 +80,17 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
     dispatcher = Dispatcher(router, hooks, line, poison_after=5)
     meter = Meter(len(workload))
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(batch: Sequence[Delivery]) -> list[bool]:
         meter.start()
-        await dispatcher(delivery)
-        meter.finish()
+        answers = await dispatcher.handle(batch)
+        for _ in batch:  # settled (acked) by the broker right after: its outputs are confirmed
+            meter.finish()
+        return answers
 
     try:
         await broker.connect()
-        consumer = await broker.consume(queues.input, handle, concurrency=ROUTER_CONCURRENCY)
+        consumer = await broker.consume_batches(queues.input, handle, concurrency=ROUTER_CONCURRENCY,
+                                                batch_size=batching.batch_size, linger=batching.linger_ms / 1000)
         try:
             await meter.wait(within)
         finally:

@@ -299,6 +299,7 @@ class Bus:
         """Stop taking messages, let in-flight handlers finish, then close the sinks the bus built,
         the broker and the state."""
         await self._close_doors()
+        await self.intake.aclose()
         for task in self._resumers:
             task.cancel()
         await asyncio.gather(*self._resumers, return_exceptions=True)

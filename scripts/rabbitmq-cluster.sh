@@ -16,8 +16,14 @@
 #
 # Nodes: renkei-c1@localhost .. renkei-c3@localhost on 127.0.0.1:5681..5683 (distribution
 # ports 25681..25683, apart from the single test node's 25673 of scripts/rabbitmq.sh).
-# Settings (environment): RENKEI_CLUSTER_DIR (.renkei/cluster), RENKEI_CLUSTER_PORT (5681:
-# the first node's AMQP port; node i listens on it + i - 1, distribution port + 20000).
+# Settings (environment):
+#   RENKEI_CLUSTER_DIR          the nodes' files (.renkei/cluster)
+#   RENKEI_CLUSTER_PORT         the first node's AMQP port (5681); node i listens on it + i - 1,
+#                               its Erlang distribution port on that + 20000
+#   RENKEI_CLUSTER_NODE_PREFIX  the node names' prefix (renkei-c: renkei-c1@localhost ..); two
+#                               clusters on one host need two prefixes (the names share epmd),
+#                               two ports and two directories, e.g. RENKEI_CLUSTER_NODE_PREFIX=renkei-fo
+#                               RENKEI_CLUSTER_PORT=5701 RENKEI_CLUSTER_DIR=$PWD/.renkei/cluster-fo
 #
 # Built on the lessons of scripts/rabbitmq.sh (HOME pinned per node directory because the
 # Erlang cookie is $HOME/.erlang.cookie; RABBITMQ_CONF_ENV_FILE=/dev/null; wait for the AMQP
@@ -42,14 +48,19 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/lib.sh"
 BASE="${RENKEI_CLUSTER_DIR:-$ROOT/.renkei/cluster}"
 FIRST_PORT="${RENKEI_CLUSTER_PORT:-5681}"
+PREFIX="${RENKEI_CLUSTER_NODE_PREFIX:-renkei-c}"
+[[ "$PREFIX" =~ ^[A-Za-z][A-Za-z0-9_-]*$ ]] || {
+    echo "rabbitmq-cluster.sh: RENKEI_CLUSTER_NODE_PREFIX='$PREFIX' is no node name prefix (letters, digits, - and _)" >&2
+    exit 2
+}
 SBIN=/usr/lib/rabbitmq/bin
 NODES=(c1 c2 c3)
 
 log() { echo "rabbitmq-cluster.sh: $*" >&2; }
 
-index_of() {  # c2 | 2 | renkei-c2@localhost -> 1 (0-based)
-    local n="${1#renkei-}"
-    n="${n%@localhost}"
+index_of() {  # c2 | 2 | renkei-c2@localhost (the prefix's) -> 1 (0-based)
+    local n="${1%@localhost}"
+    n="${n#"$PREFIX"}"
     n="${n#c}"
     if [[ "$n" =~ ^[1-3]$ ]]; then echo $((n - 1)); return 0; fi
     log "unknown node '$1' (c1, c2 or c3)"
@@ -58,7 +69,7 @@ index_of() {  # c2 | 2 | renkei-c2@localhost -> 1 (0-based)
 
 dir_of() { echo "$BASE/${NODES[$1]}"; }
 port_of() { echo $((FIRST_PORT + $1)); }
-name_of() { echo "renkei-${NODES[$1]}@localhost"; }
+name_of() { echo "$PREFIX$(($1 + 1))@localhost"; }
 url_of() { echo "amqp://guest:guest@127.0.0.1:$(port_of "$1")/"; }
 
 node_env() {  # the environment of node $1, for the server and the CLI alike

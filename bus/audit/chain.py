@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -29,12 +30,17 @@ import orjson
 from bus.audit.events import AuditEvent, EventType
 
 __all__ = ["EVENT_FIELDS", "FORMAT_VERSION", "GENESIS", "AuditRecord", "Head", "canonical", "chain_hash",
-           "content_digest", "legacy_hash", "link", "record_hash"]
+           "content_digest", "legacy_hash", "link", "link_rows", "record_hash",
+           "record_row"]
 
 FORMAT_VERSION = 2
 GENESIS = "0" * 64
 #: the fields of AuditEvent, in their declared order (also the stores' column order)
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AuditEvent))
+_VALUES = attrgetter(*EVENT_FIELDS)  # an event's fields as one tuple, in EVENT_FIELDS order
+_EVENT, _CODES = EVENT_FIELDS.index("event"), EVENT_FIELDS.index("codes")
+_SORT = orjson.OPT_SORT_KEYS
+_PREFIX = f"renkei-audit|{FORMAT_VERSION}|"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +107,18 @@ def _fields(seq: int, prev_hash: str, event: AuditEvent) -> dict[str, Any]:
 
 def canonical(seq: int, event: AuditEvent) -> bytes:
     """The bytes a record's content digest is taken over (everything but prev_hash)."""
-    data = _fields(seq, GENESIS, event)
-    del data["prev_hash"]
+    return _canonical(seq, _VALUES(event))
+
+
+def _canonical(seq: int, values: tuple[Any, ...]) -> bytes:
+    data = dict(zip(EVENT_FIELDS, values, strict=True))
+    data["event"] = str(values[_EVENT])
+    data["codes"] = list(values[_CODES])
+    data["seq"] = seq
     data["v"] = FORMAT_VERSION
     # orjson: the same bytes as json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     # (tests/unit/test_audit_model.py proves it over arbitrary text), in a tenth of the time
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(data, option=_SORT)
 
 
 def content_digest(seq: int, event: AuditEvent) -> str:
@@ -115,7 +127,7 @@ def content_digest(seq: int, event: AuditEvent) -> str:
 
 def chain_hash(prev_hash: str, digest: str) -> str:
     """A record's hash from its predecessor's hash and its content digest."""
-    return hashlib.sha256(f"renkei-audit|{FORMAT_VERSION}|{prev_hash}|{digest}".encode()).hexdigest()
+    return hashlib.sha256(f"{_PREFIX}{prev_hash}|{digest}".encode()).hexdigest()
 
 
 def record_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
@@ -130,11 +142,36 @@ def legacy_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
 
 def link(head: Head, events: Iterable[AuditEvent]) -> list[AuditRecord]:
     """Chain `events` after `head`: the records to append, in order."""
-    records = []
+    return link_rows(head, events)[0]
+
+
+def link_rows(head: Head, events: Iterable[AuditEvent]) -> tuple[list[AuditRecord], list[tuple[Any, ...]]]:
+    """`link`, and each record as the stores' row (seq, prev_hash, hash, then EVENT_FIELDS with the
+    event as text and the codes as a comma list), in one pass: the store's append path, where
+    reading every field once per record instead of once for the hash and again for the row pays
+    (about 12 records per change)."""
+    records: list[AuditRecord] = []
+    rows: list[tuple[Any, ...]] = []
     seq, prev = head.seq, head.hash
+    sha256 = hashlib.sha256
     for event in events:
         seq += 1
-        digest = record_hash(seq, prev, event)
+        values = _VALUES(event)
+        digest = sha256(_canonical(seq, values)).hexdigest()
+        digest = sha256(f"{_PREFIX}{prev}|{digest}".encode()).hexdigest()
         records.append(AuditRecord(seq, prev, digest, event))
+        rows.append(_row(seq, prev, digest, values))
         prev = digest
-    return records
+    return records, rows
+
+
+def record_row(record: AuditRecord) -> tuple[Any, ...]:
+    """`record` as the stores' row (see `link_rows`)."""
+    return _row(record.seq, record.prev_hash, record.hash, _VALUES(record.event))
+
+
+def _row(seq: int, prev_hash: str, digest: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    row = [seq, prev_hash, digest, *values]
+    row[3 + _EVENT] = str(values[_EVENT])
+    row[3 + _CODES] = ",".join(values[_CODES])
+    return tuple(row)

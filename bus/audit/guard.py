@@ -61,7 +61,7 @@ def screen(event: AuditEvent) -> AuditEvent:
     masked: dict[str, Any] = {}
     for name in ("reason", "receipt", "legal_basis"):
         value = getattr(event, name)
-        if value is None:
+        if value is None or value in _CLEAN:
             continue
         if len(value) > _TEXT_LIMIT:
             value = value[:_TEXT_LIMIT] + "…"
@@ -70,6 +70,8 @@ def screen(event: AuditEvent) -> AuditEvent:
                                    value)
         if value != getattr(event, name):
             masked[name] = value
+        else:
+            _remember_clean(value)
     return replace(event, **masked) if masked else event
 
 
@@ -96,6 +98,21 @@ def _remember(value: str) -> None:
     if len(_PASSED) >= _PASSED_LIMIT:
         _PASSED.clear()
     _PASSED.add(value)
+
+
+#: free-text values that needed no masking nor shortening: a route's legal basis is on every
+#: routed and delivered event (~10 per change), and scanning its ~150 characters for digit runs
+#: each time was most of `screen`'s cost. Bounded like _PASSED; only short values are kept.
+_CLEAN: set[str] = set()
+_CLEAN_LIMIT = 1024
+
+
+def _remember_clean(value: str) -> None:
+    if len(value) > _TEXT_LIMIT:
+        return
+    if len(_CLEAN) >= _CLEAN_LIMIT:
+        _CLEAN.clear()
+    _CLEAN.add(value)
 
 
 def _check_token(event: AuditEvent, name: str, value: str) -> None:

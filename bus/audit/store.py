@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from bus.audit.chain import EVENT_FIELDS, GENESIS, AuditRecord, Head, link
+from bus.audit.chain import EVENT_FIELDS, GENESIS, AuditRecord, Head, link_rows, record_row
 from bus.audit.events import AuditEvent, EventType
 from bus.audit.signing import Checkpoint, CheckpointSigner
 
@@ -141,8 +141,8 @@ class SqlAuditStore(AuditStore):
         checkpoint = None
         with self._locked() as cur:
             head = self._read_head(cur)
-            records = link(head, events)
-            cur.executemany(insert, [_row(r) for r in records])
+            records, rows = link_rows(head, events)
+            cur.executemany(insert, rows)
             new = Head(records[-1].seq, records[-1].hash)
             cur.execute(self._sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"), (new.seq, new.hash))
             due = sign_now or (checkpoint_every > 0 and head.seq // checkpoint_every != new.seq // checkpoint_every)
@@ -224,8 +224,5 @@ class SqlAuditStore(AuditStore):
 
 
 def _row(record: AuditRecord) -> tuple[Any, ...]:
-    event = record.event
-    values: dict[str, Any] = {name: getattr(event, name) for name in EVENT_FIELDS}
-    values["event"] = str(event.event)
-    values["codes"] = ",".join(event.codes)
-    return (record.seq, record.prev_hash, record.hash, *(values[name] for name in EVENT_FIELDS))
+    """`record` as a row of audit_records, in COLUMNS order (tests write old trails with it)."""
+    return record_row(record)

@@ -33,7 +33,9 @@ whole request (5xx, timeout, 429) retries the items still failing together, in p
    times — the same limit and code as the dispatcher's for every stage, counted here in a
    header rather than by the broker: this stage can park R, so it never requeues (on
    RabbitMQ a requeue lets the resident's later changes that the broker has not handed out
-   yet overtake it).
+   yet overtake it). A failure of the broker itself (publishing the retry copy while a
+   quorum queue elects its leader) is no crash: it goes to the dispatcher, which runs the
+   batch again in place and never counts it toward `poison_after`.
 
 Crash safety: R is parked before the retry copy is published, and the copy is published
 before the original is acked; a message is held (durably) before it is acked. A crash in
@@ -60,7 +62,7 @@ from bus.catalog.decode import decode
 from bus.delivery.policy import RetryPolicy
 from bus.delivery.store import Parked
 from bus.envelope import Envelope
-from bus.errors import PermanentError, TransientError
+from bus.errors import BrokerError, PermanentError, TransientError
 from bus.logs import get_logger
 from bus.ports import BatchSink, ItemResult, Outbound, Receipt, Sink, batch_size_of
 from bus.stages.hooks import StageHooks
@@ -235,6 +237,8 @@ class DeliverStage:
         has crashed `poison_after` times: then it is dead-lettered (D300)."""
         try:
             return await self._attempt(message)
+        except BrokerError:  # publishing the retry copy failed: the broker's failure, not the change's
+            raise  # the dispatcher runs the batch again in place (bus.stages.dispatch), uncounted
         except Exception as error:
             return await self._crashed(message, error)
 

@@ -21,6 +21,7 @@ from bus.brokers.base import Broker, OutgoingMessage
 from bus.catalog import Catalog, KindSchema
 from bus.envelope import Envelope
 from bus.errors import SourceForbidden, ValidationFailed
+from bus.groupcommit import GroupCommit
 from bus.masking import Pseudonymizer
 from bus.ports import RawMessage, Submission
 from bus.stages.gate import Gate
@@ -38,6 +39,10 @@ _IDENTITY: dict[str, Callable[[dict[str, Any]], tuple[str, str, int]]] = {
     "portal.shinsei": lambda r: (r["municipality_code"], "shinsei:" + r["application_id"], 1),
     "pittari.shinsei": lambda r: (r["municipality_code"], "pittari:" + r["application_id"], 1),  # a batch's
 }
+
+
+#: a valid message: its body, envelope and identity (what `_publish_new` takes)
+_Admitted = tuple[bytes, Envelope, tuple[str, str, int]]
 
 
 def identity_of(kind: str, record: dict[str, Any]) -> tuple[str, str, int] | None:
@@ -71,16 +76,37 @@ class IntakeStage:
         self._hooks = hooks or StageHooks()
         self._gate = gate
         self._previous = tuple(previous_pseudonyms)  # earlier keys: a change seen before a rotation
+        self._accepting: GroupCommit[_Admitted] = GroupCommit(self._accept)
 
     async def submit(
         self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
     ) -> Submission:
         """Validate, deduplicate and publish one message; its audit events are in the trail
-        before the source hears the answer (a crash loses no event of an answered submit)."""
+        before the source hears the answer (a crash loses no event of an answered submit).
+
+        Validated here, in the caller's task; the valid ones of concurrent callers (the HTTP
+        intake's requests, the feeders of `renkei demo`) are then published together: one
+        confirmed `publish_many`, one commit of their seen ids, one flush of their events per
+        batch (bus.groupcommit: what arrives while a batch is published forms the next), in the
+        order they arrived. Each caller still hears its own answer; a broker failure fails the
+        batch it was in (nothing of it marked seen, as for one message)."""
         try:
-            return await self._submit(raw, content_type=content_type, source=source, kind=kind)
-        finally:
+            admitted = self._admit(raw, content_type=content_type, source=source, kind=kind)
+        except BaseException:
             await self._hooks.written()
+            raise
+        if isinstance(admitted, Submission):
+            await self._hooks.written()
+            return admitted
+        answer: Submission = await self._accepting.submit((raw, *admitted))
+        return answer
+
+    async def aclose(self) -> None:
+        """Finish the submits in flight and stop their writer task (after the sources have
+        stopped; a later submit starts a new one)."""
+        accepting, self._accepting = self._accepting, GroupCommit(self._accept)
+        await accepting.drain()
+        await accepting.aclose()
 
     async def handle(self, batch: Sequence[RawMessage]) -> list[Submission]:
         """`submit_many` (the name the stages' batch shape uses)."""
@@ -95,9 +121,8 @@ class IntakeStage:
         duplicate of its first. A broker failure raises (nothing of the batch marked seen: sent
         again, the published ones are dropped by the route stage as already routed)."""
         answers: list[Submission | None] = [None] * len(batch)
-        fresh: list[tuple[int, Envelope]] = []
-        outgoing: list[tuple[str, OutgoingMessage]] = []
-        taken: set[str] = set()
+        valid: list[_Admitted] = []
+        where: list[int] = []
         try:
             for i, m in enumerate(batch):
                 try:
@@ -108,43 +133,47 @@ class IntakeStage:
                 if isinstance(admitted, Submission):
                     answers[i] = admitted
                     continue
-                envelope, identity = admitted
-                seen_as = envelope.message_id if envelope.message_id in taken else self._seen_as(
-                    envelope.message_id, identity)
-                if seen_as is not None:
-                    self._hooks.duplicate(envelope, seen_as)
-                    answers[i] = Submission("duplicate", seen_as, envelope.kind)
-                    continue
-                taken.add(envelope.message_id)
-                fresh.append((i, envelope))
-                outgoing.append((INTAKE_QUEUE, OutgoingMessage(m.raw, envelope.message_id, envelope.subject,
-                                                               envelope.to_headers())))
-            if outgoing:
-                await self._broker.publish_many(outgoing)  # raises unless every one is durable
-                self._mark_seen([e for _, e in fresh])
-                for i, envelope in fresh:
-                    self._hooks.accepted(envelope)
-                    answers[i] = Submission("accepted", envelope.message_id, envelope.kind)
+                valid.append((m.raw, *admitted))
+                where.append(i)
+            for i, answer in zip(where, await self._publish_new(valid), strict=True):
+                answers[i] = answer
         finally:
             await self._hooks.written()
         return [a for a in answers if a is not None]
 
-    async def _submit(
-        self, raw: bytes, *, content_type: str, source: str, kind: str | None = None
-    ) -> Submission:
-        admitted = self._admit(raw, content_type=content_type, source=source, kind=kind)
-        if isinstance(admitted, Submission):
-            return admitted
-        envelope, identity = admitted
-        seen_as = self._seen_as(envelope.message_id, identity)
-        if seen_as is not None:
-            self._hooks.duplicate(envelope, seen_as)
-            return Submission("duplicate", seen_as, envelope.kind)
-        message = OutgoingMessage(raw, envelope.message_id, envelope.subject, envelope.to_headers())
-        await self._broker.publish(INTAKE_QUEUE, message)  # raises unless durable
-        self._state.mark_seen(envelope.message_id, envelope.kind)
-        self._hooks.accepted(envelope)
-        return Submission("accepted", envelope.message_id, envelope.kind)
+    async def _accept(self, valid: list[_Admitted]) -> list[Submission]:
+        """The concurrent submits' batch (see `submit`): published, and its events kept."""
+        try:
+            return await self._publish_new(valid)
+        finally:
+            await self._hooks.written()
+
+    async def _publish_new(self, valid: Sequence[_Admitted]) -> list[Submission]:
+        """Publish the valid messages not seen before (one confirmed `publish_many`), mark them
+        seen, report them accepted; the answer of each, in order (a message twice in `valid` is a
+        duplicate of its first)."""
+        answers: list[Submission] = []
+        fresh: list[Envelope] = []
+        outgoing: list[tuple[str, OutgoingMessage]] = []
+        taken: set[str] = set()
+        for raw, envelope, identity in valid:
+            seen_as = envelope.message_id if envelope.message_id in taken else self._seen_as(
+                envelope.message_id, identity)
+            if seen_as is not None:
+                self._hooks.duplicate(envelope, seen_as)
+                answers.append(Submission("duplicate", seen_as, envelope.kind))
+                continue
+            taken.add(envelope.message_id)
+            fresh.append(envelope)
+            outgoing.append((INTAKE_QUEUE, OutgoingMessage(raw, envelope.message_id, envelope.subject,
+                                                           envelope.to_headers())))
+            answers.append(Submission("accepted", envelope.message_id, envelope.kind))
+        if outgoing:
+            await self._broker.publish_many(outgoing)  # raises unless every one is durable
+            self._mark_seen(fresh)
+            for envelope in fresh:
+                self._hooks.accepted(envelope)
+        return answers
 
     def _admit(self, raw: bytes, *, content_type: str, source: str,
                kind: str | None) -> tuple[Envelope, tuple[str, str, int]] | Submission:

@@ -16,11 +16,12 @@ resident parked behind it: the resident's later changes are held, in order, unti
 operator replays or discards it (`renkei dead`), like a destination's.
 
 A publish the broker does not take (unavailable, not confirmed) is retried here, for up to
-`publish_retry_for` seconds, before the stage gives up and the change is requeued: a requeued
-change goes back to the broker, where a later change of the same resident may be routed
-before it; retried in place, the resident's later changes wait behind it (the broker's
-dispatcher runs one key at a time). Publishing again after a partial failure can put a
-projection in a destination queue twice; the sinks' idempotency keys absorb that.
+`publish_retry_for` seconds; then the stage raises it, and the dispatcher, seeing the
+broker's failure and not the change's, runs the batch again in place (with backoff) and never
+counts it toward `poison_after` (bus.stages.dispatch): a broker outage, a quorum queue's
+leader election, is no poison. Retried in place, the resident's later changes wait behind it
+(the broker's dispatcher runs one key at a time). Publishing again after a partial failure can
+put a projection in a destination queue twice; the sinks' idempotency keys absorb that.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import os
 import subprocess
 import time
 from collections import Counter
@@ -27,7 +28,8 @@ NODES = ("c1", "c2", "c3")
 
 
 def node_name(node: str) -> str:
-    return f"renkei-{node}@localhost"
+    """The Erlang node name of `node` (c1..c3), under scripts/rabbitmq-cluster.sh's prefix."""
+    return f"{os.environ.get('RENKEI_CLUSTER_NODE_PREFIX', 'renkei-c')}{node.removeprefix('c')}@localhost"
 
 
 def script(*args: str, timeout: float = 120) -> str:

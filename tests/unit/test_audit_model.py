@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bus.audit import AuditEvent, EventType, screen
-from bus.audit.chain import GENESIS, AuditRecord, Head, canonical, legacy_hash, link, record_hash
+from bus.audit.chain import GENESIS, AuditRecord, Head, canonical, legacy_hash, link, link_rows, record_hash
+from bus.audit.store import COLUMNS
 from bus.envelope import Envelope
 from bus.errors import PersonalDataInAudit
 from bus.masking import Pseudonymizer
@@ -70,6 +71,31 @@ def test_link_chains_each_record_to_the_one_before() -> None:
     assert all(r.computed_hash == r.hash for r in records)
 
 
+def test_the_rows_the_stores_write_carry_the_documented_hashes_and_read_back_as_the_records() -> None:
+    """link_rows (the stores' one pass over a batch) hashes as the format documents it (JSON,
+    sorted keys, SHA-256 of the content, then of "renkei-audit|2|" prev "|" digest) and its rows
+    read back as the very records it chained."""
+    import hashlib
+
+    full = AuditEvent(EventType.RETRIED, envelope().message_id, "131016", SUBJECT, 3, "jumin.idou", "jumin",
+                      "kokuho", "kokuho-household", "kokuho.jumin", "番号法第9条", ("D100", "D200"), "r-1",
+                      "operator-1", "HTTP 503 \"busy\"", 2)
+    events = [AuditEvent.of(EventType.ACCEPTED, envelope()), full, AuditEvent(EventType.AUTH_FAILED, actor="http")]
+    records, rows = link_rows(Head(7, "b" * 64), events)
+    prev = "b" * 64
+    for seq, (event, record, row) in enumerate(zip(events, records, rows, strict=True), start=8):
+        data = {name: getattr(event, name) for name in event.__dataclass_fields__}
+        data.update(event=str(event.event), codes=list(event.codes), seq=seq, v=2)
+        content = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        digest = hashlib.sha256(content).hexdigest()
+        expected = hashlib.sha256(f"renkei-audit|2|{prev}|{digest}".encode()).hexdigest()
+        assert (record.seq, record.prev_hash, record.hash, record.event) == (seq, prev, expected, event)
+        assert AuditRecord.from_row(dict(zip(COLUMNS, row, strict=True))) == record
+        prev = expected
+    assert rows[1][COLUMNS.index("codes")] == "D100,D200" and rows[1][COLUMNS.index("event")] == "retried"
+    assert link(Head(7, "b" * 64), events) == records
+
+
 @pytest.mark.parametrize(("field", "value", "what"), [
     ("subject", "000123456789", "not a pseudonym"),
     ("message_id", "000123456789", "all digits"),
@@ -94,6 +120,37 @@ def test_personal_numbers_in_free_text_are_masked_not_kept() -> None:
     assert screened.reason is not None
     assert "123456789018" not in screened.reason and "12345678903" not in screened.reason
     assert "************ (12 chars)" in screened.reason and "attempt 3" in screened.reason
+
+
+def test_a_free_text_seen_clean_is_not_scanned_again_and_a_masked_one_is_masked_every_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A route's legal basis is on ~10 events per change: once found clean it is not scanned for
+    personal numbers again; a text that needed masking is never remembered, so it is masked on
+    every event that carries it."""
+    from bus.audit import guard
+
+    basis = "番号法 第9条第1項 別表 (令和5年法律第48号による改正後) 第294条 " + uuid_like()
+    quoting = f"HTTP 422: personal_number 123456789018 {uuid_like()}"
+    scanned: list[str] = []
+    real = guard._personal_number
+
+    def counting(text: str) -> str | None:
+        scanned.append(text)
+        return real(text)
+
+    monkeypatch.setattr(guard, "_personal_number", counting)
+    for _ in range(3):
+        assert screen(AuditEvent(EventType.ROUTED, subject=SUBJECT, legal_basis=basis)).legal_basis == basis
+        assert "123456789018" not in (screen(AuditEvent(EventType.DEAD_LETTERED, subject=SUBJECT,
+                                                        reason=quoting)).reason or "123456789018")
+    assert scanned.count(basis) == 1
+    assert scanned.count(quoting) >= 3
+
+
+def uuid_like() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 def test_an_ordinary_event_passes_the_guard_unchanged() -> None:
@@ -153,3 +210,24 @@ def test_a_record_of_format_1_still_verifies_and_an_altered_one_does_not() -> No
     assert old.computed_hash == old.hash != record_hash(1, GENESIS, event)
     altered = replace(old, event=replace(event, destination="zei"))
     assert altered.computed_hash != altered.hash
+
+
+def test_the_trail_timestamp_is_what_datetime_writes_across_a_second_and_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """utc_now formats the date and time once per second: its text must stay exactly
+    datetime's isoformat (microseconds, +00:00) on either side of a second and of midnight."""
+    import time
+    from datetime import UTC, datetime
+
+    from bus.audit import events
+
+    for ns in (1_767_225_599_999_999_000, 1_767_225_600_000_001_000, 1_767_225_600_500_000_000,
+               1_767_225_599_000_000_000, 1_767_312_000_123_456_789):
+        monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
+        micros = ns // 1000
+        expected = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(
+            microsecond=micros % 1_000_000).isoformat(timespec="microseconds")
+        assert events.utc_now() == expected
+    monkeypatch.undo()
+    before = datetime.now(UTC)
+    now = datetime.fromisoformat(events.utc_now())
+    assert before <= now <= datetime.now(UTC)

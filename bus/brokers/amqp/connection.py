@@ -79,7 +79,6 @@ async def open_connection(url: str, *, name: str, connect_within: float, ssl_con
         failover = _Failover(order)
         connection = aio_pika.RobustConnection(URL(order[0]), ssl_context=ssl_context,
                                                client_properties={"connection_name": name}, **kwargs)
-        connection.close_callbacks.add(failover)
         try:
             with mapped(f"connecting to {safe_url(order[0])}"):
                 await connection.connect(timeout=connect_within)
@@ -88,6 +87,10 @@ async def open_connection(url: str, *, name: str, connect_within: float, ssl_con
                 raise
             log.warning("broker node unreachable; trying the next", node=safe_url(order[0]))
             continue
+        # only now: added before, a first connect that failed ran it too, and every short-lived
+        # connection (`renkei status`, a process's periodic report) to a cluster with a dead first
+        # node logged "broker connection lost" — which read as a connection flapping
+        connection.close_callbacks.add(failover)
         return connection
     raise BrokerUnavailable(f"no node in {safe_url(url)}")
 

@@ -7,6 +7,13 @@ raises. `publish_many` sends all messages and then awaits all confirms together 
 aio-pika's `Exchange.publish` does after building an `aio_pika.Message`, which cost ~30 µs
 a publish, ~150 µs of the router's CPU a message at 5 destinations.
 
+A channel whose publishes are nacked or not confirmed in time is replaced, not used again
+(issue 15): after a quorum queue's leader was lost with its node, RabbitMQ 3.10 was seen to
+nack every later publish of a channel to that queue, minutes on end, while other channels'
+publishes to it were confirmed. The router kept retrying on that channel for ever (its
+connection, to another node, never dropped), holding its shard; its retries now go on a
+fresh channel (`_replace`).
+
 Two ways to the wire: the fast path (`fastpath.send_batch`, one frame write for the batch)
 and the public path (aiormq's `basic_publish` per message, awaited together). aiormq matches
 a basic.return to its publish by `message_id` on either, so two publishes of one message id
@@ -16,9 +23,11 @@ are never in flight at once (the second waits for the first).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import aiormq.exceptions
+import structlog
 from aio_pika.abc import AbstractChannel
 
 from bus.brokers.amqp import fastpath, topology
@@ -32,6 +41,8 @@ from bus.topology import delay_queue
 __all__ = ["Publisher"]
 
 Item = tuple[str, str, OutgoingMessage]  # (exchange, routing key, message)
+
+log = structlog.get_logger(__name__)
 
 
 class Publisher:
@@ -69,16 +80,20 @@ class Publisher:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for _, message in items:
             self.in_flight_ids[message.message_id] = done
+        used: AbstractChannel | None = None
         try:
             with mapped(f"publishing {len(items)} messages", publishing=True):
                 addresses = [await self._address(q) for q, _ in items]
-                channel = await (await self.current_channel()).get_underlay_channel()
+                used = await self.current_channel()
+                channel = await used.get_underlay_channel()
                 batch = [(exchange, key, message)
                          for (exchange, key), (_, message) in zip(addresses, items, strict=True)]
                 if self.fast_path and fastpath.batch_ready(channel):
                     outcomes = await fastpath.send_batch(channel, batch, self.timeout)
                 else:
                     outcomes = await self._send_each(channel, batch)
+                if any(_wedged(o) for o in outcomes):
+                    await self._replace(used)
             results: list[BaseException | None] = []
             for (queue, message), outcome in zip(items, outcomes, strict=True):
                 if outcome is None or not isinstance(outcome, Exception):
@@ -89,6 +104,10 @@ class Publisher:
                     error.__cause__ = outcome
                 results.append(error or outcome)
             return results
+        except PublishNotConfirmed as error:
+            if _wedged(error.__cause__):
+                await self._replace(used)
+            raise
         finally:
             for _, message in items:
                 self.in_flight_ids.pop(message.message_id, None)
@@ -108,16 +127,33 @@ class Publisher:
             await asyncio.wait([earlier])
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.in_flight_ids[message.message_id] = done
+        used: AbstractChannel | None = None
         try:
             exchange, key = await self._address(queue)
             with mapped(f"publishing {message.message_id} to queue {queue!r}", publishing=True):
-                channel = await (await self.current_channel()).get_underlay_channel()
+                used = await self.current_channel()
+                channel = await used.get_underlay_channel()
                 await channel.basic_publish(message.body, exchange=exchange, routing_key=key,
                                             properties=properties(message), mandatory=True,
                                             timeout=self.timeout)
+        except PublishNotConfirmed as error:
+            if _wedged(error.__cause__):
+                await self._replace(used)
+            raise
         finally:
             del self.in_flight_ids[message.message_id]
             done.set_result(None)
+
+    async def _replace(self, channel: AbstractChannel | None) -> None:
+        """Stop publishing on `channel`, whose publishes were nacked or not confirmed in time: the next
+        publish opens a new channel (`current_channel`). Closed best effort, within the timeout
+        (its unconfirmed publishes fail, and are published again by their callers)."""
+        if channel is None or self.channel is not channel:
+            return  # replaced already, by a publish that timed out beside this one
+        self.channel = None
+        log.warning("publishes nacked or not confirmed in time; the publishing channel is replaced")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(channel.close(), self.timeout)
 
     async def _address(self, queue: str) -> tuple[str, str]:
         """(exchange, routing key) of a publish to the logical `queue`."""
@@ -159,3 +195,10 @@ class Publisher:
             if self.channel is None or self.channel.is_closed:  # else restored with the connection
                 self.channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         return self.channel
+
+
+def _wedged(outcome: BaseException | None) -> bool:
+    """A publish's failure that says its channel may be wedged: a nack (not a return: an
+    unroutable message is no channel's fault) or no confirm in time."""
+    return isinstance(outcome, TimeoutError) or (isinstance(outcome, aiormq.exceptions.DeliveryError)
+                                                 and not isinstance(outcome, aiormq.exceptions.PublishError))

@@ -1,0 +1,101 @@
+"""A publishing channel whose publishes are nacked or not confirmed in time is replaced (issue 15).
+
+Seen on the 3-node cluster (tests/cluster/test_cluster_nway.py): after the node leading the
+queues was killed, RabbitMQ nacked every later publish of a router's channel to some of
+them, while its connection stayed up; the router retried on it for ever, holding its shard.
+Here the channel is an in-memory fake (what RabbitMQ did is the cluster test's to show): one
+that nacks or never confirms, then the publisher's next channel, which confirms."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiormq.exceptions
+import pytest
+
+from bus.brokers.amqp.publishing import Publisher
+from bus.brokers.base import OutgoingMessage
+from bus.errors import PublishNotConfirmed
+
+
+class Underlay:
+    """aiormq's channel, as the public path uses it: a `wedged` one never confirms, or nacks."""
+
+    def __init__(self, wedged: str) -> None:
+        self.wedged = wedged
+        self.published: list[str] = []
+
+    async def basic_publish(self, body: bytes, *, routing_key: str, **options: Any) -> None:
+        if self.wedged == "silent":  # as aiormq's: no confirm within the publisher's timeout
+            await asyncio.sleep(options["timeout"])
+            raise TimeoutError
+        if self.wedged == "nacks":
+            raise aiormq.exceptions.DeliveryError(None, None)  # type: ignore[arg-type]
+        self.published.append(routing_key)
+
+
+class Channel:
+    def __init__(self, wedged: str) -> None:
+        self.underlay = Underlay(wedged)
+        self.is_closed = False
+
+    async def get_underlay_channel(self) -> Underlay:
+        return self.underlay
+
+    async def close(self) -> None:
+        self.is_closed = True
+
+
+class Connection:
+    """Hands out a wedged channel first, then good ones."""
+
+    def __init__(self, wedged: str) -> None:
+        self.wedged = wedged
+        self.connected = asyncio.Event()
+        self.connected.set()
+        self.opened: list[Channel] = []
+
+    def channel(self, **_: Any) -> Any:
+        async def opened() -> Channel:
+            self.opened.append(Channel(wedged="" if self.opened else self.wedged))
+            return self.opened[-1]
+        return opened()
+
+
+class Link:
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+
+    def __init__(self, wedged: str = "silent") -> None:
+        self.conn = Connection(wedged)
+
+    def connection(self) -> Connection:
+        return self.conn
+
+
+@pytest.mark.parametrize(("wedged", "said"), [("silent", "not confirmed in time"), ("nacks", "nacked")])
+async def test_publishes_nacked_or_not_confirmed_move_to_a_new_channel_and_the_wedged_one_is_closed(
+        wedged: str, said: str) -> None:
+    link = Link(wedged)
+    publisher = Publisher(link, shards=1, fast_path=False, timeout=0.05)  # type: ignore[arg-type]
+    await publisher.open()
+    items = [("renkei.dest.zei", OutgoingMessage(b"<x/>", f"m{i}.zei", "subject", {})) for i in range(3)]
+    with pytest.raises(PublishNotConfirmed, match=said):
+        await publisher.publish_many(items)
+    wedged = link.conn.opened[0]
+    assert wedged.is_closed, "the channel that confirmed nothing is closed"
+    await publisher.publish_many(items)  # the caller's retry
+    assert len(link.conn.opened) == 2
+    assert link.conn.opened[1].underlay.published == ["renkei.dest.zei"] * 3
+    assert wedged.underlay.published == []
+
+
+async def test_one_timed_out_message_publishes_again_on_a_new_channel() -> None:
+    link = Link()
+    publisher = Publisher(link, shards=1, fast_path=False, timeout=0.05)  # type: ignore[arg-type]
+    await publisher.open()
+    twice = [("renkei.dest.zei", OutgoingMessage(b"<x/>", "same.zei", "subject", {}))] * 2  # one at a time
+    with pytest.raises(PublishNotConfirmed):
+        await publisher.publish_many(twice)  # the first times out; the second, after it, is on the new channel
+    await publisher.publish_many(twice)
+    assert [len(c.underlay.published) for c in link.conn.opened] == [0, 3]
