@@ -239,16 +239,18 @@ async def _wait_ready(url: str, bus: subprocess.Popen[bytes], within: float = 90
 
 
 async def _drive(bus: subprocess.Popen[bytes], port: int, audit: Path, bodies: list[bytes], rate: int,
-                 routed: list[int], drain_within: float) -> dict[str, Any]:
+                 routed: list[int], drain_within: float, sims: subprocess.Popen[bytes] | None) -> dict[str, Any]:
     """Wait for the intake, offer the load, wait for the drain; what was seen meanwhile."""
     await _wait_ready(f"http://127.0.0.1:{port}/healthz", bus)
     load_start, cpu_start, own_cpu = report.load(), _cpu_seconds(bus.pid), time.process_time()
+    sims_start = _cpu_seconds(sims.pid) if sims is not None else 0.0
     answers, offered, answered = await _offer(f"http://127.0.0.1:{port}/v1/messages", bodies, rate)
     accepted = [i for i, answer in enumerate(answers) if answer == "accepted"]
     deliveries = sum(routed[i] for i in accepted)  # what the route table gives for the accepted changes
     counts = await _until_drained(audit, len(accepted), deliveries, drain_within)
     return {"answers": Counter(answers), "deliveries": deliveries, "offered": offered, "answered": answered,
             "counts": counts, "cpu": _cpu_seconds(bus.pid) - cpu_start, "rss": report.rss_mb(bus.pid),
+            "sims_cpu": _cpu_seconds(sims.pid) - sims_start if sims is not None else None,
             "own_cpu": time.process_time() - own_cpu, "load": {"start": load_start, "end": report.load()}}
 
 
@@ -280,7 +282,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
                                    stderr=subprocess.STDOUT, env=env, cwd=report.ROOT)
         audit = StateDir(Path(tmp) / "state").audit_file
         try:
-            seen = asyncio.run(_drive(bus, port, audit, bodies, load.rate, routed, drain_within))
+            seen = asyncio.run(_drive(bus, port, audit, bodies, load.rate, routed, drain_within, sims))
         except _Exited:
             said = log.read_text(errors="replace")[-1500:]
             raise RuntimeError(f"renkei run exited {bus.returncode}: {said}") from None
@@ -316,6 +318,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
         "broker": "rabbitmq" if broker_url else "embedded",
         "delivery": {"batch_size": batch, "batch_linger_ms": linger_ms if batch > 1 else 0},
         "simulators": "apart" if apart else "in the bus process",
+        "simulators_cpu_seconds": None if seen["sims_cpu"] is None else round(seen["sims_cpu"], 3),
         "load_average": seen["load"],
     }
 

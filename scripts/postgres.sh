@@ -155,9 +155,10 @@ case "$cmd" in
         if [[ -n "$user" ]]; then
             touch "$DIR/users/$user"
             [[ -z "$was_running" ]] && touch "$DIR/users/.auto"
-        else
+        elif [[ -z "$was_running" ]]; then
             rm -f "$DIR/users/.auto"  # started by hand: only a plain `stop` stops it
         fi
+        # (a plain `start` on a server a test run started is a reuse: the run still stops it)
         echo "$URL"
         ;;
     stop)
