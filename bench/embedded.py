@@ -82,6 +82,16 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+
+def expected_deliveries(bus: Bus, records: list[dict[str, Any]], ids: Pseudonymizer) -> Counter[str]:
+    """How many deliveries each destination should get for `records`, as the bus's routes say."""
+    expected: Counter[str] = Counter()
+    for r in records:
+        message_id = ids.message_id(r["municipality_code"], r["address_number"], int(r["history_number"]))
+        for match in bus.routes.route(r, r["municipality_code"], message_id=message_id):
+            expected[match.route.destination] += 1
+    return expected
+
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
                   linger_ms: int = 0, broker_url: str | None = None) -> dict[str, Any]:
@@ -106,11 +116,7 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
         return Receipt.applied(message)
 
     bus = Bus(settings, sinks={}, catalog=catalog)
-    expected: Counter[str] = Counter()
-    for r in records:
-        message_id = ids.message_id(r["municipality_code"], r["address_number"], int(r["history_number"]))
-        for match in bus.routes.route(r, r["municipality_code"], message_id=message_id):
-            expected[match.route.destination] += 1
+    expected = expected_deliveries(bus, records, ids)
     expected_total = sum(expected.values())
     bus.sinks.update({name: FunctionSink(null) for name in bus.destinations})
     partitions: list[list[bytes]] = [[] for _ in range(FEEDERS)]

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import rabbit, report
+from bench.embedded import expected_deliveries
 from bus.app import Bus, BusParts
 from bus.catalog import Catalog
 from bus.logs import configure_logging
@@ -116,11 +117,7 @@ async def run_one(changes: int, *, broker_url: str | None, sink_kind: str, seed:
         ks, ids = catalog.get(KIND), Pseudonymizer(BENCH_KEY)
         records = list(sample_records(KIND, catalog, seed=seed, n=changes))
         bus = Bus(settings, sinks={}, catalog=catalog)
-        expected: Counter[str] = Counter()
-        for r in records:
-            message_id = ids.message_id(r["municipality_code"], r["address_number"], int(r["history_number"]))
-            for match in bus.routes.route(r, r["municipality_code"], message_id=message_id):
-                expected[match.route.destination] += 1
+        expected = expected_deliveries(bus, records, ids)
         deliveries = sum(expected.values())
         partitions: list[list[bytes]] = [[] for _ in range(FEEDERS)]
         for r in records:  # one resident's changes stay in one feeder, in registry order

@@ -23,15 +23,18 @@ KEY = b"unit-test-pseudonym-key-000001"
 
 
 class CapturingBroker:
-    """Takes every publish at once (a broker is not what these tests are about)."""
+    """Takes every publish at once (a broker is not what these tests are about); `calls`
+    counts the publish_many calls (a batch's publishes share one)."""
 
     def __init__(self) -> None:
         self.published: list[tuple[str, OutgoingMessage]] = []
+        self.calls = 0
 
     async def publish(self, queue: str, message: OutgoingMessage, *, delay: float = 0.0) -> None:
         await self.publish_many([(queue, message)], delay=delay)
 
     async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
+        self.calls += 1
         self.published.extend(items)
 
 

@@ -69,18 +69,26 @@ def changes_of_one_resident(first: Delivery, n: int) -> list[OutgoingMessage]:
     return out
 
 
-async def test_a_router_whose_publishes_fail_past_the_poison_limit_routes_every_change_once_in_order(
-        catalog: Catalog, tmp_path: Path) -> None:
+async def _router(catalog: Catalog, tmp_path: Path, broker: FlakyBroker, *, publish_retry_for: float,
+                  **dispatch: float) -> tuple[FlakyBroker, DeliveryStore, Dispatcher]:
+    """The route stage over the shipped routes on `broker` (its queues declared), its delivery
+    store, and the dispatcher the broker calls (`dispatch`: its broker backoff settings)."""
     routes = RouteTable.load(routes_dir(), catalog)
-    broker = FlakyBroker(tmp_path / "broker.sqlite", lambda queue, _: queue != INTAKE_QUEUE)
     await broker.connect()
     for queue in (INTAKE_QUEUE, *(destination_queue(d) for d in {r.destination for r in routes.routes})):
         await broker.declare(queue)
     store = DeliveryStore(tmp_path / "delivery.sqlite")
     line = ResidentLine(store, ROUTE_STAGE, StageHooks())
     stage = RouteStage(broker, catalog, routes, StateStore(tmp_path / "state.sqlite"), line,  # type: ignore[arg-type]
-                       publish_retry_for=0.01)
-    dispatcher = Dispatcher(stage, StageHooks(), line, poison_after=POISON_AFTER, broker_backoff=0.01)
+                       publish_retry_for=publish_retry_for)
+    return broker, store, Dispatcher(stage, StageHooks(), line, poison_after=POISON_AFTER, **dispatch)
+
+
+async def test_a_router_whose_publishes_fail_past_the_poison_limit_routes_every_change_once_in_order(
+        catalog: Catalog, tmp_path: Path) -> None:
+    broker, store, dispatcher = await _router(catalog, tmp_path, FlakyBroker(
+        tmp_path / "broker.sqlite", lambda queue, _: queue != INTAKE_QUEUE), publish_retry_for=0.01,
+        broker_backoff=0.01)
     changes = changes_of_one_resident(await accepted_delivery(catalog, tmp_path), 3)
     for change in changes:
         await broker.publish(INTAKE_QUEUE, change)
@@ -106,17 +114,10 @@ async def test_broker_caused_requeues_do_not_count_toward_poison_but_a_real_cras
         catalog: Catalog, tmp_path: Path) -> None:
     """Past `broker_retry_for` the batch is requeued (a stopping consumer is not held for
     ever): those requeues raise the broker's delivery count, and are not crashes."""
-    routes = RouteTable.load(routes_dir(), catalog)
     # each handling tries the publish four times (twice in the stage, twice in the dispatcher)
-    broker = FlakyBroker(tmp_path / "broker.sqlite", lambda queue, _: queue != INTAKE_QUEUE, failures=16 * POISON_AFTER)
-    await broker.connect()
-    for queue in (INTAKE_QUEUE, *(destination_queue(d) for d in {r.destination for r in routes.routes})):
-        await broker.declare(queue)
-    store = DeliveryStore(tmp_path / "delivery.sqlite")
-    line = ResidentLine(store, ROUTE_STAGE, StageHooks())
-    stage = RouteStage(broker, catalog, routes, StateStore(tmp_path / "state.sqlite"), line,  # type: ignore[arg-type]
-                       publish_retry_for=0.0)
-    dispatcher = Dispatcher(stage, StageHooks(), line, poison_after=POISON_AFTER, broker_retry_for=0.0)
+    broker, store, dispatcher = await _router(catalog, tmp_path, FlakyBroker(
+        tmp_path / "broker.sqlite", lambda queue, _: queue != INTAKE_QUEUE, failures=16 * POISON_AFTER),
+        publish_retry_for=0.0, broker_retry_for=0.0)
     [change] = changes_of_one_resident(await accepted_delivery(catalog, tmp_path), 1)
     count = 0
     while broker.failures > 0:  # the broker redelivers what was requeued, counting each time

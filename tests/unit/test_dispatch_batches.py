@@ -3,29 +3,18 @@ batch, and a change that crashes the stage fails alone (the batch is run again o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from pipeline_support import KEY, CapturingBroker, route_stage
 
-from bus.brokers.base import Delivery, OutgoingMessage
+from bus.brokers.base import Delivery
 from bus.catalog import Catalog
 from bus.masking import Pseudonymizer
 from bus.stages import IntakeStage, StageHooks
 from bus.state import StateStore
 from bus.synthetic.samples import sample_records
 from bus.topology import ROUTE_STAGE
-
-
-class CountingBroker(CapturingBroker):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
-        self.calls += 1
-        await super().publish_many(items, delay=delay)
 
 
 class CountingWrites(StageHooks):
@@ -59,7 +48,7 @@ async def test_a_batch_is_routed_in_one_publish_and_its_events_are_written_once(
         catalog: Catalog, tmp_path: Path) -> None:
     batch = await accepted(catalog, tmp_path, 5)
     assert len({d.key for d in batch}) == 5
-    broker, hooks = CountingBroker(), CountingWrites()
+    broker, hooks = CapturingBroker(), CountingWrites()
     _, dispatcher = route_stage(broker, catalog, tmp_path, hooks=hooks)
     assert await dispatcher.handle(batch) == [True] * 5
     assert broker.calls == 1 and len(broker.published) >= 5  # every projection of the batch at once
@@ -73,7 +62,7 @@ async def test_a_change_that_crashes_a_batch_fails_alone_and_the_rest_is_routed(
         catalog: Catalog, tmp_path: Path) -> None:
     first, second, third = await accepted(catalog, tmp_path, 3)
     poison = Delivery(b"<not-xml", second.message_id, second.key, dict(second.headers))
-    broker = CountingBroker()
+    broker = CapturingBroker()
     stage, dispatcher = route_stage(broker, catalog, tmp_path, poison_after=2)
     assert await dispatcher.handle([first, poison, third]) == [True, False, True]  # the poison requeued
     assert {m.key for _, m in broker.published} == {first.key, third.key}

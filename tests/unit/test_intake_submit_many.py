@@ -25,21 +25,11 @@ from bus.state import StateStore
 from bus.synthetic.samples import sample_records
 
 
-class CountingBroker(CapturingBroker):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
-        self.calls += 1
-        await super().publish_many(items, delay=delay)
-
-
 async def test_a_batch_is_answered_per_message_and_published_in_one_call_in_order(tmp_path: Path) -> None:
     catalog = Catalog.load()
     ks = catalog.get("jumin.idou")
     bodies = [ks.to_xml(r) for r in sample_records("jumin.idou", catalog, seed=9, n=5)]
-    broker = CountingBroker()
+    broker = CapturingBroker()
     state = StateStore(tmp_path / "state.sqlite")
     intake = IntakeStage(broker, catalog, state, Pseudonymizer(KEY), hooks=CountingHooks(state))  # type: ignore[arg-type]
     first = await intake.submit(bodies[0], content_type="application/xml", source="jumin")
@@ -58,7 +48,7 @@ async def test_a_batch_is_answered_per_message_and_published_in_one_call_in_orde
     state.close()
 
 
-class SlowBroker(CountingBroker):
+class SlowBroker(CapturingBroker):
     """Each publish takes a moment (a confirm, an fsync), failing while `down`."""
 
     def __init__(self) -> None:
