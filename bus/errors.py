@@ -190,3 +190,10 @@ class PersonalDataInAudit(RenkeiError, ValueError):
 
 class ExportUnreadable(RenkeiError, ValueError):
     """The file is not an audit export (says where)."""
+
+
+#: The failures of what the bus stands on — the broker, the shared state store, the audit
+#: store — rather than of the change it is handling: a stage that meets one is retried, never
+#: counted toward `poison_after` (bus.stages.dispatch).
+INFRASTRUCTURE_ERRORS: tuple[type[RenkeiError], ...] = (BrokerError, StateStoreError, AuditStoreError)
+

@@ -62,7 +62,7 @@ from bus.catalog.decode import decode
 from bus.delivery.policy import RetryPolicy
 from bus.delivery.store import Parked
 from bus.envelope import Envelope
-from bus.errors import BrokerError, PermanentError, TransientError
+from bus.errors import INFRASTRUCTURE_ERRORS, PermanentError, TransientError
 from bus.logs import get_logger
 from bus.ports import BatchSink, ItemResult, Outbound, Receipt, Sink, batch_size_of
 from bus.stages.hooks import StageHooks
@@ -237,7 +237,7 @@ class DeliverStage:
         has crashed `poison_after` times: then it is dead-lettered (D300)."""
         try:
             return await self._attempt(message)
-        except BrokerError:  # publishing the retry copy failed: the broker's failure, not the change's
+        except INFRASTRUCTURE_ERRORS:  # publishing the retry copy or writing a store failed: not the change's
             raise  # the dispatcher runs the batch again in place (bus.stages.dispatch), uncounted
         except Exception as error:
             return await self._crashed(message, error)

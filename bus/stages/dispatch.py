@@ -23,7 +23,9 @@ What the outcomes mean is decided here, once:
 
 A failure of the broker is not a crash (issue 15): a `BrokerError` out of the stage (a
 publish not confirmed while a quorum queue elects its leader, a lost connection) says
-nothing about the change. The batch is run again in place, with backoff, for up to
+nothing about the change; nor does a failure of the shared state store or the audit store
+(`StateStoreError`, `AuditStoreError`: PostgreSQL restarting) — `bus.errors.INFRASTRUCTURE_ERRORS`.
+The batch is run again in place, with backoff, for up to
 `broker_retry_for` seconds: its messages stay in hand, so the resident's later changes wait
 behind them and nothing is requeued or counted. Still failing after that, the batch is
 requeued (so a stopping consumer is not held for ever) and the requeue is noted as the
@@ -41,7 +43,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from bus.brokers.base import Delivery
 from bus.envelope import Envelope
-from bus.errors import BrokerError, RenkeiError
+from bus.errors import INFRASTRUCTURE_ERRORS, RenkeiError
 from bus.logs import get_logger
 from bus.stages.hooks import StageHooks
 from bus.stages.order import Message, ResidentLine
@@ -110,7 +112,7 @@ class Dispatcher:
     async def _outcomes(self, batch: Sequence[Delivery]) -> list[Outcome]:
         try:
             outcomes = await self._handled(batch)
-        except BrokerError as error:  # the broker, still failing: requeued, not counted
+        except INFRASTRUCTURE_ERRORS as error:  # the broker or a store, still failing: requeued, not counted
             return [self._requeued_for_broker(delivery, error) for delivery in batch]
         except Exception as error:
             if len(batch) == 1:
@@ -127,7 +129,7 @@ class Dispatcher:
         """The stage's outcomes; a broker failure retried in place (backoff, `broker_retry_for`)."""
         try:  # the first try without tenacity's machinery: built only on a failure
             return await self.stage.handle(batch)
-        except BrokerError as error:  # its text is renkei's own: queues and message ids, never a record
+        except INFRASTRUCTURE_ERRORS as error:  # its text is renkei's own: names and ids, never a record
             log.warning("the broker failed the stage; retried in place", stage=self.stage.name,
                         error=type(error).__name__, reason=str(error), messages=len(batch))
 
@@ -137,7 +139,7 @@ class Dispatcher:
                         error=type(error).__name__, reason=str(error), tries=state.attempt_number + 1)
 
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(BrokerError),
+            retry=retry_if_exception_type(INFRASTRUCTURE_ERRORS),
             stop=stop_after_delay(self._broker_retry_for),
             wait=wait_exponential(multiplier=self._broker_backoff, max=5.0),
             before_sleep=again,
@@ -147,7 +149,7 @@ class Dispatcher:
                 return await self.stage.handle(batch)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
-    def _requeued_for_broker(self, delivery: Delivery, error: BrokerError) -> Outcome:
+    def _requeued_for_broker(self, delivery: Delivery, error: Exception) -> Outcome:
         outages = self._outages
         outages[delivery.message_id] = outages.pop(delivery.message_id, 0) + 1
         if len(outages) > OUTAGES_KEPT:

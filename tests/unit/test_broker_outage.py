@@ -20,7 +20,7 @@ from bus.brokers.embedded import EmbeddedBroker
 from bus.catalog import Catalog
 from bus.delivery import DeliveryStore, RetryPolicy
 from bus.envelope import Envelope
-from bus.errors import BrokerUnavailable, PublishNotConfirmed, TransientError
+from bus.errors import BrokerUnavailable, PublishNotConfirmed, StateStoreError, TransientError
 from bus.paths import routes_dir
 from bus.ports import Outbound, Receipt
 from bus.routing.router import RouteTable
@@ -70,7 +70,7 @@ def changes_of_one_resident(first: Delivery, n: int) -> list[OutgoingMessage]:
 
 
 async def _router(catalog: Catalog, tmp_path: Path, broker: FlakyBroker, *, publish_retry_for: float,
-                  **dispatch: float) -> tuple[FlakyBroker, DeliveryStore, Dispatcher]:
+                  state: StateStore | None = None, **dispatch: float) -> tuple[FlakyBroker, DeliveryStore, Dispatcher]:
     """The route stage over the shipped routes on `broker` (its queues declared), its delivery
     store, and the dispatcher the broker calls (`dispatch`: its broker backoff settings)."""
     routes = RouteTable.load(routes_dir(), catalog)
@@ -79,8 +79,8 @@ async def _router(catalog: Catalog, tmp_path: Path, broker: FlakyBroker, *, publ
         await broker.declare(queue)
     store = DeliveryStore(tmp_path / "delivery.sqlite")
     line = ResidentLine(store, ROUTE_STAGE, StageHooks())
-    stage = RouteStage(broker, catalog, routes, StateStore(tmp_path / "state.sqlite"), line,  # type: ignore[arg-type]
-                       publish_retry_for=publish_retry_for)
+    state = state or StateStore(tmp_path / "state.sqlite")
+    stage = RouteStage(broker, catalog, routes, state, line, publish_retry_for=publish_retry_for)  # type: ignore[arg-type]
     return broker, store, Dispatcher(stage, StageHooks(), line, poison_after=POISON_AFTER, **dispatch)
 
 
@@ -188,3 +188,37 @@ async def test_a_deliverer_whose_retry_publishes_fail_past_the_poison_limit_deli
 def catalog() -> Catalog:
     return Catalog.load()
 
+
+
+class FlakyState(StateStore):
+    """The state store, unreachable for its first `failures` batch lookups (the shared
+    PostgreSQL restarting)."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+
+    def routed_among(self, message_ids: Sequence[str]) -> set[str]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StateStoreError("cannot read the state store postgresql://db:5432/renkei (schema renkei_state)")
+        return super().routed_among(message_ids)
+
+
+async def test_a_state_store_outage_past_the_poison_limit_is_no_poison_and_routes_the_change_once(
+        catalog: Catalog, tmp_path: Path) -> None:
+    """The sibling of the broker's case: the shared state store (PostgreSQL) down says nothing
+    about the change either; requeued past `poison_after`, it is routed once when the store is back."""
+    state = FlakyState(tmp_path / "state.sqlite", failures=4 * POISON_AFTER)
+    broker, store, dispatcher = await _router(catalog, tmp_path, FlakyBroker(
+        tmp_path / "broker.sqlite", lambda _, __: False), publish_retry_for=0.0, state=state, broker_retry_for=0.0)
+    [change] = changes_of_one_resident(await accepted_delivery(catalog, tmp_path), 1)
+    count, answer = 0, [False]
+    while answer == [False]:  # the broker redelivers what was requeued, counting each time
+        count += 1
+        assert count < 10 * POISON_AFTER, "never routed"
+        delivery = Delivery(change.body, change.message_id, change.key, dict(change.headers), delivery_count=count)
+        answer = await dispatcher.handle([delivery])
+    assert count > POISON_AFTER and store.dead_list() == [], "a store outage dead-lettered the change"
+    assert state.failures == 0 and broker.taken, "routed once the store was back"
+    await broker.close()
