@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import structlog
 
+from adapters.simulators.state import read_journal
 from bus.catalog import Catalog
 from bus.demo import DemoOptions, DemoResult, demo_feed, run_demo
 from bus.logs import configure_logging
@@ -40,7 +40,7 @@ def _options(out: Path, broker_url: str | None, shards: int = 1) -> DemoOptions:
 @dataclass
 class Flow:
     result: DemoResult
-    store: Path  # what the simulators applied: <destination>/<key>.xml and .<key>.meta.json
+    store: Path  # what the simulators applied: <destination>/<key>.xml, their identifiers in the journal
     log: str  # every log line of the run, at debug level, as the JSON a production bus writes
     options: DemoOptions
 
@@ -63,11 +63,8 @@ def flow(request: pytest.FixtureRequest, catalog: Catalog, tmp_path_factory: pyt
 
 def _received(store: Path, destination: str) -> list[tuple[dict[str, Any], bytes]]:
     """(meta, body) of every message a simulator applied, in the order it applied them."""
-    items = []
-    for meta_file in (store / destination).glob(".*.meta.json"):
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        body = (store / destination / f"{meta['key']}.xml").read_bytes()
-        items.append((meta, body))
+    where = store / destination
+    items = [(meta, (where / f"{meta['key']}.xml").read_bytes()) for meta in read_journal(where)]
     return sorted(items, key=lambda item: item[0]["number"])
 
 

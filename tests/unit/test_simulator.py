@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 from sink_contract_support import namespace_validator, plain_outbound
 
 from adapters.simulators import SimulatorState, create_app, personal_number_valid
+from adapters.simulators.state import JOURNAL, ReceivedMessage, read_journal
 from adapters.transports.http import envelope_headers
 from bus.errors import ConfigError
 from bus.ports import Outbound
@@ -146,6 +147,20 @@ async def test_the_store_keeps_one_file_per_message_and_remembers_after_restart(
             answers = (await post(client, message)).json()["status"]
     assert answers == "duplicate"
     assert (tmp_path / f"{message.envelope.idempotency_key}.xml").read_bytes() == message.xml
+
+
+def test_a_journal_line_cut_short_by_a_crash_is_not_taken_as_applied(tmp_path: Path) -> None:
+    body = b"<zei/>"
+    first = SimulatorState("zei", store=tmp_path)
+    for key in ("m1.zei", "m2.zei"):
+        first.accept(ReceivedMessage(key=key, message_id=key[:2], kind="zei.jumin", municipality="131016",
+                                     subject="s", sequence=1, content_type="application/xml", body=body,
+                                     reference="r"))
+    journal = tmp_path / JOURNAL
+    journal.write_bytes(journal.read_bytes()[:-20])  # the second line torn: the process died writing it
+    again = SimulatorState("zei", store=tmp_path)
+    assert list(again.messages) == ["m1.zei"] and again.messages["m1.zei"].body == body
+    assert [meta["key"] for meta in read_journal(tmp_path)] == ["m1.zei"]
 
 
 async def test_healthz_names_the_system_and_kind(zei: httpx.AsyncClient) -> None:
