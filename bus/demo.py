@@ -18,6 +18,11 @@ one request per change, as a system without batches gets.
 downloads it from マイナポータル: bus.synthetic.pittari) goes through the batch source
 (adapters.sources.pittari), each application to the system of its 手続 (routes/pittari.yaml).
 
+Simulators: in a process of their own by default (`simulators_apart`, adapters.simulators.apart),
+so the bus and the receivers each have a core, and the summary gives the simulators' CPU apart;
+`simulators_apart=False` (and every run with `then`, the console: it stops and starts them) runs
+them in this process, on the bus's event loop.
+
 Feeding: one feeder per partition of residents (by 宛名番号), so a resident's changes are
 submitted in registry order while other residents' go in at the same time (as several
 registry batches would); concurrent publishes share one commit of the embedded broker.
@@ -36,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.simulators import SYSTEMS, SimulatorCluster, has_personal_number
+from adapters.simulators import SYSTEMS, SimulatorCluster, SimulatorState, has_personal_number
+from adapters.simulators.apart import SimulatorProcess
 from adapters.sources.pittari import take_pittari
 from adapters.transports.http import HttpSink
 from bus.app import Bus
@@ -75,6 +81,7 @@ class DemoOptions:
     version: int = 1  # jumin.idou version the registry writes: 2 feeds v2 with every v2 異動事由
     batch_size: int = 100  # changes per HTTP request to each simulator (1: one request per change)
     applications: int = 9  # ぴったりサービス applications in the one batch taken after the changes (0: none)
+    simulators_apart: bool = True  # the simulators in a process of their own (not with `then`: in-process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +123,7 @@ class DemoResult:
     idle: bool = True
     seconds: float = 0.0
     log_file: Path | None = None
+    simulators_cpu_seconds: float | None = None  # the simulators' process's CPU (None: they ran in this one)
 
     @property
     def ok(self) -> bool:
@@ -170,11 +178,22 @@ async def run_demo(
         shutil.rmtree(out / part, ignore_errors=True)
     result = DemoResult(options)
     started = time.monotonic()
-    feed = list(demo_feed(catalog, options))
-    async with SimulatorCluster(catalog=catalog, store=str(out / "received")) as sims:
+    store = out / "received"
+    apart = options.simulators_apart and then is None
+    sims: SimulatorCluster | SimulatorProcess = SimulatorProcess(store=store) if apart else \
+        SimulatorCluster(catalog=catalog, store=str(store))
+    starting = asyncio.ensure_future(sims.start())  # the child starts while the feed is made
+    try:
+        feed = list(demo_feed(catalog, options))
+        await starting
+    except BaseException:
+        await asyncio.gather(starting, return_exceptions=True)
+        await sims.stop()
+        raise
+    try:
         settings = _settings(options, sims)
         sinks = {name: HttpSink(sims.messages_url(name), name=name, batch_size=options.batch_size)
-                 for name in sims.states}
+                 for name in sims.urls}
         bus = Bus(settings, sinks=dict(sinks), catalog=catalog)
         reporter: asyncio.Task[None] | None = None
         applications: list[dict[str, Any]] = []
@@ -184,7 +203,7 @@ async def run_demo(
             await _feed(bus, feed, options.feeders, result)
             applications = await _feed_pittari(bus, options, catalog, result)
             result.idle = await bus.wait_idle(within=options.idle_timeout)
-            if then is not None:
+            if then is not None and isinstance(sims, SimulatorCluster):
                 if reporter is not None:
                     reporter.cancel()
                 await then(bus, sims, feed)  # what it sends it appends to feed: expected too
@@ -195,19 +214,24 @@ async def run_demo(
             for sink in sinks.values():
                 await sink.aclose()
         expected = _expected(feed, catalog, bus.routes, Pseudonymizer(settings.bus.pseudonym_key), applications)
-        result.destinations = [_tally(name, sims, expected.get(name, set())) for name in SYSTEMS]
+        states = sims.states if isinstance(sims, SimulatorCluster) else await sims.snapshot()
+        result.destinations = [_tally(name, states[name], expected.get(name, set())) for name in SYSTEMS]
+    finally:
+        await sims.stop()
+    if isinstance(sims, SimulatorProcess):
+        result.simulators_cpu_seconds = sims.cpu_seconds
     result.seconds = time.monotonic() - started
     return result
 
 
-def _settings(options: DemoOptions, sims: SimulatorCluster) -> Settings:
+def _settings(options: DemoOptions, sims: SimulatorCluster | SimulatorProcess) -> Settings:
     """The demo bus's settings: each simulator a destination with `batch_size` deliveries in flight
     (what a batch is filled from; 8, the default, with single requests)."""
     in_flight = max(8, options.batch_size)
     destinations = {name: DestinationSettings(name, "http", concurrency=in_flight, retry=options.retry,
                                               options={"url": sims.messages_url(name),
                                                        "batch_size": options.batch_size})
-                    for name in sims.states}
+                    for name in sims.urls}
     return Settings(bus=BusSettings(state_dir=options.out / "state", broker_url=options.broker_url,
                                     shards=options.shards), retry=options.retry, destinations=destinations)
 
@@ -246,10 +270,17 @@ async def _feed_pittari(bus: Bus, options: DemoOptions, catalog: Catalog, result
     return applications
 
 
-async def _report(progress: Callable[[str], None], sims: SimulatorCluster, result: DemoResult, total: int) -> None:
+async def _report(progress: Callable[[str], None], sims: SimulatorCluster | SimulatorProcess, result: DemoResult,
+                  total: int) -> None:
     while True:
         await asyncio.sleep(2.0)
-        applied = sum(state.effects for state in sims.states.values())
+        if isinstance(sims, SimulatorCluster):
+            applied = sum(state.effects for state in sims.states.values())
+        else:
+            effects = await sims.effects()
+            if effects is None:
+                continue  # a simulator did not answer: no progress line this time
+            applied = effects
         progress(f"  sent {sum(result.answers.values())}/{total} messages, {applied} deliveries applied")
 
 
@@ -295,8 +326,7 @@ def _expected(
     return expected
 
 
-def _tally(name: str, sims: SimulatorCluster, expected: set[str]) -> DestinationTally:
-    state = sims.state(name)
+def _tally(name: str, state: SimulatorState, expected: set[str]) -> DestinationTally:
     delivered = set(state.messages)
     return DestinationTally(
         destination=name,

@@ -43,14 +43,17 @@ __all__ = ["demo", "render"]
                    "every v2 異動事由 (invalid variants stay v1, which is still accepted).")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Changes per HTTP request to each simulator (1: one request per change, no batches).")
+@click.option("--simulators", type=click.Choice(["apart", "in-process"]), default="apart", show_default=True,
+              help="Run the simulated systems in a process of their own (apart: the bus and the receivers "
+                   "each get a core), or in the bus's process (with --console they always are).")
 @click.option("--console", "with_console", is_flag=True,
               help="Then keep the bus running with the web console (its address and a demo account are "
                    "printed) until Ctrl-C.")
 @click.option("--console-port", type=click.IntRange(0, 65535), default=8090, show_default=True,
               help="The console's port with --console (0: any free port).")
 def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_version: int, batch_size: int,
-         with_console: bool, console_port: int) -> None:
-    """Run the bus on the embedded broker with in-process simulators and check every delivery.
+         simulators: str, with_console: bool, console_port: int) -> None:
+    """Run the bus on the embedded broker with the simulated systems and check every delivery.
 
     Exit status: 0 every expected delivery happened and nothing else, 1 otherwise, 2 a usage error."""
     out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +64,7 @@ def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_versio
         click.echo(f"renkei demo: {changes} resident changes (jumin.idou v{feed_version}) through {where} ...",
                    err=True)
         options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url, version=feed_version,
-                              batch_size=batch_size)
+                              batch_size=batch_size, simulators_apart=simulators == "apart" and not with_console)
         then = None
         if with_console:  # the web console on the demo's bus (bus.cli.demo_console)
             from bus.cli.demo_console import DEMO_RETRY, DemoConsole, demo_console_options
@@ -121,6 +124,10 @@ def render(result: DemoResult) -> str:
     else:
         lines.append(f"delivery: one request per change (--batch-size 1) — {requests} requests ({batches} batches) "
                      f"for {total_delivered} deliveries")
+    if result.simulators_cpu_seconds is not None:
+        lines.append(f"simulators: in a process of their own, {result.simulators_cpu_seconds:.1f} s CPU")
+    else:
+        lines.append("simulators: in the bus's process")
     for wrong in result.wrong_answers[:10]:
         lines.append(f"wrong answer: {wrong}")
     if not result.idle:

@@ -36,6 +36,9 @@ def test_the_demo_delivers_to_every_system_and_says_so(tmp_path: Path) -> None:
     delivery = next(line for line in lines if line.startswith("delivery: in batches of up to 100 changes"))
     requests, batches, deliveries = (int(n) for n in re.findall(r"(\d+) (?:requests|batches|deliveries)", delivery))
     assert 0 < batches == requests < deliveries, delivery
+    # the simulators ran in a process of their own (the default), their CPU told apart
+    assert re.fullmatch(r"simulators: in a process of their own, \d+\.\d s CPU", next(
+        line for line in lines if line.startswith("simulators: ")))
 
 
 def demo_lines(tmp_path: Path, *options: str) -> list[str]:
@@ -51,6 +54,13 @@ def test_the_demo_sends_one_request_per_change_when_told_batch_size_1(tmp_path: 
     delivery = next(line for line in lines if line.startswith("delivery: one request per change"))
     requests, batches, deliveries = (int(n) for n in re.findall(r"(\d+) (?:requests|batches|deliveries)", delivery))
     assert batches == 0 and 0 < requests <= deliveries, delivery  # togo forwards what it sends on itself
+    assert lines[-1].startswith("OK: every expected delivery happened")
+
+
+def test_the_demo_runs_the_simulators_in_its_own_process_when_told(tmp_path: Path) -> None:
+    lines = demo_lines(tmp_path, "--changes", "40", "--simulators", "in-process")
+    assert "simulators: in the bus's process" in lines
+    assert next(line for line in lines if line.startswith("zei ")).split()[1:3] == ["40", "40"]
     assert lines[-1].startswith("OK: every expected delivery happened")
 
 

@@ -1,0 +1,42 @@
+"""The simulators in a process of their own (adapters.simulators.apart): served by a child, read
+back from its store and counters, and stopped with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.simulators.apart import SimulatorProcess
+from bus.errors import ConfigError
+from bus.paths import schemas_dir
+
+KEY = "m0001.zei"
+HEADERS = {"Idempotency-Key": KEY, "X-Renkei-Kind": "zei.jumin", "X-Renkei-Subject": "a" * 32,
+           "X-Renkei-Sequence": "1", "Content-Type": "application/xml"}
+
+
+async def test_a_message_applied_by_the_child_is_in_the_snapshot_and_its_cpu_is_reported(tmp_path: Path) -> None:
+    body = sorted((schemas_dir() / "zei.jumin" / "1" / "samples" / "valid").glob("*.xml"))[0].read_bytes()
+    async with SimulatorProcess(["zei", "kokuho"], store=tmp_path) as sims:
+        assert set(sims.urls) == {"zei", "kokuho"}
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(sims.messages_url("zei"), content=body, headers=HEADERS)
+            again = await client.post(sims.messages_url("zei"), content=body, headers=HEADERS)
+        states = await sims.snapshot()
+        assert await sims.effects() == 1
+    assert answer.json()["status"] == "applied" and again.json()["status"] == "duplicate"
+    zei = states["zei"]
+    assert list(zei.messages) == [KEY] and zei.messages[KEY].body == body
+    assert (zei.effects, zei.duplicates, zei.requests) == (1, 1, 2)
+    assert states["kokuho"].effects == 0 and not states["kokuho"].messages
+    assert sims.cpu_seconds is not None and sims.cpu_seconds > 0  # the child said so as it stopped
+    with pytest.raises(httpx.ConnectError):  # and it is gone
+        async with httpx.AsyncClient() as client:
+            await client.get(f"{sims.url('zei')}/healthz")
+
+
+def test_an_unknown_system_is_refused_before_any_process_starts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no simulator for"):
+        SimulatorProcess(["zei", "nowhere"], store=tmp_path)
