@@ -76,7 +76,7 @@ def run_one(changes: int, *, within: float = 1800.0, options: tuple[str, ...] = 
     }
 
 
-def run(sizes: list[int], out: Path, options: tuple[str, ...] = ()) -> dict[str, Any]:
+def run(sizes: list[int], out: Path, options: tuple[str, ...] = ("--simulators", "apart")) -> dict[str, Any]:
     runs = []
     for n in sizes:
         runs.append(run_one(n, options=options))
