@@ -100,10 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--simulators", choices=["apart", "in-process"], default="apart",
                         help="where the demo runs its simulators (its --simulators)")
+    parser.add_argument("--linger-ms", type=int, default=None, help="the demo's --linger-ms (default: the demo's)")
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):
         parser.error("--changes: each size must be at least 1")
-    result = run(args.changes, args.out, ("--simulators", args.simulators))
+    linger = ("--linger-ms", str(args.linger_ms)) if args.linger_ms is not None else ()
+    result = run(args.changes, args.out, ("--simulators", args.simulators, *linger))
     return 0 if result["passed"] else 1
 
 

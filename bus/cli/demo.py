@@ -46,13 +46,15 @@ __all__ = ["demo", "render"]
 @click.option("--simulators", type=click.Choice(["apart", "in-process"]), default="apart", show_default=True,
               help="Run the simulated systems in a process of their own (apart: the bus and the receivers "
                    "each get a core), or in the bus's process (with --console they always are).")
+@click.option("--linger-ms", type=click.IntRange(0, 1000), default=100, show_default=True,
+              help="How long the router and each deliverer wait for a batch to fill ([bus] batch_linger_ms).")
 @click.option("--console", "with_console", is_flag=True,
               help="Then keep the bus running with the web console (its address and a demo account are "
                    "printed) until Ctrl-C.")
 @click.option("--console-port", type=click.IntRange(0, 65535), default=8090, show_default=True,
               help="The console's port with --console (0: any free port).")
 def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_version: int, batch_size: int,
-         simulators: str, with_console: bool, console_port: int) -> None:
+         simulators: str, linger_ms: int, with_console: bool, console_port: int) -> None:
     """Run the bus on the embedded broker with the simulated systems and check every delivery.
 
     Exit status: 0 every expected delivery happened and nothing else, 1 otherwise, 2 a usage error."""
@@ -64,7 +66,8 @@ def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_versio
         click.echo(f"renkei demo: {changes} resident changes (jumin.idou v{feed_version}) through {where} ...",
                    err=True)
         options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url, version=feed_version,
-                              batch_size=batch_size, simulators_apart=simulators == "apart" and not with_console)
+                              batch_size=batch_size, simulators_apart=simulators == "apart" and not with_console,
+                              linger_ms=linger_ms)
         then = None
         if with_console:  # the web console on the demo's bus (bus.cli.demo_console)
             from bus.cli.demo_console import DEMO_RETRY, DemoConsole, demo_console_options
