@@ -42,7 +42,8 @@ OWNERS = [
     ("HTTP sink (httpx)", r"adapters/transports/http"),
     ("simulators (renkei demo's receivers)", r"adapters/simulators/|uvicorn/|starlette/"),
 ]
-_IDLE = re.compile(r"^_worker \(concurrent/futures/thread\.py:81\)|^EpollSelector\.select|^Condition\.wait")
+_IDLE = re.compile(r"^_worker \(concurrent/futures/thread\.py:81\)|^EpollSelector\.select|^Condition\.wait"
+                   r"|^ThreadedChildWatcher\._do_waitpid")  # asyncio waiting for a child (the simulators)
 _SETUP = re.compile(r"sample_records|to_xml|_find_and_load|Catalog\.load|RouteTable\.load|Bus\.__post_init__"
                     r"|Bus\.stop|Bus\.start|<listcomp> \(bench/embedded|demo_feed|_expected \(bus/demo|_tally")
 _BROKER_THREAD = "renkei-embedded"

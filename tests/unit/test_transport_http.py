@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -180,3 +181,11 @@ async def test_a_sink_without_a_client_opens_and_closes_its_own() -> None:
         assert sink.name == "127.0.0.1:9"
         with pytest.raises(HttpTransientError, match="connection failed"):
             await sink.deliver(plain_outbound())
+
+
+def test_every_sink_client_verifies_tls_with_one_shared_context() -> None:
+    from adapters.transports.httpclient import shared_tls
+
+    context = shared_tls()
+    assert context is shared_tls()  # made once: httpx would load its CA bundle per client (~25 ms each)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
