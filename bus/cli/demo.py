@@ -138,5 +138,6 @@ def render(result: DemoResult) -> str:
     out = result.options.out
     lines.append(f"received messages: {out / 'received'}/<destination>/   log: {result.log_file or out / 'renkei.log'}")
     verdict = "OK: every expected delivery happened, nothing unexpected" if result.ok else "FAILED (see above)"
-    lines.append(f"{verdict} ({result.seconds:.1f} s)")
+    lines.append(f"{verdict} ({result.seconds:.1f} s; {result.flow_seconds:.2f} s from the first change sent "
+                 f"until the bus was drained)")
     return "\n".join(lines)

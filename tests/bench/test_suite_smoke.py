@@ -25,7 +25,7 @@ def test_the_demo_benchmark_runs_renkei_demo_and_records_its_rate_and_cpu(tmp_pa
     [r] = result["runs"]
     assert r["changes"] == 8 and r["ok"] is True
     assert r["deliveries"] == r["expected_deliveries"] >= 8  # the demo itself checked every one
-    assert r["changes_per_s"] > 0 and r["cpu_seconds"] > 0 and r["wall_seconds"] >= r["seconds"]
+    assert r["changes_per_s"] > 0 and r["cpu_seconds"] > 0 and r["wall_seconds"] >= r["demo_seconds"] >= r["seconds"]
     assert result["passed"] == (r["changes_per_s"] >= demo.TARGET)
     # the simulators ran apart (the demo's default): their CPU and the bus's, told apart
     assert 0 < r["simulators_cpu_seconds"] < r["cpu_seconds"]
