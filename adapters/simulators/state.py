@@ -279,13 +279,15 @@ class SimulatorState:
         journal = self.store / JOURNAL
         for line in journal.read_bytes().splitlines() if journal.exists() else ():
             try:
-                meta = json.loads(line)
+                meta = orjson.loads(line)
             except ValueError:
                 continue  # cut short while written (a crash before the answer): not applied
             ext = "json" if "json" in meta["content_type"] else "xml"
-            body_file = self.store / f"{meta['key']}.{ext}"
-            if body_file.exists():
-                self.messages[meta["key"]] = ReceivedMessage(**meta, body=body_file.read_bytes())
+            try:
+                with open(f"{self._directory}{meta['key']}.{ext}", "rb") as body:
+                    self.messages[meta["key"]] = ReceivedMessage(**meta, body=body.read())
+            except FileNotFoundError:
+                continue
 
 
 def read_journal(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
