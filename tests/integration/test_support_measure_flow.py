@@ -28,7 +28,7 @@ from bus.validation.validator import validate
 
 pytestmark = pytest.mark.integration
 
-#: the systems routes/shien.yaml names: every one taking resident changes, and the 宛名システム
+#: the systems routes/shien.yaml names: every one taking resident changes (7.2.3), the 団体内統合宛名 function too
 NAMED = {"zei", "kokuho", "kaigo", "koki", "nenkin", "fukushi", "senkyo", "shugaku", "togo"}
 PINNED_V2 = ("kokuho",)  # takes its resident changes as kokuho.jumin v2: still gets the 支援措置 message
 CHANGE = schemas_dir() / "jumin.idou" / "1" / "samples" / "valid" / "tennyu.xml"  # 宛名番号 100000012345, 履歴 1
@@ -117,7 +117,7 @@ def test_no_system_gets_a_personal_item_it_may_not_see(run: Run) -> None:
             body = message.body.decode()
             for absent in ("personal_number", "<name>", "<address>", "birth_date", "塚本", "神田神保町"):
                 assert absent not in body, (system, label, absent)
-            if system == "togo":  # the 宛名システム: the registry's kind, with the number it keys by
+            if system == "togo":  # the 団体内統合宛名 function: the registry's kind, with the number it keys by
                 assert message.kind == "jumin.shien"
                 assert ("900000012345" in body) is (label != "child")
             else:

@@ -102,8 +102,8 @@ def test_a_release_names_the_day_it_ended() -> None:
 
 def test_a_support_measure_reaches_every_system_that_takes_resident_changes_and_no_other() -> None:
     """3.2 (j420) and 7.2.3 (j1190): every system that receives 住民記録 — whatever the person's age
-    or insurance, so one that comes to hold them later already knows — and the 団体内統合宛名
-    function; not the 中間サーバー, the portal or the 申請 interfaces."""
+    or insurance, so one that comes to hold them later already knows — the 団体内統合宛名 function
+    among them (it takes 住民記録データ, 7.1.2.3); not the 中間サーバー, the portal or the 申請 interfaces."""
     resident_routes = {r.destination for r in TABLE.routes if r.takes == "jumin.idou"} - {"togo_oshirase"}
     assert resident_routes == RESIDENT_SYSTEMS
     matches = TABLE.route(_record(), "131016", kind="jumin.shien")
@@ -119,7 +119,7 @@ def test_each_system_gets_only_what_it_may_see_and_a_valid_message() -> None:
         xml = match.target.to_xml(match.record)
         match.target.xml_schema.assertValid(etree.fromstring(xml))
         assert b"personal_number" not in xml
-        if match.route.destination == "togo":  # the 宛名システム of 3.2: the number it keys by
+        if match.route.destination == "togo":  # a system taking 住民記録データ (7.2.3): the number it keys by
             assert match.target.kind == "jumin.shien" and b"900000012345" in xml
         else:
             assert match.target.kind == "shien.jumin" and b"900000012345" not in xml
