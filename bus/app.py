@@ -37,6 +37,7 @@ from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
 from bus.ports import Sink, Source
 from bus.routing.router import RouteTable
+from bus.routing.support import support_gaps
 from bus.settings import Settings
 from bus.stages import (
     CountingHooks,
@@ -206,6 +207,12 @@ class Bus:
         if parts.deliverers:
             for name, sink in self._build_sinks(parts.only_destinations).items():
                 await self._start_deliverer(name, sink)
+        gaps = support_gaps(self.routes.routes, self.catalog, pins_of(self.settings),
+                            {n: c.system for n, c in self.settings.destinations.items() if c.system})
+        if gaps:  # visible, not silent: these learn of a 支援措置 only from jumin.shien (or never)
+            log.warning("destinations take resident changes without 支援措置 (support_measure)",
+                        destinations=[f"{g.destination} {g.kind} v{g.version}" for g in gaps],
+                        without_jumin_shien=[g.destination for g in gaps if g.support_route is None])
         log.info("bus started", broker=self.broker.name, destinations=len(self.destinations),
                  consumers=len(self._consumers), sources=len(self.opened_sources))
 

@@ -17,7 +17,11 @@ from bus.errors import ConfigError
 from bus.settings import Settings
 from bus.suggest import closest, suggest, unknown_keys
 
-__all__ = ["DESTINATION_KEYS", "check_destinations", "check_pins", "pinned_routes", "pins_of"]
+__all__ = ["DESTINATION_KEYS", "UNPINNED_SOURCES", "check_destinations", "check_pins", "pinned_routes", "pins_of"]
+
+#: source kinds whose routes a pin does not apply to: a 支援措置 (jumin.shien) goes to a pinned
+#: destination as its one version, beside the pinned version of its resident changes
+UNPINNED_SOURCES = ("jumin.shien",)
 
 #: the keys of a `[destinations.<name>]` table that are the bus's own; the rest go to its transport
 DESTINATION_KEYS = ("transport", "concurrency", "retry", "system", "municipality", "municipalities",
@@ -59,12 +63,13 @@ def pins_of(settings: Settings) -> dict[str, int]:
 
 def check_pins(settings: Settings, routes: Iterable[Any], versions: Callable[[str], list[int]]) -> None:
     """Every version a destination pins exists for the target kind of every route that reaches it
-    (by its name or its `system`); `versions(kind)` is the catalog's."""
+    (by its name or its `system`), but a route taking a 支援措置 (`UNPINNED_SOURCES`); `versions(kind)`
+    is the catalog's."""
     routes = list(routes)
     for name, pinned in pins_of(settings).items():
         system = settings.destinations[name].system or name
         for route in routes:
-            if route.destination not in (name, system):
+            if route.destination not in (name, system) or route.takes in UNPINNED_SOURCES:
                 continue
             kind = route.projection.kind
             known = versions(kind)

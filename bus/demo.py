@@ -14,6 +14,11 @@ up to 100 changes per HTTP request, each with its own idempotency key and receip
 docs/delivery-contract.md, Batches), with as many deliveries in flight; `batch_size=1` sends
 one request per change, as a system without batches gets.
 
+支援措置: now and then a change is followed by a 支援措置 set, extended or released without a 異動
+(jumin.shien, bus.synthetic.shien), fed in its resident's partition after their change; every
+system that takes resident changes gets it (routes/shien.yaml). In a v2 feed the changes of a
+resident with a measure in force carry `support_measure`.
+
 ぴったりサービス: after the registry's changes, one batch of applications (a zip, as a municipality
 downloads it from マイナポータル: bus.synthetic.pittari) goes through the batch source
 (adapters.sources.pittari), each application to the system of its 手続 (routes/pittari.yaml).
@@ -55,15 +60,18 @@ from bus.routing.router import RouteTable
 from bus.settings import BusSettings, Settings
 from bus.settings_batching import BatchSettings
 from bus.settings_sections import DestinationSettings
+from bus.stages.intake import identity_of
 from bus.synthetic import REASON_GROUPS, Registry, copy_record, corrupt
 from bus.synthetic.invalid import DEMO_CODES
 from bus.synthetic.pittari import pittari_applications, pittari_batch
+from bus.synthetic.shien import SupportMeasures
 from bus.synthetic.v2 import Householders, to_v2
 from bus.synthetic.v2_reasons import vary_reason
 
-__all__ = ["DemoOptions", "DemoResult", "DestinationTally", "FeedItem", "demo_feed", "run_demo"]
+__all__ = ["SUPPORT_RATE", "DemoOptions", "DemoResult", "DestinationTally", "FeedItem", "demo_feed", "run_demo"]
 
 SOURCE = "jumin"  # the registry system's source id
+SUPPORT_RATE = 1 / 60  # `renkei demo`: about 3 支援措置 events per 100 changes
 PITTARI_SOURCE = "pittari"  # who takes the ぴったりサービス batches in
 
 
@@ -82,6 +90,9 @@ class DemoOptions:
     version: int = 1  # jumin.idou version the registry writes: 2 feeds v2 with every v2 異動事由
     batch_size: int = 100  # changes per HTTP request to each simulator (1: one request per change)
     applications: int = 9  # ぴったりサービス applications in the one batch taken after the changes (0: none)
+    #: the chance that a change is followed by a 支援措置 set, extended or released (jumin.shien,
+    #: bus.synthetic.shien); 0: none (`renkei demo` takes SUPPORT_RATE)
+    support_rate: float = 0.0
     simulators_apart: bool = True  # the simulators in a process of their own (not with `then`: in-process)
     linger_ms: int = 100  # [bus] batch_linger_ms: how long the router and each deliverer wait for a batch to fill
 
@@ -94,6 +105,7 @@ class FeedItem:
     expect: str  # "accepted", "duplicate" or an error code such as "R401"
     partition: int
     record: dict[str, Any] | None = None  # the valid record (accepted items only)
+    kind: str = "jumin.idou"  # or jumin.shien: a 支援措置 without a 異動
 
 
 @dataclass(slots=True)
@@ -120,6 +132,7 @@ class DemoResult:
     rejected_codes: Counter[str] = field(default_factory=Counter)
     groups: Counter[str] = field(default_factory=Counter)  # 異動事由 group → accepted changes
     reasons: Counter[str] = field(default_factory=Counter)  # 異動事由 → accepted changes
+    support_measures: Counter[str] = field(default_factory=Counter)  # 支援措置 action → accepted jumin.shien
     applications: Counter[str] = field(default_factory=Counter)  # ぴったりサービス: accepted / duplicate / rejected
     destinations: list[DestinationTally] = field(default_factory=list)
     idle: bool = True
@@ -151,6 +164,8 @@ def demo_feed(catalog: Catalog, options: DemoOptions) -> Iterator[FeedItem]:
     rng = random.Random(options.seed)
     registry = Registry(seed=options.seed)
     householders = Householders(registry.snapshot() if options.version == 2 else ())
+    shien = catalog.get("jumin.shien")
+    measures = SupportMeasures(random.Random(options.seed + 1), options.support_rate)
     for source in registry.events(options.changes):
         partition = zlib.crc32(source["address_number"].encode()) % options.feeders
         # v2: the registry writes the standard's items (v1 stays accepted: invalid variants are v1)
@@ -158,6 +173,8 @@ def demo_feed(catalog: Catalog, options: DemoOptions) -> Iterator[FeedItem]:
         if options.version == 2:
             householders.see(source)
             record = householders.fill(vary_reason(to_v2(source)))
+            if measures.active(source["address_number"]):
+                record["support_measure"] = True
         if rng.random() < options.invalid_rate:
             code = DEMO_CODES[rng.randrange(len(DEMO_CODES))]
             broken, code = corrupt(source, rng, code, catalog=catalog)
@@ -167,6 +184,9 @@ def demo_feed(catalog: Catalog, options: DemoOptions) -> Iterator[FeedItem]:
         yield FeedItem(body, "accepted", partition, copy_record(record))
         if rng.random() < options.duplicate_rate:
             yield FeedItem(body, "duplicate", partition)
+        for measure in measures.after(record) if options.support_rate else ():  # after the resident's change
+            where = zlib.crc32(measure["address_number"].encode()) % options.feeders
+            yield FeedItem(shien.to_xml(measure), "accepted", where, measure, kind="jumin.shien")
 
 
 async def run_demo(
@@ -301,7 +321,9 @@ def _check_answer(item: FeedItem, status: str, codes: list[str], result: DemoRes
             result.wrong_answers.append(f"expected {item.expect}, got rejected with {','.join(codes)}")
     elif status != item.expect:
         result.wrong_answers.append(f"expected {item.expect}, got {status}")
-    if status == "accepted" and item.record is not None:
+    if status == "accepted" and item.record is not None and item.kind == "jumin.shien":
+        result.support_measures[item.record["measure"]["action"]] += 1
+    elif status == "accepted" and item.record is not None:
         reason = item.record["change"]["reason"]
         result.groups[_GROUP_OF.get(reason) or _V2_GROUPS.get(reason) or "other"] += 1
         result.reasons[reason] += 1
@@ -322,13 +344,15 @@ def _expected(
         record = item.record
         if record is None:
             continue
-        municipality = record["municipality_code"]
-        message_id = pseudonyms.message_id(municipality, record["address_number"], int(record["history_number"]))
-        for match in routes.route(record, municipality):
+        identity = identity_of(item.kind, record)
+        assert identity is not None
+        municipality = identity[0]
+        message_id = pseudonyms.message_id(*identity)
+        for match in routes.route(record, municipality, kind=item.kind):
             destination = match.route.destination
             expected.setdefault(destination, set()).add(f"{message_id}.{destination}")
             relayed = _RELAYED_TO.get(destination)
-            if relayed and (destination != "togo" or match.record.get("fukuhon_items")):
+            if relayed and (destination != "togo" or match.record.get("fukuhon_items")) and item.kind != "jumin.shien":
                 # the 団体内統合宛名 function is the path to the 中間サーバー and the portal: it sends
                 # the 副本 update (when the change alters a 副本 item) and every notice
                 expected.setdefault(relayed, set()).add(f"{message_id}.{relayed}")

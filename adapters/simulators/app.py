@@ -206,8 +206,9 @@ class _Checker:
         """The catalog validation uses (None with an injected validator that needs none)."""
         return self._resolve()[1]
 
-    def check(self, raw: bytes, media: str) -> Any:
-        """Validate one body; its record (when the validator gives one), else ValidationFailed."""
+    def check(self, raw: bytes, media: str, kind: str | None = None) -> Any:
+        """Validate one body as `kind` (default: the system's); its record (when the validator
+        gives one), else ValidationFailed."""
         from bus.validation.issues import Issue
 
         chukan = self.kind == "chukan.fukuhon"
@@ -224,8 +225,8 @@ class _Checker:
         validate, catalog = self._resolve()
         content_type = "application/xml"
         if media == "application/json":
-            raw, content_type = self._json_to_xml(raw, catalog)
-        result = validate(raw, content_type=content_type, kind=self.kind, catalog=catalog)
+            raw, content_type = self._json_to_xml(raw, catalog, kind or self.kind)
+        result = validate(raw, content_type=content_type, kind=kind or self.kind, catalog=catalog)
         record = getattr(result, "record", None)
         if chukan and isinstance(record, dict):
             path = _personal_number_value(record)
@@ -252,13 +253,13 @@ class _Checker:
             self._catalog = Catalog.load()
         return self._validate, self._catalog
 
-    def _json_to_xml(self, raw: bytes, catalog: Any) -> tuple[bytes, str]:
+    def _json_to_xml(self, raw: bytes, catalog: Any, kind: str) -> tuple[bytes, str]:
         """JSON bodies are checked as the XML the kind's schema would have for them."""
         if catalog is None or not hasattr(catalog, "get"):
             return raw, "application/json"  # an injected validator decides
         from bus.validation.issues import Issue
 
-        ks = catalog.get(self.kind)
+        ks = catalog.get(kind)
         try:
             record = _typed(json.loads(raw), ks.fields, "")
         except ValidationFailed:
@@ -268,7 +269,7 @@ class _Checker:
         try:
             xml: bytes = ks.to_xml(record)
         except Exception as exc:  # any failure means "does not fit the kind"
-            msg = f"JSON body does not fit {self.kind} ({type(exc).__name__})"
+            msg = f"JSON body does not fit {kind} ({type(exc).__name__})"
             raise ValidationFailed([Issue("R301", msg)]) from None
         return xml, "application/xml"
 

@@ -21,7 +21,7 @@ class Checker(Protocol):
     @property
     def catalog(self) -> Any: ...
 
-    def check(self, raw: bytes, media: str) -> Any: ...
+    def check(self, raw: bytes, media: str, kind: str | None = None) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +61,12 @@ def apply_item(sim: SimulatorState, checker: Checker, item: Item) -> Verdict:
     if held is not None:
         sim.duplicates += 1
         return Verdict(200, {"status": "duplicate", "key": key, "reference": held.reference})
-    if item.kind and item.kind != sim.kind:
-        return rejected(sim, key, "R220", f"this system takes {sim.kind}, not {item.kind}")
+    if item.kind and item.kind not in sim.kinds:
+        return rejected(sim, key, "R220", f"this system takes {', '.join(sim.kinds)}, not {item.kind}")
     if item.media not in MEDIA:
         return rejected(sim, key, "R220", "content type must be application/xml or application/json", 415)
     try:
-        record = checker.check(item.raw, item.media)
+        record = checker.check(item.raw, item.media, item.kind)
     except ValidationFailed as exc:
         issues = [i.to_dict() for i in exc.issues]
         sim.reject(key, issues)
@@ -78,7 +78,7 @@ def apply_item(sim: SimulatorState, checker: Checker, item: Item) -> Verdict:
     sim.accept(ReceivedMessage(
         key=key, message_id=item.message_id or key, kind=item.kind or sim.kind, municipality=item.municipality,
         subject=item.subject, sequence=item.sequence, content_type=item.media, body=item.raw, reference=reference))
-    if sim.togo is not None and isinstance(record, dict):
+    if sim.togo is not None and isinstance(record, dict) and (item.kind or sim.kind) == sim.kind:
         _togo(sim, checker, record, key, item.subject)
     return Verdict(200, {"status": "applied", "key": key, "reference": reference})
 

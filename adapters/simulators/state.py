@@ -37,23 +37,26 @@ class SystemInfo:
     system: str
     kind: str
     title: str
+    also: tuple[str, ...] = ()  # other kinds it takes: a 支援措置 (routes/shien.yaml)
 
 
-#: the receiving systems that have a simulator, and the kind each expects
+_SHIEN = ("shien.jumin",)
+#: the receiving systems that have a simulator, and the kind each expects (and any it takes besides)
 SYSTEMS: dict[str, SystemInfo] = {
     s.system: s
     for s in (
-        SystemInfo("zei", "zei.jumin", "個人住民税 (individual resident tax)"),
-        SystemInfo("kokuho", "kokuho.jumin", "国民健康保険 (national health insurance)"),
-        SystemInfo("kaigo", "kaigo.jumin", "介護保険 (long-term care insurance)"),
-        SystemInfo("koki", "koki.jumin", "後期高齢者医療 (late-stage elderly medical care)"),
-        SystemInfo("nenkin", "nenkin.jumin", "国民年金 (national pension)"),
-        SystemInfo("fukushi", "fukushi.jumin", "児童手当・福祉 (child allowance and welfare)"),
-        SystemInfo("senkyo", "senkyo.jumin", "選挙管理 (election administration, 選挙人名簿)"),
-        SystemInfo("shugaku", "shugaku.jumin", "就学 (school enrolment, 学齢簿)"),
+        SystemInfo("zei", "zei.jumin", "個人住民税 (individual resident tax)", _SHIEN),
+        SystemInfo("kokuho", "kokuho.jumin", "国民健康保険 (national health insurance)", _SHIEN),
+        SystemInfo("kaigo", "kaigo.jumin", "介護保険 (long-term care insurance)", _SHIEN),
+        SystemInfo("koki", "koki.jumin", "後期高齢者医療 (late-stage elderly medical care)", _SHIEN),
+        SystemInfo("nenkin", "nenkin.jumin", "国民年金 (national pension)", _SHIEN),
+        SystemInfo("fukushi", "fukushi.jumin", "児童手当・福祉 (child allowance and welfare)", _SHIEN),
+        SystemInfo("senkyo", "senkyo.jumin", "選挙管理 (election administration, 選挙人名簿)", _SHIEN),
+        SystemInfo("shugaku", "shugaku.jumin", "就学 (school enrolment, 学齢簿)", _SHIEN),
         SystemInfo("chukan", "chukan.fukuhon", "中間サーバー (intermediate server, 副本)"),
         SystemInfo("portal", "portal.oshirase", "マイナポータル (national portal, notices)"),
-        SystemInfo("togo", "togo.jumin", "団体内統合宛名 (integrated address function → 中間サーバー)"),
+        SystemInfo("togo", "togo.jumin", "団体内統合宛名 (integrated address function → 中間サーバー)",
+                   ("jumin.shien",)),
         SystemInfo("togo_oshirase", "togo.oshirase", "団体内統合宛名 お知らせ (its notices → マイナポータル)"),
         SystemInfo("fukushi_shinsei", "pittari.shinsei", "児童手当 申請 (ぴったりサービス applications)"),
         SystemInfo("kaigo_shinsei", "pittari.shinsei", "介護保険 申請 (ぴったりサービス applications)"),
@@ -146,6 +149,7 @@ class SimulatorState:
             raise ConfigError(f"no simulator for system {system!r}; known: {', '.join(SYSTEMS)}")
         self.system = system
         self.kind = SYSTEMS[system].kind
+        self.kinds = (self.kind, *SYSTEMS[system].also)
         self.store = Path(store) if store is not None else None
         self.behaviour = Behaviour()
         self.messages: dict[str, ReceivedMessage] = {}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from bus.demo import DemoOptions, DemoResult, run_demo
+from bus.demo import SUPPORT_RATE, DemoOptions, DemoResult, run_demo
 from bus.logs import configure_logging
 
 __all__ = ["demo", "render"]
@@ -66,8 +66,8 @@ def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_versio
         click.echo(f"renkei demo: {changes} resident changes (jumin.idou v{feed_version}) through {where} ...",
                    err=True)
         options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url, version=feed_version,
-                              batch_size=batch_size, simulators_apart=simulators == "apart" and not with_console,
-                              linger_ms=linger_ms)
+                              batch_size=batch_size, support_rate=SUPPORT_RATE,
+                              simulators_apart=simulators == "apart" and not with_console, linger_ms=linger_ms)
         then = None
         if with_console:  # the web console on the demo's bus (bus.cli.demo_console)
             from bus.cli.demo_console import DEMO_RETRY, DemoConsole, demo_console_options
@@ -89,6 +89,10 @@ def render(result: DemoResult) -> str:
     lines.append(f"registry (source 'jumin'): sent {result.fed} messages — accepted {answers['accepted']}, "
                  f"duplicate {answers['duplicate']}, rejected {answers['rejected']} ({codes})")
     lines.append(f"accepted changes by 異動事由 group: {groups}")
+    if result.support_measures:
+        measures = result.support_measures
+        actions = ", ".join(f"{a} {n}" for a, n in sorted(measures.items()))
+        lines.append(f"支援措置 without a 異動 (jumin.shien): {sum(measures.values())} accepted — {actions}")
     if result.applications:
         taken = result.applications
         lines.append(f"ぴったりサービス (source 'pittari'): one batch of {sum(taken.values())} applications — "

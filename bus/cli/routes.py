@@ -1,6 +1,6 @@
 """`renkei routes`: check the route files, try them on a message offline, export AsyncAPI.
 
-    renkei routes check [--dir routes/] [--json]
+    renkei routes check [--dir routes/] [--config renkei.toml] [--json]
     renkei routes test change.xml [--dir routes/] [--municipality 131016] [--json] [--unmasked]
     renkei routes asyncapi [--out asyncapi.yaml]
     renkei routes election --reference-date 2026-06-25 --election-day 2026-07-12 change.xml ...
@@ -42,16 +42,27 @@ def routes() -> None:
 
 @routes.command()
 @_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: ok, routes, problems.")
-def check(directory: Path | None, as_json: bool) -> None:
+@click.option("--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="renkei.toml whose destinations' pinned schema_version the 支援措置 check reads "
+                   "(default: every destination takes its kinds' default version).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document: ok, routes, problems, support_measure_gaps.")
+def check(directory: Path | None, config: Path | None, as_json: bool) -> None:
     """Load and check every route file; list every problem as file:line: message.
+
+    Also names each destination that takes resident changes on a kind version without
+    `support_measure` (支援措置): it learns of a 支援措置 only from jumin.shien, or never when no
+    route sends it one (a warning: bus.routing.support).
 
     Exit status: 0 every route loads, 1 a problem (each listed), 2 a usage error."""
     from bus.catalog import Catalog
     from bus.routing.loader import check_routes
+    from bus.routing.support import support_gaps
 
     catalog = _catalog(Catalog)
     found, errors = check_routes(directory, catalog)
+    pins, systems = _pins(config)
+    gaps = [] if errors else support_gaps(found, catalog, pins, systems)
     if as_json:
         click.echo(json.dumps({
             "ok": not errors,
@@ -60,6 +71,9 @@ def check(directory: Path | None, as_json: bool) -> None:
                  "legal_basis": r.legal_basis or None, "when": " ".join(r.when.split()), "where": r.where}
                 for r in sorted(found, key=lambda r: (r.destination, r.name))],
             "problems": [{"where": e.where, "message": _problem_text(e)} for e in errors],
+            "support_measure_gaps": [
+                {"destination": g.destination, "kind": g.kind, "version": g.version, "route": g.route,
+                 "support_route": g.support_route} for g in gaps],
         }, ensure_ascii=False, indent=2))
         if errors:
             raise SystemExit(1)
@@ -80,6 +94,25 @@ def check(directory: Path | None, as_json: bool) -> None:
             basis = "個人番号: yes (legal basis declared)" if r.legal_basis else "個人番号: no"
             click.echo(f"    {r.name} → {r.projection.kind}  [{basis}]")
             click.echo(f"      when: {' '.join(r.when.split())}")
+    if gaps:
+        click.echo(f"支援措置 (support_measure): {len(gaps)} destination(s) take resident changes on a kind "
+                   "version without it (pin schema_version = 2 to carry it in every change)")
+        for gap in gaps:
+            click.echo(f"  {gap.text()}")
+
+
+def _pins(config: Path | None) -> tuple[dict[str, int], dict[str, str]]:
+    """The pinned versions and systems of `config`'s destinations (none without a config)."""
+    if config is None:
+        return {}, {}
+    from bus.config_check import pins_of
+    from bus.settings import Settings
+
+    try:
+        settings = Settings.load(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return pins_of(settings), {n: c.system for n, c in settings.destinations.items() if c.system}
 
 
 def _problem_text(error: ConfigError) -> str:
@@ -96,7 +129,8 @@ def _problem_text(error: ConfigError) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @click.option("--unmasked", is_flag=True, help="Show personal values in plain text (default: masked).")
 def test(file: Path, directory: Path | None, municipality: str | None, as_json: bool, unmasked: bool) -> None:
-    """Route one jumin.idou XML file offline: which destinations it reaches, why, and what each receives.
+    """Route one jumin.idou (or jumin.shien) XML file offline: which destinations it reaches, why, and what
+    each receives.
 
     Personal values (the fields the catalog marks personal) are masked unless --unmasked;
     nothing is sent anywhere.
@@ -119,19 +153,19 @@ def test(file: Path, directory: Path | None, municipality: str | None, as_json: 
         table = RouteTable.load(directory, catalog)
     except ConfigError as exc:
         raise click.ClickException(f"{exc}\n(run `renkei routes check` for the full list)") from exc
+    kind = "jumin.shien" if b"urn:renkei:schema:jumin.shien:" in raw else "jumin.idou"  # a 支援措置, or a change
     try:
-        validated = validate(raw, content_type="application/xml", kind="jumin.idou",
-                             catalog=catalog)
+        validated = validate(raw, content_type="application/xml", kind=kind, catalog=catalog)
     except ValidationFailed as exc:
         for issue in exc.issues:
             click.echo(f"{file}: {issue}", err=True)
-        click.echo(f"{file} is not a valid jumin.idou message; nothing was routed", err=True)
+        click.echo(f"{file} is not a valid {kind} message; nothing was routed", err=True)
         raise SystemExit(1) from None
     record = validated.record
     where = municipality or str(record.get("municipality_code", ""))
     context = table.context(record, where)
-    verdicts = table.explain(record, where)
-    matches = table.route(record, where)
+    verdicts = table.explain(record, where, kind=kind)
+    matches = table.route(record, where, kind=kind)
     messages = [_message(m, masked=not unmasked) for m in matches]
     if not unmasked:
         context = dict(mask_record(context))  # type: ignore[call-overload]
@@ -180,8 +214,9 @@ def _message(match: Any, *, masked: bool) -> dict[str, Any]:
 def _print_text(file: Path, municipality: str, context: dict[str, Any], verdicts: list[Any],
                 messages: list[dict[str, Any]]) -> None:
     matched = [v for v in verdicts if v.matched]
-    click.echo(f"{file}: {context['reason']} ({context['group']}) on {context['effective_date']}, "
-               f"municipality {municipality}")
+    what = f"{context['reason']} ({context['group']}) on {context['effective_date']}" if context["reason"] \
+        else "a 支援措置 (jumin.shien, no 異動)"
+    click.echo(f"{file}: {what}, municipality {municipality}")
     shown = ", ".join(f"{k}={v}" for k, v in context.items() if k not in ("reason", "group"))
     click.echo(f"context: {shown}")
     click.echo(f"reaches {len({v.route.destination for v in matched})} destination(s) "

@@ -46,6 +46,7 @@ __all__ = [
     "changed_items",
     "months_later",
     "registered_since",
+    "support_measure_context",
 ]
 
 #: The 副本 items the intermediate server keeps and a change can alter. The registry's 副本 is
@@ -254,6 +255,8 @@ def build_context(
     """
     if "change" not in record and "procedure_code" in record:
         return application_context(record, municipality)
+    if "change" not in record and "measure" in record:
+        return support_measure_context(record, municipality)
     change = record.get("change") or {}
     reason = str(change.get("reason", ""))
     v2 = is_v2(record)
@@ -307,6 +310,15 @@ def application_context(record: Mapping[str, Any], municipality: str) -> dict[st
     context: dict[str, Any] = {v.name: _ZERO[v.type] for v in CONTEXT_VARIABLES.values()}
     context["nenkin_category"] = "NONE"
     context.update(procedure_code=str(record.get("procedure_code") or ""), municipality=municipality)
+    return context
+
+
+def support_measure_context(record: Mapping[str, Any], municipality: str) -> dict[str, Any]:
+    """The activation of a 支援措置 (jumin.shien): its municipality; every resident variable its
+    type's zero (it carries no birth date, insurance or 住民種別: who receives it is every system
+    that receives the residents' changes, routes/shien.yaml)."""
+    context: dict[str, Any] = {v.name: _ZERO[v.type] for v in CONTEXT_VARIABLES.values()}
+    context.update(nenkin_category="NONE", municipality=municipality)
     return context
 
 

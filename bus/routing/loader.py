@@ -49,10 +49,10 @@ ROUTE_KEYS: Mapping[str, bool] = {
 }
 PROJECTION_KEYS: Mapping[str, bool] = {"kind": True, "function": False, "params": False}
 FILE_KEYS = ("routes",)
-#: Kinds a route can take: the condition context is built from a resident change.
-#: the kinds a route may take: a resident change, and a ぴったりサービス application (its context:
-#: `procedure_code` and `municipality`, bus.routing.context.application_context)
-SOURCE_KINDS = ("jumin.idou", "pittari.shinsei")
+#: the kinds a route may take: a resident change, a ぴったりサービス application (its context:
+#: `procedure_code` and `municipality`, bus.routing.context.application_context), and a 支援措置
+#: without a 異動 (its context: `municipality`, bus.routing.context.support_measure_context)
+SOURCE_KINDS = ("jumin.idou", "pittari.shinsei", "jumin.shien")
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _DESTINATION = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -253,7 +253,7 @@ class _Checker:
             return None
         if takes not in SOURCE_KINDS:
             self.error(f"{what}: routes can take only {', '.join(SOURCE_KINDS)} "
-                       "(conditions are evaluated on a resident change or an application)", nodes["takes"])
+                       "(conditions are evaluated on a resident change, an application or a 支援措置)", nodes["takes"])
             return None
         return takes
 

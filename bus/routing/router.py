@@ -21,6 +21,7 @@ import cel
 from bus.catalog import Catalog
 from bus.catalog.codelists import CodeLists
 from bus.catalog.upgrade import source_for
+from bus.config_check import UNPINNED_SOURCES
 from bus.errors import ConfigError
 from bus.routing.conditions import evaluate
 from bus.routing.context import build_context
@@ -110,8 +111,10 @@ class RouteTable:
         """`match`'s route projected from `record` again, to `version` of its target kind: for a
         destination that pins the version it takes (`[destinations.<name>] schema_version`).
 
-        Only pinned destinations pay for it (a second projection, its context built again)."""
-        if version == match.target.version:
+        Only pinned destinations pay for it (a second projection, its context built again). A
+        支援措置 (bus.config_check.UNPINNED_SOURCES) goes as its one version: the pin is the
+        version of the destination's resident changes."""
+        if version == match.target.version or match.route.takes in UNPINNED_SOURCES:
             return match
         key = (match.route.name, version)
         projector = self._pinned.get(key)

@@ -38,7 +38,13 @@ _IDENTITY: dict[str, Callable[[dict[str, Any]], tuple[str, str, int]]] = {
     "jumin.idou": lambda r: (r["municipality_code"], r["address_number"], int(r["history_number"])),
     "portal.shinsei": lambda r: (r["municipality_code"], "shinsei:" + r["application_id"], 1),
     "pittari.shinsei": lambda r: (r["municipality_code"], "pittari:" + r["application_id"], 1),  # a batch's
+    # a 支援措置 without a 異動: its own id (event_number), ordered after the 履歴番号 it follows
+    "jumin.shien": lambda r: (r["municipality_code"], f"shien:{r['address_number']}:{int(r['event_number'])}",
+                              int(r["history_number"])),
 }
+#: kind → the person key of its subject, where it is not the identity's: a 支援措置 is the
+#: resident's (same subject as their changes: same shard, same order, same trail)
+_SUBJECT: dict[str, Callable[[dict[str, Any]], str]] = {"jumin.shien": lambda r: r["address_number"]}
 
 
 #: a valid message: its body, envelope and identity (what `_publish_new` takes)
@@ -242,7 +248,8 @@ class IntakeStage:
             content_type=content_type,
             municipality=municipality,
             source=source,
-            subject=self._pseudonyms.subject(municipality, person),
+            subject=self._pseudonyms.subject(municipality, _SUBJECT[ks.kind](record) if ks.kind in _SUBJECT
+                                             else person),
             sequence=sequence,
         ), identity
 

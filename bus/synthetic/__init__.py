@@ -11,7 +11,8 @@
 Modules: `names`/`places` (data tables), `model` (people, households, 続柄), `factory`
 (numbers with check digits, household templates), `records` (person → record, insurance
 flags), `book`/`moves`/`corrections` (the changes), `registry` (the public `Registry`),
-`invalid` (broken and duplicate messages), `samples` (records of every catalog kind).
+`invalid` (broken and duplicate messages), `samples` (records of every catalog kind), `shien`
+(支援措置 set, extended or released without a 異動: jumin.shien).
 """
 
 from bus.synthetic.factory import new_personal_number, new_resident_code

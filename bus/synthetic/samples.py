@@ -14,6 +14,8 @@
 - ``portal.shinsei``: a 児童手当 認定請求 (with the children of the household) or a 転出届,
   from a resident of the registry's current snapshot; ``pittari.shinsei``: the same, as one
   application of a ぴったりサービス batch (no attachments).
+- ``jumin.shien``: a 支援措置 set, extended or released after a resident's change
+  (bus.synthetic.shien); ``shien.jumin``: the same as a 業務 system receives it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bus.routing.context import age_on as legal_age
 from bus.synthetic.model import age_on
 from bus.synthetic.places import MUNICIPALITIES
 from bus.synthetic.registry import DEFAULT_MUNICIPALITIES, REASONS, Registry, expand_reasons
+from bus.synthetic.shien import SupportMeasures
 
 __all__ = ["PROJECTION_KINDS", "SOURCE_KIND", "project_by_name", "sample_records"]
 
@@ -249,5 +252,10 @@ def sample_records(
                     return
             for _ in reg.events(1000):  # let time pass and people change, then take more
                 pass
+        return
+    if kind in ("jumin.shien", "shien.jumin"):
+        measures = SupportMeasures(random.Random(seed), rate=0.5)
+        made_measures = (m for r in _changes(reg, municipality, None) for m in measures.after(r))
+        yield from islice((m if kind == "jumin.shien" else project_by_name(m, ks.fields) for m in made_measures), n)
         return
     raise ValueError(f"no sample builder for kind {kind!r}")

@@ -14,6 +14,8 @@ R410 date order, R430 cross-field rule.
   undoes; 通称の記載 needs a 通称; the 帰化 / 国籍喪失 reasons fit only one 住民種別 (1.2.2).
 - a name: 氏名 or 氏名（アルファベット）; the 振り仮名確認 state only with a 振り仮名;
   外国人住民の事項 only for foreign residents, 戸籍の表示 only for Japanese ones.
+- a 支援措置 (jumin.shien, shien.jumin; standard 1.1.16, 3.1): its 終了年月日 is not before its
+  開始年月日, and a release (解除) says the day it ended.
 
 宛名番号 and 世帯番号 are *not* checked for a check digit: 1.1.13 gives new numbers a
 modulus-11 check digit (bus.validation.checkdigits.address_number_check_digit) but leaves
@@ -146,6 +148,18 @@ def _person(r: Mapping[str, Any]) -> _Findings:
     return out
 
 
+def _support_measure(r: Mapping[str, Any]) -> _Findings:
+    measure = r["measure"]
+    start, end = measure.get("start_date"), measure.get("end_date")
+    if isinstance(start, date) and isinstance(end, date) and end < start:
+        return [("R410", "measure/end_date", "支援措置の終了年月日 (end_date) is before its 開始年月日 (start_date)",
+                 end.isoformat(), f"on or after {start.isoformat()}")]
+    if measure.get("action") == "KAIJO" and end is None:
+        return [("R430", "measure/end_date", "a 支援措置 released (KAIJO) needs the day it ended (end_date)",
+                 None, "measure/end_date present")]
+    return _OK
+
+
 def standard_rules() -> Iterator[tuple[tuple[str, ...], _Check]]:
     """(the paths a rule needs, the rule): the v2 rules, for bus.validation.rules."""
     yield ("birth_date/text", "change/effective_date/text", "change/reason"), _registry_dates
@@ -153,3 +167,4 @@ def standard_rules() -> Iterator[tuple[tuple[str, ...], _Check]]:
     yield ("change/reason", "change/cancelled_reason", "resident_type", "moved_out"), _by_reason
     yield ("name/name_alphabet", "name/kana_status", "name/former_family_name_kana_status",
            "name/alias_name_kana_status", "foreign_resident", "domicile", "resident_type"), _person
+    yield ("measure/action", "measure/start_date", "measure/end_date"), _support_measure

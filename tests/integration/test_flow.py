@@ -34,7 +34,8 @@ def catalog() -> Catalog:
 
 def _options(out: Path, broker_url: str | None, shards: int = 1) -> DemoOptions:
     return DemoOptions(changes=CHANGES, out=out, seed=11, invalid_rate=0.08, duplicate_rate=0.08,
-                       feeders=4, idle_timeout=120, broker_url=broker_url, shards=shards)
+                       feeders=4, idle_timeout=120, broker_url=broker_url, shards=shards,
+                       support_rate=0.1)  # 支援措置 without a 異動 (jumin.shien) among the changes
 
 
 @dataclass
@@ -73,7 +74,7 @@ def _personal_values(catalog: Catalog, options: DemoOptions) -> set[str]:
     values: set[str] = set()
     for item in demo_feed(catalog, options):
         r = item.record
-        if r is None:
+        if r is None or item.kind != "jumin.idou":  # a 支援措置 holds only a resident's 宛名番号/世帯番号
             continue
         values.update(v for v in (r["address_number"], r.get("personal_number"), r.get("resident_code"),
                                   r["integrated_address_number"]) if v)
@@ -97,7 +98,9 @@ def test_every_change_reaches_exactly_the_systems_its_routes_name(flow: Flow) ->
                        "togo_oshirase", "senkyo", "shugaku",
                        # ぴったりサービス applications from the portal, each to its 業務 system
                        "jumin_shinsei", "kaigo_shinsei", "fukushi_shinsei"}
-    assert next(t for t in result.destinations if t.destination == "zei").delivered == CHANGES
+    measures = sum(result.support_measures.values())  # every system taking resident changes gets them
+    assert measures > 0
+    assert next(t for t in result.destinations if t.destination == "zei").delivered == CHANGES + measures
     assert result.ok
 
 

@@ -34,7 +34,7 @@ def test_code_lists_match_the_data_model() -> None:
     cl = CodeLists.load()
     assert cl.names() == ["ChangeReason", "Relationship", "Sex", "ResidentType", "ResidentStatus",
                           "PensionCategory", "ChangeReason2", "ResidentStatus2", "PensionCategory2",
-                          "ForeignResidentCategory", "FuriganaStatus"]
+                          "ForeignResidentCategory", "FuriganaStatus", "ShienAction"]
     reasons = cl.symbols("ChangeReason")
     assert len(reasons) == 22 and reasons[0] == "TENNYU" and reasons[-1] == "TORIKESHI"
     groups = [cl.group(r) for r in reasons]

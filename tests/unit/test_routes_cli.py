@@ -24,7 +24,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_check_summarises_the_shipped_routes_per_destination() -> None:
     code, out, _ = run("check")
     assert code == 0, out
-    assert out.startswith("ok: 14 routes in 11 files, 13 destinations")
+    assert out.startswith("ok: 23 routes in 12 files, 13 destinations")
     for destination in DESTINATIONS:
         assert f"\n  {destination}  (" in out
     assert "kaigo-insured-and-households → kaigo.jumin  [個人番号: yes (legal basis declared)]" in out
@@ -73,7 +73,7 @@ def test_test_json_reports_every_route_and_valid_messages() -> None:
     report = json.loads(out)
     assert report["municipality"] == "131016"
     assert report["context"]["reason"] == "TENNYU"
-    assert len(report["routes"]) == 14
+    assert len(report["routes"]) == 23
     matched = {r["destination"] for r in report["routes"] if r["matched"]}
     # an adult Japanese national's 転入 starts the 3 months of 公職選挙法 第21条: 選挙管理 gets it
     assert matched == {m["destination"] for m in report["messages"]} == {"zei", "kokuho", "nenkin", "togo", "senkyo"}
@@ -113,8 +113,9 @@ def test_asyncapi_has_a_channel_per_destination_queue(tmp_path: Path) -> None:
     assert document["asyncapi"] == "2.6.0"
     assert set(document["channels"]) == {f"renkei.dest.{d}" for d in DESTINATIONS}
     kaigo = document["channels"]["renkei.dest.kaigo"]
-    assert kaigo["subscribe"]["message"] == {"$ref": "#/components/messages/kaigo.jumin.v1"}
-    assert kaigo["x-renkei-routes"][0]["when"] == "age >= 40 || kaigo || kaigo_household"
+    assert kaigo["subscribe"]["message"] == {"oneOf": [{"$ref": "#/components/messages/kaigo.jumin.v1"},
+                                                        {"$ref": "#/components/messages/shien.jumin.v1"}]}
+    assert [r["when"] for r in kaigo["x-renkei-routes"]] == ["age >= 40 || kaigo || kaigo_household", "true"]
     payload = document["components"]["messages"]["kaigo.jumin.v1"]["payload"]
     assert payload["type"] == "record"
     code, text, _ = run("asyncapi")
