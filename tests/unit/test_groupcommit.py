@@ -93,6 +93,27 @@ async def test_max_delay_lets_a_batch_grow_and_drain_commits_at_once() -> None:
     await group.aclose()
 
 
+async def test_a_drain_returns_when_what_was_added_before_it_is_committed_and_not_before() -> None:
+    log = Log()
+    log.gate = asyncio.Event()
+    group = GroupCommit(log)
+    group.add(1)
+    await asyncio.wait_for(log.started.wait(), 5)  # 1 is being committed
+    first = asyncio.ensure_future(group.drain())  # waits for 1
+    group.add(2)
+    second = asyncio.ensure_future(group.drain())  # waits for 1 and 2
+    cancelled = asyncio.ensure_future(group.drain())
+    await asyncio.sleep(0.01)
+    cancelled.cancel()  # a flush that timed out leaves the others as they were
+    log.gate.set()
+    await asyncio.wait_for(first, 5)
+    assert log.batches[0] == [1]
+    await asyncio.wait_for(second, 5)
+    assert log.batches == [[1], [2]] and group.pending == 0
+    await asyncio.wait_for(group.drain(), 5)  # nothing pending: at once
+    await group.aclose()
+
+
 async def test_closing_fails_what_was_not_committed() -> None:
     log = Log()
     log.gate = asyncio.Event()
