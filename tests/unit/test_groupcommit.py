@@ -56,6 +56,16 @@ async def test_items_added_while_a_commit_runs_share_the_next_one_and_commits_ne
     await group.aclose()
 
 
+async def test_items_of_tasks_ready_when_the_writer_starts_share_its_first_commit() -> None:
+    log = Log()
+    group = GroupCommit(log)
+    group.add(1)  # starts the writer task
+    later = [asyncio.ensure_future(group.submit(n)) for n in range(2, 6)]  # ready after the writer
+    assert await asyncio.gather(*later) == [20, 30, 40, 50]
+    assert log.batches == [[1, 2, 3, 4, 5]]
+    await group.aclose()
+
+
 async def test_an_item_failing_alone_fails_only_itself_and_a_raising_commit_fails_the_batch() -> None:
     log = Log()
     group = GroupCommit(log)
