@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -54,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import orjson
 import structlog
 
 from bus.brokers import embedded_store as store
@@ -167,7 +167,7 @@ class EmbeddedBroker(Broker):
         if not items:
             return
         rows = [
-            (q, m.key, m.message_id, json.dumps(m.headers, ensure_ascii=False), m.body) for q, m in items
+            (q, m.key, m.message_id, orjson.dumps(m.headers).decode(), m.body) for q, m in items
         ]
         queues = {q for q, _ in items}
         unknown = queues - self._declared  # queues are never deleted: a known one stays known
@@ -186,7 +186,7 @@ class EmbeddedBroker(Broker):
     async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
         found = await self._run(lambda c: store.expedite(c, queue), durable=True)
         self._wake(queue)
-        return [json.loads(headers) for headers in found]
+        return [orjson.loads(headers) for headers in found]
 
     async def stats(self, queue: str) -> QueueStats:
         ready, in_flight, consumers = await self._run(lambda c: store.stats(c, queue))
@@ -311,7 +311,7 @@ class _Subscription:
                     continue
                 self.unsettled.add(row_id)
                 self.on_delivery(Delivery(
-                    body=body, message_id=message_id, key=key, headers=json.loads(headers),
+                    body=body, message_id=message_id, key=key, headers=orjson.loads(headers),
                     redelivered=count > 1, delivery_count=count, token=_Lease(self, row_id, count),
                 ))
             if rows and len(rows) == room:

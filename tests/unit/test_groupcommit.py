@@ -56,6 +56,16 @@ async def test_items_added_while_a_commit_runs_share_the_next_one_and_commits_ne
     await group.aclose()
 
 
+async def test_items_of_tasks_ready_when_the_writer_starts_share_its_first_commit() -> None:
+    log = Log()
+    group = GroupCommit(log)
+    group.add(1)  # starts the writer task
+    later = [asyncio.ensure_future(group.submit(n)) for n in range(2, 6)]  # ready after the writer
+    assert await asyncio.gather(*later) == [20, 30, 40, 50]
+    assert log.batches == [[1, 2, 3, 4, 5]]
+    await group.aclose()
+
+
 async def test_an_item_failing_alone_fails_only_itself_and_a_raising_commit_fails_the_batch() -> None:
     log = Log()
     group = GroupCommit(log)
@@ -90,6 +100,27 @@ async def test_max_delay_lets_a_batch_grow_and_drain_commits_at_once() -> None:
     assert log.batches == [] and group.pending == 2  # still gathering
     await asyncio.wait_for(group.drain(), 5)
     assert log.batches == [[1, 2]] and group.pending == 0
+    await group.aclose()
+
+
+async def test_a_drain_returns_when_what_was_added_before_it_is_committed_and_not_before() -> None:
+    log = Log()
+    log.gate = asyncio.Event()
+    group = GroupCommit(log)
+    group.add(1)
+    await asyncio.wait_for(log.started.wait(), 5)  # 1 is being committed
+    first = asyncio.ensure_future(group.drain())  # waits for 1
+    group.add(2)
+    second = asyncio.ensure_future(group.drain())  # waits for 1 and 2
+    cancelled = asyncio.ensure_future(group.drain())
+    await asyncio.sleep(0.01)
+    cancelled.cancel()  # a flush that timed out leaves the others as they were
+    log.gate.set()
+    await asyncio.wait_for(first, 5)
+    assert log.batches[0] == [1]
+    await asyncio.wait_for(second, 5)
+    assert log.batches == [[1], [2]] and group.pending == 0
+    await asyncio.wait_for(group.drain(), 5)  # nothing pending: at once
     await group.aclose()
 
 
