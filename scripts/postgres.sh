@@ -155,10 +155,11 @@ case "$cmd" in
         if [[ -n "$user" ]]; then
             touch "$DIR/users/$user"
             [[ -z "$was_running" ]] && touch "$DIR/users/.auto"
-        elif [[ -z "$was_running" ]]; then
+        elif [[ -z "$was_running" && -z "$(live_users "")" ]]; then
             rm -f "$DIR/users/.auto"  # started by hand: only a plain `stop` stops it
         fi
-        # (a plain `start` on a server a test run started is a reuse: the run still stops it)
+        # (a plain `start` on a server a test run started is a reuse, also when the server was
+        # stopped inside the run and is started again: while that run lives it is still its own)
         echo "$URL"
         ;;
     stop)

@@ -209,11 +209,12 @@ case "$cmd" in
         if [[ -n "$user" ]]; then
             touch "$DIR/users/$user"
             [[ -z "$was_running" ]] && touch "$DIR/users/.auto"
-        elif [[ -z "$was_running" ]]; then
+        elif [[ -z "$was_running" && -z "$(live_users "")" ]]; then
             rm -f "$DIR/users/.auto"  # started by hand: only a plain `stop` stops it
         fi
         # (a plain `start` on a node a test run started is a reuse, e.g. a benchmark inside the
-        # run making sure a node is up: the run still stops it at its end)
+        # run making sure a node is up, or a fault scenario's `start --keep` after its `kill`:
+        # while that run lives the node is still its own, and it stops it at its end)
         echo "$URL"
         ;;
     stop)

@@ -46,6 +46,23 @@ def test_a_test_run_stops_the_node_it_started_even_after_a_plain_start_reused_it
 
 
 @pytest.mark.amqp
+def test_a_test_run_stops_the_node_it_started_even_after_it_was_killed_and_started_again(
+        node: dict[str, str]) -> None:
+    # the fault scenarios kill -9 the run's node and bring it back with a plain `start --keep`:
+    # that is still the run's node (CI once found the faults node of the run before holding port 5677)
+    run = subprocess.Popen(["sleep", "600"])
+    try:
+        assert _script(node, "start", "--user", str(run.pid)).returncode == 0
+        assert _script(node, "kill").returncode == 0
+        assert _script(node, "start", "--keep").returncode == 0
+        assert _script(node, "status").returncode == 0
+        assert _script(node, "stop", "--user", str(run.pid)).returncode == 0
+        assert _script(node, "status").returncode != 0, "the run's node was left running after its restart"
+    finally:
+        run.kill()
+
+
+@pytest.mark.amqp
 def test_a_node_started_by_hand_outlives_the_test_runs_that_used_it(node: dict[str, str]) -> None:
     run = subprocess.Popen(["sleep", "600"])
     try:
@@ -67,6 +84,26 @@ def test_a_test_run_stops_the_postgres_server_it_started_even_after_a_plain_star
     try:
         assert _script(env, "start", "--user", str(run.pid), script="postgres.sh").returncode == 0
         assert _script(env, "start", script="postgres.sh").returncode == 0  # reused inside the run
+        assert _script(env, "stop", "--user", str(run.pid), script="postgres.sh").returncode == 0
+        assert _script(env, "status", script="postgres.sh").returncode != 0, "the run's server was left running"
+    finally:
+        run.kill()
+        _script(env, "stop", script="postgres.sh")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.postgres
+def test_a_test_run_stops_the_postgres_server_it_started_even_after_it_was_stopped_and_started_again(
+        postgres_url: str) -> None:
+    # the sibling of the RabbitMQ node's kill and `start --keep`: a server stopped inside the run
+    # and started again with a plain `start` is still the run's
+    folder = ROOT / ".renkei" / f"postgres-script-test2-{os.getpid()}"
+    env = {**os.environ, "RENKEI_POSTGRES_DIR": str(folder), "RENKEI_POSTGRES_PORT": "5438"}
+    run = subprocess.Popen(["sleep", "600"])
+    try:
+        assert _script(env, "start", "--user", str(run.pid), script="postgres.sh").returncode == 0
+        assert _script(env, "stop", script="postgres.sh").returncode == 0
+        assert _script(env, "start", script="postgres.sh").returncode == 0
         assert _script(env, "stop", "--user", str(run.pid), script="postgres.sh").returncode == 0
         assert _script(env, "status", script="postgres.sh").returncode != 0, "the run's server was left running"
     finally:
