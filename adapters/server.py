@@ -9,12 +9,32 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+import structlog
 import uvicorn
+from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bus.errors import ConfigError
 
-__all__ = ["EmbeddedServer"]
+__all__ = ["EmbeddedServer", "QuietDisconnects"]
+
+log = structlog.get_logger("renkei.http")
+
+
+class QuietDisconnects:
+    """ASGI wrapper: a client that hangs up before its body arrived (a killed deliverer, a
+    client that gave up) is one log line, not uvicorn's "Exception in ASGI application" with a
+    traceback. There is nobody left to answer; nothing of the body was taken."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            client = scope.get("client") or (None,)
+            log.info("http.client_disconnected", path=scope.get("path"), peer=client[0])
 
 
 class _QuietServer(uvicorn.Server):
@@ -106,7 +126,8 @@ class EmbeddedServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=1,
+            QuietDisconnects(self.app), lifespan="off", log_level="warning", access_log=False,
+            timeout_graceful_shutdown=1,
             ssl_certfile=self.tls[0] if self.tls else None, ssl_keyfile=self.tls[1] if self.tls else None,
             limit_concurrency=self.max_connections,
             http=type("HeaderTimeoutH11", (_HeaderTimeoutH11,), {"header_timeout": self.header_timeout})
