@@ -75,11 +75,18 @@ class ResidentLine:
         return self.store.parked_among(self.where, subjects)
 
     def admit(self, message: Message, known: Mapping[str, Parked] | None = None) -> tuple[bool, Parked | None]:
-        """(False, _) when `message` was held behind its resident's head (nothing more to do);
+        """(False, _) when `message` was held behind its resident's head, or is that head and
+        already a dead letter (nothing more to do);
         (True, parked) when it may pass — `parked` is its resident's parking when it is the head.
         `known`: the parked residents of the message's batch (`parked_among`), looked up before."""
         envelope = message.envelope
         parked = self.store.parked(self.where, envelope.subject) if known is None else known.get(envelope.subject)
+        if parked is not None and parked.head == envelope.message_id and parked.status == "dead":
+            # a dead letter already, handed out again (killed after the letter, before the ack):
+            # not sent again, not a second letter; an operator's replay parks it "retrying" first
+            log.info("a dead letter handed out again: left to the operator", where=self.where,
+                     message_id=envelope.message_id)
+            return False, parked
         if parked is None or parked.head == envelope.message_id:
             return True, parked
         if self.store.hold(self.where, envelope.subject, envelope.sequence, envelope.message_id,

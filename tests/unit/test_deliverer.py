@@ -5,7 +5,7 @@ parking a failing resident while the others flow, and the operator's replay and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from bus.delivery import DeadFilter, DeliveryStore, RetryPolicy
 from bus.delivery.dead import DeadLetters
 from bus.envelope import Envelope
 from bus.errors import DeadLetterNotFound, PermanentError, RenkeiError, TransientError
-from bus.ports import Outbound, Receipt
+from bus.ports import ItemResult, Outbound, Receipt
 from bus.routing.router import RouteTable
 from bus.stages import CountingHooks, DeliverStage, Dispatcher, ResidentLine
 from bus.state import StateStore
@@ -252,5 +252,58 @@ async def test_a_kill_during_a_release_never_sends_the_head_again_after_the_late
     order = sink.order("r")
     assert order == [1, 2, 3], order  # never 1 after 2 or 3
     assert store.parked("zei", subject) is None
+    store.close()
+    await broker.close()
+
+
+@dataclass
+class BatchScriptedSink(ScriptedSink):
+    """ScriptedSink that also takes batches (bus.ports.BatchSink): each item answered by the script."""
+
+    batch_size: int = 20
+
+    async def deliver_many(self, messages: Sequence[Outbound]) -> list[ItemResult]:
+        results: list[ItemResult] = []
+        for message in messages:
+            try:
+                results.append(await self.deliver(message))
+            except (TransientError, PermanentError) as error:
+                results.append(error)
+        return results
+
+
+@pytest.mark.parametrize("batch_size", [1, 20])
+async def test_a_dead_lettered_change_handed_out_again_after_a_kill_is_not_dead_lettered_twice(
+        tmp_path: Path, catalog: Catalog, zei_body: bytes, batch_size: int) -> None:
+    """The receiver refuses change 1 for good: it is dead-lettered and its resident parked behind
+    it, and the bus is killed before the broker's ack. After the restart the broker hands out 1
+    again (the cluster suite's killed deliverer): it is a dead letter already, so it is neither
+    sent again nor dead-lettered a second time (CI once found two letters for one change)."""
+    from bus.brokers.base import Delivery
+    from bus.stages import StageHooks
+
+    def refuse(resident: str, sequence: int) -> None:
+        raise PermanentError("refused for good")
+
+    sink = ScriptedSink(refuse) if batch_size == 1 else BatchScriptedSink(refuse, batch_size=batch_size)
+    broker = EmbeddedBroker(tmp_path / "broker.sqlite", poll_interval=0.02)
+    await broker.connect()
+    store = DeliveryStore(tmp_path / "delivery.sqlite")
+    env = envelope("r", 1)
+    first = Delivery(zei_body, env.message_id, env.subject, dict(env.to_headers()))
+    stage = DeliverStage(broker, catalog, ResidentLine(store, "zei", StageHooks()), sink, policy=FAST)
+    await stage.handle([first])  # dead-lettered; killed before the ack
+    assert sink.calls == 1 and len(store.dead_list()) == 1, store.dead_list()
+    stage = DeliverStage(broker, catalog, ResidentLine(store, "zei", StageHooks()), sink, policy=FAST)  # the restart
+    later = envelope("r", 2)
+    await stage.handle([Delivery(zei_body, env.message_id, env.subject, dict(env.to_headers()), redelivered=True,
+                                 delivery_count=2),
+                        Delivery(zei_body, later.message_id, later.subject, dict(later.to_headers()))])
+    letters = store.dead_list()
+    assert [letter.message_id for letter in letters] == [env.message_id], letters
+    assert sink.calls == 1  # not sent again
+    parked = store.parked("zei", env.subject)
+    assert parked is not None and parked.head == env.message_id and parked.status == "dead"
+    assert store.next_held("zei", env.subject) is not None  # change 2 waits behind the letter
     store.close()
     await broker.close()
