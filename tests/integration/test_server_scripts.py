@@ -75,35 +75,20 @@ def test_a_node_started_by_hand_outlives_the_test_runs_that_used_it(node: dict[s
 
 
 @pytest.mark.postgres
-def test_a_test_run_stops_the_postgres_server_it_started_even_after_a_plain_start_reused_it(
-        postgres_url: str) -> None:
+@pytest.mark.parametrize("inside", [
+    [("start",)],  # reused inside the run (a benchmark's smoke)
+    [("stop",), ("start",)],  # stopped and started again inside the run (the RabbitMQ node's kill, start --keep)
+], ids=["reused", "stopped and started again"])
+def test_a_test_run_stops_the_postgres_server_it_started_whatever_happened_inside_it(
+        postgres_url: str, inside: list[tuple[str, ...]]) -> None:
     # under the project's .renkei/, as the script's own default (the postgres user cannot enter pytest's tmp)
     folder = ROOT / ".renkei" / f"postgres-script-test-{os.getpid()}"
     env = {**os.environ, "RENKEI_POSTGRES_DIR": str(folder), "RENKEI_POSTGRES_PORT": "5439"}
     run = subprocess.Popen(["sleep", "600"])
     try:
         assert _script(env, "start", "--user", str(run.pid), script="postgres.sh").returncode == 0
-        assert _script(env, "start", script="postgres.sh").returncode == 0  # reused inside the run
-        assert _script(env, "stop", "--user", str(run.pid), script="postgres.sh").returncode == 0
-        assert _script(env, "status", script="postgres.sh").returncode != 0, "the run's server was left running"
-    finally:
-        run.kill()
-        _script(env, "stop", script="postgres.sh")
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.mark.postgres
-def test_a_test_run_stops_the_postgres_server_it_started_even_after_it_was_stopped_and_started_again(
-        postgres_url: str) -> None:
-    # the sibling of the RabbitMQ node's kill and `start --keep`: a server stopped inside the run
-    # and started again with a plain `start` is still the run's
-    folder = ROOT / ".renkei" / f"postgres-script-test2-{os.getpid()}"
-    env = {**os.environ, "RENKEI_POSTGRES_DIR": str(folder), "RENKEI_POSTGRES_PORT": "5438"}
-    run = subprocess.Popen(["sleep", "600"])
-    try:
-        assert _script(env, "start", "--user", str(run.pid), script="postgres.sh").returncode == 0
-        assert _script(env, "stop", script="postgres.sh").returncode == 0
-        assert _script(env, "start", script="postgres.sh").returncode == 0
+        for step in inside:
+            assert _script(env, *step, script="postgres.sh").returncode == 0
         assert _script(env, "stop", "--user", str(run.pid), script="postgres.sh").returncode == 0
         assert _script(env, "status", script="postgres.sh").returncode != 0, "the run's server was left running"
     finally:

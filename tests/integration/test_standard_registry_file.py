@@ -22,16 +22,12 @@ from typing import Any
 
 import fastavro
 import pytest
+from simulated_bus import bus_to_simulators
 
 from adapters.simulators import SYSTEMS, SimulatorCluster
 from adapters.sources.directory import DirectorySource, FileResult
-from adapters.transports.http import HttpSink
-from bus.app import Bus
 from bus.catalog import Catalog
-from bus.delivery.policy import RetryPolicy
 from bus.masking import Pseudonymizer
-from bus.settings import BusSettings, Settings
-from bus.settings_sections import DestinationSettings
 from bus.validation.safe_xml import parse_xml
 
 pytestmark = pytest.mark.integration
@@ -185,24 +181,11 @@ async def deliver(tmp: Path) -> Delivered:
     inbox = tmp / "inbox"
     inbox.mkdir()
     write_avro(inbox / "idou-20250401.avro", catalog, [p.record for p in people])
-    retry = RetryPolicy(attempts=2, backoff=0.05, tiers=(0.5,), deadline=60.0)
     async with SimulatorCluster(catalog=catalog) as sims:
-        destinations = {name: DestinationSettings(name, "http", retry=retry,
-                                                  schema_version=2 if name in PINNED_V2 else None,
-                                                  options={"url": sims.messages_url(name)})
-                        for name in sims.states}
-        settings = Settings(bus=BusSettings(state_dir=tmp / "state"), retry=retry, destinations=destinations)
-        sinks = {name: HttpSink(sims.messages_url(name), name=name) for name in sims.states}
-        bus = Bus(settings, sinks=dict(sinks), catalog=catalog)
-        await bus.start()
-        try:
+        async with bus_to_simulators(sims, catalog, tmp / "state", pinned_v2=PINNED_V2) as (bus, settings):
             [result] = await DirectorySource(inbox, bus.intake, pattern="*.avro", source="jumin",
                                              catalog=catalog).run_once()
             assert await bus.wait_idle(within=120)
-        finally:
-            await bus.stop()
-            for sink in sinks.values():
-                await sink.aclose()
         pseudonyms = Pseudonymizer(settings.bus.pseudonym_key)
         label_of = {pseudonyms.message_id(CITY, p.record["address_number"], 1): p.label for p in people}
         arrived: dict[str, set[str]] = {name: set() for name in SYSTEMS}

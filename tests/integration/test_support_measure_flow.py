@@ -13,16 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from simulated_bus import bus_to_simulators
 
 from adapters.simulators import SYSTEMS, SimulatorCluster
-from adapters.transports.http import HttpSink
-from bus.app import Bus
 from bus.catalog import Catalog
-from bus.delivery.policy import RetryPolicy
 from bus.masking import Pseudonymizer
 from bus.paths import schemas_dir
-from bus.settings import BusSettings, Settings
-from bus.settings_sections import DestinationSettings
 from bus.stages.intake import identity_of
 from bus.validation.validator import validate
 
@@ -65,24 +61,11 @@ async def _run(tmp: Path) -> Run:
                                      measure={"action": "KAIJO", "end_date": set_record["processed_date"]})
     child, child_record = _measure(catalog, address_number=CHILD, household_number="20000777", history_number=4,
                                    integrated_address_number=None, measure={"provisional": True})
-    retry = RetryPolicy(attempts=2, backoff=0.05, tiers=(0.5,), deadline=60.0)
     async with SimulatorCluster(catalog=catalog) as sims:
-        destinations = {name: DestinationSettings(name, "http", retry=retry,
-                                                  schema_version=2 if name in PINNED_V2 else None,
-                                                  options={"url": sims.messages_url(name)})
-                        for name in sims.states}
-        settings = Settings(bus=BusSettings(state_dir=tmp / "state"), retry=retry, destinations=destinations)
-        sinks = {name: HttpSink(sims.messages_url(name), name=name) for name in sims.states}
-        bus = Bus(settings, sinks=dict(sinks), catalog=catalog)
-        await bus.start()
-        try:
+        async with bus_to_simulators(sims, catalog, tmp / "state", pinned_v2=PINNED_V2) as (bus, settings):
             answers = [(await bus.intake.submit(raw, content_type="application/xml", source="jumin")).status
                        for raw in (change, settei, kaijo, child)]
             assert await bus.wait_idle(within=120)
-        finally:
-            await bus.stop()
-            for sink in sinks.values():
-                await sink.aclose()
     ids = Pseudonymizer(settings.bus.pseudonym_key)
     change_record = validate(change, content_type="application/xml", catalog=catalog).record
     keys = {label: ids.message_id(*identity_of(kind, record))  # type: ignore[misc]
