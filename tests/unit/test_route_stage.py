@@ -87,3 +87,22 @@ def test_no_destination_can_be_named_like_the_route_stage_so_their_dead_letters_
 
     assert _DESTINATION.fullmatch(ROUTE_STAGE) is None
     assert _DESTINATION.fullmatch("zei-131016") is not None
+
+
+async def test_a_change_dead_at_the_route_stage_handed_out_again_after_a_kill_is_not_dead_lettered_twice(
+        catalog: Catalog, tmp_path: Path) -> None:
+    """The deliver stage's case (a dead letter written, then killed before the ack), here: the
+    broker hands the poison change out once more, and it stays one letter, its resident parked."""
+    good = await accepted_delivery(catalog, tmp_path)
+    poison = Delivery(b"<not-xml", good.message_id, good.key, dict(good.headers))
+    broker = CapturingBroker()
+    stage, dispatcher = route_stage(broker, catalog, tmp_path, hooks=CountingHooks(StateStore(tmp_path / "c.sqlite")),
+                                    poison_after=1)
+    await dispatcher(Delivery(poison.body, poison.message_id, poison.key, poison.headers, delivery_count=1))
+    await dispatcher(Delivery(poison.body, poison.message_id, poison.key, poison.headers, delivery_count=2,
+                              redelivered=True))  # the restart after the kill
+    store = stage.line.store
+    assert [letter.message_id for letter in store.dead_list()] == [good.message_id]
+    parked = store.parked(ROUTE_STAGE, Envelope.from_headers(good.headers).subject)
+    assert parked is not None and parked.status == "dead"
+    assert broker.published == []
