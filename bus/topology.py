@@ -9,8 +9,9 @@ AsyncAPI export documents agree:
   route addresses a *system* (`zei`) and the bus publishes to each configured destination of
   it that serves the change's municipality (`renkei.dest.zei-131016`): `route_queues` names
   those, as the router does (bus.tenancy.Tenancy).
-- `<queue>.delay.<millis>ms`: where a retry waits on RabbitMQ (`delay_queue`; the embedded
-  broker keeps delayed rows in the queue itself).
+- `<queue>.wait`: where a retry waits on RabbitMQ until it is due (`wait_queue`; the embedded
+  broker keeps delayed rows in the queue itself). `<queue>.delay.<millis>ms` (`delay_queue`)
+  is where retries waited before December 2026: `renkei retry now` still empties them.
 - `renkei.submit`: the AMQP front door's default (`SUBMIT_QUEUE`, `[intake] amqp_queue`).
 - `renkei.route` (`ROUTE_STAGE`): no queue, the name under which the route stage keeps its
   dead letters; `stage_queue` is where a replayed dead letter goes back to.
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # the stores import nothing of this module; imported where op
 
 __all__ = [
     "DESTINATION_PREFIX", "INTAKE_QUEUE", "ROUTE_STAGE", "SUBMIT_QUEUE", "StateDir", "delay_queue",
-    "destination_queue", "queues_of", "route_queues", "stage_queue",
+    "destination_queue", "queues_of", "route_queues", "stage_queue", "wait_queue",
 ]
 
 INTAKE_QUEUE = "renkei.intake"
@@ -64,8 +65,14 @@ def stage_queue(destination: str) -> str:
 
 
 def delay_queue(queue: str, delay: float) -> str:
-    """The RabbitMQ queue where messages for `queue` wait `delay` seconds (one per delay)."""
+    """The RabbitMQ queue where messages for `queue` waited `delay` seconds before December 2026
+    (one per delay, a TTL dead-lettering into `queue`; now `wait_queue`)."""
     return f"{queue}.delay.{max(1, round(delay * 1000))}ms"
+
+
+def wait_queue(queue: str) -> str:
+    """The RabbitMQ queue where retries for `queue` wait until due (bus.brokers.amqp.waiting)."""
+    return f"{queue}.wait"
 
 
 def route_queues(route_destination: str, tenancy: Tenancy | None = None) -> list[str]:

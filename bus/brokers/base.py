@@ -58,8 +58,9 @@ class QueueStats:
 @dataclass(frozen=True, slots=True)
 class QueueDescription:
     """One queue as the broker sees it, for `renkei status`. None: this backend cannot tell
-    (RabbitMQ: delayed messages wait in per-delay queues it cannot list; in flight only for
-    the consumers of this broker instance) or the broker could not be read."""
+    (RabbitMQ: a delayed message waits in a wait queue, held unacknowledged by a mover, which
+    only the management API counts; in flight only for the consumers of this broker instance)
+    or the broker could not be read."""
 
     queue: str
     declared: bool | None
@@ -124,7 +125,7 @@ class Broker(ABC):
 
         With `delay` (seconds; the retry tiers) no message is delivered before that time.
         A delayed message takes its place in its key's order when it becomes due (RabbitMQ:
-        at the tail, after a delay queue), not when it was published: keeping a resident's
+        at the tail, moved there from its wait queue), not when it was published: keeping a resident's
         order across a retry is the deliverer's job (its parked set), not the broker's."""
 
     @abstractmethod
@@ -132,7 +133,7 @@ class Broker(ABC):
 
     async def drained(self, queues: Sequence[str]) -> bool:
         """True when none of `queues` holds a message ready or in flight, as `stats` counts them
-        (the embedded broker counts delayed messages as ready; RabbitMQ's wait in delay queues):
+        (the embedded broker counts delayed messages as ready; RabbitMQ's wait in wait queues):
         what an idle wait asks many times a second. This default counts with `stats`; a broker
         whose count costs as much as its backlog answers without counting."""
         for queue in queues:
@@ -163,8 +164,8 @@ class Broker(ABC):
     async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
         """Make every message published to `queue` with a delay due now, in order (an operator's
         `renkei retry now`, once a destination is back); return the headers of each one moved.
-        `waits` are the delays they may have been published with: RabbitMQ keeps one delay queue
-        per delay and has no way to list them (the embedded broker needs none)."""
+        `waits` are the delays they may have been published with: RabbitMQ's delay queues of
+        before December 2026, one per delay, are named by them (no one lists queues over AMQP)."""
         raise NotImplementedError(f"the {self.name} broker cannot make delayed messages due now")
 
     async def _fence(self, delivery: Delivery) -> None:

@@ -4,8 +4,9 @@
     renkei queues migrate [--config renkei.toml] [QUEUE...]    rebuild those, keeping every message
 
 Without QUEUE: the intake queue and every destination's queue (each shard, with `[bus]
-shards`). Delay queues (`<queue>.delay.<ms>ms`) are made as retries need them, so name the
-ones `rabbitmqctl list_queues` shows. Stop the bus first: a queue with consumers is refused.
+shards`). Wait queues (`<queue>.wait`, plain queues) and the delay queues of before December
+2026 (`<queue>.delay.<ms>ms`) are made as retries need them, so name the ones `rabbitmqctl
+list_queues` shows. Stop the bus first: a queue with consumers is refused.
 How a migration keeps messages and order: bus/brokers/amqp/migration.py. The embedded broker
 has no queue arguments: nothing to do. Exit status: 0 all in order (or migrated), 1 a queue
 differs (check) or could not be migrated, 2 usage or configuration error.

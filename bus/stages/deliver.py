@@ -16,7 +16,7 @@ For each message of resident R:
    to wait (`TransientError.retry_after`, an HTTP `Retry-After`) is never tried sooner: an
    in-process retry waits at least that long, and one longer than `IN_PROCESS_MAX` goes to
    the broker at once, delayed by the first tier that long (beyond the last: that many
-   whole minutes, so RabbitMQ's delay queues, one per delay, stay few), within the deadline.
+   whole minutes, so the retries of a tier come due together), within the deadline.
 5. `PermanentError` → dead letter at once (code D100); R stays parked until an operator
    replays or discards it (`renkei dead`), which the audit trail records.
 Batches (a sink that offers `deliver_many`, bus.ports.BatchSink, with `batch_size` > 1): the

@@ -49,7 +49,7 @@ Sources of each figure, and why each is honest:
   process is gone or whose heartbeat is stale is ignored.
 
 Not reported (null in JSON, "-" in the table, explained under `not_reported`): delayed on
-RabbitMQ (its delay queues cannot be listed over AMQP), the age of a queue's oldest message
+RabbitMQ (its waiting retries are held unacknowledged by a mover), the age of a queue's oldest message
 (neither broker records an enqueue time status can read), the rate except between two
 refreshes of ``--watch``, and the delivery store's figures when its file cannot be read.
 """

@@ -20,7 +20,8 @@ STATUS_SCHEMA = "renkei.status/2"
 
 #: figure → why it is not reported; the JSON carries these keys with null values
 NOT_REPORTED: dict[str, str] = {
-    "delayed": "RabbitMQ's delay queues cannot be listed over AMQP (`retrying` counts the residents waiting on one)",
+    "delayed": "RabbitMQ's waiting retries are held by a mover, counted only by the management API "
+               "(`retrying` counts the residents waiting on one)",
     "oldest_age_seconds": "neither broker records an enqueue time that status can read "
                           "(oldest_parked_age_seconds: how long the longest-parked resident has waited)",
     "rate_per_second": "computed between two refreshes: use --watch",

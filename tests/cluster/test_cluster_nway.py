@@ -8,8 +8,11 @@ The queues are declared through c2, so c2 leads them all. While a registry feeds
 1. one router is killed (kill -9): its shards pass to the other two, which stood by;
 2. one deliverer is killed and its state directory deleted (its container and volume gone):
    the other deliverer takes its shards and finds the same parked residents and held changes;
-3. c2 is killed: the queues elect new leaders, and router1, connected to c2, fails over to
-   another node under load (its log says so).
+3. c2 is killed: the queues elect new leaders — the wait queues where retries wait too —
+   and router1, connected to c2, fails over to another node under load (its log says so).
+   The retries waiting then come back by the movers (bus/brokers/amqp/waiting.py): before,
+   they waited in delay queues whose TTL dead-lettered them back, and once stayed stranded
+   there after this kill (RabbitMQ's at-least-once dead-letter worker, issue 15).
 
 A broker outage is no poison: the default `poison_after` holds (publishes not confirmed while
 the queues elect new leaders are the broker's failure, retried in place and never counted
@@ -50,6 +53,7 @@ from cluster_support import Cluster, bus_url, expected_keys, feed_changes, out_o
 from adapters.simulators import SYSTEMS, SimulatorCluster
 from bus.app import Bus
 from bus.brokers.amqp import AmqpBroker
+from bus.brokers.amqp.topology import queue_arguments
 from bus.catalog import Catalog
 from bus.demo import DemoOptions, FeedItem, demo_feed
 from bus.logs import configure_logging
@@ -57,7 +61,7 @@ from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
 from bus.routing.router import RouteTable
 from bus.settings import Settings
-from bus.topology import INTAKE_QUEUE, destination_queue
+from bus.topology import INTAKE_QUEUE, destination_queue, wait_queue
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
 
@@ -194,7 +198,7 @@ async def _kill_mid_stream(cluster: Cluster, sims: SimulatorCluster, run: Run, r
 
 def _settled(cluster: Cluster, vhost: str, feeder: Bus, within: float = 240.0) -> None:
     """Wait until the broker holds no message in any queue of `vhost` — ready, unacked (in the
-    processes' hands) or waiting in a delay queue — and no resident waits for a retry, for 6 s
+    processes' hands) or waiting in a wait queue — and no resident waits for a retry, for 6 s
     on end (a quorum queue's counts are refreshed on its tick). The feeder's own `wait_idle`
     cannot tell: RabbitMQ tells another process's unacked count only to the management API."""
     deadline = time.monotonic() + within
@@ -249,6 +253,8 @@ async def _scenario(cluster: Cluster, vhost: str, urls: dict[str, str], tmp: Pat
         await leader.connect()
         for queue in (INTAKE_QUEUE, *map(destination_queue, feeder.destinations)):
             await leader.declare(queue)
+            async with leader.admin_channel() as channel:  # the wait queue too: c2 leads where retries wait
+                await channel.declare_queue(wait_queue(queue), durable=True, arguments=queue_arguments())
         await leader.close()
         try:
             procs += [_start(tmp, config, urls, f"router{k}", ["--role", "router", "--shard-group", f"{k}/{ROUTERS}"],

@@ -371,7 +371,7 @@ class BrokerContract(BatchContract):
         assert "secret" not in described.where and "secret" not in described.problem
 
 
-#: the delay of the delay case (a delay queue `<queue>.delay.600ms` on RabbitMQ)
+#: the delay of the delay case (it waits in `<queue>.wait` on RabbitMQ)
 DELAY = 0.6
 #: retry tiers no test waits for: only `expedite` brings their messages back
 SHORT_TIER, LONG_TIER = 600.0, 3600.0

@@ -44,7 +44,7 @@ class TestAmqpBroker(BrokerContract):
         yield name
         connection = await aio_pika.connect(amqp_url)
         async with connection:
-            for suffix in ("", ".never-declared", ".delay.600ms", ".delay.30000ms"):
+            for suffix in ("", ".never-declared", ".wait"):
                 channel = await connection.channel()
                 with contextlib.suppress(Exception):
                     await channel.queue_delete(name + suffix)
@@ -69,7 +69,7 @@ class TestShardedAmqpBroker(BrokerContract):
         yield name
         connection = await aio_pika.connect(amqp_url)
         async with connection:
-            for suffix in (".shard0", ".shard1", ".shard2", ".delay.600ms", ".delay.30000ms"):
+            for suffix in (".shard0", ".shard1", ".shard2", ".wait"):
                 channel = await connection.channel()
                 with contextlib.suppress(Exception):
                     await channel.queue_delete(name + suffix)

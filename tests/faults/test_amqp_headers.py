@@ -36,7 +36,7 @@ async def test_a_message_back_from_a_delay_tier_has_json_headers_only(amqp_url: 
     finally:
         await broker.close()
         async with await aio_pika.connect(amqp_url) as connection:
-            for name in (queue, f"{queue}.delay.100ms"):
+            for name in (queue, f"{queue}.wait"):
                 await (await connection.channel()).queue_delete(name)
     assert delivery.headers["x-renkei-tier"] == 1
     assert not [k for k in delivery.headers if "death" in k]

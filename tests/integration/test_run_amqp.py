@@ -86,7 +86,7 @@ async def test_run_on_rabbitmq_delivers_and_status_reports_in_flight_and_counts(
         d = destinations[name]
         assert (d["routed"], d["delivered"], d["ready"], d["in_flight"]) == (len(ids), len(ids), 0, 0)
         assert (d["retrying"], d["held"], d["held_messages"], d["dead"], d["dead_lettered_total"]) == (0, 0, 0, 0, 0)
-        assert d["consumers"] == 1 and d["delayed"] is None  # delay queues are not listed over AMQP
+        assert d["consumers"] == 1 and d["delayed"] is None  # a mover's held retries are not counted over AMQP
     assert data["queues"]["intake"]["ready"] == 0 and set(data["queues"]) == {"intake"}
     assert data["dead_letters"] == {"total": 0, "by_destination": {}, "by_code": {}, "oldest_age_seconds": 0.0}
     assert "delayed" in data["not_reported"] and "retrying" not in data["not_reported"]

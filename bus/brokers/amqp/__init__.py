@@ -6,7 +6,8 @@ A module per seam; only fastpath.py touches aiormq's or aio-pika's private state
 broker.py      `AmqpBroker`: the contract of bus/brokers/base.py, assembled from the rest
 connection.py  one robust connection over a cluster's nodes (failover), public aio-pika API
 topology.py    queue arguments (`queue_arguments`: quorum, single active consumer), shards,
-               delay queues: what renkei declares
+               the old delay queues: what renkei declares
+waiting.py     retries wait in `<queue>.wait`; a mover beside each consumer brings them back
 wire.py        a message on the wire: the envelope in one header, the key, a `Delivery`
 publishing.py  the confirmed publish, batched; the fast path or the public path
 consuming.py   consumers, ack/requeue, the order fence after a requeue

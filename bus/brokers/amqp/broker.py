@@ -1,8 +1,9 @@
 """`AmqpBroker`: the broker contract (base.py) on RabbitMQ, assembled from this package's parts.
 
 connection.py opens the connection (cluster failover), topology.py declares, publishing.py
-publishes with confirms, consuming.py consumes and settles, errors.py maps every driver
-error, fastpath.py (optional) writes publishes and acks past aiormq's public API.
+publishes with confirms, consuming.py consumes and settles, waiting.py moves due retries back
+(a `Mover` beside each consumer), errors.py maps every driver error, fastpath.py (optional)
+writes publishes and acks past aiormq's public API.
 
 `stats`: `ready` and `consumers` from a passive queue declare; `in_flight` counts the
 unsettled deliveries of this process only (the management plugin, which knows all of them,
@@ -12,6 +13,7 @@ declare-ok, so this process's own consumers are the floor.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -25,7 +27,7 @@ from bus.brokers.amqp.connection import Link
 from bus.brokers.amqp.errors import mapped, safe_url
 from bus.brokers.amqp.expedite import delay_queue_names, move_delayed
 from bus.brokers.amqp.publishing import Publisher
-from bus.brokers.amqp.wire import ENVELOPE_HEADER, KEY_HEADER, text, unpack
+from bus.brokers.amqp.waiting import Mover, ask_to_release, moved_headers
 from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
 from bus.errors import BrokerError, BrokerUnavailable
 
@@ -61,12 +63,18 @@ class AmqpBroker(Broker):
         self._link = Link(url, name="renkei", timeout=connect_timeout, ssl_context=ssl_context)
         self._publisher = self._new_publisher()
         self._subscriptions: set[consuming.Subscription] = set()
+        self._movers: dict[str, list[Mover]] = {}  # a mover of each consumed queue's wait queue
         #: the shards this process prefers (topology.ShardGroup); None: every shard at once
         self.shard_group: topology.ShardGroup | None = None
         self.standby_after = 10.0  # > the start-up skew of processes started together
 
     def _new_publisher(self) -> Publisher:
-        return Publisher(self._link, shards=self.shards, fast_path=self.fast_path, timeout=self.publish_timeout)
+        return Publisher(self._link, shards=self.shards, fast_path=self.fast_path, timeout=self.publish_timeout,
+                         declared_wait=self._wake_movers)
+
+    def _wake_movers(self, queue: str) -> None:
+        for mover in self._movers.get(queue, ()):
+            mover.wake()
 
     async def connect(self) -> None:
         if self._publisher.channel is not None:
@@ -79,6 +87,9 @@ class AmqpBroker(Broker):
         for sub in list(self._subscriptions):
             sub.stopping = True
         self._subscriptions.clear()
+        movers = [m for ms in self._movers.values() for m in ms]
+        self._movers.clear()
+        await asyncio.gather(*(m.stop() for m in movers))
         await self._link.close()
 
     async def declare(self, queue: str) -> None:
@@ -92,10 +103,11 @@ class AmqpBroker(Broker):
         await self._publisher.publish_many(items, delay=delay)
 
     async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
-        mine = [name for name in self._publisher.delay_queues if name.startswith(f"{queue}.delay.")]
-        moved = await move_delayed(self, queue, [*delay_queue_names(queue, waits), *mine])  # expedite.py
-        return [unpack(h[ENVELOPE_HEADER]) if ENVELOPE_HEADER in h else
-                {k: text(v) for k, v in h.items() if k != KEY_HEADER} for h in moved]
+        """The wait queue's movers release all they hold (waiting.py); the delay queues of
+        before December 2026 (`waits`: the tiers they were named by) are emptied (expedite.py)."""
+        moved = await ask_to_release(self.connection(), queue, shards=self.shards)
+        legacy = await move_delayed(self, queue, delay_queue_names(queue, waits))
+        return [*moved, *(moved_headers(h) for h in legacy)]
 
     def delay_arguments(self, queue: str, millis: int) -> dict[str, Any]:
         """The arguments of the delay queue `<queue>.delay.<millis>ms`."""
@@ -151,9 +163,20 @@ class AmqpBroker(Broker):
     async def _start_consumer(
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
     ) -> Callable[[], Awaitable[None]]:
-        return await consuming.start_consumer(self.connection(), queue, on_delivery, prefetch, shards=self.shards,
-                                              subscriptions=self._subscriptions, group=self.shard_group,
-                                              standby_after=self.standby_after)
+        stop_consumer = await consuming.start_consumer(
+            self.connection(), queue, on_delivery, prefetch, shards=self.shards, subscriptions=self._subscriptions,
+            group=self.shard_group, standby_after=self.standby_after)
+        mover = Mover(self.connection(), queue, shards=self.shards)  # its retries come back when due
+        mover.start()
+        self._movers.setdefault(queue, []).append(mover)
+
+        async def stop() -> None:
+            if mover in self._movers.get(queue, ()):
+                self._movers[queue].remove(mover)
+            await mover.stop()
+            await stop_consumer()
+
+        return stop
 
     async def _settle(self, delivery: Delivery, ok: bool) -> None:
         await consuming.settle(delivery, ok, fast_path=self.fast_path, within=self.settle_timeout)

@@ -1,7 +1,9 @@
-"""RabbitMQ: messages waiting in a delay queue made due now (`renkei retry now`).
+"""RabbitMQ: messages waiting in a delay queue of before December 2026 made due now (`renkei retry now`).
 
-A delayed publish waits in `<queue>.delay.<millis>ms` until its TTL dead-letters it back into
-`<queue>` (topology.py). To make it due now, each message of those delay queues is
+Retries now wait in `<queue>.wait` (waiting.py). Before, a delayed publish waited in
+`<queue>.delay.<millis>ms` until its TTL dead-lettered it back into `<queue>` (topology.py);
+a bus upgraded with retries still waiting there gets them back by their TTL, or, to make them
+due now, each message of those delay queues is
 moved into `<queue>` (its exchange, when sharded) much as `renkei queues migrate` moves one:
 taken (by a consumer: a delay queue has a single active consumer, and RabbitMQ refuses
 basic.get on such a queue), a copy published with a publisher confirm, then the original acked. A crash
@@ -10,11 +12,10 @@ once, never lost). Order within a delay queue is kept; a resident has at most on
 retrying (the others are held by the deliver stage), so order across queues does not matter.
 
 RabbitMQ cannot list queues over AMQP: the delay queues looked in are those of the waits the
-caller names (a destination's retry tiers) and those this broker declared itself. A last wait
-cut short by the deadline (shorter than a tier) is not found this way; it ends before the
-deadline anyway. The moving parts (`passive_counts`, `copy_message`) serve `renkei queues
-migrate` too (migration.py); this module imports neither broker.py nor migration.py, so
-broker.py can use it.
+caller names (a destination's retry tiers). A last wait cut short by the deadline (shorter
+than a tier) is not found this way; it ends before the deadline anyway. The moving parts
+(`passive_counts`, `copy_message`) serve `renkei queues migrate` too (migration.py); this
+module imports neither broker.py nor migration.py, so broker.py can use it.
 """
 
 from __future__ import annotations

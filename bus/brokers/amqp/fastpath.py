@@ -64,9 +64,10 @@ def ack_ready(channel: object) -> bool:
 
 
 async def send_batch(channel: aiormq.abc.AbstractChannel, items: Sequence[tuple[str, str, OutgoingMessage]],
-                     confirm_within: float) -> list[BaseException | None]:
+                     confirm_within: float, due: float | None = None) -> list[BaseException | None]:
     """Publish (exchange, routing key, message) items, mandatory and persistent, on a channel
-    with publisher confirms (`batch_ready` must be true), then await the confirms together.
+    with publisher confirms (`batch_ready` must be true), then await the confirms together
+    (`due`: a retry's due time, for a wait queue: wire.py).
     Per item: None when confirmed, else the aiormq error (a return, a nack, a closed channel).
     A timeout raises TimeoutError."""
     ch: Any = channel
@@ -79,7 +80,7 @@ async def send_batch(channel: aiormq.abc.AbstractChannel, items: Sequence[tuple[
             try:
                 payload = b"".join([
                     publish_frames(ch.number, exchange, routing_key, message.body, message.message_id,
-                                   wire_headers(message), ch.max_content_size)
+                                   wire_headers(message, due), ch.max_content_size)
                     for exchange, routing_key, message in items])
                 for _, _, message in items:
                     ch.delivery_tag += 1

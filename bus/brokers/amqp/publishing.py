@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import aiormq.exceptions
 import structlog
@@ -36,7 +37,7 @@ from bus.brokers.amqp.errors import broker_error, mapped, safe_url
 from bus.brokers.amqp.wire import properties
 from bus.brokers.base import OutgoingMessage
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
-from bus.topology import delay_queue
+from bus.topology import wait_queue
 
 __all__ = ["Publisher"]
 
@@ -49,23 +50,28 @@ class Publisher:
     """The publishing side of one broker: its channel on `link`, what it knows is declared.
     `fast_path`: through fastpath.py when the installed aiormq allows it."""
 
-    def __init__(self, link: Link, *, shards: int, fast_path: bool, timeout: float) -> None:
+    def __init__(self, link: Link, *, shards: int, fast_path: bool, timeout: float,
+                 declared_wait: Callable[[str], None] = lambda queue: None) -> None:
         self.link, self.shards, self.fast_path, self.timeout = link, shards, fast_path, timeout
+        self.declared_wait = declared_wait  # told the logical queue whose wait queue it declared
         self.channel: AbstractChannel | None = None
         self.in_flight_ids: dict[str, asyncio.Future[None]] = {}
-        self.delay_queues: set[str] = set()
+        self.wait_queues: set[str] = set()
         self.exchanges: set[str] = set()  # sharded queues' exchanges known to exist
 
     async def publish_many(self, items: Sequence[tuple[str, OutgoingMessage]], *, delay: float = 0.0) -> None:
         if not items:
             return
-        if delay > 0:
-            items = [(await self._delay_queue(q, delay), m) for q, m in items]
+        due = None
+        if delay > 0:  # into the wait queue, with its due time (waiting.py)
+            due = time.time() + delay
+            items = [(await self._wait_queue(q), m) for q, m in items]
         ids = [m.message_id for _, m in items]
         if len(set(ids)) == len(ids) and not any(i in self.in_flight_ids for i in ids):
-            results = await self._publish_batch(items)
+            results = await self._publish_batch(items, due)
         else:  # a message id twice, or already in flight: aiormq matches returns by id, so one at a time
-            results = await asyncio.gather(*(self._publish_one(q, m) for q, m in items), return_exceptions=True)
+            results = await asyncio.gather(*(self._publish_one(q, m, due) for q, m in items),
+                                           return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             first = failures[0]
@@ -74,7 +80,8 @@ class Publisher:
             more = f" ({len(failures)} of {len(items)} messages not accepted)" if len(items) > 1 else ""
             raise type(first)(f"{first}{more}") from first
 
-    async def _publish_batch(self, items: Sequence[tuple[str, OutgoingMessage]]) -> list[BaseException | None]:
+    async def _publish_batch(self, items: Sequence[tuple[str, OutgoingMessage]],
+                             due: float | None = None) -> list[BaseException | None]:
         """Publish `items` and await their confirms together. The result per item: None, or
         the renkei error it raised."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -89,9 +96,9 @@ class Publisher:
                 batch = [(exchange, key, message)
                          for (exchange, key), (_, message) in zip(addresses, items, strict=True)]
                 if self.fast_path and fastpath.batch_ready(channel):
-                    outcomes = await fastpath.send_batch(channel, batch, self.timeout)
+                    outcomes = await fastpath.send_batch(channel, batch, self.timeout, due)
                 else:
-                    outcomes = await self._send_each(channel, batch)
+                    outcomes = await self._send_each(channel, batch, due)
                 if any(_wedged(o) for o in outcomes):
                     await self._replace(used)
             results: list[BaseException | None] = []
@@ -113,16 +120,16 @@ class Publisher:
                 self.in_flight_ids.pop(message.message_id, None)
             done.set_result(None)
 
-    async def _send_each(self, channel: aiormq.abc.AbstractChannel,
-                         batch: Sequence[Item]) -> list[BaseException | None]:
+    async def _send_each(self, channel: aiormq.abc.AbstractChannel, batch: Sequence[Item],
+                         due: float | None = None) -> list[BaseException | None]:
         """The public path: aiormq's `basic_publish` per message, awaited together."""
         results = await asyncio.gather(*(
             channel.basic_publish(message.body, exchange=exchange, routing_key=key, mandatory=True,
-                                  properties=properties(message), timeout=self.timeout)
+                                  properties=properties(message, due), timeout=self.timeout)
             for exchange, key, message in batch), return_exceptions=True)
         return [r if isinstance(r, BaseException) else None for r in results]
 
-    async def _publish_one(self, queue: str, message: OutgoingMessage) -> None:
+    async def _publish_one(self, queue: str, message: OutgoingMessage, due: float | None = None) -> None:
         while (earlier := self.in_flight_ids.get(message.message_id)) is not None:
             await asyncio.wait([earlier])
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -134,7 +141,7 @@ class Publisher:
                 used = await self.current_channel()
                 channel = await used.get_underlay_channel()
                 await channel.basic_publish(message.body, exchange=exchange, routing_key=key,
-                                            properties=properties(message), mandatory=True,
+                                            properties=properties(message, due), mandatory=True,
                                             timeout=self.timeout)
         except PublishNotConfirmed as error:
             if _wedged(error.__cause__):
@@ -157,7 +164,7 @@ class Publisher:
 
     async def _address(self, queue: str) -> tuple[str, str]:
         """(exchange, routing key) of a publish to the logical `queue`."""
-        if self.shards == 1 or queue in self.delay_queues:
+        if self.shards == 1 or queue in self.wait_queues:
             return "", queue
         if queue not in self.exchanges:  # publishing to a missing exchange would close the channel
             with mapped(f"looking up the exchange of queue {queue!r}"):
@@ -169,15 +176,15 @@ class Publisher:
             self.exchanges.add(queue)
         return queue, "hash"  # the exchange hashes the x-renkei-key header, not the routing key
 
-    async def _delay_queue(self, queue: str, delay: float) -> str:
-        """The queue where messages for `queue` wait `delay` seconds (named by bus.topology)."""
-        name = delay_queue(queue, delay)
-        if name not in self.delay_queues:
-            arguments = topology.arguments_of(name, shards=self.shards)
-            with mapped(f"declaring delay queue {name!r}"):
+    async def _wait_queue(self, queue: str) -> str:
+        """The queue where retries for `queue` wait until due (named by bus.topology)."""
+        name = wait_queue(queue)
+        if name not in self.wait_queues:
+            with mapped(f"declaring wait queue {name!r}"):
                 async with self.link.admin_channel() as channel:
-                    await channel.declare_queue(name, durable=True, arguments=arguments)
-            self.delay_queues.add(name)
+                    await channel.declare_queue(name, durable=True, arguments=topology.arguments_of(name, shards=1))
+            self.wait_queues.add(name)
+            self.declared_wait(queue)
         return name
 
     async def open(self) -> None:

@@ -17,10 +17,11 @@
   registers the shards i with i % n == k at once and the others only `standby_after` seconds
   later, as hot standbys: n processes started together split the shards, and when one dies its
   shards pass to the standbys. Without a group every shard is registered at once.
-- A retry waits in `<queue>.delay.<millis>ms` (named by bus.topology.delay_queue): a quorum
-  queue whose message TTL dead-letters its messages back into `<queue>` (at-least-once dead
-  lettering, so a node failure between the two queues loses nothing). One queue per (queue,
-  delay): the retry tiers are few, and a queue-wide TTL expires messages in order.
+- A retry waits in `<queue>.wait` (bus.topology.wait_queue), a queue like every other, until a
+  mover brings it back (waiting.py). Before December 2026 it waited in `<queue>.delay.<millis>ms`
+  (bus.topology.delay_queue), a quorum queue whose TTL dead-lettered it back (at-least-once
+  dead lettering, which RabbitMQ stranded after a node loss); `delay_arguments` still names
+  those queues' arguments, for `renkei queues check` and `renkei retry now`.
 """
 
 from __future__ import annotations

@@ -23,10 +23,11 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from bus.brokers.base import Delivery, OutgoingMessage
 
-__all__ = ["ENVELOPE_HEADER", "KEY_HEADER", "delivery", "properties", "text", "unpack", "wire_headers"]
+__all__ = ["DUE_HEADER", "ENVELOPE_HEADER", "KEY_HEADER", "delivery", "properties", "text", "unpack", "wire_headers"]
 
 KEY_HEADER = "x-renkei-key"
 ENVELOPE_HEADER = "x-renkei-envelope"  # the message's headers (the envelope), as one JSON object
+DUE_HEADER = "x-renkei-due"  # a retry's due time (epoch seconds, as text) while it waits in a wait queue (waiting.py)
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 #: RabbitMQ's own dead-lettering record, added when a message comes back from a delay queue:
@@ -34,14 +35,18 @@ PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 _DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
 
 
-def wire_headers(message: OutgoingMessage) -> dict[str, Any]:
-    """The AMQP headers of a renkei publish: the envelope as one JSON header, and the key."""
-    return {ENVELOPE_HEADER: orjson.dumps(message.headers).decode(), KEY_HEADER: message.key}
+def wire_headers(message: OutgoingMessage, due: float | None = None) -> dict[str, Any]:
+    """The AMQP headers of a renkei publish: the envelope as one JSON header, and the key (and
+    the due time of a delayed publish)."""
+    headers = {ENVELOPE_HEADER: orjson.dumps(message.headers).decode(), KEY_HEADER: message.key}
+    if due is not None:
+        headers[DUE_HEADER] = f"{due:.3f}"  # a string: the fast path writes header tables of strings
+    return headers
 
 
-def properties(message: OutgoingMessage) -> aiormq.spec.Basic.Properties:
+def properties(message: OutgoingMessage, due: float | None = None) -> aiormq.spec.Basic.Properties:
     """The basic properties of a renkei publish (persistent, its id, `wire_headers`)."""
-    return aiormq.spec.Basic.Properties(message_id=message.message_id, headers=wire_headers(message),
+    return aiormq.spec.Basic.Properties(message_id=message.message_id, headers=wire_headers(message, due),
                                         delivery_mode=PERSISTENT)
 
 
@@ -53,6 +58,7 @@ def delivery(message: AbstractIncomingMessage, token: Any) -> Delivery:
         headers.update(_unpack(packed))
     key = _text(headers.pop(KEY_HEADER, ""))
     returned = headers.pop("x-delivery-count", None)
+    headers.pop(DUE_HEADER, None)
     count = int(returned) + 1 if isinstance(returned, int) else (2 if message.redelivered else 1)
     return Delivery(
         body=message.body,
