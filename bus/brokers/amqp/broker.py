@@ -133,8 +133,9 @@ class AmqpBroker(Broker):
         """From passive declares (`stats`), on this broker's connection or, unconnected, on one
         opened for the purpose. Delayed is None: a wait queue's retries are held unacknowledged
         by a mover (waiting.py), which only the management API counts. In flight is this
-        instance's unsettled count where its own subscriptions are every consumer of the queue, None where others consume (RabbitMQ
-        tells their unacknowledged count only through its management API)."""
+        instance's unsettled count where its own subscriptions are every consumer of the queue,
+        None where others consume (RabbitMQ tells their unacknowledged count only through its
+        management API)."""
         opened = self._publisher.channel is None
         found: dict[str, QueueDescription] = {}
         try:
