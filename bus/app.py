@@ -237,6 +237,7 @@ class Bus:
         await stage.resume()
         self._resume_periodically(stage.resume)
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=policy.poison_after)
+        await self.broker.expect_delays(destination_queue(name))  # its retries come back, whoever delayed them
         consumer = await self.broker.consume_batches(destination_queue(name), dispatcher.handle,
                                                      concurrency=config.concurrency if config else 8,
                                                      **self._batching())

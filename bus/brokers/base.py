@@ -161,6 +161,13 @@ class Broker(ABC):
         """Ack (ok) or requeue (not ok) one delivery. A delivery the backend can no longer
         settle (connection lost, lease reclaimed) is logged and left: it will be redelivered."""
 
+    async def expect_delays(self, queue: str) -> None:
+        """`queue` gets messages published with a delay (a deliverer's retries to its own queue):
+        a broker that keeps them apart readies their way back now, before this process consumes
+        `queue`, so that those another process left waiting come back even before this one
+        delays any (RabbitMQ: the wait queue and its mover). Idempotent; nothing by default."""
+        return None
+
     async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
         """Make every message published to `queue` with a delay due now, in order (an operator's
         `renkei retry now`, once a destination is back); return the headers of each one moved.

@@ -81,6 +81,8 @@ async def test_when_the_process_holding_a_retry_goes_another_ones_mover_brings_i
     try:
         await first.declare(name)
         held, other = Recorder(), Recorder()
+        for broker in (first, second):  # as the deliver stage does before it consumes its queue
+            await broker.expect_delays(name)
         consumer = await first.consume(name, held)  # its mover is the wait queue's active consumer
         standby = await second.consume(name, other)
         sent = time.time()
@@ -146,3 +148,31 @@ async def test_retry_now_still_empties_a_delay_queue_of_before(amqp_url: str, qu
         await consumer.cancel()
     finally:
         await broker.close()
+
+
+async def test_a_process_started_after_one_died_holding_retries_brings_them_back_before_it_delays_any(
+    amqp_url: str, queue: tuple[str, int]
+) -> None:
+    """A deliverer restarted after a kill: it has delayed nothing yet, and the retries the dead
+    one left waiting come back all the same (`expect_delays` starts its mover)."""
+    name, shards = queue
+    dead = AmqpBroker(amqp_url, shards=shards)
+    await dead.connect()
+    try:
+        await dead.declare(name)
+        await dead.expect_delays(name)
+        await dead.consume(name, Recorder())
+        await dead.publish(name, message(1, key="r1"), delay=1.0)
+        await asyncio.sleep(0.3)
+    finally:
+        await dead.close()  # before it was due
+    restarted = AmqpBroker(amqp_url, shards=shards)
+    await restarted.connect()
+    try:
+        await restarted.expect_delays(name)
+        handler = Recorder()
+        consumer = await restarted.consume(name, handler)
+        await eventually(lambda: handler.done_ids() == ["m-1"], within=15)
+        await consumer.cancel()
+    finally:
+        await restarted.close()

@@ -64,6 +64,9 @@ class AmqpBroker(Broker):
         self._publisher = self._new_publisher()
         self._subscriptions: set[consuming.Subscription] = set()
         self._movers: dict[str, list[Mover]] = {}  # a mover of each consumed queue's wait queue
+        self._delayed: set[str] = set()  # queues whose wait queue this process declared (expect_delays)
+        self._consumed: dict[str, list[Callable[[], Awaitable[None]]]] = {}  # each consumer's stop
+        self._movers_of: dict[Callable[[], Awaitable[None]], Mover] = {}
         #: the shards this process prefers (topology.ShardGroup); None: every shard at once
         self.shard_group: topology.ShardGroup | None = None
         self.standby_after = 10.0  # > the start-up skew of processes started together
@@ -73,8 +76,20 @@ class AmqpBroker(Broker):
                          declared_wait=self._wake_movers)
 
     def _wake_movers(self, queue: str) -> None:
-        for mover in self._movers.get(queue, ()):
-            mover.wake()
+        """The publisher declared `queue`'s wait queue: consumers of `queue` here get a mover."""
+        self._delayed.add(queue)
+        for stop in self._consumed.get(queue, ()):
+            if stop not in self._movers_of:
+                self._movers_of[stop] = self._start_mover(queue)
+
+    def _start_mover(self, queue: str) -> Mover:
+        mover = Mover(self.connection(), queue, shards=self.shards)  # its retries come back when due
+        mover.start()
+        self._movers.setdefault(queue, []).append(mover)
+        return mover
+
+    async def expect_delays(self, queue: str) -> None:
+        await self._publisher.wait_queue(queue)
 
     async def connect(self) -> None:
         if self._publisher.channel is not None:
@@ -89,6 +104,9 @@ class AmqpBroker(Broker):
         self._subscriptions.clear()
         movers = [m for ms in self._movers.values() for m in ms]
         self._movers.clear()
+        self._movers_of.clear()
+        self._consumed.clear()
+        self._delayed.clear()
         await asyncio.gather(*(m.stop() for m in movers))
         await self._link.close()
 
@@ -164,19 +182,23 @@ class AmqpBroker(Broker):
     async def _start_consumer(
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
     ) -> Callable[[], Awaitable[None]]:
+        """Consume `queue` (consuming.py) with, when it gets delayed messages, a mover of its wait
+        queue (waiting.py: started now, or when this process first delays a message to it)."""
         stop_consumer = await consuming.start_consumer(
             self.connection(), queue, on_delivery, prefetch, shards=self.shards, subscriptions=self._subscriptions,
             group=self.shard_group, standby_after=self.standby_after)
-        mover = Mover(self.connection(), queue, shards=self.shards)  # its retries come back when due
-        mover.start()
-        self._movers.setdefault(queue, []).append(mover)
 
         async def stop() -> None:
-            if mover in self._movers.get(queue, ()):
+            self._consumed.get(queue, []).remove(stop)
+            mover = self._movers_of.pop(stop, None)
+            if mover is not None:
                 self._movers[queue].remove(mover)
-            await mover.stop()
+                await mover.stop()
             await stop_consumer()
 
+        self._consumed.setdefault(queue, []).append(stop)
+        if queue in self._delayed:
+            self._movers_of[stop] = self._start_mover(queue)
         return stop
 
     async def _settle(self, delivery: Delivery, ok: bool) -> None:

@@ -65,7 +65,7 @@ class Publisher:
         due = None
         if delay > 0:  # into the wait queue, with its due time (waiting.py)
             due = time.time() + delay
-            items = [(await self._wait_queue(q), m) for q, m in items]
+            items = [(await self.wait_queue(q), m) for q, m in items]
         ids = [m.message_id for _, m in items]
         if len(set(ids)) == len(ids) and not any(i in self.in_flight_ids for i in ids):
             results = await self._publish_batch(items, due)
@@ -176,7 +176,7 @@ class Publisher:
             self.exchanges.add(queue)
         return queue, "hash"  # the exchange hashes the x-renkei-key header, not the routing key
 
-    async def _wait_queue(self, queue: str) -> str:
+    async def wait_queue(self, queue: str) -> str:
         """The queue where retries for `queue` wait until due (named by bus.topology)."""
         name = wait_queue(queue)
         if name not in self.wait_queues:

@@ -25,8 +25,9 @@ active mover releases everything it holds (all that came before the marker) and 
 their headers. The asking process runs a mover of its own meanwhile: with no other mover
 running it is the active one, and answers itself.
 
-A wait queue is declared by the first retry published to it, so a mover looks for it every
-`LOOK` seconds until it exists (this process's own publisher tells it at once: `wake`).
+A process runs movers for the queues it consumes and expects retries for (`expect_delays`:
+the deliver stage's own queue) or first delays a message to; a mover that cannot consume yet
+(the broker failing over) tries again every `LOOK` seconds.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ __all__ = ["HOLD", "LOOK", "MARK_HEADER", "Mover", "ask_to_release", "moved_head
 log = structlog.get_logger(__name__)
 
 HOLD = 5000  # messages a mover holds at once (a destination's residents retrying at one time)
-LOOK = 5.0  # seconds between looks for a wait queue not declared yet
+LOOK = 5.0  # seconds before a mover that could not consume its wait queue tries again
 MARK_HEADER = "x-renkei-release-all"
 _AGAIN = 1.0  # seconds before a release that failed on an open channel is tried again
 #: headers a queue adds on the way out, and the wait's own: a copy carries none of them
@@ -85,10 +86,6 @@ class Mover:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"mover {self.name}")
-
-    def wake(self) -> None:
-        """The wait queue exists now (this process declared it): stop looking, consume it."""
-        self._wake.set()
 
     async def stop(self) -> None:
         if self._task is not None:
