@@ -32,15 +32,15 @@ Japanese municipal systems: the aliases ``shift_jis``/``sjis`` mean CP932 on pur
 and JIS X 0208, written by Python's ``shift_jis`` codec; no NEC special characters ① Ⅰ ㈱, no
 NEC-selected/IBM extension kanji 髙 﨑, no user area, and no half-width katakana, which the codec
 would take but JIS X 0208 is not: the repertoire is ``bus.validation.degrade``'s ``jisx0208``.
-≒ ∵ ≡ √ ∠ are JIS X 0208 and are written. the backslash and ``¥`` both become 0x5C, ``~`` and ``‾``
+≒ ∵ ≡ √ ∠ are JIS X 0208 and are written. The backslash and ``¥`` both become 0x5C, ``~`` and ``‾``
 0x7E, as in any Shift_JIS file). Before encoding to CP932 the JIS/Microsoft variant pairs are
 folded to the code point CP932 holds (U+2014 EM DASH → U+2015, as a Shift_JIS encoder
 writes 0x815C); 〜 U+301C, ‖, −, ¢, £, ¬ are encoded by the codec as their CP932 twins.
 Before encoding to JIS X 0208 the Microsoft forms are folded to the JIS ones (～ → 〜 U+301C,
 ∥ → ‖, － → −, ￠ ￡ ￢ → ¢ £ ¬, — → ―): the same bytes a CP932 file holds for them
 (`filedrop_format.FOLDS`). The fold is not a degradation and is not listed in the sidecar.
-Characters the encoding cannot hold (e.g. 𠮷 U+20BB7; 髙 U+9AD9 and ① in JIS X 0208 but not
-in CP932) and every
+Characters the encoding cannot hold (𠮷 U+20BB7 in both; 髙 U+9AD9 and ① in jisx0208 only:
+CP932 holds them) and every
 private-use character (vendor 外字, which CP932 would silently map into its user area)
 are *unmappable*, handled by ``unmappable=``:
 
