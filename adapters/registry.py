@@ -11,10 +11,11 @@ In ``renkei.toml`` each destination names a transport and its options::
     transport = "file"
     directory = "/srv/renkei/out/kokuho"
     format = "fixed"
-    encoding = "cp932"
-    unmappable = "replace"
+    encoding = "cp932"              # or "utf-8", or "jisx0208" for a JIS X 0208-only receiver
+    unmappable = "replace"          # or "reject", "numeric-ref" (xml), "degrade" (csv/fixed)
 
-and the bus calls ``build_sink("http", {"url": ..., "body": "xml"})``. Built-in names are a
+(the file sink's options and what each encoding holds: adapters/transports/filedrop.py) and
+the bus calls ``build_sink("http", {"url": ..., "body": "xml"})``. Built-in names are a
 table of ``"module:attribute"`` strings (kombu's ``TRANSPORT_ALIASES`` is the model), so a
 transport's module is imported only when used. A third-party package adds its own by
 declaring an entry point in the group ``renkei.adapters``::

@@ -1,6 +1,6 @@
 """The file drop's formats (adapters/transports/filedrop.py): records flattened to columns,
-fixed-width layouts from an Avro schema, text in the receiver's encoding (cp932 with 〓 for
-what it cannot hold), and the atomic, fsync'd write of a file."""
+fixed-width layouts from an Avro schema, text in the receiver's encoding (cp932 or jisx0208, with
+〓 for what it cannot hold), and the atomic, fsync'd write of a file."""
 
 from __future__ import annotations
 
@@ -15,13 +15,38 @@ from typing import Any, Literal
 from lxml import etree
 
 from bus.errors import ConfigError
+from bus.validation.degrade import can_encode
 
 __all__ = [
-    "DEFAULT_WIDTHS", "GETA", "as_text", "default_width", "encodable", "fixed_layout", "flatten", "fsync_dir",
-    "unmappable", "write_atomic", "xml_texts",
+    "CODECS", "DEFAULT_WIDTHS", "FOLDS", "GETA", "as_text", "default_width", "encodable", "fixed_layout", "flatten",
+    "fsync_dir", "unmappable", "write_atomic", "xml_texts",
 ]
 
 GETA = "\u3013"  # 〓: what a receiver's encoding cannot hold is written as this
+
+#: the sink's encoding name → the Python codec that writes its bytes. "jisx0208" is Shift_JIS
+#: bytes of ASCII/JIS X 0201 Roman + JIS X 0208 only (no NEC/IBM extensions, no user area); the
+#: shift_jis codec also takes half-width katakana (JIS X 0201 Katakana), which `unmappable`
+#: refuses: the repertoire is bus.validation.degrade's, so whatever degrade leaves is writable.
+CODECS: dict[str, str] = {"utf-8": "utf-8", "cp932": "cp932", "jisx0208": "shift_jis"}
+
+#: JIS/Microsoft variant pairs folded, before encoding, to the code point the encoding holds
+#: (the two code points are one character written at the same Shift_JIS position). CP932's codec
+#: takes 〜 U+301C, ‖, −, ¢, £, ¬ itself; only — U+2014 needs folding to ― U+2015 (0x815C).
+#: Python's shift_jis takes only the JIS forms, so the Microsoft ones are folded to them.
+FOLDS: dict[str, dict[int, str]] = {
+    "utf-8": {},
+    "cp932": {0x2014: "\u2015"},
+    "jisx0208": {
+        0x2014: "\u2015",  # — → ― (0x815C)
+        0xFF5E: "\u301C",  # ～ → 〜 (0x8160)
+        0x2225: "\u2016",  # ∥ → ‖ (0x8161)
+        0xFF0D: "\u2212",  # － → − (0x817C)
+        0xFFE0: "\u00A2",  # ￠ → ¢ (0x8191)
+        0xFFE1: "\u00A3",  # ￡ → £ (0x8192)
+        0xFFE2: "\u00AC",  # ￢ → ¬ (0x81CA)
+    },
+}
 
 #: fixed-width defaults in bytes, by leaf field name (override with `layout`)
 DEFAULT_WIDTHS: dict[str, int] = {
@@ -167,6 +192,8 @@ def unmappable(char: str, encoding: str) -> bool:
         return False
     if 0xE000 <= code <= 0xF8FF or code >= 0xF0000:
         return True  # private use (外字): never map silently into CP932's user area
+    if encoding == "jisx0208":
+        return not can_encode(char, "jisx0208")  # ASCII/JIS X 0201 Roman + JIS X 0208 (no half-width kana)
     try:
         char.encode(encoding)
     except UnicodeEncodeError:

@@ -22,6 +22,7 @@ from sink_contract_support import catalog, outbound
 
 from adapters.simulators import SimulatorCluster
 from adapters.transports.filedrop import FileDropSink
+from adapters.transports.filedrop_format import CODECS
 from adapters.transports.http import HttpSink
 from bus.errors import PermanentError, TransientError
 from bus.ports import Outbound, Sink
@@ -222,7 +223,7 @@ def _read(path: Path, fmt: str, encoding: str) -> Any:
     data = path.read_bytes()
     if fmt == "xml":
         return etree.fromstring(data)
-    text = data.decode(encoding)
+    text = data.decode(CODECS[encoding])  # jisx0208 is read as Shift_JIS
     if fmt == "csv":
         rows = list(csv.reader(io.StringIO(text)))
         assert len(rows) == 2 and len(rows[0]) == len(rows[1])
@@ -249,3 +250,15 @@ class TestFileDropCsvCp932(FileContract):
 
 class TestFileDropFixedCp932(FileContract):
     options: ClassVar[dict[str, Any]] = {"format": "fixed", "encoding": "cp932"}
+
+
+class TestFileDropXmlJisx0208(FileContract):
+    options: ClassVar[dict[str, Any]] = {"format": "xml", "encoding": "jisx0208"}
+
+
+class TestFileDropCsvJisx0208(FileContract):
+    options: ClassVar[dict[str, Any]] = {"format": "csv", "encoding": "jisx0208"}
+
+
+class TestFileDropFixedJisx0208(FileContract):
+    options: ClassVar[dict[str, Any]] = {"format": "fixed", "encoding": "jisx0208"}
