@@ -28,11 +28,23 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from adapters.transports.filedrop_format import FOLDS
 from bus.catalog.spec import Field, iter_leaves
 from bus.errors import ConfigError
 
-__all__ = ["CONTROL_PREFIX", "Column", "Layout", "Unmappable", "UnmappableError", "check_characters",
-           "control_record", "layout_docs", "split_control", "width_of"]
+__all__ = [
+    "CONTROL_PREFIX",
+    "Column",
+    "Layout",
+    "Unmappable",
+    "UnmappableError",
+    "check_characters",
+    "control_record",
+    "fold",
+    "layout_docs",
+    "split_control",
+    "width_of",
+]
 
 CONTROL_PREFIX = b"#renkei-control,"
 ENCODINGS = ("utf-8", "cp932")
@@ -124,11 +136,19 @@ def encode_rows(rows: Iterable[Sequence[str]], encoding: str, *, first_row: int 
     writer = csv.writer(out, lineterminator="\r\n")
     found: list[Unmappable] = []
     for n, row in enumerate(rows, first_row):
+        row = fold(row, encoding)
         found += check_characters(row, encoding, n, headers)
         writer.writerow(row)
     if found:
         raise UnmappableError(found)
     return out.getvalue().encode(encoding)
+
+
+def fold(row: Sequence[str], encoding: str) -> list[str]:
+    """`row` with each JIS/Microsoft variant pair written as `encoding` holds it (filedrop_format.FOLDS:
+    in CP932, — U+2014 as ― U+2015, the same position 0x815C), as the file-drop sink writes it."""
+    table = FOLDS.get(encoding) or {}
+    return [cell.translate(table) for cell in row] if table else list(row)
 
 
 def check_characters(row: Sequence[str], encoding: str, row_number: int,

@@ -26,8 +26,10 @@ With ``layout = "fixed"`` the file is ``<name>-<kind>-<period>.dat``: no header,
 64-byte 連携キー then the kind's fixed-width record (adapters.transports.fixed_layout, CP932
 only), the same control record counting every record.
 
-A character the encoding cannot hold, or a private-use 外字, refuses the message for good
-(PermanentError naming row, column and code point, never the value): it is never replaced.
+A JIS/Microsoft variant pair is written at its one CP932 position (— U+2014 as ― U+2015, 0x815C:
+csv_layout.fold, as the file-drop sink does). A character the encoding cannot hold, or a
+private-use 外字, refuses the message for good (PermanentError naming row, column and code
+point, never the value): it is never replaced.
 A missing or unwritable directory is a TransientError.
 """
 

@@ -32,6 +32,7 @@ from adapters.transports.csv_layout import (
     Unmappable,
     UnmappableError,
     check_characters,
+    fold,
     width_of,
 )
 from bus.catalog.codelists import CodeLists
@@ -70,7 +71,8 @@ class FixedLayout:
         found: list[Unmappable] = []
         headers = [c.header for c in self.columns]
         for n, (key, record) in enumerate(records, first_row):
-            cells = [self._text(c, text) for c, text in zip(self.columns, self.layout.row(dict(record)), strict=True)]
+            cells = fold([self._text(c, text) for c, text in zip(self.columns, self.layout.row(dict(record)),
+                                                                  strict=True)], ENCODING)
             problems = check_characters(cells, ENCODING, n, headers)
             found += problems
             if problems:
