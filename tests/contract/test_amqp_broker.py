@@ -27,6 +27,19 @@ def fast_path(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
 
 
+async def drop(amqp_url: str, name: str, suffixes: tuple[str, ...], *, exchange: bool = False) -> None:
+    """Delete the queues `name` + each suffix (and the exchange `name`) that a test made."""
+    async with await aio_pika.connect(amqp_url) as connection:
+        for suffix in suffixes:
+            channel = await connection.channel()  # a failed delete closes its channel
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(name + suffix)
+        if exchange:
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(name)
+
+
 class TestAmqpBroker(BrokerContract):
     @pytest.fixture
     def make_broker(self, amqp_url: str, fast_path: bool) -> MakeBroker:
@@ -42,12 +55,7 @@ class TestAmqpBroker(BrokerContract):
     async def queue(self, amqp_url: str) -> AsyncIterator[str]:  # and delete it afterwards
         name = unique_queue()
         yield name
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            for suffix in ("", ".never-declared", ".wait"):
-                channel = await connection.channel()
-                with contextlib.suppress(Exception):
-                    await channel.queue_delete(name + suffix)
+        await drop(amqp_url, name, ("", ".never-declared", ".wait"))
 
 
 class TestShardedAmqpBroker(BrokerContract):
@@ -67,15 +75,7 @@ class TestShardedAmqpBroker(BrokerContract):
     async def queue(self, amqp_url: str) -> AsyncIterator[str]:
         name = unique_queue()
         yield name
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            for suffix in (".shard0", ".shard1", ".shard2", ".wait"):
-                channel = await connection.channel()
-                with contextlib.suppress(Exception):
-                    await channel.queue_delete(name + suffix)
-            channel = await connection.channel()
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(name)
+        await drop(amqp_url, name, (".shard0", ".shard1", ".shard2", ".wait"), exchange=True)
 
     async def test_stats_count_ready_and_in_flight_messages(self, broker: Broker, declared: str) -> None:
         """Prefetch is per shard: quorum queues have no channel-wide QoS."""

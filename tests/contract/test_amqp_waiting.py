@@ -12,13 +12,13 @@ What only RabbitMQ must prove beyond the broker contract's delay cases (broker_c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aio_pika
 import pytest
 from broker_cases import Recorder, eventually, message, unique_queue
+from test_amqp_broker import drop
 
 from bus.brokers.amqp import AmqpBroker
 from bus.brokers.amqp.topology import delay_arguments
@@ -32,14 +32,25 @@ pytestmark = pytest.mark.amqp
 async def queue(request: pytest.FixtureRequest, amqp_url: str) -> AsyncIterator[tuple[str, int]]:
     name, shards = unique_queue(), int(request.param)
     yield name, shards
-    async with await aio_pika.connect(amqp_url) as connection:
-        for suffix in ("", ".wait", ".shard0", ".shard1", ".shard2", ".delay.3600000ms"):
-            channel = await connection.channel()
-            with contextlib.suppress(Exception):
-                await channel.queue_delete(name + suffix)
-        channel = await connection.channel()
-        with contextlib.suppress(Exception):
-            await channel.exchange_delete(name)
+    await drop(amqp_url, name, ("", ".wait", ".shard0", ".shard1", ".shard2", ".delay.3600000ms"), exchange=True)
+
+
+Connected = Callable[[int], Awaitable[AmqpBroker]]
+
+
+@pytest.fixture
+async def connected(amqp_url: str) -> AsyncIterator[Connected]:
+    """Connected brokers (`await connected(shards)`), each closed at the end."""
+    made: list[AmqpBroker] = []
+
+    async def connect(shards: int) -> AmqpBroker:
+        made.append(AmqpBroker(amqp_url, shards=shards))
+        await made[-1].connect()
+        return made[-1]
+
+    yield connect
+    for broker in made:
+        await broker.close()
 
 
 async def _wait_queue_arguments(amqp_url: str, name: str) -> dict[str, object]:
@@ -72,57 +83,45 @@ async def test_a_retry_waits_in_a_queue_with_no_ttl_and_no_dead_lettering(
 
 
 async def test_when_the_process_holding_a_retry_goes_another_ones_mover_brings_it_back_when_due(
-    amqp_url: str, queue: tuple[str, int]
+    connected: Connected, queue: tuple[str, int]
 ) -> None:
     name, shards = queue
-    first, second = AmqpBroker(amqp_url, shards=shards), AmqpBroker(amqp_url, shards=shards)
-    await first.connect()
-    await second.connect()
-    try:
-        await first.declare(name)
-        held, other = Recorder(), Recorder()
-        for broker in (first, second):  # as the deliver stage does before it consumes its queue
-            await broker.expect_delays(name)
-        consumer = await first.consume(name, held)  # its mover is the wait queue's active consumer
-        standby = await second.consume(name, other)
-        sent = time.time()
-        await first.publish(name, message(1, key="r1", tier=1), delay=3.0)
-        await asyncio.sleep(1.0)  # the first process's mover holds it now
-        await consumer.cancel()
-        await first.close()  # gone before it was due: what it held goes back to the wait queue
-        await eventually(lambda: other.done_ids() == ["m-1"], within=20)
-        assert time.time() - sent >= 2.9  # not before its due time
-        assert other.done[0].headers == {"sequence": 1, "tier": 1}  # no wait header on the way out
-        await standby.cancel()
-    finally:
-        await first.close()
-        await second.close()
+    first, second = await connected(shards), await connected(shards)
+    await first.declare(name)
+    held, other = Recorder(), Recorder()
+    for broker in (first, second):  # as the deliver stage does before it consumes its queue
+        await broker.expect_delays(name)
+    consumer = await first.consume(name, held)  # its mover is the wait queue's active consumer
+    standby = await second.consume(name, other)
+    sent = time.time()
+    await first.publish(name, message(1, key="r1", tier=1), delay=3.0)
+    await asyncio.sleep(1.0)  # the first process's mover holds it now
+    await consumer.cancel()
+    await first.close()  # gone before it was due: what it held goes back to the wait queue
+    await eventually(lambda: other.done_ids() == ["m-1"], within=20)
+    assert time.time() - sent >= 2.9  # not before its due time
+    assert other.done[0].headers == {"sequence": 1, "tier": 1}  # no wait header on the way out
+    await standby.cancel()
 
 
 async def test_retry_now_reaches_a_mover_holding_retries_in_another_process(
-    amqp_url: str, queue: tuple[str, int]
+    connected: Connected, queue: tuple[str, int]
 ) -> None:
     name, shards = queue
-    running, operator = AmqpBroker(amqp_url, shards=shards), AmqpBroker(amqp_url, shards=shards)
-    await running.connect()
-    try:
-        await running.declare(name)
-        handler = Recorder()
-        consumer = await running.consume(name, handler)
-        await running.publish_many([(name, message(1, key="a", tier=4)), (name, message(2, key="b", tier=4))],
-                                   delay=3600)
-        await asyncio.sleep(1.0)  # held by the running process's mover, an hour from due
-        await operator.connect()
-        try:
-            moved = await operator.expedite(name)
-            again = await operator.expedite(name)
-        finally:
-            await operator.close()
-        assert sorted(h["sequence"] for h in moved) == [1, 2] and again == []
-        await eventually(lambda: sorted(handler.done_ids()) == ["m-1", "m-2"], within=15)
-        await consumer.cancel()
-    finally:
-        await running.close()
+    running = await connected(shards)
+    await running.declare(name)
+    handler = Recorder()
+    consumer = await running.consume(name, handler)
+    await running.publish_many([(name, message(1, key="a", tier=4)), (name, message(2, key="b", tier=4))],
+                               delay=3600)
+    await asyncio.sleep(1.0)  # held by the running process's mover, an hour from due
+    operator = await connected(shards)
+    moved = await operator.expedite(name)
+    again = await operator.expedite(name)
+    await operator.close()
+    assert sorted(h["sequence"] for h in moved) == [1, 2] and again == []
+    await eventually(lambda: sorted(handler.done_ids()) == ["m-1", "m-2"], within=15)
+    await consumer.cancel()
 
 
 async def test_retry_now_still_empties_a_delay_queue_of_before(amqp_url: str, queue: tuple[str, int]) -> None:

@@ -240,25 +240,11 @@ class FileContract(SinkContract):
         return FileHarness(tmp_path, {"unmappable": "reject", **self.options})
 
 
-class TestFileDropXmlCp932(FileContract):
-    options: ClassVar[dict[str, Any]] = {"format": "xml", "encoding": "cp932"}
+class TestFileDropEncodings(FileContract):
+    """The file drop in each format and each encoding a receiver may take beside UTF-8."""
 
-
-class TestFileDropCsvCp932(FileContract):
-    options: ClassVar[dict[str, Any]] = {"format": "csv", "encoding": "cp932"}
-
-
-class TestFileDropFixedCp932(FileContract):
-    options: ClassVar[dict[str, Any]] = {"format": "fixed", "encoding": "cp932"}
-
-
-class TestFileDropXmlJisx0208(FileContract):
-    options: ClassVar[dict[str, Any]] = {"format": "xml", "encoding": "jisx0208"}
-
-
-class TestFileDropCsvJisx0208(FileContract):
-    options: ClassVar[dict[str, Any]] = {"format": "csv", "encoding": "jisx0208"}
-
-
-class TestFileDropFixedJisx0208(FileContract):
-    options: ClassVar[dict[str, Any]] = {"format": "fixed", "encoding": "jisx0208"}
+    @pytest.fixture(params=[(f, e) for e in ("cp932", "jisx0208") for f in ("xml", "csv", "fixed")],
+                    ids=lambda p: f"{p[0]}-{p[1]}")
+    def harness(self, tmp_path: Path, request: pytest.FixtureRequest) -> FileHarness:
+        fmt, encoding = request.param
+        return FileHarness(tmp_path, {"unmappable": "reject", "format": fmt, "encoding": encoding})
