@@ -28,10 +28,10 @@ so the bus and the receivers each have a core, and the summary gives the simulat
 `simulators_apart=False` (and every run with `then`, the console: it stops and starts them) runs
 them in this process, on the bus's event loop.
 
-Processes (`processes`, 2 by default, on the embedded broker): the intake and the router in this
-process, the deliverers in `processes - 1` others over the same broker file (bus.demo_procs), so
-the bus uses both cores; a deliverers' process that ends while the bus runs fails the demo
-(`failures`). 1 (and RabbitMQ, and every run with `then`): the whole bus in this process.
+Processes (`processes`, on the embedded broker): the bus in several processes over the same
+broker file (bus.demo_procs.split: 2, the deliverers apart; 3, the router apart too), so it uses
+both cores; one of them that ends while the bus runs fails the demo (`failures`). 1 (and
+RabbitMQ, and every run with `then`): the whole bus in this process.
 
 Feeding: one feeder per partition of residents (by 宛名番号), so a resident's changes are
 submitted in registry order while other residents' go in at the same time (as several
@@ -100,7 +100,8 @@ class DemoOptions:
     support_rate: float = 0.0
     simulators_apart: bool = True  # the simulators in a process of their own (not with `then`: in-process)
     linger_ms: int = 100  # [bus] batch_linger_ms: how long the router and each deliverer wait for a batch to fill
-    #: the bus's processes on the embedded broker: 1, all in this one; n, the deliverers in n - 1 others
+    #: the bus's processes on the embedded broker (bus.demo_procs.split): 1, all in this one; 2, the
+    #: deliverers in another; 3, the intake here, the router in one, the deliverers in one
     processes: int = 2
     log_file: Path | None = None  # where the deliverers' processes append their log (None: standard error)
     log_level: str = "info"
@@ -149,8 +150,8 @@ class DemoResult:
     flow_seconds: float = 0.0  # from the first change submitted until the bus was drained
     log_file: Path | None = None
     simulators_cpu_seconds: float | None = None  # the simulators' process's CPU (None: they ran in this one)
-    deliverer_processes: int = 0  # processes of the bus's own beside this one (0: the whole bus in this one)
-    deliverers_cpu_seconds: float | None = None  # their CPU, all together (known once they stopped)
+    processes: int = 1  # the bus's (bus.demo_procs.split: 2, the deliverers apart; 3, the router too)
+    others_cpu_seconds: float | None = None  # the CPU of the bus's other processes, together (known once stopped)
     failures: list[str] = field(default_factory=list)  # a process of the bus that ended while it ran
 
     @property
@@ -230,12 +231,13 @@ async def run_demo(
         bus = Bus(settings, sinks=dict(sinks), catalog=catalog)
         reporter: asyncio.Task[None] | None = None
         applications: list[dict[str, Any]] = []
-        apart_procs = options.processes > 1 and options.broker_url is None and then is None
-        group = DelivererProcesses(settings, split(bus.destinations, options.processes - 1) if apart_procs else (),
-                                   log_file=options.log_file, log_level=options.log_level)
+        processes = options.processes if options.broker_url is None and then is None else 1
+        group = DelivererProcesses(settings, split(bus.destinations, processes), log_file=options.log_file,
+                                   log_level=options.log_level)
         try:
-            await asyncio.gather(bus.start(BusParts(deliverers=not apart_procs)), group.start())
-            result.deliverer_processes = len(group.children)
+            await asyncio.gather(bus.start(BusParts(router=not group.router_apart, deliverers=processes == 1)),
+                                 group.start())
+            result.processes = 1 + len(group.children)
             flowing = time.monotonic()
             reporter = asyncio.create_task(_report(progress, sims, result, len(feed))) if progress else None
             await _feed(bus, feed, options.feeders, result)
@@ -255,7 +257,7 @@ async def run_demo(
             for sink in sinks.values():
                 await sink.aclose()
         if reports:
-            result.deliverers_cpu_seconds = sum(r.cpu_seconds or 0.0 for r in reports)
+            result.others_cpu_seconds = sum(r.cpu_seconds or 0.0 for r in reports)
         expected = expected_keys([(i.kind, i.record) for i in feed], bus.routes,
                                  Pseudonymizer(settings.bus.pseudonym_key), applications)
         states = sims.states if isinstance(sims, SimulatorCluster) else await sims.snapshot()

@@ -52,6 +52,7 @@ class Child:
 
     settings: Settings
     destinations: tuple[str, ...]
+    router: bool = False  # the router (the parent then runs only the intake)
     null_sinks: bool = False
     log_file: Path | None = None
     log_level: str = "info"
@@ -68,21 +69,28 @@ class ChildReport:
     contention: dict[str, float] = field(default_factory=dict)  # the broker file's writer-lock waits
 
 
-def split(destinations: Sequence[str], processes: int) -> list[tuple[str, ...]]:
-    """`destinations` dealt round-robin (sorted) over `processes` groups; no empty group."""
+def split(destinations: Sequence[str], processes: int) -> list[tuple[bool, tuple[str, ...]]]:
+    """How the bus runs in `processes` processes: (router, destinations) of each child, the parent
+    running the rest. 1: no child (the whole bus in the parent); 2: one child with every deliverer
+    (the parent: intake and router); n > 2: one child with the router (the parent: the intake), and
+    the deliverers dealt round-robin (sorted) over n - 2 more."""
     if processes < 1:
-        raise ConfigError(f"deliverer processes must be at least 1, got {processes}")
+        raise ConfigError(f"the bus's processes must be at least 1, got {processes}")
     names = sorted(destinations)
-    groups = [tuple(names[i::processes]) for i in range(min(processes, len(names)))]
-    return [g for g in groups if g]
+    if processes <= 2:
+        return [(False, tuple(names))] if processes == 2 else []
+    spread = min(processes - 2, len(names))
+    return [(True, ()), *((False, tuple(names[i::spread])) for i in range(spread))]
 
 
 class DelivererProcesses:
     """One child process per group of destinations; see the module docstring."""
 
-    def __init__(self, settings: Settings, groups: Sequence[tuple[str, ...]], *, null_sinks: bool = False,
-                 log_file: Path | None = None, log_level: str = "info", start_within: float = 120.0) -> None:
-        self.children = [Child(settings, group, null_sinks, log_file, log_level, os.getpid()) for group in groups]
+    def __init__(self, settings: Settings, groups: Sequence[tuple[bool, tuple[str, ...]]], *,
+                 null_sinks: bool = False, log_file: Path | None = None, log_level: str = "info",
+                 start_within: float = 120.0) -> None:
+        self.children = [Child(settings, names, router, null_sinks, log_file, log_level, os.getpid())
+                         for router, names in groups]
         self.start_within = start_within
         self.reports = [ChildReport(child.destinations) for child in self.children]
         self._processes: list[asyncio.subprocess.Process] = []
@@ -105,17 +113,16 @@ class DelivererProcesses:
                 assert process.stdin is not None
                 process.stdin.write(base64.b64encode(pickle.dumps(child)) + b"\n")
                 await process.stdin.drain()
-            for process, child in zip(self._processes, self.children, strict=True):
+            for process in self._processes:
                 assert process.stdout is not None
                 try:
                     line = await asyncio.wait_for(process.stdout.readline(), self.start_within)
                 except TimeoutError:
-                    raise ConfigError(f"the deliverers' process of {', '.join(child.destinations)} did not start "
+                    raise ConfigError(f"the bus's process {len(self._processes) + 1} did not start "
                                       f"within {self.start_within:.0f} s") from None
                 if not line:
                     code = await process.wait()
-                    raise ConfigError(f"the deliverers' process of {', '.join(child.destinations)} ended while "
-                                      f"starting (exit status {code})")
+                    raise ConfigError(f"a process of the bus ended while starting (exit status {code})")
         except BaseException:
             await self.stop()
             raise
@@ -128,10 +135,18 @@ class DelivererProcesses:
         index = next(i for i, end in enumerate(self._ends) if end in done)
         return self.describe_end(index, self._ends[index].result())
 
+    @property
+    def router_apart(self) -> bool:
+        return any(child.router for child in self.children)
+
     def describe_end(self, index: int, code: int) -> str:
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-        return (f"the deliverers' process {index + 1} (pid {self._processes[index].pid}; "
-                f"{', '.join(self.children[index].destinations)}) ended while the bus ran ({how})")
+        child = self.children[index]
+        runs = ["the router"] if child.router else []
+        if child.destinations:
+            runs.append("the deliverers of " + ", ".join(child.destinations))
+        return (f"the bus's process {index + 2} (pid {self._processes[index].pid}; {' and '.join(runs)}) "
+                f"ended while the bus ran ({how})")
 
     def ended_early(self) -> list[str]:
         """Every child that has ended on its own so far (before `stop`)."""
@@ -202,14 +217,15 @@ async def _serve(child: Child, stdin: asyncio.StreamReader) -> dict[str, object]
     sinks: dict[str, Sink] = {name: FunctionSink(null) for name in child.destinations} if child.null_sinks else {}
     bus = Bus(child.settings, sinks=sinks)
     try:
-        await bus.start(BusParts(router=False, deliverers=True, only_destinations=frozenset(child.destinations)))
+        await bus.start(BusParts(router=child.router, deliverers=bool(child.destinations),
+                                 only_destinations=frozenset(child.destinations)))
         print(json.dumps({"ready": os.getpid()}), flush=True)
         started = _cpu()
         await stop.wait()
+        contention = bus.broker.contention() if isinstance(bus.broker, EmbeddedBroker) else {}
     finally:
         await bus.stop()
         closed.cancel()
-    contention = bus.broker.contention() if isinstance(bus.broker, EmbeddedBroker) else {}
     return {"cpu_seconds_running": round(_cpu() - started, 3), "received": dict(received),
             "contention": contention}
 

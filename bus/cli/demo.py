@@ -140,10 +140,11 @@ def render(result: DemoResult) -> str:
         lines.append(f"simulators: in a process of their own, {result.simulators_cpu_seconds:.1f} s CPU")
     else:
         lines.append("simulators: in the bus's process")
-    if result.deliverer_processes:
-        cpu = result.deliverers_cpu_seconds
-        lines.append(f"bus: intake and router in this process, the deliverers in {result.deliverer_processes} "
-                     f"of their own" + (f", {cpu:.1f} s CPU" if cpu is not None else ""))
+    if result.processes > 1:
+        cpu = result.others_cpu_seconds
+        here = "the intake" if result.processes > 2 else "the intake and the router"
+        lines.append(f"bus: {result.processes} processes, {here} in this one"
+                     + (f"; the others {cpu:.1f} s CPU" if cpu is not None else ""))
     for failure in result.failures:
         lines.append(f"FAILED: {failure}")
     for wrong in result.wrong_answers[:10]:
