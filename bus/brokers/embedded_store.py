@@ -270,6 +270,7 @@ class Worker:
         #: how long BEGIN IMMEDIATE waited for the file's writer lock (held by another process's
         #: connection; this worker's own transactions never overlap): waits over 1 ms and their total
         self.lock_waits, self.lock_wait_seconds, self.transactions = 0, 0.0, 0
+        self.lock_held_seconds = 0.0  # from BEGIN IMMEDIATE taken to COMMIT done: others wait that long
         with self._transaction():  # executescript would commit on its own
             self._create_schema()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"renkei-embedded:{path.name}")
@@ -343,11 +344,14 @@ class Worker:
             self.lock_waits += 1
             self.lock_wait_seconds += waited
         try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        finally:
+            self.lock_held_seconds += time.perf_counter() - started - waited
 
 
 class _JobFailed(Exception):
