@@ -12,13 +12,13 @@ records of the synthetic registry (`bus.synthetic`, seed `--seed`), made into XM
 clock starts, and submitted by 8 feeders (one per partition of residents, as `renkei demo`
 feeds), each awaiting one `Bus.intake.submit` at a time.
 
-Processes (`--processes`, 2 by default, embedded broker only): the intake, the router and the
-feeders in this process, the deliverers and their null sinks in `processes - 1` others over the
-same broker file (bus.demo_procs, as `renkei demo` runs them), so the bus has both cores; 1
-runs the whole bus in this process. CPU is then this process's plus each deliverers' process's
-from its start to its stop, and what the null sinks received is what they reported. The
-broker file's writer-lock waits (BEGIN IMMEDIATE taking over 1 ms: another process writing) of
-every process are in `contention`.
+Processes (`--processes`, 3 by default, embedded broker only): the bus in several processes over
+the same broker file, as `renkei demo` runs it (bus.demo_procs.split): 3, the intake and the
+feeders in this process, the router in one, the deliverers and their null sinks in one; 2, the
+router here too; 1, the whole bus in this process. CPU is then this process's plus each other
+process's from its start to its stop, and what the null sinks received is what they reported.
+How each process met the broker file's writer lock (its transactions, the seconds it held the
+lock, its waits over 1 ms for another process holding it) is in `contention`.
 
 The clock runs from the first submit until `Bus.wait_idle` sees every queue empty, as
 `renkei demo` waits (so the idle wait's own queue-depth queries are in the figure). CPU is this process's
@@ -51,7 +51,7 @@ from typing import Any
 from bus.app import Bus, BusParts
 from bus.brokers.embedded import EmbeddedBroker
 from bus.catalog import Catalog
-from bus.demo_procs import ChildReport, DelivererProcesses, split
+from bus.demo_procs import BusProcesses, ChildReport, split
 from bus.logs import configure_logging
 from bus.masking import Pseudonymizer
 from bus.ports import FunctionSink, Outbound, Receipt
@@ -79,7 +79,7 @@ class Options:
     batch_size: int = 64  # [bus] batch_size
     linger_ms: int = 0  # [bus] batch_linger_ms
     broker_url: str | None = None  # RabbitMQ (a vhost of its own) instead of the embedded broker
-    processes: int = 2  # the bus's processes (embedded): the deliverers in processes - 1 of their own
+    processes: int = 3  # the bus's processes (embedded; bus.demo_procs.split)
 
 
 def _rss_mb() -> float:
@@ -105,7 +105,7 @@ def expected_deliveries(bus: Bus, records: list[dict[str, Any]], ids: Pseudonymi
 
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
-                  linger_ms: int = 0, broker_url: str | None = None, processes: int = 2) -> dict[str, Any]:
+                  linger_ms: int = 0, broker_url: str | None = None, processes: int = 3) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
         batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full")
@@ -143,7 +143,7 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
             answers[(await bus.intake.submit(body, content_type="application/xml", source="jumin")).status] += 1
 
     rss_before = _rss_mb()
-    group = DelivererProcesses(settings, split(bus.destinations, processes), null_sinks=True)
+    group = BusProcesses(settings, split(bus.destinations, processes), null_sinks=True)
     reports: list[ChildReport] = []
     try:
         apart = bool(group.children)
@@ -247,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="[bus] batch_size (default 64)")
     parser.add_argument("--linger-ms", type=int, default=0, help="[bus] batch_linger_ms (default 0)")
     parser.add_argument("--broker-url", help="RabbitMQ (amqp://..., a vhost of its own) instead of the embedded broker")
-    parser.add_argument("--processes", type=int, default=2,
-                        help="the bus's processes on the embedded broker: the deliverers in N - 1 of their own "
-                             "(1: the whole bus in this one; default 2)")
+    parser.add_argument("--processes", type=int, default=3,
+                        help="the bus's processes on the embedded broker (3, the default: intake, router, "
+                             "deliverers; 2: the deliverers apart; 1: the whole bus in this one)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):

@@ -29,9 +29,10 @@ so the bus and the receivers each have a core, and the summary gives the simulat
 them in this process, on the bus's event loop.
 
 Processes (`processes`, on the embedded broker): the bus in several processes over the same
-broker file (bus.demo_procs.split: 2, the deliverers apart; 3, the router apart too), so it uses
-both cores; one of them that ends while the bus runs fails the demo (`failures`). 1 (and
-RabbitMQ, and every run with `then`): the whole bus in this process.
+broker file (bus.demo_procs.split: 3 by default, the intake here, the router in one, the
+deliverers in one; 2, the deliverers apart), so it uses both cores; one of them that ends while
+the bus runs fails the demo (`failures`). 1 (and RabbitMQ, and every run with `then`): the whole
+bus in this process.
 
 Feeding: one feeder per partition of residents (by 宛名番号), so a resident's changes are
 submitted in registry order while other residents' go in at the same time (as several
@@ -60,7 +61,7 @@ from bus.catalog import Catalog
 from bus.catalog.codelists import CodeLists
 from bus.delivery.policy import RetryPolicy
 from bus.demo_expected import expected_keys
-from bus.demo_procs import DelivererProcesses, split
+from bus.demo_procs import BusProcesses, split
 from bus.masking import Pseudonymizer
 from bus.paths import schemas_dir
 from bus.settings import BusSettings, Settings
@@ -100,10 +101,10 @@ class DemoOptions:
     support_rate: float = 0.0
     simulators_apart: bool = True  # the simulators in a process of their own (not with `then`: in-process)
     linger_ms: int = 100  # [bus] batch_linger_ms: how long the router and each deliverer wait for a batch to fill
-    #: the bus's processes on the embedded broker (bus.demo_procs.split): 1, all in this one; 2, the
-    #: deliverers in another; 3, the intake here, the router in one, the deliverers in one
-    processes: int = 2
-    log_file: Path | None = None  # where the deliverers' processes append their log (None: standard error)
+    #: the bus's processes on the embedded broker (bus.demo_procs.split): 3, the intake here, the router
+    #: in one, the deliverers in one; 2, the deliverers in another; 1, all in this one
+    processes: int = 3
+    log_file: Path | None = None  # where the bus's other processes append their log (None: standard error)
     log_level: str = "info"
 
 
@@ -232,7 +233,7 @@ async def run_demo(
         reporter: asyncio.Task[None] | None = None
         applications: list[dict[str, Any]] = []
         processes = options.processes if options.broker_url is None and then is None else 1
-        group = DelivererProcesses(settings, split(bus.destinations, processes), log_file=options.log_file,
+        group = BusProcesses(settings, split(bus.destinations, processes), log_file=options.log_file,
                                    log_level=options.log_level)
         try:
             await asyncio.gather(bus.start(BusParts(router=not group.router_apart, deliverers=processes == 1)),
@@ -270,7 +271,7 @@ async def run_demo(
     return result
 
 
-async def _idle_or_ended(bus: Bus, group: DelivererProcesses, within: float) -> bool:
+async def _idle_or_ended(bus: Bus, group: BusProcesses, within: float) -> bool:
     """Wait for the bus to drain, unless one of its processes ends first (then False, and why)."""
     idle = asyncio.ensure_future(bus.wait_idle(within=within))
     ended = asyncio.ensure_future(group.first_end())

@@ -1,16 +1,17 @@
-"""The bus on both cores: the deliverers in processes of their own over the one embedded broker file.
+"""The bus on every core: its router and deliverers in processes of their own over the one embedded
+broker file.
 
-    group = DelivererProcesses(settings, split(destinations, 1))
-    await group.start()             # each child: a Bus with deliverers only, for its destinations
-    ...                             # this process: the intake and the router (BusParts(deliverers=False))
+    group = BusProcesses(settings, split(destinations, 3))
+    await group.start()             # a child with the router, a child with the deliverers
+    ...                             # this process: the intake (BusParts(router=False, deliverers=False))
     ended = await group.first_end() # a child that ended before it was asked to: what happened
     reports = await group.stop()    # each child's CPU, what its null sinks received, its lock waits
 
 The embedded broker already serves several processes on one file (a publish or settle of one is
 seen by the others through `PRAGMA data_version`; the leases of a killed process are taken back),
 and so do the state, delivery and audit stores (`renkei run --role router|deliver` runs that way).
-`renkei demo` and `bench.embedded` use it so that the intake and router run on one core and the
-deliverers on the other (issue 10: one process's event loop was ~90 % busy on one core).
+`renkei demo` and `bench.embedded` use it so that the intake, the router and the deliverers share
+the cores instead of one event loop (issue 10: one process's loop was ~90 % busy on one core).
 
 A child is ``python -m bus.demo_procs``: it reads one line from its standard input (its `Child`,
 pickled: the parent's settings, pseudonym key included, never on a command line), starts, prints
@@ -40,15 +41,16 @@ from pathlib import Path
 from bus.errors import ConfigError
 from bus.settings import Settings
 
-__all__ = ["Child", "ChildReport", "DelivererProcesses", "main", "split"]
+__all__ = ["BusProcesses", "Child", "ChildReport", "main", "split"]
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True, slots=True)
 class Child:
-    """What one child runs: the deliverers of `destinations`, with `settings`' sinks (or null sinks
-    that only count, for benchmarks), logging to `log_file` (appended; None: standard error)."""
+    """What one child runs: the router or not, the deliverers of `destinations` with `settings`' sinks
+    (or null sinks that only count, for benchmarks), logging to `log_file` (appended; None:
+    standard error)."""
 
     settings: Settings
     destinations: tuple[str, ...]
@@ -83,8 +85,8 @@ def split(destinations: Sequence[str], processes: int) -> list[tuple[bool, tuple
     return [(True, ()), *((False, tuple(names[i::spread])) for i in range(spread))]
 
 
-class DelivererProcesses:
-    """One child process per group of destinations; see the module docstring."""
+class BusProcesses:
+    """One child process per `(router, destinations)` of `groups` (`split`); see the module docstring."""
 
     def __init__(self, settings: Settings, groups: Sequence[tuple[bool, tuple[str, ...]]], *,
                  null_sinks: bool = False, log_file: Path | None = None, log_level: str = "info",

@@ -48,9 +48,11 @@ __all__ = ["demo", "render"]
                    "each get a core), or in the bus's process (with --console they always are).")
 @click.option("--linger-ms", type=click.IntRange(0, 1000), default=100, show_default=True,
               help="How long the router and each deliverer wait for a batch to fill ([bus] batch_linger_ms).")
-@click.option("--processes", type=click.IntRange(1, 8), default=2, show_default=True,
-              help="The bus's processes on the embedded broker: 2 runs the intake and router in one and the "
-                   "deliverers in another (both cores); 1 runs the whole bus in one (RabbitMQ and --console: 1).")
+@click.option("--processes", type=click.IntRange(1, 8), default=3, show_default=True,
+              help="The bus's processes on the embedded broker, to use every core: 3 runs the intake, the router "
+                   "and the deliverers each in its own; 2 the intake and router in one, the deliverers in "
+                   "another; more deal the deliverers over more; 1 runs the whole bus in one (so do RabbitMQ and "
+                   "--console).")
 @click.option("--console", "with_console", is_flag=True,
               help="Then keep the bus running with the web console (its address and a demo account are "
                    "printed) until Ctrl-C.")

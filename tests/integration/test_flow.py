@@ -32,7 +32,7 @@ def catalog() -> Catalog:
     return Catalog.load()
 
 
-def _options(out: Path, broker_url: str | None, shards: int = 1, processes: int = 2) -> DemoOptions:
+def _options(out: Path, broker_url: str | None, shards: int = 1, processes: int = 3) -> DemoOptions:
     return DemoOptions(changes=CHANGES, out=out, seed=11, invalid_rate=0.08, duplicate_rate=0.08,
                        feeders=4, idle_timeout=120, broker_url=broker_url, shards=shards,
                        support_rate=0.1,  # 支援措置 without a 異動 (jumin.shien) among the changes
@@ -47,15 +47,15 @@ class Flow:
     options: DemoOptions
 
 
-@pytest.fixture(scope="module", params=["embedded", "embedded-1-process", "embedded-3-processes",
+@pytest.fixture(scope="module", params=["embedded", "embedded-1-process", "embedded-2-processes",
                                         pytest.param("amqp", marks=pytest.mark.amqp),
                                         pytest.param("amqp-3-shards", marks=pytest.mark.amqp)])
 def flow(request: pytest.FixtureRequest, catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Flow:
-    """One run of the whole flow per broker (the embedded one with the bus in 2 processes, the
-    demo's default, in 1, and in 3: bus.demo_procs.split), shared by the tests of this module."""
+    """One run of the whole flow per broker (the embedded one with the bus in 3 processes, the
+    demo's default, in 1, and in 2: bus.demo_procs.split), shared by the tests of this module."""
     embedded = request.param.startswith("embedded")
     broker_url = None if embedded else request.getfixturevalue("amqp_vhost_url")
-    processes = {"embedded-1-process": 1, "embedded-3-processes": 3}.get(request.param, 2)
+    processes = {"embedded-1-process": 1, "embedded-2-processes": 2}.get(request.param, 3)
     options = _options(tmp_path_factory.mktemp(f"flow-{request.param}"), broker_url,
                        shards=3 if request.param.endswith("shards") else 1, processes=processes)
     stream = io.StringIO()
