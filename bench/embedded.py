@@ -186,6 +186,7 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
         "processes": 1 + len(reports), "router_apart": group.router_apart,
         "cpu_seconds_this_process": round(own, 3) if reports else None,
         "cpu_seconds_other_processes": [r.cpu_seconds_running for r in reports],
+        "cpu_seconds_other_processes_whole": [r.cpu_seconds for r in reports],  # start-up and stop included
         "contention": contention,
     }
 
