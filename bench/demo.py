@@ -38,6 +38,7 @@ _SECONDS = re.compile(r"^OK: .*\((\d+(?:\.\d+)?) s; (\d+(?:\.\d+)?) s from the f
 _TOTAL = re.compile(r"^total\s+(\d+)\s+(\d+)\s*$", re.MULTILINE)
 _SIMULATORS_CPU = re.compile(r"^simulators: in a process of their own, (\d+(?:\.\d+)?) s CPU$", re.MULTILINE)
 _REQUESTS = re.compile(r"^delivery: .* (\d+) requests", re.MULTILINE)
+_PROCESSES = re.compile(r"^bus: (\d+) processes.*?(?:; the others (\d+(?:\.\d+)?) s CPU)?$", re.MULTILINE)
 
 
 def run_one(changes: int, *, within: float = 1800.0, options: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -76,6 +77,9 @@ def run_one(changes: int, *, within: float = 1800.0, options: tuple[str, ...] = 
         "bus_cpu_seconds": round(cpu - sims_cpu, 3) if sims_cpu is not None else None,
         "bus_cpu_ms_per_change": round(1000 * (cpu - sims_cpu) / changes, 3) if sims_cpu is not None else None,
         "requests": int(requests.group(1)) if requests else None,
+        "bus_processes": int(processes.group(1)) if (processes := _PROCESSES.search(done.stdout)) else 1,
+        # the bus's other processes (bus.demo_procs), start-up included: part of bus_cpu_seconds
+        "bus_other_processes_cpu_seconds": float(processes.group(2)) if processes and processes.group(2) else None,
         "options": list(options),
         "load_average": {"start": load_start, "end": report.load()},
     }
@@ -106,11 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulators", choices=["apart", "in-process"], default="apart",
                         help="where the demo runs its simulators (its --simulators)")
     parser.add_argument("--linger-ms", type=int, default=None, help="the demo's --linger-ms (default: the demo's)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="the demo's --processes: the bus's processes (default: the demo's)")
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):
         parser.error("--changes: each size must be at least 1")
     linger = ("--linger-ms", str(args.linger_ms)) if args.linger_ms is not None else ()
-    result = run(args.changes, args.out, ("--simulators", args.simulators, *linger))
+    processes = ("--processes", str(args.processes)) if args.processes is not None else ()
+    result = run(args.changes, args.out, ("--simulators", args.simulators, *linger, *processes))
     return 0 if result["passed"] else 1
 
 

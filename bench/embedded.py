@@ -12,6 +12,14 @@ records of the synthetic registry (`bus.synthetic`, seed `--seed`), made into XM
 clock starts, and submitted by 8 feeders (one per partition of residents, as `renkei demo`
 feeds), each awaiting one `Bus.intake.submit` at a time.
 
+Processes (`--processes`, 3 by default, embedded broker only): the bus in several processes over
+the same broker file, as `renkei demo` runs it (bus.demo_procs.split): 3, the intake and the
+feeders in this process, the router in one, the deliverers and their null sinks in one; 2, the
+router here too; 1, the whole bus in this process. CPU is then this process's plus each other
+process's from its start to its stop, and what the null sinks received is what they reported.
+How each process met the broker file's writer lock (its transactions, the seconds it held the
+lock, its waits over 1 ms for another process holding it) is in `contention`.
+
 The clock runs from the first submit until `Bus.wait_idle` sees every queue empty, as
 `renkei demo` waits (so the idle wait's own queue-depth queries are in the figure). CPU is this process's
 CPU time (`time.process_time`: every thread, SQLite's included) over the same interval: on a
@@ -41,7 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from bus.app import Bus, BusParts
+from bus.brokers.embedded import EmbeddedBroker
 from bus.catalog import Catalog
+from bus.demo_procs import BusProcesses, ChildReport, split
 from bus.logs import configure_logging
 from bus.masking import Pseudonymizer
 from bus.ports import FunctionSink, Outbound, Receipt
@@ -69,6 +79,7 @@ class Options:
     batch_size: int = 64  # [bus] batch_size
     linger_ms: int = 0  # [bus] batch_linger_ms
     broker_url: str | None = None  # RabbitMQ (a vhost of its own) instead of the embedded broker
+    processes: int = 3  # the bus's processes (embedded; bus.demo_procs.split)
 
 
 def _rss_mb() -> float:
@@ -94,16 +105,18 @@ def expected_deliveries(bus: Bus, records: list[dict[str, Any]], ids: Pseudonymi
 
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
-                  linger_ms: int = 0, broker_url: str | None = None) -> dict[str, Any]:
+                  linger_ms: int = 0, broker_url: str | None = None, processes: int = 3) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
         batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full")
         bus = BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY, broker_url=broker_url)
-        return {**await _run(changes, seed, Settings(bus=bus, batching=batching), within, backlog),
+        return {**await _run(changes, seed, Settings(bus=bus, batching=batching), within, backlog,
+                             processes if broker_url is None else 1),
                 "broker": "rabbitmq" if broker_url else "embedded"}
 
 
-async def _run(changes: int, seed: int, settings: Settings, within: float, backlog: bool) -> dict[str, Any]:
+async def _run(changes: int, seed: int, settings: Settings, within: float, backlog: bool,
+               processes: int) -> dict[str, Any]:
     catalog = Catalog.load()
     configure_logging(settings.logging.format, settings.logging.level, stream=sys.stderr)  # as `renkei run`
     ks = catalog.get(KIND)
@@ -130,11 +143,15 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
             answers[(await bus.intake.submit(body, content_type="application/xml", source="jumin")).status] += 1
 
     rss_before = _rss_mb()
+    group = BusProcesses(settings, split(bus.destinations, processes), null_sinks=True)
+    reports: list[ChildReport] = []
     try:
-        await bus.start(BusParts(router=not backlog, deliverers=not backlog))
+        apart = bool(group.children)
+        await bus.start(BusParts(router=not backlog and not group.router_apart, deliverers=not backlog and not apart))
         if backlog:  # a queue full of changes, as after a restart or a bulk file: the drain is timed
             await asyncio.gather(*(feeder(p) for p in partitions))
-            await bus.start(BusParts(sources=False))
+            await bus.start(BusParts(sources=False, router=not group.router_apart, deliverers=not apart))
+        await group.start()
         load_start = os.getloadavg()
         started, cpu_started = time.perf_counter(), time.process_time()
         if not backlog:
@@ -143,11 +160,20 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         load_end = os.getloadavg()
         rss = _rss_mb()
+        failures = group.ended_early()
+        mine = bus.broker.contention() if isinstance(bus.broker, EmbeddedBroker) else {}
     finally:
+        reports = await group.stop()
         await bus.stop()
-    if answers["accepted"] != changes or received != expected or not idle:
+    children_cpu = sum(r.cpu_seconds_running or 0.0 for r in reports)
+    for report in reports:
+        received.update(report.received)
+    contention = [mine, *(r.contention for r in reports)]
+    if answers["accepted"] != changes or received != expected or not idle or failures:
         raise RuntimeError(f"the bus did not do the work: answers {dict(answers)}, idle {idle}, "
-                           f"{sum(received.values())} of {expected_total} deliveries")
+                           f"{sum(received.values())} of {expected_total} deliveries; {failures}")
+    own = cpu
+    cpu += children_cpu
     return {
         "changes": changes, "deliveries": expected_total, "destinations": dict(sorted(expected.items())),
         "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
@@ -157,6 +183,11 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
         "delivered_all": True, "mode": "backlog" if backlog else "fed", "sync": settings.batching.embedded_sync,
         "batch_size": settings.batching.batch_size, "batch_linger_ms": settings.batching.linger_ms,
+        "processes": 1 + len(reports), "router_apart": group.router_apart,
+        "cpu_seconds_this_process": round(own, 3) if reports else None,
+        "cpu_seconds_other_processes": [r.cpu_seconds_running for r in reports],
+        "cpu_seconds_other_processes_whole": [r.cpu_seconds for r in reports],  # start-up and stop included
+        "contention": contention,
     }
 
 
@@ -173,12 +204,14 @@ def run(options: Options) -> dict[str, Any]:
         if len(options.changes) == 1:
             runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog,
                                             sync=options.sync, batch_size=options.batch_size,
-                                            linger_ms=options.linger_ms, broker_url=options.broker_url)))
+                                            linger_ms=options.linger_ms, broker_url=options.broker_url,
+                                            processes=options.processes)))
         else:
             child = subprocess.run(  # this interpreter, this module, numbers only
                 [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
                  *(["--backlog"] if options.backlog else []), "--sync", options.sync,
                  "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms),
+                 "--processes", str(options.processes),
                  *(["--broker-url", options.broker_url] if options.broker_url else [])],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
             )
@@ -199,7 +232,7 @@ def run(options: Options) -> dict[str, Any]:
 def _line(r: dict[str, Any]) -> str:
     return (f"{r['changes']:>7} changes ({r['deliveries']} deliveries): {r['changes_per_s']:8.1f} changes/s  "
             f"{r['cpu_ms_per_change']:7.3f} ms CPU/change  RSS {r['rss_mb']:.0f} MB  "
-            f"load {r['load_average']['start'][0]:.2f}")
+            f"load {r['load_average']['start'][0]:.2f}  processes {r.get('processes', 1)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,17 +248,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="[bus] batch_size (default 64)")
     parser.add_argument("--linger-ms", type=int, default=0, help="[bus] batch_linger_ms (default 0)")
     parser.add_argument("--broker-url", help="RabbitMQ (amqp://..., a vhost of its own) instead of the embedded broker")
+    parser.add_argument("--processes", type=int, default=3,
+                        help="the bus's processes on the embedded broker (3, the default: intake, router, "
+                             "deliverers; 2: the deliverers apart; 1: the whole bus in this one)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):
         parser.error("--changes: each size must be at least 1")
+    if args.processes < 1:
+        parser.error("--processes: at least 1")
     if args.single:
         print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within,
                                              backlog=args.backlog, sync=args.sync, batch_size=args.batch_size,
-                                             linger_ms=args.linger_ms, broker_url=args.broker_url))))
+                                             linger_ms=args.linger_ms, broker_url=args.broker_url,
+                                             processes=args.processes))))
         return 0
     run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, sync=args.sync,
-                batch_size=args.batch_size, linger_ms=args.linger_ms, broker_url=args.broker_url))
+                batch_size=args.batch_size, linger_ms=args.linger_ms, broker_url=args.broker_url,
+                processes=args.processes))
     return 0
 
 

@@ -28,6 +28,12 @@ so the bus and the receivers each have a core, and the summary gives the simulat
 `simulators_apart=False` (and every run with `then`, the console: it stops and starts them) runs
 them in this process, on the bus's event loop.
 
+Processes (`processes`, on the embedded broker): the bus in several processes over the same
+broker file (bus.demo_procs.split: 3 by default, the intake here, the router in one, the
+deliverers in one; 2, the deliverers apart), so it uses both cores; one of them that ends while
+the bus runs fails the demo (`failures`). 1 (and RabbitMQ, and every run with `then`): the whole
+bus in this process.
+
 Feeding: one feeder per partition of residents (by 宛名番号), so a resident's changes are
 submitted in registry order while other residents' go in at the same time (as several
 registry batches would); concurrent publishes share one commit of the embedded broker.
@@ -41,7 +47,7 @@ import shutil
 import time
 import zlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,17 +56,17 @@ from adapters.simulators import SYSTEMS, SimulatorCluster, SimulatorState, has_p
 from adapters.simulators.apart import SimulatorProcess
 from adapters.sources.pittari import take_pittari
 from adapters.transports.http import HttpSink
-from bus.app import Bus
+from bus.app import Bus, BusParts
 from bus.catalog import Catalog
 from bus.catalog.codelists import CodeLists
 from bus.delivery.policy import RetryPolicy
+from bus.demo_expected import expected_keys
+from bus.demo_procs import BusProcesses, split
 from bus.masking import Pseudonymizer
 from bus.paths import schemas_dir
-from bus.routing.router import RouteTable
 from bus.settings import BusSettings, Settings
 from bus.settings_batching import BatchSettings
 from bus.settings_sections import DestinationSettings
-from bus.stages.intake import identity_of
 from bus.synthetic import REASON_GROUPS, Registry, copy_record, corrupt
 from bus.synthetic.invalid import DEMO_CODES
 from bus.synthetic.pittari import pittari_applications, pittari_batch
@@ -95,6 +101,11 @@ class DemoOptions:
     support_rate: float = 0.0
     simulators_apart: bool = True  # the simulators in a process of their own (not with `then`: in-process)
     linger_ms: int = 100  # [bus] batch_linger_ms: how long the router and each deliverer wait for a batch to fill
+    #: the bus's processes on the embedded broker (bus.demo_procs.split): 3, the intake here, the router
+    #: in one, the deliverers in one; 2, the deliverers in another; 1, all in this one
+    processes: int = 3
+    log_file: Path | None = None  # where the bus's other processes append their log (None: standard error)
+    log_level: str = "info"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,18 +151,19 @@ class DemoResult:
     flow_seconds: float = 0.0  # from the first change submitted until the bus was drained
     log_file: Path | None = None
     simulators_cpu_seconds: float | None = None  # the simulators' process's CPU (None: they ran in this one)
+    processes: int = 1  # the bus's (bus.demo_procs.split: 2, the deliverers apart; 3, the router too)
+    others_cpu_seconds: float | None = None  # the CPU of the bus's other processes, together (known once stopped)
+    failures: list[str] = field(default_factory=list)  # a process of the bus that ended while it ran
 
     @property
     def ok(self) -> bool:
         deliveries_right = all(t.missing == 0 and t.unexpected == 0 for t in self.destinations)
         no_leak = all(t.personal_numbers == 0 for t in self.destinations if t.destination in _NO_PERSONAL_NUMBER)
-        return self.idle and deliveries_right and no_leak and not self.wrong_answers
+        return self.idle and deliveries_right and no_leak and not self.wrong_answers and not self.failures
 
 
 #: destinations whose routes never declare a legal basis for the 個人番号
 _NO_PERSONAL_NUMBER = ("chukan", "portal", "togo", "togo_oshirase", "senkyo", "shugaku")
-#: what the 団体内統合宛名 function sends on (the only path to these two): its destination → theirs
-_RELAYED_TO = {"togo": "chukan", "togo_oshirase": "portal"}
 _GROUP_OF = {reason: group for group, reasons in REASON_GROUPS.items() for reason in reasons}
 _V2_GROUPS = {code.symbol: code.group for code in CodeLists.load(schemas_dir() / "codelists.yaml")
               .get("ChangeReason2").codes}
@@ -220,13 +232,18 @@ async def run_demo(
         bus = Bus(settings, sinks=dict(sinks), catalog=catalog)
         reporter: asyncio.Task[None] | None = None
         applications: list[dict[str, Any]] = []
+        processes = options.processes if options.broker_url is None and then is None else 1
+        group = BusProcesses(settings, split(bus.destinations, processes), log_file=options.log_file,
+                                   log_level=options.log_level)
         try:
-            await bus.start()
+            await asyncio.gather(bus.start(BusParts(router=not group.router_apart, deliverers=processes == 1)),
+                                 group.start())
+            result.processes = 1 + len(group.children)
             flowing = time.monotonic()
             reporter = asyncio.create_task(_report(progress, sims, result, len(feed))) if progress else None
             await _feed(bus, feed, options.feeders, result)
             applications = await _feed_pittari(bus, options, catalog, result)
-            result.idle = await bus.wait_idle(within=options.idle_timeout)
+            result.idle = await _idle_or_ended(bus, group, options.idle_timeout)
             result.flow_seconds = time.monotonic() - flowing
             if then is not None and isinstance(sims, SimulatorCluster):
                 if reporter is not None:
@@ -235,10 +252,15 @@ async def run_demo(
         finally:
             if reporter is not None:
                 reporter.cancel()
+            result.failures += group.ended_early()
+            reports = await group.stop()
             await bus.stop()
             for sink in sinks.values():
                 await sink.aclose()
-        expected = _expected(feed, catalog, bus.routes, Pseudonymizer(settings.bus.pseudonym_key), applications)
+        if reports:
+            result.others_cpu_seconds = sum(r.cpu_seconds or 0.0 for r in reports)
+        expected = expected_keys([(i.kind, i.record) for i in feed], bus.routes,
+                                 Pseudonymizer(settings.bus.pseudonym_key), applications)
         states = sims.states if isinstance(sims, SimulatorCluster) else await sims.snapshot()
         result.destinations = [_tally(name, states[name], expected.get(name, set())) for name in SYSTEMS]
     finally:
@@ -247,6 +269,19 @@ async def run_demo(
         result.simulators_cpu_seconds = sims.cpu_seconds
     result.seconds = time.monotonic() - started
     return result
+
+
+async def _idle_or_ended(bus: Bus, group: BusProcesses, within: float) -> bool:
+    """Wait for the bus to drain, unless one of its processes ends first (then False, and why)."""
+    idle = asyncio.ensure_future(bus.wait_idle(within=within))
+    ended = asyncio.ensure_future(group.first_end())
+    await asyncio.wait((idle, ended), return_when=asyncio.FIRST_COMPLETED)
+    ended.cancel()
+    if idle.done():
+        return idle.result()
+    idle.cancel()
+    await asyncio.gather(idle, ended, return_exceptions=True)
+    return False
 
 
 def _settings(options: DemoOptions, sims: SimulatorCluster | SimulatorProcess) -> Settings:
@@ -327,36 +362,6 @@ def _check_answer(item: FeedItem, status: str, codes: list[str], result: DemoRes
         reason = item.record["change"]["reason"]
         result.groups[_GROUP_OF.get(reason) or _V2_GROUPS.get(reason) or "other"] += 1
         result.reasons[reason] += 1
-
-
-def _expected(
-    feed: list[FeedItem], catalog: Catalog, routes: RouteTable, pseudonyms: Pseudonymizer,
-    applications: Sequence[dict[str, Any]] = (),
-) -> dict[str, set[str]]:
-    """destination → the idempotency keys it must apply, from the route table alone."""
-    expected: dict[str, set[str]] = {}
-    for application in applications:  # ぴったりサービス: identity by 申請ID (bus.stages.intake)
-        municipality = application["municipality_code"]
-        message_id = pseudonyms.message_id(municipality, "pittari:" + application["application_id"], 1)
-        for match in routes.route(application, municipality, kind="pittari.shinsei"):
-            expected.setdefault(match.route.destination, set()).add(f"{message_id}.{match.route.destination}")
-    for item in feed:
-        record = item.record
-        if record is None:
-            continue
-        identity = identity_of(item.kind, record)
-        assert identity is not None
-        municipality = identity[0]
-        message_id = pseudonyms.message_id(*identity)
-        for match in routes.route(record, municipality, kind=item.kind):
-            destination = match.route.destination
-            expected.setdefault(destination, set()).add(f"{message_id}.{destination}")
-            relayed = _RELAYED_TO.get(destination)
-            if relayed and (destination != "togo" or match.record.get("fukuhon_items")) and item.kind != "jumin.shien":
-                # the 団体内統合宛名 function is the path to the 中間サーバー and the portal: it sends
-                # the 副本 update (when the change alters a 副本 item) and every notice
-                expected.setdefault(relayed, set()).add(f"{message_id}.{relayed}")
-    return expected
 
 
 def _tally(name: str, state: SimulatorState, expected: set[str]) -> DestinationTally:

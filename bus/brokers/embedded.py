@@ -196,6 +196,16 @@ class EmbeddedBroker(Broker):
         names = list(queues)
         return bool(await self._run(lambda c: store.drained(c, names)))
 
+    def contention(self) -> dict[str, float]:
+        """The file's writer lock as this instance met it since it connected: its transactions, the
+        seconds it held the lock (others wait that long), and its waits over 1 ms for another
+        connection (process) holding it, and their seconds."""
+        db = self._db
+        if db is None:
+            return {"transactions": 0, "lock_held_seconds": 0.0, "lock_waits": 0, "lock_wait_seconds": 0.0}
+        return {"transactions": db.transactions, "lock_held_seconds": round(db.lock_held_seconds, 3),
+                "lock_waits": db.lock_waits, "lock_wait_seconds": round(db.lock_wait_seconds, 3)}
+
     async def describe(self, queues: Sequence[str]) -> BrokerDescription:
         """From the broker file opened read-only (connected or not: status reads the file of
         a bus running elsewhere); a missing file is not created."""

@@ -267,6 +267,10 @@ class Worker:
         self._conn.execute("PRAGMA cache_size=-32000")  # KiB: the hot pages of big queues
         self._conn.execute("PRAGMA journal_size_limit=67108864")  # a burst's WAL shrinks back
         self._durable = False
+        #: how long BEGIN IMMEDIATE waited for the file's writer lock (held by another process's
+        #: connection; this worker's own transactions never overlap): waits over 1 ms and their total
+        self.lock_waits, self.lock_wait_seconds, self.transactions = 0, 0.0, 0
+        self.lock_held_seconds = 0.0  # from BEGIN IMMEDIATE taken to COMMIT done: others wait that long
         with self._transaction():  # executescript would commit on its own
             self._create_schema()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"renkei-embedded:{path.name}")
@@ -332,13 +336,22 @@ class Worker:
         if durable != self._durable:
             self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._durable = durable
-        self._conn.execute("BEGIN IMMEDIATE")
+        started = time.perf_counter()
+        self._conn.execute("BEGIN IMMEDIATE")  # waits (busy timeout) while another connection writes
+        waited = time.perf_counter() - started
+        self.transactions += 1
+        if waited > 0.001:
+            self.lock_waits += 1
+            self.lock_wait_seconds += waited
         try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        finally:
+            self.lock_held_seconds += time.perf_counter() - started - waited
 
 
 class _JobFailed(Exception):

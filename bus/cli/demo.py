@@ -48,26 +48,33 @@ __all__ = ["demo", "render"]
                    "each get a core), or in the bus's process (with --console they always are).")
 @click.option("--linger-ms", type=click.IntRange(0, 1000), default=100, show_default=True,
               help="How long the router and each deliverer wait for a batch to fill ([bus] batch_linger_ms).")
+@click.option("--processes", type=click.IntRange(1, 8), default=3, show_default=True,
+              help="The bus's processes on the embedded broker, to use every core: 3 runs the intake, the router "
+                   "and the deliverers each in its own; 2 the intake and router in one, the deliverers in "
+                   "another; more deal the deliverers over more; 1 runs the whole bus in one (so do RabbitMQ and "
+                   "--console).")
 @click.option("--console", "with_console", is_flag=True,
               help="Then keep the bus running with the web console (its address and a demo account are "
                    "printed) until Ctrl-C.")
 @click.option("--console-port", type=click.IntRange(0, 65535), default=8090, show_default=True,
               help="The console's port with --console (0: any free port).")
 def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_version: int, batch_size: int,
-         simulators: str, linger_ms: int, with_console: bool, console_port: int) -> None:
+         simulators: str, linger_ms: int, processes: int, with_console: bool, console_port: int) -> None:
     """Run the bus on the embedded broker with the simulated systems and check every delivery.
 
     Exit status: 0 every expected delivery happened and nothing else, 1 otherwise, 2 a usage error."""
     out.mkdir(parents=True, exist_ok=True)
     log_file = out / "renkei.log"
-    with log_file.open("w", encoding="utf-8") as log_stream:
+    log_file.write_text("", encoding="utf-8")  # appended to by every process of the bus
+    with log_file.open("a", encoding="utf-8") as log_stream:
         configure_logging("json", "info", stream=log_stream)
         where = "RabbitMQ" if broker_url else f"the embedded broker (state in {out / 'state'})"
         click.echo(f"renkei demo: {changes} resident changes (jumin.idou v{feed_version}) through {where} ...",
                    err=True)
         options = DemoOptions(changes=changes, out=out, seed=seed, broker_url=broker_url, version=feed_version,
                               batch_size=batch_size, support_rate=SUPPORT_RATE,
-                              simulators_apart=simulators == "apart" and not with_console, linger_ms=linger_ms)
+                              simulators_apart=simulators == "apart" and not with_console, linger_ms=linger_ms,
+                              processes=processes, log_file=log_file)
         then = None
         if with_console:  # the web console on the demo's bus (bus.cli.demo_console)
             from bus.cli.demo_console import DEMO_RETRY, DemoConsole, demo_console_options
@@ -135,6 +142,13 @@ def render(result: DemoResult) -> str:
         lines.append(f"simulators: in a process of their own, {result.simulators_cpu_seconds:.1f} s CPU")
     else:
         lines.append("simulators: in the bus's process")
+    if result.processes > 1:
+        cpu = result.others_cpu_seconds
+        here = "the intake" if result.processes > 2 else "the intake and the router"
+        lines.append(f"bus: {result.processes} processes, {here} in this one"
+                     + (f"; the others {cpu:.1f} s CPU" if cpu is not None else ""))
+    for failure in result.failures:
+        lines.append(f"FAILED: {failure}")
     for wrong in result.wrong_answers[:10]:
         lines.append(f"wrong answer: {wrong}")
     if not result.idle:

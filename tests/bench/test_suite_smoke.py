@@ -31,6 +31,8 @@ def test_the_demo_benchmark_runs_renkei_demo_and_records_its_rate_and_cpu(tmp_pa
     assert 0 < r["simulators_cpu_seconds"] < r["cpu_seconds"]
     assert r["bus_cpu_seconds"] == round(r["cpu_seconds"] - r["simulators_cpu_seconds"], 3)
     assert 0 < r["requests"] and r["options"] == ["--simulators", "apart"]
+    # the bus in 3 processes (the demo's default): the other two's CPU is part of the bus's
+    assert r["bus_processes"] == 3 and 0 < r["bus_other_processes_cpu_seconds"] < r["bus_cpu_seconds"]
     assert not DIGIT_RUN.search(out.read_text(encoding="utf-8"))
 
 

@@ -32,10 +32,11 @@ def catalog() -> Catalog:
     return Catalog.load()
 
 
-def _options(out: Path, broker_url: str | None, shards: int = 1) -> DemoOptions:
+def _options(out: Path, broker_url: str | None, shards: int = 1, processes: int = 3) -> DemoOptions:
     return DemoOptions(changes=CHANGES, out=out, seed=11, invalid_rate=0.08, duplicate_rate=0.08,
                        feeders=4, idle_timeout=120, broker_url=broker_url, shards=shards,
-                       support_rate=0.1)  # 支援措置 without a 異動 (jumin.shien) among the changes
+                       support_rate=0.1,  # 支援措置 without a 異動 (jumin.shien) among the changes
+                       processes=processes, log_file=out / "processes.log", log_level="debug")
 
 
 @dataclass
@@ -46,20 +47,27 @@ class Flow:
     options: DemoOptions
 
 
-@pytest.fixture(scope="module", params=["embedded", pytest.param("amqp", marks=pytest.mark.amqp),
+@pytest.fixture(scope="module", params=["embedded", "embedded-1-process", "embedded-2-processes",
+                                        pytest.param("amqp", marks=pytest.mark.amqp),
                                         pytest.param("amqp-3-shards", marks=pytest.mark.amqp)])
 def flow(request: pytest.FixtureRequest, catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Flow:
-    """One run of the whole flow per broker, shared by the tests of this module."""
-    broker_url = None if request.param == "embedded" else request.getfixturevalue("amqp_vhost_url")
+    """One run of the whole flow per broker (the embedded one with the bus in 3 processes, the
+    demo's default, in 1, and in 2: bus.demo_procs.split), shared by the tests of this module."""
+    embedded = request.param.startswith("embedded")
+    broker_url = None if embedded else request.getfixturevalue("amqp_vhost_url")
+    processes = {"embedded-1-process": 1, "embedded-2-processes": 2}.get(request.param, 3)
     options = _options(tmp_path_factory.mktemp(f"flow-{request.param}"), broker_url,
-                       shards=3 if request.param.endswith("shards") else 1)
+                       shards=3 if request.param.endswith("shards") else 1, processes=processes)
     stream = io.StringIO()
     configure_logging("json", "debug", stream=stream)
     try:
         result = asyncio.run(run_demo(options, catalog=catalog))
     finally:
         structlog.reset_defaults()
-    return Flow(result, options.out / "received", stream.getvalue(), options)
+    assert result.processes == (processes if embedded else 1)
+    children = options.log_file.read_text(encoding="utf-8") if options.log_file and options.log_file.exists() else ""
+    assert (children != "") == (result.processes > 1)  # the other processes' log: checked as this one's is
+    return Flow(result, options.out / "received", stream.getvalue() + children, options)
 
 
 def _received(store: Path, destination: str) -> list[tuple[dict[str, Any], bytes]]:
