@@ -219,7 +219,8 @@ class Bus:
     async def _start_router(self) -> None:
         line = ResidentLine(self.deliveries, ROUTE_STAGE, self.hooks)
         stage = RouteStage(self.broker, self.catalog, self.routes, self.state, line, hooks=self.hooks,
-                           tenancy=self.tenancy, pins=pins_of(self.settings))
+                           tenancy=self.tenancy, pins=pins_of(self.settings),
+                           templates=self.settings.bus.projection_templates)
         await stage.resume()
         self._resume_periodically(stage.resume)
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
