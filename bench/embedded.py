@@ -69,7 +69,7 @@ class Options:
     batch_size: int = 64  # [bus] batch_size
     linger_ms: int = 0  # [bus] batch_linger_ms
     broker_url: str | None = None  # RabbitMQ (a vhost of its own) instead of the embedded broker
-    templates: bool = True  # [bus] projection_templates (False: the route stage's plain path)
+    templates: bool = True  # [bus] route_fast_path (False: the route stage's plain path)
 
 
 def _rss_mb() -> float:
@@ -100,7 +100,7 @@ async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
         batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full")
         bus = BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY, broker_url=broker_url,
-                          projection_templates=templates)
+                          route_fast_path=templates)
         return {**await _run(changes, seed, Settings(bus=bus, batching=batching), within, backlog),
                 "broker": "rabbitmq" if broker_url else "embedded"}
 
@@ -159,7 +159,7 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
         "delivered_all": True, "mode": "backlog" if backlog else "fed", "sync": settings.batching.embedded_sync,
         "batch_size": settings.batching.batch_size, "batch_linger_ms": settings.batching.linger_ms,
-        "projection_templates": settings.bus.projection_templates,
+        "route_fast_path": settings.bus.route_fast_path,
     }
 
 
@@ -184,7 +184,7 @@ def run(options: Options) -> dict[str, Any]:
                  *(["--backlog"] if options.backlog else []), "--sync", options.sync,
                  "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms),
                  *(["--broker-url", options.broker_url] if options.broker_url else []),
-                 *([] if options.templates else ["--plain-projections"])],
+                 *([] if options.templates else ["--plain-route"])],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
             )
             runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
@@ -220,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="[bus] batch_size (default 64)")
     parser.add_argument("--linger-ms", type=int, default=0, help="[bus] batch_linger_ms (default 0)")
     parser.add_argument("--broker-url", help="RabbitMQ (amqp://..., a vhost of its own) instead of the embedded broker")
-    parser.add_argument("--plain-projections", dest="templates", action="store_false",
-                        help="[bus] projection_templates = false: every projection copied and written on its own")
+    parser.add_argument("--plain-route", dest="templates", action="store_false",
+                        help="[bus] route_fast_path = false: the route stage's plain path (every projection "
+                             "copied and written on its own, every body parsed)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):

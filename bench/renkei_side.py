@@ -52,7 +52,7 @@ async def run_renkei(url: str, workload: Workload, queues: QueueSet, *, audit: b
     in batches by a worker thread; the router does not wait for them). `fast_path`: the
     broker's `[bus] amqp_fast_path`. `batching`: `[bus] batch_size` and `batch_linger_ms`
     (the defaults; batch_size 1 is the router one message at a time). `templates`: `[bus]
-    projection_templates`."""
+    route_fast_path`."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-", dir=state_dir) as tmp:
         return await _run(url, workload, queues, Path(tmp), audit, within, fast_path, batching or BatchSettings(),
                           templates)
@@ -79,7 +79,7 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
     deliveries = DeliveryStore(state_dir / "delivery.sqlite")
     line = ResidentLine(deliveries, ROUTE_STAGE, hooks)
     router = RouteStage(broker, catalog, routes, state, line, hooks=hooks, queue_of=queues.output,
-                        templates=templates)
+                        fast_path=templates)
     dispatcher = Dispatcher(router, hooks, line, poison_after=5)
     meter = Meter(len(workload))
 

@@ -1,5 +1,5 @@
 """Projection templates: a proven projection's XML written from fragments of its change,
-each written once per change (`[bus] projection_templates`, on by default).
+each written once per change (`[bus] route_fast_path`, on by default).
 
 The plain path (bus.routing.projection.Projector, then KindSchema.to_xml) copies the fields
 a target declares into a new record and writes that record: a change routed to five

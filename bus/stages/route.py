@@ -40,6 +40,7 @@ from bus.groupcommit import GroupCommit
 from bus.routing.model import RouteMatch
 from bus.routing.router import RouteTable
 from bus.routing.templates import Fragments, template_for
+from bus.stages.handoff import Decoded
 from bus.stages.hooks import StageHooks
 from bus.stages.order import Message, ResidentLine
 from bus.stages.outcomes import DONE, DUPLICATE, Outcome
@@ -67,9 +68,11 @@ class RouteStage:
     `queue_of` names a destination's queue (default `destination_queue`; the benchmarks give
     their own, uniquely named, queues). `line` keeps per-resident order at this stage. `pins`:
     destination → the version of its routes' target kinds it takes (`[destinations.<name>]
-    schema_version`); the others get the latest. `templates` (`[bus] projection_templates`):
-    write generic projections from per-change fragments (bus.routing.templates), else each
-    copied and written on its own (the plain path)."""
+    schema_version`); the others get the latest. `fast_path` (`[bus] route_fast_path`): write
+    generic projections from per-change fragments (bus.routing.templates), and take the record
+    the intake of this process validated (`decoded`, bus.stages.handoff) instead of parsing
+    the body again; False: each projection copied and written on its own, each body parsed
+    (the plain path)."""
 
     name = "route"
 
@@ -77,9 +80,10 @@ class RouteStage:
                  line: ResidentLine, *, hooks: StageHooks | None = None,
                  queue_of: Callable[[str], str] = destination_queue, tenancy: Tenancy | None = None,
                  publish_retry_for: float = 10.0, pins: Mapping[str, int] | None = None,
-                 templates: bool = True) -> None:
+                 fast_path: bool = True, decoded: Decoded | None = None) -> None:
         self._broker = broker
-        self._templates = templates  # [bus] projection_templates: generic projections by bus.routing.templates
+        self._fast = fast_path  # [bus] route_fast_path: bus.routing.templates, and `decoded`
+        self._decoded = decoded if fast_path else None
         self._pins = dict(pins or {})
         self._publish_retry_for = publish_retry_for
         self._hooks = hooks or StageHooks()
@@ -161,7 +165,9 @@ class RouteStage:
         """What routing `message` publishes: its projections, one per destination (tenancy and
         pins applied); a refused destination is reported here and left out."""
         envelope = message.envelope
-        source, record = decode(message.body, envelope, self._catalog)
+        decoded = self._decoded
+        source, record = (decode(message.body, envelope, self._catalog) if decoded is None
+                          else decoded.decode(message.body, envelope, self._catalog))
         plan = _Plan(envelope.message_id)
         tenancy = self._tenancy
         pins = self._pins
@@ -170,7 +176,7 @@ class RouteStage:
                                                                                  kind=envelope.kind):
             target = projector.target
             match: RouteMatch | None = None
-            if self._templates and projector.named is None:
+            if self._fast and projector.named is None:
                 written = fragments.get(id(projected_from))
                 if written is None:
                     written = fragments[id(projected_from)] = Fragments(projected_from)

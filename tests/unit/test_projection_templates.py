@@ -1,4 +1,4 @@
-"""Projection templates (bus.routing.templates, `[bus] projection_templates`): a generic
+"""Projection templates (bus.routing.templates, `[bus] route_fast_path`): a generic
 projection written from its change's fragments is the plain path's bytes, on every route and
 synthetic change of every kind the routes take; the route stage publishes the same with the
 setting on and off; a template that wrote what its target's schema refuses is caught before
@@ -91,7 +91,7 @@ def test_a_template_that_writes_what_the_schema_refuses_fails_before_anything_is
 def test_the_route_stage_publishes_the_same_with_templates_on_and_off(kind: str, catalog: Catalog,
                                                                       routes: RouteTable) -> None:
     ks = catalog.get(kind)
-    stages = [RouteStage(None, catalog, routes, None, None, templates=on) for on in (True, False)]  # type: ignore[arg-type]
+    stages = [RouteStage(None, catalog, routes, None, None, fast_path=on) for on in (True, False)]  # type: ignore[arg-type]
     planned = 0
     for i, record in enumerate(_records(kind, catalog, 60)):
         envelope = Envelope(f"m{i}", ks.kind, ks.version, "application/xml", record["municipality_code"],
@@ -108,10 +108,10 @@ def test_the_route_stage_publishes_the_same_with_templates_on_and_off(kind: str,
 def test_the_setting_is_on_unless_the_config_or_the_environment_turns_it_off(tmp_path: Path) -> None:
     config = tmp_path / "renkei.toml"
     config.write_text("[bus]\n", encoding="utf-8")
-    assert Settings.load(config, env={}).bus.projection_templates is True
-    assert Settings.load(config, env={"RENKEI_PROJECTION_TEMPLATES": "0"}).bus.projection_templates is False
-    config.write_text("[bus]\nprojection_templates = false\n", encoding="utf-8")
-    assert Settings.load(config, env={}).bus.projection_templates is False
-    config.write_text('[bus]\nprojection_templates = "fast"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"\[bus\] projection_templates must be true or false"):
+    assert Settings.load(config, env={}).bus.route_fast_path is True
+    assert Settings.load(config, env={"RENKEI_ROUTE_FAST_PATH": "0"}).bus.route_fast_path is False
+    config.write_text("[bus]\nroute_fast_path = false\n", encoding="utf-8")
+    assert Settings.load(config, env={}).bus.route_fast_path is False
+    config.write_text('[bus]\nroute_fast_path = "fast"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[bus\] route_fast_path must be true or false"):
         Settings.load(config, env={})
