@@ -15,6 +15,12 @@ from those same field specs (`renkei schemas build`). `proven` decides that once
 source kind, target kind) from the specs; only the other projections (projection functions,
 a target that narrows a field) are validated one by one, which costs a parse and an XSD check
 per projection (~8 % of the embedded path's CPU when every projection was checked).
+
+With `[bus] route_fast_path` a generic projection is written by a template from the change's
+fragments (`project_by_template`, bus.routing.templates: the same bytes). The check stays on:
+an unproven one is validated each time, and a proven one the first time each route and
+template write one in a process, so a template that wrote what the schema refuses fails there
+(tests/unit/test_projection_templates.py makes it fail).
 """
 
 from __future__ import annotations
