@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 from pipeline_support import KEY, CapturingBroker, route_stage
 
+from bus.app import Bus, BusParts
 from bus.brokers.base import Delivery
 from bus.catalog import Catalog
 from bus.catalog.decode import decode
 from bus.envelope import Envelope
 from bus.masking import Pseudonymizer
+from bus.ports import FunctionSink, Outbound, Receipt
+from bus.settings import BusSettings, Settings
 from bus.stages import DONE, Decoded, IntakeStage
 from bus.state import StateStore
 from bus.synthetic.samples import sample_records
@@ -63,9 +66,10 @@ async def test_other_bytes_another_kind_or_a_forgotten_change_are_decoded_from_t
     assert decoded.decode(deliveries[0].body, first, catalog) == decode(deliveries[0].body, first, catalog)
     third, fourth = (Envelope.from_headers(d.headers) for d in deliveries[2:])
     # the third's id with the fourth's body: not the bytes the intake validated for that id
-    kind, record = decoded.decode(deliveries[3].body, third, catalog)
+    _, record = decoded.decode(deliveries[3].body, third, catalog)
     assert record == decode(deliveries[3].body, fourth, catalog)[1]
-    kind, record = decoded.decode(deliveries[3].body, fourth, catalog)  # still kept: taken
+    _, kept = decoded.decode(deliveries[3].body, fourth, catalog)  # still kept: taken
+    assert kept == record
     assert (decoded.taken, decoded.decoded) == (1, 2)
 
 
@@ -85,3 +89,26 @@ async def test_the_route_stage_publishes_the_same_with_the_record_handed_over_or
         if decoded is not None:
             assert decoded.taken == len(deliveries)
     assert published[0] == published[1] and published[0]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_the_bus_hands_its_intakes_records_to_its_route_stage_unless_the_setting_is_off(
+        catalog: Catalog, tmp_path: Path, fast: bool) -> None:
+    settings = Settings(bus=BusSettings(state_dir=tmp_path, pseudonym_key=KEY, route_fast_path=fast))
+    received: list[Outbound] = []
+    bus = Bus(settings, sinks={}, catalog=catalog)
+    bus.sinks.update({name: FunctionSink(lambda m: received.append(m) or Receipt.applied(m))
+                      for name in bus.destinations})
+    await bus.start(BusParts())
+    try:
+        for body in _bodies(catalog, 5):
+            assert (await bus.intake.submit(body, content_type="application/xml", source="jumin")).status == "accepted"
+        assert await bus.wait_idle(20)
+        [stage] = bus._route_stages
+        if fast:
+            assert stage._decoded is not None and stage._decoded.taken == 5 and stage._decoded.decoded == 0
+        else:
+            assert stage._decoded is None
+        assert received  # routed and delivered either way
+    finally:
+        await bus.stop()
