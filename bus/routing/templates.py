@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from bus.catalog import KindSchema
 from bus.catalog.codec import _FORMATS as FORMATS  # the codec's own scalar formats: the same text
@@ -30,7 +31,9 @@ __all__ = ["Fragments", "Template", "template_for"]
 
 _SCALAR, _RECORD, _LIST = 0, 1, 2
 _SHAPES: dict[tuple[Any, ...], int] = {}  # (path, shape) → key: the same key in every template
-_TEMPLATES: dict[tuple[str, int, frozenset[str]], Template] = {}
+#: target kind → fields left out → its template (by the KindSchema itself: a catalog of its own,
+#: in a test or a reloaded catalog, gets templates of its own)
+_TEMPLATES: WeakKeyDictionary[KindSchema, dict[frozenset[str], Template]] = WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +61,15 @@ class Template:
 
 def template_for(target: KindSchema, drop: frozenset[str]) -> Template:
     """The template of `target`'s generic projection without `drop` (at any depth); made once."""
-    key = (target.kind, target.version, drop)
-    found = _TEMPLATES.get(key)
+    of_target = _TEMPLATES.get(target)
+    if of_target is None:
+        of_target = _TEMPLATES[target] = {}
+    found = of_target.get(drop)
     if found is None:
         closing = f"</{target.root_element}>"
         empty = target.to_xml({}).decode()  # the codec's own opening (declaration, namespace)
         assert empty.endswith(closing)
-        found = _TEMPLATES[key] = Template(target.kind, target.version, empty[:-len(closing)], closing,
+        found = of_target[drop] = Template(target.kind, target.version, empty[:-len(closing)], closing,
                                            _nodes(target.fields, drop, ()))
     return found
 

@@ -115,3 +115,14 @@ def test_the_setting_is_on_unless_the_config_or_the_environment_turns_it_off(tmp
     config.write_text('[bus]\nroute_fast_path = "fast"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[bus\] route_fast_path must be true or false"):
         Settings.load(config, env={})
+
+
+def test_a_template_belongs_to_its_kind_schema_not_to_a_name(catalog: Catalog) -> None:
+    """A catalog of its own (a test's, a reloaded one) may define a kind differently under the
+    same name and version: it gets templates of its own, made from its own fields."""
+    ours, other = catalog.get("kaigo.jumin"), Catalog.load().get("kaigo.jumin")
+    drop = frozenset({"personal_number"})
+    assert template_for(ours, drop) is template_for(ours, drop)
+    assert template_for(other, drop) is not template_for(ours, drop)
+    assert template_for(ours, frozenset()) is not template_for(ours, drop)
+    assert len(template_for(ours, frozenset()).nodes) == len(template_for(ours, drop).nodes) + 1
