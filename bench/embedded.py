@@ -80,6 +80,7 @@ class Options:
     linger_ms: int = 0  # [bus] batch_linger_ms
     broker_url: str | None = None  # RabbitMQ (a vhost of its own) instead of the embedded broker
     processes: int = 3  # the bus's processes (embedded; bus.demo_procs.split)
+    templates: bool = True  # [bus] route_fast_path (False: the route stage's plain path)
 
 
 def _rss_mb() -> float:
@@ -105,11 +106,13 @@ def expected_deliveries(bus: Bus, records: list[dict[str, Any]], ids: Pseudonymi
 
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
-                  linger_ms: int = 0, broker_url: str | None = None, processes: int = 3) -> dict[str, Any]:
+                  linger_ms: int = 0, broker_url: str | None = None, processes: int = 3,
+                  templates: bool = True) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
         batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full")
-        bus = BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY, broker_url=broker_url)
+        bus = BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY, broker_url=broker_url,
+                          route_fast_path=templates)
         return {**await _run(changes, seed, Settings(bus=bus, batching=batching), within, backlog,
                              processes if broker_url is None else 1),
                 "broker": "rabbitmq" if broker_url else "embedded"}
@@ -188,6 +191,7 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
         "cpu_seconds_other_processes": [r.cpu_seconds_running for r in reports],
         "cpu_seconds_other_processes_whole": [r.cpu_seconds for r in reports],  # start-up and stop included
         "contention": contention,
+        "route_fast_path": settings.bus.route_fast_path,
     }
 
 
@@ -205,14 +209,15 @@ def run(options: Options) -> dict[str, Any]:
             runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog,
                                             sync=options.sync, batch_size=options.batch_size,
                                             linger_ms=options.linger_ms, broker_url=options.broker_url,
-                                            processes=options.processes)))
+                                            processes=options.processes, templates=options.templates)))
         else:
             child = subprocess.run(  # this interpreter, this module, numbers only
                 [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
                  *(["--backlog"] if options.backlog else []), "--sync", options.sync,
                  "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms),
                  "--processes", str(options.processes),
-                 *(["--broker-url", options.broker_url] if options.broker_url else [])],
+                 *(["--broker-url", options.broker_url] if options.broker_url else []),
+                 *([] if options.templates else ["--plain-route"])],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
             )
             runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
@@ -251,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=3,
                         help="the bus's processes on the embedded broker (3, the default: intake, router, "
                              "deliverers; 2: the deliverers apart; 1: the whole bus in this one)")
+    parser.add_argument("--plain-route", dest="templates", action="store_false",
+                        help="[bus] route_fast_path = false: the route stage's plain path (every projection "
+                             "copied and written on its own, every body parsed)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):
@@ -261,11 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within,
                                              backlog=args.backlog, sync=args.sync, batch_size=args.batch_size,
                                              linger_ms=args.linger_ms, broker_url=args.broker_url,
-                                             processes=args.processes))))
+                                             processes=args.processes, templates=args.templates))))
         return 0
     run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, sync=args.sync,
                 batch_size=args.batch_size, linger_ms=args.linger_ms, broker_url=args.broker_url,
-                processes=args.processes))
+                processes=args.processes, templates=args.templates))
     return 0
 
 

@@ -45,19 +45,21 @@ ROUTER_CONCURRENCY = 32  # as bus.app.Bus starts the router (prefetch: twice tha
 
 async def run_renkei(url: str, workload: Workload, queues: QueueSet, *, audit: bool = True,
                      state_dir: Path | None = None, within: float = 300.0, fast_path: bool = True,
-                     batching: BatchSettings | None = None) -> SideResult:
+                     batching: BatchSettings | None = None, templates: bool = True) -> SideResult:
     """Preload `queues.input`, then run renkei's router until every message is routed.
 
     `audit`: record the audit trail's "routed" events as `bus.app.Bus` does (buffered, written
     in batches by a worker thread; the router does not wait for them). `fast_path`: the
     broker's `[bus] amqp_fast_path`. `batching`: `[bus] batch_size` and `batch_linger_ms`
-    (the defaults; batch_size 1 is the router one message at a time)."""
+    (the defaults; batch_size 1 is the router one message at a time). `templates`: `[bus]
+    route_fast_path`."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-", dir=state_dir) as tmp:
-        return await _run(url, workload, queues, Path(tmp), audit, within, fast_path, batching or BatchSettings())
+        return await _run(url, workload, queues, Path(tmp), audit, within, fast_path, batching or BatchSettings(),
+                          templates)
 
 
 async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, audit: bool,
-               within: float, fast_path: bool, batching: BatchSettings) -> SideResult:
+               within: float, fast_path: bool, batching: BatchSettings, templates: bool) -> SideResult:
     connection = await aio_pika.connect(url, client_properties={"connection_name": "renkei-bench-loader"})
     try:
         await preload(await connection.channel(publisher_confirms=True), queues.input, workload.messages)
@@ -76,7 +78,8 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
     hooks = Hooks(*([AuditHooks(recorder)] if recorder is not None else []), counters, LoggingHooks())
     deliveries = DeliveryStore(state_dir / "delivery.sqlite")
     line = ResidentLine(deliveries, ROUTE_STAGE, hooks)
-    router = RouteStage(broker, catalog, routes, state, line, hooks=hooks, queue_of=queues.output)
+    router = RouteStage(broker, catalog, routes, state, line, hooks=hooks, queue_of=queues.output,
+                        fast_path=templates)
     dispatcher = Dispatcher(router, hooks, line, poison_after=5)
     meter = Meter(len(workload))
 

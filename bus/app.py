@@ -41,6 +41,7 @@ from bus.routing.support import support_gaps
 from bus.settings import Settings
 from bus.stages import (
     CountingHooks,
+    Decoded,
     DeliverStage,
     Dispatcher,
     Gate,
@@ -218,8 +219,11 @@ class Bus:
 
     async def _start_router(self) -> None:
         line = ResidentLine(self.deliveries, ROUTE_STAGE, self.hooks)
+        decoded = Decoded() if self.settings.bus.route_fast_path else None
+        self.intake.hand_records_to(decoded)  # this process's intake parses a change once, for both stages
         stage = RouteStage(self.broker, self.catalog, self.routes, self.state, line, hooks=self.hooks,
-                           tenancy=self.tenancy, pins=pins_of(self.settings))
+                           tenancy=self.tenancy, pins=pins_of(self.settings),
+                           fast_path=self.settings.bus.route_fast_path, decoded=decoded)
         await stage.resume()
         self._resume_periodically(stage.resume)
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)

@@ -49,6 +49,7 @@ class BusSettings:
     broker_key_file: Path | None = None
     shards: int = 1  # RabbitMQ: consistent-hash shards per queue (bus/brokers/amqp/topology.py); embedded: ignored
     amqp_fast_path: bool = True  # RabbitMQ: publish and ack past aiormq's public API (bus/brokers/amqp/fastpath.py)
+    route_fast_path: bool = True  # route stage: bus.routing.templates and bus.stages.handoff (False: plain path)
     health_host: str = "127.0.0.1"  # /metrics, /healthz, /readyz of a `renkei run` without an HTTP intake
     health_port: int = 9464  # 0: no such listener (docs/console.md)
 
@@ -121,7 +122,7 @@ class SourceSettings:
 def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> BusSettings:
     known = ("broker_url", "state_dir", "pseudonym_key_file", "max_message_bytes", "municipalities", "routes_dir",
              "broker_ca_file", "broker_cert_file", "broker_key_file", "shards", "amqp_fast_path",
-             "health_host", "health_port")
+             "health_host", "health_port", "route_fast_path")
     no_unknown(raw, at("bus"), "[bus]", known, at)
     key = _pseudonym_key(raw, env, base, at)
     url, where = setting_of(raw, env, "broker_url", "RENKEI_BROKER_URL", at, "bus", None)
@@ -145,12 +146,15 @@ def read_bus(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) ->
     routes, where = setting_of(raw, env, "routes_dir", "RENKEI_ROUTES_DIR", at, "bus", None)
     shards, shards_at = setting_of(raw, env, "shards", "RENKEI_BROKER_SHARDS", at, "bus", 1)
     fast, fast_at = setting_of(raw, env, "amqp_fast_path", "RENKEI_AMQP_FAST_PATH", at, "bus", True)
+    fast_route, fast_route_at = setting_of(raw, env, "route_fast_path", "RENKEI_ROUTE_FAST_PATH", at, "bus",
+                                         True)
     health_host, host_at = setting_of(raw, env, "health_host", "RENKEI_HEALTH_HOST", at, "bus", "127.0.0.1")
     health_port, port_at = setting_of(raw, env, "health_port", "RENKEI_HEALTH_PORT", at, "bus", 9464)
     return BusSettings(
         health_host=as_text(health_host, host_at, "[bus] health_host"),
         health_port=as_int(health_port, port_at, "[bus] health_port", maximum=65535),
         amqp_fast_path=as_flag(fast, fast_at, "[bus] amqp_fast_path"),
+        route_fast_path=as_flag(fast_route, fast_route_at, "[bus] route_fast_path"),
         shards=as_int(shards, shards_at, "[bus] shards", minimum=1, maximum=64),
         broker_url=url,
         state_dir=base / Path(state_dir),

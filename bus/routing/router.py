@@ -89,12 +89,20 @@ class RouteTable:
 
         `message_id` (the envelope's) makes derived ids such as a portal notice id stable.
         """
+        return [RouteMatch(route, projector.target, projector(source, variables, message_id))
+                for route, projector, source, variables in self.matching(record, municipality, kind=kind)]
+
+    def matching(self, record: Mapping[str, Any], municipality: str, *,
+                 kind: str = "jumin.idou") -> list[tuple[Route, Projector, Mapping[str, Any], dict[str, Any]]]:
+        """Every route `record` matches, not yet projected: (route, its projector, the record in
+        the shape the projector takes, the condition context) — what `route` projects, for a
+        caller that writes some projections another way (bus.routing.templates)."""
         routes = self._by_kind.get(kind, ())
         if not routes:
             return []
         variables = self.context(record, municipality)
         activation = _activation(variables)
-        matches: list[RouteMatch] = []
+        matches: list[tuple[Route, Projector, Mapping[str, Any], dict[str, Any]]] = []
         sources: dict[int, Mapping[str, Any]] = {}  # source_version → the record in that shape, made once
         for route in routes:
             if route.applies_to(municipality) and self._holds(route, activation):
@@ -102,8 +110,7 @@ class RouteTable:
                 version = projector.target.spec.source_version
                 if version not in sources:  # a v1-shaped kind projects a v2 record's v1 view, and back
                     sources[version] = source_for(record, version)
-                matches.append(RouteMatch(route, projector.target, projector(sources[version], variables,
-                                                                             message_id)))
+                matches.append((route, projector, sources[version], variables))
         return matches
 
     def pinned(self, match: RouteMatch, version: int, record: Mapping[str, Any], municipality: str,

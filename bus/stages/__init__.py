@@ -21,6 +21,7 @@
 from bus.stages.deliver import DeliverStage
 from bus.stages.dispatch import Dispatcher, Stage
 from bus.stages.gate import Gate, TenantGuardSink
+from bus.stages.handoff import Decoded
 from bus.stages.hooks import CountingHooks, Hooks, LoggingHooks, StageHooks
 from bus.stages.intake import IntakeStage, RawMessage
 from bus.stages.order import ResidentLine
@@ -32,6 +33,7 @@ __all__ = [
     "DONE",
     "DUPLICATE",
     "CountingHooks",
+    "Decoded",
     "DeliverStage",
     "Dispatcher",
     "Gate",

@@ -25,6 +25,7 @@ from bus.groupcommit import GroupCommit
 from bus.masking import Pseudonymizer
 from bus.ports import RawMessage, Submission
 from bus.stages.gate import Gate
+from bus.stages.handoff import Decoded
 from bus.stages.hooks import StageHooks
 from bus.store_protocols import StateStoreProtocol
 from bus.topology import INTAKE_QUEUE
@@ -47,8 +48,8 @@ _IDENTITY: dict[str, Callable[[dict[str, Any]], tuple[str, str, int]]] = {
 _SUBJECT: dict[str, Callable[[dict[str, Any]], str]] = {"jumin.shien": lambda r: r["address_number"]}
 
 
-#: a valid message: its body, envelope and identity (what `_publish_new` takes)
-_Admitted = tuple[bytes, Envelope, tuple[str, str, int]]
+#: a valid message: its body, envelope, identity, kind and record (what `_publish_new` takes)
+_Admitted = tuple[bytes, Envelope, tuple[str, str, int], KindSchema, dict[str, Any]]
 
 
 def identity_of(kind: str, record: dict[str, Any]) -> tuple[str, str, int] | None:
@@ -72,6 +73,7 @@ class IntakeStage:
         hooks: StageHooks | None = None,
         gate: Gate | None = None,
         previous_pseudonyms: Sequence[Pseudonymizer] = (),
+        decoded: Decoded | None = None,
     ) -> None:
         self._broker = broker
         self._catalog = catalog
@@ -82,6 +84,7 @@ class IntakeStage:
         self._hooks = hooks or StageHooks()
         self._gate = gate
         self._previous = tuple(previous_pseudonyms)  # earlier keys: a change seen before a rotation
+        self._decoded = decoded  # the accepted records, for this process's route stage (bus.stages.handoff)
         self._accepting: GroupCommit[_Admitted] = GroupCommit(self._accept)
 
     async def submit(
@@ -106,6 +109,11 @@ class IntakeStage:
             return admitted
         answer: Submission = await self._accepting.submit((raw, *admitted))
         return answer
+
+    def hand_records_to(self, decoded: Decoded | None) -> None:
+        """Keep each accepted change's record in `decoded` for a route stage of this process
+        (bus.stages.handoff); None: keep none."""
+        self._decoded = decoded
 
     async def aclose(self) -> None:
         """Finish the submits in flight and stop their writer task (after the sources have
@@ -162,7 +170,8 @@ class IntakeStage:
         fresh: list[Envelope] = []
         outgoing: list[tuple[str, OutgoingMessage]] = []
         taken: set[str] = set()
-        for raw, envelope, identity in valid:
+        kept: list[tuple[bytes, Envelope, KindSchema, dict[str, Any]]] = []
+        for raw, envelope, identity, kind, record in valid:
             seen_as = envelope.message_id if envelope.message_id in taken else self._seen_as(
                 envelope.message_id, identity)
             if seen_as is not None:
@@ -171,18 +180,22 @@ class IntakeStage:
                 continue
             taken.add(envelope.message_id)
             fresh.append(envelope)
+            kept.append((raw, envelope, kind, record))
             outgoing.append((INTAKE_QUEUE, OutgoingMessage(raw, envelope.message_id, envelope.subject,
                                                            envelope.to_headers())))
             answers.append(Submission("accepted", envelope.message_id, envelope.kind))
         if outgoing:
             await self._broker.publish_many(outgoing)  # raises unless every one is durable
             self._mark_seen(fresh)
+            if self._decoded is not None:
+                for raw, envelope, kind, record in kept:
+                    self._decoded.keep(envelope.message_id, raw, kind, record)
             for envelope in fresh:
                 self._hooks.accepted(envelope)
         return answers
 
     def _admit(self, raw: bytes, *, content_type: str, source: str,
-               kind: str | None) -> tuple[Envelope, tuple[str, str, int]] | Submission:
+               kind: str | None) -> tuple[Envelope, tuple[str, str, int], KindSchema, dict[str, Any]] | Submission:
         """The envelope and identity of a valid message (reported received), or the rejection
         of an invalid one (kept in the rejected store); SourceForbidden for another's data."""
         try:
@@ -192,7 +205,7 @@ class IntakeStage:
             self._check_source(source, failed.municipality, kind)  # invalid is no reason to keep B's data
             return self._reject(raw, failed.issues, content_type=content_type, source=source, kind=kind)
         self._hooks.received(envelope)
-        return envelope, identity
+        return envelope, identity, validated.kind_schema, validated.record
 
     def _mark_seen(self, envelopes: Sequence[Envelope]) -> None:
         """Mark the batch's accepted ids seen, in one transaction where the store has a batch form."""

@@ -37,11 +37,14 @@ from bus.catalog.decode import decode
 from bus.envelope import Envelope
 from bus.errors import BrokerUnavailable, PublishNotConfirmed
 from bus.groupcommit import GroupCommit
+from bus.routing.model import RouteMatch
 from bus.routing.router import RouteTable
+from bus.routing.templates import Fragments, template_for
+from bus.stages.handoff import Decoded
 from bus.stages.hooks import StageHooks
 from bus.stages.order import Message, ResidentLine
 from bus.stages.outcomes import DONE, DUPLICATE, Outcome
-from bus.stages.project import project
+from bus.stages.project import project, project_by_template
 from bus.store_protocols import StateStoreProtocol
 from bus.tenancy import Tenancy
 from bus.topology import destination_queue
@@ -65,15 +68,22 @@ class RouteStage:
     `queue_of` names a destination's queue (default `destination_queue`; the benchmarks give
     their own, uniquely named, queues). `line` keeps per-resident order at this stage. `pins`:
     destination → the version of its routes' target kinds it takes (`[destinations.<name>]
-    schema_version`); the others get the latest."""
+    schema_version`); the others get the latest. `fast_path` (`[bus] route_fast_path`): write
+    generic projections from per-change fragments (bus.routing.templates), and take the record
+    the intake of this process validated (`decoded`, bus.stages.handoff) instead of parsing
+    the body again; False: each projection copied and written on its own, each body parsed
+    (the plain path)."""
 
     name = "route"
 
     def __init__(self, broker: Broker, catalog: Catalog, routes: RouteTable, state: StateStoreProtocol,
                  line: ResidentLine, *, hooks: StageHooks | None = None,
                  queue_of: Callable[[str], str] = destination_queue, tenancy: Tenancy | None = None,
-                 publish_retry_for: float = 10.0, pins: Mapping[str, int] | None = None) -> None:
+                 publish_retry_for: float = 10.0, pins: Mapping[str, int] | None = None,
+                 fast_path: bool = True, decoded: Decoded | None = None) -> None:
         self._broker = broker
+        self._fast = fast_path  # [bus] route_fast_path: bus.routing.templates, and `decoded`
+        self._decoded = decoded if fast_path else None
         self._pins = dict(pins or {})
         self._publish_retry_for = publish_retry_for
         self._hooks = hooks or StageHooks()
@@ -155,30 +165,42 @@ class RouteStage:
         """What routing `message` publishes: its projections, one per destination (tenancy and
         pins applied); a refused destination is reported here and left out."""
         envelope = message.envelope
-        source, record = decode(message.body, envelope, self._catalog)
+        decoded = self._decoded
+        source, record = (decode(message.body, envelope, self._catalog) if decoded is None
+                          else decoded.decode(message.body, envelope, self._catalog))
         plan = _Plan(envelope.message_id)
         tenancy = self._tenancy
         pins = self._pins
-        for match in self._routes.route(record, envelope.municipality, kind=envelope.kind,
-                                        message_id=envelope.message_id):
-            xml = project(match, source)
-            target = match.target
-            names = [match.route.destination]
+        fragments: dict[int, Fragments] = {}  # the change's fragments, per shape of the record projected from
+        for route, projector, projected_from, variables in self._routes.matching(record, envelope.municipality,
+                                                                                 kind=envelope.kind):
+            target = projector.target
+            match: RouteMatch | None = None
+            if self._fast and projector.named is None:
+                written = fragments.get(id(projected_from))
+                if written is None:
+                    written = fragments[id(projected_from)] = Fragments(projected_from)
+                xml = project_by_template(route, target, template_for(target, projector.never), written, source)
+            else:
+                match = RouteMatch(route, target, projector(projected_from, variables, envelope.message_id))
+                xml = project(match, source)
+            names = [route.destination]
             if tenancy is not None:
-                names = tenancy.targets(match.route.destination, envelope.municipality)
+                names = tenancy.targets(route.destination, envelope.municipality)
             for name in names:
                 body, made = xml, target
                 if pins and name in pins:  # a pinned destination: projected again, to its version
+                    if match is None:
+                        match = RouteMatch(route, target, projector(projected_from, variables, envelope.message_id))
                     pinned = self._routes.pinned(match, pins[name], record, envelope.municipality,
                                                  envelope.message_id)
                     if pinned is not match:
                         body, made = project(pinned, source), pinned.target
-                out = envelope.for_destination(name, made.kind, made.version, match.route.name,
-                                               match.route.legal_basis)
+                out = envelope.for_destination(name, made.kind, made.version, route.name, route.legal_basis)
                 if tenancy is not None and not tenancy.admits(name, envelope.municipality):
                     # whatever the route says: never another municipality's destination
                     self._hooks.refused(out, f"destination {name} does not belong to municipality "
-                                             f"{envelope.municipality} (route {match.route.name})")
+                                             f"{envelope.municipality} (route {route.name})")
                     continue
                 plan.outgoing.append((self._queue_of(name),
                                       OutgoingMessage(body, out.idempotency_key, envelope.subject, out.to_headers())))

@@ -7,7 +7,10 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from bus.envelope import Envelope
+from bus.errors import ConfigError
 from bus.groupcommit import GroupCommit
 from bus.state import StateStore
 
@@ -93,3 +96,33 @@ async def test_a_failed_group_commit_fails_every_message_in_it(tmp_path: Path) -
     results = await asyncio.gather(*(group.submit((f"m{n}", ["zei"])) for n in range(3)), return_exceptions=True)
     await group.aclose()
     assert len(results) == 3 and all(isinstance(r, Exception) for r in results)
+
+
+def _slow_from_headers(headers: dict[str, object]) -> Envelope:
+    """Envelope.from_headers as it was written before its fast form: a filtered dict, then cls(**values)."""
+    names = Envelope.__dataclass_fields__.keys()
+    values = {k: v.decode() if isinstance(v, bytes) else v for k, v in headers.items() if k in names}
+    values["schema_version"] = int(values.get("schema_version", 1))  # type: ignore[call-overload]
+    values["sequence"] = int(values.get("sequence", 0))  # type: ignore[call-overload]
+    values.setdefault("source", "unknown")
+    return Envelope(**values)  # type: ignore[arg-type]
+
+
+def test_envelope_from_headers_gives_what_the_general_form_gives() -> None:
+    routed = _envelope(trace="t", correlation_id="c").for_destination("zei", "zei.jumin", 2, "zei-all", "番号法 第9条")
+    for headers in (routed.to_headers(), _envelope().to_headers(),
+                    {k: v.encode() if isinstance(v, str) else v for k, v in routed.to_headers().items()},
+                    {k: str(v) for k, v in routed.to_headers().items()},  # numbers as text (a file's metadata)
+                    {**routed.to_headers(), "x-unknown": "ignored", "x-death": [1]}):
+        assert Envelope.from_headers(headers) == _slow_from_headers(headers)
+    bare = {k: v for k, v in _envelope().to_headers().items() if k not in ("source", "sequence", "schema_version")}
+    made = Envelope.from_headers(bare)
+    assert (made.source, made.sequence, made.schema_version) == ("unknown", 0, 1)
+    without = {k: v for k, v in bare.items() if k != "occurred_at"}
+    assert Envelope.from_headers(without).occurred_at  # made now, as the constructor makes it
+
+
+def test_envelope_from_headers_names_every_missing_header() -> None:
+    headers = {k: v for k, v in _envelope().to_headers().items() if k not in ("kind", "subject")}
+    with pytest.raises(ConfigError, match="envelope is missing headers: kind, subject"):
+        Envelope.from_headers(headers)
