@@ -168,14 +168,22 @@ async def _offer(url: str, bodies: list[bytes], rate: int) -> tuple[list[str], f
     CONNECTIONS senders, each with a client of one connection of its own, take the requests as
     they come due (a request waits in the queue while every sender is busy). One client with a
     pool of 64 connections cost the generator about 8 ms of CPU per request (httpcore checks
-    every pooled connection at each request): as much CPU as the bus, on the same two cores."""
+    every pooled connection at each request): as much CPU as the bus, on the same two cores.
+
+    The clients are made, and their connections opened (a GET /healthz each), before the clock
+    starts: made as the senders started, the 64 clients (an SSL context each) took seconds of
+    the generator's CPU on a busy machine, and the first seconds' requests went out late, in
+    one burst, which the bus then answered, routed and delivered as one backlog."""
     answers = [""] * len(bodies)
     due: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
     headers = {"content-type": "application/xml", "x-renkei-source": "jumin"}
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [httpx.AsyncClient(limits=limits, timeout=300) for _ in range(CONNECTIONS)]
+    health = url.rsplit("/v1/", 1)[0] + "/healthz"
+    await asyncio.gather(*(client.get(health) for client in clients))
 
-    async def sender() -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(limits=limits, timeout=300) as client:
+    async def sender(client: httpx.AsyncClient) -> None:
+        try:
             while (item := await due.get()) is not None:
                 i, body = item
                 for attempt in range(3):  # a kept-alive connection the server closed meanwhile: send again
@@ -191,8 +199,10 @@ async def _offer(url: str, bodies: list[bytes], rate: int) -> tuple[list[str], f
                     except (httpx.HTTPError, ValueError) as exc:
                         answers[i] = type(exc).__name__
                         break
+        finally:
+            await client.aclose()
 
-    senders = [asyncio.create_task(sender()) for _ in range(CONNECTIONS)]
+    senders = [asyncio.create_task(sender(client)) for client in clients]
     started = time.perf_counter()
     for i, body in enumerate(bodies):
         delay = started + i / rate - time.perf_counter()
@@ -218,10 +228,12 @@ async def _until_drained(audit: Path, accepted: int, deliveries: int, within: fl
         await asyncio.sleep(0.5)
 
 
-def _wait_for_line(log: Path, line: str, process: subprocess.Popen[bytes] | None, within: float = 60.0) -> None:
-    """Wait until `process` (None: none to wait for) has written `line` to `log`."""
+def _wait_for_line(log: Path, line: str, process: subprocess.Popen[bytes] | None, within: float = 60.0,
+                   times: int = 1) -> None:
+    """Wait until `process` (None: none to wait for) has written `line` to `log` (`times`: the
+    processes writing to `log` have written it that many times between them)."""
     deadline = time.monotonic() + within
-    while process is not None and line not in log.read_text(errors="replace"):
+    while process is not None and log.read_text(errors="replace").count(line) < times:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{line.strip()} did not start: {log.read_text(errors='replace')[-1500:]}")
         time.sleep(0.2)
@@ -294,8 +306,10 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
                      for role in (("router", "deliver") if roles_apart else ("all",))]
         audit = StateDir(Path(tmp) / "state").audit_file
         try:
-            if roles_apart:  # the deliverers have no intake to answer: their "ready" line says it
-                _wait_for_line(log, "role deliver", buses[1], within=90.0)
+            # every process has started (its "ready" line): /healthz answers as soon as the intake
+            # listens, while the rest of the start still holds the event loop; load offered then
+            # measured seconds of start-up (the first requests answered together, late)
+            _wait_for_line(log, "renkei run: ready", buses[-1], within=90.0, times=len(buses))
             seen = asyncio.run(_drive(buses, port, audit, bodies, load.rate, routed, drain_within, sims))
         except _Exited:
             said = log.read_text(errors="replace")[-1500:]
