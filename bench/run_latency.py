@@ -3,20 +3,24 @@
     python -m bench.run_latency                                 # 200/s for 15 s, then 1,000/s for 5 s
     python -m bench.run_latency --load 200x15 --load 1000x15    # rate x seconds, each a fresh bus
     python -m bench.run_latency --broker-url amqp://...         # on RabbitMQ (a vhost of its own)
+    python -m bench.run_latency --roles-apart                   # intake+router and deliverers: two processes
 
 Each load starts `renkei run --config <generated> --with-simulators` as its own process, in a
 fresh state directory: the embedded broker (or `--broker-url`), the HTTP intake, the router and
 a deliverer per destination of examples/renkei.toml, each to its simulator over HTTP, on free
-ports. This process is the load generator: valid `jumin.idou` changes of the synthetic
-registry (XML, made before the clock) POSTed to /v1/messages open-loop, request i at
-t0 + i/rate whether or not earlier ones were answered (at most 64 connections), until
-`seconds` have passed. Then it waits until every delivery the route table gives (worked out
-here, apart from the bus) is delivered or dead-lettered.
+ports. With `--roles-apart` the bus is the production shape of two processes on one state
+directory: `renkei run --role router` (the intake and the router) and `renkei run --role
+deliver` (every deliverer), so the bus's Python work has both cores. This process is the load
+generator: valid `jumin.idou` changes of the synthetic registry (XML, made before the clock)
+POSTed to /v1/messages open-loop, request i at t0 + i/rate whether or not earlier ones were
+answered (at most 64 connections), until `seconds` have passed. Then it waits until every
+delivery the route table gives (worked out here, apart from the bus) is delivered or
+dead-lettered.
 
 The latencies come from the bus's own audit trail, read after the bus has stopped: per
 delivery, the `delivered` event's time minus the message's `accepted` time (both stamped by the
 bus on one clock). Reported: p50/p95/p99/max per delivery, p99 per change (accepted → its last
-delivery), the offered and achieved rates, and the bus process's CPU time and RSS. Only counts,
+delivery), the offered and achieved rates, and the bus processes' CPU time and RSS (summed). Only counts,
 rates and durations leave this module: no record, no identifier.
 """
 
@@ -94,13 +98,17 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def write_config(directory: Path, batch: int = 1, linger_ms: int = 0) -> tuple[Path, int]:
+def write_config(directory: Path, batch: int = 1, linger_ms: int = 0, bus_linger_ms: int | None = None,
+                 ) -> tuple[Path, int]:
     """A renkei.toml of examples/renkei.toml's destinations on free ports, state in `directory`;
     `batch` > 1: every destination takes batches of up to that many changes (the simulators do),
-    waiting up to `linger_ms` for one to fill."""
+    waiting up to `linger_ms` for one to fill. `bus_linger_ms`: `[bus] batch_linger_ms` (None: the
+    default). No deliverer's health listener (`[bus] health_port = 0`): two runs never clash on it."""
     example = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     intake, *ports = _free_ports(1 + len(example["destinations"]))
-    lines = ["[bus]", f'state_dir = "{directory / "state"}"', "", "[intake]", 'http_host = "127.0.0.1"',
+    lines = ["[bus]", f'state_dir = "{directory / "state"}"', "health_port = 0",
+             *(() if bus_linger_ms is None else (f"batch_linger_ms = {bus_linger_ms}",)),
+             "", "[intake]", 'http_host = "127.0.0.1"',
              f"http_port = {intake}", "", "[logging]", 'format = "json"', 'level = "warning"', ""]
     for (name, table), port in zip(example["destinations"].items(), ports, strict=True):
         lines += [f"[destinations.{name}]", 'transport = "http"', f'url = "http://127.0.0.1:{port}/messages"']
@@ -160,14 +168,22 @@ async def _offer(url: str, bodies: list[bytes], rate: int) -> tuple[list[str], f
     CONNECTIONS senders, each with a client of one connection of its own, take the requests as
     they come due (a request waits in the queue while every sender is busy). One client with a
     pool of 64 connections cost the generator about 8 ms of CPU per request (httpcore checks
-    every pooled connection at each request): as much CPU as the bus, on the same two cores."""
+    every pooled connection at each request): as much CPU as the bus, on the same two cores.
+
+    The clients are made, and their connections opened (a GET /healthz each), before the clock
+    starts: made as the senders started, the 64 clients (an SSL context each) took seconds of
+    the generator's CPU on a busy machine, and the first seconds' requests went out late, in
+    one burst, which the bus then answered, routed and delivered as one backlog."""
     answers = [""] * len(bodies)
     due: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
     headers = {"content-type": "application/xml", "x-renkei-source": "jumin"}
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [httpx.AsyncClient(limits=limits, timeout=300) for _ in range(CONNECTIONS)]
+    health = url.rsplit("/v1/", 1)[0] + "/healthz"
+    await asyncio.gather(*(client.get(health) for client in clients))
 
-    async def sender() -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(limits=limits, timeout=300) as client:
+    async def sender(client: httpx.AsyncClient) -> None:
+        try:
             while (item := await due.get()) is not None:
                 i, body = item
                 for attempt in range(3):  # a kept-alive connection the server closed meanwhile: send again
@@ -183,8 +199,10 @@ async def _offer(url: str, bodies: list[bytes], rate: int) -> tuple[list[str], f
                     except (httpx.HTTPError, ValueError) as exc:
                         answers[i] = type(exc).__name__
                         break
+        finally:
+            await client.aclose()
 
-    senders = [asyncio.create_task(sender()) for _ in range(CONNECTIONS)]
+    senders = [asyncio.create_task(sender(client)) for client in clients]
     started = time.perf_counter()
     for i, body in enumerate(bodies):
         delay = started + i / rate - time.perf_counter()
@@ -210,10 +228,12 @@ async def _until_drained(audit: Path, accepted: int, deliveries: int, within: fl
         await asyncio.sleep(0.5)
 
 
-def _wait_for_line(log: Path, line: str, process: subprocess.Popen[bytes] | None, within: float = 60.0) -> None:
-    """Wait until `process` (None: none to wait for) has written `line` to `log`."""
+def _wait_for_line(log: Path, line: str, process: subprocess.Popen[bytes] | None, within: float = 60.0,
+                   times: int = 1) -> None:
+    """Wait until `process` (None: none to wait for) has written `line` to `log` (`times`: the
+    processes writing to `log` have written it that many times between them)."""
     deadline = time.monotonic() + within
-    while process is not None and line not in log.read_text(errors="replace"):
+    while process is not None and log.read_text(errors="replace").count(line) < times:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{line.strip()} did not start: {log.read_text(errors='replace')[-1500:]}")
         time.sleep(0.2)
@@ -223,11 +243,11 @@ class _Exited(Exception):
     pass
 
 
-async def _wait_ready(url: str, bus: subprocess.Popen[bytes], within: float = 90.0) -> None:
+async def _wait_ready(url: str, buses: list[subprocess.Popen[bytes]], within: float = 90.0) -> None:
     deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
-            if bus.poll() is not None:
+            if any(bus.poll() is not None for bus in buses):
                 raise _Exited
             try:
                 if (await client.get(url)).status_code == 200:
@@ -238,26 +258,31 @@ async def _wait_ready(url: str, bus: subprocess.Popen[bytes], within: float = 90
     raise RuntimeError(f"renkei run's intake did not answer within {within:.0f} s")
 
 
-async def _drive(bus: subprocess.Popen[bytes], port: int, audit: Path, bodies: list[bytes], rate: int,
+async def _drive(buses: list[subprocess.Popen[bytes]], port: int, audit: Path, bodies: list[bytes], rate: int,
                  routed: list[int], drain_within: float, sims: subprocess.Popen[bytes] | None) -> dict[str, Any]:
-    """Wait for the intake, offer the load, wait for the drain; what was seen meanwhile."""
-    await _wait_ready(f"http://127.0.0.1:{port}/healthz", bus)
-    load_start, cpu_start, own_cpu = report.load(), _cpu_seconds(bus.pid), time.process_time()
+    """Wait for the intake, offer the load, wait for the drain; what was seen meanwhile (the CPU
+    and RSS of the bus's processes, summed)."""
+    await _wait_ready(f"http://127.0.0.1:{port}/healthz", buses)
+    load_start, own_cpu = report.load(), time.process_time()
+    cpu_start = sum(_cpu_seconds(bus.pid) for bus in buses)
     sims_start = _cpu_seconds(sims.pid) if sims is not None else 0.0
     answers, offered, answered = await _offer(f"http://127.0.0.1:{port}/v1/messages", bodies, rate)
     accepted = [i for i, answer in enumerate(answers) if answer == "accepted"]
     deliveries = sum(routed[i] for i in accepted)  # what the route table gives for the accepted changes
     counts = await _until_drained(audit, len(accepted), deliveries, drain_within)
     return {"answers": Counter(answers), "deliveries": deliveries, "offered": offered, "answered": answered,
-            "counts": counts, "cpu": _cpu_seconds(bus.pid) - cpu_start, "rss": report.rss_mb(bus.pid),
+            "counts": counts, "cpu": sum(_cpu_seconds(bus.pid) for bus in buses) - cpu_start,
+            "rss": sum(report.rss_mb(bus.pid) for bus in buses),
             "sims_cpu": _cpu_seconds(sims.pid) - sims_start if sims is not None else None,
             "own_cpu": time.process_time() - own_cpu, "load": {"start": load_start, "end": report.load()}}
 
 
 def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_within: float = 900.0,
-            batch: int = 1, linger_ms: int = 0, apart: bool = False) -> dict[str, Any]:
+            batch: int = 1, linger_ms: int = 0, apart: bool = False, roles_apart: bool = False,
+            bus_linger_ms: int | None = None) -> dict[str, Any]:
     """One load against a fresh `renkei run`; its figures. `apart`: the simulators run in a process
-    of their own (bench.simulators), not inside the bus (`--with-simulators`)."""
+    of their own (bench.simulators), not inside the bus (`--with-simulators`). `roles_apart`: the
+    bus is two processes, `--role router` (intake and router) and `--role deliver`."""
     catalog = Catalog.load()
     ks = catalog.get(KIND)
     records = list(sample_records(KIND, catalog, seed=seed, n=load.changes))
@@ -267,7 +292,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
         r["municipality_code"], r["address_number"], int(r["history_number"])))) for r in records]
     del records
     with tempfile.TemporaryDirectory(prefix="renkei-bench-run-") as tmp:
-        config, port = write_config(Path(tmp), batch, linger_ms)
+        config, port = write_config(Path(tmp), batch, linger_ms, bus_linger_ms)
         env = {**os.environ, "RENKEI_PSEUDONYM_KEY": BENCH_KEY}
         env.pop("RENKEI_BROKER_URL", None)
         if broker_url:
@@ -277,22 +302,28 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
             sims = subprocess.Popen([sys.executable, "-m", "bench.simulators", "--config", str(config)],
                                     stdout=out, stderr=subprocess.STDOUT, env=env, cwd=report.ROOT) if apart else None
             _wait_for_line(log, "simulators: ", sims)
-            bus = subprocess.Popen([sys.executable, "-m", "bus.cli", "run", "--config", str(config),
-                                    *(() if apart else ("--with-simulators",))], stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, cwd=report.ROOT)
+            buses = [_start_bus(config, role, () if apart else ("--with-simulators",), out, env)
+                     for role in (("router", "deliver") if roles_apart else ("all",))]
         audit = StateDir(Path(tmp) / "state").audit_file
         try:
-            seen = asyncio.run(_drive(bus, port, audit, bodies, load.rate, routed, drain_within, sims))
+            # every process has started (its "ready" line): /healthz answers as soon as the intake
+            # listens, while the rest of the start still holds the event loop; load offered then
+            # measured seconds of start-up (the first requests answered together, late)
+            _wait_for_line(log, "renkei run: ready", buses[-1], within=90.0, times=len(buses))
+            seen = asyncio.run(_drive(buses, port, audit, bodies, load.rate, routed, drain_within, sims))
         except _Exited:
             said = log.read_text(errors="replace")[-1500:]
-            raise RuntimeError(f"renkei run exited {bus.returncode}: {said}") from None
+            codes = [bus.returncode for bus in buses]
+            raise RuntimeError(f"renkei run exited {codes}: {said}") from None
         finally:
-            bus.send_signal(signal.SIGTERM)
-            try:
-                bus.wait(60)
-            except subprocess.TimeoutExpired:
-                bus.kill()
-                bus.wait()
+            for bus in buses:
+                bus.send_signal(signal.SIGTERM)
+            for bus in buses:
+                try:
+                    bus.wait(60)
+                except subprocess.TimeoutExpired:
+                    bus.kill()
+                    bus.wait()
             if sims is not None:
                 sims.terminate()
                 sims.wait(60)
@@ -316,6 +347,8 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
         "target_p99_ms": target,
         "passed": target is not None and p99 < target and answers["accepted"] == load.changes,
         "broker": "rabbitmq" if broker_url else "embedded",
+        "processes": ["renkei run --role router", "renkei run --role deliver"] if roles_apart else ["renkei run"],
+        "bus_batch_linger_ms": bus_linger_ms,
         "delivery": {"batch_size": batch, "batch_linger_ms": linger_ms if batch > 1 else 0},
         "simulators": "apart" if apart else "in the bus process",
         "simulators_cpu_seconds": None if seen["sims_cpu"] is None else round(seen["sims_cpu"], 3),
@@ -323,11 +356,19 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
     }
 
 
+def _start_bus(config: Path, role: str, options: tuple[str, ...], out: Any, env: dict[str, str],
+               ) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bus.cli", "run", "--config", str(config), "--role", role,
+                             *options], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=report.ROOT)
+
+
 def run(loads: list[Load], out: Path, broker_url: str | None = None, batch: int = 1,
-        linger_ms: int = 0, apart: bool = False) -> dict[str, Any]:
+        linger_ms: int = 0, apart: bool = False, roles_apart: bool = False,
+        bus_linger_ms: int | None = None) -> dict[str, Any]:
     runs = []
     for load in loads:
-        r = run_one(load, broker_url=broker_url, batch=batch, linger_ms=linger_ms, apart=apart)
+        r = run_one(load, broker_url=broker_url, batch=batch, linger_ms=linger_ms, apart=apart,
+                    roles_apart=roles_apart, bus_linger_ms=bus_linger_ms)
         runs.append(r)
         lat = r["latency_ms"]
         print(f"run {load.rate:>5}/s x {load.seconds:g} s: accepted {r['accepted_rate']:7.1f}/s  "
@@ -335,7 +376,9 @@ def run(loads: list[Load], out: Path, broker_url: str | None = None, batch: int 
               f"{r['bus_cpu_ms_per_change']:.2f} ms CPU/change  load {r['load_average']['start'][0]:.2f}", flush=True)
     return report.write(out, {
         "benchmark": "run_latency",
-        "command": "renkei run --with-simulators (examples/renkei.toml's destinations), HTTP intake",
+        "command": ("renkei run --role router + renkei run --role deliver" if roles_apart else "renkei run")
+        + (" (simulators apart" if apart else " --with-simulators (") + "; examples/renkei.toml's destinations), "
+        "HTTP intake",
         "measured": "per delivery: audit 'delivered' at minus the message's audit 'accepted' at",
         "target": {str(rate): {"p99_ms": ms} for rate, ms in TARGETS.items()}, "runs": runs,
         "passed": all(r["passed"] for r in runs),
@@ -352,12 +395,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--linger-ms", type=int, default=0, help="with --batch: batch_linger_ms of each destination")
     parser.add_argument("--simulators-apart", action="store_true",
                         help="run the simulators in a process of their own (bench.simulators): the bus's own figures")
+    parser.add_argument("--roles-apart", action="store_true",
+                        help="the bus as two processes: `renkei run --role router` (intake and router) and "
+                             "`--role deliver` (every deliverer), on one state directory")
+    parser.add_argument("--bus-linger-ms", type=int, default=None, metavar="MS",
+                        help="[bus] batch_linger_ms: how long the router and deliverers may wait for a batch "
+                             "to fill (default: the bus's default)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if not 1 <= args.batch <= 1000 or not 0 <= args.linger_ms <= 1000:
         parser.error(f"--batch must be 1..1000 and --linger-ms 0..1000, got {args.batch}, {args.linger_ms}")
+    if args.bus_linger_ms is not None and not 0 <= args.bus_linger_ms <= 1000:
+        parser.error(f"--bus-linger-ms must be 0..1000, got {args.bus_linger_ms}")
     result = run(args.load or [Load.parse(x) for x in DEFAULT_LOADS], args.out, args.broker_url, args.batch,
-                 args.linger_ms, args.simulators_apart)
+                 args.linger_ms, args.simulators_apart, args.roles_apart, args.bus_linger_ms)
     return 0 if result["passed"] else 1
 
 

@@ -71,6 +71,14 @@ class PostgresStateStore:
         with self._db.read() as cur:
             return cur.execute("SELECT 1 FROM seen WHERE message_id = %s", (message_id,)).fetchone() is not None
 
+    def seen_among(self, message_ids: Sequence[str]) -> set[str]:
+        """Which of `message_ids` were accepted before: a batch's `is_seen` in one query."""
+        if not message_ids:
+            return set()
+        with self._db.read() as cur:
+            rows = cur.execute("SELECT message_id FROM seen WHERE message_id = ANY(%s)", (list(message_ids),))
+            return {row[0] for row in rows.fetchall()}
+
     def mark_seen(self, message_id: str, kind: str) -> None:
         self.mark_seen_many([(message_id, kind)])
 

@@ -115,6 +115,18 @@ class StateStore:
             row = db.execute("SELECT 1 FROM seen WHERE message_id = ?", (message_id,)).fetchone()
         return row is not None
 
+    def seen_among(self, message_ids: Sequence[str]) -> set[str]:
+        """Which of `message_ids` were accepted before: a batch's `is_seen`, one query per 500
+        (the intake's batch of concurrent requests)."""
+        found: set[str] = set()
+        with self._file.read() as db:
+            for start in range(0, len(message_ids), 500):
+                chunk = message_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))  # placeholders only: no value
+                found.update(row[0] for row in db.execute(
+                    f"SELECT message_id FROM seen WHERE message_id IN ({marks})", chunk))  # noqa: S608
+        return found
+
     def mark_seen(self, message_id: str, kind: str) -> None:
         self.mark_seen_many([(message_id, kind)])
 

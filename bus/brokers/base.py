@@ -213,8 +213,9 @@ class Broker(ABC):
         batch (so a key's messages still run one at a time, in order); up to `concurrency`
         batches at once. `handler` answers one bool per delivery, in order: True acks it, False
         requeues it; raising requeues the whole batch. A free worker takes every key that is
-        ready, up to `batch_size` (waiting `linger` seconds first for more when it has fewer):
-        under load the batches grow, a lone message goes at once."""
+        ready, up to `batch_size`; when it has fewer and another batch is running (a backlog) it
+        waits up to `linger` seconds for more, until that batch ends or a batch fills. With
+        nothing running it never waits: under load the batches grow, a lone message goes at once."""
         if batch_size < 1 or linger < 0:
             raise ValueError(f"batch_size must be >= 1 and linger >= 0, got {batch_size}, {linger}")
         dispatcher = _KeyedDispatcher(self, handler, concurrency, batch_size, linger)

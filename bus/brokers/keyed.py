@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,7 +64,12 @@ class _KeyedDispatcher:
     is in `ready` (arrival order) at most once; `concurrency` worker tasks each take up to
     `batch_size` ready keys, run the first delivery of each as one batch, and put the keys back
     at the end if more are waiting (fair across keys). One idle worker is woken at a time: it
-    takes what is ready, and wakes the next if it left some."""
+    takes what is ready, and wakes the next if it left some.
+
+    With a `linger`, a worker that finds fewer than `batch_size` keys ready waits up to that long
+    for more, but only while another batch is running (a backlog: the handler is busy anyway, and
+    the wait makes fewer, fuller batches); with none running it takes what is ready at once, so a
+    bus that is not busy adds no wait to a change. A batch that fills ends the wait early."""
 
     def __init__(self, broker: Broker, handler: BatchHandler, concurrency: int, batch_size: int = 1,
                  linger: float = 0.0) -> None:
@@ -78,6 +84,8 @@ class _KeyedDispatcher:
         self._arrivals = itertools.count(1)
         self._last_seq = 0
         self._pending = 0  # submitted, not yet settled
+        self._running = 0  # batches taken and not yet settled
+        self._full = asyncio.Event()  # a batch's worth of keys is ready: a lingering worker goes
         self._empty = asyncio.Event()
         self._empty.set()
         self._closing = False
@@ -94,6 +102,8 @@ class _KeyedDispatcher:
             self._keys[delivery.key] = collections.deque([(delivery, seq)])
             self._ready.append(delivery.key)
             self._wake_one()
+            if len(self._ready) >= self._batch_size:
+                self._full.set()
         else:
             waiting.append((delivery, seq))
 
@@ -107,6 +117,7 @@ class _KeyedDispatcher:
     def close(self) -> None:
         """From now on, deliveries whose handler has not started are requeued."""
         self._closing = True
+        self._full.set()
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -116,17 +127,21 @@ class _KeyedDispatcher:
                 self._idle.append(waiter)
                 await waiter
                 continue
-            if self._linger and len(self._ready) < self._batch_size and not self._closing:
-                await asyncio.sleep(self._linger)
+            if self._linger and self._running and len(self._ready) < self._batch_size and not self._closing:
+                await self._fill()
                 if not self._ready:
                     continue
             keys = [self._ready.popleft() for _ in range(min(self._batch_size, len(self._ready)))]
             if self._ready:
                 self._wake_one()
             batch = [self._keys[key][0] for key in keys]
+            self._running += 1
             try:
                 await self._run(batch)
             finally:
+                self._running -= 1
+                if not self._running:
+                    self._full.set()  # nothing runs now: a lingering worker takes what is ready
                 for key in keys:
                     waiting = self._keys[key]
                     waiting.popleft()
@@ -139,6 +154,14 @@ class _KeyedDispatcher:
                 self._pending -= len(batch)
                 if not self._pending:
                     self._empty.set()
+
+    async def _fill(self) -> None:
+        """Wait up to `linger` for a batch's worth of keys to be ready (see the class docstring)."""
+        self._full.clear()
+        if len(self._ready) >= self._batch_size or self._closing:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), self._linger)
 
     async def _run(self, batch: list[tuple[Delivery, int]]) -> None:
         go: list[Delivery] = []

@@ -12,6 +12,13 @@ deliverer; `router` runs the intake and the router; `deliver` runs deliverers on
 configured destinations, or those named by --destination); `console` runs the web console
 only (bus.console; `all` runs it too when `[console] enabled = true`, on its own port).
 
+The production shape on one host is two processes on one config (one state directory, the
+embedded broker's file shared): `--role router` (the intake and the router) and `--role
+deliver` (every deliverer). Each has an event loop, and so a core, of its own; one process
+does all its Python work on one loop (issue 10, bench/README.md "`renkei run` latency").
+A deliverer sees the router's publishes within the embedded broker's poll of the file
+(50 ms), at once on RabbitMQ.
+
 Tenants (docs/tenants.md): with `[sources.<id>]` the HTTP intake needs each source's bearer
 token, each source's `inbox` gets its own directory source, and `[intake] amqp_vhosts` starts
 one AMQP intake per municipality vhost; `[intake] tls_cert_file`/`tls_key_file` serve https.

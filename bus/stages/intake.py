@@ -171,9 +171,9 @@ class IntakeStage:
         outgoing: list[tuple[str, OutgoingMessage]] = []
         taken: set[str] = set()
         kept: list[tuple[bytes, Envelope, KindSchema, dict[str, Any]]] = []
-        for raw, envelope, identity, kind, record in valid:
-            seen_as = envelope.message_id if envelope.message_id in taken else self._seen_as(
-                envelope.message_id, identity)
+        before = self._seen_before(valid)
+        for raw, envelope, _identity, kind, record in valid:
+            seen_as = envelope.message_id if envelope.message_id in taken else before.get(envelope.message_id)
             if seen_as is not None:
                 self._hooks.duplicate(envelope, seen_as)
                 answers.append(Submission("duplicate", seen_as, envelope.kind))
@@ -216,17 +216,21 @@ class IntakeStage:
         for e in envelopes:
             self._state.mark_seen(e.message_id, e.kind)
 
-    def _seen_as(self, message_id: str, identity: tuple[str, str, int]) -> str | None:
-        """The id under which this change was accepted before, if it was: its id now, or its id
-        under a previous pseudonym key (after a rotation the same change has a new id, and
-        without this it would be accepted, and delivered, a second time)."""
-        if self._state.is_seen(message_id):
-            return message_id
+    def _seen_before(self, valid: Sequence[_Admitted]) -> dict[str, str]:
+        """Of the batch's messages accepted before: message id -> the id it was accepted under, its
+        id now or its id under a previous pseudonym key (after a rotation the same change has a new
+        id, and without this it would be accepted, and delivered, a second time). One store query
+        for the batch, and one per previous key for the rest (was: one or more per message, on
+        the event loop)."""
+        seen = {m: m for m in self._state.seen_among(list({e.message_id for _, e, *_ in valid}))}
         for previous in self._previous:
-            old = previous.message_id(*identity)
-            if self._state.is_seen(old):
-                return old
-        return None
+            old_of = {previous.message_id(*identity): e.message_id for _, e, identity, *_ in valid
+                      if e.message_id not in seen}
+            if not old_of:
+                break
+            for old in self._state.seen_among(list(old_of)):
+                seen.setdefault(old_of[old], old)
+        return seen
 
     def _check_source(self, source: str, municipality: str | None, kind: str | None) -> None:
         """Refuse (SourceForbidden, audited) an invalid message naming a municipality that this

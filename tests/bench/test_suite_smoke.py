@@ -67,6 +67,20 @@ def test_with_batches_and_the_simulators_apart_every_delivery_still_arrives_and_
     assert r["bus_cpu_seconds"] > 0
 
 
+def test_with_the_roles_apart_the_bus_is_two_processes_and_every_delivery_still_arrives(tmp_path: Path) -> None:
+    out = tmp_path / "run_latency.json"
+    result = run_latency.run([run_latency.Load(20, 1.0)], out, batch=10, apart=True, roles_apart=True,
+                             bus_linger_ms=5)
+
+    [r] = result["runs"]
+    assert r["processes"] == ["renkei run --role router", "renkei run --role deliver"]
+    assert r["answers"] == {"accepted": 20} and r["bus_batch_linger_ms"] == 5
+    assert r["deliveries"] + r["dead_lettered"] == r["expected_deliveries"] >= 20  # the deliverers' process
+    assert r["bus_cpu_seconds"] > 0 and r["bus_rss_mb"] > 0
+    assert result["command"].startswith("renkei run --role router + renkei run --role deliver")
+    assert not DIGIT_RUN.search(out.read_text(encoding="utf-8"))
+
+
 def test_a_load_is_read_as_rate_times_seconds_and_nonsense_is_refused() -> None:
     assert run_latency.Load.parse("200x15") == run_latency.Load(200, 15.0)
     assert run_latency.Load.parse("1000x0.5").changes == 500

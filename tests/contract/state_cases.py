@@ -67,6 +67,9 @@ class StateStoreContract:
         store.mark_seen_many([("m-1", "jumin.idou"), ("m-2", "jumin.idou"), ("m-3", "portal.shinsei")])
         assert all(open_store().is_seen(m) for m in ("m-1", "m-2", "m-3"))
         assert store.current().seen == 3
+        many = [f"m-{n}" for n in range(1, 1200)]  # the intake's batch lookup, beyond 500 placeholders
+        assert open_store().seen_among(many) == {"m-1", "m-2", "m-3"}
+        assert store.seen_among([]) == set()
 
     def test_routing_a_message_marks_it_routed_and_counts_one_per_destination(self, open_store: Open) -> None:
         store = open_store()

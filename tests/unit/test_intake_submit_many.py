@@ -110,3 +110,41 @@ async def test_concurrent_submits_are_published_together_and_each_hears_its_own_
     await recorder.aclose()
     recorder.log.close()
     state.close()
+
+
+class CountingSeen(StateStore):
+    """The SQLite state store, counting the intake's seen-id lookups."""
+
+    lookups: list[str]
+
+    def is_seen(self, message_id: str) -> bool:
+        self.lookups.append("one")
+        return super().is_seen(message_id)
+
+    def seen_among(self, message_ids: Sequence[str]) -> set[str]:
+        self.lookups.append(f"batch of {len(message_ids)}")
+        return super().seen_among(message_ids)
+
+
+async def test_the_seen_ids_of_a_batch_are_looked_up_in_one_query_not_one_per_message(tmp_path: Path) -> None:
+    catalog = Catalog.load()
+    ks = catalog.get("jumin.idou")
+    bodies = [ks.to_xml(r) for r in sample_records("jumin.idou", catalog, seed=11, n=6)]
+    state = CountingSeen(tmp_path / "state.sqlite")
+    state.lookups = []
+    intake = IntakeStage(CapturingBroker(), catalog, state, Pseudonymizer(KEY))  # type: ignore[arg-type]
+    first = await intake.submit(bodies[0], content_type="application/xml", source="jumin")
+    state.lookups.clear()
+    answers = await intake.submit_many([RawMessage(b, "application/xml", "jumin", "jumin.idou") for b in bodies])
+    assert [a.status for a in answers] == ["duplicate"] + ["accepted"] * 5
+    assert answers[0].message_id == first.message_id
+    assert state.lookups == ["batch of 6"]  # was six `is_seen` queries, on the event loop
+    # with a previous pseudonym key: one more query, for the ids not seen under the current key
+    rotated = IntakeStage(CapturingBroker(), catalog, state, Pseudonymizer(b"a-newer-key-" * 3),  # type: ignore[arg-type]
+                          previous_pseudonyms=[Pseudonymizer(KEY)])
+    state.lookups.clear()
+    again = await rotated.submit_many([RawMessage(b, "application/xml", "jumin", "jumin.idou") for b in bodies])
+    assert [a.status for a in again] == ["duplicate"] * 6
+    assert [a.message_id for a in again] == [first.message_id] + [a.message_id for a in answers[1:]]
+    assert state.lookups == ["batch of 6", "batch of 6"]
+    state.close()
