@@ -91,10 +91,11 @@ class AmqpBroker(Broker):
     async def expect_delays(self, queue: str) -> None:
         await self._publisher.wait_queue(queue)
 
-    async def connect(self) -> None:
+    async def connect(self, *, brief: bool = False) -> None:
+        """Connect (`brief`: for one look, as `describe` unconnected does: connection.py)."""
         if self._publisher.channel is not None:
             return
-        await self._link.open()
+        await self._link.open(brief=brief)
         await self._publisher.open()
 
     async def close(self) -> None:
@@ -158,7 +159,7 @@ class AmqpBroker(Broker):
         found: dict[str, QueueDescription] = {}
         try:
             if opened:
-                await self.connect()
+                await self.connect(brief=True)
             for q in queues:
                 try:
                     stats = await self.stats(q)

@@ -56,27 +56,31 @@ class _Failover:
     """A close callback that points a robust connection at the next node before it reconnects
     (aio-pika calls the close callbacks first, then reconnects to `connection.url`)."""
 
-    def __init__(self, nodes: Sequence[str]) -> None:
+    def __init__(self, nodes: Sequence[str], *, brief: bool = False) -> None:
         self.nodes = [URL(u) for u in nodes]
         self.node = 0
         self.closing = False  # closed by renkei: no reconnect follows
+        #: a connection opened for one look (`renkei status`, a /readyz probe): its loss is no
+        #: bus's failover, so it is told at debug level, not as a warning an operator reads as one
+        self.brief = brief
 
     def __call__(self, connection: AbstractConnection | None, exc: BaseException | None = None) -> None:
         if self.closing or len(self.nodes) < 2 or not isinstance(connection, aio_pika.RobustConnection):
             return
         self.node = (self.node + 1) % len(self.nodes)
         connection.url = self.nodes[self.node]
-        log.warning("broker connection lost; reconnecting to the next node", node=safe_url(str(connection.url)))
+        say = log.debug if self.brief else log.warning
+        say("broker connection lost; reconnecting to the next node", node=safe_url(str(connection.url)))
 
 
 async def open_connection(url: str, *, name: str, connect_within: float, ssl_context: SSLContext | None = None,
-                          **kwargs: Any) -> AbstractRobustConnection:
+                          brief: bool = False, **kwargs: Any) -> AbstractRobustConnection:
     """A robust connection to the first node of `url` that answers (BrokerUnavailable when none
     does within `connect_within` seconds); `name` is its name in RabbitMQ's management UI."""
     nodes = node_urls(url)
     for n in range(len(nodes)):
         order = nodes[n:] + nodes[:n]
-        failover = _Failover(order)
+        failover = _Failover(order, brief=brief)
         connection = aio_pika.RobustConnection(URL(order[0]), ssl_context=ssl_context,
                                                client_properties={"connection_name": name}, **kwargs)
         try:
@@ -111,10 +115,11 @@ class Link:
         self.url, self.name, self.timeout, self.ssl_context = url, name, timeout, ssl_context
         self._connection: AbstractRobustConnection | None = None
 
-    async def open(self) -> None:
+    async def open(self, *, brief: bool = False) -> None:
+        """Connect (`brief`: for one look, closed right after; its loss is logged at debug level)."""
         if self._connection is None:
             self._connection = await open_connection(self.url, name=self.name, connect_within=self.timeout,
-                                                     ssl_context=self.ssl_context)
+                                                     ssl_context=self.ssl_context, brief=brief)
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
