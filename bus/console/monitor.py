@@ -26,6 +26,7 @@ from bus.console.data import AuditSummary, BusData, LifeRecord, RenkeiError, Sta
 from bus.console.health import RED, History, Judgement, judge
 from bus.console.metrics import ConsoleMetrics
 from bus.logs import get_logger
+from bus.tasks import stop_task
 
 __all__ = ["Monitor"]
 
@@ -53,6 +54,7 @@ class Monitor:
         self._seq: int | None = None
         self._accepted: OrderedDict[str, float] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False  # ends the loop even if a broker call swallows the cancellation (bus.tasks)
         self._changed = asyncio.Event()
 
     async def start(self, *, wait: bool = True) -> None:
@@ -62,14 +64,13 @@ class Monitor:
             await self.look()
         else:
             self._changed.set()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="console monitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._stopping = True
+        task, self._task = self._task, None
+        await stop_task(task)
 
     def verify_soon(self) -> None:
         """Verify the audit chain at the next look."""
@@ -80,10 +81,12 @@ class Monitor:
         self._changed.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=self.options.sample_every)
             self._changed.clear()
+            if self._stopping:
+                return
             try:
                 await self.look()
             except Exception as exc:  # the console must outlive a bad look; the log says why

@@ -19,6 +19,7 @@ from bus.errors import BrokerError
 from bus.liveness import Process
 from bus.logs import get_logger
 from bus.status.report import ProcessInfo
+from bus.tasks import stop_task
 from bus.topology import StateDir
 
 __all__ = ["REPORT_INTERVAL", "ProcessReporter", "read_process_reports"]
@@ -64,13 +65,11 @@ class ProcessReporter:
     async def start(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
         await self.write()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="process report")
 
     async def stop(self) -> None:
         self._stopping = True  # ends the loop even if a broker call swallows the cancellation
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=STOP_WITHIN)
+        await stop_task(self._task, within=STOP_WITHIN)
         with contextlib.suppress(OSError):
             self._path.unlink()
 

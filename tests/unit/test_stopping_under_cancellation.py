@@ -7,6 +7,7 @@ broker was killed -9 (tests/faults, seen once in CI)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import aiormq.exceptions
@@ -14,8 +15,12 @@ import pytest
 
 from bus.brokers.amqp import mapped
 from bus.brokers.base import QueueStats
+from bus.console.alerts import Alerts
+from bus.console.config import ConsoleOptions
+from bus.console.monitor import Monitor
 from bus.errors import BrokerError, BrokerUnavailable
 from bus.status import ProcessReporter
+from bus.tasks import stop_task
 
 
 async def _aio_pika_cleaning_up() -> None:
@@ -98,3 +103,85 @@ async def test_a_report_that_cannot_be_written_is_retried_until_stop(tmp_path: P
         await asyncio.sleep(0.01)
     await asyncio.wait_for(reporter.stop(), 3.0)
     assert reporter._task.done()
+
+
+class SwallowingData:
+    """The console's BusData whose status() (a broker look) turns a cancellation into a broker error."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.looks = 0
+        self.hanging = asyncio.Event()
+        self.swallow = True
+
+    def open_audit(self) -> None:
+        raise AssertionError("not verified in this test")
+
+    async def status(self) -> None:
+        self.looks += 1
+        self.hanging.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if not self.swallow:
+                raise
+            raise BrokerUnavailable("describing the queues: ChannelInvalidStateError") from None
+
+
+async def test_a_bus_process_monitor_stops_when_its_look_swallows_the_cancellation(tmp_path: Path) -> None:
+    """The sibling of the reporter's hang: `renkei run`'s probes (BusProbes) stop their monitor,
+    whose look at the broker lost the cancellation after a kill -9 of the broker (tests/faults,
+    CI of stop 18: 'router did not stop within 30 s', main waiting in Monitor.stop)."""
+    data = SwallowingData(tmp_path)
+    monitor = Monitor(data, ConsoleOptions(sample_every=0.01), Alerts(None, quiet_period=0),  # type: ignore[arg-type]
+                      history=False, full_verify=False, tail_latency=False)
+    await monitor.start(wait=False)
+    await asyncio.wait_for(data.hanging.wait(), 3.0)
+    stopping = asyncio.create_task(monitor.stop())
+    await asyncio.wait({stopping}, timeout=3.0)
+    try:
+        assert stopping.done(), "Monitor.stop() hangs on a look that lost its cancellation"
+    finally:
+        data.swallow = False
+        if monitor._task is not None:  # let a hung stop end
+            monitor._task.cancel()
+        await stopping
+    looks = data.looks
+    await asyncio.sleep(0.05)
+    assert data.looks == looks, "the monitor still looks after stop()"
+
+
+async def test_stop_task_cancels_again_a_task_that_went_on() -> None:
+    lost = 0
+
+    async def loop() -> None:
+        nonlocal lost
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if lost < 2:  # two cancellations lost in a driver, the third one lands
+                    lost += 1
+                    continue
+                raise
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    assert await asyncio.wait_for(stop_task(task, again_after=0.05), 3.0)
+    assert task.cancelled() and lost == 2
+
+
+async def test_stop_task_gives_up_after_within_and_says_so() -> None:
+    released = False
+
+    async def stubborn() -> None:
+        while not released:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    assert not await stop_task(task, again_after=0.02, within=0.1)
+    assert not task.done()
+    released = True
+    assert await stop_task(task, again_after=0.02, within=1.0)

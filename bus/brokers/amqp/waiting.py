@@ -48,6 +48,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from bus.brokers.amqp.errors import mapped
 from bus.brokers.amqp.wire import DUE_HEADER, ENVELOPE_HEADER, KEY_HEADER, text, unpack
 from bus.errors import BrokerError
+from bus.tasks import stop_task
 from bus.topology import wait_queue
 
 __all__ = ["HOLD", "LOOK", "MARK_HEADER", "Mover", "ask_to_release", "moved_headers"]
@@ -88,10 +89,8 @@ class Mover:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"mover {self.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)  # again and again: a publish that fails as it is cancelled is caught in _release
         channel, self._channel = self._channel, None
         if channel is not None:  # what it held goes back to the wait queue
             await _close_quietly(channel)
