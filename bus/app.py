@@ -53,6 +53,7 @@ from bus.stages import (
     StageHooks,
     TenantGuardSink,
 )
+from bus.tasks import stop_task
 from bus.tenancy import SourceBinding, Sources, Tenancy
 from bus.topology import INTAKE_QUEUE, ROUTE_STAGE, destination_queue
 from bus.validation.validator import Limits
@@ -285,7 +286,7 @@ class Bus:
                 except Exception as exc:  # the next round tries again; the store may be back
                     log.warning("resuming releases failed", error=type(exc).__name__)
 
-        self._resumers.append(asyncio.get_running_loop().create_task(loop()))
+        self._resumers.append(asyncio.get_running_loop().create_task(loop(), name="resumer"))
 
     async def _close_doors(self) -> None:
         """Stop taking messages (each source finishes the one it is taking)."""
@@ -312,9 +313,7 @@ class Bus:
         the broker and the state."""
         await self._close_doors()
         await self.intake.aclose()
-        for task in self._resumers:
-            task.cancel()
-        await asyncio.gather(*self._resumers, return_exceptions=True)
+        await asyncio.gather(*(stop_task(t) for t in self._resumers))  # a resume publishes: bus.tasks
         self._resumers.clear()
         for consumer in reversed(self._consumers):
             await consumer.cancel()
