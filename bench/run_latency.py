@@ -98,12 +98,14 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def write_config(directory: Path, batch: int = 1, linger_ms: int = 0, bus_linger_ms: int | None = None,
+def write_config(directory: Path, batch: int | None = None, linger_ms: int = 0, bus_linger_ms: int | None = None,
                  ) -> tuple[Path, int]:
-    """A renkei.toml of examples/renkei.toml's destinations on free ports, state in `directory`;
-    `batch` > 1: every destination takes batches of up to that many changes (the simulators do),
-    waiting up to `linger_ms` for one to fill. `bus_linger_ms`: `[bus] batch_linger_ms` (None: the
-    default). No deliverer's health listener (`[bus] health_port = 0`): two runs never clash on it."""
+    """A renkei.toml of examples/renkei.toml's destinations on free ports, state in `directory`,
+    each with the example's delivery keys (`batch_size`, `concurrency`: batches of 100);
+    `batch`: every destination takes batches of up to that many changes instead (1: one request
+    per change, with the default 8 in flight), waiting up to `linger_ms` for one to fill.
+    `bus_linger_ms`: `[bus] batch_linger_ms` (None: the default). No deliverer's health listener
+    (`[bus] health_port = 0`): two runs never clash on it."""
     example = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     intake, *ports = _free_ports(1 + len(example["destinations"]))
     lines = ["[bus]", f'state_dir = "{directory / "state"}"', "health_port = 0",
@@ -112,9 +114,13 @@ def write_config(directory: Path, batch: int = 1, linger_ms: int = 0, bus_linger
              f"http_port = {intake}", "", "[logging]", 'format = "json"', 'level = "warning"', ""]
     for (name, table), port in zip(example["destinations"].items(), ports, strict=True):
         lines += [f"[destinations.{name}]", 'transport = "http"', f'url = "http://127.0.0.1:{port}/messages"']
-        lines += [f"{key} = {value}" for key, value in table.items() if isinstance(value, int)]
-        if batch > 1:
-            lines += [f"batch_size = {batch}", f"batch_linger_ms = {linger_ms}"]
+        delivery = {key: value for key, value in table.items() if isinstance(value, int)}
+        if batch is not None:
+            delivery.pop("concurrency", None)
+            delivery["batch_size"] = batch
+            if batch > 1:
+                delivery.update(concurrency=max(8, batch), batch_linger_ms=linger_ms)
+        lines += [f"{key} = {value}" for key, value in delivery.items()]
         lines.append("")
     path = directory / "renkei.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -278,7 +284,7 @@ async def _drive(buses: list[subprocess.Popen[bytes]], port: int, audit: Path, b
 
 
 def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_within: float = 900.0,
-            batch: int = 1, linger_ms: int = 0, apart: bool = False, roles_apart: bool = False,
+            batch: int | None = None, linger_ms: int = 0, apart: bool = False, roles_apart: bool = False,
             bus_linger_ms: int | None = None) -> dict[str, Any]:
     """One load against a fresh `renkei run`; its figures. `apart`: the simulators run in a process
     of their own (bench.simulators), not inside the bus (`--with-simulators`). `roles_apart`: the
@@ -293,6 +299,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
     del records
     with tempfile.TemporaryDirectory(prefix="renkei-bench-run-") as tmp:
         config, port = write_config(Path(tmp), batch, linger_ms, bus_linger_ms)
+        delivery = _delivery_of(config)
         env = {**os.environ, "RENKEI_PSEUDONYM_KEY": BENCH_KEY}
         env.pop("RENKEI_BROKER_URL", None)
         if broker_url:
@@ -349,7 +356,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
         "broker": "rabbitmq" if broker_url else "embedded",
         "processes": ["renkei run --role router", "renkei run --role deliver"] if roles_apart else ["renkei run"],
         "bus_batch_linger_ms": bus_linger_ms,
-        "delivery": {"batch_size": batch, "batch_linger_ms": linger_ms if batch > 1 else 0},
+        "delivery": delivery,
         "simulators": "apart" if apart else "in the bus process",
         "simulators_cpu_seconds": None if seen["sims_cpu"] is None else round(seen["sims_cpu"], 3),
         "load_average": seen["load"],
@@ -362,7 +369,14 @@ def _start_bus(config: Path, role: str, options: tuple[str, ...], out: Any, env:
                              *options], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=report.ROOT)
 
 
-def run(loads: list[Load], out: Path, broker_url: str | None = None, batch: int = 1,
+def _delivery_of(config: Path) -> dict[str, int]:
+    """The delivery keys of the generated config's first destination (every one has the same)."""
+    first = next(iter(tomllib.loads(config.read_text(encoding="utf-8"))["destinations"].values()))
+    return {"batch_size": first.get("batch_size", 1), "concurrency": first.get("concurrency", 8),
+            "batch_linger_ms": first.get("batch_linger_ms", 0)}
+
+
+def run(loads: list[Load], out: Path, broker_url: str | None = None, batch: int | None = None,
         linger_ms: int = 0, apart: bool = False, roles_apart: bool = False,
         bus_linger_ms: int | None = None) -> dict[str, Any]:
     runs = []
@@ -390,8 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=Load.parse, action="append", metavar="RATExSECONDS",
                         help=f"offered load, repeatable (default: {' and '.join(DEFAULT_LOADS)})")
     parser.add_argument("--broker-url", help="RabbitMQ URL (a vhost of its own); default the embedded broker")
-    parser.add_argument("--batch", type=int, default=1, metavar="N",
-                        help="every destination takes batches of up to N changes (default 1: one request each)")
+    parser.add_argument("--batch", type=int, default=None, metavar="N",
+                        help="every destination takes batches of up to N changes (default: as examples/renkei.toml "
+                             "says, batches of 100; 1: one request each)")
     parser.add_argument("--linger-ms", type=int, default=0, help="with --batch: batch_linger_ms of each destination")
     parser.add_argument("--simulators-apart", action="store_true",
                         help="run the simulators in a process of their own (bench.simulators): the bus's own figures")
@@ -403,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                              "to fill (default: the bus's default)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    if not 1 <= args.batch <= 1000 or not 0 <= args.linger_ms <= 1000:
+    if (args.batch is not None and not 1 <= args.batch <= 1000) or not 0 <= args.linger_ms <= 1000:
         parser.error(f"--batch must be 1..1000 and --linger-ms 0..1000, got {args.batch}, {args.linger_ms}")
     if args.bus_linger_ms is not None and not 0 <= args.bus_linger_ms <= 1000:
         parser.error(f"--bus-linger-ms must be 0..1000, got {args.bus_linger_ms}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,8 @@ def test_the_offered_load_reaches_every_simulator_and_latencies_come_from_the_au
     assert r["bus_cpu_seconds"] > 0 and r["bus_rss_mb"] > 0
     assert r["target_p99_ms"] is None and r["passed"] is False  # 20/s has no target in the issue
     assert set(result["target"]) == {"200", "1000"}
+    # as examples/renkei.toml wires the simulators: batches of up to 100, as many in flight
+    assert r["delivery"] == {"batch_size": 100, "concurrency": 100, "batch_linger_ms": 0}
     assert not DIGIT_RUN.search(out.read_text(encoding="utf-8"))  # counts and durations only
 
 
@@ -63,8 +66,20 @@ def test_with_batches_and_the_simulators_apart_every_delivery_still_arrives_and_
     [r] = result["runs"]
     assert r["answers"] == {"accepted": 20}
     assert r["deliveries"] + r["dead_lettered"] == r["expected_deliveries"] >= 20
-    assert r["delivery"] == {"batch_size": 10, "batch_linger_ms": 2} and r["simulators"] == "apart"
+    assert r["delivery"] == {"batch_size": 10, "concurrency": 10, "batch_linger_ms": 2} and r["simulators"] == "apart"
     assert r["bus_cpu_seconds"] > 0
+
+
+def test_one_request_per_change_when_asked(tmp_path: Path) -> None:
+    """--batch 1: every destination as a system without batches (one request per change, 8 in flight)."""
+    config, _ = run_latency.write_config(tmp_path, batch=1)
+    destinations = tomllib.loads(config.read_text(encoding="utf-8"))["destinations"]
+    assert destinations and all(d.get("batch_size") == 1 and d.get("concurrency", 8) == 8
+                                for d in destinations.values())
+    config, _ = run_latency.write_config(tmp_path)  # the example's own keys
+    destinations = tomllib.loads(config.read_text(encoding="utf-8"))["destinations"]
+    # every system a route addresses; the bus sends nothing to chukan and portal (togo's simulator does)
+    assert {n for n, d in destinations.items() if d.get("batch_size") != 100} == {"chukan", "portal"}
 
 
 def test_with_the_roles_apart_the_bus_is_two_processes_and_every_delivery_still_arrives(tmp_path: Path) -> None:
