@@ -36,6 +36,10 @@ _CHECKPOINT_COLUMNS = ("seq", "hash", "signed_at", "key_id", "signature")
 # SQL is built from these constants only; values always travel as parameters (hence the noqa: S608)
 _INSERT = f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records WHERE "  # noqa: S608
+#: a message's life or a resident's trail, as it happened: by each event's time, then as written.
+#: With the bus in several processes each writes its own batches, so seq order is write order:
+#: the router's `routed` can be stored before the intake's `received` of the same change.
+_AS_HAPPENED = "at, seq"
 _INSERT_CHECKPOINT = (f"INSERT INTO audit_checkpoints ({', '.join(_CHECKPOINT_COLUMNS)}) "  # noqa: S608
                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING")
 _SELECT_CHECKPOINTS = (f"SELECT {', '.join(_CHECKPOINT_COLUMNS)} FROM audit_checkpoints "  # noqa: S608
@@ -72,12 +76,14 @@ class AuditStore(abc.ABC):
         """The checkpoints of records after seq `after` (every one by default), in seq order."""
 
     @abc.abstractmethod
-    def by_message(self, message_id: str) -> list[AuditRecord]: ...
+    def by_message(self, message_id: str) -> list[AuditRecord]:
+        """Every record of one message, in the order the events happened (their time, then seq)."""
 
     @abc.abstractmethod
     def by_subjects(self, subjects: Sequence[str], *, events: Sequence[EventType] = (),
                     municipality: str | None = None, since: str | None = None) -> list[AuditRecord]:
-        """Records of these pseudonyms (optionally only these events, one municipality, at ≥ since)."""
+        """Records of these pseudonyms (optionally only these events, one municipality, at ≥ since),
+        in the order the events happened (their time, then seq)."""
 
     @abc.abstractmethod
     def municipalities(self) -> list[str]:
@@ -191,7 +197,7 @@ class SqlAuditStore(AuditStore):
         return [Checkpoint(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
 
     def by_message(self, message_id: str) -> list[AuditRecord]:
-        return self._select("message_id = ? ORDER BY seq", (message_id,))
+        return self._select(f"message_id = ? ORDER BY {_AS_HAPPENED}", (message_id,))
 
     def by_subjects(self, subjects: Sequence[str], *, events: Sequence[EventType] = (),
                     municipality: str | None = None, since: str | None = None) -> list[AuditRecord]:
@@ -208,7 +214,7 @@ class SqlAuditStore(AuditStore):
         if since:
             where.append("at >= ?")
             params.append(since)
-        return self._select(" AND ".join(where) + " ORDER BY seq", tuple(params))
+        return self._select(" AND ".join(where) + f" ORDER BY {_AS_HAPPENED}", tuple(params))
 
     def municipalities(self) -> list[str]:
         with self._reading() as cur:

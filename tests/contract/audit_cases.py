@@ -176,6 +176,26 @@ class AuditStoreContract:
         assert store.by_subjects([subject()], since="9999-01-01T00:00:00+00:00") == []
         assert store.municipalities() == [MUNICIPALITY]
 
+    def test_a_life_and_a_trail_written_out_of_order_come_back_in_the_order_they_happened(
+            self, make_store: MakeStore) -> None:
+        """With the bus in several processes each writes its own batches: the router's `routed`
+        (and one deliverer's `delivered`) can be stored before the intake's `received`, or before
+        another deliverer's earlier `delivered`. by_message and by_subjects give them by time
+        (then seq, for one instant); the chain stays in write order and verifies."""
+        events = [replace(e, at=f"2026-12-06T10:00:00.{i:06d}+00:00") for i, e in enumerate(life(1))]
+        received, accepted, routed_zei, routed_kokuho, delivered_zei, retried, delivered_kokuho = events
+        store = make_store()
+        store.append([routed_zei, routed_kokuho, delivered_kokuho])  # the router's and one deliverer's
+        store.append([received, accepted])  # the intake's batch lands last but one
+        store.append([delivered_zei, retried])
+        assert verify(store).ok
+        assert [r.event for r in store.by_message(received.message_id or "")] == events
+        trail = store.by_subjects([subject()], events=(EventType.DELIVERED,))
+        assert [r.event.destination for r in trail] == ["zei", "kokuho"]  # oldest first, as written: kokuho
+        same = [replace(e, at="2026-12-06T10:00:00.000000+00:00") for e in life(2)]
+        store.append(same)  # one instant (the clock's resolution): as written
+        assert [r.event for r in store.by_message(same[0].message_id or "")] == same
+
     def test_the_tables_refuse_to_update_or_delete_records(self, make_store: MakeStore, query: Query) -> None:
         """UPDATE and DELETE of records fail (append-only) unless someone drops the guard first."""
         store = make_store()
