@@ -152,7 +152,7 @@ def test_no_personal_value_reaches_the_log(flow: Flow, catalog: Catalog) -> None
 
 def test_the_audit_trail_holds_every_messages_life_and_verifies(flow: Flow) -> None:
     """On each broker: the chain verifies, and every delivered message's life (AuditLog.life, as
-    `renkei audit life` shows it) starts received → accepted and holds a routed and a delivered
+    `renkei audit show` shows it) starts received → accepted and holds a routed and a delivered
     for each destination; rejections and duplicates are there too. With the bus in several
     processes each writes its own batches, so the router's `routed` may be stored before the
     intake's `received`: the life is ordered by when each event happened, and `received` (made

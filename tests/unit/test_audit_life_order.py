@@ -3,7 +3,7 @@
 With the bus in several processes (the demo's default), each process's recorder writes its
 own batches: the router may write a change's `routed` before the intake's batch holding its
 `received` and `accepted` reaches the store (CI saw the life [routed, routed, …, received,
-accepted, …]). `renkei audit life`, the console's message page and an auditor read
+accepted, …]). `renkei audit show`, the console's message page and an auditor read
 AuditLog.life, which must give the life as it happened.
 """
 
