@@ -8,17 +8,23 @@ routed and delivered to the default destinations in < 5 min, RSS < 300 MB" row).
     python -m bench.ingest --full              # 1,000,000 records
     python -m bench.ingest --intake-only       # the ingest alone (no router, no deliverers): the
                                                # changes wait in the intake queue; bench/results/ingest-intake.json
+    python -m bench.ingest --processes 1       # the whole bus in this process (default 3, below)
 
 The file is written first, by a child process (valid `jumin.idou` records of the synthetic
 registry, seed `--seed`), which also works out from the shipped route table what every
 destination must receive; so this process's peak RSS is the bus's and the ingest's alone.
 Then `bus.app.Bus` runs as `renkei run` assembles it (intake, router, deliverers, audit,
-counters, logs) on the embedded broker in a fresh state directory, and the clock runs from
-the file's first read (its whole-file check included) until every record is answered and
-`Bus.wait_idle` sees every queue empty. CPU is this process's (`time.process_time`, every
-thread); RSS is sampled every 0.2 s (`peak_rss_mb`) and `peak_held` is the most records the
-ingest held at once. Every sink must have received exactly what the routes say, or the run
-fails. Only counts are printed or written: no record leaves the child process's file.
+counters, logs) on the embedded broker in a fresh state directory: by default as 3 processes
+(`--processes`; bus.demo_procs, as bench.embedded and `renkei demo` run it), this one taking the
+file through the intake as `renkei ingest` does, the router in a second and the deliverers in a
+third, as `renkei run --role router` and `--role deliver` would. The clock runs from the file's
+first read (its whole-file check included) until every record is answered and `Bus.wait_idle`
+sees every queue empty. CPU is every bus process's (`time.process_time` here, every thread; the
+others' from ready until stopped). RSS is this process's, sampled every 0.2 s (`peak_rss_mb`),
+and the peaks of every bus process summed (`peak_rss_mb_all_processes`, what the target is
+about); `peak_held` is the most records the ingest held at once. Every sink must have received
+exactly what the routes say, or the run fails. Only counts are printed or written: no record
+leaves the child process's file.
 """
 
 from __future__ import annotations
@@ -77,24 +83,26 @@ def make_file(path: Path, records: int, seed: int) -> dict[str, int]:
 
 
 def run_one(records: int, *, seed: int = 1, batch: int | None = None, window: int | None = None,
-            within: float = 1800.0, intake_only: bool = False) -> dict[str, Any]:
+            within: float = 1800.0, intake_only: bool = False, processes: int = 3) -> dict[str, Any]:
     """One file of `records` changes through a fresh bus; the figures of that run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-ingest-") as tmp:
         file = Path(tmp) / "extract.avro"
         child = subprocess.run([sys.executable, "-m", "bench.ingest", "--make", str(file), "--records", str(records),
                                 "--seed", str(seed)], capture_output=True, text=True, check=True, cwd=ROOT)
         expected = Counter(json.loads(child.stdout.strip().splitlines()[-1]))
-        result = asyncio.run(_run(file, records, expected, Path(tmp) / "state", batch, window, within, intake_only))
+        result = asyncio.run(_run(file, records, expected, Path(tmp) / "state", batch, window, within, intake_only,
+                                  1 if intake_only else processes))
         return {**result, "file_mb": round(file.stat().st_size / 2**20, 1)}
 
 
 async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path, batch: int | None,
-               window: int | None, within: float, intake_only: bool) -> dict[str, Any]:
+               window: int | None, within: float, intake_only: bool, processes: int) -> dict[str, Any]:
     from adapters.sources.bulk import open_bulk
     from adapters.sources.ingest import BATCH, WINDOW, Ingester, progress_dir
     from bench.embedded import _rss_mb
     from bus.app import Bus, BusParts
     from bus.catalog import Catalog
+    from bus.demo_procs import BusProcesses, ChildReport, split
     from bus.logs import configure_logging
     from bus.ports import FunctionSink, Outbound, Receipt
     from bus.settings import BusSettings, Settings
@@ -120,8 +128,13 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
     sampler = asyncio.get_running_loop().create_task(sample())
     ingester = Ingester(bus.intake, source="bench", checkpoints=progress_dir(state_dir),
                         batch=batch or BATCH, window=window or WINDOW)
+    group = BusProcesses(settings, split(bus.destinations, processes), null_sinks=True)
+    reports: list[ChildReport] = []
     try:
-        await bus.start(BusParts(router=not intake_only, deliverers=not intake_only))
+        apart = bool(group.children)
+        await bus.start(BusParts(router=not intake_only and not group.router_apart,
+                                 deliverers=not intake_only and not apart))
+        await group.start()
         load_start = os.getloadavg()
         started, cpu_started = time.perf_counter(), time.process_time()
         bulk = await asyncio.to_thread(open_bulk, file, "avro", catalog, KIND)
@@ -130,15 +143,21 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
         idle = True if intake_only else await bus.wait_idle(within=within)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         load_end = os.getloadavg()
+        failures = group.ended_early()
     finally:
         sampler.cancel()
+        reports = await group.stop()
         await bus.stop()
     peak[0] = max(peak[0], _rss_mb())
+    own = cpu
+    for report in reports:
+        received.update(report.received)
+        cpu += report.cpu_seconds_running or 0.0
     if intake_only:
         expected = Counter()  # nothing routed: the changes wait in the intake queue
-    if done.accepted != records or received != expected or not idle:
+    if done.accepted != records or received != expected or not idle or failures:
         raise RuntimeError(f"the bus did not do the work: counts {done.counts()}, idle {idle}, "
-                           f"{sum(received.values())} of {sum(expected.values())} deliveries")
+                           f"{sum(received.values())} of {sum(expected.values())} deliveries; {failures}")
     return {
         "records": records, "deliveries": sum(expected.values()), "destinations": dict(sorted(expected.items())),
         "batch": ingester.batch, "window": ingester.window,
@@ -148,6 +167,12 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
         "peak_rss_mb": round(peak[0], 1), "peak_held": ingester.peak_held,
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
         "delivered_all": not intake_only, "mode": "intake_only" if intake_only else "end_to_end",
+        "processes": 1 + len(reports), "router_apart": group.router_apart,
+        "cpu_seconds_this_process": round(own, 3),
+        "cpu_seconds_other_processes": [r.cpu_seconds_running for r in reports],
+        "peak_rss_mb_other_processes": [r.peak_rss_mb for r in reports],
+        # what the RSS target is about with the bus in several processes: their peaks summed
+        "peak_rss_mb_all_processes": round(peak[0] + sum(r.peak_rss_mb or 0.0 for r in reports), 1),
     }
 
 
@@ -165,14 +190,15 @@ def _machine() -> dict[str, Any]:
 
 
 def run(sizes: list[int], seed: int, out: Path, batch: int | None, window: int | None,
-        intake_only: bool = False) -> dict[str, Any]:
+        intake_only: bool = False, processes: int = 3) -> dict[str, Any]:
     runs = []
     for n in sizes:
         if len(sizes) == 1:
-            runs.append(run_one(n, seed=seed, batch=batch, window=window, intake_only=intake_only))
+            runs.append(run_one(n, seed=seed, batch=batch, window=window, intake_only=intake_only,
+                                processes=processes))
         else:  # one fresh process per size, so each RSS is that size's own
             extra = [*(["--batch", str(batch)] if batch else []), *(["--window", str(window)] if window else []),
-                     *(["--intake-only"] if intake_only else [])]
+                     *(["--intake-only"] if intake_only else []), "--processes", str(processes)]
             child = subprocess.run([sys.executable, "-m", "bench.ingest", "--single", "--records", str(n),
                                     "--seed", str(seed), *extra], capture_output=True, text=True, check=True,
                                    cwd=ROOT)
@@ -203,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=None, help="batches in flight (default: the ingest's)")
     parser.add_argument("--intake-only", action="store_true",
                         help="the ingest alone: no router or deliverers (results in ingest-intake.json)")
+    parser.add_argument("--processes", type=int, default=3,
+                        help="the bus's processes (3, the default: this one takes the file in, the router and "
+                             "the deliverers each in their own; 2: the deliverers apart; 1: the whole bus here)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--make", type=Path, help=argparse.SUPPRESS)  # the child: write the file only
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
@@ -210,15 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.records or ([FULL_RECORDS] if args.full else [DEFAULT_RECORDS])
     if any(n < 1 for n in sizes):
         parser.error("--records: each size must be at least 1")
+    if args.processes < 1:
+        parser.error("--processes: at least 1")
     if args.make is not None:
         print(json.dumps(make_file(args.make, sizes[0], args.seed)))
         return 0
     if args.single:
         print(json.dumps(run_one(sizes[0], seed=args.seed, batch=args.batch, window=args.window,
-                                 intake_only=args.intake_only)))
+                                 intake_only=args.intake_only, processes=args.processes)))
         return 0
     out = args.out or (INTAKE_OUT if args.intake_only else DEFAULT_OUT)
-    run(sizes, args.seed, out, args.batch, args.window, args.intake_only)
+    run(sizes, args.seed, out, args.batch, args.window, args.intake_only, args.processes)
     return 0
 
 

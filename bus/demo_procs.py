@@ -69,6 +69,7 @@ class ChildReport:
     cpu_seconds_running: float | None = None  # from ready until stopped (the flow's share)
     received: Counter[str] = field(default_factory=Counter)  # null sinks: destination → deliveries
     contention: dict[str, float] = field(default_factory=dict)  # the broker file's writer-lock waits
+    peak_rss_mb: float | None = None  # the child's peak resident set (Linux VmHWM)
 
 
 def split(destinations: Sequence[str], processes: int) -> list[tuple[bool, tuple[str, ...]]]:
@@ -177,6 +178,7 @@ class BusProcesses:
                     report.cpu_seconds_running = found["cpu_seconds_running"]
                     report.received = Counter(found["received"])
                     report.contention = found["contention"]
+                    report.peak_rss_mb = found.get("peak_rss_mb")
         await asyncio.gather(*self._ends, return_exceptions=True)
         self._processes.clear()
         self._ends.clear()
@@ -192,6 +194,15 @@ def _die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # gone before the request was made
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _peak_rss_mb() -> float | None:
+    """This process's peak resident set so far (Linux /proc VmHWM), in MB."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 def _cpu() -> float:
@@ -253,6 +264,7 @@ def main() -> int:
     started = time.monotonic()
     report = asyncio.run(_main())
     report["cpu_seconds"] = round(_cpu(), 3)
+    report["peak_rss_mb"] = _peak_rss_mb()
     report["seconds"] = round(time.monotonic() - started, 3)
     print(json.dumps({"report": report}), flush=True)
     return 0

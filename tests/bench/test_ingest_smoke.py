@@ -23,6 +23,10 @@ def test_a_small_file_is_ingested_routed_and_delivered_and_the_result_file_has_t
     assert len(result["machine"]["load_average"]) == 3 and result["timestamp"] and result["workload"]
     [run] = result["runs"]
     assert run["records"] == 60 and run["mode"] == "end_to_end" and run["delivered_all"] is True
+    # the bus as 3 processes by default (the file taken in here, the router and the deliverers apart)
+    assert run["processes"] == 3 and run["router_apart"] is True and len(run["cpu_seconds_other_processes"]) == 2
+    assert all(mb > 0 for mb in run["peak_rss_mb_other_processes"])  # each child says its peak (VmHWM)
+    assert run["peak_rss_mb_all_processes"] > run["peak_rss_mb"] + sum(run["peak_rss_mb_other_processes"]) - 1
     assert run["deliveries"] == sum(run["destinations"].values()) >= 60
     assert run["records_per_s"] > 0 and run["cpu_ms_per_record"] > 0 and run["peak_rss_mb"] > 0
     assert 25 <= run["peak_held"] <= 25 * 3 and run["batch"] == 25
