@@ -148,9 +148,12 @@ def test_a_free_text_seen_clean_is_not_scanned_again_and_a_masked_one_is_masked_
 
 
 def uuid_like() -> str:
+    """A text unique to this run (the guard remembers the clean texts it has scanned), of letters
+    only: a random hex string can hold an 11- or 12-digit run, which the guard rightly masks as a
+    住民票コード or 個人番号 (CI once drew "…2d54109433430dd")."""
     import uuid
 
-    return uuid.uuid4().hex
+    return uuid.uuid4().hex.translate(str.maketrans("0123456789", "ghijklmnop"))
 
 
 def test_an_ordinary_event_passes_the_guard_unchanged() -> None:
