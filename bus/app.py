@@ -21,7 +21,6 @@ from typing import Any
 from adapters.registry import build_sink, sink_options
 from adapters.sources.amqp_intake import AmqpIntakeSource, vhost_url
 from adapters.sources.directory import Inbox
-from adapters.sources.http_intake import HttpIntake
 from bus.audit.hooks import AuditHooks
 from bus.audit.log import AuditLog
 from bus.audit.recorder import AuditRecorder
@@ -83,6 +82,10 @@ def sources_of(settings: Settings) -> Sources:
 def front_doors(settings: Settings, catalog: Catalog, probes: Sequence[Any] = ()) -> list[Source]:
     """The sources `settings` declares: the HTTP intake (serving `probes` too: /metrics, /healthz,
     /readyz, bus.console.probes), every inbox, every AMQP vhost intake."""
+    # here, not at the top: a process without the intake (a router or deliverer of `renkei run --role`,
+    # `renkei demo`'s children) does not load the HTTP server (uvicorn, starlette: ~3 MB each)
+    from adapters.sources.http_intake import HttpIntake
+
     intake = settings.intake
     tls = (str(intake.tls_cert_file), str(intake.tls_key_file)) if intake.tls_cert_file else None
     doors: list[Source] = [HttpIntake(intake.http_host, intake.http_port, max_body=settings.bus.max_message_bytes,

@@ -17,16 +17,20 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from bus.audit.chain import Head
 from bus.audit.events import utc_now
 from bus.errors import ConfigError
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 __all__ = ["Checkpoint", "CheckpointSigner", "CheckpointVerifier", "generate_key_file", "key_id"]
+
+# cryptography (~9 MB of RSS) is imported where a key is read, made or used, not with this module:
+# a bus process without a signing key (the demo, the benchmarks) never loads it (bench/README.md,
+# "Less memory per bus process").
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,8 @@ def _message(seq: int, digest: str, signed_at: str) -> bytes:
 
 
 def key_id(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -60,6 +66,9 @@ class CheckpointSigner:
 
     @classmethod
     def from_pem(cls, pem: bytes, where: str = "[audit] signing key") -> CheckpointSigner:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         try:
             key = serialization.load_pem_private_key(pem, password=None)
         except (ValueError, TypeError) as exc:
@@ -82,6 +91,9 @@ class CheckpointVerifier:
 
     @classmethod
     def from_pems(cls, pems: list[bytes], where: str = "[audit] trusted_keys") -> CheckpointVerifier:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         keys = []
         for pem in pems:
             try:
@@ -99,6 +111,8 @@ class CheckpointVerifier:
 
     def problem(self, checkpoint: Checkpoint) -> str | None:
         """None when the signature is good, else what is wrong with it."""
+        from cryptography.exceptions import InvalidSignature
+
         key = self._keys.get(checkpoint.key_id)
         if key is None:
             return f"is signed by key {checkpoint.key_id}, which is not a trusted key"
@@ -112,6 +126,9 @@ class CheckpointVerifier:
 def generate_key_file(path: Path) -> tuple[Path, str]:
     """Write a new Ed25519 private key (PEM, mode 0600) to `path` and its public key beside it
     (`path` + ".pub"); return the public key path and the key id. Never overwrites."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())

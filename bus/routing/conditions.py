@@ -19,12 +19,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
+from bus.routing.cel_core import engine
 from bus.routing.context import CONTEXT_VARIABLES, FUKUHON_ITEMS, GROUPS
 from bus.suggest import suggest
 
 __all__ = ["ConditionProblem", "compile_condition", "evaluate", "suggest"]
+
+cel = engine()  # the Rust extension alone (bus.routing.cel_core)
 
 #: Named functions and macros of CEL's standard library (operators are `_x_`, `@in`, ...).
 STANDARD_FUNCTIONS = frozenset(

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cel
-
 from bus.catalog import Catalog
 from bus.catalog.codelists import CodeLists
 from bus.catalog.upgrade import source_for
 from bus.config_check import UNPINNED_SOURCES
 from bus.errors import ConfigError
+from bus.routing.cel_core import engine
 from bus.routing.conditions import evaluate
 from bus.routing.context import build_context
 from bus.routing.loader import codelists_of, load_routes
@@ -30,6 +29,8 @@ from bus.routing.model import Route, RouteMatch
 from bus.routing.projection import Projector
 
 __all__ = ["RouteTable", "Verdict"]
+
+cel = engine()  # the Rust extension alone (bus.routing.cel_core)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,7 @@ def _show(value: Any) -> str:
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _activation(variables: dict[str, Any]) -> cel.Context:
+def _activation(variables: dict[str, Any]) -> Any:  # a cel.Context
     """A CEL context that converts only the variables a condition reads (measured: ~2× faster
     than converting the whole mapping up front, for the shipped routes)."""
     activation = cel.Context()
