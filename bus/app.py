@@ -139,7 +139,8 @@ class Bus:
         self.state = self.settings.state_files.open_state()  # SQLite in state_dir, or the shared [state] store
         self.deliveries = self.settings.state_files.open_delivery()
         self.audit = AuditLog.open(self.settings)
-        self.recorder = AuditRecorder(self.audit)  # batched; each stage flushes before its ack
+        self.recorder = AuditRecorder(self.audit,  # batched; each stage flushes before its ack
+                                      join_routed=self.settings.audit.routed_records == "per_change")
         #: the middleware every stage reports to, in order: audit trail, counters, log
         self.counters = CountingHooks(self.state)  # group-committed; closed by `stop`
         self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks(), *self.watchers)

@@ -30,6 +30,7 @@ previous_pseudonym_key_files = ["/etc/renkei/pseudonym-2024.key"]  # earlier pse
 checkpoint_every = 1000          # sign the chain head every N records
 checkpoint_interval = 5          # …and at least every N seconds while records are written (0: off)
 witness = "/mnt/witness/renkei-audit.jsonl"  # every signed head also kept here (a file elsewhere, or postgresql://…)
+routed_records = "per_change"    # one `routed` record naming every destination of a change, or "per_destination"
 
 [state]
 store = "postgresql://renkei@db/renkei"  # the bus's own state shared by every process (env RENKEI_STATE_STORE);

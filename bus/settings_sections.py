@@ -85,6 +85,8 @@ class AuditSettings:
     `checkpoint_interval` (seconds, 0 off): the head is signed at least this often while records
     are written. `witness` (a file path or postgresql:// URL, None: none): every signed head is
     also kept there, outside the store, so verify catches a store cut short or rolled back.
+    `routed_records`: "per_change" (one `routed` record naming every destination of a change,
+    bus.audit.fanout) or "per_destination" (one record each, as before December 2026).
     """
 
     store: str | None = None  # None: audit.sqlite in the bus's state_dir (Settings.audit_store)
@@ -94,6 +96,10 @@ class AuditSettings:
     checkpoint_every: int = 1000
     checkpoint_interval: float = 5.0
     witness: str | None = None
+    routed_records: str = "per_change"
+
+
+ROUTED_RECORDS = ("per_change", "per_destination")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +237,12 @@ _LEVELS = ("debug", "info", "warning", "error", "critical")
 
 def read_audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where, state_dir: Path) -> AuditSettings:
     known = ("store", "signing_key_file", "trusted_keys", "previous_pseudonym_key_files", "checkpoint_every",
-             "checkpoint_interval", "witness")
+             "checkpoint_interval", "witness", "routed_records")
     no_unknown(raw, at("audit"), "[audit]", known, at)
+    routed, where = setting_of(raw, env, "routed_records", "RENKEI_AUDIT_ROUTED_RECORDS", at, "audit", "per_change")
+    if routed not in ROUTED_RECORDS:
+        raise ConfigError(f"[audit] routed_records must be one of {', '.join(ROUTED_RECORDS)}, got {routed!r}",
+                          where=where)
     store, where = setting_of(raw, env, "store", "RENKEI_AUDIT_STORE", at, "audit", None)
     if store is None:
         store = str(StateDir(state_dir).audit_file)
@@ -264,7 +274,7 @@ def read_audit(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where, 
         previous.append(key)
     return AuditSettings(store=store, signing_key=signing_key, trusted_keys=tuple(trusted),
                          previous_pseudonym_keys=tuple(previous), checkpoint_every=every,
-                         checkpoint_interval=interval, witness=witness)
+                         checkpoint_interval=interval, witness=witness, routed_records=routed)
 
 
 def _audit_timing(raw: dict[str, Any], env: dict[str, str], base: Path, at: Where) -> tuple[float, str | None]:

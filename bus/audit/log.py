@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from bus.audit.backends import open_store
 from bus.audit.chain import AuditRecord
 from bus.audit.events import AuditEvent, EventType
+from bus.audit.fanout import split_records
 from bus.audit.guard import screen
 from bus.audit.signing import Checkpoint, CheckpointSigner, CheckpointVerifier
 from bus.audit.store import AuditStore
@@ -120,8 +121,9 @@ class AuditLog:
                       interval=self.checkpoint_interval)
 
     def life(self, message_id: str) -> list[AuditRecord]:
-        """Every record of one message, in the order it happened (AuditStore.by_message)."""
-        return self.store.by_message(message_id)
+        """Every record of one message, in the order it happened (AuditStore.by_message); a
+        `routed` record naming several destinations as one per destination (bus.audit.fanout)."""
+        return split_records(self.store.by_message(message_id))
 
     def close(self) -> None:
         self.store.close()

@@ -28,6 +28,7 @@ import asyncio
 from typing import Any
 
 from bus.audit.events import AuditEvent, EventType
+from bus.audit.fanout import join
 from bus.audit.guard import screen
 from bus.audit.log import AuditLog
 from bus.errors import AuditStoreError
@@ -41,8 +42,10 @@ _log = get_logger("renkei.audit")
 
 class AuditRecorder:
     def __init__(self, log: AuditLog, max_batch: int = 1000, max_delay: float = 0.05,
-                 flush_timeout: float = 30.0) -> None:
+                 flush_timeout: float = 30.0, *, join_routed: bool = True) -> None:
         self.log = log
+        #: one `routed` record per change, not per destination (bus.audit.fanout; [audit] routed_records)
+        self.join_routed = join_routed
         self.flush_timeout = flush_timeout
         self.max_batch = max_batch
         self.max_delay = max_delay
@@ -93,7 +96,7 @@ class AuditRecorder:
         backoff = 0.1
         while True:
             try:
-                await asyncio.to_thread(self.log.append_screened, batch)
+                await asyncio.to_thread(self.log.append_screened, join(batch) if self.join_routed else batch)
                 self._sign_later()
                 return [None] * len(batch)
             except Exception as exc:  # keep the events; the store may come back

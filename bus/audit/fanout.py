@@ -1,0 +1,103 @@
+"""One `routed` record per change: a change routed to five systems is one row of the trail, not five.
+
+The router reports one `routed` event per destination (Hooks.routed), and the trail stored each
+as a record: about 5 of the ~12 records of a change, and on the RabbitMQ router the only ones,
+each an SQLite or PostgreSQL row with two index entries (bench/README.md, "One routed record per
+change"). `join` makes each run of `routed` events of one message, written together, one record:
+
+    destination  "zei kokuho kaigo"            the destinations, in the order routed (a space apart:
+    route        "zei-default kokuho-default …"  identifiers never hold one, the guard sees to it)
+    projection   "zei.jumin kokuho.jumin …"     (and kind: a routed event's kind is its projection's)
+    legal_basis  '["地方税法…","国民健康保険法…",null]'  a JSON list: free text may hold anything (null: none)
+
+Everything else (message, municipality, subject, sequence, source) is the same for the run, or
+it is not joined; its time is the first event's (the router makes them together, microseconds
+apart). The record is chained and verified as any other: its content is
+what the chain covers. `split` gives back one event per destination, as they were reported (at that one time): a
+message's life (AuditLog.life: `renkei audit show`, the console) reads them so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from bus.audit.chain import AuditRecord
+from bus.audit.events import AuditEvent, EventType
+
+__all__ = ["is_joined", "join", "split", "split_records"]
+
+_SEP = " "
+
+
+def join(events: Sequence[AuditEvent]) -> list[AuditEvent]:
+    """`events` with each run of two or more joinable `routed` events of one message made one."""
+    out: list[AuditEvent] = []
+    run: list[AuditEvent] = []
+    for event in events:
+        if run and _same_change(run[0], event):
+            run.append(event)
+            continue
+        out.extend(_joined(run))
+        run = [event] if _joinable(event) else []
+        if not run:
+            out.append(event)
+    out.extend(_joined(run))
+    return out
+
+
+def is_joined(event: AuditEvent) -> bool:
+    """A `routed` record naming several destinations."""
+    return event.event == EventType.ROUTED and event.destination is not None and _SEP in event.destination
+
+
+def split(event: AuditEvent) -> list[AuditEvent]:
+    """One event per destination of a joined `routed` record (any other event: itself)."""
+    if not is_joined(event):
+        return [event]
+    destinations = (event.destination or "").split(_SEP)
+    routes = (event.route or "").split(_SEP)
+    projections = (event.projection or "").split(_SEP)
+    try:
+        bases = json.loads(event.legal_basis or "[]")
+    except ValueError:
+        return [event]  # not written by join (altered?): shown as stored; verify judges its hash
+    if not isinstance(bases, list) or not len(destinations) == len(routes) == len(projections) == len(bases):
+        return [event]  # not written by join (altered?): shown as stored; verify judges its hash
+    return [replace(event, destination=d, route=r, kind=p, projection=p, legal_basis=b)
+            for d, r, p, b in zip(destinations, routes, projections, bases, strict=True)]
+
+
+def split_records(records: Iterable[AuditRecord]) -> list[AuditRecord]:
+    """`records` with each joined `routed` record as one record per destination (same seq and hash)."""
+    out: list[AuditRecord] = []
+    for record in records:
+        if is_joined(record.event):
+            out.extend(AuditRecord(record.seq, record.prev_hash, record.hash, e) for e in split(record.event))
+        else:
+            out.append(record)
+    return out
+
+
+def _joinable(event: AuditEvent) -> bool:
+    return (event.event == EventType.ROUTED and event.message_id is not None and event.destination is not None
+            and event.route is not None and event.projection is not None
+            and not event.codes and event.receipt is None and event.actor is None and event.reason is None
+            and event.attempt is None and event.kind == event.projection  # a projection's kind, as AuditEvent.of
+            and _SEP not in event.destination + event.route + event.projection)
+
+
+def _same_change(first: AuditEvent, event: AuditEvent) -> bool:
+    return (_joinable(event) and event.message_id == first.message_id and event.subject == first.subject
+            and event.municipality == first.municipality and event.sequence == first.sequence
+            and event.source == first.source)
+
+
+def _joined(run: list[AuditEvent]) -> list[AuditEvent]:
+    if len(run) < 2:
+        return run
+    projections = _SEP.join(e.projection or "" for e in run)
+    return [replace(run[0], destination=_SEP.join(e.destination or "" for e in run),
+                    route=_SEP.join(e.route or "" for e in run), kind=projections, projection=projections,
+                    legal_basis=json.dumps([e.legal_basis for e in run], ensure_ascii=False))]
