@@ -55,7 +55,7 @@ from bus.demo_procs import BusProcesses, ChildReport, split
 from bus.logs import configure_logging
 from bus.masking import Pseudonymizer
 from bus.ports import FunctionSink, Outbound, Receipt
-from bus.settings import BusSettings, Settings
+from bus.settings import AuditSettings, BusSettings, Settings
 from bus.settings_batching import BatchSettings
 from bus.synthetic.samples import sample_records
 
@@ -81,6 +81,7 @@ class Options:
     broker_url: str | None = None  # RabbitMQ (a vhost of its own) instead of the embedded broker
     processes: int = 3  # the bus's processes (embedded; bus.demo_procs.split)
     templates: bool = True  # [bus] route_fast_path (False: the route stage's plain path)
+    routed_records: str = "per_change"  # [audit] routed_records (per_destination: a record each)
 
 
 def _rss_mb() -> float:
@@ -107,15 +108,15 @@ def expected_deliveries(bus: Bus, records: list[dict[str, Any]], ids: Pseudonymi
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
                   linger_ms: int = 0, broker_url: str | None = None, processes: int = 3,
-                  templates: bool = True) -> dict[str, Any]:
+                  templates: bool = True, routed_records: str = "per_change") -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
         batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full")
         bus = BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY, broker_url=broker_url,
                           route_fast_path=templates)
-        return {**await _run(changes, seed, Settings(bus=bus, batching=batching), within, backlog,
-                             processes if broker_url is None else 1),
-                "broker": "rabbitmq" if broker_url else "embedded"}
+        settings = Settings(bus=bus, batching=batching, audit=AuditSettings(routed_records=routed_records))
+        return {**await _run(changes, seed, settings, within, backlog, processes if broker_url is None else 1),
+                "broker": "rabbitmq" if broker_url else "embedded", "routed_records": routed_records}
 
 
 async def _run(changes: int, seed: int, settings: Settings, within: float, backlog: bool,
@@ -209,7 +210,8 @@ def run(options: Options) -> dict[str, Any]:
             runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog,
                                             sync=options.sync, batch_size=options.batch_size,
                                             linger_ms=options.linger_ms, broker_url=options.broker_url,
-                                            processes=options.processes, templates=options.templates)))
+                                            processes=options.processes, templates=options.templates,
+                                            routed_records=options.routed_records)))
         else:
             child = subprocess.run(  # this interpreter, this module, numbers only
                 [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
@@ -217,7 +219,7 @@ def run(options: Options) -> dict[str, Any]:
                  "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms),
                  "--processes", str(options.processes),
                  *(["--broker-url", options.broker_url] if options.broker_url else []),
-                 *([] if options.templates else ["--plain-route"])],
+                 *([] if options.templates else ["--plain-route"]), "--routed-records", options.routed_records],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
             )
             runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
@@ -259,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain-route", dest="templates", action="store_false",
                         help="[bus] route_fast_path = false: the route stage's plain path (every projection "
                              "copied and written on its own, every body parsed)")
+    parser.add_argument("--routed-records", choices=("per_change", "per_destination"), default="per_change",
+                        help="[audit] routed_records: one routed audit record per change (the default) or one "
+                             "per destination (as before December 2026)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):
@@ -269,11 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within,
                                              backlog=args.backlog, sync=args.sync, batch_size=args.batch_size,
                                              linger_ms=args.linger_ms, broker_url=args.broker_url,
-                                             processes=args.processes, templates=args.templates))))
+                                             processes=args.processes, templates=args.templates,
+                                             routed_records=args.routed_records))))
         return 0
     run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, sync=args.sync,
                 batch_size=args.batch_size, linger_ms=args.linger_ms, broker_url=args.broker_url,
-                processes=args.processes, templates=args.templates))
+                processes=args.processes, templates=args.templates, routed_records=args.routed_records))
     return 0
 
 
