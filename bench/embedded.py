@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.report import commit as checkout_commit
 from bus.app import Bus, BusParts
 from bus.brokers.embedded import EmbeddedBroker
 from bus.catalog import Catalog
@@ -226,6 +227,7 @@ def run(options: Options) -> dict[str, Any]:
         print(_line(runs[-1]), flush=True)
     result = {
         "benchmark": "embedded", "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": checkout_commit(),  # what it measured (+dirty: the checkout differed)
         "workload": f"valid {KIND} changes (synthetic registry, seed {options.seed}), {FEEDERS} feeders, "
                     "the shipped routes, a null sink per addressed destination",
         "target": {"changes_per_s": 3000, "cpu_growth": "flat (+-20 %) from 1,000 to 100,000"},

@@ -42,6 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.report import commit as checkout_commit
+
 __all__ = ["main", "make_file", "run_one"]
 
 DEFAULT_RECORDS = 10_000
@@ -207,6 +209,7 @@ def run(sizes: list[int], seed: int, out: Path, batch: int | None, window: int |
     result = {
         "benchmark": "ingest-intake" if intake_only else "ingest",
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": checkout_commit(),  # what it measured (+dirty: the checkout differed)
         "workload": f"an Avro file of valid {KIND} changes (synthetic registry, seed {seed}) ingested in batches "
                     + ("into the intake queue (no router or deliverers)" if intake_only else
                        "while the shipped routes route them to a null sink per addressed destination")

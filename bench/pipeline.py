@@ -34,6 +34,7 @@ from bench import faststream_side
 from bench.meter import SideResult
 from bench.reference import run_reference
 from bench.renkei_side import ROUTER_CONCURRENCY, run_renkei
+from bench.report import commit as checkout_commit
 from bench.workload import FANOUT, QueueSet, Workload, build_workload
 from bus.heap import settle_heap
 from bus.logs import configure_logging
@@ -185,6 +186,7 @@ async def _summary(options: Options, workload: Workload, rounds: list[dict[str, 
     return {
         "benchmark": "pipeline",
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": checkout_commit(),  # what it measured (+dirty: the checkout differed)
         "messages": len(workload),
         "outputs_per_message": FANOUT,
         "comparability": COMPARABILITY,

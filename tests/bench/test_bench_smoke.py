@@ -33,6 +33,7 @@ async def test_both_sides_process_every_message_and_the_result_file_has_the_figu
         assert result[side]["cpu_ms_per_message"] > 0
     for key in ("timestamp", "comparability", "measured", "machine", "settings", "destinations"):
         assert result[key]
+    assert re.fullmatch(r"[0-9a-f]{12}(\+dirty)?", result["commit"])  # what it measured (bench/README.md)
     assert result["machine"]["rabbitmq"]
     [round_] = result["rounds"]
     for side in ("reference", "renkei"):

@@ -24,6 +24,7 @@ def test_every_change_is_delivered_at_each_size_and_the_result_file_has_the_figu
     assert result["target"]["changes_per_s"] == 3000
     for key in ("timestamp", "workload", "machine"):
         assert result[key]
+    assert re.fullmatch(r"[0-9a-f]{12}(\+dirty)?", result["commit"])  # what it measured (bench/README.md)
     assert len(result["machine"]["load_average"]) == 3
     assert [r["changes"] for r in result["runs"]] == [20, 40]
     for run in result["runs"]:

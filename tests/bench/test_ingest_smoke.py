@@ -21,6 +21,7 @@ def test_a_small_file_is_ingested_routed_and_delivered_and_the_result_file_has_t
     assert result["benchmark"] == "ingest" and result["target"] == {"records": 1_000_000, "seconds": 300,
                                                                     "rss_mb": 300}
     assert len(result["machine"]["load_average"]) == 3 and result["timestamp"] and result["workload"]
+    assert re.fullmatch(r"[0-9a-f]{12}(\+dirty)?", result["commit"])  # what it measured (bench/README.md)
     [run] = result["runs"]
     assert run["records"] == 60 and run["mode"] == "end_to_end" and run["delivered_all"] is True
     # the bus as 3 processes by default (the file taken in here, the router and the deliverers apart)
