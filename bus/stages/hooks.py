@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bus.envelope import Envelope
 from bus.groupcommit import GroupCommit
-from bus.logs import get_logger
+from bus.logs import debug_enabled, get_logger
 from bus.ports import Receipt
 
 if TYPE_CHECKING:
@@ -249,7 +249,8 @@ class LoggingHooks(StageHooks):
         self._log.warning("source forbidden", source=refusal.source, municipality=refusal.municipality)
 
     def accepted(self, envelope: Envelope) -> None:
-        self._log.debug("accepted", source=envelope.source, message_id=envelope.message_id, kind=envelope.kind)
+        if debug_enabled():
+            self._log.debug("accepted", source=envelope.source, message_id=envelope.message_id, kind=envelope.kind)
 
     def duplicate(self, envelope: Envelope, accepted_as: str) -> None:
         self._log.info("duplicate", source=envelope.source, message_id=envelope.message_id,
@@ -267,6 +268,8 @@ class LoggingHooks(StageHooks):
                           municipality=envelope.municipality, message_id=envelope.message_id)
 
     def delivered(self, envelope: Envelope, receipt: Receipt) -> None:
+        if not debug_enabled():
+            return
         self._log.debug("delivered", destination=envelope.destination, message_id=envelope.message_id,
                         status=receipt.status)
 
