@@ -12,8 +12,8 @@ change"). `join` makes each run of `routed` events of one message, written toget
 
 Everything else (message, municipality, subject, sequence, source) is the same for the run, or
 it is not joined; its time is the first event's (the router makes them together, microseconds
-apart). The record is chained and verified as any other: its content is
-what the chain covers. `split` gives back one event per destination, as they were reported (at that one time): a
+apart). The record is chained and verified as any other: its content is what the chain covers.
+`split` gives back one event per destination, as they were reported (at that one time): a
 message's life (AuditLog.life: `renkei audit show`, the console) reads them so.
 """
 
@@ -62,7 +62,7 @@ def split(event: AuditEvent) -> list[AuditEvent]:
     try:
         bases = json.loads(event.legal_basis or "[]")
     except ValueError:
-        return [event]  # not written by join (altered?): shown as stored; verify judges its hash
+        bases = None
     if not isinstance(bases, list) or not len(destinations) == len(routes) == len(projections) == len(bases):
         return [event]  # not written by join (altered?): shown as stored; verify judges its hash
     return [replace(event, destination=d, route=r, kind=p, projection=p, legal_basis=b)

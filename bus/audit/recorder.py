@@ -94,9 +94,10 @@ class AuditRecorder:
         """One transaction, in a worker thread; a failing store is retried with backoff, the
         events kept (and the later ones wait behind them: the trail is a chain)."""
         backoff = 0.1
+        events = join(batch) if self.join_routed else batch  # once, not again on each retry
         while True:
             try:
-                await asyncio.to_thread(self.log.append_screened, join(batch) if self.join_routed else batch)
+                await asyncio.to_thread(self.log.append_screened, events)
                 self._sign_later()
                 return [None] * len(batch)
             except Exception as exc:  # keep the events; the store may come back
