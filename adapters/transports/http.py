@@ -25,7 +25,6 @@ getting its own item's receipt or error. The default, 1, is one request per mess
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -36,9 +35,9 @@ from adapters.transports.errors import map_http_errors, receipt_reference, recei
 from adapters.transports.httpbatch import (
     BATCH_CONTENT_TYPE,
     BATCH_SIZE_HEADER,
+    dumps_json,
     encode_batch,
     item_results,
-    json_default,
 )
 from adapters.transports.httpclient import OwnedClient
 from bus.errors import ConfigError
@@ -182,6 +181,6 @@ def envelope_headers(message: Outbound) -> dict[str, str]:
 
 def record_to_json(record: Mapping[str, Any]) -> bytes:
     """The record as UTF-8 JSON: dates ISO 8601, field order kept, non-ASCII as is."""
-    return json.dumps(record, ensure_ascii=False, default=json_default, separators=(",", ":")).encode()
+    return dumps_json(record)
 
 

@@ -145,3 +145,32 @@ def test_a_sink_declares_batches_only_when_configured() -> None:
 def test_a_bad_batch_setting_is_a_config_error_naming_it(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match=next(iter(options))):
         HttpSink(URL, **options)
+
+
+def test_dumps_json_gives_the_bytes_json_dumps_gave() -> None:
+    """The batch body and a JSON record are orjson's now: byte for byte what
+    json.dumps(ensure_ascii=False, default=json_default, compact) wrote, for what records hold."""
+    from datetime import UTC, date, datetime, timedelta, timezone
+    from decimal import Decimal
+
+    from adapters.transports.httpbatch import dumps_json, json_default
+
+    jst = timezone(timedelta(hours=9))
+    values: list[Any] = [
+        {"shimei": "山田 太郎", "kana": "ヤマダ　タロウ", "gaiji": "𠮷野家", "empty": "", "none": None},
+        {"born": date(1960, 2, 29), "at": datetime(2025, 4, 1, 9, 30, 0, 123000, tzinfo=jst),
+         "naive": datetime(2025, 4, 1, 0, 0, 0, 7), "utc": datetime(2025, 4, 1, tzinfo=UTC)},
+        {"amount": Decimal("12345.670"), "raw": b"\x00\xff", "flag": True, "n": -(2 ** 62), "f": 0.1},
+        {"items": [{"body": "<?xml version='1.0'?>\n<a>&amp;\t\"q\" \\ \u2028 \x7f</a>", "sequence": 3}]},
+        {"nested": [[1, [2, {"k": [date(2000, 1, 1)]}]]], "ключ": "значение"},
+    ]
+    for value in values:
+        expected = json.dumps(value, ensure_ascii=False, default=json_default, separators=(",", ":")).encode()
+        assert dumps_json(value) == expected
+
+
+def test_a_record_json_cannot_carry_still_raises() -> None:
+    from adapters.transports.httpbatch import dumps_json
+
+    with pytest.raises(TypeError, match="object"):
+        dumps_json({"x": object()})
