@@ -3,6 +3,7 @@ sinks (issue 10's "embedded broker, routes + deliverers to null sinks" row).
 
     python -m bench.embedded                      # 2,000 changes
     python -m bench.embedded --changes 1000 10000 # the growth rows: one fresh process per size
+    python -m bench.embedded --changes 1000 10000 100000 --repeat 3  # sizes under 50,000: the median of 3
 
 What runs is `bus.app.Bus` as `renkei run` assembles it (intake stage, router, one deliverer
 per destination the routes address, the audit recorder, counters, logs) on an
@@ -63,6 +64,7 @@ from bus.synthetic.samples import sample_records
 __all__ = ["Options", "main", "run", "run_one"]
 
 DEFAULT_CHANGES = 2000
+REPEAT_BELOW = 50_000  # --repeat applies to the sizes under this: the larger ones run minutes and swing less
 FEEDERS = 8
 KIND = "jumin.idou"
 BENCH_KEY = b"renkei-bench-pseudonym-key-not-a-secret"
@@ -83,6 +85,7 @@ class Options:
     processes: int = 3  # the bus's processes (embedded; bus.demo_procs.split)
     templates: bool = True  # [bus] route_fast_path (False: the route stage's plain path)
     routed_records: str = "per_change"  # [audit] routed_records (per_destination: a record each)
+    repeat: int = 1  # runs of each size under REPEAT_BELOW changes; the median one is kept
 
 
 def _rss_mb() -> float:
@@ -204,26 +207,21 @@ def _machine() -> dict[str, Any]:
 
 def run(options: Options) -> dict[str, Any]:
     """Every size of `options.changes`, each in a fresh process (so RSS is that size's own), and
-    the result file."""
+    the result file. A size under REPEAT_BELOW changes runs `options.repeat` times: a run of
+    1,000 changes lasts about a second, and one run swings by ±15 % on this kind of machine
+    (bench/README.md, "The growth row and its repeats"); the run with the median CPU per change
+    is kept, with every run's figures under `repeats`."""
     runs = []
     for n in options.changes:
-        if len(options.changes) == 1:
+        times = options.repeat if n < REPEAT_BELOW else 1
+        if len(options.changes) == 1 and times == 1:
             runs.append(asyncio.run(run_one(n, seed=options.seed, within=options.within, backlog=options.backlog,
                                             sync=options.sync, batch_size=options.batch_size,
                                             linger_ms=options.linger_ms, broker_url=options.broker_url,
                                             processes=options.processes, templates=options.templates,
                                             routed_records=options.routed_records)))
         else:
-            child = subprocess.run(  # this interpreter, this module, numbers only
-                [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
-                 *(["--backlog"] if options.backlog else []), "--sync", options.sync,
-                 "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms),
-                 "--processes", str(options.processes),
-                 *(["--broker-url", options.broker_url] if options.broker_url else []),
-                 *([] if options.templates else ["--plain-route"]), "--routed-records", options.routed_records],
-                capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
-            )
-            runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            runs.append(_median([_child(options, n) for _ in range(times)]))
         print(_line(runs[-1]), flush=True)
     result = {
         "benchmark": "embedded", "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -238,10 +236,37 @@ def run(options: Options) -> dict[str, Any]:
     return result
 
 
+def _child(options: Options, n: int) -> dict[str, Any]:
+    """One size in a fresh process: this interpreter, this module, numbers only."""
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.embedded", "--single", "--changes", str(n), "--seed", str(options.seed),
+         *(["--backlog"] if options.backlog else []), "--sync", options.sync,
+         "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms),
+         "--processes", str(options.processes),
+         *(["--broker-url", options.broker_url] if options.broker_url else []),
+         *([] if options.templates else ["--plain-route"]), "--routed-records", options.routed_records],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
+    )
+    return dict(json.loads(child.stdout.strip().splitlines()[-1]))
+
+
+def _median(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median CPU per change (of an even number, the higher middle one), and
+    every run's rate and CPU under `repeats`."""
+    if len(repeats) == 1:
+        return repeats[0]
+    ranked = sorted(repeats, key=lambda r: r["cpu_ms_per_change"])
+    return {**ranked[len(ranked) // 2],
+            "repeats": [{"changes_per_s": r["changes_per_s"], "cpu_ms_per_change": r["cpu_ms_per_change"],
+                         "load_1min": r["load_average"]["start"][0]} for r in repeats]}
+
+
 def _line(r: dict[str, Any]) -> str:
     return (f"{r['changes']:>7} changes ({r['deliveries']} deliveries): {r['changes_per_s']:8.1f} changes/s  "
             f"{r['cpu_ms_per_change']:7.3f} ms CPU/change  RSS {r['rss_mb']:.0f} MB  "
-            f"load {r['load_average']['start'][0]:.2f}  processes {r.get('processes', 1)}")
+            f"load {r['load_average']['start'][0]:.2f}  processes {r.get('processes', 1)}"
+            + (f"  (median of {len(r['repeats'])}: " + ", ".join(f"{x['cpu_ms_per_change']:.3f}" for x in r["repeats"])
+               + " ms)" if r.get("repeats") else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,12 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routed-records", choices=("per_change", "per_destination"), default="per_change",
                         help="[audit] routed_records: one routed audit record per change (the default) or one "
                              "per destination (as before December 2026)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help=f"run each size under {REPEAT_BELOW:,} changes this many times, each in a fresh "
+                             "process, and keep the run with the median CPU per change (default 1)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.changes):
         parser.error("--changes: each size must be at least 1")
     if args.processes < 1:
         parser.error("--processes: at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1")
     if args.single:
         print(json.dumps(asyncio.run(run_one(args.changes[0], seed=args.seed, within=args.within,
                                              backlog=args.backlog, sync=args.sync, batch_size=args.batch_size,
@@ -281,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, sync=args.sync,
                 batch_size=args.batch_size, linger_ms=args.linger_ms, broker_url=args.broker_url,
-                processes=args.processes, templates=args.templates, routed_records=args.routed_records))
+                processes=args.processes, templates=args.templates, routed_records=args.routed_records,
+                repeat=args.repeat))
     return 0
 
 

@@ -75,13 +75,13 @@ fi
 
 wants demo && step "renkei demo" "$results/demo.json" "$PY" -m bench.demo --changes "${demo[@]}"
 wants embedded && step "embedded broker, null sinks" "$results/embedded.json" \
-    "$PY" -m bench.embedded --changes "${growth[@]}" --out "$results/embedded.json"
+    "$PY" -m bench.embedded --changes "${growth[@]}" --repeat 3 --out "$results/embedded.json"
 if wants rabbitmq; then
     amqp
     vhost="renkei-bench-growth-$$"
     if url="$(bash scripts/rabbitmq.sh vhost "$vhost")"; then
         step "RabbitMQ, null sinks" "$results/embedded-rabbitmq.json" \
-            "$PY" -m bench.embedded --changes "${growth[@]}" --broker-url "$url" \
+            "$PY" -m bench.embedded --changes "${growth[@]}" --repeat 3 --broker-url "$url" \
             --out "$results/embedded-rabbitmq.json"
         bash scripts/rabbitmq.sh drop-vhost "$vhost"
     else
