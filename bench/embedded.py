@@ -85,6 +85,7 @@ class Options:
     processes: int = 3  # the bus's processes (embedded; bus.demo_procs.split)
     templates: bool = True  # [bus] route_fast_path (False: the route stage's plain path)
     routed_records: str = "per_change"  # [audit] routed_records (per_destination: a record each)
+    inline_writes: bool = True  # [bus] inline_writes (False: every SQLite write in a worker thread)
     repeat: int = 1  # runs of each size under REPEAT_BELOW changes; the median one is kept
 
 
@@ -112,15 +113,17 @@ def expected_deliveries(bus: Bus, records: list[dict[str, Any]], ids: Pseudonymi
 async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
                   linger_ms: int = 0, broker_url: str | None = None, processes: int = 3,
-                  templates: bool = True, routed_records: str = "per_change") -> dict[str, Any]:
+                  templates: bool = True, routed_records: str = "per_change",
+                  inline_writes: bool = True) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
-        batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full")
+        batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full", inline_writes)
         bus = BusSettings(state_dir=Path(tmp), pseudonym_key=BENCH_KEY, broker_url=broker_url,
                           route_fast_path=templates)
         settings = Settings(bus=bus, batching=batching, audit=AuditSettings(routed_records=routed_records))
         return {**await _run(changes, seed, settings, within, backlog, processes if broker_url is None else 1),
-                "broker": "rabbitmq" if broker_url else "embedded", "routed_records": routed_records}
+                "broker": "rabbitmq" if broker_url else "embedded", "routed_records": routed_records,
+                "inline_writes": inline_writes}
 
 
 async def _run(changes: int, seed: int, settings: Settings, within: float, backlog: bool,
@@ -219,7 +222,8 @@ def run(options: Options) -> dict[str, Any]:
                                             sync=options.sync, batch_size=options.batch_size,
                                             linger_ms=options.linger_ms, broker_url=options.broker_url,
                                             processes=options.processes, templates=options.templates,
-                                            routed_records=options.routed_records)))
+                                            routed_records=options.routed_records,
+                                            inline_writes=options.inline_writes)))
         else:
             runs.append(_median([_child(options, n) for _ in range(times)]))
         print(_line(runs[-1]), flush=True)
@@ -244,7 +248,8 @@ def _child(options: Options, n: int) -> dict[str, Any]:
          "--batch-size", str(options.batch_size), "--linger-ms", str(options.linger_ms),
          "--processes", str(options.processes),
          *(["--broker-url", options.broker_url] if options.broker_url else []),
-         *([] if options.templates else ["--plain-route"]), "--routed-records", options.routed_records],
+         *([] if options.templates else ["--plain-route"]), "--routed-records", options.routed_records,
+         *([] if options.inline_writes else ["--no-inline-writes"])],
         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
     )
     return dict(json.loads(child.stdout.strip().splitlines()[-1]))
@@ -291,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routed-records", choices=("per_change", "per_destination"), default="per_change",
                         help="[audit] routed_records: one routed audit record per change (the default) or one "
                              "per destination (as before December 2026)")
+    parser.add_argument("--no-inline-writes", dest="inline_writes", action="store_false",
+                        help="[bus] inline_writes = false: every transaction of the embedded broker and the "
+                             "audit trail in a worker thread, as before December 2026")
     parser.add_argument("--repeat", type=int, default=1,
                         help=f"run each size under {REPEAT_BELOW:,} changes this many times, each in a fresh "
                              "process, and keep the run with the median CPU per change (default 1)")
@@ -307,11 +315,13 @@ def main(argv: list[str] | None = None) -> int:
                                              backlog=args.backlog, sync=args.sync, batch_size=args.batch_size,
                                              linger_ms=args.linger_ms, broker_url=args.broker_url,
                                              processes=args.processes, templates=args.templates,
-                                             routed_records=args.routed_records))))
+                                             routed_records=args.routed_records,
+                                             inline_writes=args.inline_writes))))
         return 0
     run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, sync=args.sync,
                 batch_size=args.batch_size, linger_ms=args.linger_ms, broker_url=args.broker_url,
                 processes=args.processes, templates=args.templates, routed_records=args.routed_records,
+                inline_writes=args.inline_writes,
                 repeat=args.repeat))
     return 0
 

@@ -140,7 +140,8 @@ class Bus:
         self.deliveries = self.settings.state_files.open_delivery()
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit,  # batched; each stage flushes before its ack
-                                      join_routed=self.settings.audit.routed_records == "per_change")
+                                      join_routed=self.settings.audit.routed_records == "per_change",
+                                      inline=self.settings.batching.inline_writes)
         #: the middleware every stage reports to, in order: audit trail, counters, log
         self.counters = CountingHooks(self.state)  # group-committed; closed by `stop`
         self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks(), *self.watchers)

@@ -1,6 +1,6 @@
-"""How the stages take work from the broker, and how the embedded broker syncs: three `[bus]`
-keys, read apart from the rest of the section (bus.settings_sections.read_bus) into
-`Settings.batching`.
+"""How the stages take work from the broker, how the embedded broker syncs, and where the bus's
+SQLite files are written: four `[bus]` keys, read apart from the rest of the section
+(bus.settings_sections.read_bus) into `Settings.batching`.
 
 ```toml
 [bus]
@@ -8,6 +8,9 @@ batch_size = 64          # deliveries a stage takes at once (one per resident; b
 batch_linger_ms = 0      # how long a stage waits for a batch to fill (0: it takes what is ready)
 embedded_sync = "full"   # embedded broker: fsync each publish ("full"), or survive only a
                          # killed bus, not a power cut ("normal"; bus/brokers/embedded.py)
+inline_writes = true     # the embedded broker's and the SQLite audit trail's transactions run on
+                         # the event loop when no other process holds the file's writer lock, and
+                         # in a worker thread only when they would wait (false: always the thread)
 ```
 """
 
@@ -17,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bus.errors import ConfigError
-from bus.settings_read import Where, as_int, setting_of
+from bus.settings_read import Where, as_flag, as_int, setting_of
 
 __all__ = ["BATCH_KEYS", "BatchSettings", "read_batching"]
 
-BATCH_KEYS = ("batch_size", "batch_linger_ms", "embedded_sync")
+BATCH_KEYS = ("batch_size", "batch_linger_ms", "embedded_sync", "inline_writes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +32,16 @@ class BatchSettings:
     batch_size: int = 64
     linger_ms: int = 0
     embedded_sync: Literal["full", "normal"] = "full"
+    inline_writes: bool = True
 
 
 def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchSettings:
     """The batching keys of the `[bus]` table `raw` (env RENKEI_BATCH_SIZE, RENKEI_BATCH_LINGER_MS,
-    RENKEI_EMBEDDED_SYNC override them); a bad value is a ConfigError naming its line."""
+    RENKEI_EMBEDDED_SYNC, RENKEI_INLINE_WRITES override them); a bad value is a ConfigError naming its line."""
     size, size_at = setting_of(raw, env, "batch_size", "RENKEI_BATCH_SIZE", at, "bus", 64)
     linger, linger_at = setting_of(raw, env, "batch_linger_ms", "RENKEI_BATCH_LINGER_MS", at, "bus", 0)
     sync, sync_at = setting_of(raw, env, "embedded_sync", "RENKEI_EMBEDDED_SYNC", at, "bus", "full")
+    inline, inline_at = setting_of(raw, env, "inline_writes", "RENKEI_INLINE_WRITES", at, "bus", True)
     if sync not in ("full", "normal"):
         raise ConfigError(f"[bus] embedded_sync must be \"full\" (publishes survive a power cut) or \"normal\" "
                           f"(they survive a killed bus, not a power cut), got {sync!r}", where=sync_at)
@@ -44,4 +49,5 @@ def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchS
         batch_size=as_int(size, size_at, "[bus] batch_size", minimum=1, maximum=1000),
         linger_ms=as_int(linger, linger_at, "[bus] batch_linger_ms", minimum=0, maximum=1000),
         embedded_sync=sync,
+        inline_writes=as_flag(inline, inline_at, "[bus] inline_writes"),
     )

@@ -24,7 +24,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from bus.errors import StoreUnreadable
 
-__all__ = ["LocalFile", "enable_wal", "read_only", "tables"]
+__all__ = ["LocalFile", "busy", "enable_wal", "read_only", "tables"]
 
 T = TypeVar("T")
 
@@ -92,11 +92,13 @@ def enable_wal(db: sqlite3.Connection) -> None:
     """Switch `db` to WAL. Processes opening one file together (a router and a deliverer
     starting at once) can get "database is locked" from the switch even with a busy timeout
     (seen under load in the fault suite); it is tried again for up to 30 s."""
-    for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_delay(30),
+    for attempt in Retrying(retry=retry_if_exception(busy), stop=stop_after_delay(30),
                             wait=wait_random(0.01, 0.1), reraise=True):
         with attempt:
             db.execute("PRAGMA journal_mode=WAL")
 
 
-def _locked(error: BaseException) -> bool:
-    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+def busy(error: BaseException) -> bool:
+    """SQLite's "database is locked" (SQLITE_BUSY): another connection holds the lock wanted."""
+    return isinstance(error, sqlite3.OperationalError) and (
+        getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(error))

@@ -75,6 +75,15 @@ class AuditLog:
         return self.store.append(events, self.signer, self.checkpoint_every, sign_now=self.signing_due,
                                  on_signed=self._signed)
 
+    def try_append_screened(self, events: Sequence[AuditEvent]) -> list[AuditRecord] | None:
+        """`append_screened` if the store can take them at once (AuditStore.try_append), else
+        None with nothing written. Always None with a witness: a signed head is handed to it
+        after the commit, and it may be a server to wait for (bus.audit.witness)."""
+        if self.witness is not None:
+            return None
+        return self.store.try_append(events, self.signer, self.checkpoint_every, sign_now=self.signing_due,
+                                     on_signed=self._signed)
+
     @property
     def signing_due(self) -> bool:
         """The interval has passed since this log last signed (always False without an interval)."""

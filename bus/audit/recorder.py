@@ -12,7 +12,12 @@ stays unsigned longer than the interval (bus.audit.log).
 
 `emit` screens the event at once (a caller's mistake raises where it was made) and queues
 it; a background task writes queued events in batches (bus.groupcommit: one transaction
-per batch, in a worker thread), at most `max_delay` seconds after they were emitted. A failing store is
+per batch), at most `max_delay` seconds after they were emitted. With `inline` (`[bus]
+inline_writes`, the default) a batch is written on the event loop when the store can take it
+at once (AuditStore.try_append: a SQLite trail whose file no other process is writing just
+then), and in a worker thread otherwise: the loop never waits for another writer, and the
+common case saves the thread hand-off (~0.1 ms of CPU a batch on this kind of machine:
+bench/README.md, "Writes on the event loop"). A failing store is
 retried with backoff and nothing queued is dropped; `flush` raises AuditStoreError when it
 cannot finish within its timeout.
 
@@ -42,8 +47,11 @@ _log = get_logger("renkei.audit")
 
 class AuditRecorder:
     def __init__(self, log: AuditLog, max_batch: int = 1000, max_delay: float = 0.05,
-                 flush_timeout: float = 30.0, *, join_routed: bool = True) -> None:
+                 flush_timeout: float = 30.0, *, join_routed: bool = True, inline: bool = True) -> None:
         self.log = log
+        self.inline = inline
+        self.written_inline = 0  # batches written on the event loop (a count, for the benchmarks)
+        self.written_in_thread = 0
         #: one `routed` record per change, not per destination (bus.audit.fanout; [audit] routed_records)
         self.join_routed = join_routed
         self.flush_timeout = flush_timeout
@@ -91,13 +99,18 @@ class AuditRecorder:
                 self._signing.cancel()
 
     async def _write(self, batch: list[AuditEvent]) -> list[None]:
-        """One transaction, in a worker thread; a failing store is retried with backoff, the
-        events kept (and the later ones wait behind them: the trail is a chain)."""
+        """One transaction, on the loop if the store takes it at once, else in a worker thread; a
+        failing store is retried with backoff, the events kept (and the later ones wait behind
+        them: the trail is a chain)."""
         backoff = 0.1
         events = join(batch) if self.join_routed else batch  # once, not again on each retry
         while True:
             try:
-                await asyncio.to_thread(self.log.append_screened, events)
+                if self.inline and self.log.try_append_screened(events) is not None:
+                    self.written_inline += 1
+                else:
+                    await asyncio.to_thread(self.log.append_screened, events)
+                    self.written_in_thread += 1
                 self._sign_later()
                 return [None] * len(batch)
             except Exception as exc:  # keep the events; the store may come back

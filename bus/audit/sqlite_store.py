@@ -11,13 +11,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from bus.audit.chain import GENESIS
 from bus.audit.store import SqlAuditStore, _Cursor
 from bus.errors import AuditStoreError
-from bus.sqlite import enable_wal
+from bus.sqlite import busy, enable_wal
 
 __all__ = ["SqliteAuditStore"]
 
@@ -50,6 +50,7 @@ class SqliteAuditStore(SqlAuditStore):
 
     def __init__(self, path: Path, timeout: float = 30.0) -> None:
         self.path = path
+        self._timeout_ms = int(timeout * 1000)
         self.location = str(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,17 +68,51 @@ class SqliteAuditStore(SqlAuditStore):
 
     @contextmanager
     def _locked(self) -> Iterator[_Cursor]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise AuditStoreError(f"cannot write the audit store {self.path}: {exc}") from None
+        with self._transaction(wait=True) as cur:
+            if cur is None:  # cannot be: waiting, it begins or raises
+                raise AuditStoreError(f"cannot write the audit store {self.path}")
+            yield cur
+
+    def _locked_now(self) -> AbstractContextManager[_Cursor | None]:
+        return self._transaction(wait=False)
+
+    @contextmanager
+    def _transaction(self, *, wait: bool) -> Iterator[_Cursor | None]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, rolled back if the block raises).
+        `wait=False`: yields None, having done nothing, when this connection is in use by another
+        thread or the file's writer lock is held by another connection (process), instead of
+        waiting for them (the busy timeout is 0 for that BEGIN)."""
+        if not self._lock.acquire(blocking=wait):
+            yield None
+            return
+        try:
+            if not self._begin(wait):
+                yield None
+                return
             try:
                 yield self._db.cursor()
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        finally:
+            self._lock.release()
+
+    def _begin(self, wait: bool) -> bool:
+        try:
+            if wait:
+                self._db.execute("BEGIN IMMEDIATE")
+                return True
+            self._db.execute("PRAGMA busy_timeout=0")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout={self._timeout_ms}")
+            return True
+        except sqlite3.Error as exc:
+            if not wait and busy(exc):
+                return False
+            raise AuditStoreError(f"cannot write the audit store {self.path}: {exc}") from None
 
     @contextmanager
     def _reading(self) -> Iterator[_Cursor]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from bus.audit.chain import EVENT_FIELDS, GENESIS, AuditRecord, Head, link_rows, record_row
@@ -59,6 +59,15 @@ class AuditStore(abc.ABC):
         """Append `events` in one transaction, chained after the head; when `signer` is given and
         the head crosses a multiple of `checkpoint_every` (or `sign_now`), sign the new head in the
         same transaction, and after the commit hand the checkpoint to `on_signed`."""
+
+    def try_append(self, events: Sequence[AuditEvent], signer: CheckpointSigner | None = None,
+                   checkpoint_every: int = 0, *, sign_now: bool = False,
+                   on_signed: Callable[[Checkpoint], None] | None = None) -> list[AuditRecord] | None:
+        """`append`, if it can be done at once: None, with nothing written, when it would first
+        have to wait (for another process's or thread's write). The audit recorder calls it on its
+        event loop and hands the batch to a worker thread when it answers None
+        (bus.audit.recorder). A store that cannot tell answers None: every append in the thread."""
+        return None
 
     @abc.abstractmethod
     def add_checkpoint(self, signer: CheckpointSigner) -> Checkpoint | None:
@@ -131,6 +140,11 @@ class SqlAuditStore(AuditStore):
     def _reading(self) -> AbstractContextManager[_Cursor]:
         """A cursor for reads."""
 
+    def _locked_now(self) -> AbstractContextManager[_Cursor | None]:
+        """`_locked` if the head lock can be had without waiting; else (or for a backend that
+        cannot tell) a context that yields None and does nothing."""
+        return nullcontext(None)
+
     def _lock_head_sql(self) -> str:
         return "SELECT seq, hash FROM audit_head WHERE id = 1"
 
@@ -143,21 +157,39 @@ class SqlAuditStore(AuditStore):
                on_signed: Callable[[Checkpoint], None] | None = None) -> list[AuditRecord]:
         if not events:
             return []
-        insert = self._sql(_INSERT)
-        checkpoint = None
         with self._locked() as cur:
-            head = self._read_head(cur)
-            records, rows = link_rows(head, events)
-            cur.executemany(insert, rows)
-            new = Head(records[-1].seq, records[-1].hash)
-            cur.execute(self._sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"), (new.seq, new.hash))
-            due = sign_now or (checkpoint_every > 0 and head.seq // checkpoint_every != new.seq // checkpoint_every)
-            if signer is not None and due:
-                checkpoint = signer.sign(new)
-                self._insert_checkpoint(cur, checkpoint)
+            records, checkpoint = self._append_in(cur, events, signer, checkpoint_every, sign_now)
         if checkpoint is not None and on_signed is not None:
             on_signed(checkpoint)
         return records
+
+    def try_append(self, events: Sequence[AuditEvent], signer: CheckpointSigner | None = None,
+                   checkpoint_every: int = 0, *, sign_now: bool = False,
+                   on_signed: Callable[[Checkpoint], None] | None = None) -> list[AuditRecord] | None:
+        if not events:
+            return []
+        with self._locked_now() as cur:
+            if cur is None:
+                return None
+            records, checkpoint = self._append_in(cur, events, signer, checkpoint_every, sign_now)
+        if checkpoint is not None and on_signed is not None:
+            on_signed(checkpoint)
+        return records
+
+    def _append_in(self, cur: _Cursor, events: Sequence[AuditEvent], signer: CheckpointSigner | None,
+                   checkpoint_every: int, sign_now: bool) -> tuple[list[AuditRecord], Checkpoint | None]:
+        """The body of an append, in a transaction that holds the head lock."""
+        head = self._read_head(cur)
+        records, rows = link_rows(head, events)
+        cur.executemany(self._sql(_INSERT), rows)
+        new = Head(records[-1].seq, records[-1].hash)
+        cur.execute(self._sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"), (new.seq, new.hash))
+        due = sign_now or (checkpoint_every > 0 and head.seq // checkpoint_every != new.seq // checkpoint_every)
+        checkpoint = None
+        if signer is not None and due:
+            checkpoint = signer.sign(new)
+            self._insert_checkpoint(cur, checkpoint)
+        return records, checkpoint
 
     def add_checkpoint(self, signer: CheckpointSigner) -> Checkpoint | None:
         with self._locked() as cur:

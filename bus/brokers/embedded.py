@@ -80,6 +80,7 @@ class EmbeddedBroker(Broker):
         heartbeat_interval: float = 2.0,
         poll_interval: float = 0.05,
         sync: Literal["full", "normal"] = "full",
+        inline_writes: bool = True,
     ) -> None:
         if lease_timeout < 3 * heartbeat_interval:
             raise ValueError(f"lease_timeout ({lease_timeout} s) must be at least 3 heartbeat intervals "
@@ -91,6 +92,9 @@ class EmbeddedBroker(Broker):
         if sync not in ("full", "normal"):
             raise ValueError(f"sync must be 'full' or 'normal', got {sync!r}")
         self.sync = sync
+        #: transactions on the event loop when the file's writer lock is free ([bus] inline_writes;
+        #: bus.brokers.embedded_store.Worker._commit), else on the worker's thread
+        self.inline_writes = inline_writes
         self.owner = uuid.uuid4().hex
         self._db: store.Worker | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -105,7 +109,7 @@ class EmbeddedBroker(Broker):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = await asyncio.to_thread(store.Worker, self.path, self.sync == "full")
+            self._db = await asyncio.to_thread(store.Worker, self.path, self.sync == "full", self.inline_writes)
         except sqlite3.Error as exc:
             raise store.mapped(exc) from exc
         me = store.Process.current()
@@ -199,11 +203,14 @@ class EmbeddedBroker(Broker):
     def contention(self) -> dict[str, float]:
         """The file's writer lock as this instance met it since it connected: its transactions, the
         seconds it held the lock (others wait that long), and its waits over 1 ms for another
-        connection (process) holding it, and their seconds."""
+        connection (process) holding it, and their seconds; of the transactions, how many ran on the
+        event loop (`inline_transactions`, [bus] inline_writes) rather than on the worker's thread."""
         db = self._db
         if db is None:
-            return {"transactions": 0, "lock_held_seconds": 0.0, "lock_waits": 0, "lock_wait_seconds": 0.0}
-        return {"transactions": db.transactions, "lock_held_seconds": round(db.lock_held_seconds, 3),
+            return {"transactions": 0, "inline_transactions": 0, "lock_held_seconds": 0.0, "lock_waits": 0,
+                    "lock_wait_seconds": 0.0}
+        return {"transactions": db.transactions, "inline_transactions": db.inline_transactions,
+                "lock_held_seconds": round(db.lock_held_seconds, 3),
                 "lock_waits": db.lock_waits, "lock_wait_seconds": round(db.lock_wait_seconds, 3)}
 
     async def describe(self, queues: Sequence[str]) -> BrokerDescription:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import structlog
 
@@ -21,7 +21,7 @@ from bus.brokers.base import QueueDescription
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 from bus.groupcommit import Failed, GroupCommit
 from bus.liveness import Process
-from bus.sqlite import enable_wal, read_only
+from bus.sqlite import busy, enable_wal, read_only
 
 __all__ = [
     "PER_MESSAGE", "Process", "Worker", "ack_statement", "data_version", "drained", "heartbeat",
@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS consumers (
 SCHEMA_VERSION = 2  # PRAGMA user_version of a file this module wrote (2: visible_at)
 WAITING, READY, LEASED = 0, 1, 2
 _BATCH = 1000  # jobs per transaction at most
+_TIMEOUT = 10.0  # seconds a thread's BEGIN IMMEDIATE waits for another connection's writer lock
 
 
 # -- the SQLite side: plain functions run in the worker thread, inside one transaction ----
@@ -259,9 +260,14 @@ class Worker:
     Rule for jobs: raise a BrokerError only before writing anything. Create it in a thread
     (it opens the file); use it from one event loop."""
 
-    def __init__(self, path: Path, sync_publishes: bool = True) -> None:
+    def __init__(self, path: Path, sync_publishes: bool = True, inline: bool = True) -> None:
         self._sync_publishes = sync_publishes  # False: publishes commit with NORMAL too (EmbeddedBroker.sync)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        #: run a batch on the event loop when the file's writer lock is free (`[bus] inline_writes`):
+        #: the thread only for what would wait for another process (see `_commit`)
+        self._inline = inline
+        self._on_thread = 0  # calls handed to the thread and not yet back: the connection is the thread's
+        self.inline_transactions = 0  # of `transactions`, how many ran on the event loop
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=_TIMEOUT)
         enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA cache_size=-32000")  # KiB: the hot pages of big queues
@@ -296,26 +302,61 @@ class Worker:
         return result
 
     async def peek(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on the worker's thread outside any transaction (no write lock taken): a cheap
-        read such as `PRAGMA data_version`. It never overlaps a batch (one thread runs both)."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, self._conn)
+        """Run `fn` outside any transaction (no write lock taken): a cheap read such as `PRAGMA
+        data_version`. On the loop when the connection is free and the read needs no wait, else on
+        the worker's thread; it never overlaps a batch."""
+        if self._inline and not self._on_thread:
+            try:
+                return self._now(fn, self._conn)
+            except sqlite3.OperationalError as exc:
+                if not busy(exc):
+                    raise
+        return await self._thread_call(fn, self._conn)
 
     async def aclose(self) -> None:
         await self._jobs.drain()
         await self._jobs.aclose()
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
+        await self._thread_call(self._conn.close)
         self._thread.shutdown(wait=True)
 
     async def _commit(self, batch: list[_Job]) -> list[Any]:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._outcomes, batch)
+        """One transaction for the batch: on the event loop when nothing else holds the file's
+        writer lock (the common case: no thread hand-off, ~0.1 ms of CPU saved a batch), else on
+        the worker's thread, which waits for the lock as long as the busy timeout allows."""
+        if self._inline and not self._on_thread:
+            outcomes = self._outcomes(batch, now=True)
+            if outcomes is not None:
+                return outcomes
+        return await self._thread_call(self._outcomes, batch)
 
-    def _outcomes(self, batch: list[_Job]) -> list[Any]:
+    async def _thread_call(self, fn: Callable[..., T], *args: Any) -> T:
+        self._on_thread += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        finally:
+            self._on_thread -= 1
+
+    def _now(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` with a busy timeout of 0: SQLITE_BUSY at once rather than a wait on the loop."""
+        self._conn.execute("PRAGMA busy_timeout=0")
+        try:
+            return fn(*args)
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout={int(_TIMEOUT * 1000)}")
+
+    @overload
+    def _outcomes(self, batch: list[_Job]) -> list[Any]: ...
+    @overload
+    def _outcomes(self, batch: list[_Job], *, now: bool) -> list[Any] | None: ...
+
+    def _outcomes(self, batch: list[_Job], *, now: bool = False) -> list[Any] | None:
         """Run the jobs in one transaction. A job raising a BrokerError has (by rule) written
         nothing, so the others go on; a job failing otherwise is dropped and the batch rerun
-        without it; a failed BEGIN/COMMIT fails them all."""
+        without it; a failed BEGIN/COMMIT fails them all. `now`: None, with nothing done, when
+        the writer lock is another connection's (nothing waits for it)."""
         results: list[Any] = []
         try:
-            with self._transaction(any(job.durable for job in batch)):
+            with self._transaction(any(job.durable for job in batch), now=now):
                 for index, job in enumerate(batch):
                     try:
                         results.append(job.fn(self._conn))
@@ -323,21 +364,34 @@ class Worker:
                         results.append(Failed(exc))
                     except Exception as exc:
                         raise _JobFailed(index, exc) from exc
+        except _Busy:
+            return None
         except _JobFailed as failed:
-            rest = self._outcomes(batch[:failed.index] + batch[failed.index + 1:])
+            rest = self._outcomes(batch[:failed.index] + batch[failed.index + 1:], now=now)
+            if rest is None:
+                return None
             return [*rest[:failed.index], Failed(mapped(failed.error)), *rest[failed.index:]]
         except Exception as exc:
             return [Failed(mapped(exc))] * len(batch)
         return results
 
     @contextmanager
-    def _transaction(self, durable: bool = False) -> Iterator[None]:
+    def _transaction(self, durable: bool = False, *, now: bool = False) -> Iterator[None]:
         durable = durable and self._sync_publishes
         if durable != self._durable:
             self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._durable = durable
         started = time.perf_counter()
-        self._conn.execute("BEGIN IMMEDIATE")  # waits (busy timeout) while another connection writes
+        if now:
+            try:
+                self._now(self._conn.execute, "BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if busy(exc):
+                    raise _Busy from None
+                raise
+            self.inline_transactions += 1
+        else:
+            self._conn.execute("BEGIN IMMEDIATE")  # waits (busy timeout) while another connection writes
         waited = time.perf_counter() - started
         self.transactions += 1
         if waited > 0.001:
@@ -352,6 +406,10 @@ class Worker:
             self._conn.execute("COMMIT")
         finally:
             self.lock_held_seconds += time.perf_counter() - started - waited
+
+
+class _Busy(Exception):
+    """BEGIN IMMEDIATE on the loop found the writer lock taken: the batch goes to the thread."""
 
 
 class _JobFailed(Exception):

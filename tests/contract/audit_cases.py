@@ -146,6 +146,22 @@ class AuditStoreContract:
         assert store.head().seq == len(events) and store.head().hash == records[-1].hash
         assert verify(store).ok
 
+    def test_try_append_appends_as_append_does_or_writes_nothing(self, make_store: MakeStore) -> None:
+        """The recorder's inline path ([bus] inline_writes): a store either appends at once, the
+        same chain as `append` would make, or answers None having written nothing (PostgreSQL
+        always answers None: its appends stay in the recorder's thread)."""
+        store = make_store()
+        one, two = life(1), life(2)
+        first = store.append(one)
+        tried = store.try_append(two)
+        if tried is None:
+            assert store.head().seq == len(first)
+            tried = store.append(two)
+        assert tried[0].prev_hash == first[-1].hash and tried[0].seq == first[-1].seq + 1
+        assert [r.event for r in store.records()] == one + two
+        assert store.try_append([]) == []
+        assert verify(store).ok
+
     def test_an_empty_trail_verifies(self, make_store: MakeStore) -> None:
         """Nothing appended yet: verify is OK with zero records."""
         report = verify(make_store())

@@ -33,5 +33,5 @@ async def test_a_publish_waiting_for_another_process_write_is_counted_with_its_w
         assert after["transactions"] > before["transactions"]
     finally:
         await broker.close()
-    assert broker.contention() == {"transactions": 0, "lock_held_seconds": 0.0, "lock_waits": 0,
-                                   "lock_wait_seconds": 0.0}  # closed: nothing to say
+    assert broker.contention() == {"transactions": 0, "inline_transactions": 0, "lock_held_seconds": 0.0,
+                                   "lock_waits": 0, "lock_wait_seconds": 0.0}  # closed: nothing to say
