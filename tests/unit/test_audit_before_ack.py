@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pipeline_support import CapturingBroker, accepted_delivery, intake_of, route_stage
@@ -67,6 +68,27 @@ async def test_the_router_returns_to_the_ack_only_after_its_routed_events_are_wr
     await router(await accepted_delivery(catalog, tmp_path))
     assert broker.published, "the change reaches some destination"
     assert _written(log) == ["routed"] * len(broker.published)
+
+
+async def test_the_routed_events_are_written_before_the_change_is_recorded_routed(
+        catalog: Catalog, tmp_path: Path, trail: tuple[AuditLog, AuditRecorder]) -> None:
+    """Killed between the two, the redelivered change would be dropped as already routed and its
+    `routed` records never written: a change delivered with no routing in its life. So the events
+    go first (killed then, it is routed again and its records are there twice: the allowed side)."""
+    log, recorder = trail
+    broker = CapturingBroker()
+    stage, router = route_stage(broker, catalog, tmp_path, hooks=AuditHooks(recorder))
+    written_when_recorded: list[list[str]] = []
+    record = stage._state.record_routed_many
+
+    def watched(routed: Any) -> None:
+        written_when_recorded.append(_written(log))
+        record(routed)
+
+    stage._state.record_routed_many = watched  # type: ignore[method-assign]
+    await router(await accepted_delivery(catalog, tmp_path))
+    assert broker.published
+    assert written_when_recorded == [["routed"] * len(broker.published)]
 
 
 async def test_the_deliverer_returns_to_the_ack_only_after_its_delivered_event_is_written(
