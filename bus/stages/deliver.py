@@ -247,7 +247,7 @@ class DeliverStage:
         log.error("delivery crashed", destination=self.destination, message_id=message.envelope.message_id,
                   error=type(error).__name__, crashes=crashes)
         if crashes >= self.policy.poison_after:
-            self._dead(message, POISON, f"the handler crashed {crashes} times ({type(error).__name__})")
+            await self._dead(message, POISON, f"the handler crashed {crashes} times ({type(error).__name__})")
         else:
             crashed = Message(message.envelope, {**message.headers, CRASHES_HEADER: crashes}, message.body)
             await self._retry_later(crashed, f"the handler crashed ({type(error).__name__})")
@@ -296,7 +296,7 @@ class DeliverStage:
     async def _failed(self, message: Message, error: TransientError | PermanentError) -> bool:
         """An item's failure: dead-lettered (refused for good) or scheduled for a retry."""
         if isinstance(error, PermanentError):
-            self._dead(message, REFUSED, str(error))
+            await self._dead(message, REFUSED, str(error))
         else:
             await self._retry_later(message, str(error), _asked(error))
         return False
@@ -309,7 +309,7 @@ class DeliverStage:
         try:
             receipt = await self._deliver_with_retries(outbound)
         except PermanentError as error:
-            self._dead(message, REFUSED, str(error))
+            await self._dead(message, REFUSED, str(error))
             return False
         except TransientError as error:
             await self._retry_later(message, str(error), _asked(error))
@@ -347,7 +347,7 @@ class DeliverStage:
         first_failed = float(headers.get(FIRST_FAILED_HEADER) or now)
         tier = int(headers.get(TIER_HEADER) or 0)
         if now - first_failed >= self.policy.deadline:
-            self._dead(message, DEADLINE, f"still failing {now - first_failed:.0f} s after the first failure "
+            await self._dead(message, DEADLINE, f"still failing {now - first_failed:.0f} s after the first failure "
                                           f"(deadline {self.policy.deadline:.0f} s): {reason}")
             return
         delay = min(self._delay(tier, asked), max(0.0, first_failed + self.policy.deadline - now))
@@ -366,8 +366,8 @@ class DeliverStage:
         beyond = float(math.ceil(asked)) if asked <= 60 else math.ceil(asked / 60) * 60.0  # a 1 s wait is no minute
         return next((t for t in self.policy.tiers if t >= asked), beyond)
 
-    def _dead(self, message: Message, code: str, reason: str) -> None:
+    async def _dead(self, message: Message, code: str, reason: str) -> None:
         headers = message.headers
         clean = Message(message.envelope, {k: v for k, v in headers.items() if k not in RETRY_HEADERS}, message.body)
-        self.line.dead(clean, code, reason, attempts=int(headers.get(TIER_HEADER) or 0) + 1,
+        await self.line.dead(clean, code, reason, attempts=int(headers.get(TIER_HEADER) or 0) + 1,
                        first_failed=float(headers.get(FIRST_FAILED_HEADER) or time.time()))

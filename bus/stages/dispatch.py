@@ -100,7 +100,7 @@ class Dispatcher:
             outcomes = await self._outcomes(batch)
             for delivery, outcome in zip(batch, outcomes, strict=True):
                 if outcome.what == "dead":
-                    self._line.dead(Message(Envelope.from_headers(delivery.headers), dict(delivery.headers),
+                    await self._line.dead(Message(Envelope.from_headers(delivery.headers), dict(delivery.headers),
                                             delivery.body), outcome.code, outcome.reason,
                                     attempts=delivery.delivery_count)
                 if outcome.what != "retry" and self._outages:

@@ -98,17 +98,21 @@ class ResidentLine:
     def park(self, message: Message, status: ParkStatus) -> None:
         self.store.park(self.where, message.envelope.subject, message.envelope.message_id, status)
 
-    def dead(self, message: Message, code: str, reason: str, *, attempts: int = 1,
-             first_failed: float | None = None) -> None:
-        """Put `message` in the dead letters and park its resident behind it (one transaction)."""
+    async def dead(self, message: Message, code: str, reason: str, *, attempts: int = 1,
+                   first_failed: float | None = None) -> None:
+        """Report `message` dead-lettered (its events written), then put it in the dead letters and
+        park its resident behind it (one transaction). In that order: a dead letter handed out
+        again is not reported again (`admit`), so its event must be in the trail by then; killed
+        before the letter, the change is tried again and its event is there twice."""
         envelope = message.envelope
+        self._hooks.dead_lettered(self._here(envelope), code, reason)
+        await self._hooks.written()
         self.store.add_dead(
             destination=self.where, subject=envelope.subject, municipality=envelope.municipality,
             message_id=envelope.message_id, sequence=envelope.sequence, code=code, reason=reason,
             attempts=attempts, first_failed=time.time() if first_failed is None else first_failed,
             headers=message.headers, body=message.body,
         )
-        self._hooks.dead_lettered(self._here(envelope), code, reason)
 
     async def resume(self, attempt: Attempt) -> None:
         """Finish releases a crash interrupted (a resident whose head is a held message); a

@@ -20,6 +20,7 @@ from bus.brokers.base import Delivery
 from bus.catalog import Catalog
 from bus.delivery import DeliveryStore
 from bus.envelope import Envelope
+from bus.errors import PermanentError
 from bus.ports import Outbound, Receipt
 from bus.stages import DeliverStage, Dispatcher, ResidentLine
 
@@ -106,3 +107,38 @@ async def test_the_deliverer_returns_to_the_ack_only_after_its_delivered_event_i
     dispatcher = Dispatcher(deliverer, hooks, line, poison_after=5)
     await dispatcher(Delivery(projection.body, projection.message_id, projection.key, dict(projection.headers)))
     assert _written(log) == ["delivered"]
+
+
+class RefusingSink:
+    async def deliver(self, message: Outbound) -> Receipt:
+        raise PermanentError("refused for good (a test)")
+
+
+async def test_a_dead_letter_is_written_to_the_trail_before_it_is_stored(
+        catalog: Catalog, tmp_path: Path, trail: tuple[AuditLog, AuditRecorder]) -> None:
+    """A dead letter handed out again (killed after the letter, before the ack) is left to the
+    operator without a second report, so its `dead_lettered` event must be in the trail before
+    the letter is stored."""
+    log, recorder = trail
+    routed = CapturingBroker()
+    _, router = route_stage(routed, catalog, tmp_path)
+    await router(await accepted_delivery(catalog, tmp_path))
+    _, projection = routed.published[0]
+    destination = Envelope.from_headers(projection.headers).destination
+    assert destination is not None
+    hooks = AuditHooks(recorder)
+    store = DeliveryStore(tmp_path / "delivery.sqlite")
+    written_when_stored: list[list[str]] = []
+    add_dead = store.add_dead
+
+    def watched(**letter: Any) -> Any:
+        written_when_stored.append(_written(log))
+        return add_dead(**letter)
+
+    store.add_dead = watched  # type: ignore[method-assign]
+    line = ResidentLine(store, destination, hooks)
+    deliverer = DeliverStage(CapturingBroker(), catalog, line, RefusingSink(), hooks=hooks)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(deliverer, hooks, line, poison_after=5)
+    await dispatcher(Delivery(projection.body, projection.message_id, projection.key, dict(projection.headers)))
+    assert written_when_stored == [["dead_lettered"]]
+    assert [letter.message_id for letter in store.dead_list()] == [Envelope.from_headers(projection.headers).message_id]
