@@ -70,6 +70,7 @@ class Options:
     faststream: bool = False  # a third side: the same work in FastStream (the `bench` extra)
     batch_size: int = BatchSettings().batch_size  # renkei's `[bus] batch_size` (1: one message at a time)
     templates: bool = True  # renkei's `[bus] route_fast_path` (False: the route stage's plain path)
+    inline_writes: bool = False  # renkei's `[bus] inline_writes` ("auto" on RabbitMQ: audit appends in a thread)
 
 
 def amqp_url(given: str | None) -> str:
@@ -133,7 +134,8 @@ async def _side(side: str, options: Options, workload: Workload) -> SideResult:
             if side == "renkei":
                 result = await run_renkei(options.url, workload, queues, audit=options.audit, within=options.within,
                                           fast_path=options.fast_path, templates=options.templates,
-                                          batching=BatchSettings(batch_size=options.batch_size))
+                                          batching=BatchSettings(batch_size=options.batch_size,
+                                                                 inline_writes=options.inline_writes))
             elif side == "faststream":
                 result = await faststream_side.run_faststream(options.url, workload, queues,
                                                               prefetch=2 * ROUTER_CONCURRENCY, within=options.within)
@@ -206,6 +208,7 @@ async def _summary(options: Options, workload: Workload, rounds: list[dict[str, 
                      "prefetch": 2 * ROUTER_CONCURRENCY, "queue_type": "quorum", "rounds": options.rounds,
                      "renkei_audit": options.audit, "renkei_amqp_fast_path": options.fast_path,
                      "renkei_batch_size": options.batch_size, "renkei_route_fast_path": options.templates,
+                     "renkei_inline_writes": options.inline_writes,
                      "gc": {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count() > 0}},
         "machine": {**await _machine(options.url), "load_average_start": load_at_start},
         "load_average": {"start": load_at_start, "end": _load()},
@@ -256,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=Options.batch_size,
                         help="renkei's `[bus] batch_size` (default: the shipped one; 1: the router one message "
                              "at a time, as before the batching core)")
+    parser.add_argument("--inline-writes", action="store_true",
+                        help="renkei's [bus] inline_writes = true: its SQLite audit appends on the event loop "
+                             "when the file is free (\"auto\", the default, keeps them in a thread on RabbitMQ)")
     parser.add_argument("--plain-route", dest="templates", action="store_false",
                         help="renkei's `[bus] route_fast_path = false`: the route stage's plain path (every "
                              "projection copied and written on its own)")
@@ -269,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     settle_heap()  # the GC settings `renkei run` has, for both sides alike (run() leaves them as they are)
     options = Options(amqp_url(args.amqp_url), messages=args.messages, rounds=args.rounds, seed=args.seed,
                       audit=args.audit, fast_path=args.fast_path, out=args.out, faststream=args.faststream,
-                      batch_size=args.batch_size, templates=args.templates)
+                      batch_size=args.batch_size, templates=args.templates, inline_writes=args.inline_writes)
     result = asyncio.run(run(options))
     return 0 if result["passed"] else 1
 

@@ -13,7 +13,8 @@ stays unsigned longer than the interval (bus.audit.log).
 `emit` screens the event at once (a caller's mistake raises where it was made) and queues
 it; a background task writes queued events in batches (bus.groupcommit: one transaction
 per batch), at most `max_delay` seconds after they were emitted. With `inline` (`[bus]
-inline_writes`, the default) a batch is written on the event loop when the store can take it
+inline_writes`; "auto", the default, is on with the embedded broker and off on RabbitMQ:
+BatchSettings.inline_for) a batch is written on the event loop when the store can take it
 at once (AuditStore.try_append: a SQLite trail whose file no other process is writing just
 then), and in a worker thread otherwise: the loop never waits for another writer, and the
 common case saves the thread hand-off (~0.1 ms of CPU a batch on this kind of machine:

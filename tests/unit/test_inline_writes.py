@@ -18,7 +18,7 @@ from bus.audit.sqlite_store import SqliteAuditStore
 from bus.brokers.base import OutgoingMessage
 from bus.brokers.embedded import EmbeddedBroker
 from bus.errors import ConfigError
-from bus.settings_batching import read_batching
+from bus.settings_batching import BatchSettings, read_batching
 from bus.settings_read import Where
 
 SUBJECT = "0" * 32
@@ -149,8 +149,29 @@ async def test_the_recorder_with_inline_off_always_uses_the_thread(tmp_path: Pat
 
 def test_inline_writes_is_read_from_the_bus_table_and_the_environment() -> None:
     at = Where(None, "")
-    assert read_batching({}, {}, at).inline_writes is True
+    assert read_batching({}, {}, at).inline_writes is None  # "auto"
+    assert read_batching({"inline_writes": "auto"}, {}, at).inline_writes is None
     assert read_batching({"inline_writes": False}, {}, at).inline_writes is False
+    assert read_batching({}, {"RENKEI_INLINE_WRITES": "1"}, at).inline_writes is True
     assert read_batching({"inline_writes": True}, {"RENKEI_INLINE_WRITES": "0"}, at).inline_writes is False
     with pytest.raises(ConfigError, match="inline_writes"):
         read_batching({"inline_writes": "sometimes"}, {}, at)
+
+
+def test_auto_is_inline_on_the_embedded_broker_and_in_the_thread_on_rabbitmq() -> None:
+    assert BatchSettings().inline_for(embedded=True) is True
+    assert BatchSettings().inline_for(embedded=False) is False
+    assert BatchSettings(inline_writes=False).inline_for(embedded=True) is False
+    assert BatchSettings(inline_writes=True).inline_for(embedded=False) is True
+
+
+async def test_the_bus_writes_inline_on_the_embedded_broker_unless_told_not_to(tmp_path: Path) -> None:
+    from bus.app import Bus
+    from bus.settings import BusSettings, Settings
+
+    for setting, expected in ((None, True), (False, False)):
+        settings = Settings(bus=BusSettings(state_dir=tmp_path / str(setting), pseudonym_key=b"k" * 32),
+                            batching=BatchSettings(inline_writes=setting))
+        bus = Bus(settings, sinks={})
+        assert bus.recorder.inline is expected
+        assert isinstance(bus.broker, EmbeddedBroker) and bus.broker.inline_writes is expected
