@@ -85,7 +85,7 @@ class Options:
     processes: int = 3  # the bus's processes (embedded; bus.demo_procs.split)
     templates: bool = True  # [bus] route_fast_path (False: the route stage's plain path)
     routed_records: str = "per_change"  # [audit] routed_records (per_destination: a record each)
-    inline_writes: bool | None = None  # [bus] inline_writes (None: "auto"; False: every SQLite write in a thread)
+    inline_writes: bool = False  # [bus] inline_writes (True: SQLite writes on the loop when the file is free)
     repeat: int = 1  # runs of each size under REPEAT_BELOW changes; the median one is kept
 
 
@@ -114,7 +114,7 @@ async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
                   linger_ms: int = 0, broker_url: str | None = None, processes: int = 3,
                   templates: bool = True, routed_records: str = "per_change",
-                  inline_writes: bool | None = None) -> dict[str, Any]:
+                  inline_writes: bool = False) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
         batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full", inline_writes)
@@ -249,7 +249,7 @@ def _child(options: Options, n: int) -> dict[str, Any]:
          "--processes", str(options.processes),
          *(["--broker-url", options.broker_url] if options.broker_url else []),
          *([] if options.templates else ["--plain-route"]), "--routed-records", options.routed_records,
-         *({None: [], True: ["--inline-writes", "on"], False: ["--inline-writes", "off"]}[options.inline_writes])],
+         *(["--inline-writes"] if options.inline_writes else [])],
         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
     )
     return dict(json.loads(child.stdout.strip().splitlines()[-1]))
@@ -274,10 +274,6 @@ def _line(r: dict[str, Any]) -> str:
                + " ms)" if r.get("repeats") else ""))
 
 
-def _inline(choice: str) -> bool | None:
-    return {"auto": None, "on": True, "off": False}[choice]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.embedded", description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, nargs="+", default=[DEFAULT_CHANGES], help="one or more sizes")
@@ -300,10 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routed-records", choices=("per_change", "per_destination"), default="per_change",
                         help="[audit] routed_records: one routed audit record per change (the default) or one "
                              "per destination (as before December 2026)")
-    parser.add_argument("--inline-writes", choices=("auto", "on", "off"), default="auto",
-                        help="[bus] inline_writes (auto: on with the embedded broker, off on RabbitMQ); off: every "
-                             "transaction of the embedded broker and the "
-                             "audit trail in a worker thread, as before December 2026")
+    parser.add_argument("--inline-writes", action="store_true",
+                        help="[bus] inline_writes = true: the embedded broker's and the audit trail's transactions "
+                             "on the event loop when the file's lock is free (off, the default: in a worker thread)")
     parser.add_argument("--repeat", type=int, default=1,
                         help=f"run each size under {REPEAT_BELOW:,} changes this many times, each in a fresh "
                              "process, and keep the run with the median CPU per change (default 1)")
@@ -321,12 +316,12 @@ def main(argv: list[str] | None = None) -> int:
                                              linger_ms=args.linger_ms, broker_url=args.broker_url,
                                              processes=args.processes, templates=args.templates,
                                              routed_records=args.routed_records,
-                                             inline_writes=_inline(args.inline_writes)))))
+                                             inline_writes=args.inline_writes))))
         return 0
     run(Options(tuple(args.changes), args.seed, args.out, args.within, args.backlog, sync=args.sync,
                 batch_size=args.batch_size, linger_ms=args.linger_ms, broker_url=args.broker_url,
                 processes=args.processes, templates=args.templates, routed_records=args.routed_records,
-                inline_writes=_inline(args.inline_writes),
+                inline_writes=args.inline_writes,
                 repeat=args.repeat))
     return 0
 

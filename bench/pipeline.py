@@ -70,7 +70,7 @@ class Options:
     faststream: bool = False  # a third side: the same work in FastStream (the `bench` extra)
     batch_size: int = BatchSettings().batch_size  # renkei's `[bus] batch_size` (1: one message at a time)
     templates: bool = True  # renkei's `[bus] route_fast_path` (False: the route stage's plain path)
-    inline_writes: bool = False  # renkei's `[bus] inline_writes` ("auto" on RabbitMQ: audit appends in a thread)
+    inline_writes: bool = False  # renkei's `[bus] inline_writes` (off, the default: audit appends in a thread)
 
 
 def amqp_url(given: str | None) -> str:
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                              "at a time, as before the batching core)")
     parser.add_argument("--inline-writes", action="store_true",
                         help="renkei's [bus] inline_writes = true: its SQLite audit appends on the event loop "
-                             "when the file is free (\"auto\", the default, keeps them in a thread on RabbitMQ)")
+                             "when the file is free (off, the default: in a thread)")
     parser.add_argument("--plain-route", dest="templates", action="store_false",
                         help="renkei's `[bus] route_fast_path = false`: the route stage's plain path (every "
                              "projection copied and written on its own)")

@@ -8,10 +8,10 @@ batch_size = 64          # deliveries a stage takes at once (one per resident; b
 batch_linger_ms = 0      # how long a stage waits for a batch to fill (0: it takes what is ready)
 embedded_sync = "full"   # embedded broker: fsync each publish ("full"), or survive only a
                          # killed bus, not a power cut ("normal"; bus/brokers/embedded.py)
-inline_writes = "auto"   # the embedded broker's and the SQLite audit trail's transactions run on
-                         # the event loop when no other process holds the file's writer lock, and
-                         # in a worker thread only when they would wait (true); always in the
-                         # thread (false); "auto": true on the embedded broker, false on RabbitMQ
+inline_writes = false    # true: the embedded broker's and the SQLite audit trail's transactions
+                         # run on the event loop when no other process holds the file's writer
+                         # lock, in a worker thread only when they would wait (false: always the
+                         # thread; measured both ways in bench/README.md, "Writes on the event loop")
 ```
 """
 
@@ -33,16 +33,10 @@ class BatchSettings:
     batch_size: int = 64
     linger_ms: int = 0
     embedded_sync: Literal["full", "normal"] = "full"
-    inline_writes: bool | None = None  # None: "auto" (see `inline_for`)
-
-    def inline_for(self, embedded: bool) -> bool:
-        """`inline_writes` for a bus on the embedded broker (`embedded`) or on RabbitMQ. "auto" is
-        on for the one and off for the other, as measured: on the embedded broker its 3 processes
-        fill both cores and a thread hand-off is pure cost (+6–9 % changes/s inline); a RabbitMQ
-        router's loop also serves the broker's frames, and an audit append in the thread (SQLite
-        lets go of the GIL) overlaps them (renkei/FastStream ×1.71–1.94 in the thread against
-        ×1.35–1.57 inline; bench/README.md, "Writes on the event loop")."""
-        return embedded if self.inline_writes is None else self.inline_writes
+    #: off by default, as measured (bench/README.md, "Writes on the event loop"): on, the embedded
+    #: path to null sinks gained 6–9 %, but a bulk file lost 24–38 % and 50 MB, `renkei run` at
+    #: 200/s had a worse p99, and the RabbitMQ router a worse ratio to FastStream
+    inline_writes: bool = False
 
 
 def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchSettings:
@@ -51,7 +45,7 @@ def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchS
     size, size_at = setting_of(raw, env, "batch_size", "RENKEI_BATCH_SIZE", at, "bus", 64)
     linger, linger_at = setting_of(raw, env, "batch_linger_ms", "RENKEI_BATCH_LINGER_MS", at, "bus", 0)
     sync, sync_at = setting_of(raw, env, "embedded_sync", "RENKEI_EMBEDDED_SYNC", at, "bus", "full")
-    inline, inline_at = setting_of(raw, env, "inline_writes", "RENKEI_INLINE_WRITES", at, "bus", "auto")
+    inline, inline_at = setting_of(raw, env, "inline_writes", "RENKEI_INLINE_WRITES", at, "bus", False)
     if sync not in ("full", "normal"):
         raise ConfigError(f"[bus] embedded_sync must be \"full\" (publishes survive a power cut) or \"normal\" "
                           f"(they survive a killed bus, not a power cut), got {sync!r}", where=sync_at)
@@ -59,5 +53,5 @@ def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchS
         batch_size=as_int(size, size_at, "[bus] batch_size", minimum=1, maximum=1000),
         linger_ms=as_int(linger, linger_at, "[bus] batch_linger_ms", minimum=0, maximum=1000),
         embedded_sync=sync,
-        inline_writes=None if inline == "auto" else as_flag(inline, inline_at, "[bus] inline_writes"),
+        inline_writes=as_flag(inline, inline_at, "[bus] inline_writes"),
     )

@@ -12,15 +12,12 @@ stays unsigned longer than the interval (bus.audit.log).
 
 `emit` screens the event at once (a caller's mistake raises where it was made) and queues
 it; a background task writes queued events in batches (bus.groupcommit: one transaction
-per batch), at most `max_delay` seconds after they were emitted. With `inline` (`[bus]
-inline_writes`; "auto", the default, is on with the embedded broker and off on RabbitMQ:
-BatchSettings.inline_for) a batch is written on the event loop when the store can take it
-at once (AuditStore.try_append: a SQLite trail whose file no other process is writing just
-then), and in a worker thread otherwise: the loop never waits for another writer, and the
-common case saves the thread hand-off (~0.1 ms of CPU a batch on this kind of machine:
-bench/README.md, "Writes on the event loop"). A failing store is
-retried with backoff and nothing queued is dropped; `flush` raises AuditStoreError when it
-cannot finish within its timeout.
+per batch, in a worker thread), at most `max_delay` seconds after they were emitted. With
+`inline` (`[bus] inline_writes = true`; off by default, see bus/settings_batching.py) a batch
+is written on the event loop when the store can take it at once (AuditStore.try_append: a
+SQLite trail whose file no other process is writing just then), and in the thread otherwise:
+the loop never waits for another writer. A failing store is retried with backoff and nothing
+queued is dropped; `flush` raises AuditStoreError when it cannot finish within its timeout.
 
 The pipeline's stages (router, deliverer, intake) `flush` before they let a message go (the
 ack, the answer to a source): a flush wakes the writer at once, and the stages' concurrent
@@ -48,7 +45,7 @@ _log = get_logger("renkei.audit")
 
 class AuditRecorder:
     def __init__(self, log: AuditLog, max_batch: int = 1000, max_delay: float = 0.05,
-                 flush_timeout: float = 30.0, *, join_routed: bool = True, inline: bool = True) -> None:
+                 flush_timeout: float = 30.0, *, join_routed: bool = True, inline: bool = False) -> None:
         self.log = log
         self.inline = inline
         self.written_inline = 0  # batches written on the event loop (a count, for the benchmarks)

@@ -80,7 +80,7 @@ class EmbeddedBroker(Broker):
         heartbeat_interval: float = 2.0,
         poll_interval: float = 0.05,
         sync: Literal["full", "normal"] = "full",
-        inline_writes: bool = True,
+        inline_writes: bool = False,
     ) -> None:
         if lease_timeout < 3 * heartbeat_interval:
             raise ValueError(f"lease_timeout ({lease_timeout} s) must be at least 3 heartbeat intervals "

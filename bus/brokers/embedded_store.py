@@ -260,7 +260,7 @@ class Worker:
     Rule for jobs: raise a BrokerError only before writing anything. Create it in a thread
     (it opens the file); use it from one event loop."""
 
-    def __init__(self, path: Path, sync_publishes: bool = True, inline: bool = True) -> None:
+    def __init__(self, path: Path, sync_publishes: bool = True, inline: bool = False) -> None:
         self._sync_publishes = sync_publishes  # False: publishes commit with NORMAL too (EmbeddedBroker.sync)
         #: run a batch on the event loop when the file's writer lock is free (`[bus] inline_writes`):
         #: the thread only for what would wait for another process (see `_commit`)

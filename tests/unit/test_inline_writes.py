@@ -1,7 +1,7 @@
-"""`[bus] inline_writes`: the embedded broker's and the SQLite audit trail's transactions run on
-the event loop when the file's writer lock is free, and in a worker thread when another
+"""`[bus] inline_writes = true`: the embedded broker's and the SQLite audit trail's transactions
+run on the event loop when the file's writer lock is free, and in a worker thread when another
 connection (another process of the bus) holds it, so the loop never waits for another writer.
-With the setting off every transaction goes to the thread, as before."""
+Off (the default) every transaction goes to the thread, as before."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class _Ticker:
 
 
 async def test_a_free_file_is_written_on_the_loop_and_a_held_one_in_the_thread(tmp_path: Path) -> None:
-    broker = EmbeddedBroker(tmp_path / "broker.sqlite")
+    broker = EmbeddedBroker(tmp_path / "broker.sqlite", inline_writes=True)
     await broker.connect()
     try:
         await broker.declare("q")
@@ -79,7 +79,7 @@ async def test_a_free_file_is_written_on_the_loop_and_a_held_one_in_the_thread(t
 
 
 async def test_with_inline_writes_off_every_transaction_is_the_threads(tmp_path: Path) -> None:
-    broker = EmbeddedBroker(tmp_path / "broker.sqlite", inline_writes=False)
+    broker = EmbeddedBroker(tmp_path / "broker.sqlite")  # off: the default
     await broker.connect()
     try:
         await broker.declare("q")
@@ -110,7 +110,7 @@ def test_the_audit_store_appends_at_once_or_says_it_would_wait(tmp_path: Path) -
 
 async def test_the_recorder_writes_on_the_loop_or_hands_a_held_trail_to_the_thread(tmp_path: Path) -> None:
     store = SqliteAuditStore(tmp_path / "audit.sqlite")
-    recorder = AuditRecorder(AuditLog(store))
+    recorder = AuditRecorder(AuditLog(store), inline=True)
     try:
         recorder.emit(_event(1))
         await recorder.flush()
@@ -136,7 +136,7 @@ async def test_the_recorder_writes_on_the_loop_or_hands_a_held_trail_to_the_thre
 
 async def test_the_recorder_with_inline_off_always_uses_the_thread(tmp_path: Path) -> None:
     store = SqliteAuditStore(tmp_path / "audit.sqlite")
-    recorder = AuditRecorder(AuditLog(store), inline=False)
+    recorder = AuditRecorder(AuditLog(store))  # off: the default
     try:
         for n in (1, 2):
             recorder.emit(_event(n))
@@ -149,29 +149,21 @@ async def test_the_recorder_with_inline_off_always_uses_the_thread(tmp_path: Pat
 
 def test_inline_writes_is_read_from_the_bus_table_and_the_environment() -> None:
     at = Where(None, "")
-    assert read_batching({}, {}, at).inline_writes is None  # "auto"
-    assert read_batching({"inline_writes": "auto"}, {}, at).inline_writes is None
-    assert read_batching({"inline_writes": False}, {}, at).inline_writes is False
+    assert read_batching({}, {}, at).inline_writes is False
+    assert read_batching({"inline_writes": True}, {}, at).inline_writes is True
     assert read_batching({}, {"RENKEI_INLINE_WRITES": "1"}, at).inline_writes is True
     assert read_batching({"inline_writes": True}, {"RENKEI_INLINE_WRITES": "0"}, at).inline_writes is False
     with pytest.raises(ConfigError, match="inline_writes"):
         read_batching({"inline_writes": "sometimes"}, {}, at)
 
 
-def test_auto_is_inline_on_the_embedded_broker_and_in_the_thread_on_rabbitmq() -> None:
-    assert BatchSettings().inline_for(embedded=True) is True
-    assert BatchSettings().inline_for(embedded=False) is False
-    assert BatchSettings(inline_writes=False).inline_for(embedded=True) is False
-    assert BatchSettings(inline_writes=True).inline_for(embedded=False) is True
-
-
-async def test_the_bus_writes_inline_on_the_embedded_broker_unless_told_not_to(tmp_path: Path) -> None:
+async def test_the_bus_writes_inline_only_when_told(tmp_path: Path) -> None:
     from bus.app import Bus
     from bus.settings import BusSettings, Settings
 
-    for setting, expected in ((None, True), (False, False)):
+    for setting in (False, True):
         settings = Settings(bus=BusSettings(state_dir=tmp_path / str(setting), pseudonym_key=b"k" * 32),
                             batching=BatchSettings(inline_writes=setting))
         bus = Bus(settings, sinks={})
-        assert bus.recorder.inline is expected
-        assert isinstance(bus.broker, EmbeddedBroker) and bus.broker.inline_writes is expected
+        assert bus.recorder.inline is setting
+        assert isinstance(bus.broker, EmbeddedBroker) and bus.broker.inline_writes is setting
