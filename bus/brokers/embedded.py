@@ -58,6 +58,7 @@ import structlog
 
 from bus.brokers import embedded_store as store
 from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
+from bus.brokers.embedded_worker import Worker, mapped
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed, StoreUnreadable
 
 __all__ = ["EmbeddedBroker"]
@@ -93,10 +94,10 @@ class EmbeddedBroker(Broker):
             raise ValueError(f"sync must be 'full' or 'normal', got {sync!r}")
         self.sync = sync
         #: transactions on the event loop when the file's writer lock is free ([bus] inline_writes;
-        #: bus.brokers.embedded_store.Worker._commit), else on the worker's thread
+        #: bus.brokers.embedded_worker.Worker._commit), else on the worker's thread
         self.inline_writes = inline_writes
         self.owner = uuid.uuid4().hex
-        self._db: store.Worker | None = None
+        self._db: Worker | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._declared: set[str] = set()
@@ -109,9 +110,9 @@ class EmbeddedBroker(Broker):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = await asyncio.to_thread(store.Worker, self.path, self.sync == "full", self.inline_writes)
+            self._db = await asyncio.to_thread(Worker, self.path, self.sync == "full", self.inline_writes)
         except sqlite3.Error as exc:
-            raise store.mapped(exc) from exc
+            raise mapped(exc) from exc
         me = store.Process.current()
         await self._run(lambda c: store.register(c, self.owner, me, self.lease_timeout))
         await self._run(lambda c: store.reclaim(c, self.owner, me))

@@ -16,7 +16,7 @@ from pipeline_support import CapturingBroker, accepted_delivery, intake_of, rout
 from bus.audit import AuditLog, AuditRecorder, open_store
 from bus.audit.fanout import split_records
 from bus.audit.hooks import AuditHooks
-from bus.brokers.base import Delivery
+from bus.brokers.base import Delivery, OutgoingMessage
 from bus.catalog import Catalog
 from bus.delivery import DeliveryStore
 from bus.envelope import Envelope
@@ -92,15 +92,21 @@ async def test_the_routed_events_are_written_before_the_change_is_recorded_route
     assert written_when_recorded == [["routed"] * len(broker.published)]
 
 
-async def test_the_deliverer_returns_to_the_ack_only_after_its_delivered_event_is_written(
-        catalog: Catalog, tmp_path: Path, trail: tuple[AuditLog, AuditRecorder]) -> None:
-    log, recorder = trail
+async def _a_projection(catalog: Catalog, tmp_path: Path) -> tuple[OutgoingMessage, str]:
+    """One projection of an accepted change, as the router published it, and its destination."""
     routed = CapturingBroker()
     _, router = route_stage(routed, catalog, tmp_path)
     await router(await accepted_delivery(catalog, tmp_path))
     _, projection = routed.published[0]
     destination = Envelope.from_headers(projection.headers).destination
     assert destination is not None
+    return projection, destination
+
+
+async def test_the_deliverer_returns_to_the_ack_only_after_its_delivered_event_is_written(
+        catalog: Catalog, tmp_path: Path, trail: tuple[AuditLog, AuditRecorder]) -> None:
+    log, recorder = trail
+    projection, destination = await _a_projection(catalog, tmp_path)
     hooks = AuditHooks(recorder)
     line = ResidentLine(DeliveryStore(tmp_path / "delivery.sqlite"), destination, hooks)
     deliverer = DeliverStage(CapturingBroker(), catalog, line, AppliedSink(), hooks=hooks)  # type: ignore[arg-type]
@@ -120,12 +126,7 @@ async def test_a_dead_letter_is_written_to_the_trail_before_it_is_stored(
     operator without a second report, so its `dead_lettered` event must be in the trail before
     the letter is stored."""
     log, recorder = trail
-    routed = CapturingBroker()
-    _, router = route_stage(routed, catalog, tmp_path)
-    await router(await accepted_delivery(catalog, tmp_path))
-    _, projection = routed.published[0]
-    destination = Envelope.from_headers(projection.headers).destination
-    assert destination is not None
+    projection, destination = await _a_projection(catalog, tmp_path)
     hooks = AuditHooks(recorder)
     store = DeliveryStore(tmp_path / "delivery.sqlite")
     written_when_stored: list[list[str]] = []

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bus.brokers import embedded_store as store
+from bus.brokers.embedded_worker import Worker
 
 OWNER = "owner-1"
 
@@ -29,7 +30,7 @@ def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
 
 
 async def _created(path: Path) -> bool:
-    worker = await asyncio.to_thread(store.Worker, path)  # the schema, as the broker writes it
+    worker = await asyncio.to_thread(Worker, path)  # the schema, as the broker writes it
     await worker.aclose()
     return True
 
