@@ -18,13 +18,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from bus.errors import StoreUnreadable
 
-__all__ = ["LocalFile", "busy", "enable_wal", "read_only", "tables"]
+__all__ = ["LocalFile", "busy", "enable_wal", "read_only", "tables", "without_waiting"]
 
 T = TypeVar("T")
 
@@ -96,6 +96,17 @@ def enable_wal(db: sqlite3.Connection) -> None:
                             wait=wait_random(0.01, 0.1), reraise=True):
         with attempt:
             db.execute("PRAGMA journal_mode=WAL")
+
+
+def without_waiting(db: sqlite3.Connection, fn: Callable[..., T], *args: Any, timeout_ms: int) -> T:
+    """`fn(*args)` with `db`'s busy timeout at 0 (SQLITE_BUSY at once instead of a wait for another
+    connection's lock; see `busy`), then back at `timeout_ms`: for the event loop's writes
+    (`[bus] inline_writes`: bus.brokers.embedded_worker, bus.audit.sqlite_store)."""
+    db.execute("PRAGMA busy_timeout=0")
+    try:
+        return fn(*args)
+    finally:
+        db.execute(f"PRAGMA busy_timeout={timeout_ms}")
 
 
 def busy(error: BaseException) -> bool:

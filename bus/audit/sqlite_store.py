@@ -17,7 +17,7 @@ from pathlib import Path
 from bus.audit.chain import GENESIS
 from bus.audit.store import SqlAuditStore, _Cursor
 from bus.errors import AuditStoreError
-from bus.sqlite import busy, enable_wal
+from bus.sqlite import busy, enable_wal, without_waiting
 
 __all__ = ["SqliteAuditStore"]
 
@@ -103,11 +103,7 @@ class SqliteAuditStore(SqlAuditStore):
             if wait:
                 self._db.execute("BEGIN IMMEDIATE")
                 return True
-            self._db.execute("PRAGMA busy_timeout=0")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            finally:
-                self._db.execute(f"PRAGMA busy_timeout={self._timeout_ms}")
+            without_waiting(self._db, self._db.execute, "BEGIN IMMEDIATE", timeout_ms=self._timeout_ms)
             return True
         except sqlite3.Error as exc:
             if not wait and busy(exc):

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 from bus.brokers.embedded_store import SCHEMA, SCHEMA_VERSION
 from bus.errors import BrokerError, BrokerUnavailable
 from bus.groupcommit import Failed, GroupCommit
-from bus.sqlite import busy, enable_wal
+from bus.sqlite import busy, enable_wal, without_waiting
 
 __all__ = ["Worker", "mapped"]
 
@@ -115,12 +115,8 @@ class Worker:
             self._on_thread -= 1
 
     def _now(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` with a busy timeout of 0: SQLITE_BUSY at once rather than a wait on the loop."""
-        self._conn.execute("PRAGMA busy_timeout=0")
-        try:
-            return fn(*args)
-        finally:
-            self._conn.execute(f"PRAGMA busy_timeout={int(_TIMEOUT * 1000)}")
+        """`fn(*args)` on the loop: SQLITE_BUSY at once rather than a wait for another process."""
+        return without_waiting(self._conn, fn, *args, timeout_ms=int(_TIMEOUT * 1000))
 
     @overload
     def _outcomes(self, batch: list[_Job]) -> list[Any]: ...
