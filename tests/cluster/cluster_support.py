@@ -74,6 +74,25 @@ class Cluster:
         return {c["queue_name"] for c in listed("list_consumers", "queue_name", "channel_pid", "active")
                 if c["channel_pid"] in channels and c["active"]}
 
+    def who_consumes(self, vhost: str, queues: Iterable[str], *, via: str = "c1") -> dict[str, list[dict[str, Any]]]:
+        """queue → its consumers (active or standing by, prefetch, and the channel's unacked count
+        and the local port of its connection, which `local_ports` matches to a process): for a
+        failure's message."""
+        def listed(*args: str) -> list[dict[str, Any]]:
+            return list(json.loads(script("ctl", via, *args, "-p", vhost, "--formatter", "json") or "[]"))
+
+        wanted = set(queues)
+        ports = {c["pid"]: c["peer_port"] for c in listed("list_connections", "pid", "peer_port")}
+        channels = {c["pid"]: c for c in listed("list_channels", "pid", "connection", "messages_unacknowledged")}
+        found: dict[str, list[dict[str, Any]]] = {q: [] for q in wanted}
+        for c in listed("list_consumers", "queue_name", "channel_pid", "active", "prefetch_count"):
+            if c["queue_name"] in wanted:
+                channel = channels.get(c["channel_pid"], {})
+                found[c["queue_name"]].append({"active": c["active"], "prefetch": c["prefetch_count"],
+                                               "unacked": channel.get("messages_unacknowledged"),
+                                               "port": ports.get(channel.get("connection"))})
+        return found
+
     def queues(self, vhost: str, *, via: str = "c1") -> dict[str, dict[str, Any]]:
         """name → {type, leader, members, online, messages, messages_ready, messages_unacknowledged}
         of every queue of `vhost`, as node `via` sees it."""

@@ -48,7 +48,7 @@ import processes
 import psycopg
 import pytest
 import structlog
-from cluster_support import Cluster, bus_url, expected_keys, feed_changes, out_of_order
+from cluster_support import Cluster, bus_url, expected_keys, feed_changes, local_ports, out_of_order
 
 from adapters.simulators import SYSTEMS, SimulatorCluster
 from bus.app import Bus
@@ -213,8 +213,22 @@ def _settled(cluster: Cluster, vhost: str, feeder: Bus, within: float = 240.0) -
         elif time.monotonic() - clean_since >= 6:
             return
         time.sleep(1.0)
-    busy = {name: q["messages"] for name, q in queues.items() if q["messages"]}
-    raise AssertionError(f"the bus did not settle within {within:.0f} s: {busy}, {len(waiting)} residents waiting")
+    busy = {name: (q["messages_ready"], q["messages_unacknowledged"]) for name, q in queues.items() if q["messages"]}
+    raise AssertionError(f"the bus did not settle within {within:.0f} s: {busy} (ready, unacked), {len(waiting)} "
+                         f"residents waiting; {cluster.who_consumes(vhost, [n for n in busy if n.endswith('.wait')])}")
+
+
+def _whereabouts(procs: list[Proc], tmp: Path) -> str:
+    """Which process holds which local ports (to match `Cluster.who_consumes`), and what each
+    process logged about wait queues and its broker connection: for a failure's message."""
+    lines = []
+    for proc in procs:
+        alive = proc.process.poll() is None
+        ports = sorted(local_ports(proc.process.pid)) if alive else "exited"
+        logged = (tmp / "logs" / f"{proc.name}.log").read_text(errors="replace").splitlines()
+        said = [line[:400] for line in logged if any(w in line for w in ("wait", "broker connection", "mover"))]
+        lines.append(f"{proc.name}: ports {ports}; {len(logged)} log lines, of them: {said[-15:]}")
+    return "\n".join(lines)
 
 
 def _explain(keys: list[str], store: str, audit: str) -> None:
@@ -270,7 +284,10 @@ async def _scenario(cluster: Cluster, vhost: str, urls: dict[str, str], tmp: Pat
             started = time.monotonic()
             await asyncio.gather(feed_changes(feeder, feed, run, feeders=FEEDERS, rate=RATE, attempts=60),
                                  _kill_mid_stream(cluster, sims, run, procs[0], procs[3]))
-            await asyncio.to_thread(_settled, cluster, vhost, feeder)
+            try:
+                await asyncio.to_thread(_settled, cluster, vhost, feeder)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{_whereabouts(procs, tmp)}") from None
             drained = time.monotonic() - started
             dead = _cli(tmp, config, urls, "dead", "list", "--json")
             status = _cli(tmp, config, urls, "status", "--json")

@@ -83,7 +83,8 @@ class AmqpBroker(Broker):
                 self._movers_of[stop] = self._start_mover(queue)
 
     def _start_mover(self, queue: str) -> Mover:
-        mover = Mover(self.connection(), queue, shards=self.shards)  # its retries come back when due
+        # its retries come back when due
+        mover = Mover(self.connection(), queue, shards=self.shards, timeout=self.publish_timeout)
         mover.start()
         self._movers.setdefault(queue, []).append(mover)
         return mover

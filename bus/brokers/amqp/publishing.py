@@ -99,7 +99,7 @@ class Publisher:
                     outcomes = await fastpath.send_batch(channel, batch, self.timeout, due)
                 else:
                     outcomes = await self._send_each(channel, batch, due)
-                if any(_wedged(o) for o in outcomes):
+                if any(wedged(o) for o in outcomes):
                     await self._replace(used)
             results: list[BaseException | None] = []
             for (queue, message), outcome in zip(items, outcomes, strict=True):
@@ -112,7 +112,7 @@ class Publisher:
                 results.append(error or outcome)
             return results
         except PublishNotConfirmed as error:
-            if _wedged(error.__cause__):
+            if wedged(error.__cause__):
                 await self._replace(used)
             raise
         finally:
@@ -144,7 +144,7 @@ class Publisher:
                                             properties=properties(message, due), mandatory=True,
                                             timeout=self.timeout)
         except PublishNotConfirmed as error:
-            if _wedged(error.__cause__):
+            if wedged(error.__cause__):
                 await self._replace(used)
             raise
         finally:
@@ -204,7 +204,7 @@ class Publisher:
         return self.channel
 
 
-def _wedged(outcome: BaseException | None) -> bool:
+def wedged(outcome: BaseException | None) -> bool:
     """A publish's failure that says its channel may be wedged: a nack (not a return: an
     unroutable message is no channel's fault) or no confirm in time."""
     return isinstance(outcome, TimeoutError) or (isinstance(outcome, aiormq.exceptions.DeliveryError)

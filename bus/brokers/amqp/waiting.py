@@ -5,7 +5,12 @@ queue like every other, single active consumer, no TTL) carrying its due time in
 Every process consuming `<queue>` runs a `Mover` on that wait queue: RabbitMQ makes one of them
 the active consumer and keeps the others as standbys. The active mover holds up to `HOLD`
 messages unacknowledged and, at each one's due time, publishes a copy into `<queue>` (its hash
-exchange when sharded) with a publisher confirm, then acks the original. A crash in between
+exchange when sharded) with a publisher confirm, then acks the original. The copies go on a
+channel of their own, apart from the one the mover consumes on, and a copy nacked or not
+confirmed in time replaces that channel (`publishing.wedged`): after the node leading the
+queues was killed, RabbitMQ 3.10 nacked every later publish of a mover's channel for minutes on
+end (the cluster suite, December 2026), as it once did a router's (publishing.py), and the
+retries it held waited for ever. A crash in between
 leaves the change in both places, which the deliver stage's idempotency absorbs (at least
 once, never lost). When the mover's channel or process is lost, what it held goes back to the
 wait queue and to whichever mover is active next, which releases it when due.
@@ -33,6 +38,7 @@ the deliver stage's own queue) or first delays a message to; a mover that cannot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -46,15 +52,17 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
 from bus.brokers.amqp.errors import mapped
+from bus.brokers.amqp.publishing import wedged
 from bus.brokers.amqp.wire import DUE_HEADER, ENVELOPE_HEADER, KEY_HEADER, text, unpack
 from bus.errors import BrokerError
 from bus.tasks import stop_task
 from bus.topology import wait_queue
 
-__all__ = ["HOLD", "LOOK", "MARK_HEADER", "Mover", "ask_to_release", "moved_headers"]
+__all__ = ["CONFIRM_WITHIN", "HOLD", "LOOK", "MARK_HEADER", "Mover", "ask_to_release", "moved_headers"]
 
 log = structlog.get_logger(__name__)
 
+CONFIRM_WITHIN = 10.0  # seconds for a copy's publisher confirm (AmqpBroker's publish_timeout)
 HOLD = 5000  # messages a mover holds at once (a destination's residents retrying at one time)
 LOOK = 5.0  # seconds before a mover that could not consume its wait queue tries again
 MARK_HEADER = "x-renkei-release-all"
@@ -73,16 +81,18 @@ def moved_headers(headers: dict[str, Any]) -> dict[str, Any]:
 class Mover:
     """The mover of `wait_queue(queue)` in one process (`start`, `stop`)."""
 
-    def __init__(self, connection: AbstractRobustConnection, queue: str, *, shards: int, hold: int = HOLD) -> None:
-        self.connection, self.queue, self.shards, self.hold = connection, queue, shards, hold
+    def __init__(self, connection: AbstractRobustConnection, queue: str, *, shards: int, hold: int = HOLD,
+                 timeout: float = CONFIRM_WITHIN) -> None:
+        self.connection, self.queue, self.shards, self.hold, self.timeout = connection, queue, shards, hold, timeout
         self.name = wait_queue(queue)
         self.released = 0  # copies confirmed into the queue (for tests and the logs)
         self._held: list[tuple[float, int, AbstractIncomingMessage]] = []  # a heap of (due, n, message)
         self._marks: list[AbstractIncomingMessage] = []
         self._count = itertools.count()
         self._wake = asyncio.Event()
-        self._channel: AbstractChannel | None = None
-        self._target: AbstractExchange | None = None
+        self._channel: AbstractChannel | None = None  # the one it consumes on
+        self._out: AbstractChannel | None = None  # the one its copies go on (`_outlet`)
+        self._target: AbstractExchange | None = None  # on `_out`
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -94,6 +104,7 @@ class Mover:
         channel, self._channel = self._channel, None
         if channel is not None:  # what it held goes back to the wait queue
             await _close_quietly(channel)
+        await self._drop_outlet()
 
     async def _run(self) -> None:
         while not await self._open():
@@ -123,10 +134,6 @@ class Mover:
                 try:
                     await channel.set_qos(prefetch_count=self.hold)
                     source = await channel.get_queue(self.name, ensure=True)  # passive: a retry declares it
-                    if self.shards == 1:
-                        self._target = channel.default_exchange
-                    else:
-                        self._target = await channel.get_exchange(self.queue, ensure=False)
                     await source.consume(self._on_message)
                 except aiormq.exceptions.ChannelNotFoundEntity:
                     await _close_quietly(channel)
@@ -170,21 +177,44 @@ class Mover:
 
     async def _release(self, message: AbstractIncomingMessage) -> bool:
         """Copy `message` into the queue (confirmed), then ack it; True when it was moved."""
-        if message.channel.is_closed or self._target is None:
+        if message.channel.is_closed:
             return False  # its channel is gone: it is delivered again, to whichever mover is active
         headers = {k: v for k, v in (message.headers or {}).items() if k not in _DROPPED}
         copy = aio_pika.Message(message.body, headers=headers, message_id=message.message_id,
                                 content_type=message.content_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         try:
-            await self._target.publish(copy, routing_key=self.queue, mandatory=True)
+            target = await self._outlet()
+            await target.publish(copy, routing_key=self.queue, mandatory=True, timeout=self.timeout)
             await message.ack()
         except Exception as exc:  # not confirmed, or the channel went: tried again, or delivered again
+            if wedged(exc):  # its next copy goes on a new channel
+                await self._drop_outlet()
             if not message.channel.is_closed:
                 heapq.heappush(self._held, (time.time() + _AGAIN, next(self._count), message))
-            log.warning("could not move a due retry back yet", queue=self.name, error=type(exc).__name__)
+            log.warning("could not move a due retry back yet", queue=self.name, error=type(exc).__name__,
+                        channel_replaced=wedged(exc))
             return False
         self.released += 1
         return True
+
+    async def _outlet(self) -> AbstractExchange:
+        """Where copies go: the queue's exchange (the default one unsharded) on the publishing channel,
+        opened when there is none or it closed."""
+        if self._out is None or self._out.is_closed or self._target is None:
+            await self._drop_outlet()
+            self._out = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+            if self.shards == 1:
+                self._target = self._out.default_exchange
+            else:
+                self._target = await self._out.get_exchange(self.queue, ensure=False)
+        return self._target
+
+    async def _drop_outlet(self) -> None:
+        """Close the publishing channel, best effort and within the confirm timeout (a wedged one)."""
+        channel, self._out, self._target = self._out, None, None
+        if channel is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_close_quietly(channel), self.timeout)
 
 
 async def ask_to_release(connection: AbstractRobustConnection, queue: str, *, shards: int,
