@@ -44,6 +44,7 @@ class Channels(Protocol):
     """What of bus.brokers.amqp.AmqpBroker this module needs."""
 
     shards: int
+    publish_timeout: float  # seconds for a copy's publisher confirm
 
     def admin_channel(self, *, confirms: bool = False) -> AbstractAsyncContextManager[AbstractChannel]: ...
 
@@ -60,7 +61,7 @@ async def move_delayed(broker: Channels, queue: str, delay_queues: Iterable[str]
         found = await passive_counts(broker, name)
         if found is None or not found[0]:
             continue
-        with mapped(f"moving the messages of {name!r} into {queue!r}"):
+        with mapped(f"moving the messages of {name!r} into {queue!r}", publishing=True):
             moved += await _move(broker, queue, name, found[0])
     return moved
 
@@ -83,7 +84,8 @@ async def _move(broker: Channels, queue: str, name: str, waiting: int) -> list[d
                     message = await asyncio.wait_for(messages.__anext__(), _IDLE)
                 except (TimeoutError, StopAsyncIteration):  # expired into the queue meanwhile
                     break
-                await exchange.publish(copy_message(message), routing_key=routing_key, mandatory=True)
+                await exchange.publish(copy_message(message), routing_key=routing_key, mandatory=True,
+                                       timeout=broker.publish_timeout)  # else a confirm lost waits for ever
                 await message.ack()
                 moved.append(dict(message.headers or {}))
     return moved

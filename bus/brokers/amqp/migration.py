@@ -145,12 +145,13 @@ async def _move(broker: AmqpBroker, source: str, target: str, each: Callable[[in
     by basic.get (no consumer: a quorum queue may go on counting a closed channel's consumer,
     sometimes for longer than 30 s, and the delete that follows waits for none)."""
     moved = 0
-    with mapped(f"moving the messages of queue {source!r} to {target!r}"):
+    with mapped(f"moving the messages of queue {source!r} to {target!r}", publishing=True):
         async with broker.admin_channel(confirms=True) as channel:
             queue = await channel.get_queue(source, ensure=False)
             try:
                 while (message := await queue.get(no_ack=False, fail=False)) is not None:
-                    await channel.default_exchange.publish(_copy(message), routing_key=target, mandatory=True)
+                    await channel.default_exchange.publish(_copy(message), routing_key=target, mandatory=True,
+                                                           timeout=broker.publish_timeout)
                     await message.ack()
                     moved += 1
                     if each is not None:
