@@ -348,7 +348,7 @@ class DeliverStage:
         tier = int(headers.get(TIER_HEADER) or 0)
         if now - first_failed >= self.policy.deadline:
             await self._dead(message, DEADLINE, f"still failing {now - first_failed:.0f} s after the first failure "
-                                          f"(deadline {self.policy.deadline:.0f} s): {reason}")
+                                                f"(deadline {self.policy.deadline:.0f} s): {reason}")
             return
         delay = min(self._delay(tier, asked), max(0.0, first_failed + self.policy.deadline - now))
         self.line.park(message, "retrying")

@@ -101,8 +101,8 @@ class Dispatcher:
             for delivery, outcome in zip(batch, outcomes, strict=True):
                 if outcome.what == "dead":
                     await self._line.dead(Message(Envelope.from_headers(delivery.headers), dict(delivery.headers),
-                                            delivery.body), outcome.code, outcome.reason,
-                                    attempts=delivery.delivery_count)
+                                                  delivery.body), outcome.code, outcome.reason,
+                                          attempts=delivery.delivery_count)
                 if outcome.what != "retry" and self._outages:
                     self._outages.pop(delivery.message_id, None)
         finally:
