@@ -39,16 +39,21 @@ class Underlay:
         self.published.append(routing_key)
 
 
-class Channel:
-    def __init__(self, wedged: str) -> None:
-        self.underlay = Underlay(wedged)
-        self.is_closed = False
+class Closing:
+    """A channel's open/closed state, as aio-pika's."""
 
-    async def get_underlay_channel(self) -> Underlay:
-        return self.underlay
+    is_closed = False
 
     async def close(self) -> None:
         self.is_closed = True
+
+
+class Channel(Closing):
+    def __init__(self, wedged: str) -> None:
+        self.underlay = Underlay(wedged)
+
+    async def get_underlay_channel(self) -> Underlay:
+        return self.underlay
 
 
 class Connection:
@@ -124,10 +129,9 @@ class MoverConnection:
         return opened()
 
 
-class MoverChannel:
+class MoverChannel(Closing):
     def __init__(self, connection: MoverConnection) -> None:
         self.connection = connection
-        self.is_closed = False
         self.published: list[str] = []
         self.default_exchange = MoverExchange(self)
 
@@ -144,9 +148,6 @@ class MoverChannel:
 
     async def get_exchange(self, name: str, **_: Any) -> MoverExchange:
         return self.default_exchange
-
-    async def close(self) -> None:
-        self.is_closed = True
 
 
 class MoverExchange:
