@@ -5,15 +5,16 @@ queue like every other, single active consumer, no TTL) carrying its due time in
 Every process consuming `<queue>` runs a `Mover` on that wait queue: RabbitMQ makes one of them
 the active consumer and keeps the others as standbys. The active mover holds up to `HOLD`
 messages unacknowledged and, at each one's due time, publishes a copy into `<queue>` (its hash
-exchange when sharded) with a publisher confirm, then acks the original. The copies go on a
-channel of their own, apart from the one the mover consumes on, and a copy nacked or not
-confirmed in time replaces that channel (`publishing.wedged`): after the node leading the
-queues was killed, RabbitMQ 3.10 nacked every later publish of a mover's channel for minutes on
-end (the cluster suite, December 2026), as it once did a router's (publishing.py), and the
-retries it held waited for ever. A crash in between
+exchange when sharded) with a publisher confirm, then acks the original. A crash in between
 leaves the change in both places, which the deliver stage's idempotency absorbs (at least
 once, never lost). When the mover's channel or process is lost, what it held goes back to the
 wait queue and to whichever mover is active next, which releases it when due.
+
+The copies go on a channel of their own, apart from the one the mover consumes on, and a copy
+nacked or not confirmed in time replaces that channel (`publishing.wedged`): after the node
+leading the queues was killed, RabbitMQ 3.10 nacked every later publish of a mover's channel
+for minutes on end (the cluster suite, December 2026), as it once did a router's
+(publishing.py), and the retries the mover held waited for ever.
 
 Why not a TTL that dead-letters into `<queue>` (the design until December 2026, kept for the
 old `<queue>.delay.<ms>ms` queues, expedite.py): that moves every retry through a quorum queue's
