@@ -99,13 +99,14 @@ def _free_ports(n: int) -> list[int]:
 
 
 def write_config(directory: Path, batch: int | None = None, linger_ms: int = 0, bus_linger_ms: int | None = None,
-                 ) -> tuple[Path, int]:
+                 http_client: str | None = None) -> tuple[Path, int]:
     """A renkei.toml of examples/renkei.toml's destinations on free ports, state in `directory`,
     each with the example's delivery keys (`batch_size`, `concurrency`: batches of 100);
     `batch`: every destination takes batches of up to that many changes instead (1: one request
     per change, with the default 8 in flight), waiting up to `linger_ms` for one to fill.
     `bus_linger_ms`: `[bus] batch_linger_ms` (None: the default). No deliverer's health listener
-    (`[bus] health_port = 0`): two runs never clash on it."""
+    (`[bus] health_port = 0`): two runs never clash on it. `http_client`: every destination's
+    (`aiohttp`, `httpx`; None: the default)."""
     example = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     intake, *ports = _free_ports(1 + len(example["destinations"]))
     lines = ["[bus]", f'state_dir = "{directory / "state"}"', "health_port = 0",
@@ -121,6 +122,8 @@ def write_config(directory: Path, batch: int | None = None, linger_ms: int = 0, 
             if batch > 1:
                 delivery.update(concurrency=max(8, batch), batch_linger_ms=linger_ms)
         lines += [f"{key} = {value}" for key, value in delivery.items()]
+        if http_client is not None:
+            lines.append(f'http_client = "{http_client}"')
         lines.append("")
     path = directory / "renkei.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -285,7 +288,7 @@ async def _drive(buses: list[subprocess.Popen[bytes]], port: int, audit: Path, b
 
 def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_within: float = 900.0,
             batch: int | None = None, linger_ms: int = 0, apart: bool = False, roles_apart: bool = False,
-            bus_linger_ms: int | None = None) -> dict[str, Any]:
+            bus_linger_ms: int | None = None, http_client: str | None = None) -> dict[str, Any]:
     """One load against a fresh `renkei run`; its figures. `apart`: the simulators run in a process
     of their own (bench.simulators), not inside the bus (`--with-simulators`). `roles_apart`: the
     bus is two processes, `--role router` (intake and router) and `--role deliver`."""
@@ -298,7 +301,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
         r["municipality_code"], r["address_number"], int(r["history_number"])))) for r in records]
     del records
     with tempfile.TemporaryDirectory(prefix="renkei-bench-run-") as tmp:
-        config, port = write_config(Path(tmp), batch, linger_ms, bus_linger_ms)
+        config, port = write_config(Path(tmp), batch, linger_ms, bus_linger_ms, http_client)
         delivery = _delivery_of(config)
         env = {**os.environ, "RENKEI_PSEUDONYM_KEY": BENCH_KEY}
         env.pop("RENKEI_BROKER_URL", None)
@@ -357,6 +360,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
         "processes": ["renkei run --role router", "renkei run --role deliver"] if roles_apart else ["renkei run"],
         "bus_batch_linger_ms": bus_linger_ms,
         "delivery": delivery,
+        "http_client": http_client or "aiohttp",
         "simulators": "apart" if apart else "in the bus process",
         "simulators_cpu_seconds": None if seen["sims_cpu"] is None else round(seen["sims_cpu"], 3),
         "load_average": seen["load"],
@@ -378,11 +382,11 @@ def _delivery_of(config: Path) -> dict[str, int]:
 
 def run(loads: list[Load], out: Path, broker_url: str | None = None, batch: int | None = None,
         linger_ms: int = 0, apart: bool = False, roles_apart: bool = False,
-        bus_linger_ms: int | None = None) -> dict[str, Any]:
+        bus_linger_ms: int | None = None, http_client: str | None = None) -> dict[str, Any]:
     runs = []
     for load in loads:
         r = run_one(load, broker_url=broker_url, batch=batch, linger_ms=linger_ms, apart=apart,
-                    roles_apart=roles_apart, bus_linger_ms=bus_linger_ms)
+                    roles_apart=roles_apart, bus_linger_ms=bus_linger_ms, http_client=http_client)
         runs.append(r)
         lat = r["latency_ms"]
         print(f"run {load.rate:>5}/s x {load.seconds:g} s: accepted {r['accepted_rate']:7.1f}/s  "
@@ -416,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bus-linger-ms", type=int, default=None, metavar="MS",
                         help="[bus] batch_linger_ms: how long the router and deliverers may wait for a batch "
                              "to fill (default: the bus's default)")
+    parser.add_argument("--http-client", choices=("aiohttp", "httpx"), default=None,
+                        help="every destination's `http_client` (default: the sinks' default, aiohttp)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if (args.batch is not None and not 1 <= args.batch <= 1000) or not 0 <= args.linger_ms <= 1000:
@@ -423,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bus_linger_ms is not None and not 0 <= args.bus_linger_ms <= 1000:
         parser.error(f"--bus-linger-ms must be 0..1000, got {args.bus_linger_ms}")
     result = run(args.load or [Load.parse(x) for x in DEFAULT_LOADS], args.out, args.broker_url, args.batch,
-                 args.linger_ms, args.simulators_apart, args.roles_apart, args.bus_linger_ms)
+                 args.linger_ms, args.simulators_apart, args.roles_apart, args.bus_linger_ms, args.http_client)
     return 0 if result["passed"] else 1
 
 

@@ -65,7 +65,8 @@ class HttpSink(OwnedClient):
     """Deliver messages by HTTP POST; one instance per destination.
 
     `client` lets tests pass an ``httpx.AsyncClient(transport=httpx.MockTransport(...))``;
-    without it the sink opens its own client on first use (close it with `aclose`).
+    without it the sink opens its own client on first use (close it with `aclose`): aiohttp's,
+    or httpx's with `http_client = "httpx"` (adapters.transports.httpclient).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class HttpSink(OwnedClient):
         name: str | None = None,
         batch_size: int = 1,
         batch_linger_ms: float = 0.0,
+        http_client: str | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -104,7 +106,7 @@ class HttpSink(OwnedClient):
         self.batch_size = batch_size
         self.batch_linger = batch_linger_ms / 1000
         self._joiner: GroupCommit[Outbound] | None = None
-        self._use_client(client)
+        self._use_client(client, http_client)
 
     async def deliver(self, message: Outbound) -> Receipt:
         if self.batch_size > 1:

@@ -61,7 +61,8 @@ class SoapSink(OwnedClient):
     def __init__(self, url: str, username: str, *, password: str | None = None, password_file: str | None = None,
                  password_type: PasswordType = "PasswordDigest",  # noqa: S107 (a token type, not a password)
                  timeout: float = 10.0,
-                 client: httpx.AsyncClient | None = None, name: str | None = None) -> None:
+                 client: httpx.AsyncClient | None = None, name: str | None = None,
+                 http_client: str | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"soap sink: url must be http(s)://host/..., got {url!r}")
@@ -85,7 +86,7 @@ class SoapSink(OwnedClient):
         self.password_type: PasswordType = password_type
         self.timeout = timeout
         self.name = name or parts.netloc
-        self._use_client(client)
+        self._use_client(client, http_client)
 
     async def deliver(self, message: Outbound) -> Receipt:
         destination = message.envelope.destination or self.name

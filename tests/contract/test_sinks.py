@@ -139,12 +139,13 @@ async def _control(cluster: SimulatorCluster, settings: dict[str, Any]) -> None:
 class HttpContract(SinkContract):
     body = "xml"
     batch_size = 1  # > 1: every delivery goes as a batch request (adapters.transports.httpbatch)
+    http_client = "aiohttp"  # the default; "httpx": the fallback (adapters.transports.httpclient)
 
     @pytest.fixture
     async def harness(self) -> AsyncIterator[HttpHarness]:
         async with SimulatorCluster(["zei"], catalog=catalog()) as cluster:
             async with HttpSink(cluster.messages_url("zei"), body=self.body, timeout=5,  # type: ignore[arg-type]
-                                batch_size=self.batch_size) as sink:
+                                batch_size=self.batch_size, http_client=self.http_client) as sink:
                 yield HttpHarness(cluster, sink)
 
     async def test_a_closed_port_is_a_transient_error(self, harness: HttpHarness) -> None:
@@ -178,6 +179,17 @@ class TestHttpSinkBatchXml(HttpContract):
 class TestHttpSinkBatchJson(HttpContract):
     body = "json"
     batch_size = 10
+
+
+class TestHttpSinkXmlOnHttpx(HttpContract):
+    body = "xml"
+    http_client = "httpx"
+
+
+class TestHttpSinkBatchJsonOnHttpx(HttpContract):
+    body = "json"
+    batch_size = 10
+    http_client = "httpx"
 
 
 # -- file drop against a directory and a reader ------------------------------------------
