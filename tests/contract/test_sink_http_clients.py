@@ -1,20 +1,27 @@
 """The HTTP sinks' aiohttp client (adapters/transports/aioclient.py) answers as httpx's does.
 
 Every case runs the sink against a real loopback server (aiohttp's TestServer), once on
-aiohttp (the default) and once on httpx (`http_client = "httpx"`, the fallback): a status,
-a timeout, a redirect, a compressed answer or a cut connection must give the same receipt or
-the same renkei error on both, since `map_http_errors` reads both as httpx's."""
+aiohttp (the default) and once on httpx (`http_client = "httpx"`, the fallback). A status, a
+timeout, a redirect, a compressed answer, a cut connection or a TLS server no trusted CA signed
+must give the same receipt or the same renkei error on both, since `map_http_errors` reads both
+as httpx's."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sink_contract_support import plain_outbound
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from tenants_support import issue_server_cert, make_ca
 
 from adapters.registry import build_sink
 from adapters.transports.aioclient import AiohttpClient, proxy_for
@@ -154,3 +161,43 @@ def test_the_environments_proxy_is_found_once_per_url_as_httpx_finds_it(monkeypa
     assert proxy_for("http://kokuho.example/m") == "http://proxy.example:3128"
     assert proxy_for("http://zei.example/m") is None  # NO_PROXY
     assert proxy_for("https://kokuho.example/m") is None  # HTTPS_PROXY unset
+
+
+@pytest.fixture
+async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """A loopback HTTPS server whose certificate a throwaway CA signed: (its URL, the CA's PEM)."""
+    ca_pem, ca_key, ca_cert = make_ca(tmp_path)
+    cert, key = issue_server_cert(tmp_path, ca_key, ca_cert)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"status": "applied"})
+
+    app = web.Application()
+    app.router.add_post("/m", handler)
+    server = TestServer(app, host="127.0.0.1", scheme="https")
+    await server.start_server(ssl=context)
+    try:
+        yield str(server.make_url("/m")), ca_pem
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_server_the_ca_bundle_does_not_vouch_for_is_refused(tls_server: tuple[str, Path],
+                                                                     client: str) -> None:
+    url, _ = tls_server
+    async with HttpSink(url, http_client=client) as sink:
+        with pytest.raises(HttpTransientError, match="connection failed"):
+            await sink.deliver(plain_outbound())
+
+
+async def test_a_server_the_trusted_ca_signed_is_taken_over_tls(tls_server: tuple[str, Path]) -> None:
+    url, ca_pem = tls_server
+    client = AiohttpClient(timeout=5, verify=ssl.create_default_context(cafile=str(ca_pem)))
+    try:
+        answer = await client.post(url, content=b"{}", headers={"Content-Type": "application/json"})
+    finally:
+        await client.aclose()
+    assert answer.status_code == 200 and answer.json() == {"status": "applied"}
