@@ -30,7 +30,8 @@ def test_an_unknown_transport_names_the_known_ones() -> None:
 def test_an_unknown_option_names_it_and_the_options_there_are() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"unknown option\(s\) timout; it takes: batch_linger_ms, batch_size, body, headers, http_client, name, timeout, url",
+        match=r"unknown option\(s\) timout; it takes: batch_linger_ms, batch_size, body, headers, http_client, "
+              r"name, timeout, url",
     ):
         build_sink("http", {"url": "http://zei.test/m", "timout": 3})
 
