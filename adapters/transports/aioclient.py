@@ -47,22 +47,22 @@ class AiohttpClient:
         self._verify = verify
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        self._requests: dict[str, httpx.Request] = {}  # per URL: what a response and an error name
-        self._proxies: dict[str, str | None] = {}  # per URL: the environment's proxy for it
+        #: per URL: the request a response and an error name, and the environment's proxy for it
+        self._urls: dict[str, tuple[httpx.Request, str | None]] = {}
 
     async def post(self, url: str, *, content: bytes, headers: Mapping[str, str],
                    timeout: float | None = None) -> httpx.Response:  # noqa: ASYNC109 (httpx's signature)
-        request = self._requests.get(url)
-        if request is None:
-            request = self._requests[url] = httpx.Request("POST", url)
-            self._proxies[url] = proxy_for(url)
+        known = self._urls.get(url)
+        if known is None:
+            known = self._urls[url] = (httpx.Request("POST", url), proxy_for(url))
+        request, proxy = known
         session = self._session
         if session is None:
             session = self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self._verify), auto_decompress=False, trust_env=False)
         try:
-            async with session.post(url, data=content, headers=dict(headers), allow_redirects=False,
-                                    timeout=self._timeout(timeout), proxy=self._proxies[url]) as answer:
+            async with session.post(url, data=content, headers=headers, allow_redirects=False,
+                                    timeout=self._timeout(timeout), proxy=proxy) as answer:
                 body = await answer.read()  # as sent: httpx decodes it by its Content-Encoding, as its own client
                 return httpx.Response(answer.status, headers=answer.raw_headers, content=body, request=request)
         except TimeoutError as exc:
