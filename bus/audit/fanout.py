@@ -1,9 +1,10 @@
 """One `routed` record per change: a change routed to five systems is one row of the trail, not five.
 
-The router reports one `routed` event per destination (Hooks.routed), and the trail stored each
-as a record: about 5 of the ~12 records of a change, and on the RabbitMQ router the only ones,
-each an SQLite or PostgreSQL row with two index entries (bench/README.md, "One routed record per
-change"). `join` makes each run of `routed` events of one message, written together, one record:
+A change routed to five systems was five `routed` records: about 5 of the ~12 records of a
+change, and on the RabbitMQ router the only ones, each an SQLite or PostgreSQL row with two index
+entries (bench/README.md, "One routed record per change"). The route stage reports a change's
+projections together (StageHooks.routed), and `routed` makes them the one record; `join` does the
+same for each run of `routed` events of one message emitted one by one and written together:
 
     destination  "zei kokuho kaigo"            the destinations, in the order routed (a space apart:
     route        "zei-default kokuho-default …"  identifiers never hold one, the guard sees to it)
@@ -25,10 +26,35 @@ from dataclasses import replace
 
 from bus.audit.chain import AuditRecord
 from bus.audit.events import AuditEvent, EventType
+from bus.envelope import Envelope
 
-__all__ = ["is_joined", "join", "split", "split_records"]
+__all__ = ["is_joined", "join", "routed", "split", "split_records"]
 
 _SEP = " "
+
+
+def routed(envelopes: Sequence[Envelope]) -> list[AuditEvent]:
+    """The `routed` records of one change, from its projections' envelopes (one per destination,
+    as Envelope.for_destination makes them): one record, as `join` would make of their events,
+    built at once (5 events made, screened and joined cost ~35 µs a change; this ~7 µs)."""
+    if len(envelopes) < 2 or not all(_joinable_envelope(e, envelopes[0]) for e in envelopes):
+        return [AuditEvent.of(EventType.ROUTED, e) for e in envelopes]
+    first = envelopes[0]
+    projections = _SEP.join([e.kind for e in envelopes])
+    return [AuditEvent(EventType.ROUTED, first.message_id, first.municipality, first.subject, first.sequence,
+                       projections, first.source, _SEP.join([e.destination or "" for e in envelopes]),
+                       _SEP.join([e.route or "" for e in envelopes]), projections,
+                       json.dumps([e.legal_basis for e in envelopes], ensure_ascii=False))]
+
+
+def _joinable_envelope(envelope: Envelope, first: Envelope) -> bool:
+    """What `_joinable` and `_same_change` ask of the events AuditEvent.of makes."""
+    destination, route = envelope.destination, envelope.route
+    if not destination or route is None or _SEP in destination or _SEP in route or _SEP in envelope.kind:
+        return False
+    return (envelope.message_id == first.message_id and envelope.subject == first.subject
+            and envelope.municipality == first.municipality and envelope.sequence == first.sequence
+            and envelope.source == first.source)
 
 
 def join(events: Sequence[AuditEvent]) -> list[AuditEvent]:
@@ -81,11 +107,12 @@ def split_records(records: Iterable[AuditRecord]) -> list[AuditRecord]:
 
 
 def _joinable(event: AuditEvent) -> bool:
-    return (event.event == EventType.ROUTED and event.message_id is not None and event.destination is not None
+    return (event.event == EventType.ROUTED and event.destination is not None and _SEP not in event.destination
+            and event.message_id is not None
             and event.route is not None and event.projection is not None
             and not event.codes and event.receipt is None and event.actor is None and event.reason is None
             and event.attempt is None and event.kind == event.projection  # a projection's kind, as AuditEvent.of
-            and _SEP not in event.destination + event.route + event.projection)
+            and _SEP not in event.route + event.projection)
 
 
 def _same_change(first: AuditEvent, event: AuditEvent) -> bool:

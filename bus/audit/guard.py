@@ -13,6 +13,10 @@ caught here, before anything is written:
   such a run now and then); in free text (`reason`, `receipt`, `legal_basis`) such a number is
   masked instead, so an exception text quoting a message never stops the pipeline.
 
+A change's one `routed` record (bus.audit.fanout) holds a value per destination, a space apart,
+in kind, destination, route and projection, and a JSON list of legal bases: each value is
+screened as it would be alone.
+
 Identifier problems raise PersonalDataInAudit: they are bugs in the caller.
 Names and addresses cannot be recognised cheaply: free text (`reason`, `receipt`,
 `legal_basis`) is for operators' words, status codes and references, never message content.
@@ -20,6 +24,7 @@ Names and addresses cannot be recognised cheaply: free text (`reason`, `receipt`
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from typing import Any
@@ -51,11 +56,18 @@ def screen(event: AuditEvent) -> AuditEvent:
     message_id = event.message_id
     if message_id is not None and not (len(message_id) >= 32 and _HEX_ID.fullmatch(message_id)):
         _check_token(event, "message_id", message_id)
+    joined = _is_joined(event)
     for name in ("kind", "source", "destination", "route", "projection", "actor"):
         value = getattr(event, name)
         if value is not None and value not in _PASSED:
-            _check_token(event, name, value)
-            _remember(value)
+            if joined and name in _JOINED:  # one routed record of a change (bus.audit.fanout): each part
+                for part in value.split(_SEP):
+                    if part not in _PASSED:
+                        _check_token(event, name, part)
+                        _remember(part)
+            else:
+                _check_token(event, name, value)
+                _remember(value)
     for i, code in enumerate(event.codes):
         _check_token(event, f"codes[{i}]", code)
     masked: dict[str, Any] = {}
@@ -63,16 +75,54 @@ def screen(event: AuditEvent) -> AuditEvent:
         value = getattr(event, name)
         if value is None or value in _CLEAN:
             continue
-        if len(value) > _TEXT_LIMIT:
-            value = value[:_TEXT_LIMIT] + "…"
-        if _personal_number(value):
-            value = _DIGIT_RUN.sub(lambda m: mask_value(m.group(0)) if _personal_number(m.group(0)) else m.group(0),
-                                   value)
+        if joined and name == "legal_basis":
+            value = _joined_text(value)
+        else:
+            value = _text(value)
         if value != getattr(event, name):
             masked[name] = value
         else:
             _remember_clean(value)
     return replace(event, **masked) if masked else event
+
+
+#: the fields a joined `routed` record holds one value per destination in, a space apart
+_JOINED = frozenset({"kind", "destination", "route", "projection"})
+_SEP = " "
+
+
+def _is_joined(event: AuditEvent) -> bool:
+    """A `routed` record of several destinations whose fields agree on how many (else each
+    field is screened as one identifier, and one with a space is refused)."""
+    destination = event.destination
+    if event.event != EventType.ROUTED or destination is None or _SEP not in destination:
+        return False
+    count = destination.count(_SEP)
+    return all(value is not None and value.count(_SEP) == count
+               for value in (event.route, event.projection, event.kind))
+
+
+def _text(value: str) -> str:
+    """Free text as the trail keeps it: at most _TEXT_LIMIT characters, personal numbers masked."""
+    if len(value) > _TEXT_LIMIT:
+        value = value[:_TEXT_LIMIT] + "…"
+    if _personal_number(value):
+        value = _DIGIT_RUN.sub(lambda m: mask_value(m.group(0)) if _personal_number(m.group(0)) else m.group(0),
+                               value)
+    return value
+
+
+def _joined_text(value: str) -> str:
+    """A joined record's legal bases (a JSON list, one per destination): each screened as free
+    text, so the list still reads back (fanout.split); anything else is screened as one text."""
+    try:
+        parts = json.loads(value)
+    except ValueError:
+        return _text(value)
+    if not isinstance(parts, list) or not all(p is None or isinstance(p, str) for p in parts):
+        return _text(value)
+    screened = [p if p is None else _text(p) for p in parts]
+    return value if screened == parts else json.dumps(screened, ensure_ascii=False)
 
 
 def claimed(name: str, value: str | None) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bus.audit import fanout
 from bus.audit.events import AuditEvent, EventType
 from bus.audit.guard import claimed
 from bus.audit.log import AuditLog
@@ -68,8 +69,13 @@ class AuditHooks(StageHooks):
                                        codes=tuple(sorted({i.code for i in issues})),
                                        receipt=f"rejected:{rejected_id}", reason="; ".join(dropped) or None))
 
-    def routed(self, envelope: Envelope) -> None:
-        self._recorder.event(EventType.ROUTED, envelope)
+    def routed(self, envelopes: Sequence[Envelope]) -> None:
+        if self._recorder.join_routed:  # one record for the change ([audit] routed_records)
+            for event in fanout.routed(envelopes):
+                self._recorder.emit(event)
+        else:
+            for envelope in envelopes:
+                self._recorder.event(EventType.ROUTED, envelope)
 
     def refused(self, envelope: Envelope, reason: str) -> None:
         self._recorder.event(EventType.REFUSED, envelope, codes=[CROSS_TENANT], reason=reason)

@@ -56,8 +56,9 @@ class StageHooks:
         """Invalid: kept in the rejected store as `rejected_id`, the source told why."""
 
     # -- route -----------------------------------------------------------------------------
-    def routed(self, envelope: Envelope) -> None:
-        """A projection was published to `envelope.destination` (one call per destination)."""
+    def routed(self, envelopes: Sequence[Envelope]) -> None:
+        """A change's projections were published, one envelope per destination (its
+        `destination`): one call per change, with every destination it went to."""
 
     def already_routed(self, envelope: Envelope) -> None:
         """A redelivered change the route stage had routed before: dropped."""
@@ -116,9 +117,9 @@ class Hooks(StageHooks):
         for h in self.hooks:
             h.rejected(source, kind, issues, rejected_id)
 
-    def routed(self, envelope: Envelope) -> None:
+    def routed(self, envelopes: Sequence[Envelope]) -> None:
         for h in self.hooks:
-            h.routed(envelope)
+            h.routed(envelopes)
 
     def already_routed(self, envelope: Envelope) -> None:
         for h in self.hooks:

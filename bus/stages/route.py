@@ -160,8 +160,8 @@ class RouteStage:
         if outgoing:
             await self._publish(outgoing)
         for plan in plans:
-            for out in plan.routed:
-                self._hooks.routed(out)
+            if plan.routed:
+                self._hooks.routed(plan.routed)
         await self._hooks.written()
         await self._routed.submit([(plan.message_id, plan.destinations) for plan in plans])
 

@@ -12,6 +12,11 @@ import pytest
 
 from bus.audit import AuditEvent, AuditLog, AuditRecorder, EventType, open_store, verify
 from bus.audit.fanout import is_joined, join, split, split_records
+from bus.audit.fanout import routed as routed_record
+from bus.audit.guard import screen
+from bus.audit.hooks import AuditHooks
+from bus.envelope import Envelope
+from bus.errors import PersonalDataInAudit
 from bus.errors import ConfigError
 from bus.settings import Settings
 
@@ -27,12 +32,17 @@ def at_once(events: list[AuditEvent]) -> list[AuditEvent]:
     return [replace(e, at=events[0].at) for e in events]
 
 
+def projections(history: int = 1, destinations: tuple[str, ...] = ("zei", "kokuho", "kaigo"),
+                basis: str | None = "地方税法第294条") -> list[Envelope]:
+    """A change's projections' envelopes, as the route stage reports them (StageHooks.routed)."""
+    env = cases.envelope(history)
+    return [env.for_destination(d, f"{d}.jumin", 1, f"{d}-default", AWKWARD if d == "kokuho" else basis)
+            for d in destinations]
+
+
 def routed(history: int = 1, destinations: tuple[str, ...] = ("zei", "kokuho", "kaigo"),
            basis: str | None = "地方税法第294条") -> list[AuditEvent]:
-    env = cases.envelope(history)
-    return at_once([AuditEvent.of(EventType.ROUTED, env.for_destination(d, f"{d}.jumin", 1, f"{d}-default",
-                                                                       AWKWARD if d == "kokuho" else basis))
-                    for d in destinations])
+    return at_once([AuditEvent.of(EventType.ROUTED, e) for e in projections(history, destinations, basis)])
 
 
 def test_a_changes_routed_events_join_into_one_and_split_back_exactly() -> None:
@@ -56,6 +66,53 @@ def test_only_a_run_of_one_changes_plain_routed_events_is_joined() -> None:
     assert join(interleaved) == interleaved  # another message between: written as reported
     noted = [a[0], replace(a[1], reason="pinned"), a[2]]
     assert join(noted) == noted  # an event with more to say than its destination stays its own
+
+
+def test_the_route_stage_s_report_is_built_as_the_one_record_join_makes() -> None:
+    for destinations in (("zei", "kokuho", "kaigo"), ("zei", "kokuho")):
+        envelopes = projections(1, destinations)
+        (built,) = routed_record(envelopes)
+        (joined,) = join(routed(1, destinations))
+        assert replace(built, at=joined.at) == joined
+        assert screen(built) == built  # nothing in it to mask: kept as made
+        assert split(built) == [replace(AuditEvent.of(EventType.ROUTED, e), at=built.at) for e in envelopes]
+    one = projections(1, ("zei",))
+    (alone,) = routed_record(one)
+    assert alone == replace(AuditEvent.of(EventType.ROUTED, one[0]), at=alone.at)
+    spaced = projections(1, ("zei", "kokuho"))
+    spaced[1] = replace(spaced[1], route="kokuho default")  # a space in an identifier: not joined, screened alone
+    assert [e.destination for e in routed_record(spaced)] == ["zei", "kokuho"]
+    with pytest.raises(PersonalDataInAudit, match="route"):
+        screen(routed_record(spaced)[1])
+
+
+def test_a_joined_record_is_screened_part_by_part() -> None:
+    (record,) = routed_record(projections(1, basis=f"本人 {cases.PERSONAL_NUMBER} の照会"))
+    kept = screen(record)
+    assert cases.PERSONAL_NUMBER not in (kept.legal_basis or "")
+    bases = [e.legal_basis or "" for e in split(kept)]  # still a list, one per destination
+    assert len(bases) == 3 and "本人 " in bases[0] and bases[1] == AWKWARD
+    long = "第1条 " * 400  # 2,400 characters: shortened as one basis, and the list still reads back
+    (record,) = routed_record(projections(2, basis=long))
+    assert [len(e.legal_basis or "") for e in split(screen(record))] == [1001, len(AWKWARD), 1001]
+    for field in ("destination", "route"):
+        (record,) = routed_record(projections(3))
+        bad = replace(record, **{field: f"zei {cases.PERSONAL_NUMBER} kaigo"})
+        with pytest.raises(PersonalDataInAudit, match=field):
+            screen(bad)
+    not_json = replace(record, legal_basis=f"[{cases.PERSONAL_NUMBER}")
+    assert cases.PERSONAL_NUMBER not in (screen(not_json).legal_basis or "")
+
+
+async def test_the_audit_hooks_write_a_change_as_one_record_or_one_per_destination(tmp_path: Path) -> None:
+    for join_routed, expected in ((True, ["zei kokuho kaigo"]), (False, ["zei", "kokuho", "kaigo"])):
+        log = AuditLog(open_store(tmp_path / f"{join_routed}.sqlite"))
+        recorder = AuditRecorder(log, join_routed=join_routed)
+        AuditHooks(recorder).routed(projections(1))
+        await recorder.aclose()
+        assert [r.event.destination for r in log.store.records()] == expected
+        assert verify(log.store).ok
+        log.close()
 
 
 async def test_the_recorder_writes_one_record_per_change_that_verifies_and_reads_back_per_destination(

@@ -71,9 +71,14 @@ async def test_a_free_file_is_written_on_the_loop_and_a_held_one_in_the_thread(t
         assert held["inline_transactions"] == free["inline_transactions"]  # that one was the thread's
         assert held["lock_waits"] == 1
 
-        await broker.publish("q", OutgoingMessage(b"z", "m3", "k3"))  # free again: on the loop again
-        assert broker.contention()["inline_transactions"] == free["inline_transactions"] + 1
-        assert (await broker.stats("q")).ready == 3
+        # free again: on the loop again. Not always the very next write: on a busy machine the
+        # worker thread may still be checkpointing the file just then (seen once in a full run)
+        sent = 2
+        while sent < 6 and broker.contention()["inline_transactions"] == free["inline_transactions"]:
+            sent += 1
+            await broker.publish("q", OutgoingMessage(b"z", f"m{sent}", f"k{sent}"))
+        assert broker.contention()["inline_transactions"] > free["inline_transactions"]
+        assert (await broker.stats("q")).ready == sent
     finally:
         await broker.close()
 
