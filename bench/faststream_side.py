@@ -5,7 +5,7 @@ confirmed publishes". Per input message, as `bench/reference.py` does it: harden
 XSD validation (jumin.idou), publish the body to each of the `FANOUT` output queues
 (persistent, mandatory, publisher confirms, the five awaited together), then FastStream acks
 (its default ack policy: after the handler returns). A `RabbitBroker` with one subscriber on
-the input queue, prefetch 64 (as the other sides), FastStream's own consume and publish path.
+the input queue, the same prefetch as the other sides, FastStream's own consume and publish path.
 
 FastStream is in the `bench` extra only (`pip install -e '.[bench]'`): it is imported when
 this side runs, and `available()` says whether it can.
@@ -28,8 +28,9 @@ from bus.synthetic.samples import SOURCE_KIND
 
 __all__ = ["WHAT", "available", "run_faststream", "version"]
 
-WHAT = ("FastStream RabbitBroker: one subscriber (prefetch 64), lxml parse + XSD validate, broker.publish to 5 "
-        "queues (persistent, mandatory, confirms awaited together), ack by FastStream after the handler")
+WHAT = ("FastStream RabbitBroker: one subscriber (the router's prefetch), lxml parse + XSD validate, "
+        "broker.publish to 5 queues (persistent, mandatory, confirms awaited together), "
+        "ack by FastStream after the handler")
 
 
 def available() -> bool:

@@ -41,7 +41,7 @@ from bus.topology import ROUTE_STAGE
 
 __all__ = ["ROUTER_CONCURRENCY", "run_renkei"]
 
-ROUTER_CONCURRENCY = 32  # as bus.app.Bus starts the router (prefetch: twice that)
+ROUTER_CONCURRENCY = 32  # as bus.app.Bus starts the router (prefetch: BatchSettings.router_prefetch)
 
 
 async def run_renkei(url: str, workload: Workload, queues: QueueSet, *, audit: bool = True,
@@ -94,7 +94,8 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
     try:
         await broker.connect()
         consumer = await broker.consume_batches(queues.input, handle, concurrency=ROUTER_CONCURRENCY,
-                                                batch_size=batching.batch_size, linger=batching.linger_ms / 1000)
+                                                batch_size=batching.batch_size, linger=batching.linger_ms / 1000,
+                                                prefetch=batching.router_prefetch)
         try:
             await meter.wait(within)
         finally:

@@ -1,0 +1,52 @@
+"""The route stage holds sixteen batches' worth of changes unacknowledged; deliverers keep the
+consumer's default (BatchSettings.router_prefetch).
+
+On RabbitMQ a route batch waits for its publishes' confirms and its audit and state commits
+before it is acked; with two batches' worth (the default) the router sat idle while both waited
+(bench/README.md, stop 24). A deliverer keeps the small default: a slow destination's backlog
+waits in the broker, not in the deliverer's memory (tests/faults/test_faults_amqp.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bus.app import Bus, BusParts
+from bus.brokers.embedded import EmbeddedBroker
+from bus.catalog import Catalog
+from bus.ports import FunctionSink, Receipt
+from bus.settings import Settings
+from bus.settings_batching import ROUTER_BATCHES_AHEAD, BatchSettings
+from bus.topology import INTAKE_QUEUE
+
+
+def test_the_router_s_prefetch_follows_the_batch_size_within_amqp_s_limit() -> None:
+    assert ROUTER_BATCHES_AHEAD == 16
+    assert BatchSettings().router_prefetch == 16 * 64
+    assert BatchSettings(batch_size=1).router_prefetch == 16
+    assert BatchSettings(batch_size=1000).router_prefetch == 16000
+    assert BatchSettings(batch_size=5000).router_prefetch == 65535  # basic.qos takes a short
+
+
+async def test_the_bus_gives_the_router_its_prefetch_and_deliverers_the_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "renkei.toml"
+    config.write_text('[bus]\nstate_dir = "state"\nbatch_size = 32\n', encoding="utf-8")
+    settings = Settings.load(config, env={})
+    asked: dict[str, Any] = {}
+    consume_batches = EmbeddedBroker.consume_batches
+
+    async def recorded(self: EmbeddedBroker, queue: str, handler: Any, **options: Any) -> Any:
+        asked[queue] = options.get("prefetch")
+        return await consume_batches(self, queue, handler, **options)
+
+    monkeypatch.setattr(EmbeddedBroker, "consume_batches", recorded)
+    bus = Bus(settings, sinks={"zei": FunctionSink(Receipt.applied)}, catalog=Catalog.load())
+    await bus.start(BusParts(only_destinations=frozenset({"zei"})))
+    try:
+        assert asked[INTAKE_QUEUE] == 16 * 32
+        assert [prefetch for queue, prefetch in asked.items() if queue != INTAKE_QUEUE] == [None]
+    finally:
+        await bus.stop()
