@@ -16,8 +16,7 @@ from bus.audit.fanout import routed as routed_record
 from bus.audit.guard import screen
 from bus.audit.hooks import AuditHooks
 from bus.envelope import Envelope
-from bus.errors import PersonalDataInAudit
-from bus.errors import ConfigError
+from bus.errors import ConfigError, PersonalDataInAudit
 from bus.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
