@@ -1,8 +1,9 @@
 """Simulators of the receiving systems, the 中間サーバー and the マイナポータル.
 
 Realistic HTTP services that validate what they receive against the expected kind, keep
-what they accepted (in memory, and one file per message with a store directory), count
-effects per Idempotency-Key, and can be told to be slow, fail, reject or go away.
+what they accepted (in memory, and with a store directory in its log `received.jsonl`, one
+line per message with its body), count effects per Idempotency-Key, and can be told to be
+slow, fail, reject or go away.
 
 - `create_app(system, catalog=..., validate=...)`: the starlette app of one system;
 - `SimulatorCluster`: all of them in-process, one loopback port each (for tests, the demo);

@@ -14,8 +14,8 @@ its own and the simulators' CPU is reported beside them.
 The child, ``python -m adapters.simulators.apart --store DIR [SYSTEM ...]``, prints one JSON
 line ``{"urls": {system: base url}}`` once every server listens, and stops when its standard
 input closes (the parent stopped it, or died, however) or on SIGTERM/SIGINT; its last line is
-``{"cpu_seconds": S}``. What each simulator applied is read back from its store (one file per
-message and the journal, adapters.simulators.state); the counters from ``GET /received``.
+``{"cpu_seconds": S}``. What each simulator applied is read back from its store (its log,
+one line per message, adapters.simulators.state); the counters from ``GET /received``.
 """
 
 from __future__ import annotations

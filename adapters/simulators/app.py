@@ -90,7 +90,7 @@ def create_app(
     ``Catalog.load()`` on first use when not given). The app's state is ``app.state.simulator``.
     """
     sim = state or SimulatorState(system, store=store)
-    sim.write_later = True  # `_written` awaits the store's files before each answer
+    sim.write_later = True  # `_written` awaits the store's writes before each answer
     checker = _Checker(sim.kind, catalog, validate)
 
     async def _written(verdict: Verdict) -> JSONResponse:

@@ -8,11 +8,10 @@ remote users read the same through ``GET /received``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-import json
 import os
 import random
-import re
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -24,13 +23,12 @@ import orjson
 from adapters.simulators.togo import IntegratedAddressFunction
 from bus.errors import ConfigError
 
-__all__ = ["JOURNAL", "SYSTEMS", "Behaviour", "Decision", "ReceivedMessage", "SimulatorState", "SystemInfo",
-           "read_journal", "wire_togo"]
+__all__ = ["LOG", "SYSTEMS", "Behaviour", "Decision", "ReceivedMessage", "SimulatorState", "SystemInfo",
+           "read_journal", "read_received", "wire_togo"]
 
 Mode = Literal["ok", "slow", "fail", "reject", "down"]
 Decision = Literal["ok", "slow", "fail", "reject", "down"]
 _MODES = ("ok", "slow", "fail", "reject", "down")
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +168,7 @@ class SimulatorState:
         self.downstream: SimulatorState | None = None
         self._directory = ""  # the store's path with a trailing separator (where `_write` writes)
         #: set by the HTTP app, which awaits `flush()` before it answers: `accept` then leaves the
-        #: store's files to `flush`, which writes them in a thread (see `flush`)
+        #: store's log to `flush`, which writes it in a thread (see `flush`)
         self.write_later = False
         self._unwritten: list[ReceivedMessage] = []
         self._writing: asyncio.Future[None] | None = None  # the last flush's write, in order
@@ -230,12 +228,12 @@ class SimulatorState:
     async def flush(self) -> None:
         """Wait until every message accepted so far is in the store.
 
-        The files are written in a thread, one call for all that were waiting, each call after
-        the one before it (the journal keeps the order of acceptance). Creating a file waits on
-        the file system's journal, behind the bus's own commits in the same process: on the event
-        loop that wait held every request (`renkei run --with-simulators` at 200 changes/s: a third
-        of the process's time, issue 10). The write goes on when the awaiting request is cancelled.
-        An answer (applied or duplicate) is sent after its message is written, as before."""
+        Their lines are appended in a thread, one write for all that were waiting, each write after
+        the one before it (the log keeps the order of acceptance); the event loop goes on
+        answering meanwhile (`renkei run --with-simulators` at 200 changes/s, where the bus shares
+        the process: a third of its time was the store's writes, issue 10). The write goes on when
+        the awaiting request is cancelled. An answer (applied or duplicate) is sent after its
+        message is written, as before."""
         if self._unwritten:
             batch, self._unwritten = self._unwritten, []
             self._writing = asyncio.ensure_future(self._write_after(self._writing, batch))
@@ -299,55 +297,65 @@ class SimulatorState:
         self._write_all([message])
 
     def _write_all(self, batch: list[ReceivedMessage]) -> None:
-        """Each body as `<key>.xml` (or .json), then their identifiers as lines of the store's
-        journal (`JOURNAL`), appended at once: a line is what says its message was applied
-        (`_load_store` takes a body only with its line), so a body needs no temporary file and
-        rename. One file created per message: with a meta file each, a temporary file and a
-        rename, the demo's simulators spent a quarter of its CPU creating files. Each system call
-        gives up the GIL and waits to take it back behind the process's busy threads, so a batch's
-        lines are one write, not one each."""
+        """Append each message as one line of the store's log (`LOG`): its identifiers and its
+        body. The line is what says the message was applied (`_load_store` skips a line cut
+        short). A batch's lines are one write.
+
+        Until December 2026 each body was a file of its own (`<key>.xml`): creating a file cost
+        20–300 µs of the kernel's time on the 2-core test machines, erratically, and the demo's
+        simulators create six a change: half of their CPU, a third of the whole demo's (issue 10)."""
         assert self.store is not None
-        lines = []
-        for message in batch:
-            if not _KEY.match(message.key):
-                continue  # keys come from the sender; never let one name a path outside the store
-            ext = "json" if "json" in message.content_type else "xml"
-            _write_file(f"{self._directory}{message.key}.{ext}", message.body, _CREATE)
-            lines.append(orjson.dumps({name: getattr(message, name) for name in _META_FIELDS},
-                                      option=orjson.OPT_APPEND_NEWLINE))
+        lines = [orjson.dumps(_line(message), option=orjson.OPT_APPEND_NEWLINE) for message in batch]
         if lines:
-            _write_file(f"{self._directory}{JOURNAL}", b"".join(lines), _APPEND)
+            _write_file(f"{self._directory}{LOG}", b"".join(lines), _APPEND)
 
     def _load_store(self) -> None:
         assert self.store is not None
-        journal = self.store / JOURNAL
-        for line in journal.read_bytes().splitlines() if journal.exists() else ():
-            try:
-                meta = orjson.loads(line)
-            except ValueError:
-                continue  # cut short while written (a crash before the answer): not applied
-            ext = "json" if "json" in meta["content_type"] else "xml"
-            try:
-                with open(f"{self._directory}{meta['key']}.{ext}", "rb") as body:
-                    self.messages[meta["key"]] = ReceivedMessage(**meta, body=body.read())
-            except FileNotFoundError:
-                continue
+        for meta, body in read_received(self.store):
+            self.messages[meta["key"]] = ReceivedMessage(**meta, body=body)
+
+
+def read_received(store: str | os.PathLike[str]) -> list[tuple[dict[str, Any], bytes]]:
+    """Every message a simulator's `store` holds, in the order it applied them: its identifiers
+    (what ``GET /received`` lists) and its body. A line cut short (the process died writing it)
+    was not applied and is left out."""
+    log = Path(store) / LOG
+    found: list[tuple[dict[str, Any], bytes]] = []
+    for line in log.read_bytes().splitlines() if log.exists() else ():
+        try:
+            meta = orjson.loads(line)
+        except ValueError:
+            continue
+        if "body" in meta:
+            body = meta.pop("body").encode()
+        elif "body_base64" in meta:
+            body = base64.b64decode(meta.pop("body_base64"))
+        else:
+            continue
+        found.append((meta, body))
+    return found
 
 
 def read_journal(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The identifiers of every message a simulator's `store` holds, in the order it applied them
     (what ``GET /received`` lists: no bodies)."""
-    journal = Path(store) / JOURNAL
-    lines = journal.read_bytes().splitlines() if journal.exists() else []
-    return [json.loads(line) for line in lines if line.endswith(b"}")]
+    return [meta for meta, _ in read_received(store)]
 
 
-#: a store's journal: one JSON line per message applied, its identifiers (`ReceivedMessage.summary`)
-JOURNAL = ".received.jsonl"
+def _line(message: ReceivedMessage) -> dict[str, Any]:
+    line = {name: getattr(message, name) for name in _META_FIELDS}
+    try:
+        line["body"] = message.body.decode()
+    except UnicodeDecodeError:  # a body in another encoding is kept byte for byte
+        line["body_base64"] = base64.b64encode(message.body).decode("ascii")
+    return line
+
+
+#: a store's log: one JSON line per message applied, in order: its identifiers
+#: (`ReceivedMessage.summary`) and its body (`body`, or `body_base64` when it is not UTF-8)
+LOG = "received.jsonl"
 _META_FIELDS = tuple(f.name for f in fields(ReceivedMessage) if f.name != "body")
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | _CLOEXEC
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
 def _write_file(path: str, data: bytes, flags: int) -> None:

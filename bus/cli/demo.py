@@ -5,8 +5,9 @@
 
 Nothing else is needed: no broker, no config. It prints what the registry sent and how the
 bus answered, then a table per destination (expected, delivered, rejected, duplicates),
-and writes what each simulated system received to DIR/received/<destination>/, one file
-per message. The bus's own log (JSON, personal data masked) goes to DIR/renkei.log.
+and writes what each simulated system received to DIR/received/<destination>/received.jsonl,
+one line per message in the order applied (its identifiers and its body; `jq -r .body` shows
+the bodies). The bus's own log (JSON, personal data masked) goes to DIR/renkei.log.
 
 With --console the bus then keeps running with the web console: it prints the address and a
 demo account, and stops at Ctrl-C (then the summary follows).
@@ -154,7 +155,8 @@ def render(result: DemoResult) -> str:
     if not result.idle:
         lines.append(f"the bus did not drain within {result.options.idle_timeout:.0f} s")
     out = result.options.out
-    lines.append(f"received messages: {out / 'received'}/<destination>/   log: {result.log_file or out / 'renkei.log'}")
+    lines.append(f"received messages: {out / 'received'}/<destination>/received.jsonl   "
+                 f"log: {result.log_file or out / 'renkei.log'}")
     verdict = "OK: every expected delivery happened, nothing unexpected" if result.ok else "FAILED (see above)"
     lines.append(f"{verdict} ({result.seconds:.1f} s; {result.flow_seconds:.2f} s from the first change sent "
                  f"until the bus was drained)")

@@ -19,7 +19,8 @@ __all__ = ["simulate"]
     "--store",
     type=click.Path(file_okay=False, writable=True),
     default=None,
-    help="Keep each accepted message as one file in this directory (and remember them on restart).",
+    help="Keep each accepted message, with its body, as one line of DIR/received.jsonl (and remember "
+         "them on restart).",
 )
 @click.option(
     "--mode",

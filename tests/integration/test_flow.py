@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import structlog
 
-from adapters.simulators.state import read_journal
+from adapters.simulators.state import read_received
 from bus.catalog import Catalog
 from bus.demo import DemoOptions, DemoResult, demo_feed, run_demo
 from bus.logs import configure_logging
@@ -72,9 +72,7 @@ def flow(request: pytest.FixtureRequest, catalog: Catalog, tmp_path_factory: pyt
 
 def _received(store: Path, destination: str) -> list[tuple[dict[str, Any], bytes]]:
     """(meta, body) of every message a simulator applied, in the order it applied them."""
-    where = store / destination
-    items = [(meta, (where / f"{meta['key']}.xml").read_bytes()) for meta in read_journal(where)]
-    return sorted(items, key=lambda item: item[0]["number"])
+    return sorted(read_received(store / destination), key=lambda item: item[0]["number"])
 
 
 def _personal_values(catalog: Catalog, options: DemoOptions) -> set[str]:

@@ -21,6 +21,7 @@ from processes import free_ports
 from run_support import PSEUDONYM_KEY, BusProcess, eventually, renkei
 
 from adapters.simulators import SYSTEMS
+from adapters.simulators.state import read_received
 from bus.catalog import Catalog
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -161,7 +162,7 @@ async def test_no_canary_value_appears_in_logs_audit_cli_output_or_error_message
     logs = bus.output
     assert '"level": "debug"' in logs and "dead-lettered" in logs and "retrying later" in logs
 
-    received = b"".join(p.read_bytes() for p in (tmp_path / "var" / "simulators" / "zei").glob("*.xml"))
+    received = b"".join(body for _, body in read_received(tmp_path / "var" / "simulators" / "zei"))
     assert PERSONAL.encode() in received and FAMILY.encode() in received  # the search would find a leak
     audit_bytes = b"".join(p.read_bytes() for p in (tmp_path / "var").glob("audit.sqlite*"))
     assert len(audit_bytes) > 10_000

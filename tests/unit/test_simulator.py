@@ -6,6 +6,7 @@ These tests inject a stand-in validator so they need no schema catalog; the clus
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 from sink_contract_support import namespace_validator, plain_outbound
 
 from adapters.simulators import SimulatorState, create_app, personal_number_valid
-from adapters.simulators.state import JOURNAL, ReceivedMessage, read_journal
+from adapters.simulators.state import LOG, ReceivedMessage, read_journal, read_received
 from adapters.transports.http import envelope_headers
 from bus.errors import ConfigError
 from bus.ports import Outbound
@@ -139,28 +140,40 @@ async def test_a_body_over_the_cap_is_413() -> None:
     assert response.status_code == 413
 
 
-async def test_the_store_keeps_one_file_per_message_and_remembers_after_restart(tmp_path: Path) -> None:
+async def test_the_store_keeps_each_message_with_its_body_and_remembers_after_restart(tmp_path: Path) -> None:
     message = plain_outbound()
     for _ in range(2):  # the second app is the simulator restarted on the same store
         app = create_app("zei", validate=namespace_validator, store=str(tmp_path))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://zei") as client:
             answers = (await post(client, message)).json()["status"]
     assert answers == "duplicate"
-    assert (tmp_path / f"{message.envelope.idempotency_key}.xml").read_bytes() == message.xml
+    [(meta, body)] = read_received(tmp_path)
+    assert meta["key"] == message.envelope.idempotency_key and body == message.xml
+    assert sorted(os.listdir(tmp_path)) == [LOG]  # one log, no file per message
 
 
-def test_a_journal_line_cut_short_by_a_crash_is_not_taken_as_applied(tmp_path: Path) -> None:
+def _received(key: str, body: bytes) -> ReceivedMessage:
+    return ReceivedMessage(key=key, message_id=key[:2], kind="zei.jumin", municipality="131016", subject="s",
+                           sequence=1, content_type="application/xml", body=body, reference="r")
+
+
+def test_a_log_line_cut_short_by_a_crash_is_not_taken_as_applied(tmp_path: Path) -> None:
     body = b"<zei/>"
     first = SimulatorState("zei", store=tmp_path)
     for key in ("m1.zei", "m2.zei"):
-        first.accept(ReceivedMessage(key=key, message_id=key[:2], kind="zei.jumin", municipality="131016",
-                                     subject="s", sequence=1, content_type="application/xml", body=body,
-                                     reference="r"))
-    journal = tmp_path / JOURNAL
-    journal.write_bytes(journal.read_bytes()[:-20])  # the second line torn: the process died writing it
+        first.accept(_received(key, body))
+    log = tmp_path / LOG
+    log.write_bytes(log.read_bytes()[:-20])  # the second line torn: the process died writing it
     again = SimulatorState("zei", store=tmp_path)
     assert list(again.messages) == ["m1.zei"] and again.messages["m1.zei"].body == body
     assert [meta["key"] for meta in read_journal(tmp_path)] == ["m1.zei"]
+
+
+def test_a_body_that_is_not_utf8_is_kept_byte_for_byte(tmp_path: Path) -> None:
+    sjis = '<?xml version="1.0" encoding="Shift_JIS"?><zei>高橋</zei>'.encode("shift_jis")
+    SimulatorState("zei", store=tmp_path).accept(_received("m1.zei", sjis))
+    assert SimulatorState("zei", store=tmp_path).messages["m1.zei"].body == sjis
+    assert [body for _, body in read_received(tmp_path)] == [sjis]
 
 
 async def test_healthz_names_the_system_and_kind(zei: httpx.AsyncClient) -> None:

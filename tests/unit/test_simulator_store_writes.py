@@ -1,9 +1,8 @@
 """A simulator's store is written off the event loop, before the answer (issue 10: in `renkei run
---with-simulators` the files' creation, waiting on the file system behind the bus's own commits,
-held every request of the process).
+--with-simulators` the store's writes held every request of the process).
 
-The file writes are made to wait on a gate (`_write_file` patched); the loop must still answer
-other requests meanwhile, and the waiting request must answer only once its file is written."""
+The writes are made to wait on a gate (`_write_file` patched); the loop must still answer other
+requests meanwhile, and the waiting request must answer only once its message is written."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from sink_contract_support import namespace_validator, plain_outbound
 
 from adapters.simulators import create_app
 from adapters.simulators import state as state_module
-from adapters.simulators.state import read_journal
+from adapters.simulators.state import read_journal, read_received
 from adapters.transports.http import envelope_headers
 from bus.ports import Outbound
 
@@ -47,11 +46,11 @@ async def test_a_slow_file_write_holds_its_own_answer_and_no_other_request(tmp_p
         health = await asyncio.wait_for(client.get("/healthz"), 2.0)
         assert health.status_code == 200
         assert not posting.done(), "the answer came before its message was written"
-        assert not (tmp_path / f"{message.envelope.idempotency_key}.xml").exists()
+        assert read_received(tmp_path) == []
         gate.set()
         answer = await asyncio.wait_for(posting, 5.0)
     assert answer.json()["status"] == "applied"
-    assert (tmp_path / f"{message.envelope.idempotency_key}.xml").read_bytes() == message.xml
+    assert [body for _, body in read_received(tmp_path)] == [message.xml]
 
 
 async def test_concurrent_requests_are_written_in_the_order_they_were_applied_and_a_twin_waits(
