@@ -143,25 +143,37 @@ def _counts(audit: Path) -> Counter[str]:
         return Counter(dict(db.execute("SELECT event, count(*) FROM audit_records GROUP BY event").fetchall()))
 
 
-def _latencies(audit: Path) -> tuple[list[float], list[float], Counter[str]]:
-    """Per delivery and per change (to its last delivery): delivered.at - accepted.at, in ms."""
+def _latencies(audit: Path) -> tuple[list[float], list[float], Counter[str], dict[str, list[float]]]:
+    """Per delivery and per change (to its last delivery): delivered.at - accepted.at, in ms; and
+    per hop (`HOPS`): where that time went, each hop from one record of the trail to the next."""
     with sqlite3.connect(f"file:{audit}?mode=ro", uri=True, timeout=10) as db:
         rows = db.execute("SELECT event, message_id, at FROM audit_records WHERE event IN "
-                          "('accepted', 'delivered', 'dead_lettered') ORDER BY seq").fetchall()
-    accepted: dict[str, float] = {}
+                          "('received', 'accepted', 'routed', 'delivered', 'dead_lettered') ORDER BY seq").fetchall()
+    stamps: dict[str, dict[str, float]] = {"received": {}, "accepted": {}, "routed": {}}
     last: dict[str, float] = {}
     per_delivery: list[float] = []
+    hops: dict[str, list[float]] = {hop: [] for hop in HOPS}
     events: Counter[str] = Counter()
     for event, message_id, at in rows:
         events[event] += 1
         when = datetime.fromisoformat(at).timestamp()
-        if event == "accepted":
-            accepted[message_id] = when
-        elif event == "delivered" and message_id in accepted:
-            per_delivery.append(1000 * (when - accepted[message_id]))
+        if event in stamps:
+            stamps[event].setdefault(message_id, when)  # a change's first: one routed record per change
+        elif event == "delivered" and message_id in stamps["accepted"]:
+            per_delivery.append(1000 * (when - stamps["accepted"][message_id]))
             last[message_id] = max(last.get(message_id, when), when)
+            if message_id in stamps["routed"]:
+                hops["routed_to_delivered"].append(1000 * (when - stamps["routed"][message_id]))
+    accepted, received, routed = stamps["accepted"], stamps["received"], stamps["routed"]
+    hops["received_to_accepted"] = [1000 * (accepted[m] - received[m]) for m in accepted if m in received]
+    hops["accepted_to_routed"] = [1000 * (routed[m] - accepted[m]) for m in routed if m in accepted]
     per_change = [1000 * (last[m] - accepted[m]) for m in last]
-    return per_delivery, per_change, events
+    return per_delivery, per_change, events, hops
+
+
+#: the hops of a change's life the trail stamps: the intake's commit, the router (its queue and
+#: its batch), a deliverer (its queue, its batch and the HTTP round trip)
+HOPS = ("received_to_accepted", "accepted_to_routed", "routed_to_delivered")
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -337,7 +349,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
             if sims is not None:
                 sims.terminate()
                 sims.wait(60)
-        per_delivery, per_change, events = _latencies(audit)
+        per_delivery, per_change, events, hops = _latencies(audit)
     answers, counts, cpu, deliveries = seen["answers"], seen["counts"], seen["cpu"], seen["deliveries"]
     if events["accepted"] < answers["accepted"] or not answers["accepted"]:  # a timed-out request may be kept
         raise RuntimeError(f"the intake's answers {dict(answers)} and the trail's {dict(events)} disagree")
@@ -352,6 +364,8 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
         "latency_ms": {"p50": _quantile(per_delivery, 0.5), "p95": _quantile(per_delivery, 0.95), "p99": p99,
                        "max": round(max(per_delivery), 1) if per_delivery else 0.0,
                        "p99_per_change": _quantile(per_change, 0.99)},
+        "hops_ms": {hop: {"p50": _quantile(values, 0.5), "p99": _quantile(values, 0.99)}
+                    for hop, values in hops.items()},
         "bus_cpu_seconds": round(cpu, 3), "bus_cpu_ms_per_change": round(1000 * cpu / load.changes, 3),
         "load_generator_cpu_seconds": round(seen["own_cpu"], 3), "bus_rss_mb": round(seen["rss"], 1),
         "target_p99_ms": target,
@@ -392,6 +406,8 @@ def run(loads: list[Load], out: Path, broker_url: str | None = None, batch: int 
         print(f"run {load.rate:>5}/s x {load.seconds:g} s: accepted {r['accepted_rate']:7.1f}/s  "
               f"p50 {lat['p50']:8.1f} ms  p99 {lat['p99']:8.1f} ms (target < {r['target_p99_ms']} ms)  "
               f"{r['bus_cpu_ms_per_change']:.2f} ms CPU/change  load {r['load_average']['start'][0]:.2f}", flush=True)
+        print("    p50/p99 per hop: " + ", ".join(f"{hop.replace('_to_', ' → ')} {h['p50']:.1f}/{h['p99']:.1f} ms"
+                                            for hop, h in r["hops_ms"].items()), flush=True)
     return report.write(out, {
         "benchmark": "run_latency",
         "command": ("renkei run --role router + renkei run --role deliver" if roles_apart else "renkei run")

@@ -90,15 +90,15 @@ def create_app(
     ``Catalog.load()`` on first use when not given). The app's state is ``app.state.simulator``.
     """
     sim = state or SimulatorState(system, store=store)
-    sim.write_later = True  # `_written` awaits the store's writes before each answer
+    sim.write_later = True  # `_written` writes a request's messages to the store before its answer
     checker = _Checker(sim.kind, catalog, validate)
 
-    async def _written(verdict: Verdict) -> JSONResponse:
+    def _written(verdict: Verdict) -> JSONResponse:
         """The answer, once what it says was applied is in the store (this system's, and the
         system the 統合宛名 function sent a 副本 or a notice on to)."""
-        await sim.flush()
+        sim.flush()
         if sim.downstream is not None:
-            await sim.downstream.flush()
+            sim.downstream.flush()
         return _answer(verdict)
 
     async def messages(request: Request) -> JSONResponse:
@@ -118,11 +118,11 @@ def create_app(
             return JSONResponse(body, status_code=behaviour.fail_status, headers={"Retry-After": "1"})
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media == BATCH_MEDIA:
-            return await _written(answer_batch(sim, checker, raw))
+            return _written(answer_batch(sim, checker, raw))
         if decision == "reject":
             return _answer(rejected(sim, key, "S422", "rejected by the receiving system (simulated)"))
         sequence = headers.get("x-renkei-sequence", "")
-        return await _written(apply_item(sim, checker, Item(
+        return _written(apply_item(sim, checker, Item(
             key=key, message_id=headers.get("x-renkei-message-id"), kind=headers.get("x-renkei-kind"),
             municipality=headers.get("x-renkei-municipality", ""), subject=headers.get("x-renkei-subject", ""),
             sequence=int(sequence) if sequence.isdigit() else None, media=media, raw=raw)))

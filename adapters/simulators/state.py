@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
 import random
 import time
@@ -167,11 +166,10 @@ class SimulatorState:
         #: cluster), the notices of `togo_oshirase` (the portal state)
         self.downstream: SimulatorState | None = None
         self._directory = ""  # the store's path with a trailing separator (where `_write` writes)
-        #: set by the HTTP app, which awaits `flush()` before it answers: `accept` then leaves the
-        #: store's log to `flush`, which writes it in a thread (see `flush`)
+        #: set by the HTTP app, which calls `flush()` before it answers: `accept` then leaves the
+        #: store's log to `flush`, one append for a request's messages (see `flush`)
         self.write_later = False
         self._unwritten: list[ReceivedMessage] = []
-        self._writing: asyncio.Future[None] | None = None  # the last flush's write, in order
         if self.store is not None:
             self.store.mkdir(parents=True, exist_ok=True)
             self._directory = os.path.join(self.store, "")
@@ -225,26 +223,17 @@ class SimulatorState:
                 self._write(message)
         return message
 
-    async def flush(self) -> None:
-        """Wait until every message accepted so far is in the store.
+    def flush(self) -> None:
+        """Write every message accepted since the last flush to the store: their lines in one
+        append, in the order accepted. The HTTP app calls it before it answers a request, so a
+        batch of 100 is one write, not 100.
 
-        Their lines are appended in a thread, one write for all that were waiting, each write after
-        the one before it (the log keeps the order of acceptance); the event loop goes on
-        answering meanwhile (`renkei run --with-simulators` at 200 changes/s, where the bus shares
-        the process: a third of its time was the store's writes, issue 10). The write goes on when
-        the awaiting request is cancelled. An answer (applied or duplicate) is sent after its
-        message is written, as before."""
+        It runs on the event loop. Appending a few lines costs ~80 µs; handing it to a thread cost
+        ~170 µs more per request. With one item per request, as at 200 changes/s, that is a
+        third of a simulator's CPU (issue 10; bench/README.md, "stops 24 and 25")."""
         if self._unwritten:
             batch, self._unwritten = self._unwritten, []
-            self._writing = asyncio.ensure_future(self._write_after(self._writing, batch))
-        if self._writing is not None and not self._writing.done():
-            await asyncio.shield(self._writing)
-
-    async def _write_after(self, previous: asyncio.Future[None] | None, batch: list[ReceivedMessage]) -> None:
-        if previous is not None:
-            with contextlib.suppress(Exception):  # that batch's own requests were told it failed
-                await previous
-        await asyncio.to_thread(self._write_all, batch)
+            self._write_all(batch)
 
     def reject(self, key: str | None, issues: list[dict[str, Any]]) -> None:
         self.rejected += 1

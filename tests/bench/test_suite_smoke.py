@@ -50,6 +50,10 @@ def test_the_offered_load_reaches_every_simulator_and_latencies_come_from_the_au
     lat = r["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
     assert lat["p99_per_change"] >= lat["p50"]
+    hops = r["hops_ms"]  # where it went: the intake's commit, the router, a deliverer
+    assert list(hops) == ["received_to_accepted", "accepted_to_routed", "routed_to_delivered"]
+    assert all(0 <= h["p50"] <= h["p99"] for h in hops.values()) and hops["routed_to_delivered"]["p50"] > 0
+    assert hops["accepted_to_routed"]["p99"] <= lat["max"] and hops["routed_to_delivered"]["p99"] <= lat["max"]
     assert r["bus_cpu_seconds"] > 0 and r["bus_rss_mb"] > 0
     assert r["target_p99_ms"] is None and r["passed"] is False  # 20/s has no target in the issue
     assert set(result["target"]) == {"200", "1000"}
