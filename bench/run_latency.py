@@ -56,6 +56,7 @@ from bus.topology import StateDir
 
 __all__ = ["DEFAULT_LOADS", "TARGETS", "Load", "main", "run_one"]
 
+KEPT_UP = 0.95  # the share of the offered rate the intake must answer at for a target to count as met
 TARGETS = {200: 50.0, 1000: 250.0}  # offered changes/s -> p99 accepted -> delivered, ms (issue 10)
 DEFAULT_LOADS = ("200x15", "1000x5")
 DEFAULT_OUT = report.RESULTS / "run_latency.json"
@@ -174,6 +175,15 @@ def _latencies(audit: Path) -> tuple[list[float], list[float], Counter[str], dic
 #: the hops of a change's life the trail stamps: the intake's commit, the router (its queue and
 #: its batch), a deliverer (its queue, its batch and the HTTP round trip)
 HOPS = ("received_to_accepted", "accepted_to_routed", "routed_to_delivered")
+
+
+def met(target: float | None, p99: float, load: Load, accepted: int, answered_seconds: float) -> bool:
+    """Is the target met? Only when the load was carried: every change accepted, and answered at
+    the rate offered (within 5 %, `KEPT_UP`). The latency starts at `accepted`, so the time a
+    request waited before the intake took it is not in the p99: a bus that answers 364 of 1,000
+    changes a second has a short p99 and a growing queue outside it."""
+    return (target is not None and p99 < target and accepted == load.changes
+            and load.changes / answered_seconds >= KEPT_UP * load.rate)
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -369,7 +379,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
         "bus_cpu_seconds": round(cpu, 3), "bus_cpu_ms_per_change": round(1000 * cpu / load.changes, 3),
         "load_generator_cpu_seconds": round(seen["own_cpu"], 3), "bus_rss_mb": round(seen["rss"], 1),
         "target_p99_ms": target,
-        "passed": target is not None and p99 < target and answers["accepted"] == load.changes,
+        "passed": met(target, p99, load, answers["accepted"], seen["answered"]),
         "broker": "rabbitmq" if broker_url else "embedded",
         "processes": ["renkei run --role router", "renkei run --role deliver"] if roles_apart else ["renkei run"],
         "bus_batch_linger_ms": bus_linger_ms,

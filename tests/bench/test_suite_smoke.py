@@ -100,6 +100,15 @@ def test_with_the_roles_apart_the_bus_is_two_processes_and_every_delivery_still_
     assert not DIGIT_RUN.search(out.read_text(encoding="utf-8"))
 
 
+def test_a_target_counts_as_met_only_when_the_intake_kept_up_with_the_load() -> None:
+    load = run_latency.Load(1000, 15.0)
+    assert run_latency.met(250.0, 232.9, load, 15_000, 15.2)  # answered 987/s
+    assert not run_latency.met(250.0, 232.9, load, 15_000, 41.2)  # answered 364/s: the queue was outside the p99
+    assert not run_latency.met(250.0, 251.0, load, 15_000, 15.0)
+    assert not run_latency.met(250.0, 100.0, load, 14_999, 15.0)  # one change not accepted
+    assert not run_latency.met(None, 1.0, run_latency.Load(20, 1.0), 20, 1.0)  # no target at 20/s
+
+
 def test_a_load_is_read_as_rate_times_seconds_and_nonsense_is_refused() -> None:
     assert run_latency.Load.parse("200x15") == run_latency.Load(200, 15.0)
     assert run_latency.Load.parse("1000x0.5").changes == 500
