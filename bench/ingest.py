@@ -85,7 +85,8 @@ def make_file(path: Path, records: int, seed: int) -> dict[str, int]:
 
 
 def run_one(records: int, *, seed: int = 1, batch: int | None = None, window: int | None = None,
-            within: float = 1800.0, intake_only: bool = False, processes: int = 3) -> dict[str, Any]:
+            within: float = 1800.0, intake_only: bool = False, processes: int = 3,
+            inline_writes: bool = False) -> dict[str, Any]:
     """One file of `records` changes through a fresh bus; the figures of that run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-ingest-") as tmp:
         file = Path(tmp) / "extract.avro"
@@ -93,24 +94,28 @@ def run_one(records: int, *, seed: int = 1, batch: int | None = None, window: in
                                 "--seed", str(seed)], capture_output=True, text=True, check=True, cwd=ROOT)
         expected = Counter(json.loads(child.stdout.strip().splitlines()[-1]))
         result = asyncio.run(_run(file, records, expected, Path(tmp) / "state", batch, window, within, intake_only,
-                                  1 if intake_only else processes))
+                                  1 if intake_only else processes, inline_writes))
         return {**result, "file_mb": round(file.stat().st_size / 2**20, 1)}
 
 
 async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path, batch: int | None,
-               window: int | None, within: float, intake_only: bool, processes: int) -> dict[str, Any]:
+               window: int | None, within: float, intake_only: bool, processes: int,
+               inline_writes: bool = False) -> dict[str, Any]:
     from adapters.sources.bulk import open_bulk
     from adapters.sources.ingest import BATCH, WINDOW, Ingester, progress_dir
     from bench.embedded import _rss_mb
     from bus.app import Bus, BusParts
+    from bus.brokers.embedded import EmbeddedBroker
     from bus.catalog import Catalog
     from bus.demo_procs import BusProcesses, ChildReport, split
     from bus.logs import configure_logging
     from bus.ports import FunctionSink, Outbound, Receipt
     from bus.settings import BusSettings, Settings
+    from bus.settings_batching import BatchSettings
 
     catalog = Catalog.load()
-    settings = Settings(bus=BusSettings(state_dir=state_dir, pseudonym_key=BENCH_KEY))
+    settings = Settings(bus=BusSettings(state_dir=state_dir, pseudonym_key=BENCH_KEY),
+                        batching=BatchSettings(inline_writes=inline_writes))
     configure_logging(settings.logging.format, "WARNING", stream=sys.stderr)
     received: Counter[str] = Counter()
 
@@ -146,6 +151,7 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         load_end = os.getloadavg()
         failures = group.ended_early()
+        mine = bus.broker.contention() if isinstance(bus.broker, EmbeddedBroker) else {}
     finally:
         sampler.cancel()
         reports = await group.stop()
@@ -175,6 +181,8 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
         "peak_rss_mb_other_processes": [r.peak_rss_mb for r in reports],
         # what the RSS target is about with the bus in several processes: their peaks summed
         "peak_rss_mb_all_processes": round(peak[0] + sum(r.peak_rss_mb or 0.0 for r in reports), 1),
+        # [bus] inline_writes, and how many of this process's broker transactions ran on its loop
+        "inline_writes": inline_writes, "inline_transactions": mine.get("inline_transactions", 0),
     }
 
 
@@ -192,15 +200,16 @@ def _machine() -> dict[str, Any]:
 
 
 def run(sizes: list[int], seed: int, out: Path, batch: int | None, window: int | None,
-        intake_only: bool = False, processes: int = 3) -> dict[str, Any]:
+        intake_only: bool = False, processes: int = 3, inline_writes: bool = False) -> dict[str, Any]:
     runs = []
     for n in sizes:
         if len(sizes) == 1:
             runs.append(run_one(n, seed=seed, batch=batch, window=window, intake_only=intake_only,
-                                processes=processes))
+                                processes=processes, inline_writes=inline_writes))
         else:  # one fresh process per size, so each RSS is that size's own
             extra = [*(["--batch", str(batch)] if batch else []), *(["--window", str(window)] if window else []),
-                     *(["--intake-only"] if intake_only else []), "--processes", str(processes)]
+                     *(["--intake-only"] if intake_only else []), "--processes", str(processes),
+                     *(["--inline-writes"] if inline_writes else [])]
             child = subprocess.run([sys.executable, "-m", "bench.ingest", "--single", "--records", str(n),
                                     "--seed", str(seed), *extra], capture_output=True, text=True, check=True,
                                    cwd=ROOT)
@@ -235,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=3,
                         help="the bus's processes (3, the default: this one takes the file in, the router and "
                              "the deliverers each in their own; 2: the deliverers apart; 1: the whole bus here)")
+    parser.add_argument("--inline-writes", action="store_true",
+                        help="[bus] inline_writes = true: the broker's and the audit trail's transactions on the "
+                             "event loop when the file is free (RENKEI_INLINE_WRITES does not reach these settings)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--make", type=Path, help=argparse.SUPPRESS)  # the child: write the file only
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout
@@ -249,10 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.single:
         print(json.dumps(run_one(sizes[0], seed=args.seed, batch=args.batch, window=args.window,
-                                 intake_only=args.intake_only, processes=args.processes)))
+                                 intake_only=args.intake_only, processes=args.processes,
+                                 inline_writes=args.inline_writes)))
         return 0
     out = args.out or (INTAKE_OUT if args.intake_only else DEFAULT_OUT)
-    run(sizes, args.seed, out, args.batch, args.window, args.intake_only, args.processes)
+    run(sizes, args.seed, out, args.batch, args.window, args.intake_only, args.processes, args.inline_writes)
     return 0
 
 

@@ -37,6 +37,19 @@ def test_a_small_file_is_ingested_routed_and_delivered_and_the_result_file_has_t
         assert not digit_run.search(text)
 
 
+def test_inline_writes_reach_the_bus_of_the_benchmark(tmp_path: Path) -> None:
+    """--inline-writes: the bench builds its settings in code, so RENKEI_INLINE_WRITES never reached them."""
+    for flag, inline in (([], False), (["--inline-writes"], True)):
+        out = tmp_path / f"ingest-{inline}.json"
+        done = subprocess.run([sys.executable, "-m", "bench.ingest", "--records", "40", "--batch", "20",
+                               "--processes", "1", *flag, "--out", str(out)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        [run] = json.loads(out.read_text(encoding="utf-8"))["runs"]
+        assert run["inline_writes"] is inline and run["delivered_all"] is True
+        assert (run["inline_transactions"] > 0) is inline  # this process's broker wrote on its loop, or never
+
+
 def test_intake_only_leaves_the_changes_in_the_intake_queue_and_writes_its_own_result(tmp_path: Path) -> None:
     out = tmp_path / "ingest-intake.json"
     done = subprocess.run([sys.executable, "-m", "bench.ingest", "--records", "40", "--intake-only", "--out", str(out)],
