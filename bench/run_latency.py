@@ -8,7 +8,9 @@
 Each load starts `renkei run --config <generated> --with-simulators` as its own process, in a
 fresh state directory: the embedded broker (or `--broker-url`), the HTTP intake, the router and
 a deliverer per destination of examples/renkei.toml, each to its simulator over HTTP, on free
-ports. With `--roles-apart` the bus is the production shape of two processes on one state
+ports. The simulators are the bus's child process (as `--with-simulators` serves them since
+stop 26); their CPU is reported apart from the bus's (`simulators_cpu_seconds`). With
+`--roles-apart` the bus is the production shape of two processes on one state
 directory: `renkei run --role router` (the intake and the router) and `renkei run --role
 deliver` (every deliverer), so the bus's Python work has both cores. This process is the load
 generator: valid `jumin.idou` changes of the synthetic registry (XML, made before the clock)
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -135,6 +138,25 @@ def _cpu_seconds(pid: int) -> float:
     """utime + stime of a running process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid` (Linux /proc: each thread's `children`)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _children_cpu(buses: list[subprocess.Popen[bytes]]) -> float:
+    """utime + stime of the bus processes' children (the simulators of `--with-simulators`)."""
+    total = 0.0
+    for bus in buses:
+        for child in _children(bus.pid):
+            with contextlib.suppress(OSError):
+                total += _cpu_seconds(child)
+    return total
 
 
 def _counts(audit: Path) -> Counter[str]:
@@ -290,13 +312,13 @@ async def _wait_ready(url: str, buses: list[subprocess.Popen[bytes]], within: fl
 
 
 async def _drive(buses: list[subprocess.Popen[bytes]], port: int, audit: Path, bodies: list[bytes], rate: int,
-                 routed: list[int], drain_within: float, sims: subprocess.Popen[bytes] | None) -> dict[str, Any]:
+                 routed: list[int], drain_within: float) -> dict[str, Any]:
     """Wait for the intake, offer the load, wait for the drain; what was seen meanwhile (the CPU
-    and RSS of the bus's processes, summed)."""
+    and RSS of the bus's processes, summed, and the CPU of their children, the simulators)."""
     await _wait_ready(f"http://127.0.0.1:{port}/healthz", buses)
     load_start, own_cpu = report.load(), time.process_time()
     cpu_start = sum(_cpu_seconds(bus.pid) for bus in buses)
-    sims_start = _cpu_seconds(sims.pid) if sims is not None else 0.0
+    sims_start = _children_cpu(buses)
     answers, offered, answered = await _offer(f"http://127.0.0.1:{port}/v1/messages", bodies, rate)
     accepted = [i for i, answer in enumerate(answers) if answer == "accepted"]
     deliveries = sum(routed[i] for i in accepted)  # what the route table gives for the accepted changes
@@ -304,16 +326,16 @@ async def _drive(buses: list[subprocess.Popen[bytes]], port: int, audit: Path, b
     return {"answers": Counter(answers), "deliveries": deliveries, "offered": offered, "answered": answered,
             "counts": counts, "cpu": sum(_cpu_seconds(bus.pid) for bus in buses) - cpu_start,
             "rss": sum(report.rss_mb(bus.pid) for bus in buses),
-            "sims_cpu": _cpu_seconds(sims.pid) - sims_start if sims is not None else None,
+            "sims_cpu": _children_cpu(buses) - sims_start,
             "own_cpu": time.process_time() - own_cpu, "load": {"start": load_start, "end": report.load()}}
 
 
 def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_within: float = 900.0,
-            batch: int | None = None, linger_ms: int = 0, apart: bool = False, roles_apart: bool = False,
+            batch: int | None = None, linger_ms: int = 0, roles_apart: bool = False,
             bus_linger_ms: int | None = None, http_client: str | None = None) -> dict[str, Any]:
-    """One load against a fresh `renkei run`; its figures. `apart`: the simulators run in a process
-    of their own (bench.simulators), not inside the bus (`--with-simulators`). `roles_apart`: the
-    bus is two processes, `--role router` (intake and router) and `--role deliver`."""
+    """One load against a fresh `renkei run --with-simulators`; its figures. `roles_apart`: the
+    bus is two processes, `--role router` (intake and router) and `--role deliver` (whose child
+    serves the simulators)."""
     catalog = Catalog.load()
     ks = catalog.get(KIND)
     records = list(sample_records(KIND, catalog, seed=seed, n=load.changes))
@@ -331,10 +353,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
             env["RENKEI_BROKER_URL"] = broker_url
         log = Path(tmp) / "renkei.log"
         with log.open("wb") as out:
-            sims = subprocess.Popen([sys.executable, "-m", "bench.simulators", "--config", str(config)],
-                                    stdout=out, stderr=subprocess.STDOUT, env=env, cwd=report.ROOT) if apart else None
-            _wait_for_line(log, "simulators: ", sims)
-            buses = [_start_bus(config, role, () if apart else ("--with-simulators",), out, env)
+            buses = [_start_bus(config, role, ("--with-simulators",), out, env)
                      for role in (("router", "deliver") if roles_apart else ("all",))]
         audit = StateDir(Path(tmp) / "state").audit_file
         try:
@@ -342,7 +361,7 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
             # listens, while the rest of the start still holds the event loop; load offered then
             # measured seconds of start-up (the first requests answered together, late)
             _wait_for_line(log, "renkei run: ready", buses[-1], within=90.0, times=len(buses))
-            seen = asyncio.run(_drive(buses, port, audit, bodies, load.rate, routed, drain_within, sims))
+            seen = asyncio.run(_drive(buses, port, audit, bodies, load.rate, routed, drain_within))
         except _Exited:
             said = log.read_text(errors="replace")[-1500:]
             codes = [bus.returncode for bus in buses]
@@ -356,9 +375,6 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
                 except subprocess.TimeoutExpired:
                     bus.kill()
                     bus.wait()
-            if sims is not None:
-                sims.terminate()
-                sims.wait(60)
         per_delivery, per_change, events, hops = _latencies(audit)
     answers, counts, cpu, deliveries = seen["answers"], seen["counts"], seen["cpu"], seen["deliveries"]
     if events["accepted"] < answers["accepted"] or not answers["accepted"]:  # a timed-out request may be kept
@@ -385,8 +401,8 @@ def run_one(load: Load, *, broker_url: str | None = None, seed: int = 1, drain_w
         "bus_batch_linger_ms": bus_linger_ms,
         "delivery": delivery,
         "http_client": http_client or "aiohttp",
-        "simulators": "apart" if apart else "in the bus process",
-        "simulators_cpu_seconds": None if seen["sims_cpu"] is None else round(seen["sims_cpu"], 3),
+        "simulators": "the bus's child process (--with-simulators)",
+        "simulators_cpu_seconds": round(seen["sims_cpu"], 3),
         "load_average": seen["load"],
     }
 
@@ -405,11 +421,11 @@ def _delivery_of(config: Path) -> dict[str, int]:
 
 
 def run(loads: list[Load], out: Path, broker_url: str | None = None, batch: int | None = None,
-        linger_ms: int = 0, apart: bool = False, roles_apart: bool = False,
+        linger_ms: int = 0, roles_apart: bool = False,
         bus_linger_ms: int | None = None, http_client: str | None = None) -> dict[str, Any]:
     runs = []
     for load in loads:
-        r = run_one(load, broker_url=broker_url, batch=batch, linger_ms=linger_ms, apart=apart,
+        r = run_one(load, broker_url=broker_url, batch=batch, linger_ms=linger_ms,
                     roles_apart=roles_apart, bus_linger_ms=bus_linger_ms, http_client=http_client)
         runs.append(r)
         lat = r["latency_ms"]
@@ -421,7 +437,7 @@ def run(loads: list[Load], out: Path, broker_url: str | None = None, batch: int 
     return report.write(out, {
         "benchmark": "run_latency",
         "command": ("renkei run --role router + renkei run --role deliver" if roles_apart else "renkei run")
-        + (" (simulators apart" if apart else " --with-simulators (") + "; examples/renkei.toml's destinations), "
+        + " --with-simulators (a child process; examples/renkei.toml's destinations), "
         "HTTP intake",
         "measured": "per delivery: audit 'delivered' at minus the message's audit 'accepted' at",
         "target": {str(rate): {"p99_ms": ms} for rate, ms in TARGETS.items()}, "runs": runs,
@@ -438,8 +454,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="every destination takes batches of up to N changes (default: as examples/renkei.toml "
                              "says, batches of 100; 1: one request each)")
     parser.add_argument("--linger-ms", type=int, default=0, help="with --batch: batch_linger_ms of each destination")
-    parser.add_argument("--simulators-apart", action="store_true",
-                        help="run the simulators in a process of their own (bench.simulators): the bus's own figures")
     parser.add_argument("--roles-apart", action="store_true",
                         help="the bus as two processes: `renkei run --role router` (intake and router) and "
                              "`--role deliver` (every deliverer), on one state directory")
@@ -455,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bus_linger_ms is not None and not 0 <= args.bus_linger_ms <= 1000:
         parser.error(f"--bus-linger-ms must be 0..1000, got {args.bus_linger_ms}")
     result = run(args.load or [Load.parse(x) for x in DEFAULT_LOADS], args.out, args.broker_url, args.batch,
-                 args.linger_ms, args.simulators_apart, args.roles_apart, args.bus_linger_ms, args.http_client)
+                 args.linger_ms, args.roles_apart, args.bus_linger_ms, args.http_client)
     return 0 if result["passed"] else 1
 
 

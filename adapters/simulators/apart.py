@@ -11,8 +11,12 @@ In-process (`SimulatorCluster`) the receivers shared the bus's one event loop: i
 they took 43 % of its busy samples (bench/README.md, issue 10). Apart, the bus's figures are
 its own and the simulators' CPU is reported beside them.
 
-The child, ``python -m adapters.simulators.apart --store DIR [SYSTEM ...]``, prints one JSON
-line ``{"urls": {system: base url}}`` once every server listens, and stops when its standard
+`renkei run --with-simulators` serves the simulators this way too, each on the port of its
+destination's URL (`ports`).
+
+The child, ``python -m adapters.simulators.apart --store DIR [--port SYSTEM=PORT ...] [SYSTEM
+...]``, prints one JSON line ``{"urls": {system: base url}}`` once every server listens (or
+``{"error": "..."}`` and exits 2 when one cannot: a port in use), and stops when its standard
 input closes (the parent stopped it, or died, however) or on SIGTERM/SIGINT; its last line is
 ``{"cpu_seconds": S}``. What each simulator applied is read back from its store (its log,
 one line per message, adapters.simulators.state); the counters from ``GET /received``.
@@ -27,7 +31,7 @@ import json
 import resource
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -47,13 +51,14 @@ class SimulatorProcess:
     `store` (required) is where they keep what they applied, as `SimulatorCluster`'s store."""
 
     def __init__(self, systems: Sequence[str] = tuple(SYSTEMS), *, store: str | Path,
-                 start_within: float = 60.0) -> None:
+                 start_within: float = 60.0, ports: Mapping[str, int] | None = None) -> None:
         unknown = [s for s in systems if s not in SYSTEMS]
         if unknown:
             raise ConfigError(f"no simulator for {unknown}; known: {', '.join(SYSTEMS)}")
         self.systems = list(systems)
         self.store = Path(store)
         self.start_within = start_within
+        self.ports = dict(ports or {})  # system → its fixed port (the others: any free port)
         self.urls: dict[str, str] = {}
         self.cpu_seconds: float | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -61,18 +66,24 @@ class SimulatorProcess:
 
     async def start(self) -> SimulatorProcess:
         self._process = process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adapters.simulators.apart", "--store", str(self.store), *self.systems,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            sys.executable, "-m", "adapters.simulators.apart", "--store", str(self.store),
+            *(f"--port={system}={port}" for system, port in self.ports.items()), *self.systems,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            # a session of its own: a terminal's Ctrl-C reaches the parent alone, which stops the
+            # child after its own deliveries in flight have reached it (`stop`)
+            start_new_session=True)
         assert process.stdout is not None
         try:
             line = await asyncio.wait_for(process.stdout.readline(), self.start_within)
         except TimeoutError:
             await self.stop()
             raise ConfigError(f"the simulators' process did not start within {self.start_within:.0f} s") from None
-        if not line:
+        said = json.loads(line) if line.startswith(b"{") else {}
+        if "urls" not in said:
             code = await process.wait()
-            raise ConfigError(f"the simulators' process ended while starting (exit status {code})")
-        self.urls = json.loads(line)["urls"]
+            self._process = None
+            raise ConfigError(said.get("error") or f"the simulators' process ended while starting (exit status {code})")
+        self.urls = said["urls"]
         self._client = httpx.AsyncClient(timeout=30.0)
         return self
 
@@ -143,7 +154,7 @@ class SimulatorProcess:
         return states
 
 
-async def _serve(store: str, systems: list[str]) -> None:
+async def _serve(store: str, systems: list[str], ports: dict[str, int]) -> None:
     from bus.catalog import Catalog
 
     stop = asyncio.Event()
@@ -154,22 +165,37 @@ async def _serve(store: str, systems: list[str]) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     closed = asyncio.ensure_future(stdin.read())  # returns at end of file: the parent is gone
     closed.add_done_callback(lambda _: stop.set())
-    async with SimulatorCluster(systems, catalog=Catalog.load(), store=store) as cluster:
+    try:
+        cluster = await SimulatorCluster(systems, catalog=Catalog.load(), store=store, ports=ports).start()
+    except ConfigError as exc:  # a port in use: said on the line the parent waits for
+        print(json.dumps({"error": str(exc)}), flush=True)
+        raise SystemExit(2) from None
+    try:
         print(json.dumps({"urls": cluster.urls}), flush=True)
         await stop.wait()
-    closed.cancel()
+    finally:
+        await cluster.stop()
+        closed.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adapters.simulators.apart",
                                      description="Serve the simulators until standard input closes.")
     parser.add_argument("--store", required=True, help="where the simulators keep what they applied")
+    parser.add_argument("--port", action="append", default=[], metavar="SYSTEM=PORT",
+                        help="serve SYSTEM on this port (default: any free port)")
     parser.add_argument("systems", nargs="*", metavar="SYSTEM", help="the systems (default: all)")
     args = parser.parse_args(argv)
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown:
         parser.error(f"no simulator for {unknown}; known: {', '.join(SYSTEMS)}")
-    asyncio.run(_serve(args.store, list(args.systems) or list(SYSTEMS)))
+    ports: dict[str, int] = {}
+    for given in args.port:
+        system, _, port = given.partition("=")
+        if system not in SYSTEMS or not port.isdigit():
+            parser.error(f"--port {given!r}: expected SYSTEM=PORT with SYSTEM one of {', '.join(SYSTEMS)}")
+        ports[system] = int(port)
+    asyncio.run(_serve(args.store, list(args.systems) or list(SYSTEMS), ports))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3)}), flush=True)
     return 0

@@ -18,7 +18,7 @@ connections to it alone, as when one vendor's machine goes away.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -41,6 +41,7 @@ class SimulatorCluster:
         validate: Validate | None = None,
         host: str = "127.0.0.1",
         store: str | None = None,
+        ports: Mapping[str, int] | None = None,
     ) -> None:
         names = list(systems)
         unknown = [s for s in names if s not in SYSTEMS]
@@ -52,16 +53,24 @@ class SimulatorCluster:
             state = SimulatorState(name, store=f"{store}/{name}" if store else None)
             app = create_app(name, catalog=catalog, validate=validate, state=state)
             self.states[name] = state
-            self.servers[name] = EmbeddedServer(app, host=host)
+            self.servers[name] = EmbeddedServer(app, host=host, port=(ports or {}).get(name, 0))
         wire_togo(self.states)  # the 統合宛名 function feeds the 中間サーバー and the portal
 
     async def start(self) -> SimulatorCluster:
         try:
-            await asyncio.gather(*(server.start() for server in self.servers.values()))
+            await asyncio.gather(*(self._start(name, server) for name, server in self.servers.items()))
         except BaseException:
             await self.stop()
             raise
         return self
+
+    @staticmethod
+    async def _start(name: str, server: EmbeddedServer) -> None:
+        try:
+            await server.start()
+        except OSError as exc:  # a port in use (a fixed port: `ports`)
+            raise ConfigError(f"cannot listen on {server.host}:{server.port} for {name} ({exc.strerror or exc})") \
+                from exc
 
     async def stop(self) -> None:
         await asyncio.gather(*(server.stop() for server in self.servers.values()))

@@ -110,3 +110,56 @@ async def test_run_with_simulators_delivers_what_the_routes_say_and_status_count
     assert len(personal_values(records)) > 3 * SENT  # names, numbers and addresses of every change
     leaked = sorted(v for v in personal_values(records) if v in printed)
     assert not leaked, f"personal values in the output of renkei run/status: {leaked[:5]}"
+
+
+async def test_the_simulators_run_apart_and_end_with_a_killed_bus_so_it_starts_again(tmp_path: Path) -> None:
+    """`--with-simulators` serves them from a child process (their work is not the bus's). A bus
+    killed outright leaves no simulator holding its port: the child sees its standard input
+    close and ends, and the bus started again on the same config listens again."""
+    ports = dict(zip(["zei", "kokuho"], free_ports(2), strict=True))
+    config = write_config(tmp_path / "renkei.toml",
+                          destinations={name: f"http://127.0.0.1:{port}/messages" for name, port in ports.items()})
+
+    async def listening(port: int) -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                return (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    bus = await BusProcess.start(config, "--with-simulators")
+    try:
+        await bus.wait_for(r"renkei run: ready")
+        assert all([await listening(port) for port in ports.values()])
+        children = _children(bus.proc.pid)
+        assert len(children) == 1  # one process serves every simulator
+        [child] = children
+        assert "adapters.simulators.apart" in _command_line(child)
+        bus.proc.kill()
+        await bus.proc.wait()
+
+        async def released() -> bool:
+            return not any([await listening(port) for port in ports.values()]) and not _command_line(child)
+
+        await eventually(released, "the simulators end with their killed bus", within=20)
+    finally:
+        await bus.stop()
+    again = await BusProcess.start(config, "--with-simulators")
+    try:
+        await again.wait_for(r"renkei run: ready")
+        assert all([await listening(port) for port in ports.values()])
+    finally:
+        assert await again.stop() == 0, again.output[-4000:]
+
+
+def _children(pid: int) -> set[int]:
+    return {int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()}
+
+
+def _command_line(pid: int) -> str:
+    """The process's command line ("" once it has ended and been reaped)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""

@@ -3,6 +3,8 @@ back from its store and counters, and stopped with it."""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import httpx
@@ -35,6 +37,44 @@ async def test_a_message_applied_by_the_child_is_in_the_snapshot_and_its_cpu_is_
     with pytest.raises(httpx.ConnectError):  # and it is gone
         async with httpx.AsyncClient() as client:
             await client.get(f"{sims.url('zei')}/healthz")
+
+
+async def test_fixed_ports_are_served_and_a_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"cannot listen on 127\.0\.0\.1:{busy} for kokuho"):
+            await SimulatorProcess(["zei", "kokuho"], store=tmp_path, ports={"kokuho": busy}).start()
+    [free] = _free_ports(1)
+    async with SimulatorProcess(["zei", "kokuho"], store=tmp_path, ports={"zei": free}) as sims:
+        assert sims.url("zei") == f"http://127.0.0.1:{free}" and sims.url("kokuho") != sims.url("zei")
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{sims.url('zei')}/healthz")).status_code == 200
+
+
+async def test_the_child_is_in_a_session_of_its_own_and_ends_when_its_parent_does(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C goes to the parent's process group only (the parent stops the child
+    once its deliveries are in); a parent killed outright closes the child's standard input,
+    and the child ends with it (tested through `renkei run` in tests/integration/test_run_embedded.py)."""
+    sims = await SimulatorProcess(["zei"], store=tmp_path).start()
+    try:
+        assert sims._process is not None
+        child = sims._process.pid
+        assert os.getsid(child) == child != os.getsid(0)
+    finally:
+        await sims.stop()
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def test_an_unknown_system_is_refused_before_any_process_starts(tmp_path: Path) -> None:
