@@ -31,6 +31,7 @@ from bus.brokers.base import Broker, Consumer
 from bus.catalog import Catalog
 from bus.config_check import check_destinations, check_pins, pins_of
 from bus.errors import ConfigError
+from bus.heap import limit_malloc_arenas
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
@@ -135,6 +136,7 @@ class Bus:
     watchers: Sequence[StageHooks] = ()
 
     def __post_init__(self) -> None:
+        limit_malloc_arenas()  # before the bus starts its threads (bus.heap)
         self.broker: Broker = broker_for(self.settings)
         self.state = self.settings.state_files.open_state()  # SQLite in state_dir, or the shared [state] store
         self.deliveries = self.settings.state_files.open_delivery()
