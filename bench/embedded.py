@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import commit as checkout_commit
+from bench.report import inline_writes_args, inline_writes_option
 from bus.app import Bus, BusParts
 from bus.brokers.embedded import EmbeddedBroker
 from bus.catalog import Catalog
@@ -85,7 +86,7 @@ class Options:
     processes: int = 3  # the bus's processes (embedded; bus.demo_procs.split)
     templates: bool = True  # [bus] route_fast_path (False: the route stage's plain path)
     routed_records: str = "per_change"  # [audit] routed_records (per_destination: a record each)
-    inline_writes: bool = False  # [bus] inline_writes (True: SQLite writes on the loop when the file is free)
+    inline_writes: bool | None = None  # [bus] inline_writes (True: SQLite writes on the loop when the file is free)
     repeat: int = 1  # runs of each size under REPEAT_BELOW changes; the median one is kept
 
 
@@ -114,7 +115,7 @@ async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
                   within: float = 600.0, backlog: bool = False, sync: str = "full", batch_size: int = 64,
                   linger_ms: int = 0, broker_url: str | None = None, processes: int = 3,
                   templates: bool = True, routed_records: str = "per_change",
-                  inline_writes: bool = False) -> dict[str, Any]:
+                  inline_writes: bool | None = None) -> dict[str, Any]:
     """Run `changes` changes through a fresh bus; the figures of that one run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-embedded-", dir=state_dir) as tmp:
         batching = BatchSettings(batch_size, linger_ms, "normal" if sync == "normal" else "full", inline_writes)
@@ -123,7 +124,7 @@ async def run_one(changes: int, *, seed: int = 1, state_dir: Path | None = None,
         settings = Settings(bus=bus, batching=batching, audit=AuditSettings(routed_records=routed_records))
         return {**await _run(changes, seed, settings, within, backlog, processes if broker_url is None else 1),
                 "broker": "rabbitmq" if broker_url else "embedded", "routed_records": routed_records,
-                "inline_writes": inline_writes}
+                "inline_writes": batching.inline_for(embedded=broker_url is None)}  # in effect
 
 
 async def _run(changes: int, seed: int, settings: Settings, within: float, backlog: bool,
@@ -249,7 +250,7 @@ def _child(options: Options, n: int) -> dict[str, Any]:
          "--processes", str(options.processes),
          *(["--broker-url", options.broker_url] if options.broker_url else []),
          *([] if options.templates else ["--plain-route"]), "--routed-records", options.routed_records,
-         *(["--inline-writes"] if options.inline_writes else [])],
+         *inline_writes_args(options.inline_writes)],
         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
     )
     return dict(json.loads(child.stdout.strip().splitlines()[-1]))
@@ -296,9 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routed-records", choices=("per_change", "per_destination"), default="per_change",
                         help="[audit] routed_records: one routed audit record per change (the default) or one "
                              "per destination (as before December 2026)")
-    parser.add_argument("--inline-writes", action="store_true",
-                        help="[bus] inline_writes = true: the embedded broker's and the audit trail's transactions "
-                             "on the event loop when the file's lock is free (off, the default: in a worker thread)")
+    inline_writes_option(parser)
     parser.add_argument("--repeat", type=int, default=1,
                         help=f"run each size under {REPEAT_BELOW:,} changes this many times, each in a fresh "
                              "process, and keep the run with the median CPU per change (default 1)")

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import commit as checkout_commit
+from bench.report import inline_writes_args, inline_writes_option
 
 __all__ = ["main", "make_file", "run_one"]
 
@@ -86,7 +87,7 @@ def make_file(path: Path, records: int, seed: int) -> dict[str, int]:
 
 def run_one(records: int, *, seed: int = 1, batch: int | None = None, window: int | None = None,
             within: float = 1800.0, intake_only: bool = False, processes: int = 3,
-            inline_writes: bool = False) -> dict[str, Any]:
+            inline_writes: bool | None = None) -> dict[str, Any]:
     """One file of `records` changes through a fresh bus; the figures of that run."""
     with tempfile.TemporaryDirectory(prefix="renkei-bench-ingest-") as tmp:
         file = Path(tmp) / "extract.avro"
@@ -100,7 +101,7 @@ def run_one(records: int, *, seed: int = 1, batch: int | None = None, window: in
 
 async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path, batch: int | None,
                window: int | None, within: float, intake_only: bool, processes: int,
-               inline_writes: bool = False) -> dict[str, Any]:
+               inline_writes: bool | None = None) -> dict[str, Any]:
     from adapters.sources.bulk import open_bulk
     from adapters.sources.ingest import BATCH, WINDOW, Ingester, progress_dir
     from bench.embedded import _rss_mb
@@ -182,7 +183,8 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
         # what the RSS target is about with the bus in several processes: their peaks summed
         "peak_rss_mb_all_processes": round(peak[0] + sum(r.peak_rss_mb or 0.0 for r in reports), 1),
         # [bus] inline_writes, and how many of this process's broker transactions ran on its loop
-        "inline_writes": inline_writes, "inline_transactions": mine.get("inline_transactions", 0),
+        "inline_writes": BatchSettings(inline_writes=inline_writes).inline_for(embedded=True),  # in effect
+        "inline_transactions": mine.get("inline_transactions", 0),
     }
 
 
@@ -200,7 +202,7 @@ def _machine() -> dict[str, Any]:
 
 
 def run(sizes: list[int], seed: int, out: Path, batch: int | None, window: int | None,
-        intake_only: bool = False, processes: int = 3, inline_writes: bool = False) -> dict[str, Any]:
+        intake_only: bool = False, processes: int = 3, inline_writes: bool | None = None) -> dict[str, Any]:
     runs = []
     for n in sizes:
         if len(sizes) == 1:
@@ -209,7 +211,7 @@ def run(sizes: list[int], seed: int, out: Path, batch: int | None, window: int |
         else:  # one fresh process per size, so each RSS is that size's own
             extra = [*(["--batch", str(batch)] if batch else []), *(["--window", str(window)] if window else []),
                      *(["--intake-only"] if intake_only else []), "--processes", str(processes),
-                     *(["--inline-writes"] if inline_writes else [])]
+                     *inline_writes_args(inline_writes)]
             child = subprocess.run([sys.executable, "-m", "bench.ingest", "--single", "--records", str(n),
                                     "--seed", str(seed), *extra], capture_output=True, text=True, check=True,
                                    cwd=ROOT)
@@ -244,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=3,
                         help="the bus's processes (3, the default: this one takes the file in, the router and "
                              "the deliverers each in their own; 2: the deliverers apart; 1: the whole bus here)")
-    parser.add_argument("--inline-writes", action="store_true",
-                        help="[bus] inline_writes = true: the broker's and the audit trail's transactions on the "
-                             "event loop when the file is free (RENKEI_INLINE_WRITES does not reach these settings)")
+    inline_writes_option(parser)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--make", type=Path, help=argparse.SUPPRESS)  # the child: write the file only
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON on stdout

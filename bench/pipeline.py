@@ -35,6 +35,7 @@ from bench.meter import SideResult
 from bench.reference import run_reference
 from bench.renkei_side import ROUTER_CONCURRENCY, run_renkei
 from bench.report import commit as checkout_commit
+from bench.report import inline_writes_option
 from bench.workload import FANOUT, QueueSet, Workload, build_workload
 from bus.heap import settle_heap
 from bus.logs import configure_logging
@@ -70,7 +71,7 @@ class Options:
     faststream: bool = False  # a third side: the same work in FastStream (the `bench` extra)
     batch_size: int = BatchSettings().batch_size  # renkei's `[bus] batch_size` (1: one message at a time)
     templates: bool = True  # renkei's `[bus] route_fast_path` (False: the route stage's plain path)
-    inline_writes: bool = False  # renkei's `[bus] inline_writes` (off, the default: audit appends in a thread)
+    inline_writes: bool | None = None  # renkei's `[bus] inline_writes` (None: the default, off on RabbitMQ)
 
 
 def amqp_url(given: str | None) -> str:
@@ -215,7 +216,8 @@ async def _summary(options: Options, workload: Workload, rounds: list[dict[str, 
                      "prefetch": _prefetch(options), "queue_type": "quorum", "rounds": options.rounds,
                      "renkei_audit": options.audit, "renkei_amqp_fast_path": options.fast_path,
                      "renkei_batch_size": options.batch_size, "renkei_route_fast_path": options.templates,
-                     "renkei_inline_writes": options.inline_writes,
+                     "renkei_inline_writes": BatchSettings(inline_writes=options.inline_writes).inline_for(
+                         embedded=False),
                      "gc": {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count() > 0}},
         "machine": {**await _machine(options.url), "load_average_start": load_at_start},
         "load_average": {"start": load_at_start, "end": _load()},
@@ -266,9 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=Options.batch_size,
                         help="renkei's `[bus] batch_size` (default: the shipped one; 1: the router one message "
                              "at a time, as before the batching core)")
-    parser.add_argument("--inline-writes", action="store_true",
-                        help="renkei's [bus] inline_writes = true: its SQLite audit appends on the event loop "
-                             "when the file is free (off, the default: in a thread)")
+    inline_writes_option(parser, "renkei's SQLite audit")
     parser.add_argument("--plain-route", dest="templates", action="store_false",
                         help="renkei's `[bus] route_fast_path = false`: the route stage's plain path (every "
                              "projection copied and written on its own)")

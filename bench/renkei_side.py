@@ -74,7 +74,7 @@ async def _run(url: str, workload: Workload, queues: QueueSet, state_dir: Path, 
     broker = AmqpBroker(url, fast_path=fast_path)
     state = StateStore(state_dir / "state.sqlite")
     trail = AuditLog.open(Settings(bus=BusSettings(state_dir=state_dir))) if audit else None
-    recorder = AuditRecorder(trail, inline=batching.inline_writes) if trail is not None else None
+    recorder = AuditRecorder(trail, inline=batching.inline_for(embedded=False)) if trail is not None else None
     counters = CountingHooks(state)
     hooks = Hooks(*([AuditHooks(recorder)] if recorder is not None else []), counters, LoggingHooks())
     deliveries = DeliveryStore(state_dir / "delivery.sqlite")

@@ -3,6 +3,7 @@ which target, and where it goes (`bench/results/<name>.json`)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -56,3 +57,17 @@ def write(out: Path, result: dict[str, Any]) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return full
+
+
+def inline_writes_option(parser: Any, what: str = "the embedded broker's and the audit trail's") -> None:
+    """`--inline-writes` / `--no-inline-writes` on an argparse parser: `[bus] inline_writes` for a
+    benchmark that builds its settings in code (RENKEI_INLINE_WRITES does not reach them); left
+    out, the bus's default (None: on with the embedded broker, off on RabbitMQ)."""
+    parser.add_argument("--inline-writes", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"[bus] inline_writes: {what} transactions on the event loop when the file is free, "
+                             "or always in a worker thread (default: the bus's, on with the embedded broker)")
+
+
+def inline_writes_args(setting: bool | None) -> list[str]:
+    """The arguments that pass `setting` on to a child benchmark (inline_writes_option)."""
+    return [] if setting is None else ["--inline-writes" if setting else "--no-inline-writes"]

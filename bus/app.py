@@ -143,7 +143,8 @@ class Bus:
         self.audit = AuditLog.open(self.settings)
         self.recorder = AuditRecorder(self.audit,  # batched; each stage flushes before its ack
                                       join_routed=self.settings.audit.routed_records == "per_change",
-                                      inline=self.settings.batching.inline_writes)
+                                      inline=self.settings.batching.inline_for(
+                                          embedded=self.broker.name == "embedded"))
         #: the middleware every stage reports to, in order: audit trail, counters, log
         self.counters = CountingHooks(self.state)  # group-committed; closed by `stop`
         self.hooks = Hooks(AuditHooks(self.recorder), self.counters, LoggingHooks(), *self.watchers)

@@ -8,10 +8,11 @@ batch_size = 64          # deliveries a stage takes at once (one per resident; b
 batch_linger_ms = 0      # how long a stage waits for a batch to fill (0: it takes what is ready)
 embedded_sync = "full"   # embedded broker: fsync each publish ("full"), or survive only a
                          # killed bus, not a power cut ("normal"; bus/brokers/embedded.py)
-inline_writes = false    # true: the embedded broker's and the SQLite audit trail's transactions
-                         # run on the event loop when no other process holds the file's writer
-                         # lock, in a worker thread only when they would wait (false: always the
-                         # thread; measured both ways in bench/README.md, "Writes on the event loop")
+inline_writes = true     # the embedded broker's and the SQLite audit trail's transactions run
+                         # on the event loop when no other process holds the file's writer lock,
+                         # in a worker thread only when they would wait (false: always the thread).
+                         # Left out: true on the embedded broker, false on RabbitMQ (measured
+                         # both ways in bench/README.md, "Writes on the event loop" and stop 26)
 ```
 """
 
@@ -33,10 +34,17 @@ class BatchSettings:
     batch_size: int = 64
     linger_ms: int = 0
     embedded_sync: Literal["full", "normal"] = "full"
-    #: off by default, as measured (bench/README.md, "Writes on the event loop"): on, the embedded
-    #: path to null sinks gained 6–9 %, but a bulk file lost 24–38 % and 50 MB, `renkei run` at
-    #: 200/s had a worse p99, and the RabbitMQ router a worse ratio to FastStream
-    inline_writes: bool = False
+    #: None (left out): on with the embedded broker, off with RabbitMQ (`inline_for`)
+    inline_writes: bool | None = None
+
+    def inline_for(self, *, embedded: bool) -> bool:
+        """Whether SQLite writes go on the event loop, for a bus on the embedded broker or not. Left
+        out, as measured (bench/README.md, stop 26): on the embedded broker, on (CPU per change
+        −12 to −30 %; a bulk file's rate the same, and its memory within 10 MB once bus.heap caps
+        malloc's arenas);
+        on RabbitMQ, off (there the loop also serves the broker's frames: the router ran 8 % slower
+        with its audit appends on it)."""
+        return embedded if self.inline_writes is None else self.inline_writes
 
     @property
     def router_prefetch(self) -> int:
@@ -60,7 +68,7 @@ def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchS
     size, size_at = setting_of(raw, env, "batch_size", "RENKEI_BATCH_SIZE", at, "bus", 64)
     linger, linger_at = setting_of(raw, env, "batch_linger_ms", "RENKEI_BATCH_LINGER_MS", at, "bus", 0)
     sync, sync_at = setting_of(raw, env, "embedded_sync", "RENKEI_EMBEDDED_SYNC", at, "bus", "full")
-    inline, inline_at = setting_of(raw, env, "inline_writes", "RENKEI_INLINE_WRITES", at, "bus", False)
+    inline, inline_at = setting_of(raw, env, "inline_writes", "RENKEI_INLINE_WRITES", at, "bus", None)
     if sync not in ("full", "normal"):
         raise ConfigError(f"[bus] embedded_sync must be \"full\" (publishes survive a power cut) or \"normal\" "
                           f"(they survive a killed bus, not a power cut), got {sync!r}", where=sync_at)
@@ -68,5 +76,5 @@ def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchS
         batch_size=as_int(size, size_at, "[bus] batch_size", minimum=1, maximum=1000),
         linger_ms=as_int(linger, linger_at, "[bus] batch_linger_ms", minimum=0, maximum=1000),
         embedded_sync=sync,
-        inline_writes=as_flag(inline, inline_at, "[bus] inline_writes"),
+        inline_writes=None if inline is None else as_flag(inline, inline_at, "[bus] inline_writes"),
     )

@@ -13,7 +13,7 @@ stays unsigned longer than the interval (bus.audit.log).
 `emit` screens the event at once (a caller's mistake raises where it was made) and queues
 it; a background task writes queued events in batches (bus.groupcommit: one transaction
 per batch, in a worker thread), at most `max_delay` seconds after they were emitted. With
-`inline` (`[bus] inline_writes = true`; off by default, see bus/settings_batching.py) a batch
+`inline` (`[bus] inline_writes`: on by default with the embedded broker, bus/settings_batching.py) a batch
 is written on the event loop when the store can take it at once (AuditStore.try_append: a
 SQLite trail whose file no other process is writing just then), and in the thread otherwise:
 the loop never waits for another writer. A failing store is retried with backoff and nothing

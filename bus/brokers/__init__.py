@@ -72,7 +72,7 @@ def broker_for(settings: Settings) -> Broker:
     broker = open_broker(url, path=StateDir(bus.state_dir).broker_file)
     if isinstance(broker, EmbeddedBroker):
         broker.sync = settings.batching.embedded_sync
-        broker.inline_writes = settings.batching.inline_writes
+        broker.inline_writes = settings.batching.inline_for(embedded=True)
     return broker
 
 

@@ -38,9 +38,10 @@ def test_a_small_file_is_ingested_routed_and_delivered_and_the_result_file_has_t
 
 
 def test_inline_writes_reach_the_bus_of_the_benchmark(tmp_path: Path) -> None:
-    """--inline-writes: the bench builds its settings in code, so RENKEI_INLINE_WRITES never reached them."""
-    for flag, inline in (([], False), (["--inline-writes"], True)):
-        out = tmp_path / f"ingest-{inline}.json"
+    """--[no-]inline-writes: the bench builds its settings in code, so RENKEI_INLINE_WRITES never reached
+    them; left out, the bus's default on the embedded broker (on)."""
+    for flag, inline in ((["--no-inline-writes"], False), ([], True), (["--inline-writes"], True)):
+        out = tmp_path / f"ingest-{inline}-{len(flag)}.json"
         done = subprocess.run([sys.executable, "-m", "bench.ingest", "--records", "40", "--batch", "20",
                                "--processes", "1", *flag, "--out", str(out)],
                               cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)

@@ -54,8 +54,10 @@ import ctypes, sys, threading
 from bus.heap import limit_malloc_arenas
 if sys.argv[1] == "limit":
     assert limit_malloc_arenas()
+together = threading.Barrier(6)
 def work():
     kept = [bytearray(200_000) for _ in range(20)]  # malloc'd by this thread, past the small-object pool
+    together.wait()  # all alive at once: no thread's arena is free for another to take
     del kept
 threads = [threading.Thread(target=work) for _ in range(6)]
 for t in threads: t.start()

@@ -1,7 +1,8 @@
 """`[bus] inline_writes = true`: the embedded broker's and the SQLite audit trail's transactions
 run on the event loop when the file's writer lock is free, and in a worker thread when another
 connection (another process of the bus) holds it, so the loop never waits for another writer.
-Off (the default) every transaction goes to the thread, as before."""
+Off every transaction goes to the thread. Left out (the default): on with the embedded broker,
+off on RabbitMQ (measured: bench/README.md, stop 26)."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ async def test_a_free_file_is_written_on_the_loop_and_a_held_one_in_the_thread(t
 
 
 async def test_with_inline_writes_off_every_transaction_is_the_threads(tmp_path: Path) -> None:
-    broker = EmbeddedBroker(tmp_path / "broker.sqlite")  # off: the default
+    broker = EmbeddedBroker(tmp_path / "broker.sqlite")  # off: the class's own default
     await broker.connect()
     try:
         await broker.declare("q")
@@ -141,7 +142,7 @@ async def test_the_recorder_writes_on_the_loop_or_hands_a_held_trail_to_the_thre
 
 async def test_the_recorder_with_inline_off_always_uses_the_thread(tmp_path: Path) -> None:
     store = SqliteAuditStore(tmp_path / "audit.sqlite")
-    recorder = AuditRecorder(AuditLog(store))  # off: the default
+    recorder = AuditRecorder(AuditLog(store))  # off: the class's own default
     try:
         for n in (1, 2):
             recorder.emit(_event(n))
@@ -154,7 +155,7 @@ async def test_the_recorder_with_inline_off_always_uses_the_thread(tmp_path: Pat
 
 def test_inline_writes_is_read_from_the_bus_table_and_the_environment() -> None:
     at = Where(None, "")
-    assert read_batching({}, {}, at).inline_writes is False
+    assert read_batching({}, {}, at).inline_writes is None  # left out: the broker decides
     assert read_batching({"inline_writes": True}, {}, at).inline_writes is True
     assert read_batching({}, {"RENKEI_INLINE_WRITES": "1"}, at).inline_writes is True
     assert read_batching({"inline_writes": True}, {"RENKEI_INLINE_WRITES": "0"}, at).inline_writes is False
@@ -162,13 +163,22 @@ def test_inline_writes_is_read_from_the_bus_table_and_the_environment() -> None:
         read_batching({"inline_writes": "sometimes"}, {}, at)
 
 
-async def test_the_bus_writes_inline_only_when_told(tmp_path: Path) -> None:
+async def test_the_bus_writes_inline_only_when_told_and_left_out_on_the_embedded_broker_only(tmp_path: Path) -> None:
     from bus.app import Bus
     from bus.settings import BusSettings, Settings
 
-    for setting in (False, True):
+    for setting in (False, True, None):
         settings = Settings(bus=BusSettings(state_dir=tmp_path / str(setting), pseudonym_key=b"k" * 32),
                             batching=BatchSettings(inline_writes=setting))
         bus = Bus(settings, sinks={})
-        assert bus.recorder.inline is setting
-        assert isinstance(bus.broker, EmbeddedBroker) and bus.broker.inline_writes is setting
+        expected = setting is not False  # None: the embedded broker's default, on
+        assert bus.recorder.inline is expected
+        assert isinstance(bus.broker, EmbeddedBroker) and bus.broker.inline_writes is expected
+    assert BatchSettings().inline_writes is None
+    assert BatchSettings().inline_for(embedded=True) is True
+    assert BatchSettings().inline_for(embedded=False) is False  # RabbitMQ: the audit appends in the thread
+    assert BatchSettings(inline_writes=True).inline_for(embedded=False) is True  # said: as said
+    amqp = Settings(bus=BusSettings(state_dir=tmp_path / "amqp", pseudonym_key=b"k" * 32,
+                                    broker_url="amqp://guest:guest@127.0.0.1:1/"))
+    bus = Bus(amqp, sinks={})  # nothing connects until start
+    assert bus.broker.name == "amqp" and bus.recorder.inline is False
