@@ -51,7 +51,8 @@ class SimulatorProcess:
     `store` (required) is where they keep what they applied, as `SimulatorCluster`'s store."""
 
     def __init__(self, systems: Sequence[str] = tuple(SYSTEMS), *, store: str | Path,
-                 start_within: float = 60.0, ports: Mapping[str, int] | None = None) -> None:
+                 start_within: float = 60.0, ports: Mapping[str, int] | None = None,
+                 own_session: bool = False) -> None:
         unknown = [s for s in systems if s not in SYSTEMS]
         if unknown:
             raise ConfigError(f"no simulator for {unknown}; known: {', '.join(SYSTEMS)}")
@@ -59,6 +60,10 @@ class SimulatorProcess:
         self.store = Path(store)
         self.start_within = start_within
         self.ports = dict(ports or {})  # system → its fixed port (the others: any free port)
+        #: the child in a session of its own (`renkei run`): a terminal's Ctrl-C reaches the parent
+        #: alone, which stops the child after its own deliveries in flight have reached it (`stop`);
+        #: else (the demo) the child shares the parent's session and its signals
+        self.own_session = own_session
         self.urls: dict[str, str] = {}
         self.cpu_seconds: float | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -68,10 +73,7 @@ class SimulatorProcess:
         self._process = process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "adapters.simulators.apart", "--store", str(self.store),
             *(f"--port={system}={port}" for system, port in self.ports.items()), *self.systems,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            # a session of its own: a terminal's Ctrl-C reaches the parent alone, which stops the
-            # child after its own deliveries in flight have reached it (`stop`)
-            start_new_session=True)
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=self.own_session)
         assert process.stdout is not None
         try:
             line = await asyncio.wait_for(process.stdout.readline(), self.start_within)

@@ -296,7 +296,8 @@ class _Runner:
         stop 26)."""
         if not ports:
             return
-        sims = SimulatorProcess(list(ports), store=self.settings.bus.state_dir / "simulators", ports=ports)
+        sims = SimulatorProcess(list(ports), store=self.settings.bus.state_dir / "simulators", ports=ports,
+                                own_session=True)
         try:
             await sims.start()
         except ConfigError as exc:

@@ -53,17 +53,20 @@ async def test_fixed_ports_are_served_and_a_port_in_use_is_named(tmp_path: Path)
             assert (await client.get(f"{sims.url('zei')}/healthz")).status_code == 200
 
 
-async def test_the_child_is_in_a_session_of_its_own_and_ends_when_its_parent_does(tmp_path: Path) -> None:
-    """A terminal's Ctrl-C goes to the parent's process group only (the parent stops the child
-    once its deliveries are in); a parent killed outright closes the child's standard input,
-    and the child ends with it (tested through `renkei run` in tests/integration/test_run_embedded.py)."""
-    sims = await SimulatorProcess(["zei"], store=tmp_path).start()
-    try:
-        assert sims._process is not None
-        child = sims._process.pid
-        assert os.getsid(child) == child != os.getsid(0)
-    finally:
-        await sims.stop()
+async def test_the_child_is_in_a_session_of_its_own_when_asked(tmp_path: Path) -> None:
+    """`renkei run`'s: a terminal's Ctrl-C goes to the parent's process group only (the parent
+    stops the child once its deliveries are in). A parent killed outright closes the child's
+    standard input, and the child ends with it (tests/integration/test_run_embedded.py). The
+    demo's shares its session (tests/integration/test_demo_processes.py finds it there)."""
+    for own_session in (True, False):
+        sims = await SimulatorProcess(["zei"], store=tmp_path, own_session=own_session).start()
+        try:
+            assert sims._process is not None
+            child = sims._process.pid
+            assert (os.getsid(child) == child != os.getsid(0)) is own_session
+            assert (os.getsid(child) == os.getsid(0)) is not own_session
+        finally:
+            await sims.stop()
 
 
 def _free_ports(n: int) -> list[int]:
