@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from processes import free_ports
 
 from adapters.simulators.apart import SimulatorProcess
 from bus.errors import ConfigError
@@ -46,7 +47,7 @@ async def test_fixed_ports_are_served_and_a_port_in_use_is_named(tmp_path: Path)
         busy = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=rf"cannot listen on 127\.0\.0\.1:{busy} for kokuho"):
             await SimulatorProcess(["zei", "kokuho"], store=tmp_path, ports={"kokuho": busy}).start()
-    [free] = _free_ports(1)
+    [free] = free_ports(1)
     async with SimulatorProcess(["zei", "kokuho"], store=tmp_path, ports={"zei": free}) as sims:
         assert sims.url("zei") == f"http://127.0.0.1:{free}" and sims.url("kokuho") != sims.url("zei")
         async with httpx.AsyncClient() as client:
@@ -67,17 +68,6 @@ async def test_the_child_is_in_a_session_of_its_own_when_asked(tmp_path: Path) -
             assert (os.getsid(child) == os.getsid(0)) is not own_session
         finally:
             await sims.stop()
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def test_an_unknown_system_is_refused_before_any_process_starts(tmp_path: Path) -> None:
