@@ -237,7 +237,8 @@ class Bus:
         self._resume_periodically(stage.resume)
         dispatcher = Dispatcher(stage, self.hooks, line, poison_after=self.settings.retry.poison_after)
         self._consumers.append(await self.broker.consume_batches(INTAKE_QUEUE, dispatcher.handle, concurrency=32,
-                                                                 prefetch=self.settings.batching.router_prefetch,
+                                                                 prefetch=self.settings.batching.router_prefetch_for(
+                                                                     embedded=self.broker.name == "embedded"),
                                                                  **self._batching()))
         self._route_stages.append(stage)
         self.consumed_queues.append(INTAKE_QUEUE)
