@@ -1,7 +1,8 @@
 """The HTTP intake under hostile clients, in front of a running bus on the embedded broker:
 malformed kinds, sources and content types answered 4xx with an audited rejection (never a
 500, nothing kept without a `rejected` event), slow heads and bodies cut off, a cap on
-connections, and a client that leaves mid-body leaving no traceback."""
+connections, and a client that leaves mid-body leaving no traceback. Each test runs on both
+request parsers (adapters/server.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from adapters.server import PARSERS
 from adapters.sources.http_intake import HttpIntake
 from bus.app import Bus
 from bus.audit.events import EventType
@@ -36,8 +38,12 @@ class Running:
         return [r.event for r in self.bus.audit.store.records() if r.event.event == event]
 
 
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
+@pytest.fixture(params=PARSERS)
+async def running(tmp_path: Path, request: pytest.FixtureRequest,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
+    """The bus and its HTTP intake, once on each request parser (httptools, the default, and
+    h11, the fallback: adapters/server.py)."""
+    monkeypatch.setenv("RENKEI_HTTP_PARSER", request.param)
     catalog = Catalog.load()
     bus = Bus(Settings(bus=BusSettings(state_dir=tmp_path / "var")), sinks={}, catalog=catalog)
     await bus.start()
