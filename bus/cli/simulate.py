@@ -64,7 +64,7 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str, so
     """
     import uvicorn
 
-    from adapters.server import QuietDisconnects
+    from adapters.server import QuietDisconnects, parser_of
     from adapters.simulators.app import create_app
     from adapters.simulators.state import SimulatorState
 
@@ -83,4 +83,5 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str, so
         password = Path(soap_password_file).read_text(encoding="utf-8").strip()
         app = SoapSimulator(system, username=soap_user, password=password, state=state)
         click.echo(f"  and SOAP 1.1 at http://{host}:{port}/soap (WSDL: /soap?wsdl)")
-    uvicorn.run(QuietDisconnects(app), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(QuietDisconnects(app), host=host, port=port, log_level="warning", access_log=False,
+                http=parser_of())
