@@ -174,6 +174,7 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
         "records_per_s": round(records / seconds, 1), "intake_records_per_s": round(records / intake_seconds, 1),
         "cpu_seconds": round(cpu, 3), "cpu_ms_per_record": round(1000 * cpu / records, 3),
         "peak_rss_mb": round(peak[0], 1), "peak_held": ingester.peak_held,
+        "paced_seconds": round(ingester.paced_seconds, 3),
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
         "delivered_all": not intake_only, "mode": "intake_only" if intake_only else "end_to_end",
         "processes": 1 + len(reports), "router_apart": group.router_apart,

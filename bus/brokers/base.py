@@ -131,6 +131,12 @@ class Broker(ABC):
     @abstractmethod
     async def stats(self, queue: str) -> QueueStats: ...
 
+    async def backlog(self) -> int | None:
+        """Every message the broker holds (ready, waiting behind its key, in flight, delayed), or
+        None for a broker that does not count them: what a bulk file keeps pace with
+        (adapters.sources.ingest). RabbitMQ answers None: its queues are made to hold a backlog."""
+        return None
+
     async def drained(self, queues: Sequence[str]) -> bool:
         """True when none of `queues` holds a message ready or in flight, as `stats` counts them
         (the embedded broker counts delayed messages as ready; RabbitMQ's wait in wait queues):

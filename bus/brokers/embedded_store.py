@@ -144,6 +144,11 @@ def stats(c: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
     return counts.get(WAITING, 0) + counts.get(READY, 0), counts.get(LEASED, 0), int(consumers)
 
 
+def backlog(c: sqlite3.Connection) -> int:
+    """Every message of every queue (EmbeddedBroker.backlog)."""
+    return int(c.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+
 def drained(c: sqlite3.Connection, queues: Sequence[str]) -> bool:
     """No row in any of `queues`: one index probe per queue, whatever the backlog (`stats`
     counts the queue's whole index range)."""

@@ -110,6 +110,11 @@ class IntakeStage:
         answer: Submission = await self._accepting.submit((raw, *admitted))
         return answer
 
+    async def backlog(self) -> int | None:
+        """What the broker holds (Broker.backlog; None: it does not count): a bulk file of this
+        intake keeps pace with it (adapters.sources.ingest)."""
+        return await self._broker.backlog()
+
     def hand_records_to(self, decoded: Decoded | None) -> None:
         """Keep each accepted change's record in `decoded` for a route stage of this process
         (bus.stages.handoff); None: keep none."""
