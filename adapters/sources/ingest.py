@@ -24,10 +24,11 @@ Pace: an intake that can tell the bus's backlog (`backlog()`: the embedded broke
 holds; RabbitMQ does not) is not given a batch while it holds more than `max_backlog` messages,
 so a file does not run ahead of the router and the deliverers. The embedded broker's file costs
 more per message as its backlog grows: a 60,000-record file ran 20 % faster end to end with the
-backlog held under 5,000 (bench/README.md, stop 27). A backlog that does not fall for `patience`
-seconds (nothing consumes it: `renkei ingest` with no bus running, or a destination that is down
-keeps its messages) ends the pacing for the rest of the file: the broker keeps what waits, as
-before pacing.
+backlog held under 5,000 (bench/README.md, stop 27). A backlog that does not change for
+`patience` seconds (nothing consumes it: `renkei ingest` with no bus running, or only a
+destination that is down keeps messages) ends the pacing for the rest of the file, and the broker
+keeps what waits, as before pacing; one that moves but stays high holds a batch at most
+`MAX_PACE` × `patience` seconds.
 """
 
 from __future__ import annotations
@@ -50,15 +51,17 @@ from bus.ingests import IngestProgress, progress_dir, read_progress
 from bus.ports import BatchIntake, Intake, RawMessage, Submission
 from bus.validation.issues import Issue
 
-__all__ = ["BATCH", "MAX_BACKLOG", "PATIENCE", "WINDOW", "IngestBusy", "IngestProgress", "Ingester",
+__all__ = ["BATCH", "MAX_BACKLOG", "MAX_PACE", "PATIENCE", "WINDOW", "IngestBusy", "IngestProgress", "Ingester",
            "checkpoint_key", "progress_dir", "prune", "read_progress"]
 
 BATCH = 500
 WINDOW = 2
 #: the bus's backlog (messages its broker holds) above which a bulk file waits before its next batch
 MAX_BACKLOG = 5000
-#: seconds a backlog may stay without falling before a waiting file goes on anyway
+#: seconds a backlog may stay unchanged (nothing consumes it) before a waiting file stops pacing
 PATIENCE = 2.0
+#: a batch waits at most this many `PATIENCE`s for a backlog that moves but stays high
+MAX_PACE = 15
 _PACE_POLL = 0.02
 MAX_DETAILED = 1000
 _SAVE_EVERY = 0.25  # seconds between checkpoint writes (and always at the end)
@@ -184,25 +187,31 @@ class Ingester:
         return progress
 
     async def _keep_pace(self) -> None:
-        """Wait while the bus holds more than `max_backlog` messages, as long as that falls: a
-        backlog that has not fallen for `patience` seconds lets the batch go and ends the pacing
-        for the rest of the file (module text)."""
+        """Wait while the bus holds more than `max_backlog` messages and works them off: a backlog
+        that has not changed at all for `patience` seconds (nothing consumes it) lets the batch go
+        and ends the pacing for the rest of the file; one that changes but stays high lets it go
+        after `MAX_PACE` × `patience` (module text). "Changed", not "fell": routing a change takes
+        one message off the intake queue and puts one on each destination's, so a busy bus's
+        backlog can rise."""
         if self._paced is None:
             return
         depth = await self._paced.backlog()
         if depth is None or depth <= self.max_backlog:
             return
         loop = asyncio.get_running_loop()
-        started = fell = loop.time()
-        lowest = depth
+        started = moved = loop.time()
         try:
-            while depth is not None and depth > self.max_backlog and loop.time() - fell < self.patience:
+            while depth is not None and depth > self.max_backlog:
+                now = loop.time()
+                if now - moved >= self.patience:  # nothing consumes it: pace no more
+                    self._paced = None
+                    return
+                if now - started >= MAX_PACE * self.patience:
+                    return
                 await asyncio.sleep(_PACE_POLL)
-                depth = await self._paced.backlog()
-                if depth is not None and depth < lowest:
-                    lowest, fell = depth, loop.time()
-            if depth is not None and depth > self.max_backlog:  # nothing consumes it: pace no more
-                self._paced = None
+                before, depth = depth, await self._paced.backlog()
+                if depth != before:
+                    moved = loop.time()
         finally:
             self.paced_seconds += loop.time() - started
 

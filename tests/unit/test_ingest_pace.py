@@ -1,7 +1,8 @@
 """A bulk file keeps pace with the bus: no batch while the broker holds more than `max_backlog`
-messages and that backlog is falling; a backlog that stops falling (a destination that is down)
-holds the file back no longer than `patience` (adapters.sources.ingest). The embedded broker
-counts its backlog; RabbitMQ does not (None: no pacing)."""
+messages and the bus works them off; a backlog that does not change (nothing consumes it) holds
+the file back once, for `patience`, and then never again; one that moves but stays high holds a
+batch at most MAX_PACE × `patience` (adapters.sources.ingest). The embedded broker counts its
+backlog; RabbitMQ does not (None: no pacing)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from test_bulk_ingest import BatchIntake, write_avro
 
 from adapters.sources.bulk import open_bulk
-from adapters.sources.ingest import MAX_BACKLOG, PATIENCE, Ingester
+from adapters.sources.ingest import MAX_BACKLOG, MAX_PACE, PATIENCE, Ingester
 from bus.app import Bus, BusParts
 from bus.brokers.base import Broker, OutgoingMessage
 from bus.brokers.embedded import EmbeddedBroker
@@ -50,7 +51,7 @@ def _bulk(tmp_path: Path, records: int):  # type: ignore[no-untyped-def]
 
 
 def test_the_defaults() -> None:
-    assert (MAX_BACKLOG, PATIENCE) == (5000, 2.0)
+    assert (MAX_BACKLOG, PATIENCE, MAX_PACE) == (5000, 2.0, 15)
 
 
 async def test_a_batch_waits_until_the_falling_backlog_is_under_the_limit(tmp_path: Path) -> None:
@@ -71,6 +72,18 @@ async def test_a_backlog_that_stops_falling_holds_the_file_back_once_for_its_pat
     assert 0.3 <= ingester.paced_seconds < 0.6  # the first batch waited its patience; the nine after it none
     looks = intake.looks
     assert looks < 0.6 / 0.02 + 2  # the looks of that one wait, none after it
+
+
+async def test_a_backlog_that_rises_while_the_bus_works_keeps_the_file_paced(tmp_path: Path) -> None:
+    """Routing takes one message off the intake queue and puts one on each destination's: a busy
+    bus's backlog can rise. That is no reason to stop pacing (a first version took it for one)."""
+    intake = BackloggedIntake(10_000, drain=-7, per_batch=0)  # rises at every look
+    ingester = Ingester(intake, source="s", batch=100, window=1, max_backlog=600, patience=0.02)
+    done = await asyncio.wait_for(ingester.run(_bulk(tmp_path, 300)), 10)
+    assert done.counts()["accepted"] == 300
+    # each of the three batches waited its most, MAX_PACE x patience (0.3 s), and the pacing went on
+    assert 3 * MAX_PACE * 0.02 <= ingester.paced_seconds < 3
+    assert len(intake.depth_at_submit) == 3 and intake.looks >= 3 * 10
 
 
 async def test_an_intake_that_cannot_count_is_not_paced(tmp_path: Path) -> None:
