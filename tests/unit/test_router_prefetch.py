@@ -12,14 +12,10 @@ deliverer's memory (tests/faults/test_faults_amqp.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
+from consumer_prefetch import prefetches
 
-from bus.app import Bus, BusParts
-from bus.brokers.embedded import EmbeddedBroker
-from bus.catalog import Catalog
-from bus.ports import FunctionSink, Receipt
 from bus.settings import Settings
 from bus.settings_batching import ROUTER_BATCHES_AHEAD, BatchSettings
 from bus.topology import INTAKE_QUEUE
@@ -39,20 +35,7 @@ async def test_on_the_embedded_broker_the_router_and_deliverers_keep_the_default
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "renkei.toml"
     config.write_text('[bus]\nstate_dir = "state"\nbatch_size = 32\n', encoding="utf-8")
-    settings = Settings.load(config, env={})
-    asked: dict[str, Any] = {}
-    consume_batches = EmbeddedBroker.consume_batches
-
-    async def recorded(self: EmbeddedBroker, queue: str, handler: Any, **options: Any) -> Any:
-        asked[queue] = options.get("prefetch")
-        return await consume_batches(self, queue, handler, **options)
-
-    monkeypatch.setattr(EmbeddedBroker, "consume_batches", recorded)
-    bus = Bus(settings, sinks={"zei": FunctionSink(Receipt.applied)}, catalog=Catalog.load())
-    await bus.start(BusParts(only_destinations=frozenset({"zei"})))
-    try:
-        assert INTAKE_QUEUE in asked
-        assert asked[INTAKE_QUEUE] is None
-        assert [prefetch for queue, prefetch in asked.items() if queue != INTAKE_QUEUE] == [None]
-    finally:
-        await bus.stop()
+    asked = await prefetches(Settings.load(config, env={}), monkeypatch)
+    assert INTAKE_QUEUE in asked
+    assert asked[INTAKE_QUEUE] is None
+    assert [prefetch for queue, prefetch in asked.items() if queue != INTAKE_QUEUE] == [None]
