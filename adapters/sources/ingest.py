@@ -27,8 +27,8 @@ more per message as its backlog grows: a 60,000-record file ran 20 % faster end 
 backlog held under 5,000 (bench/README.md, stop 27). A backlog that does not change for
 `patience` seconds (nothing consumes it: `renkei ingest` with no bus running, or only a
 destination that is down keeps messages) ends the pacing for the rest of the file, and the broker
-keeps what waits, as before pacing; one that moves but stays high holds a batch at most
-`MAX_PACE` × `patience` seconds.
+keeps what waits, as before pacing. So does one that moves but stays high for `MAX_PACE` ×
+`patience` seconds (a healthy bus works 5,000 messages off in a few seconds).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ WINDOW = 2
 MAX_BACKLOG = 5000
 #: seconds a backlog may stay unchanged (nothing consumes it) before a waiting file stops pacing
 PATIENCE = 2.0
-#: a batch waits at most this many `PATIENCE`s for a backlog that moves but stays high
+#: a file waits at most this many `PATIENCE`s for a backlog that moves but stays high, then paces no more
 MAX_PACE = 15
 _PACE_POLL = 0.02
 MAX_DETAILED = 1000
@@ -187,12 +187,12 @@ class Ingester:
         return progress
 
     async def _keep_pace(self) -> None:
-        """Wait while the bus holds more than `max_backlog` messages and works them off: a backlog
-        that has not changed at all for `patience` seconds (nothing consumes it) lets the batch go
-        and ends the pacing for the rest of the file; one that changes but stays high lets it go
-        after `MAX_PACE` × `patience` (module text). "Changed", not "fell": routing a change takes
-        one message off the intake queue and puts one on each destination's, so a busy bus's
-        backlog can rise."""
+        """Wait while the bus holds more than `max_backlog` messages and works them off. A backlog
+        that has not changed at all for `patience` seconds (nothing consumes it), or has stayed
+        high for `MAX_PACE` × `patience` (a retrying destination's copies move it), lets the batch
+        go and ends the pacing for the rest of the file (module text). "Changed", not "fell":
+        routing a change takes one message off the intake queue and puts one on each
+        destination's, so a busy bus's backlog can rise."""
         if self._paced is None:
             return
         depth = await self._paced.backlog()
@@ -203,10 +203,8 @@ class Ingester:
         try:
             while depth is not None and depth > self.max_backlog:
                 now = loop.time()
-                if now - moved >= self.patience:  # nothing consumes it: pace no more
-                    self._paced = None
-                    return
-                if now - started >= MAX_PACE * self.patience:
+                if now - moved >= self.patience or now - started >= MAX_PACE * self.patience:
+                    self._paced = None  # nothing consumes it, or not fast enough to matter: pace no more
                     return
                 await asyncio.sleep(_PACE_POLL)
                 before, depth = depth, await self._paced.backlog()
