@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from adapters.simulators.state import SYSTEMS
+from bus.errors import ConfigError
 
 __all__ = ["simulate"]
 
@@ -70,6 +71,10 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str, so
 
     if (soap_user is None) != (soap_password_file is None):
         raise click.UsageError("--soap-user and --soap-password-file go together")
+    try:
+        parser = parser_of()
+    except ConfigError as exc:  # a mistyped RENKEI_HTTP_PARSER: said before anything starts
+        raise click.UsageError(str(exc)) from None
     state = SimulatorState(system, store=store)
     state.control(mode=mode)
     app: Any = create_app(system, state=state)
@@ -84,4 +89,4 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str, so
         app = SoapSimulator(system, username=soap_user, password=password, state=state)
         click.echo(f"  and SOAP 1.1 at http://{host}:{port}/soap (WSDL: /soap?wsdl)")
     uvicorn.run(QuietDisconnects(app), host=host, port=port, log_level="warning", access_log=False,
-                http=parser_of())
+                http=parser)

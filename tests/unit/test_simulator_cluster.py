@@ -134,3 +134,10 @@ async def test_renkei_simulate_serves_one_system(tmp_path: Path) -> None:
     finally:
         process.terminate()
         await process.wait()
+
+
+def test_a_mistyped_http_parser_is_a_usage_error_not_a_traceback() -> None:
+    result = CliRunner().invoke(simulate, ["zei", "--port", "18999"], env={"RENKEI_HTTP_PARSER": "llhttp"})
+    assert result.exit_code == 2, result.output
+    assert "RENKEI_HTTP_PARSER must be one of httptools, h11, got 'llhttp'" in result.output
+    assert "Traceback" not in result.output
