@@ -1,5 +1,5 @@
 """How the stages take work from the broker, how the embedded broker syncs, and where the bus's
-SQLite files are written: four `[bus]` keys, read apart from the rest of the section
+SQLite files are written: five `[bus]` keys, read apart from the rest of the section
 (bus.settings_sections.read_bus) into `Settings.batching`.
 
 ```toml
@@ -13,6 +13,8 @@ inline_writes = true     # the embedded broker's and the SQLite audit trail's tr
                          # in a worker thread only when they would wait (false: always the thread).
                          # Left out: true on the embedded broker, false on RabbitMQ (measured
                          # both ways in bench/README.md, "Writes on the event loop" and stop 26)
+embedded_doorbell = true # embedded broker: a publish rings the other processes' consumers of its
+                         # queues (bus/brokers/doorbell.py); false: they see it at their next poll
 ```
 """
 
@@ -26,7 +28,7 @@ from bus.settings_read import Where, as_flag, as_int, setting_of
 
 __all__ = ["BATCH_KEYS", "ROUTER_BATCHES_AHEAD", "BatchSettings", "read_batching"]
 
-BATCH_KEYS = ("batch_size", "batch_linger_ms", "embedded_sync", "inline_writes")
+BATCH_KEYS = ("batch_size", "batch_linger_ms", "embedded_sync", "inline_writes", "embedded_doorbell")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,8 @@ class BatchSettings:
     embedded_sync: Literal["full", "normal"] = "full"
     #: None (left out): on with the embedded broker, off with RabbitMQ (`inline_for`)
     inline_writes: bool | None = None
+    #: the embedded broker's doorbell between processes (bus/brokers/doorbell.py)
+    embedded_doorbell: bool = True
 
     def inline_for(self, *, embedded: bool) -> bool:
         """Whether SQLite writes go on the event loop, for a bus on the embedded broker or not. Left
@@ -72,11 +76,13 @@ ROUTER_BATCHES_AHEAD = 16
 
 def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchSettings:
     """The batching keys of the `[bus]` table `raw` (env RENKEI_BATCH_SIZE, RENKEI_BATCH_LINGER_MS,
-    RENKEI_EMBEDDED_SYNC, RENKEI_INLINE_WRITES override them); a bad value is a ConfigError naming its line."""
+    RENKEI_EMBEDDED_SYNC, RENKEI_INLINE_WRITES, RENKEI_EMBEDDED_DOORBELL override them); a bad value is a
+    ConfigError naming its line."""
     size, size_at = setting_of(raw, env, "batch_size", "RENKEI_BATCH_SIZE", at, "bus", 64)
     linger, linger_at = setting_of(raw, env, "batch_linger_ms", "RENKEI_BATCH_LINGER_MS", at, "bus", 0)
     sync, sync_at = setting_of(raw, env, "embedded_sync", "RENKEI_EMBEDDED_SYNC", at, "bus", "full")
     inline, inline_at = setting_of(raw, env, "inline_writes", "RENKEI_INLINE_WRITES", at, "bus", None)
+    bell, bell_at = setting_of(raw, env, "embedded_doorbell", "RENKEI_EMBEDDED_DOORBELL", at, "bus", True)
     if sync not in ("full", "normal"):
         raise ConfigError(f"[bus] embedded_sync must be \"full\" (publishes survive a power cut) or \"normal\" "
                           f"(they survive a killed bus, not a power cut), got {sync!r}", where=sync_at)
@@ -85,4 +91,5 @@ def read_batching(raw: dict[str, Any], env: dict[str, str], at: Where) -> BatchS
         linger_ms=as_int(linger, linger_at, "[bus] batch_linger_ms", minimum=0, maximum=1000),
         embedded_sync=sync,
         inline_writes=None if inline is None else as_flag(inline, inline_at, "[bus] inline_writes"),
+        embedded_doorbell=as_flag(bell, bell_at, "[bus] embedded_doorbell"),
     )

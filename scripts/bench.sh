@@ -5,7 +5,7 @@
 #
 #   bash scripts/bench.sh                  small sizes (about 10 minutes on a quiet 2-core machine)
 #   bash scripts/bench.sh --full           the sizes (100,000 changes, 1,000,000 records: an hour)
-#   bash scripts/bench.sh --only demo,run  some of: demo embedded rabbitmq run ingest pipeline stages
+#   bash scripts/bench.sh --only demo,run  some of: demo embedded rabbitmq run ingest pipeline stages wake
 #
 # One benchmark on its own, with its own options (as before):
 #   bash scripts/bench.sh --pipeline [bench.pipeline options]   renkei vs aio-pika (and FastStream)
@@ -37,7 +37,7 @@ case "${1:-}" in
 esac
 
 full=0
-only="demo embedded rabbitmq run ingest pipeline stages"
+only="demo embedded rabbitmq run ingest pipeline stages wake"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --full) full=1 ;;
@@ -106,6 +106,9 @@ if wants stages; then
     printf '\n== capacity model (docs/scaling.md)\n'
     "$PY" -m bench.capacity --update-doc >/dev/null && echo "docs/scaling.md: tables recomputed from $results/stages.json"
 fi
+
+wants wake && step "embedded broker, another process's publish to a consumer" "$results/wake.json" \
+    "$PY" -m bench.wake --out "$results/wake.json"
 
 printf '\n== summary (%s)\n' "$results/summary.json"
 "$PY" -m bench.summary

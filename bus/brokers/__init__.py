@@ -59,7 +59,8 @@ def open_broker(url: str | None, *, path: Path | None = None, ssl_context: SSLCo
 
 def broker_for(settings: Settings) -> Broker:
     """The broker `settings` configure, unconnected: URL (or the embedded file in state_dir),
-    TLS for amqps:// ([bus] broker_ca_file …), shards and the AMQP fast path, the embedded broker's sync.
+    TLS for amqps:// ([bus] broker_ca_file …), shards and the AMQP fast path, the embedded broker's sync,
+    inline writes and doorbell.
     Every command opens it this way."""
     bus = settings.bus
     url = bus.broker_url
@@ -73,6 +74,7 @@ def broker_for(settings: Settings) -> Broker:
     if isinstance(broker, EmbeddedBroker):
         broker.sync = settings.batching.embedded_sync
         broker.inline_writes = settings.batching.inline_for(embedded=True)
+        broker.doorbell = settings.batching.embedded_doorbell
     return broker
 
 

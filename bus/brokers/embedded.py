@@ -34,7 +34,9 @@ Throughput: one thread owns the connection and runs the jobs in batches, one tra
 batch (bus.groupcommit): concurrent publishes, leases and settles share one commit and one
 fsync. Consumers lease up to `prefetch` rows per query and otherwise sleep until woken, never
 polling the queue: a local publish or settle wakes its queue's consumers at once, a delayed
-publish wakes them when it comes due, and publishes of other processes are seen through
+publish wakes them when it comes due, another process's publish rings them (its doorbell, a
+datagram naming the queues: bus/brokers/doorbell.py; 1.6 ms p50 from commit to handler between
+two processes, against 25 ms by the poll alone), and what a ring misses is seen through
 `PRAGMA data_version` (it changes when another connection commits), read every `poll_interval`
 — one read, outside any transaction, for the whole broker, however many queues and whatever
 their backlog (a lease query per queue every 50 ms took the store's write lock about 260
@@ -48,7 +50,7 @@ import asyncio
 import functools
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -58,6 +60,7 @@ import structlog
 
 from bus.brokers import embedded_store as store
 from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
+from bus.brokers.doorbell import EVERY_QUEUE, Doorbell
 from bus.brokers.embedded_worker import Worker, mapped
 from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed, StoreUnreadable
 
@@ -82,6 +85,7 @@ class EmbeddedBroker(Broker):
         poll_interval: float = 0.05,
         sync: Literal["full", "normal"] = "full",
         inline_writes: bool = False,
+        doorbell: bool = True,
     ) -> None:
         if lease_timeout < 3 * heartbeat_interval:
             raise ValueError(f"lease_timeout ({lease_timeout} s) must be at least 3 heartbeat intervals "
@@ -96,7 +100,12 @@ class EmbeddedBroker(Broker):
         #: transactions on the event loop when the file's writer lock is free ([bus] inline_writes;
         #: bus.brokers.embedded_worker.Worker._commit), else on the worker's thread
         self.inline_writes = inline_writes
+        #: ring the other processes' consumers of what this one publishes ([bus] embedded_doorbell;
+        #: bus/brokers/doorbell.py), rather than leave them to the data-version poll alone
+        self.doorbell = doorbell
         self.owner = uuid.uuid4().hex
+        self._bell: Doorbell | None = None
+        self._listeners: dict[str, frozenset[str]] = {}  # queue -> other instances consuming it
         self._db: Worker | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -116,6 +125,10 @@ class EmbeddedBroker(Broker):
         me = store.Process.current()
         await self._run(lambda c: store.register(c, self.owner, me, self.lease_timeout))
         await self._run(lambda c: store.reclaim(c, self.owner, me))
+        if self.doorbell:
+            bell = Doorbell(self.owner, self._rung)
+            self._bell = bell if bell.open() else None
+            await self._learn_listeners()
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(me))
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
@@ -129,6 +142,9 @@ class EmbeddedBroker(Broker):
         for subscriptions in list(self._subscriptions.values()):
             for sub in list(subscriptions):
                 await sub.stop(wait_settled=False)
+        if self._bell is not None:
+            self._bell.close()
+            self._bell = None
         owner = self.owner
         try:
             await self._run(lambda c: store.unregister(c, owner))
@@ -143,6 +159,8 @@ class EmbeddedBroker(Broker):
                 await self._run(lambda c: store.heartbeat(c, self.owner, me, self.lease_timeout))
             except BrokerError as exc:
                 log.warning("embedded broker heartbeat failed", error=str(exc))
+            else:
+                await self._learn_listeners()
             self._wake_all()  # reclaimed leases; another process's delayed publishes come due
 
     async def _watch(self) -> None:
@@ -186,11 +204,13 @@ class EmbeddedBroker(Broker):
         for q in queues:
             self._wake(q)
             if delay > 0:  # handed out when it comes due, not at the next poll
-                asyncio.get_running_loop().call_later(delay, self._wake, q)
+                asyncio.get_running_loop().call_later(delay, self._wake_and_ring, q)
+        if delay <= 0:
+            self._ring(queues)
 
     async def expedite(self, queue: str, waits: Sequence[float] = ()) -> list[dict[str, Any]]:
         found = await self._run(lambda c: store.expedite(c, queue), durable=True)
-        self._wake(queue)
+        self._wake_and_ring(queue)
         return [orjson.loads(headers) for headers in found]
 
     async def stats(self, queue: str) -> QueueStats:
@@ -273,8 +293,10 @@ class EmbeddedBroker(Broker):
         finally:
             for lease in leases:
                 lease.sub.settled(lease.row)
-            for queue in {lease.sub.queue for lease in leases}:
+            settled = {lease.sub.queue for lease in leases}
+            for queue in settled:
                 self._wake(queue)
+            self._ring(settled)  # a key's next message is ready: for another process's consumers too
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -290,6 +312,39 @@ class EmbeddedBroker(Broker):
     def _wake_all(self) -> None:
         for queue in list(self._subscriptions):
             self._wake(queue)
+
+    def _wake_and_ring(self, queue: str) -> None:
+        self._wake(queue)
+        self._ring((queue,))
+
+    def _ring(self, queues: Iterable[str]) -> None:
+        """Ring the other processes consuming `queues` (those known at the last heartbeat; a
+        consumer started since is woken by the poll until then)."""
+        bell, listeners = self._bell, self._listeners
+        if bell is None or not listeners:
+            return
+        rings: dict[str, list[str]] = {}
+        for queue in queues:
+            for owner in listeners.get(queue, ()):
+                rings.setdefault(owner, []).append(queue)
+        for owner, theirs in rings.items():
+            bell.ring((owner,), theirs)
+
+    def _rung(self, queues: set[str]) -> None:
+        """Another process rang: wake this instance's consumers of `queues`."""
+        if EVERY_QUEUE in queues:
+            self._wake_all()
+            return
+        for queue in queues:
+            self._wake(queue)
+
+    async def _learn_listeners(self) -> None:
+        if self._bell is None:
+            return
+        try:
+            self._listeners = await self._run(lambda c: store.listeners(c, self.owner))
+        except BrokerError as exc:  # rings wait for the next heartbeat; the poll wakes them meanwhile
+            log.warning("embedded broker could not read its listeners", error=str(exc))
 
     def _forget(self, sub: _Subscription) -> None:
         self._subscriptions.get(sub.queue, set()).discard(sub)

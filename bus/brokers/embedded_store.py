@@ -20,7 +20,7 @@ from bus.sqlite import read_only
 
 __all__ = [
     "PER_MESSAGE", "SCHEMA", "SCHEMA_VERSION", "Process", "ack_statement", "data_version", "drained", "heartbeat",
-    "insert", "is_declared", "lease", "reclaim", "register",
+    "insert", "is_declared", "lease", "listeners", "reclaim", "register",
     "release", "settle_rows", "snapshot", "stats", "unregister",
 ]
 
@@ -147,6 +147,15 @@ def stats(c: sqlite3.Connection, queue: str) -> tuple[int, int, int]:
 def backlog(c: sqlite3.Connection) -> int:
     """Every message of every queue (EmbeddedBroker.backlog)."""
     return int(c.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+
+def listeners(c: sqlite3.Connection, owner: str) -> dict[str, frozenset[str]]:
+    """Queue → the other broker instances (owners) consuming it: whom a publish rings
+    (bus/brokers/doorbell.py)."""
+    found: dict[str, set[str]] = {}
+    for queue, other in c.execute("SELECT queue, owner FROM consumers WHERE owner != ?", (owner,)):
+        found.setdefault(queue, set()).add(other)
+    return {queue: frozenset(owners) for queue, owners in found.items()}
 
 
 def drained(c: sqlite3.Connection, queues: Sequence[str]) -> bool:
