@@ -32,7 +32,10 @@ QUEUE = "bench.wake"
 def _percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     n = len(ordered)
-    at = lambda q: round(ordered[min(n - 1, int(n * q))] * 1000, 2)  # noqa: E731
+
+    def at(q: float) -> float:
+        return round(ordered[min(n - 1, int(n * q))] * 1000, 2)
+
     return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(ordered[-1] * 1000, 2)}
 
 
