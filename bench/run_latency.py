@@ -47,7 +47,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
+import orjson
 
 from bench import report
 from bus.catalog import Catalog
@@ -218,44 +220,49 @@ async def _offer(url: str, bodies: list[bytes], rate: int) -> tuple[list[str], f
     """POST every body open-loop at `rate` per second; each body's answer (the status, or the HTTP
     code, or the client error), seconds offered, seconds until the last answer.
 
-    CONNECTIONS senders, each with a client of one connection of its own, take the requests as
-    they come due (a request waits in the queue while every sender is busy). One client with a
-    pool of 64 connections cost the generator about 8 ms of CPU per request (httpcore checks
-    every pooled connection at each request): as much CPU as the bus, on the same two cores.
+    CONNECTIONS senders share one aiohttp session of as many connections and take the requests
+    as they come due (a request waits in the queue while every sender is busy). The generator
+    shares the two cores with the bus, so its CPU is kept small: httpx, one client of one
+    connection per sender, took 1.8 ms of CPU per request (5.4 s in 15 s at 200/s, 16.5 s at
+    1,000/s: over a core); aiohttp takes 0.3–0.6 ms (1.7–2.0 s and 4.6 s; bench/README.md, stop
+    28). One httpx client with a pool of 64 had cost 8 ms a request (httpcore checks every
+    pooled connection at each request).
 
-    The clients are made, and their connections opened (a GET /healthz each), before the clock
-    starts: made as the senders started, the 64 clients (an SSL context each) took seconds of
-    the generator's CPU on a busy machine, and the first seconds' requests went out late, in
-    one burst, which the bus then answered, routed and delivered as one backlog."""
+    The connections are opened (64 concurrent GET /healthz) before the clock starts: opened as
+    the senders started, on a busy machine the first seconds' requests went out late, in one
+    burst, which the bus then answered, routed and delivered as one backlog."""
     answers = [""] * len(bodies)
     due: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
     headers = {"content-type": "application/xml", "x-renkei-source": "jumin"}
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    clients = [httpx.AsyncClient(limits=limits, timeout=300) for _ in range(CONNECTIONS)]
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTIONS),
+                                    timeout=aiohttp.ClientTimeout(total=300))
     health = url.rsplit("/v1/", 1)[0] + "/healthz"
-    await asyncio.gather(*(client.get(health) for client in clients))
 
-    async def sender(client: httpx.AsyncClient) -> None:
-        try:
-            while (item := await due.get()) is not None:
-                i, body = item
-                for attempt in range(3):  # a kept-alive connection the server closed meanwhile: send again
-                    try:
-                        response = await client.post(url, content=body, headers=headers)
-                        status = response.json().get("status") if response.status_code < 500 else None
-                        if status == "duplicate" and attempt:  # the lost answer's request was taken
-                            status = "accepted"
-                        answers[i] = str(status or f"HTTP {response.status_code}")
-                        break
-                    except httpx.TransportError as exc:
-                        answers[i] = type(exc).__name__
-                    except (httpx.HTTPError, ValueError) as exc:
-                        answers[i] = type(exc).__name__
-                        break
-        finally:
-            await client.aclose()
+    async def warm() -> None:
+        async with session.get(health) as response:
+            await response.read()
 
-    senders = [asyncio.create_task(sender(client)) for client in clients]
+    await asyncio.gather(*(warm() for _ in range(CONNECTIONS)))
+
+    async def sender() -> None:
+        while (item := await due.get()) is not None:
+            i, body = item
+            for attempt in range(3):  # a kept-alive connection the server closed meanwhile: send again
+                try:
+                    async with session.post(url, data=body, headers=headers) as response:
+                        answer = await response.read()
+                        status = orjson.loads(answer).get("status") if response.status < 500 else None
+                    if status == "duplicate" and attempt:  # the lost answer's request was taken
+                        status = "accepted"
+                    answers[i] = str(status or f"HTTP {response.status}")
+                    break
+                except aiohttp.ClientConnectionError as exc:
+                    answers[i] = type(exc).__name__
+                except (aiohttp.ClientError, ValueError) as exc:
+                    answers[i] = type(exc).__name__
+                    break
+
+    senders = [asyncio.create_task(sender()) for _ in range(CONNECTIONS)]
     started = time.perf_counter()
     for i, body in enumerate(bodies):
         delay = started + i / rate - time.perf_counter()
@@ -265,7 +272,10 @@ async def _offer(url: str, bodies: list[bytes], rate: int) -> tuple[list[str], f
     offered = time.perf_counter() - started
     for _ in senders:
         due.put_nowait(None)
-    await asyncio.gather(*senders)
+    try:
+        await asyncio.gather(*senders)
+    finally:
+        await session.close()
     return answers, offered, time.perf_counter() - started
 
 
