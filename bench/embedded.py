@@ -55,6 +55,7 @@ from bus.app import Bus, BusParts
 from bus.brokers.embedded import EmbeddedBroker
 from bus.catalog import Catalog
 from bus.demo_procs import BusProcesses, ChildReport, split
+from bus.heap import settle_heap
 from bus.logs import configure_logging
 from bus.masking import Pseudonymizer
 from bus.ports import FunctionSink, Outbound, Receipt
@@ -164,6 +165,7 @@ async def _run(changes: int, seed: int, settings: Settings, within: float, backl
             await asyncio.gather(*(feeder(p) for p in partitions))
             await bus.start(BusParts(sources=False, router=not group.router_apart, deliverers=not apart))
         await group.start()
+        settle_heap()  # this process is the intake, set as `renkei run` sets it (bus.heap)
         load_start = os.getloadavg()
         started, cpu_started = time.perf_counter(), time.process_time()
         if not backlog:

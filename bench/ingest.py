@@ -109,6 +109,7 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
     from bus.brokers.embedded import EmbeddedBroker
     from bus.catalog import Catalog
     from bus.demo_procs import BusProcesses, ChildReport, split
+    from bus.heap import settle_heap
     from bus.logs import configure_logging
     from bus.ports import FunctionSink, Outbound, Receipt
     from bus.settings import BusSettings, Settings
@@ -143,6 +144,7 @@ async def _run(file: Path, records: int, expected: Counter[str], state_dir: Path
         await bus.start(BusParts(router=not intake_only and not group.router_apart,
                                  deliverers=not intake_only and not apart))
         await group.start()
+        settle_heap()  # this process is `renkei ingest`, set as it sets itself (bus.heap)
         load_start = os.getloadavg()
         started, cpu_started = time.perf_counter(), time.process_time()
         bulk = await asyncio.to_thread(open_bulk, file, "avro", catalog, KIND)

@@ -204,9 +204,12 @@ def demo_feed(catalog: Catalog, options: DemoOptions) -> Iterator[FeedItem]:
 async def run_demo(
     options: DemoOptions, *, catalog: Catalog | None = None, progress: Callable[[str], None] | None = None,
     then: Callable[[Bus, SimulatorCluster, list[FeedItem]], Awaitable[None]] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> DemoResult:
     """Run the whole demo; `progress` is called now and then with a one-line status; `then`
-    (e.g. the console of `renkei demo --console`) runs on the running bus before it stops."""
+    (e.g. the console of `renkei demo --console`) runs on the running bus before it stops;
+    `on_started` once the bus and its processes have started, before the feed (`renkei demo`
+    settles its heap there, bus.heap: not done here, for a caller in a process of its own)."""
     catalog = catalog or Catalog.load()
     out = options.out
     for part in ("received", "state"):
@@ -238,6 +241,8 @@ async def run_demo(
         try:
             await asyncio.gather(bus.start(BusParts(router=not group.router_apart, deliverers=processes == 1)),
                                  group.start())
+            if on_started is not None:
+                on_started()
             result.processes = 1 + len(group.children)
             flowing = time.monotonic()
             reporter = asyncio.create_task(_report(progress, sims, result, len(feed))) if progress else None

@@ -27,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import pickle
@@ -70,6 +71,7 @@ class ChildReport:
     received: Counter[str] = field(default_factory=Counter)  # null sinks: destination → deliveries
     contention: dict[str, float] = field(default_factory=dict)  # the broker file's writer-lock waits
     peak_rss_mb: float | None = None  # the child's peak resident set (Linux VmHWM)
+    gc_thresholds: tuple[int, ...] | None = None  # the collector's, as the child ended (bus.heap)
 
 
 def split(destinations: Sequence[str], processes: int) -> list[tuple[bool, tuple[str, ...]]]:
@@ -179,6 +181,7 @@ class BusProcesses:
                     report.received = Counter(found["received"])
                     report.contention = found["contention"]
                     report.peak_rss_mb = found.get("peak_rss_mb")
+                    report.gc_thresholds = tuple(found.get("gc_thresholds") or ()) or None
         await asyncio.gather(*self._ends, return_exceptions=True)
         self._processes.clear()
         self._ends.clear()
@@ -213,6 +216,7 @@ def _cpu() -> float:
 async def _serve(child: Child, stdin: asyncio.StreamReader) -> dict[str, object]:
     from bus.app import Bus, BusParts
     from bus.brokers.embedded import EmbeddedBroker
+    from bus.heap import settle_heap
     from bus.ports import FunctionSink, Outbound, Receipt, Sink
 
     stop = asyncio.Event()
@@ -232,6 +236,7 @@ async def _serve(child: Child, stdin: asyncio.StreamReader) -> dict[str, object]
     try:
         await bus.start(BusParts(router=child.router, deliverers=bool(child.destinations),
                                  only_destinations=frozenset(child.destinations)))
+        settle_heap()  # as `renkei run` does, once the process holds what it keeps (bus.heap)
         print(json.dumps({"ready": os.getpid()}), flush=True)
         started = _cpu()
         await stop.wait()
@@ -265,6 +270,7 @@ def main() -> int:
     report = asyncio.run(_main())
     report["cpu_seconds"] = round(_cpu(), 3)
     report["peak_rss_mb"] = _peak_rss_mb()
+    report["gc_thresholds"] = list(gc.get_threshold())
     report["seconds"] = round(time.monotonic() - started, 3)
     print(json.dumps({"report": report}), flush=True)
     return 0

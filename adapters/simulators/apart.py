@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import resource
 import signal
@@ -40,6 +41,7 @@ import httpx
 from adapters.simulators.cluster import SimulatorCluster
 from adapters.simulators.state import SYSTEMS, SimulatorState
 from bus.errors import ConfigError
+from bus.heap import settle_heap
 
 __all__ = ["SimulatorProcess", "main"]
 
@@ -66,6 +68,8 @@ class SimulatorProcess:
         self.own_session = own_session
         self.urls: dict[str, str] = {}
         self.cpu_seconds: float | None = None
+        #: the child's garbage-collector thresholds as it ended (bus.heap.settle_heap sets them)
+        self.gc_thresholds: tuple[int, ...] | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -108,7 +112,9 @@ class SimulatorProcess:
             return
         for line in rest.splitlines():
             with contextlib.suppress(ValueError, TypeError, KeyError):
-                self.cpu_seconds = float(json.loads(line)["cpu_seconds"])
+                found = json.loads(line)
+                self.cpu_seconds = float(found["cpu_seconds"])
+                self.gc_thresholds = tuple(found.get("gc_thresholds") or ()) or None
 
     async def __aenter__(self) -> SimulatorProcess:
         return await self.start()
@@ -172,6 +178,7 @@ async def _serve(store: str, systems: list[str], ports: dict[str, int]) -> None:
     except ConfigError as exc:  # a port in use: said on the line the parent waits for
         print(json.dumps({"error": str(exc)}), flush=True)
         raise SystemExit(2) from None
+    settle_heap()  # the collector set for a long-running server (bus.heap): no full pass over the schemas mid-load
     try:
         print(json.dumps({"urls": cluster.urls}), flush=True)
         await stop.wait()
@@ -199,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         ports[system] = int(port)
     asyncio.run(_serve(args.store, list(args.systems) or list(SYSTEMS), ports))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3)}), flush=True)
+    print(json.dumps({"cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+                      "gc_thresholds": list(gc.get_threshold())}), flush=True)
     return 0
 
 

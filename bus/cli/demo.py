@@ -25,6 +25,7 @@ from pathlib import Path
 import click
 
 from bus.demo import SUPPORT_RATE, DemoOptions, DemoResult, run_demo
+from bus.heap import settle_heap
 from bus.logs import configure_logging
 
 __all__ = ["demo", "render"]
@@ -82,7 +83,8 @@ def demo(changes: int, out: Path, seed: int, broker_url: str | None, feed_versio
 
             options = dataclasses.replace(options, retry=DEMO_RETRY)
             then = DemoConsole(demo_console_options(console_port), say=lambda line: click.echo(line, err=True))
-        result = asyncio.run(run_demo(options, progress=lambda line: click.echo(line, err=True), then=then))
+        result = asyncio.run(run_demo(options, progress=lambda line: click.echo(line, err=True), then=then,
+                                      on_started=settle_heap))
     result.log_file = log_file
     click.echo(render(result))
     raise SystemExit(0 if result.ok else 1)

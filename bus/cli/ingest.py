@@ -42,6 +42,7 @@ from adapters.sources.inbox_files import not_regular
 from adapters.sources.ingest import BATCH, WINDOW, IngestBusy, Ingester, IngestProgress, progress_dir
 from bus.cli.config import CONFIG_ERROR, RUNTIME_ERROR, fail, load_settings
 from bus.errors import BrokerError, ConfigError
+from bus.heap import settle_heap
 from bus.logs import configure_logging
 from bus.settings import Settings
 
@@ -138,6 +139,7 @@ class _Job:
             _say(f"error: cannot use the broker: {exc}")
             await bus.stop()
             return RUNTIME_ERROR
+        settle_heap()  # as `renkei run`: everything kept is loaded; collect less often (bus.heap)
         try:
             return await self._ingest(bus.intake, bulk)
         finally:

@@ -88,5 +88,8 @@ def simulate(system: str, port: int, host: str, store: str | None, mode: str, so
         password = Path(soap_password_file).read_text(encoding="utf-8").strip()
         app = SoapSimulator(system, username=soap_user, password=password, state=state)
         click.echo(f"  and SOAP 1.1 at http://{host}:{port}/soap (WSDL: /soap?wsdl)")
+    from bus.heap import settle_heap
+
+    settle_heap()  # a long-running server: the collector set as `renkei run` sets it (bus.heap)
     uvicorn.run(QuietDisconnects(app), host=host, port=port, log_level="warning", access_log=False,
                 http=parser)
