@@ -47,6 +47,9 @@ class IntegratedAddressFunction:
     numbers: dict[tuple[str, str], str] = field(default_factory=dict)
     fukuhon: dict[str, dict[str, Any]] = field(default_factory=dict)
     households: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # → number: 続柄
+    #: number → the household it is a member of in `households` (so that a change finds the
+    #: person's old household at once: scanning every household made the n-th change cost n)
+    member_of: dict[str, tuple[str, str]] = field(default_factory=dict)
     updates: list[FukuhonUpdate] = field(default_factory=list)
     _serial: int = 0
 
@@ -65,6 +68,7 @@ class IntegratedAddressFunction:
         self.numbers.clear()
         self.fukuhon.clear()
         self.households.clear()
+        self.member_of.clear()
         self.updates.clear()
         self._serial = 0
 
@@ -111,11 +115,13 @@ class IntegratedAddressFunction:
         municipality = str(change["municipality_code"])
         number = self.number_of(municipality, str(change["address_number"]), change.get("integrated_address_number"))
         household = (municipality, str(change["household_number"]))
-        for members in self.households.values():
-            members.pop(number, None)
+        before = self.member_of.pop(number, None)
+        if before is not None:
+            self.households[before].pop(number, None)
         removed = change.get("resident_status") == "REMOVED"
         if not removed:
             self.households.setdefault(household, {})[number] = str(change.get("relationship", ""))
+            self.member_of[number] = household
         items = tuple(change.get("fukuhon_items") or ())
         entry = {
             "name": change.get("name"), "birth_date": change.get("birth_date"), "sex": change.get("sex"),

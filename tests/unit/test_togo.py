@@ -58,6 +58,48 @@ def test_a_household_change_is_a_fukuhon_update_and_moves_the_member(catalog: Ca
     assert "address_number" not in update.fukuhon and "personal_number" not in update.fukuhon
 
 
+class _Households(dict[tuple[str, str], dict[str, str]]):
+    """The function's households, counting every walk over all of them."""
+
+    walks = 0
+
+    def values(self) -> Any:
+        _Households.walks += 1
+        return super().values()
+
+    def items(self) -> Any:
+        _Households.walks += 1
+        return super().items()
+
+    def __iter__(self) -> Any:
+        _Households.walks += 1
+        return super().__iter__()
+
+
+def test_a_change_finds_the_persons_household_without_walking_every_household(catalog: Catalog) -> None:
+    """The n-th change looked at all n households before it (the demo's togo simulator slowed as it
+    ran); now one lookup. Moving, leaving and the householder lookup are as before."""
+    function = IntegratedAddressFunction(households=_Households())
+    base = sample(catalog, "setai_bunri")
+    for i in range(200):  # 200 people, each in a household of their own
+        function.apply({**copy.deepcopy(base), "address_number": f"{i:010d}", "household_number": f"h{i}",
+                        "integrated_address_number": None, "relationship": "SETAINUSHI"})
+    _Households.walks = 0
+    mover = {**copy.deepcopy(base), "address_number": f"{7:010d}", "household_number": "h8",
+             "integrated_address_number": None, "relationship": "KO"}
+    function.apply(mover)
+    assert _Households.walks == 0
+    number = function.number_of(base["municipality_code"], f"{7:010d}")
+    municipality = base["municipality_code"]
+    assert number not in function.households[(municipality, "h7")]
+    assert function.households[(municipality, "h8")][number] == "KO"
+    assert function.householder(municipality, "h8") == function.number_of(municipality, f"{8:010d}")
+    function.apply({**mover, "resident_status": "REMOVED"})  # leaves the household
+    assert number not in function.households[(municipality, "h8")]
+    function.clear()
+    assert function.member_of == {} and function.households == {}
+
+
 def test_a_change_that_alters_no_fukuhon_item_sends_no_update(catalog: Catalog) -> None:
     function = IntegratedAddressFunction()
     assert function.apply(sample(catalog, "kojin_bango_henko")) is None
