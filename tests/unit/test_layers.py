@@ -13,10 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: what an adapter may import from the bus: the contracts and what they are made of
 #: (bus.brokers.amqp: the AMQP intake connects, declares its queue and maps errors as the broker does;
-#: bus.groupcommit: the HTTP sink joins concurrent deliveries into one batch request with it)
+#: bus.groupcommit: the HTTP sink joins concurrent deliveries into one batch request with it;
+#: bus.heap: the simulators' process sets its garbage collector as a bus process does)
 ADAPTERS_MAY_USE = ("bus.ports", "bus.errors", "bus.envelope", "bus.validation", "bus.catalog", "bus.logs",
                     "bus.masking", "bus.paths", "bus.topology", "bus.brokers.amqp",  # topology: queue names
-                    "bus.groupcommit", "bus.ingests")  # ingests: bulk-file progress records (plain data)
+                    "bus.groupcommit", "bus.ingests",  # ingests: bulk-file progress records (plain data)
+                    "bus.heap")
 #: the modules that assemble the bus from its parts, and so may know the adapters (the conformance
 #: kits, like the demo, drive a vendor's system with the sinks' own requests and the simulators)
 ASSEMBLY = ("bus.app", "bus.cli", "bus.demo", "bus.conformance")
