@@ -17,7 +17,7 @@ from pathlib import Path
 from bus.audit.chain import GENESIS
 from bus.audit.store import SqlAuditStore, _Cursor
 from bus.errors import AuditStoreError
-from bus.sqlite import busy, enable_wal, without_waiting
+from bus.sqlite import begin_immediate, busy, enable_wal, without_waiting
 
 __all__ = ["SqliteAuditStore"]
 
@@ -101,7 +101,7 @@ class SqliteAuditStore(SqlAuditStore):
     def _begin(self, wait: bool) -> bool:
         try:
             if wait:
-                self._db.execute("BEGIN IMMEDIATE")
+                begin_immediate(self._db, self._timeout_ms / 1000)  # another process's lock: waited in short steps
                 return True
             without_waiting(self._db, self._db.execute, "BEGIN IMMEDIATE", timeout_ms=self._timeout_ms)
             return True

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 from bus.brokers.embedded_store import SCHEMA, SCHEMA_VERSION
 from bus.errors import BrokerError, BrokerUnavailable
 from bus.groupcommit import Failed, GroupCommit
-from bus.sqlite import busy, enable_wal, without_waiting
+from bus.sqlite import begin_immediate, busy, enable_wal, without_waiting
 
 __all__ = ["Worker", "mapped"]
 
@@ -165,7 +165,7 @@ class Worker:
                 raise
             self.inline_transactions += 1
         else:
-            self._conn.execute("BEGIN IMMEDIATE")  # waits (busy timeout) while another connection writes
+            begin_immediate(self._conn, _TIMEOUT)  # waits while another connection (process) writes
         waited = time.perf_counter() - started
         self.transactions += 1
         if waited > 0.001:
