@@ -35,7 +35,7 @@ from bus.heap import limit_malloc_arenas
 from bus.logs import get_logger
 from bus.masking import Pseudonymizer
 from bus.paths import routes_dir
-from bus.ports import Sink, Source
+from bus.ports import Sink, Source, prepare_sink
 from bus.routing.router import RouteTable
 from bus.routing.support import support_gaps
 from bus.settings import Settings
@@ -227,6 +227,8 @@ class Bus:
                  consumers=len(self._consumers), sources=len(self.opened_sources))
 
     async def _start_router(self) -> None:
+        routes = self.routes.routes  # the kinds it takes and makes, compiled before any change waits for them
+        self.catalog.compile_schemas({r.takes for r in routes} | {r.projection.kind for r in routes})
         line = ResidentLine(self.deliveries, ROUTE_STAGE, self.hooks)
         decoded = Decoded() if self.settings.bus.route_fast_path else None
         self.intake.hand_records_to(decoded)  # this process's intake parses a change once, for both stages
@@ -247,6 +249,7 @@ class Bus:
         config = self.settings.destinations.get(name)
         policy = self.settings.retry_of(name)
         line = ResidentLine(self.deliveries, name, self.hooks)
+        prepare_sink(sink)  # its client made now, not in the first delivery's time
         guarded = TenantGuardSink(sink, name, self.tenancy)  # the last line: never another municipality's
         stage = DeliverStage(self.broker, self.catalog, line, guarded, policy=policy, hooks=self.hooks)
         await stage.resume()

@@ -37,7 +37,7 @@ from bus.validation.issues import Issue
 
 __all__ = [
     "BatchIntake", "BatchSink", "Caller", "FunctionSink", "Gatekeeper", "Intake", "ItemResult", "Outbound",
-    "RawMessage", "Receipt", "Sink", "Source", "Submission", "batch_size_of",
+    "RawMessage", "Receipt", "Sink", "Source", "Submission", "batch_size_of", "prepare_sink",
 ]
 
 
@@ -86,6 +86,15 @@ class BatchSink(Sink, Protocol):
     batch_size: int
 
     async def deliver_many(self, messages: Sequence[Outbound]) -> list[ItemResult]: ...
+
+
+def prepare_sink(sink: Sink) -> None:
+    """Let `sink` make now, as its deliverer starts, what it would otherwise make at its first
+    delivery (an HTTP client and its library: adapters.transports.httpclient): its `prepare()`,
+    when it has one. It opens no connection: a destination that is down does not stop the start."""
+    prepare = getattr(sink, "prepare", None)
+    if callable(prepare):
+        prepare()
 
 
 def batch_size_of(sink: Sink) -> int:
