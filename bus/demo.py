@@ -209,7 +209,8 @@ async def run_demo(
     """Run the whole demo; `progress` is called now and then with a one-line status; `then`
     (e.g. the console of `renkei demo --console`) runs on the running bus before it stops;
     `on_started` once the bus and its processes have started, before the feed (`renkei demo`
-    settles its heap there, bus.heap: not done here, for a caller in a process of its own)."""
+    settles its heap there, bus.heap; run_demo itself leaves the collector alone, since tests
+    call it in their own process)."""
     catalog = catalog or Catalog.load()
     out = options.out
     for part in ("received", "state"):

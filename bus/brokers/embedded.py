@@ -35,8 +35,8 @@ batch (bus.groupcommit): concurrent publishes, leases and settles share one comm
 fsync. Consumers lease up to `prefetch` rows per query and otherwise sleep until woken, never
 polling the queue: a local publish or settle wakes its queue's consumers at once, a delayed
 publish wakes them when it comes due, another process's publish rings them (its doorbell, a
-datagram naming the queues: bus/brokers/doorbell.py; 1.6 ms p50 from commit to handler between
-two processes, against 25 ms by the poll alone), and what a ring misses is seen through
+datagram naming the queues: bus/brokers/doorbell.py; 1.8 ms p50 from publish to handler between
+two processes, against 26.7 ms by the poll alone), and what a ring misses is seen through
 `PRAGMA data_version` (it changes when another connection commits), read every `poll_interval`
 — one read, outside any transaction, for the whole broker, however many queues and whatever
 their backlog (a lease query per queue every 50 ms took the store's write lock about 260
