@@ -55,6 +55,9 @@ class Doorbell:
         self._listening: socket.socket | None = None
         self._sending: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: queue → the other instances consuming it: whom `ring_consumers` rings (the broker sets it
+        #: from its file's `consumers` table at connect and at each heartbeat)
+        self.listeners: dict[str, frozenset[str]] = {}
         #: rings sent, and rings that could not be (an instance gone, a full buffer)
         self.sent = 0
         self.missed = 0
@@ -91,6 +94,19 @@ class Doorbell:
             listening.close()
         if sending is not None:
             sending.close()
+
+    def ring_consumers(self, queues: Iterable[str]) -> None:
+        """Ring each other instance that consumes some of `queues` (as `listeners` knows them),
+        naming only its own ones of them."""
+        listeners = self.listeners
+        if not listeners:
+            return
+        rings: dict[str, list[str]] = {}
+        for queue in queues:
+            for owner in listeners.get(queue, ()):
+                rings.setdefault(owner, []).append(queue)
+        for owner, theirs in rings.items():
+            self.ring((owner,), theirs)
 
     def ring(self, owners: Iterable[str], queues: Iterable[str]) -> None:
         """Tell each of `owners` that `queues` have new work: one datagram each, never waiting."""

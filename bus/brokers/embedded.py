@@ -59,10 +59,10 @@ import orjson
 import structlog
 
 from bus.brokers import embedded_store as store
-from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueDescription, QueueStats
+from bus.brokers.base import Broker, BrokerDescription, Delivery, OutgoingMessage, QueueStats
 from bus.brokers.doorbell import EVERY_QUEUE, Doorbell
 from bus.brokers.embedded_worker import Worker, mapped
-from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed, StoreUnreadable
+from bus.errors import BrokerError, BrokerUnavailable, PublishNotConfirmed
 
 __all__ = ["EmbeddedBroker"]
 
@@ -105,7 +105,6 @@ class EmbeddedBroker(Broker):
         self.doorbell = doorbell
         self.owner = uuid.uuid4().hex
         self._bell: Doorbell | None = None
-        self._listeners: dict[str, frozenset[str]] = {}  # queue -> other instances consuming it
         self._db: Worker | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -235,27 +234,12 @@ class EmbeddedBroker(Broker):
         seconds it held the lock (others wait that long), and its waits over 1 ms for another
         connection (process) holding it, and their seconds; of the transactions, how many ran on the
         event loop (`inline_transactions`, [bus] inline_writes) rather than on the worker's thread."""
-        db = self._db
-        if db is None:
-            return {"transactions": 0, "inline_transactions": 0, "lock_held_seconds": 0.0, "lock_waits": 0,
-                    "lock_wait_seconds": 0.0}
-        return {"transactions": db.transactions, "inline_transactions": db.inline_transactions,
-                "lock_held_seconds": round(db.lock_held_seconds, 3),
-                "lock_waits": db.lock_waits, "lock_wait_seconds": round(db.lock_wait_seconds, 3)}
+        return Worker.contention(self._db)
 
     async def describe(self, queues: Sequence[str]) -> BrokerDescription:
         """From the broker file opened read-only (connected or not: status reads the file of
         a bus running elsewhere); a missing file is not created."""
-        try:
-            found = await asyncio.to_thread(store.snapshot, self.path, queues)
-        except StoreUnreadable as exc:
-            problem = f"the broker file: {exc}"
-        else:
-            if found is not None:
-                return BrokerDescription(self.name, str(self.path), True, found)
-            problem = f"no broker file at {self.path}: no bus has run with this state directory"
-        return BrokerDescription(self.name, str(self.path), False,
-                                 {q: QueueDescription.unknown(q) for q in queues}, problem)
+        return await asyncio.to_thread(store.describe, self.name, self.path, queues)
 
     async def _start_consumer(
         self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int
@@ -320,15 +304,8 @@ class EmbeddedBroker(Broker):
     def _ring(self, queues: Iterable[str]) -> None:
         """Ring the other processes consuming `queues` (those known at the last heartbeat; a
         consumer started since is woken by the poll until then)."""
-        bell, listeners = self._bell, self._listeners
-        if bell is None or not listeners:
-            return
-        rings: dict[str, list[str]] = {}
-        for queue in queues:
-            for owner in listeners.get(queue, ()):
-                rings.setdefault(owner, []).append(queue)
-        for owner, theirs in rings.items():
-            bell.ring((owner,), theirs)
+        if self._bell is not None:
+            self._bell.ring_consumers(queues)
 
     def _rung(self, queues: set[str]) -> None:
         """Another process rang: wake this instance's consumers of `queues`."""
@@ -339,10 +316,11 @@ class EmbeddedBroker(Broker):
             self._wake(queue)
 
     async def _learn_listeners(self) -> None:
-        if self._bell is None:
+        bell = self._bell
+        if bell is None:
             return
         try:
-            self._listeners = await self._run(lambda c: store.listeners(c, self.owner))
+            bell.listeners = await self._run(lambda c: store.listeners(c, self.owner))
         except BrokerError as exc:  # rings wait for the next heartbeat; the poll wakes them meanwhile
             log.warning("embedded broker could not read its listeners", error=str(exc))
 

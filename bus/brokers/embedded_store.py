@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 
 import structlog
 
-from bus.brokers.base import QueueDescription
-from bus.errors import PublishNotConfirmed
+from bus.brokers.base import BrokerDescription, QueueDescription
+from bus.errors import PublishNotConfirmed, StoreUnreadable
 from bus.liveness import Process
 from bus.sqlite import read_only
 
 __all__ = [
-    "PER_MESSAGE", "SCHEMA", "SCHEMA_VERSION", "Process", "ack_statement", "data_version", "drained", "heartbeat",
+    "PER_MESSAGE", "SCHEMA", "SCHEMA_VERSION", "Process", "ack_statement", "data_version", "describe", "drained",
+    "heartbeat",
     "insert", "is_declared", "lease", "listeners", "reclaim", "register",
     "release", "settle_rows", "snapshot", "stats", "unregister",
 ]
@@ -162,6 +163,20 @@ def drained(c: sqlite3.Connection, queues: Sequence[str]) -> bool:
     """No row in any of `queues`: one index probe per queue, whatever the backlog (`stats`
     counts the queue's whole index range)."""
     return not any(c.execute(_DRAINED, (q,)).fetchone() for q in queues)
+
+
+def describe(name: str, path: Path, queues: Sequence[str]) -> BrokerDescription:
+    """The broker file at `path` as `renkei status` sees it (EmbeddedBroker.describe): its
+    `queues` read-only, or why it cannot be read (no file: nothing is created)."""
+    try:
+        found = snapshot(path, queues)
+    except StoreUnreadable as exc:
+        problem = f"the broker file: {exc}"
+    else:
+        if found is not None:
+            return BrokerDescription(name, str(path), True, found)
+        problem = f"no broker file at {path}: no bus has run with this state directory"
+    return BrokerDescription(name, str(path), False, {q: QueueDescription.unknown(q) for q in queues}, problem)
 
 
 def snapshot(path: Path, queues: Sequence[str]) -> dict[str, QueueDescription] | None:

@@ -75,6 +75,16 @@ class Worker:
             self._conn.execute("ALTER TABLE messages ADD COLUMN visible_at REAL NOT NULL DEFAULT 0")  # before 2
         self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
+    @staticmethod
+    def contention(worker: Worker | None) -> dict[str, float]:
+        """`worker`'s counters of the file's writer lock (EmbeddedBroker.contention); all 0 for none."""
+        if worker is None:
+            return {"transactions": 0, "inline_transactions": 0, "lock_held_seconds": 0.0, "lock_waits": 0,
+                    "lock_wait_seconds": 0.0}
+        return {"transactions": worker.transactions, "inline_transactions": worker.inline_transactions,
+                "lock_held_seconds": round(worker.lock_held_seconds, 3),
+                "lock_waits": worker.lock_waits, "lock_wait_seconds": round(worker.lock_wait_seconds, 3)}
+
     async def run(self, fn: Callable[[sqlite3.Connection], T], durable: bool) -> T:
         result: T = await self._jobs.submit(_Job(fn, durable))
         return result
