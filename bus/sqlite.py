@@ -105,7 +105,8 @@ def enable_wal(db: sqlite3.Connection) -> None:
 def without_waiting(db: sqlite3.Connection, fn: Callable[..., T], *args: Any, timeout_ms: int) -> T:
     """`fn(*args)` with `db`'s busy timeout at 0 (SQLITE_BUSY at once instead of a wait for another
     connection's lock; see `busy`), then back at `timeout_ms`: for the event loop's writes
-    (`[bus] inline_writes`: bus.brokers.embedded_worker, bus.audit.sqlite_store)."""
+    (`[bus] inline_writes`: bus.brokers.embedded_worker, bus.audit.sqlite_store), and for
+    `begin_immediate`'s own tries."""
     db.execute("PRAGMA busy_timeout=0")
     try:
         return fn(*args)
@@ -123,19 +124,18 @@ def begin_immediate(db: sqlite3.Connection, timeout: float) -> None:
     25 … ms between its tries, so a lock held for 1 ms (a bus transaction's usual length) cost a
     waiter 3–8 ms; with three processes on one file that idled each process's writer a sixth of
     the time (bench/README.md, stop 28). Raises as `execute` would (SQLITE_BUSY after `timeout`)."""
-    deadline = time.monotonic() + timeout
-    db.execute("PRAGMA busy_timeout=0")
-    try:
-        for attempt in itertools.count():
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if not busy(exc) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(_BEGIN_WAITS[min(attempt, len(_BEGIN_WAITS) - 1)] * random.uniform(0.5, 1.5))
-    finally:
-        db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    without_waiting(db, _begin_in_steps, db, time.monotonic() + timeout, timeout_ms=int(timeout * 1000))
+
+
+def _begin_in_steps(db: sqlite3.Connection, deadline: float) -> None:
+    for attempt in itertools.count():
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_BEGIN_WAITS[min(attempt, len(_BEGIN_WAITS) - 1)] * random.uniform(0.5, 1.5))
 
 
 def busy(error: BaseException) -> bool:
