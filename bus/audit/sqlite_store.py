@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
-from bus.audit.chain import GENESIS
-from bus.audit.store import SqlAuditStore, _Cursor
+from bus.audit import lookup
+from bus.audit.chain import GENESIS, AuditRecord
+from bus.audit.events import AuditEvent, EventType
+from bus.audit.signing import Checkpoint, CheckpointSigner
+from bus.audit.store import _AS_HAPPENED, _SELECT, COLUMNS, SqlAuditStore, _Cursor
 from bus.errors import AuditStoreError
 from bus.sqlite import begin_immediate, busy, enable_wal, without_waiting
 
@@ -27,8 +31,6 @@ CREATE TABLE IF NOT EXISTS audit_records (
     message_id TEXT, municipality TEXT, subject TEXT, sequence INTEGER, kind TEXT, source TEXT,
     destination TEXT, route TEXT, projection TEXT, legal_basis TEXT, codes TEXT NOT NULL,
     receipt TEXT, actor TEXT, reason TEXT, attempt INTEGER, at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_records_message ON audit_records (message_id);
-CREATE INDEX IF NOT EXISTS audit_records_subject ON audit_records (subject);
 CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
     hash TEXT NOT NULL);
 INSERT INTO audit_head VALUES (1, 0, '@GENESIS@') ON CONFLICT DO NOTHING;
@@ -42,13 +44,15 @@ CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_
     BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
     BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
-""".replace("@GENESIS@", GENESIS)
+""".replace("@GENESIS@", GENESIS) + lookup.SCHEMA
 
 
 class SqliteAuditStore(SqlAuditStore):
-    """Thread-safe: one connection, one lock; every append one short write transaction."""
+    """Thread-safe: one connection, one lock; every append one short write transaction. A
+    message's records and a resident's are found through sorted runs (bus.audit.lookup), built
+    in a thread after the appends that complete one (`lookup_run` records each)."""
 
-    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, timeout: float = 30.0, *, lookup_run: int = lookup.RUN) -> None:
         self.path = path
         self._timeout_ms = int(timeout * 1000)
         self.location = str(path)
@@ -58,11 +62,20 @@ class SqliteAuditStore(SqlAuditStore):
             enable_wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")  # several processes may open at once
+            self._legacy = lookup.legacy(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise AuditStoreError(f"cannot open the audit store {path}: {exc}") from None
         self._lock = threading.Lock()
+        self.lookups = lookup.Lookups(self._connect_builder, run=lookup_run, timeout=timeout)
+        self._appended: tuple[int, int] | None = None  # (head before, head after) of the append in hand
+
+    def _connect_builder(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=self._timeout_ms / 1000)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     def close(self) -> None:
+        self.lookups.wait(timeout=self._timeout_ms / 1000)
         with self._lock:
             self._db.close()
 
@@ -95,8 +108,48 @@ class SqliteAuditStore(SqlAuditStore):
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            appended, self._appended = self._appended, None
+            if appended is not None and not self._legacy:
+                self.lookups.appended(*appended)
         finally:
+            self._appended = None
             self._lock.release()
+
+    def _append_in(self, cur: _Cursor, events: Sequence[AuditEvent], signer: CheckpointSigner | None,
+                   checkpoint_every: int, sign_now: bool) -> tuple[list[AuditRecord], Checkpoint | None]:
+        records, checkpoint = super()._append_in(cur, events, signer, checkpoint_every, sign_now)
+        self._appended = (records[0].seq - 1, records[-1].seq)
+        return records, checkpoint
+
+    def by_message(self, message_id: str) -> list[AuditRecord]:
+        if self._legacy:
+            return super().by_message(message_id)
+        return self._lookup("m", "message_id", [message_id], "", ())
+
+    def by_subjects(self, subjects: Sequence[str], *, events: Sequence[EventType] = (),
+                    municipality: str | None = None, since: str | None = None) -> list[AuditRecord]:
+        if self._legacy or not subjects:
+            return super().by_subjects(subjects, events=events, municipality=municipality, since=since)
+        where: list[str] = []
+        params: list[Any] = []
+        if events:
+            where.append(f"event IN ({', '.join('?' for _ in events)})")
+            params.extend(str(e) for e in events)
+        if municipality:
+            where.append("municipality = ?")
+            params.append(municipality)
+        if since:
+            where.append("at >= ?")
+            params.append(since)
+        return self._lookup("s", "subject", list(subjects), " AND ".join(where), params)
+
+    def _lookup(self, prefix: str, column: str, values: Sequence[str], filters: str,
+                params: Sequence[Any]) -> list[AuditRecord]:
+        sql = lookup.by_key_sql(_SELECT, column, len(values), filters) + f" ORDER BY {_AS_HAPPENED}"
+        with self._reading() as cur:
+            cur.execute(sql, lookup.parameters(prefix, values, params))
+            rows = cur.fetchall()
+        return [AuditRecord.from_row(dict(zip(COLUMNS, row, strict=True))) for row in rows]
 
     def _begin(self, wait: bool) -> bool:
         try:

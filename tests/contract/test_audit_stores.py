@@ -86,6 +86,43 @@ class TestSqliteAuditStore(AuditStoreContract):
 
 
 @pytest.mark.postgres
+
+class TestSqliteAuditStoreInRuns(TestSqliteAuditStore):
+    """The same contract with the lookups in sorted runs of 3 records (bus.audit.lookup), each
+    built as soon as an append completes it: lookups read runs and the records after them."""
+
+    @pytest.fixture
+    def make_store(self, path: Path) -> Iterator[MakeStore]:
+        stores: list[SqliteAuditStore] = []
+
+        def make() -> SqliteAuditStore:
+            store = SqliteAuditStore(path, lookup_run=3)
+            lookups = store.lookups
+            lookups.appended = lambda before, after: None if before // 3 == after // 3 else lookups.build_now()
+            stores.append(store)
+            return store
+
+        yield make
+        for store in stores:
+            store.close()
+
+    def test_the_runs_are_built_and_read(self, make_store: MakeStore, query: Query) -> None:
+        """49 records: 16 runs published, one record after them; every life and every resident's
+        deliveries come back whole, from the runs and the tail together."""
+        store = make_store()
+        lives = {history: cases.life(history, f"00012345{history:04d}") for history in range(1, 8)}
+        for events in lives.values():
+            store.append(events)
+        assert query("SELECT count(*), max(upto) FROM audit_lookup_runs", ()) == [(16, 48)]
+        for history in range(1, 8):
+            address = f"00012345{history:04d}"
+            found = store.by_message(cases.envelope(history, address).message_id)
+            assert [r.event for r in found] == lives[history]
+            delivered = store.by_subjects([cases.subject(address)], events=(cases.EventType.DELIVERED,))
+            assert [r.event.destination for r in delivered] == ["zei", "kokuho"]
+        every = store.by_subjects([cases.subject(f"00012345{h:04d}") for h in range(1, 8)])
+        assert len(every) == 49
+
 class TestPostgresAuditStore(AuditStoreContract):
     @pytest.fixture
     def schema(self, postgres_url: str) -> Iterator[str]:
