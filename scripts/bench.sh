@@ -5,7 +5,7 @@
 #
 #   bash scripts/bench.sh                  small sizes (about 10 minutes on a quiet 2-core machine)
 #   bash scripts/bench.sh --full           the sizes (100,000 changes, 1,000,000 records: an hour)
-#   bash scripts/bench.sh --only demo,run  some of: demo embedded rabbitmq run ingest pipeline stages wake
+#   bash scripts/bench.sh --only demo,run  some of: demo embedded rabbitmq run ingest pipeline stages wake audit
 #
 # One benchmark on its own, with its own options (as before):
 #   bash scripts/bench.sh --pipeline [bench.pipeline options]   renkei vs aio-pika (and FastStream)
@@ -37,7 +37,7 @@ case "${1:-}" in
 esac
 
 full=0
-only="demo embedded rabbitmq run ingest pipeline stages wake"
+only="demo embedded rabbitmq run ingest pipeline stages wake audit"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --full) full=1 ;;
@@ -67,10 +67,10 @@ step() {  # step NAME RESULT-FILE COMMAND...: run it; it must write RESULT-FILE 
 
 if ((full)); then
     demo=(1000 4000 16000); growth=(1000 10000 100000); loads=(--load 200x15 --load 1000x15)
-    pipeline=(--messages 2000 --rounds 3); stages=(--changes 4000); ingest=(--full)
+    pipeline=(--messages 2000 --rounds 3); stages=(--changes 4000); ingest=(--full); trail=(--records 2000000)
 else
     demo=(1000); growth=(1000 4000); loads=(--load 200x15 --load 1000x5)
-    pipeline=(--messages 1000 --rounds 2); stages=(--changes 1000); ingest=()
+    pipeline=(--messages 1000 --rounds 2); stages=(--changes 1000); ingest=(); trail=(--records 400000)
 fi
 
 wants demo && step "renkei demo" "$results/demo.json" "$PY" -m bench.demo --changes "${demo[@]}"
@@ -109,6 +109,8 @@ fi
 
 wants wake && step "embedded broker, another process's publish to a consumer" "$results/wake.json" \
     "$PY" -m bench.wake --out "$results/wake.json"
+wants audit && step "audit trail: appends and lookups as it grows" "$results/audit_trail.json" \
+    "$PY" -m bench.audit_trail "${trail[@]}" --out "$results/audit_trail.json"
 
 printf '\n== summary (%s)\n' "$results/summary.json"
 "$PY" -m bench.summary
