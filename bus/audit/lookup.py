@@ -21,7 +21,8 @@ and rewrites those rows (INSERT OR IGNORE). Two stores building the same run wri
 rows; the run is published once.
 
 A trail written before this (with the indexes `audit_records_message`, `audit_records_subject`)
-keeps its indexes and its lookups: it is not converted, and builds no runs.
+keeps its indexes and its lookups, and builds no runs, until `renkei audit reindex` converts it
+(`convert`: every complete run built, then both indexes dropped; the bus stopped meanwhile).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 from bus.logs import get_logger
 from bus.sqlite import begin_immediate
 
-__all__ = ["RUN", "SCHEMA", "Lookups", "legacy"]
+__all__ = ["RUN", "SCHEMA", "Lookups", "convert", "legacy"]
 
 log = get_logger(__name__)
 
@@ -59,6 +60,22 @@ def legacy(db: sqlite3.Connection) -> bool:
     """A trail of the format before the runs: its lookups are its two indexes."""
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     return all(name in names for name in _LEGACY_INDEXES)
+
+
+def convert(db: sqlite3.Connection, *, run: int | None = None, timeout: float = 30.0,
+            on_run: Callable[[int], None] | None = None) -> int:
+    """A trail of the format before as a new one: every complete run built, then the two indexes
+    dropped (in one transaction; the records after the last run are found by the scan). The
+    runs published; 0 for a trail already converted. Stop the bus meanwhile: its stores decided
+    at open how to look up."""
+    if not legacy(db):
+        return 0
+    built = Lookups(lambda: db, run=run or RUN, timeout=timeout).build(db, on_run)
+    begin_immediate(db, timeout)
+    for name in _LEGACY_INDEXES:
+        db.execute(f"DROP INDEX IF EXISTS {name}")
+    db.execute("COMMIT")
+    return built
 
 
 def by_key_sql(select: str, key_column: str, count: int, filters: str) -> str:
@@ -115,7 +132,7 @@ class Lookups:
         """Build every complete run not yet published, in this thread; the runs published."""
         db = self._connect()
         try:
-            return self._build(db)
+            return self.build(db)
         finally:
             db.close()
 
@@ -124,7 +141,7 @@ class Lookups:
         try:
             db = self._connect()
             while True:
-                self._build(db)
+                self.build(db)
                 with self._guard:
                     if not self._again:
                         self._running = False
@@ -138,7 +155,9 @@ class Lookups:
             if db is not None:
                 db.close()
 
-    def _build(self, db: sqlite3.Connection) -> int:
+    def build(self, db: sqlite3.Connection, on_run: Callable[[int], None] | None = None) -> int:
+        """Every complete run not yet published, through `db`; the runs published. `on_run(records)`
+        after each, with the records it indexed."""
         published = 0
         while True:
             watermark, head = db.execute(
@@ -162,3 +181,5 @@ class Lookups:
                 db.execute("COMMIT")
             published += 1
             self.built += 1
+            if on_run is not None:
+                on_run(self.run)

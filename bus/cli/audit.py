@@ -351,9 +351,11 @@ def keygen(path: Path) -> None:
 
 
 def _add_commands() -> None:
-    from bus.cli.audit_migrate import migrate_command  # its own module: this one stays small
+    from bus.cli.audit_migrate import migrate_command  # its own modules: this one stays small
+    from bus.cli.audit_reindex import reindex_command
 
     audit.add_command(migrate_command)
+    audit.add_command(reindex_command)
 
 
 _add_commands()
