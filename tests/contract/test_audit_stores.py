@@ -123,6 +123,16 @@ class TestSqliteAuditStoreInRuns(TestSqliteAuditStore):
         every = store.by_subjects([cases.subject(f"00012345{h:04d}") for h in range(1, 8)])
         assert len(every) == 49
 
+    def test_the_runs_hold_no_plaintext_personal_value(self, make_store: MakeStore, query: Query) -> None:
+        """The runs' keys are the records' pseudonyms and message ids, nothing of the resident."""
+        store = make_store()
+        log = AuditLog(store)
+        for history in (1, 2, 3):
+            log.append(cases.life(history))
+        dump = repr(query("SELECT run, key, seq FROM audit_lookup", ()))
+        assert cases.ADDRESS_NUMBER not in dump and cases.PERSONAL_NUMBER not in dump
+        assert "s" + cases.subject() in dump and "m" + cases.envelope(2).message_id in dump
+
 class TestPostgresAuditStore(AuditStoreContract):
     @pytest.fixture
     def schema(self, postgres_url: str) -> Iterator[str]:
