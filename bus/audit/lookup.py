@@ -170,6 +170,8 @@ class Lookups:
                 last = start + self._slice >= len(rows)
                 begin_immediate(db, self._timeout)
                 try:
+                    if start == 0:  # rows left under this run's number by a builder of another run size
+                        db.execute("DELETE FROM audit_lookup WHERE run = ? AND seq <= ?", (upto, watermark))
                     db.executemany("INSERT OR IGNORE INTO audit_lookup VALUES (?, ?, ?)",
                                    [(upto, key, seq) for key, seq in rows[start:start + self._slice]])
                     if last:  # contiguous runs only: the one before must be published

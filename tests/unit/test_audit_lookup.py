@@ -154,3 +154,28 @@ def test_a_trail_of_the_format_before_keeps_its_indexes_and_builds_no_runs(tmp_p
     assert store.lookups.built == 0
     _check_lookups(store, messages, subjects)
     store.close()
+
+
+def test_rows_a_builder_of_another_run_size_left_under_a_runs_number_are_not_read(tmp_path: Path) -> None:
+    """A build of runs of 20 killed after its first slice, then builds of runs of 10 (the run
+    size changed between versions): run 20 is then (10, 20], and the dead build's rows for
+    records 1–10 under that number would have stayed in it for good (a lookup's `seq IN` reads
+    each record once either way)."""
+    path = tmp_path / "audit.sqlite"
+    store = SqliteAuditStore(path, lookup_run=10)
+    store.lookups.appended = lambda before, after: None
+    messages, subjects = _ids(4), _ids(2)
+    store.append(_events(25, messages, subjects))
+    db = sqlite3.connect(path, isolation_level=None)
+    rows = db.execute("SELECT 'm' || message_id, seq FROM audit_records WHERE seq <= 20 ORDER BY 1, 2").fetchall()
+    db.executemany("INSERT INTO audit_lookup VALUES (20, ?, ?)", rows[:12])  # the dead build's first slice
+    assert store.lookups.build_now() == 2
+    assert [row[0] for row in db.execute("SELECT upto FROM audit_lookup_runs ORDER BY upto")] == [10, 20]
+    for upto in (10, 20):
+        assert db.execute("SELECT min(seq), max(seq), count(*) FROM audit_lookup WHERE run = ?", (upto,)
+                          ).fetchone() == (upto - 9, upto, db.execute(
+                              "SELECT count(message_id) + count(subject) FROM audit_records WHERE seq > ? AND seq <= ?",
+                              (upto - 10, upto)).fetchone()[0])
+    db.close()
+    _check_lookups(store, messages, subjects)
+    store.close()
