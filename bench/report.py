@@ -4,6 +4,7 @@ which target, and where it goes (`bench/results/<name>.json`)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -23,8 +24,11 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+@functools.cache
 def commit() -> str:
-    """The checkout's commit (what a result measured), with `+dirty` when files differ from it."""
+    """The checkout's commit (what a result measured), with `+dirty` when files differ from it:
+    read once, when this module is imported, i.e. when the benchmark starts. Read when the file
+    was written, a 20-minute run named a commit made while it ran (stop 29: ingest.json)."""
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
@@ -48,6 +52,9 @@ def rss_mb(pid: int | str = "self") -> float:
     except OSError:
         pass
     return 0.0
+
+
+commit()  # the checkout as the benchmark starts
 
 
 def write(out: Path, result: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bench import report, summary
 
@@ -86,3 +89,11 @@ def test_the_growth_table_has_a_row_per_size_and_broker_in_order_of_size(tmp_pat
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| embedded")]
     assert [row.split("|")[2].strip() for row in rows] == ["1,000", "10,000"]
     assert rows[0].split("|")[4].strip() == "3.000"
+
+
+def test_a_result_names_the_commit_its_benchmark_started_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit is read once, as bench.report is imported: a run long enough to outlive a commit
+    still names the checkout it measured."""
+    started = report.commit()
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("git asked again"))
+    assert report.commit() == started
