@@ -8,9 +8,9 @@ to 200,000 records, growing with the trail (bench/README.md, issue 10 stop 29).
 
 Here a record costs nothing at append time. Every `RUN` records (seq (k·RUN, (k+1)·RUN]) are
 indexed together, after they are written: their keys (`m` + message id, `s` + subject) read
-in one read transaction, sorted, and appended to `audit_lookup` under the run's number, in
-slices of a few thousand rows (each a short write transaction: the B-tree grows at its end
-only); the run counts once `audit_lookup_runs` names it, in the slice that completes it. A
+sorted in one read transaction of a second connection, a slice of a few thousand at a time, and
+appended to `audit_lookup` under the run's number (each slice a short write transaction: the
+B-tree grows at its end only); the run counts once `audit_lookup_runs` names it, in the slice that completes it. A
 lookup seeks each published run and scans the records after the last one (at most about two
 runs' worth: the one being built and the one being written).
 
@@ -70,7 +70,8 @@ def convert(db: sqlite3.Connection, *, run: int | None = None, timeout: float = 
     at open how to look up."""
     if not legacy(db):
         return 0
-    built = Lookups(lambda: db, run=run or RUN, timeout=timeout).build(db, on_run)
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    built = Lookups(lambda: sqlite3.connect(path, timeout=timeout), run=run or RUN, timeout=timeout).build(db, on_run)
     begin_immediate(db, timeout)
     for name in _LEGACY_INDEXES:
         db.execute(f"DROP INDEX IF EXISTS {name}")
@@ -156,32 +157,48 @@ class Lookups:
                 db.close()
 
     def build(self, db: sqlite3.Connection, on_run: Callable[[int], None] | None = None) -> int:
-        """Every complete run not yet published, through `db`; the runs published. `on_run(records)`
-        after each, with the records it indexed."""
+        """Every complete run not yet published, written through `db`; the runs published.
+        `on_run(records)` after each, with the records it indexed. A run's keys come sorted from a
+        second connection (one read transaction), a slice at a time: a build holds one slice in
+        memory, not the run (32,768 records' keys held at once cost each building process ~15 MB
+        of heap it kept)."""
         published = 0
-        while True:
-            watermark, head = db.execute(
-                f"SELECT {_WATERMARK}, (SELECT seq FROM audit_head WHERE id = 1)").fetchone()  # noqa: S608
-            upto = watermark + self.run
-            if head < upto:
-                return published
-            rows = db.execute(_KEYS, (watermark, upto, watermark, upto)).fetchall()  # one read transaction
-            for start in range(0, max(len(rows), 1), self._slice):
-                last = start + self._slice >= len(rows)
-                begin_immediate(db, self._timeout)
-                try:
-                    if start == 0:  # rows left under this run's number by a builder of another run size
-                        db.execute("DELETE FROM audit_lookup WHERE run = ? AND seq <= ?", (upto, watermark))
-                    db.executemany("INSERT OR IGNORE INTO audit_lookup VALUES (?, ?, ?)",
-                                   [(upto, key, seq) for key, seq in rows[start:start + self._slice]])
-                    if last:  # contiguous runs only: the one before must be published
-                        db.execute("INSERT OR IGNORE INTO audit_lookup_runs SELECT ?"
-                                   f" WHERE {_WATERMARK} = ?", (upto, watermark))
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            published += 1
-            self.built += 1
-            if on_run is not None:
-                on_run(self.run)
+        reader = self._connect()
+        try:
+            while True:
+                watermark, head = db.execute(
+                    f"SELECT {_WATERMARK}, (SELECT seq FROM audit_head WHERE id = 1)").fetchone()  # noqa: S608
+                upto = watermark + self.run
+                if head < upto:
+                    return published
+                keys = reader.execute(_KEYS, (watermark, upto, watermark, upto))
+                first = True
+                while True:
+                    rows = keys.fetchmany(self._slice)
+                    last = len(rows) < self._slice
+                    self._write_slice(db, rows, upto, watermark, first=first, last=last)
+                    first = False
+                    if last:
+                        break
+                keys.close()
+                published += 1
+                self.built += 1
+                if on_run is not None:
+                    on_run(self.run)
+        finally:
+            reader.close()
+
+    def _write_slice(self, db: sqlite3.Connection, rows: list[tuple[str, int]], upto: int, watermark: int, *,
+                     first: bool, last: bool) -> None:
+        begin_immediate(db, self._timeout)
+        try:
+            if first:  # rows left under this run's number by a builder of another run size
+                db.execute("DELETE FROM audit_lookup WHERE run = ? AND seq <= ?", (upto, watermark))
+            db.executemany("INSERT OR IGNORE INTO audit_lookup VALUES (?, ?, ?)", [(upto, k, q) for k, q in rows])
+            if last:  # contiguous runs only: the one before must be published
+                db.execute(f"INSERT OR IGNORE INTO audit_lookup_runs SELECT ? WHERE {_WATERMARK} = ?",
+                           (upto, watermark))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
