@@ -8,8 +8,10 @@ a trail written before it (the reference run, in the same sitting).
 For each layout, a fresh trail (`SqliteAuditStore`) is appended `delivered` events of synthetic
 pseudonyms (random hex: message ids and subjects are keyed HMACs) in batches of 64, as a
 deliverer's group commit writes them; every 8 records share a message id and a subject, as a
-change's records do. Per segment of `--segment` records: the process's CPU per record (every
-thread: the runs' builder included) and the wall clock. At the end, `--lookups` lookups of
+change's records do, and the records of 512 changes are interleaved, as the bus's processes
+write them (a batch holds 64 changes' records, not 8 changes' records side by side). Per
+segment of `--segment` records: the process's CPU per record (every thread: the runs' builder
+included) and the wall clock. At the end, `--lookups` lookups of
 random earlier messages (`by_message`) and residents (`by_subjects`, delivered events): their
 p50 and max. The ratio row is the indexes' CPU per record over the runs', per segment. Only counts
 and times are written: the events are made up.
@@ -35,6 +37,7 @@ from bus.audit.sqlite_store import SqliteAuditStore
 
 LAYOUTS = ("runs", "indexes")
 _PER_CHANGE = 8
+_WINDOW = 512  # changes whose records are interleaved (a window of 4,096 records)
 
 
 def _legacy_file(path: Path) -> None:
@@ -48,11 +51,15 @@ def _legacy_file(path: Path) -> None:
 
 
 def _events(start: int, count: int, ids: list[tuple[str, str]]) -> list[AuditEvent]:
+    """Records `start`… of a trail where the changes of a window of _WINDOW are written
+    interleaved, as the bus's processes write them: a batch of 64 holds 64 changes' records."""
     events = []
     for i in range(start, start + count):
-        if i % _PER_CHANGE == 0:
+        window, j = divmod(i, _WINDOW * _PER_CHANGE)
+        change = window * _WINDOW + j % _WINDOW
+        while len(ids) <= change:
             ids.append((secrets.token_hex(16), secrets.token_hex(16)))
-        message_id, subject = ids[i // _PER_CHANGE]
+        message_id, subject = ids[change]
         events.append(AuditEvent(EventType.DELIVERED, message_id, "131016", subject, i, "jumin.idou", "jumin",
                                  "zei", "zei-default", "zei.jumin", None, (), f"r{i}"))
     return events
