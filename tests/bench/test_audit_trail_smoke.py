@@ -1,5 +1,5 @@
 """bench.audit_trail runs end to end on a tiny trail: both layouts append every record, every
-lookup finds a change's eight records (the run checks it), and the result file has the figures
+lookup finds all of its change's records (the run checks it), and the result file has the figures
 (no timing is asserted)."""
 
 from __future__ import annotations
