@@ -33,6 +33,7 @@ from typing import Any
 from bench.report import RESULTS, write
 from bus.audit.events import AuditEvent, EventType
 from bus.audit.log import AuditLog
+from bus.audit.lookup import LEGACY_INDEXES
 from bus.audit.sqlite_store import SqliteAuditStore
 
 LAYOUTS = ("runs", "indexes")
@@ -44,9 +45,7 @@ def _legacy_file(path: Path) -> None:
     """A trail of the format before the runs: the two indexes present before the first append."""
     SqliteAuditStore(path).close()
     db = sqlite3.connect(path)
-    db.execute("CREATE INDEX audit_records_message ON audit_records (message_id)")
-    db.execute("CREATE INDEX audit_records_subject ON audit_records (subject)")
-    db.commit()
+    db.executescript(LEGACY_INDEXES)
     db.close()
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from bus.logs import get_logger
 from bus.sqlite import begin_immediate
 
-__all__ = ["RUN", "SCHEMA", "Lookups", "convert", "legacy"]
+__all__ = ["LEGACY_INDEXES", "RUN", "SCHEMA", "Lookups", "convert", "legacy"]
 
 log = get_logger(__name__)
 
@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS audit_lookup (run INTEGER NOT NULL, key TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS audit_lookup_runs (upto INTEGER PRIMARY KEY);
 """
 _LEGACY_INDEXES = ("audit_records_message", "audit_records_subject")
+#: the two indexes of a trail written before December 2026 (what `legacy` recognises; the tests and
+#: bench.audit_trail make such a trail with them)
+LEGACY_INDEXES = """
+CREATE INDEX IF NOT EXISTS audit_records_message ON audit_records (message_id);
+CREATE INDEX IF NOT EXISTS audit_records_subject ON audit_records (subject);
+"""
 _WATERMARK = "(SELECT coalesce(max(upto), 0) FROM audit_lookup_runs)"
 _KEYS = ("SELECT 'm' || message_id, seq FROM audit_records WHERE seq > ? AND seq <= ? AND message_id IS NOT NULL"
          " UNION ALL "

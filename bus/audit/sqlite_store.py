@@ -19,7 +19,7 @@ from bus.audit import lookup
 from bus.audit.chain import GENESIS, AuditRecord
 from bus.audit.events import AuditEvent, EventType
 from bus.audit.signing import Checkpoint, CheckpointSigner
-from bus.audit.store import _AS_HAPPENED, _SELECT, COLUMNS, SqlAuditStore, _Cursor
+from bus.audit.store import _AS_HAPPENED, _SELECT, COLUMNS, SqlAuditStore, _Cursor, subject_filters
 from bus.errors import AuditStoreError
 from bus.sqlite import begin_immediate, busy, enable_wal, without_waiting
 
@@ -130,17 +130,7 @@ class SqliteAuditStore(SqlAuditStore):
                     municipality: str | None = None, since: str | None = None) -> list[AuditRecord]:
         if self._legacy or not subjects:
             return super().by_subjects(subjects, events=events, municipality=municipality, since=since)
-        where: list[str] = []
-        params: list[Any] = []
-        if events:
-            where.append(f"event IN ({', '.join('?' for _ in events)})")
-            params.extend(str(e) for e in events)
-        if municipality:
-            where.append("municipality = ?")
-            params.append(municipality)
-        if since:
-            where.append("at >= ?")
-            params.append(since)
+        where, params = subject_filters(events, municipality, since)
         return self._lookup("s", "subject", list(subjects), " AND ".join(where), params)
 
     def _lookup(self, prefix: str, column: str, values: Sequence[str], filters: str,

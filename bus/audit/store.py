@@ -235,18 +235,9 @@ class SqlAuditStore(AuditStore):
                     municipality: str | None = None, since: str | None = None) -> list[AuditRecord]:
         if not subjects:
             return []
-        where = [f"subject IN ({', '.join('?' for _ in subjects)})"]
-        params: list[Any] = list(subjects)
-        if events:
-            where.append(f"event IN ({', '.join('?' for _ in events)})")
-            params.extend(str(e) for e in events)
-        if municipality:
-            where.append("municipality = ?")
-            params.append(municipality)
-        if since:
-            where.append("at >= ?")
-            params.append(since)
-        return self._select(" AND ".join(where) + f" ORDER BY {_AS_HAPPENED}", tuple(params))
+        filters, params = subject_filters(events, municipality, since)
+        where = [f"subject IN ({', '.join('?' for _ in subjects)})", *filters]
+        return self._select(" AND ".join(where) + f" ORDER BY {_AS_HAPPENED}", (*subjects, *params))
 
     def municipalities(self) -> list[str]:
         with self._reading() as cur:
@@ -259,6 +250,23 @@ class SqlAuditStore(AuditStore):
             cur.execute(self._sql(_SELECT + condition), params)
             rows = cur.fetchall()
         return [AuditRecord.from_row(dict(zip(COLUMNS, row, strict=True))) for row in rows]
+
+
+def subject_filters(events: Sequence[EventType], municipality: str | None,
+                    since: str | None) -> tuple[list[str], list[Any]]:
+    """by_subjects' conditions besides the subjects (SQL on audit_records' columns) and their values."""
+    where: list[str] = []
+    params: list[Any] = []
+    if events:
+        where.append(f"event IN ({', '.join('?' for _ in events)})")
+        params.extend(str(e) for e in events)
+    if municipality:
+        where.append("municipality = ?")
+        params.append(municipality)
+    if since:
+        where.append("at >= ?")
+        params.append(since)
+    return where, params
 
 
 def _row(record: AuditRecord) -> tuple[Any, ...]:

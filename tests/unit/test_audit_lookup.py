@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from bus.audit.events import AuditEvent, EventType
+from bus.audit.lookup import LEGACY_INDEXES
 from bus.audit.sqlite_store import SqliteAuditStore
 
 
@@ -143,9 +144,7 @@ def test_a_trail_of_the_format_before_keeps_its_indexes_and_builds_no_runs(tmp_p
     path = tmp_path / "audit.sqlite"
     SqliteAuditStore(path).close()
     db = sqlite3.connect(path)
-    db.execute("CREATE INDEX audit_records_message ON audit_records (message_id)")
-    db.execute("CREATE INDEX audit_records_subject ON audit_records (subject)")
-    db.commit()
+    db.executescript(LEGACY_INDEXES)
     db.close()
     store = SqliteAuditStore(path, lookup_run=5)
     messages, subjects = _ids(6), _ids(3)

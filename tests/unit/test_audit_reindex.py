@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import bus.audit.lookup
 from bus.audit import verify
 from bus.audit.events import AuditEvent, EventType
+from bus.audit.lookup import LEGACY_INDEXES
 from bus.audit.sqlite_store import SqliteAuditStore
 from bus.cli import main
 
@@ -21,9 +22,7 @@ from bus.cli import main
 def _old_trail(path: Path, changes: int) -> list[tuple[str, str]]:
     SqliteAuditStore(path).close()
     db = sqlite3.connect(path)
-    db.execute("CREATE INDEX audit_records_message ON audit_records (message_id)")
-    db.execute("CREATE INDEX audit_records_subject ON audit_records (subject)")
-    db.commit()
+    db.executescript(LEGACY_INDEXES)
     db.close()
     ids = [(secrets.token_hex(16), secrets.token_hex(16)) for _ in range(changes)]
     store = SqliteAuditStore(path)
