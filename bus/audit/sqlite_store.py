@@ -19,7 +19,7 @@ from bus.audit import lookup
 from bus.audit.chain import GENESIS, AuditRecord
 from bus.audit.events import AuditEvent, EventType
 from bus.audit.signing import Checkpoint, CheckpointSigner
-from bus.audit.store import _AS_HAPPENED, _SELECT, COLUMNS, SqlAuditStore, _Cursor, subject_filters
+from bus.audit.store import _AS_HAPPENED, _SELECT, SqlAuditStore, _Cursor, subject_filters
 from bus.errors import AuditStoreError
 from bus.sqlite import begin_immediate, busy, enable_wal, without_waiting
 
@@ -136,10 +136,7 @@ class SqliteAuditStore(SqlAuditStore):
     def _lookup(self, prefix: str, column: str, values: Sequence[str], filters: str,
                 params: Sequence[Any]) -> list[AuditRecord]:
         sql = lookup.by_key_sql(_SELECT, column, len(values), filters) + f" ORDER BY {_AS_HAPPENED}"
-        with self._reading() as cur:
-            cur.execute(sql, lookup.parameters(prefix, values, params))
-            rows = cur.fetchall()
-        return [AuditRecord.from_row(dict(zip(COLUMNS, row, strict=True))) for row in rows]
+        return self._records(sql, lookup.parameters(prefix, values, params))
 
     def _begin(self, wait: bool) -> bool:
         try:

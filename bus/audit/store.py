@@ -246,8 +246,12 @@ class SqlAuditStore(AuditStore):
             return [str(r[0]) for r in cur.fetchall()]
 
     def _select(self, condition: str, params: tuple[Any, ...]) -> list[AuditRecord]:
+        return self._records(self._sql(_SELECT + condition), params)
+
+    def _records(self, sql: str, params: tuple[Any, ...]) -> list[AuditRecord]:
+        """The records a query of whole rows (COLUMNS, in order) finds."""
         with self._reading() as cur:
-            cur.execute(self._sql(_SELECT + condition), params)
+            cur.execute(sql, params)
             rows = cur.fetchall()
         return [AuditRecord.from_row(dict(zip(COLUMNS, row, strict=True))) for row in rows]
 
